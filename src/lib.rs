@@ -1,0 +1,3 @@
+//! zdsync: a daemon that keeps a Zendesk Support instance in sync with a customer-success account directory.
+
+pub mod proto;
