@@ -1,4 +1,11 @@
 //! zdsync: a daemon that keeps a Zendesk Support instance in sync with a customer-success account directory.
 
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod domain;
+pub mod grpc;
 pub mod proto;
+pub mod secrets;
+pub mod store;

@@ -1,1 +1,74 @@
-fn main() {}
+//! The `zdsync` command: the daemon, and admin subcommands that talk to it over gRPC.
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use zdsync::config::{Config, ProcessEnv};
+
+/// zdsync keeps a Zendesk Support instance in sync with your customer-success account directory.
+#[derive(Debug, Parser)]
+#[command(name = "zdsync", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon (systemd Type=notify; SIGTERM drains and exits 0).
+    Serve {
+        /// TOML config file; every key is optional and `ZDSYNC_*` variables override it.
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides `listen` and `ZDSYNC_LISTEN`); port 0 picks a free port.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Manage the account directory of a running daemon.
+    Accounts(zdsync::cli::accounts::AccountsArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Serve { config, listen } => runtime.block_on(serve(config, listen)),
+        Command::Accounts(args) => runtime.block_on(zdsync::cli::accounts::run(args)),
+    }
+}
+
+async fn serve(
+    config_path: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    let mut config = Config::load(config_path.as_deref(), &ProcessEnv)?;
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    zdsync::daemon::init_logging(config.log_format);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    zdsync::daemon::run(config, listener, stop_signal()).await?;
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

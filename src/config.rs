@@ -1,0 +1,635 @@
+//! The daemon's configuration: a TOML file plus `ZDSYNC_*` environment overrides, validated once at start.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveTime;
+use serde::Deserialize;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has an unknown key.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file that failed to parse.
+        path: PathBuf,
+        /// What the TOML parser reported, including the key.
+        message: String,
+    },
+    /// A key has a value zdsync cannot use.
+    #[error("config key `{key}` has an invalid value {value:?}: {reason}")]
+    Invalid {
+        /// The dotted key (or environment variable) that is wrong.
+        key: String,
+        /// The value as given.
+        value: String,
+        /// What a valid value looks like.
+        reason: String,
+    },
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where the gRPC tokens come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// File holding the admin token; when unset and `admin_token` is unset, one is generated in the data directory.
+    pub admin_token_file: Option<PathBuf>,
+    /// File holding the read-only token.
+    pub read_token_file: Option<PathBuf>,
+    /// The admin token itself, from `ZDSYNC_ADMIN_TOKEN`.
+    pub admin_token: Option<String>,
+    /// The read token itself, from `ZDSYNC_READ_TOKEN`.
+    pub read_token: Option<String>,
+}
+
+/// TLS for the gRPC listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+}
+
+/// How zdsync reaches Zendesk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZendeskConfig {
+    /// Overrides `https://{subdomain}.zendesk.com`; for tests and the simulator only.
+    pub base_url: Option<String>,
+    /// Client-side request budget for the incremental export endpoints; 0 turns it off.
+    pub requests_per_minute: u32,
+    /// Timeout of one HTTP request.
+    pub timeout: Duration,
+}
+
+/// When syncs run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleConfig {
+    /// Time between incremental syncs.
+    pub incremental_interval: Duration,
+    /// Time of day (UTC) of the nightly validation.
+    pub full_validation_at: NaiveTime,
+}
+
+/// The validated configuration of the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address the gRPC server listens on.
+    pub listen: SocketAddr,
+    /// Directory holding the database, generated tokens and secrets.
+    pub data_dir: PathBuf,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// gRPC tokens.
+    pub auth: AuthConfig,
+    /// Optional TLS for the gRPC listener.
+    pub tls: Option<TlsConfig>,
+    /// Zendesk access.
+    pub zendesk: ZendeskConfig,
+    /// Sync schedule.
+    pub schedule: ScheduleConfig,
+}
+
+/// Default gRPC listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default data directory when neither the config nor systemd's `STATE_DIRECTORY` says otherwise.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/zdsync";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    log_format: Option<String>,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    tls: RawTls,
+    #[serde(default)]
+    zendesk: RawZendesk,
+    #[serde(default)]
+    schedule: RawSchedule,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    admin_token_file: Option<PathBuf>,
+    read_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZendesk {
+    base_url: Option<String>,
+    requests_per_minute: Option<i64>,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    incremental_interval: Option<String>,
+    full_validation_at: Option<String>,
+}
+
+/// A source of environment variables, so tests need not touch the process environment.
+pub trait Env {
+    /// The value of `name`, if set and not empty.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<const N: usize> Env for [(&str, &str); N] {
+    fn var(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned())
+    }
+}
+
+impl Config {
+    /// Loads the config file (if any), applies `ZDSYNC_*` overrides from `env`, and validates every key.
+    pub fn load(path: Option<&Path>, env: &dyn Env) -> Result<Self, ConfigError> {
+        let raw = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str::<RawConfig>(&text).map_err(|err| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: err.to_string(),
+                })?
+            }
+            None => RawConfig::default(),
+        };
+        Self::from_raw(raw, env)
+    }
+
+    /// Parses TOML text (no file) and applies `env`; used by tests and by `load`.
+    pub fn from_toml(text: &str, env: &dyn Env) -> Result<Self, ConfigError> {
+        let raw = toml::from_str::<RawConfig>(text).map_err(|err| ConfigError::Parse {
+            path: PathBuf::from("<inline>"),
+            message: err.to_string(),
+        })?;
+        Self::from_raw(raw, env)
+    }
+
+    fn from_raw(raw: RawConfig, env: &dyn Env) -> Result<Self, ConfigError> {
+        let listen_text = pick(env, "ZDSYNC_LISTEN", raw.listen, "listen")
+            .unwrap_or_else(|| ("listen".into(), DEFAULT_LISTEN.into()));
+        let listen = listen_text.1.parse::<SocketAddr>().map_err(|_| {
+            invalid(
+                &listen_text.0,
+                &listen_text.1,
+                "expected HOST:PORT, e.g. 127.0.0.1:50051",
+            )
+        })?;
+
+        let data_dir = env
+            .var("ZDSYNC_DATA_DIR")
+            .map(PathBuf::from)
+            .or(raw.data_dir)
+            .or_else(|| env.var("STATE_DIRECTORY").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        if data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "", "must not be empty"));
+        }
+
+        let log_format = match pick(env, "ZDSYNC_LOG_FORMAT", raw.log_format, "log_format") {
+            None => LogFormat::Text,
+            Some((_, value)) if value == "text" => LogFormat::Text,
+            Some((_, value)) if value == "json" => LogFormat::Json,
+            Some((key, value)) => return Err(invalid(&key, &value, "expected `text` or `json`")),
+        };
+
+        let auth = AuthConfig {
+            admin_token_file: path_override(
+                env,
+                "ZDSYNC_ADMIN_TOKEN_FILE",
+                raw.auth.admin_token_file,
+            ),
+            read_token_file: path_override(env, "ZDSYNC_READ_TOKEN_FILE", raw.auth.read_token_file),
+            admin_token: env.var("ZDSYNC_ADMIN_TOKEN"),
+            read_token: env.var("ZDSYNC_READ_TOKEN"),
+        };
+        for (key, token) in [
+            ("ZDSYNC_ADMIN_TOKEN", &auth.admin_token),
+            ("ZDSYNC_READ_TOKEN", &auth.read_token),
+        ] {
+            if let Some(token) = token {
+                // The value is a secret: name the variable, never echo it.
+                crate::secrets::validate_token(token)
+                    .map_err(|reason| invalid(key, "<hidden>", &reason))?;
+            }
+        }
+
+        let cert_file = path_override(env, "ZDSYNC_TLS_CERT_FILE", raw.tls.cert_file);
+        let key_file = path_override(env, "ZDSYNC_TLS_KEY_FILE", raw.tls.key_file);
+        let tls = match (cert_file, key_file) {
+            (None, None) => None,
+            (Some(cert_file), Some(key_file)) => Some(TlsConfig {
+                cert_file,
+                key_file,
+            }),
+            (Some(cert), None) => {
+                return Err(invalid(
+                    "tls.key_file",
+                    "",
+                    &format!("required when tls.cert_file is set ({})", cert.display()),
+                ))
+            }
+            (None, Some(key)) => {
+                return Err(invalid(
+                    "tls.cert_file",
+                    "",
+                    &format!("required when tls.key_file is set ({})", key.display()),
+                ))
+            }
+        };
+
+        let base_url = match pick(
+            env,
+            "ZDSYNC_ZENDESK_BASE_URL",
+            raw.zendesk.base_url,
+            "zendesk.base_url",
+        ) {
+            None => None,
+            Some((key, value)) => Some(validate_base_url(&key, &value)?),
+        };
+        let requests_per_minute = match (
+            env.var("ZDSYNC_ZENDESK_REQUESTS_PER_MINUTE"),
+            raw.zendesk.requests_per_minute,
+        ) {
+            (Some(text), _) => parse_rpm("ZDSYNC_ZENDESK_REQUESTS_PER_MINUTE", &text)?,
+            (None, Some(value)) => parse_rpm("zendesk.requests_per_minute", &value.to_string())?,
+            (None, None) => 10,
+        };
+        let timeout = match pick(
+            env,
+            "ZDSYNC_ZENDESK_TIMEOUT",
+            raw.zendesk.timeout,
+            "zendesk.timeout",
+        ) {
+            None => Duration::from_secs(30),
+            Some((key, value)) => parse_duration(
+                &key,
+                &value,
+                Duration::from_secs(1),
+                Duration::from_secs(600),
+            )?,
+        };
+
+        let incremental_interval = match pick(
+            env,
+            "ZDSYNC_SCHEDULE_INCREMENTAL_INTERVAL",
+            raw.schedule.incremental_interval,
+            "schedule.incremental_interval",
+        ) {
+            None => Duration::from_secs(3600),
+            Some((key, value)) => parse_duration(
+                &key,
+                &value,
+                Duration::from_secs(60),
+                Duration::from_secs(7 * 86_400),
+            )?,
+        };
+        let full_validation_at = match pick(
+            env,
+            "ZDSYNC_SCHEDULE_FULL_VALIDATION_AT",
+            raw.schedule.full_validation_at,
+            "schedule.full_validation_at",
+        ) {
+            None => NaiveTime::from_hms_opt(2, 0, 0).unwrap_or_default(),
+            Some((key, value)) => NaiveTime::parse_from_str(&value, "%H:%M").map_err(|_| {
+                invalid(&key, &value, "expected a UTC time of day HH:MM, e.g. 02:00")
+            })?,
+        };
+
+        Ok(Config {
+            listen,
+            data_dir,
+            log_format,
+            auth,
+            tls,
+            zendesk: ZendeskConfig {
+                base_url,
+                requests_per_minute,
+                timeout,
+            },
+            schedule: ScheduleConfig {
+                incremental_interval,
+                full_validation_at,
+            },
+        })
+    }
+}
+
+/// The environment value if set (named by its variable), else the file value (named by its key).
+fn pick(
+    env: &dyn Env,
+    var: &str,
+    file_value: Option<String>,
+    key: &str,
+) -> Option<(String, String)> {
+    env.var(var)
+        .map(|value| (var.to_owned(), value))
+        .or_else(|| file_value.map(|value| (key.to_owned(), value)))
+}
+
+fn path_override(env: &dyn Env, var: &str, file_value: Option<PathBuf>) -> Option<PathBuf> {
+    env.var(var).map(PathBuf::from).or(file_value)
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn parse_rpm(key: &str, text: &str) -> Result<u32, ConfigError> {
+    match text.trim().parse::<u32>() {
+        Ok(value) if value <= 100_000 => Ok(value),
+        _ => Err(invalid(
+            key,
+            text,
+            "expected a whole number from 0 (budget off) to 100000",
+        )),
+    }
+}
+
+fn parse_duration(
+    key: &str,
+    text: &str,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
+    let parsed = humantime::parse_duration(text).map_err(|err| {
+        invalid(
+            key,
+            text,
+            &format!("expected a duration such as `30s`, `5m` or `1h` ({err})"),
+        )
+    })?;
+    if parsed < min || parsed > max {
+        return Err(invalid(
+            key,
+            text,
+            &format!(
+                "must be between {} and {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(parsed)
+}
+
+fn validate_base_url(key: &str, text: &str) -> Result<String, ConfigError> {
+    let url = reqwest::Url::parse(text).map_err(|err| {
+        invalid(
+            key,
+            text,
+            &format!("expected an absolute http(s) URL ({err})"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(
+            key,
+            text,
+            "expected an absolute http(s) URL with a host",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(key, text, "must not carry credentials"));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NO_ENV: [(&str, &str); 0] = [];
+
+    fn error_of(text: &str) -> String {
+        match Config::from_toml(text, &NO_ENV) {
+            Ok(config) => panic!("expected an error, got {config:?}"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn empty_config_takes_every_default() {
+        let config = Config::from_toml("", &NO_ENV).expect("defaults");
+        assert_eq!(config.listen, "127.0.0.1:50051".parse().expect("addr"));
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.zendesk.requests_per_minute, 10);
+        assert_eq!(config.zendesk.timeout, Duration::from_secs(30));
+        assert_eq!(
+            config.schedule.incremental_interval,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            config.schedule.full_validation_at,
+            NaiveTime::from_hms_opt(2, 0, 0).expect("time")
+        );
+        assert!(config.tls.is_none());
+        assert_eq!(config.auth, AuthConfig::default());
+    }
+
+    #[test]
+    fn every_key_is_read_from_the_file() {
+        let config = Config::from_toml(
+            r#"
+            listen = "0.0.0.0:6000"
+            data_dir = "/tmp/zd"
+            log_format = "json"
+            [auth]
+            admin_token_file = "/etc/zdsync/admin"
+            read_token_file = "/etc/zdsync/read"
+            [tls]
+            cert_file = "/etc/zdsync/cert.pem"
+            key_file = "/etc/zdsync/key.pem"
+            [zendesk]
+            base_url = "http://127.0.0.1:9000/"
+            requests_per_minute = 0
+            timeout = "5s"
+            [schedule]
+            incremental_interval = "15m"
+            full_validation_at = "03:30"
+            "#,
+            &NO_ENV,
+        )
+        .expect("valid");
+        assert_eq!(config.listen.port(), 6000);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/zd"));
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(
+            config.auth.admin_token_file,
+            Some(PathBuf::from("/etc/zdsync/admin"))
+        );
+        assert_eq!(
+            config.auth.read_token_file,
+            Some(PathBuf::from("/etc/zdsync/read"))
+        );
+        assert_eq!(
+            config.tls.expect("tls").key_file,
+            PathBuf::from("/etc/zdsync/key.pem")
+        );
+        assert_eq!(
+            config.zendesk.base_url.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert_eq!(config.zendesk.requests_per_minute, 0);
+        assert_eq!(config.zendesk.timeout, Duration::from_secs(5));
+        assert_eq!(
+            config.schedule.incremental_interval,
+            Duration::from_secs(900)
+        );
+        assert_eq!(
+            config.schedule.full_validation_at,
+            NaiveTime::from_hms_opt(3, 30, 0).expect("time")
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = [
+            ("ZDSYNC_LISTEN", "127.0.0.1:7000"),
+            ("ZDSYNC_DATA_DIR", "/srv/zd"),
+            ("ZDSYNC_LOG_FORMAT", "json"),
+            ("ZDSYNC_ADMIN_TOKEN", "admin-token-from-env-0123456789"),
+            ("ZDSYNC_ZENDESK_REQUESTS_PER_MINUTE", "50"),
+            ("ZDSYNC_SCHEDULE_FULL_VALIDATION_AT", "04:15"),
+        ];
+        let config =
+            Config::from_toml("listen = \"127.0.0.1:1\"\ndata_dir = \"/a\"", &env).expect("valid");
+        assert_eq!(config.listen.port(), 7000);
+        assert_eq!(config.data_dir, PathBuf::from("/srv/zd"));
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(
+            config.auth.admin_token.as_deref(),
+            Some("admin-token-from-env-0123456789")
+        );
+        assert_eq!(config.zendesk.requests_per_minute, 50);
+        assert_eq!(
+            config.schedule.full_validation_at,
+            NaiveTime::from_hms_opt(4, 15, 0).expect("time")
+        );
+    }
+
+    #[test]
+    fn systemd_state_directory_is_the_default_data_dir() {
+        let env = [("STATE_DIRECTORY", "/var/lib/private/zdsync")];
+        let config = Config::from_toml("", &env).expect("valid");
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/private/zdsync"));
+    }
+
+    #[test]
+    fn each_bad_key_is_named_with_its_value() {
+        let cases = [
+            ("listen = \"nowhere\"", "`listen`", "nowhere"),
+            ("log_format = \"xml\"", "`log_format`", "xml"),
+            (
+                "[zendesk]\nbase_url = \"ftp://x\"",
+                "`zendesk.base_url`",
+                "ftp://x",
+            ),
+            (
+                "[zendesk]\nbase_url = \"http://user:pw@x\"",
+                "`zendesk.base_url`",
+                "user",
+            ),
+            (
+                "[zendesk]\nrequests_per_minute = -1",
+                "`zendesk.requests_per_minute`",
+                "-1",
+            ),
+            ("[zendesk]\ntimeout = \"soon\"", "`zendesk.timeout`", "soon"),
+            ("[zendesk]\ntimeout = \"1ms\"", "`zendesk.timeout`", "1ms"),
+            (
+                "[schedule]\nincremental_interval = \"10s\"",
+                "`schedule.incremental_interval`",
+                "10s",
+            ),
+            (
+                "[schedule]\nfull_validation_at = \"25:00\"",
+                "`schedule.full_validation_at`",
+                "25:00",
+            ),
+            ("[tls]\ncert_file = \"/c.pem\"", "`tls.key_file`", ""),
+            ("[tls]\nkey_file = \"/k.pem\"", "`tls.cert_file`", ""),
+        ];
+        for (text, key, value) in cases {
+            let message = error_of(text);
+            assert!(message.contains(key), "{text}: {message}");
+            assert!(message.contains(value), "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_named() {
+        assert!(error_of("listn = \"x\"").contains("listn"));
+        assert!(error_of("[zendesk]\nbase_ur = \"x\"").contains("base_ur"));
+        assert!(error_of("[schedule]\nincremental_interval = 5").contains("incremental_interval"));
+    }
+
+    #[test]
+    fn bad_environment_values_name_the_variable() {
+        let env = [("ZDSYNC_ZENDESK_TIMEOUT", "forever")];
+        let message = Config::from_toml("", &env)
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            message.contains("ZDSYNC_ZENDESK_TIMEOUT") && message.contains("forever"),
+            "{message}"
+        );
+        let env = [("ZDSYNC_READ_TOKEN", "short")];
+        let message = Config::from_toml("", &env)
+            .expect_err("invalid")
+            .to_string();
+        assert!(message.contains("ZDSYNC_READ_TOKEN"), "{message}");
+        assert!(
+            !message.contains("short"),
+            "a token must never be echoed: {message}"
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! Wires the store and the gRPC server together; readiness, watchdog and a bounded graceful shutdown.
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::{Config, LogFormat};
+use crate::grpc::{self, auth::Tokens, GrpcError, ServiceDeps};
+use crate::secrets::{self, SecretError};
+use crate::store::{Store, StoreError};
+
+/// How long in-flight RPCs may run on after a stop signal before they are cut.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The data directory or a token file is unusable.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The gRPC server could not be built.
+    #[error(transparent)]
+    Grpc(#[from] GrpcError),
+    /// The gRPC server failed while serving.
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    /// A blocking start-up task failed.
+    #[error("start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The listener's address could not be read.
+    #[error("listener: {0}")]
+    Listener(#[from] std::io::Error),
+}
+
+/// Sets up `tracing` for the chosen format; `RUST_LOG` refines the level (default `info`).
+pub fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    // A second initialisation (tests, demo) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The admin and read tokens, from the environment, token files, or (admin only) generated in the data directory.
+fn resolve_tokens(config: &Config) -> Result<Tokens, SecretError> {
+    let admin = match (&config.auth.admin_token, &config.auth.admin_token_file) {
+        (Some(token), _) => token.clone(),
+        (None, Some(path)) => secrets::read_token_file(path)?,
+        (None, None) => {
+            let (token, path, created) = secrets::load_or_create_admin_token(&config.data_dir)?;
+            if created {
+                tracing::info!(path = %path.display(), "generated an admin token; read it from this file");
+            } else {
+                tracing::info!(path = %path.display(), "using the generated admin token");
+            }
+            token
+        }
+    };
+    let read = match (&config.auth.read_token, &config.auth.read_token_file) {
+        (Some(token), _) => Some(token.clone()),
+        (None, Some(path)) => Some(secrets::read_token_file(path)?),
+        (None, None) => None,
+    };
+    Ok(Tokens::new(&admin, read.as_deref()))
+}
+
+/// Path of the admin token file a client should use with this config.
+pub fn admin_token_path(config: &Config) -> PathBuf {
+    config
+        .auth
+        .admin_token_file
+        .clone()
+        .unwrap_or_else(|| secrets::generated_admin_token_path(&config.data_dir))
+}
+
+fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    // Outside systemd NOTIFY_SOCKET is unset and this does nothing; a failure is worth a log line, not a stop.
+    if let Err(err) = sd_notify::notify(false, state) {
+        tracing::warn!(error = %err, "systemd notification failed");
+    }
+}
+
+fn spawn_watchdog() -> Option<tokio::task::JoinHandle<()>> {
+    let mut usec = 0u64;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return None;
+    }
+    let period = Duration::from_micros(usec / 2);
+    tracing::info!(
+        period_ms = period.as_millis() as u64,
+        "systemd watchdog enabled"
+    );
+    Some(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        loop {
+            ticker.tick().await;
+            notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+        }
+    }))
+}
+
+/// Runs the daemon on `listener` until `shutdown` completes, then drains and closes the store.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let addr = listener.local_addr()?;
+    let data_dir = config.data_dir.clone();
+    let tls_files = config.tls.clone();
+    let (tokens, store) =
+        tokio::task::spawn_blocking(move || -> Result<(Tokens, Store), DaemonError> {
+            secrets::ensure_private_dir(&config.data_dir)?;
+            let tokens = resolve_tokens(&config)?;
+            let store = Store::open(&config.data_dir)?;
+            Ok((tokens, store))
+        })
+        .await??;
+    let tls = match &tls_files {
+        Some(files) => Some(grpc::load_tls(&files.cert_file, &files.key_file)?),
+        None => None,
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let deps = ServiceDeps {
+        store: store.clone(),
+        tokens: Arc::new(tokens),
+        shutdown: stop_rx.clone(),
+    };
+    let (router, health) = grpc::router(deps, tls)?;
+    grpc::set_serving(&health).await;
+
+    let mut drain_rx = stop_rx.clone();
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(listener),
+        async move {
+            let _ = drain_rx.wait_for(|stopping| *stopping).await;
+        },
+    ));
+    tracing::info!(%addr, data_dir = %data_dir.display(), "zdsync listening");
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let watchdog = spawn_watchdog();
+
+    tokio::pin!(shutdown);
+    let mut server = server;
+    let early = tokio::select! {
+        _ = &mut shutdown => None,
+        result = &mut server => Some(result),
+    };
+    if let Some(result) = early {
+        // The server stopped by itself: that is a failure worth reporting.
+        result??;
+        return Ok(());
+    }
+
+    tracing::info!(
+        grace_s = SHUTDOWN_GRACE.as_secs(),
+        "stopping: draining in-flight RPCs"
+    );
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    grpc::set_not_serving(&health).await;
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+        Ok(result) => result??,
+        Err(_) => {
+            tracing::warn!("grace period over: cutting the remaining RPCs");
+            server.abort();
+        }
+    }
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    close_store(store).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits (bounded) for blocking store work of cut RPCs to finish, so the database is closed, not abandoned.
+async fn close_store(store: Store) {
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while store.handle_count() > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if store.handle_count() > 1 {
+        tracing::warn!("store still in use at exit; redb will recover it on the next start");
+    }
+    drop(store);
+}

@@ -1,0 +1,243 @@
+//! Secret files and tokens: generation, strict permission checks, masking and constant-time comparison.
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Why a secret file or directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The file or directory could not be read, created or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// A secret file can be read by group or others.
+    #[error("{path} has mode {mode:04o}: a secret file must not be readable by group or others (chmod 600 it)")]
+    TooOpen {
+        /// The file that is too open.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file's content is not a usable token.
+    #[error("{path}: {reason}")]
+    BadToken {
+        /// The file that holds the bad token.
+        path: PathBuf,
+        /// What is wrong with it (never the token itself).
+        reason: String,
+    },
+}
+
+/// Shortest token zdsync accepts, so a guessable one is refused.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Checks that a token is long enough and printable; the reason never contains the token.
+pub fn validate_token(token: &str) -> Result<(), String> {
+    if token.len() < MIN_TOKEN_LEN {
+        return Err(format!(
+            "a token must have at least {MIN_TOKEN_LEN} characters"
+        ));
+    }
+    if token.len() > 4096 {
+        return Err("a token must have at most 4096 characters".into());
+    }
+    if !token.chars().all(|c| c.is_ascii_graphic()) {
+        return Err("a token must be printable ASCII without spaces".into());
+    }
+    Ok(())
+}
+
+/// A fresh random token: 32 random bytes, base64url without padding.
+pub fn generate_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Shows at most the first and last four characters of a secret (`abcd…wxyz`), or `…` when it is short.
+pub fn mask(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() < 12 {
+        return "…".into();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+/// A token held for comparison only: its SHA-256 digest, compared in constant time.
+#[derive(Clone)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// The digest of `token`.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Whether `candidate` is the token, in time independent of where they differ.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let other: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
+        self.0.ct_eq(&other).into()
+    }
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenDigest(<hidden>)")
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SecretError + '_ {
+    move |source| SecretError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Creates `dir` (and parents) with mode 0700, and tightens it to 0700 if it already exists.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), SecretError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_error(dir))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(io_error(dir))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_error(dir))?;
+    }
+    Ok(())
+}
+
+/// Reads a token file, refusing one that group or others may read, and validates its content.
+pub fn read_token_file(path: &Path) -> Result<String, SecretError> {
+    let metadata = std::fs::metadata(path).map_err(io_error(path))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SecretError::TooOpen {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+    let token = text.trim_end_matches(['\n', '\r']).to_owned();
+    validate_token(&token).map_err(|reason| SecretError::BadToken {
+        path: path.to_owned(),
+        reason,
+    })?;
+    Ok(token)
+}
+
+/// Writes `content` to `path` with mode 0600, atomically (temp file, fsync, rename).
+pub fn write_private_file(path: &Path, content: &[u8]) -> Result<(), SecretError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_error(&tmp))?;
+    // An older temp file may have been created with other bits; force 0600 either way.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io_error(&tmp))?;
+    file.write_all(content).map_err(io_error(&tmp))?;
+    file.sync_all().map_err(io_error(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_error(path))?;
+    Ok(())
+}
+
+/// Where the generated admin token lives in the data directory.
+pub fn generated_admin_token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin.token")
+}
+
+/// The generated admin token: read it if a previous start wrote one, else write a new one.
+pub fn load_or_create_admin_token(data_dir: &Path) -> Result<(String, PathBuf, bool), SecretError> {
+    let path = generated_admin_token_path(data_dir);
+    if path.exists() {
+        return Ok((read_token_file(&path)?, path, false));
+    }
+    let token = generate_token();
+    write_private_file(&path, format!("{token}\n").as_bytes())?;
+    Ok((token, path, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_show_at_most_eight_characters() {
+        assert_eq!(mask("abcdefghijklmnopqrstuvwxyz"), "abcd…wxyz");
+        assert_eq!(mask("short"), "…");
+    }
+
+    #[test]
+    fn digest_matches_only_the_same_token() {
+        let digest = TokenDigest::of("the-right-token-123");
+        assert!(digest.matches("the-right-token-123"));
+        assert!(!digest.matches("the-right-token-124"));
+        assert!(!digest.matches(""));
+        assert!(!format!("{digest:?}").contains("right"));
+    }
+
+    #[test]
+    fn generated_tokens_are_valid_and_distinct() {
+        let a = generate_token();
+        assert!(validate_token(&a).is_ok());
+        assert_ne!(a, generate_token());
+    }
+
+    #[test]
+    fn token_files_open_to_others_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t");
+        std::fs::write(&path, "0123456789abcdefgh\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        assert!(matches!(
+            read_token_file(&path),
+            Err(SecretError::TooOpen { mode: 0o640, .. })
+        ));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(read_token_file(&path).expect("ok"), "0123456789abcdefgh");
+        std::fs::write(&path, "tiny").expect("write");
+        let err = read_token_file(&path).expect_err("too short").to_string();
+        assert!(!err.contains("tiny"), "{err}");
+    }
+
+    #[test]
+    fn admin_token_is_created_once_with_0600() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (first, path, created) = load_or_create_admin_token(dir.path()).expect("create");
+        assert!(created);
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (second, _, created) = load_or_create_admin_token(dir.path()).expect("reuse");
+        assert!(!created);
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn private_dir_is_0700() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("a/b");
+        ensure_private_dir(&data).expect("create");
+        let mode = std::fs::metadata(&data).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+}

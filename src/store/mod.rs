@@ -1,0 +1,173 @@
+//! The embedded redb database: opening, schema version and migrations; one module per aggregate.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+pub mod accounts;
+pub mod records;
+pub mod tables;
+
+use tables::{meta_keys, META};
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// File name of the database inside the data directory.
+pub const DATABASE_FILE: &str = "zdsync.redb";
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What redb reported.
+        source: redb::DatabaseError,
+    },
+    /// The file was written by a newer zdsync.
+    #[error("database {path} has schema version {found}, but this zdsync supports up to {supported}: upgrade zdsync or restore a backup")]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The newest version this build knows.
+        supported: u32,
+    },
+    /// A stored value could not be decoded.
+    #[error("corrupt record in table {table} at key {key:?}: {detail}")]
+    Corrupt {
+        /// The table holding it.
+        table: &'static str,
+        /// Its key.
+        key: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An attribute would change type across accounts.
+    #[error("{0}")]
+    AttributeKindConflict(crate::domain::account::FieldError),
+    /// redb failed during a transaction.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+macro_rules! database_error_from {
+    ($($source:ty),*) => {
+        $(impl From<$source> for StoreError {
+            fn from(err: $source) -> Self {
+                StoreError::Database(err.to_string())
+            }
+        })*
+    };
+}
+database_error_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The open database, cheap to clone and share between tasks.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens (or creates) `<data_dir>/zdsync.redb`, creating every table and migrating or refusing its schema.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(DATABASE_FILE);
+        let db = Database::create(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        // The database holds customer data: owner-only, like the directory around it.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|err| {
+                StoreError::Database(format!("cannot restrict {} to 0600: {err}", path.display()))
+            })?;
+        let store = Store { db: Arc::new(db) };
+        store.prepare_schema(&path)?;
+        Ok(store)
+    }
+
+    fn prepare_schema(&self, path: &Path) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = match meta.get(meta_keys::SCHEMA_VERSION)? {
+                Some(value) => {
+                    Some(
+                        decode_u32(value.value()).ok_or_else(|| StoreError::Corrupt {
+                            table: "meta",
+                            key: meta_keys::SCHEMA_VERSION.into(),
+                            detail: "not a 4-byte version".into(),
+                        })?,
+                    )
+                }
+                None => None,
+            };
+            match found {
+                Some(found) if found > SCHEMA_VERSION => {
+                    return Err(StoreError::NewerSchema {
+                        path: path.to_owned(),
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                // Version 1 is the first schema: older files do not exist yet, so there is nothing to migrate.
+                Some(_) => {}
+                None => {
+                    meta.insert(
+                        meta_keys::SCHEMA_VERSION,
+                        SCHEMA_VERSION.to_le_bytes().as_slice(),
+                    )?;
+                }
+            }
+            // Creating every table up front lets read transactions open them without special cases.
+            txn.open_table(tables::ACCOUNTS)?;
+            txn.open_table(tables::ATTRIBUTE_KINDS)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The schema version recorded in the file.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let value = meta.get(meta_keys::SCHEMA_VERSION)?;
+        Ok(value.and_then(|v| decode_u32(v.value())).unwrap_or(0))
+    }
+
+    /// The underlying database, for modules of this store.
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// How many handles share this store (the daemon waits for 1 before closing).
+    pub fn handle_count(&self) -> usize {
+        Arc::strong_count(&self.db)
+    }
+}
+
+fn decode_u32(bytes: &[u8]) -> Option<u32> {
+    <[u8; 4]>::try_from(bytes).ok().map(u32::from_le_bytes)
+}
+
+/// Writes a schema version into an existing database file; for tests of the newer-schema refusal.
+pub fn force_schema_version(data_dir: &Path, version: u32) -> Result<(), StoreError> {
+    let path = data_dir.join(DATABASE_FILE);
+    let db = Database::create(&path).map_err(|source| StoreError::Open { path, source })?;
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        meta.insert(meta_keys::SCHEMA_VERSION, version.to_le_bytes().as_slice())?;
+    }
+    txn.commit()?;
+    Ok(())
+}
