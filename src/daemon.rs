@@ -94,11 +94,20 @@ fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
     }
 }
 
-fn spawn_watchdog() -> Option<tokio::task::JoinHandle<()>> {
-    let mut usec = 0u64;
-    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
-        return None;
+/// The watchdog period systemd asks for, read as libsystemd's `sd_watchdog_enabled` does: `WATCHDOG_USEC`, and
+/// `WATCHDOG_PID` only when it is set (the `sd-notify` crate insists on it, which a wrapper script would break).
+fn watchdog_usec() -> Option<u64> {
+    let usec = std::env::var("WATCHDOG_USEC").ok()?.parse::<u64>().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok() != Some(std::process::id()) {
+            return None;
+        }
     }
+    (usec > 0).then_some(usec)
+}
+
+fn spawn_watchdog() -> Option<tokio::task::JoinHandle<()>> {
+    let usec = watchdog_usec()?;
     let period = Duration::from_micros(usec / 2);
     tracing::info!(
         period_ms = period.as_millis() as u64,
