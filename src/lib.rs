@@ -2,3 +2,5 @@
 
 pub mod clock;
 pub mod proto;
+pub mod simulator;
+pub mod zendesk;
