@@ -8,4 +8,6 @@ pub mod domain;
 pub mod grpc;
 pub mod proto;
 pub mod secrets;
+pub mod simulator;
 pub mod store;
+pub mod zendesk;

@@ -25,6 +25,8 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Run the Zendesk Support API simulator alone (for tests, benchmarks and demos).
+    Simulate(zdsync::simulator::cli::SimulateArgs),
     /// Manage the account directory of a running daemon.
     Accounts(zdsync::cli::accounts::AccountsArgs),
 }
@@ -37,6 +39,10 @@ fn main() -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     match cli.command {
         Command::Serve { config, listen } => runtime.block_on(serve(config, listen)),
+        Command::Simulate(args) => runtime.block_on(async {
+            zdsync::daemon::init_logging(zdsync::config::LogFormat::Text);
+            zdsync::simulator::cli::run(args).await.map_err(anyhow::Error::from)
+        }),
         Command::Accounts(args) => runtime.block_on(zdsync::cli::accounts::run(args)),
     }
 }

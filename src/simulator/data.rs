@@ -1,0 +1,746 @@
+//! The in-memory data set: compact records, their export indexes, and the mutations the
+//! control API performs on them.
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::index::SortedIndex;
+use super::model::{Channel, Priority, Role, Score, Status};
+
+/// Users have ids `USER_ID_BASE + 1 ..`; the first is the admin.
+pub(crate) const USER_ID_BASE: u64 = 10_000_000;
+/// Organizations have ids `ORG_ID_BASE + 1 ..`.
+pub(crate) const ORG_ID_BASE: u64 = 20_000_000;
+/// Groups have ids `GROUP_ID_BASE + 1 ..`.
+pub(crate) const GROUP_ID_BASE: u64 = 30_000_000;
+/// Satisfaction ratings have ids `RATING_ID_BASE + 1 ..`.
+pub(crate) const RATING_ID_BASE: u64 = 40_000_000;
+/// Ticket audits (ticket events) have ids `AUDIT_ID_BASE + 1 ..`.
+pub(crate) const AUDIT_ID_BASE: u64 = 50_000_000;
+/// A ticket's metric set has id `METRIC_SET_ID_BASE + ticket id`.
+pub(crate) const METRIC_SET_ID_BASE: u64 = 60_000_000;
+
+/// Text that is either one of the generator's templates or set through the control API;
+/// templates keep 200,000 generated tickets small.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Text {
+    /// Index into a fixed template list.
+    Template(u16),
+    /// Free text.
+    Custom(Box<str>),
+}
+
+/// One ticket, as compact as the export allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    pub(crate) id: u64,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+    pub(crate) generated_timestamp: i64,
+    pub(crate) status: Status,
+    pub(crate) priority: Option<Priority>,
+    pub(crate) ticket_type: Option<u8>,
+    pub(crate) via: Channel,
+    pub(crate) requester_id: u64,
+    pub(crate) submitter_id: u64,
+    pub(crate) assignee_id: Option<NonZeroU64>,
+    pub(crate) group_id: Option<NonZeroU64>,
+    pub(crate) organization_id: Option<NonZeroU64>,
+    pub(crate) subject: Text,
+    pub(crate) tags: Box<[Arc<str>]>,
+    pub(crate) solved_at: Option<i64>,
+    pub(crate) assigned_at: Option<i64>,
+    pub(crate) status_updated_at: i64,
+    pub(crate) reopens: u16,
+    pub(crate) replies: u16,
+    /// Index into `Dataset::ratings` of the ticket's latest rating.
+    pub(crate) rating: Option<u32>,
+}
+
+/// One user (admin, agent or end-user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct User {
+    pub(crate) id: u64,
+    pub(crate) name: Box<str>,
+    pub(crate) email: Box<str>,
+    pub(crate) organization_id: Option<NonZeroU64>,
+    pub(crate) role: Role,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+    pub(crate) active: bool,
+    pub(crate) time_zone: u8,
+}
+
+/// One organization.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Organization {
+    pub(crate) id: u64,
+    pub(crate) name: Box<str>,
+    pub(crate) domain_names: Vec<Box<str>>,
+    pub(crate) external_id: Option<Box<str>>,
+    pub(crate) organization_fields: Map<String, Value>,
+    pub(crate) tags: Box<[Arc<str>]>,
+    pub(crate) group_id: Option<NonZeroU64>,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+/// One agent group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Group {
+    pub(crate) id: u64,
+    pub(crate) name: Box<str>,
+    pub(crate) description: Box<str>,
+    pub(crate) default: bool,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+/// One satisfaction rating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rating {
+    pub(crate) id: u64,
+    pub(crate) ticket_id: u64,
+    pub(crate) score: Score,
+    pub(crate) comment: Option<Box<str>>,
+    pub(crate) requester_id: u64,
+    pub(crate) assignee_id: Option<NonZeroU64>,
+    pub(crate) group_id: Option<NonZeroU64>,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+/// One ticket audit carrying status and/or priority events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Audit {
+    pub(crate) id: u64,
+    pub(crate) ticket_id: u64,
+    pub(crate) timestamp: i64,
+    pub(crate) updater_id: u64,
+    pub(crate) via: Channel,
+    /// The audit that created the ticket (its events are `Create`, not `Change`).
+    pub(crate) create: bool,
+    /// `(previous, value)` of a status event.
+    pub(crate) status: Option<(Option<Status>, Status)>,
+    /// `(previous, value)` of a priority event.
+    pub(crate) priority: Option<(Option<Priority>, Option<Priority>)>,
+}
+
+/// The whole simulated account.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Dataset {
+    /// Ticket `id` lives at index `id - 1`.
+    pub(crate) tickets: Vec<Ticket>,
+    /// `(generated_timestamp, id)` of every ticket.
+    pub(crate) ticket_order: SortedIndex,
+    /// User `id` lives at index `id - USER_ID_BASE - 1`.
+    pub(crate) users: Vec<User>,
+    /// `(updated_at, id)` of every user.
+    pub(crate) user_order: SortedIndex,
+    /// Organization `id` lives at index `id - ORG_ID_BASE - 1`.
+    pub(crate) organizations: Vec<Organization>,
+    /// `(updated_at, id)` of every organization.
+    pub(crate) organization_order: SortedIndex,
+    /// Group `id` lives at index `id - GROUP_ID_BASE - 1`.
+    pub(crate) groups: Vec<Group>,
+    /// Rating `id` lives at index `id - RATING_ID_BASE - 1`.
+    pub(crate) ratings: Vec<Rating>,
+    /// `(created_at, id)` of every rating.
+    pub(crate) rating_order: SortedIndex,
+    /// Audits sorted by `(timestamp, id)`.
+    pub(crate) audits: Vec<Audit>,
+    /// Ids of the agents (the admin included), for assignment.
+    pub(crate) agent_ids: Vec<u64>,
+}
+
+/// Why a mutation was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MutationError {
+    /// No record of that kind has that id.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// `ticket`, `user`, `organization`, `group`.
+        kind: &'static str,
+        /// The id asked for.
+        id: u64,
+    },
+    /// The change is not allowed.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The offending field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn dense_index(id: u64, base: u64, len: usize) -> Option<usize> {
+    let offset = id.checked_sub(base + 1)?;
+    let index = usize::try_from(offset).ok()?;
+    (index < len).then_some(index)
+}
+
+impl Dataset {
+    /// The ticket with `id`.
+    pub(crate) fn ticket(&self, id: u64) -> Option<&Ticket> {
+        dense_index(id, 0, self.tickets.len()).map(|i| &self.tickets[i])
+    }
+
+    /// The user with `id`.
+    pub(crate) fn user(&self, id: u64) -> Option<&User> {
+        dense_index(id, USER_ID_BASE, self.users.len()).map(|i| &self.users[i])
+    }
+
+    /// The organization with `id`.
+    pub(crate) fn organization(&self, id: u64) -> Option<&Organization> {
+        dense_index(id, ORG_ID_BASE, self.organizations.len()).map(|i| &self.organizations[i])
+    }
+
+    /// The group with `id`.
+    pub(crate) fn group(&self, id: u64) -> Option<&Group> {
+        dense_index(id, GROUP_ID_BASE, self.groups.len()).map(|i| &self.groups[i])
+    }
+
+    /// The rating at index `index`.
+    pub(crate) fn rating_at(&self, index: u32) -> Option<&Rating> {
+        self.ratings.get(usize::try_from(index).ok()?)
+    }
+
+    /// The rating with `id`.
+    pub(crate) fn rating(&self, id: u64) -> Option<&Rating> {
+        dense_index(id, RATING_ID_BASE, self.ratings.len()).map(|i| &self.ratings[i])
+    }
+
+    /// The admin user (the principal of every credential).
+    pub(crate) fn admin(&self) -> Option<&User> {
+        self.users.first()
+    }
+
+    /// The next audit id.
+    fn next_audit_id(&self) -> u64 {
+        AUDIT_ID_BASE + self.audits.len() as u64 + 1
+    }
+
+    /// Adds an audit, keeping `(timestamp, id)` order.
+    pub(crate) fn push_audit(&mut self, audit: Audit) {
+        let key = (audit.timestamp, audit.id);
+        let at = self.audits.partition_point(|a| (a.timestamp, a.id) < key);
+        self.audits.insert(at, audit);
+    }
+
+    /// A generated timestamp for a ticket changed at `now`: never behind the newest ticket,
+    /// so a change always lands after every cursor already handed out.
+    fn next_generated_timestamp(&self, id: u64, now: i64) -> i64 {
+        match self.ticket_order.last() {
+            Some(newest) if newest >= (now, id) && newest.1 != id => newest.0 + 1,
+            Some(newest) if newest.1 == id => now.max(newest.0),
+            _ => now,
+        }
+    }
+
+    fn user_index_key(&self, id: u64, now: i64) -> i64 {
+        match self.user_order.last() {
+            Some(newest) if newest >= (now, id) && newest.1 != id => newest.0 + 1,
+            Some(newest) if newest.1 == id => now.max(newest.0),
+            _ => now,
+        }
+    }
+
+    /// Marks ticket `index` as changed at `now` (updated_at and generated_timestamp).
+    fn touch_ticket(&mut self, index: usize, now: i64) {
+        let id = self.tickets[index].id;
+        let old_key = (self.tickets[index].generated_timestamp, id);
+        self.ticket_order.remove(old_key);
+        let generated = self.next_generated_timestamp(id, now);
+        let ticket = &mut self.tickets[index];
+        ticket.updated_at = now.max(ticket.updated_at);
+        ticket.generated_timestamp = generated.max(old_key.0);
+        self.ticket_order.insert((ticket.generated_timestamp, id));
+    }
+
+    fn check_user(&self, field: &'static str, id: u64) -> Result<&User, MutationError> {
+        self.user(id).ok_or_else(|| MutationError::Invalid {
+            field,
+            reason: format!("no user {id}"),
+        })
+    }
+
+    fn check_agent(&self, field: &'static str, id: u64) -> Result<NonZeroU64, MutationError> {
+        let user = self.check_user(field, id)?;
+        if user.role == Role::EndUser {
+            return Err(MutationError::Invalid {
+                field,
+                reason: format!("user {id} is not an agent"),
+            });
+        }
+        NonZeroU64::new(id).ok_or_else(|| MutationError::Invalid {
+            field,
+            reason: "id 0".into(),
+        })
+    }
+
+    fn check_group(&self, id: u64) -> Result<NonZeroU64, MutationError> {
+        self.group(id)
+            .and_then(|g| NonZeroU64::new(g.id))
+            .ok_or_else(|| MutationError::Invalid {
+                field: "group_id",
+                reason: format!("no group {id}"),
+            })
+    }
+
+    fn check_organization(&self, id: u64) -> Result<NonZeroU64, MutationError> {
+        self.organization(id)
+            .and_then(|o| NonZeroU64::new(o.id))
+            .ok_or_else(|| MutationError::Invalid {
+                field: "organization_id",
+                reason: format!("no organization {id}"),
+            })
+    }
+
+    /// Creates a ticket at `now`; returns its id.
+    pub(crate) fn create_ticket(
+        &mut self,
+        new: &super::control::NewTicket,
+        now: i64,
+    ) -> Result<u64, MutationError> {
+        let requester_id = match new.requester_id {
+            Some(id) => id,
+            None => self
+                .users
+                .iter()
+                .find(|u| u.role == Role::EndUser)
+                .map_or(USER_ID_BASE + 1, |u| u.id),
+        };
+        let requester = self.check_user("requester_id", requester_id)?;
+        let organization_id = requester.organization_id;
+        let status = new.status.unwrap_or(Status::New);
+        if status == Status::Deleted {
+            return Err(MutationError::Invalid {
+                field: "status",
+                reason: "a ticket cannot be created deleted".into(),
+            });
+        }
+        let group_id = new.group_id.map(|g| self.check_group(g)).transpose()?;
+        let assignee_id = new
+            .assignee_id
+            .map(|a| self.check_agent("assignee_id", a))
+            .transpose()?;
+        let subject = new.subject.clone().unwrap_or_else(|| "New ticket".into());
+        let id = self.tickets.len() as u64 + 1;
+        let generated = self.next_generated_timestamp(id, now);
+        let ticket = Ticket {
+            id,
+            created_at: now,
+            updated_at: now,
+            generated_timestamp: generated,
+            status,
+            priority: new.priority,
+            ticket_type: None,
+            via: Channel::Api,
+            requester_id,
+            submitter_id: requester_id,
+            assignee_id,
+            group_id,
+            organization_id,
+            subject: Text::Custom(subject.into_boxed_str()),
+            tags: new.tags.iter().map(|t| Arc::from(t.as_str())).collect(),
+            solved_at: matches!(status, Status::Solved | Status::Closed).then_some(now),
+            assigned_at: assignee_id.map(|_| now),
+            status_updated_at: now,
+            reopens: 0,
+            replies: 0,
+            rating: None,
+        };
+        self.ticket_order.insert((ticket.generated_timestamp, id));
+        self.tickets.push(ticket);
+        let audit = Audit {
+            id: self.next_audit_id(),
+            ticket_id: id,
+            timestamp: now,
+            updater_id: requester_id,
+            via: Channel::Api,
+            create: true,
+            status: Some((None, status)),
+            priority: Some((None, new.priority)),
+        };
+        self.push_audit(audit);
+        Ok(id)
+    }
+
+    fn ticket_index(&self, id: u64) -> Result<usize, MutationError> {
+        dense_index(id, 0, self.tickets.len()).ok_or(MutationError::NotFound { kind: "ticket", id })
+    }
+
+    /// Applies `update` to ticket `id` at `now`, recording status/priority events.
+    pub(crate) fn update_ticket(
+        &mut self,
+        id: u64,
+        update: &super::control::TicketUpdate,
+        now: i64,
+    ) -> Result<(), MutationError> {
+        let index = self.ticket_index(id)?;
+        let current = &self.tickets[index];
+        if current.status == Status::Deleted {
+            return Err(MutationError::Invalid {
+                field: "status",
+                reason: format!("ticket {id} is deleted"),
+            });
+        }
+        if current.status == Status::Closed {
+            return Err(MutationError::Invalid {
+                field: "status",
+                reason: format!("ticket {id} is closed and cannot be updated"),
+            });
+        }
+        if update.status == Some(Status::Deleted) {
+            return Err(MutationError::Invalid {
+                field: "status",
+                reason: "delete the ticket instead".into(),
+            });
+        }
+        let group_id = match update.group_id {
+            Some(Some(g)) => Some(Some(self.check_group(g)?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let assignee_id = match update.assignee_id {
+            Some(Some(a)) => Some(Some(self.check_agent("assignee_id", a)?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let updater_id = match update.updater_id {
+            Some(u) => self.check_user("updater_id", u)?.id,
+            None => current.assignee_id.map_or_else(
+                || self.admin().map_or(USER_ID_BASE + 1, |a| a.id),
+                NonZeroU64::get,
+            ),
+        };
+        let old_status = current.status;
+        let old_priority = current.priority;
+        let status_change = update
+            .status
+            .filter(|s| *s != old_status)
+            .map(|s| (Some(old_status), s));
+        let priority_change = update
+            .priority
+            .filter(|p| *p != old_priority)
+            .map(|p| (old_priority, p));
+
+        let ticket = &mut self.tickets[index];
+        if let Some((_, new_status)) = status_change {
+            let was_solved = matches!(old_status, Status::Solved | Status::Closed);
+            let is_solved = matches!(new_status, Status::Solved | Status::Closed);
+            if was_solved && !is_solved {
+                ticket.reopens = ticket.reopens.saturating_add(1);
+                ticket.solved_at = None;
+            }
+            if new_status == Status::Solved || (new_status == Status::Closed && !was_solved) {
+                ticket.solved_at = Some(now);
+            }
+            ticket.status = new_status;
+            ticket.status_updated_at = now;
+        }
+        if let Some((_, new_priority)) = priority_change {
+            ticket.priority = new_priority;
+        }
+        if let Some(subject) = &update.subject {
+            ticket.subject = Text::Custom(subject.clone().into_boxed_str());
+        }
+        if let Some(group_id) = group_id {
+            ticket.group_id = group_id;
+        }
+        if let Some(assignee_id) = assignee_id {
+            if assignee_id.is_some() && ticket.assigned_at.is_none() {
+                ticket.assigned_at = Some(now);
+            }
+            ticket.assignee_id = assignee_id;
+        }
+        if let Some(tags) = &update.tags {
+            ticket.tags = tags.iter().map(|t| Arc::from(t.as_str())).collect();
+        }
+        self.touch_ticket(index, now);
+        if status_change.is_some() || priority_change.is_some() {
+            let audit = Audit {
+                id: self.next_audit_id(),
+                ticket_id: id,
+                timestamp: now,
+                updater_id,
+                via: Channel::Web,
+                create: false,
+                status: status_change,
+                priority: priority_change,
+            };
+            self.push_audit(audit);
+        }
+        Ok(())
+    }
+
+    /// Deletes ticket `id`: exports then show it with status `deleted`.
+    pub(crate) fn delete_ticket(&mut self, id: u64, now: i64) -> Result<(), MutationError> {
+        let index = self.ticket_index(id)?;
+        if self.tickets[index].status == Status::Deleted {
+            return Err(MutationError::NotFound { kind: "ticket", id });
+        }
+        self.tickets[index].status = Status::Deleted;
+        self.touch_ticket(index, now);
+        Ok(())
+    }
+
+    /// Adds a satisfaction rating to ticket `id`; returns the rating id.
+    pub(crate) fn add_rating(
+        &mut self,
+        ticket_id: u64,
+        new: &super::control::NewRating,
+        now: i64,
+    ) -> Result<u64, MutationError> {
+        let index = self.ticket_index(ticket_id)?;
+        let ticket = &self.tickets[index];
+        if ticket.status == Status::Deleted {
+            return Err(MutationError::NotFound {
+                kind: "ticket",
+                id: ticket_id,
+            });
+        }
+        if new.score == Score::Offered && new.comment.is_some() {
+            return Err(MutationError::Invalid {
+                field: "comment",
+                reason: "an offered rating has no comment".into(),
+            });
+        }
+        let rating_index =
+            u32::try_from(self.ratings.len()).map_err(|_| MutationError::Invalid {
+                field: "score",
+                reason: "too many ratings".into(),
+            })?;
+        let id = RATING_ID_BASE + u64::from(rating_index) + 1;
+        let created_at = match self.rating_order.last() {
+            Some(newest) if newest.0 > now => newest.0,
+            _ => now,
+        };
+        let rating = Rating {
+            id,
+            ticket_id,
+            score: new.score,
+            comment: new.comment.clone().map(String::into_boxed_str),
+            requester_id: ticket.requester_id,
+            assignee_id: ticket.assignee_id,
+            group_id: ticket.group_id,
+            created_at,
+            updated_at: created_at,
+        };
+        self.rating_order.insert((created_at, id));
+        self.ratings.push(rating);
+        self.tickets[index].rating = Some(rating_index);
+        self.touch_ticket(index, now);
+        Ok(id)
+    }
+
+    /// Creates an organization at `now`; returns its id.
+    pub(crate) fn create_organization(
+        &mut self,
+        new: &super::control::OrganizationInput,
+        now: i64,
+    ) -> Result<u64, MutationError> {
+        let name = new.name.clone().ok_or(MutationError::Invalid {
+            field: "name",
+            reason: "cannot be blank".into(),
+        })?;
+        self.check_organization_name(&name, None)?;
+        let id = ORG_ID_BASE + self.organizations.len() as u64 + 1;
+        let mut organization = Organization {
+            id,
+            name: name.into_boxed_str(),
+            domain_names: Vec::new(),
+            external_id: None,
+            organization_fields: Map::new(),
+            tags: Box::new([]),
+            group_id: None,
+            created_at: now,
+            updated_at: now,
+        };
+        apply_organization_input(&mut organization, new);
+        self.organization_order.insert((now, id));
+        self.organizations.push(organization);
+        Ok(id)
+    }
+
+    fn check_organization_name(
+        &self,
+        name: &str,
+        except: Option<u64>,
+    ) -> Result<(), MutationError> {
+        if name.trim().is_empty() {
+            return Err(MutationError::Invalid {
+                field: "name",
+                reason: "cannot be blank".into(),
+            });
+        }
+        if self
+            .organizations
+            .iter()
+            .any(|o| &*o.name == name && Some(o.id) != except)
+        {
+            return Err(MutationError::Invalid {
+                field: "name",
+                reason: format!("{name} has already been taken"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Changes organization `id` at `now`.
+    pub(crate) fn update_organization(
+        &mut self,
+        id: u64,
+        update: &super::control::OrganizationInput,
+        now: i64,
+    ) -> Result<(), MutationError> {
+        let index = dense_index(id, ORG_ID_BASE, self.organizations.len()).ok_or(
+            MutationError::NotFound {
+                kind: "organization",
+                id,
+            },
+        )?;
+        if let Some(name) = &update.name {
+            self.check_organization_name(name, Some(id))?;
+        }
+        let organization = &mut self.organizations[index];
+        self.organization_order
+            .remove((organization.updated_at, id));
+        apply_organization_input(organization, update);
+        organization.updated_at = now.max(organization.updated_at);
+        self.organization_order
+            .insert((organization.updated_at, id));
+        Ok(())
+    }
+
+    fn check_email(&self, email: &str, except: Option<u64>) -> Result<(), MutationError> {
+        if !email.contains('@') {
+            return Err(MutationError::Invalid {
+                field: "email",
+                reason: format!("{email} is not a valid email address"),
+            });
+        }
+        let lower = email.to_lowercase();
+        if self
+            .users
+            .iter()
+            .any(|u| u.email.to_lowercase() == lower && Some(u.id) != except)
+        {
+            return Err(MutationError::Invalid {
+                field: "email",
+                reason: format!("{email} is already being used by another user"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates a user at `now`; returns its id.
+    pub(crate) fn create_user(
+        &mut self,
+        new: &super::control::UserInput,
+        now: i64,
+    ) -> Result<u64, MutationError> {
+        let name = new.name.clone().ok_or(MutationError::Invalid {
+            field: "name",
+            reason: "cannot be blank".into(),
+        })?;
+        let email = new.email.clone().ok_or(MutationError::Invalid {
+            field: "email",
+            reason: "cannot be blank".into(),
+        })?;
+        self.check_email(&email, None)?;
+        let organization_id = match new.organization_id {
+            Some(Some(o)) => Some(self.check_organization(o)?),
+            _ => None,
+        };
+        let id = USER_ID_BASE + self.users.len() as u64 + 1;
+        let updated_at = self.user_index_key(id, now);
+        let user = User {
+            id,
+            name: name.into_boxed_str(),
+            email: email.into_boxed_str(),
+            organization_id,
+            role: new.role.unwrap_or(Role::EndUser),
+            created_at: now,
+            updated_at,
+            active: new.active.unwrap_or(true),
+            time_zone: 0,
+        };
+        if user.role != Role::EndUser {
+            self.agent_ids.push(id);
+        }
+        self.user_order.insert((updated_at, id));
+        self.users.push(user);
+        Ok(id)
+    }
+
+    /// Changes user `id` at `now`.
+    pub(crate) fn update_user(
+        &mut self,
+        id: u64,
+        update: &super::control::UserInput,
+        now: i64,
+    ) -> Result<(), MutationError> {
+        let index = dense_index(id, USER_ID_BASE, self.users.len())
+            .ok_or(MutationError::NotFound { kind: "user", id })?;
+        if let Some(email) = &update.email {
+            self.check_email(email, Some(id))?;
+        }
+        let organization_id = match update.organization_id {
+            Some(Some(o)) => Some(Some(self.check_organization(o)?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let updated_at = self.user_index_key(id, now);
+        let user = &mut self.users[index];
+        self.user_order.remove((user.updated_at, id));
+        if let Some(name) = &update.name {
+            user.name = name.clone().into_boxed_str();
+        }
+        if let Some(email) = &update.email {
+            user.email = email.clone().into_boxed_str();
+        }
+        if let Some(organization_id) = organization_id {
+            user.organization_id = organization_id;
+        }
+        if let Some(role) = update.role {
+            user.role = role;
+        }
+        if let Some(active) = update.active {
+            user.active = active;
+        }
+        user.updated_at = updated_at.max(user.updated_at);
+        self.user_order.insert((user.updated_at, id));
+        if user.role != Role::EndUser && !self.agent_ids.contains(&id) {
+            self.agent_ids.push(id);
+        }
+        Ok(())
+    }
+}
+
+fn apply_organization_input(
+    organization: &mut Organization,
+    input: &super::control::OrganizationInput,
+) {
+    if let Some(name) = &input.name {
+        organization.name = name.clone().into_boxed_str();
+    }
+    if let Some(domains) = &input.domain_names {
+        organization.domain_names = domains.iter().map(|d| d.clone().into_boxed_str()).collect();
+    }
+    if let Some(external_id) = &input.external_id {
+        organization.external_id = external_id.clone().map(String::into_boxed_str);
+    }
+    if let Some(fields) = &input.organization_fields {
+        for (key, value) in fields {
+            organization
+                .organization_fields
+                .insert(key.clone(), value.clone());
+        }
+    }
+    if let Some(tags) = &input.tags {
+        organization.tags = tags.iter().map(|t| Arc::from(t.as_str())).collect();
+    }
+}

@@ -1,0 +1,241 @@
+//! Fault injection, request counters and the optional requests-per-minute limit.
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::endpoint::Endpoint;
+
+/// What an injected fault does to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// 429 with `Retry-After`.
+    RateLimited {
+        /// Seconds sent in `Retry-After`.
+        #[serde(default = "default_retry_after")]
+        retry_after_secs: u32,
+    },
+    /// 500 with a Zendesk-style error body.
+    ServerError,
+    /// Waits this long before answering normally (longer than a client timeout, usually).
+    Stall {
+        /// Milliseconds to wait.
+        #[serde(default = "default_stall_ms")]
+        stall_ms: u64,
+    },
+    /// 200 with a truncated, unparseable JSON body.
+    MalformedBody,
+    /// 401 `Couldn't authenticate you`.
+    Unauthorized,
+    /// 403 Forbidden.
+    Forbidden,
+}
+
+fn default_retry_after() -> u32 {
+    1
+}
+
+fn default_stall_ms() -> u64 {
+    30_000
+}
+
+/// "The next `count` requests of `endpoint` fail with `kind`."
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultSpec {
+    /// The endpoint whose requests fail.
+    pub endpoint: Endpoint,
+    /// How they fail.
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    /// How many requests fail.
+    pub count: u32,
+}
+
+/// Pending faults, per endpoint in injection order.
+#[derive(Debug, Default)]
+pub(crate) struct FaultQueue {
+    pending: BTreeMap<Endpoint, VecDeque<FaultSpec>>,
+}
+
+impl FaultQueue {
+    /// Queues a fault; a zero count is a no-op.
+    pub(crate) fn push(&mut self, spec: FaultSpec) {
+        if spec.count > 0 {
+            self.pending
+                .entry(spec.endpoint)
+                .or_default()
+                .push_back(spec);
+        }
+    }
+
+    /// Takes one fault for a request to `endpoint`, if any is pending.
+    pub(crate) fn take(&mut self, endpoint: Endpoint) -> Option<FaultKind> {
+        let queue = self.pending.get_mut(&endpoint)?;
+        let front = queue.front_mut()?;
+        let kind = front.kind;
+        front.count -= 1;
+        if front.count == 0 {
+            queue.pop_front();
+        }
+        Some(kind)
+    }
+
+    /// Every pending fault with its remaining count.
+    pub(crate) fn list(&self) -> Vec<FaultSpec> {
+        self.pending.values().flatten().copied().collect()
+    }
+
+    /// Drops every pending fault.
+    pub(crate) fn clear(&mut self) {
+        self.pending.clear();
+    }
+}
+
+/// Requests received per endpoint.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    counts: [AtomicU64; Endpoint::ALL.len()],
+}
+
+impl Counters {
+    /// Counts one request.
+    pub(crate) fn hit(&self, endpoint: Endpoint) {
+        self.counts[endpoint.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests seen by `endpoint` since the last reset.
+    pub(crate) fn get(&self, endpoint: Endpoint) -> u64 {
+        self.counts[endpoint.index()].load(Ordering::Relaxed)
+    }
+
+    /// Every endpoint's count.
+    pub(crate) fn snapshot(&self) -> BTreeMap<Endpoint, u64> {
+        Endpoint::ALL.iter().map(|e| (*e, self.get(*e))).collect()
+    }
+
+    /// Sets every count to zero.
+    pub(crate) fn reset(&self) {
+        for count in &self.counts {
+            count.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A fixed one-minute window limit on the simulator clock.
+#[derive(Debug)]
+pub(crate) struct RateWindow {
+    limit: u32,
+    window_start: i64,
+    used: u32,
+}
+
+/// The outcome of asking the rate limiter for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RateDecision {
+    /// Allowed; this many remain in the window.
+    Allowed {
+        /// Requests left in the current minute.
+        remaining: u32,
+    },
+    /// Refused; retry after this many seconds.
+    Limited {
+        /// Seconds until the window resets.
+        retry_after_secs: u32,
+    },
+}
+
+impl RateWindow {
+    /// A limiter allowing `limit` requests per minute.
+    pub(crate) fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            window_start: i64::MIN,
+            used: 0,
+        }
+    }
+
+    /// The configured limit.
+    pub(crate) fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// Accounts one request at Unix time `now`.
+    pub(crate) fn check(&mut self, now: i64) -> RateDecision {
+        let window = now.div_euclid(60) * 60;
+        if window != self.window_start {
+            self.window_start = window;
+            self.used = 0;
+        }
+        if self.used >= self.limit {
+            let left = (window + 60 - now).max(1);
+            return RateDecision::Limited {
+                retry_after_secs: u32::try_from(left).unwrap_or(60),
+            };
+        }
+        self.used += 1;
+        RateDecision::Allowed {
+            remaining: self.limit - self.used,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_fires_count_times_in_order() {
+        let mut queue = FaultQueue::default();
+        queue.push(FaultSpec {
+            endpoint: Endpoint::Groups,
+            kind: FaultKind::ServerError,
+            count: 2,
+        });
+        queue.push(FaultSpec {
+            endpoint: Endpoint::Groups,
+            kind: FaultKind::Forbidden,
+            count: 1,
+        });
+        assert_eq!(queue.take(Endpoint::UsersMe), None);
+        assert_eq!(queue.take(Endpoint::Groups), Some(FaultKind::ServerError));
+        assert_eq!(queue.take(Endpoint::Groups), Some(FaultKind::ServerError));
+        assert_eq!(queue.take(Endpoint::Groups), Some(FaultKind::Forbidden));
+        assert_eq!(queue.take(Endpoint::Groups), None);
+    }
+
+    #[test]
+    fn fault_spec_json_shape() {
+        let spec: FaultSpec = serde_json::from_str(
+            r#"{"endpoint":"incremental_tickets","kind":"rate_limited","count":2,"retry_after_secs":3}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            spec,
+            FaultSpec {
+                endpoint: Endpoint::IncrementalTickets,
+                kind: FaultKind::RateLimited {
+                    retry_after_secs: 3
+                },
+                count: 2
+            }
+        );
+        let stall: FaultSpec =
+            serde_json::from_str(r#"{"endpoint":"groups","kind":"stall","count":1}"#).unwrap();
+        assert_eq!(stall.kind, FaultKind::Stall { stall_ms: 30_000 });
+    }
+
+    #[test]
+    fn rate_window_resets_each_minute() {
+        let mut window = RateWindow::new(2);
+        assert_eq!(window.check(120), RateDecision::Allowed { remaining: 1 });
+        assert_eq!(window.check(130), RateDecision::Allowed { remaining: 0 });
+        assert_eq!(
+            window.check(170),
+            RateDecision::Limited {
+                retry_after_secs: 10
+            }
+        );
+        assert_eq!(window.check(180), RateDecision::Allowed { remaining: 1 });
+    }
+}

@@ -1,0 +1,295 @@
+//! Page envelopes: the records of one response plus the paging facts that come with them.
+use serde::Deserialize;
+
+use super::payload::{
+    CurrentUser, Group, OneOrMany, Organization, SatisfactionRating, Ticket, TicketAudit,
+    TicketEvent, TicketMetricEvent, TicketMetricSet, User,
+};
+
+/// One page of the cursor-based ticket export, with its side-loads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TicketCursorPage {
+    /// The tickets.
+    pub tickets: Vec<Ticket>,
+    /// Cursor for the next request; still set on the last page, to resume the next sync.
+    #[serde(default)]
+    pub after_cursor: Option<String>,
+    /// True when everything up to now has been returned.
+    pub end_of_stream: bool,
+    /// Side-loaded users (`include=users`).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub users: Vec<User>,
+    /// Side-loaded groups (`include=groups`).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub groups: Vec<Group>,
+    /// Side-loaded organizations (`include=organizations`).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub organizations: Vec<Organization>,
+    /// Side-loaded metric sets (`include=metric_sets`).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub metric_sets: Vec<TicketMetricSet>,
+}
+
+/// One page of the cursor-based user export.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserCursorPage {
+    /// The users.
+    pub users: Vec<User>,
+    /// Cursor for the next request; still set on the last page.
+    #[serde(default)]
+    pub after_cursor: Option<String>,
+    /// True when everything up to now has been returned.
+    pub end_of_stream: bool,
+}
+
+/// The paging facts of a time-based export page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct TimeExportMeta {
+    /// Start time of the next page (Unix seconds).
+    #[serde(default)]
+    pub end_time: Option<i64>,
+    /// True when everything up to now has been returned (absent on some older endpoints).
+    #[serde(default)]
+    pub end_of_stream: Option<bool>,
+    /// Number of records in this page as Zendesk counts them.
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// URL of the next page (Zendesk's docs copy it wrongly at times: zdsync uses `end_time`).
+    #[serde(default)]
+    pub next_page: Option<String>,
+}
+
+/// A time-based export page: its records and paging facts.
+pub trait TimeExportEnvelope {
+    /// The record type.
+    type Record;
+    /// Splits the page into records and paging facts.
+    fn into_parts(self) -> (Vec<Self::Record>, TimeExportMeta);
+}
+
+macro_rules! time_export_page {
+    ($(#[$doc:meta])* $name:ident, $field:ident, $record:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Deserialize)]
+        pub struct $name {
+            /// The records.
+            pub $field: Vec<$record>,
+            /// Paging facts.
+            #[serde(flatten)]
+            pub meta: TimeExportMeta,
+        }
+
+        impl TimeExportEnvelope for $name {
+            type Record = $record;
+            fn into_parts(self) -> (Vec<$record>, TimeExportMeta) {
+                (self.$field, self.meta)
+            }
+        }
+    };
+}
+
+time_export_page!(
+    /// One page of `/incremental/organizations.json`.
+    OrganizationTimePage, organizations, Organization
+);
+time_export_page!(
+    /// One page of `/incremental/ticket_events.json`.
+    TicketEventTimePage, ticket_events, TicketEvent
+);
+time_export_page!(
+    /// One page of the time-based `/incremental/tickets.json`.
+    TicketTimePage, tickets, Ticket
+);
+time_export_page!(
+    /// One page of the time-based `/incremental/users.json`.
+    UserTimePage, users, User
+);
+time_export_page!(
+    /// One page of `/incremental/ticket_metric_events.json`.
+    TicketMetricEventTimePage, ticket_metric_events, TicketMetricEvent
+);
+
+/// Paging facts of a list endpoint, in either the offset or the cursor form.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ListMeta {
+    /// Offset form: URL of the next page, null on the last.
+    #[serde(default)]
+    pub next_page: Option<String>,
+    /// Offset form: total number of records.
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// Cursor form: `has_more` and `after_cursor`.
+    #[serde(default)]
+    pub meta: Option<CursorMeta>,
+    /// Cursor form: `next` URL.
+    #[serde(default)]
+    pub links: Option<CursorLinks>,
+}
+
+/// The `meta` object of cursor pagination.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct CursorMeta {
+    /// Whether another page follows.
+    #[serde(default)]
+    pub has_more: bool,
+    /// Cursor of the next page.
+    #[serde(default)]
+    pub after_cursor: Option<String>,
+}
+
+/// The `links` object of cursor pagination.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct CursorLinks {
+    /// URL of the next page.
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// Where the next page of a list is, as the response told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextLink {
+    /// A URL to fetch next (offset `next_page` or cursor `links.next`).
+    Url(String),
+    /// Cursor form without a `links.next`: send `page[after]` with this cursor.
+    AfterCursor(String),
+}
+
+impl ListMeta {
+    /// The next page, or none when this was the last.
+    pub fn next(&self) -> Option<NextLink> {
+        if let Some(meta) = &self.meta {
+            if !meta.has_more {
+                return None;
+            }
+            let link = self.links.as_ref().and_then(|links| links.next.clone());
+            return link
+                .filter(|url| !url.is_empty())
+                .map(NextLink::Url)
+                .or_else(|| meta.after_cursor.clone().map(NextLink::AfterCursor));
+        }
+        self.next_page
+            .clone()
+            .filter(|url| !url.is_empty())
+            .map(NextLink::Url)
+    }
+}
+
+/// A list page: its records and paging facts.
+pub trait ListEnvelope {
+    /// The record type.
+    type Record;
+    /// Splits the page into records and paging facts.
+    fn into_parts(self) -> (Vec<Self::Record>, ListMeta);
+}
+
+macro_rules! list_page {
+    ($(#[$doc:meta])* $name:ident, $field:ident, $record:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Deserialize)]
+        pub struct $name {
+            /// The records.
+            pub $field: Vec<$record>,
+            /// Paging facts.
+            #[serde(flatten)]
+            pub meta: ListMeta,
+        }
+
+        impl ListEnvelope for $name {
+            type Record = $record;
+            fn into_parts(self) -> (Vec<$record>, ListMeta) {
+                (self.$field, self.meta)
+            }
+        }
+    };
+}
+
+list_page!(
+    /// One page of `/groups.json`.
+    GroupListPage, groups, Group
+);
+list_page!(
+    /// One page of `/satisfaction_ratings.json`.
+    SatisfactionRatingListPage, satisfaction_ratings, SatisfactionRating
+);
+list_page!(
+    /// One page of `/organizations.json`.
+    OrganizationListPage, organizations, Organization
+);
+list_page!(
+    /// One page of `/ticket_metrics.json`.
+    TicketMetricListPage, ticket_metrics, TicketMetricSet
+);
+
+/// One page of `/tickets/{id}/audits.json`, with side-loaded users when asked.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TicketAuditListPage {
+    /// The audits.
+    pub audits: Vec<TicketAudit>,
+    /// Side-loaded users (`include=users`).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub users: Vec<User>,
+    /// Paging facts.
+    #[serde(flatten)]
+    pub meta: ListMeta,
+}
+
+/// `/users/me.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CurrentUserEnvelope {
+    /// The user the credentials belong to.
+    pub user: CurrentUser,
+}
+
+/// `/satisfaction_ratings/{id}.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SatisfactionRatingEnvelope {
+    /// The rating (an object in the real API, an array in a doc example).
+    pub satisfaction_rating: OneOrMany<SatisfactionRating>,
+}
+
+/// `/ticket_metrics/{id}.json` and `/tickets/{id}/metrics.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TicketMetricEnvelope {
+    /// The metric set (an object in the real API, an array in a doc example).
+    pub ticket_metric: OneOrMany<TicketMetricSet>,
+}
+
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(json: &str) -> Option<NextLink> {
+        serde_json::from_str::<ListMeta>(json)
+            .ok()
+            .and_then(|m| m.next())
+    }
+
+    #[test]
+    fn next_link_forms() {
+        assert_eq!(meta(r#"{"next_page": null}"#), None);
+        assert_eq!(
+            meta(r#"{"next_page": "u"}"#),
+            Some(NextLink::Url("u".into()))
+        );
+        assert_eq!(
+            meta(r#"{"meta": {"has_more": true, "after_cursor": "c"}, "links": {"next": "n"}}"#),
+            Some(NextLink::Url("n".into()))
+        );
+        assert_eq!(
+            meta(r#"{"meta": {"has_more": true, "after_cursor": "c"}, "links": {"next": null}}"#),
+            Some(NextLink::AfterCursor("c".into()))
+        );
+        assert_eq!(
+            meta(r#"{"meta": {"has_more": false}, "links": {"next": "n"}}"#),
+            None
+        );
+    }
+}

@@ -1,0 +1,659 @@
+//! Typed Zendesk records, keeping only the fields zdsync uses and ignoring every other field.
+//!
+//! Fields zdsync needs are required (a missing or mistyped one fails the page with a
+//! `Malformed` error naming the field); fields Zendesk leaves null in real data are `Option`.
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A UTC instant as Zendesk writes it (`2023-09-18T15:57:42Z`).
+pub type Timestamp = DateTime<Utc>;
+
+/// A ticket as the incremental ticket export returns it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Ticket {
+    /// Ticket id.
+    pub id: u64,
+    /// Subject line; Zendesk allows none.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Current status (`deleted` for deleted tickets, which the export still returns).
+    pub status: TicketStatus,
+    /// Current priority; null on most tickets in real data.
+    #[serde(default)]
+    pub priority: Option<TicketPriority>,
+    /// The requester (side-loaded in `users`).
+    #[serde(default)]
+    pub requester_id: Option<u64>,
+    /// The assignee (side-loaded in `users`).
+    #[serde(default)]
+    pub assignee_id: Option<u64>,
+    /// The assigned group (side-loaded in `groups`).
+    #[serde(default)]
+    pub group_id: Option<u64>,
+    /// The requester's organization (side-loaded in `organizations`).
+    #[serde(default)]
+    pub organization_id: Option<u64>,
+    /// When the ticket was created.
+    pub created_at: Timestamp,
+    /// Last update that created a ticket event (can be older than the export's `start_time`).
+    pub updated_at: Timestamp,
+    /// Unix seconds of the last change of any kind; keep the copy with the highest one.
+    pub generated_timestamp: i64,
+}
+
+/// A ticket status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketStatus {
+    /// Not yet looked at.
+    New,
+    /// Being worked on.
+    Open,
+    /// Waiting for the requester.
+    Pending,
+    /// Waiting for a third party.
+    Hold,
+    /// Solved; can still be reopened.
+    Solved,
+    /// Closed for good.
+    Closed,
+    /// Deleted (the export still returns it).
+    Deleted,
+}
+
+impl TicketStatus {
+    /// New, open, pending or hold: what the metrics call "unsolved".
+    pub fn is_unsolved(self) -> bool {
+        matches!(self, Self::New | Self::Open | Self::Pending | Self::Hold)
+    }
+}
+
+/// A ticket priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketPriority {
+    /// Low.
+    Low,
+    /// Normal.
+    Normal,
+    /// High.
+    High,
+    /// Urgent.
+    Urgent,
+}
+
+impl TicketPriority {
+    /// High or urgent, the priorities timeline events are about.
+    pub fn is_high_or_urgent(self) -> bool {
+        matches!(self, Self::High | Self::Urgent)
+    }
+}
+
+/// A Zendesk user (requester, agent or admin).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct User {
+    /// User id.
+    pub id: u64,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Primary email; users created without one have none.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// `end-user`, `agent` or `admin`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// The user's organization.
+    #[serde(default)]
+    pub organization_id: Option<u64>,
+    /// False for deleted users.
+    #[serde(default)]
+    pub active: Option<bool>,
+    /// When the user was created.
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
+    /// Last update; keep the copy with the newest one.
+    pub updated_at: Timestamp,
+}
+
+/// A Zendesk organization.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Organization {
+    /// Organization id.
+    pub id: u64,
+    /// Unique name.
+    pub name: String,
+    /// External id, a common account match key.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Email domains of the organization.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub domain_names: Vec<String>,
+    /// Custom organization fields by key (values are strings, numbers, booleans or null).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub organization_fields: Map<String, Value>,
+    /// When the organization was created.
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
+    /// Last update; keep the copy with the newest one.
+    pub updated_at: Timestamp,
+    /// Set when the organization was deleted (incremental export only).
+    #[serde(default)]
+    pub deleted_at: Option<Timestamp>,
+}
+
+/// A Zendesk agent group.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Group {
+    /// Group id.
+    pub id: u64,
+    /// Group name (not unique).
+    pub name: String,
+    /// Whether the group was deleted.
+    #[serde(default)]
+    pub deleted: bool,
+    /// Last update.
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
+}
+
+/// A customer satisfaction rating.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SatisfactionRating {
+    /// Rating id.
+    pub id: u64,
+    /// The rated ticket.
+    pub ticket_id: u64,
+    /// The score.
+    pub score: SatisfactionScore,
+    /// The requester's comment.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// The requester who rated.
+    #[serde(default)]
+    pub requester_id: Option<u64>,
+    /// The ticket's assignee when rated.
+    #[serde(default)]
+    pub assignee_id: Option<u64>,
+    /// The ticket's group when rated.
+    #[serde(default)]
+    pub group_id: Option<u64>,
+    /// When the rating was created (offered).
+    pub created_at: Timestamp,
+    /// When the rating last changed (given); keep the copy with the newest one.
+    pub updated_at: Timestamp,
+}
+
+/// A satisfaction score; scores Zendesk may add later are kept as `Other`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SatisfactionScore {
+    /// The survey was sent, not answered.
+    Offered,
+    /// No survey was sent.
+    Unoffered,
+    /// Good.
+    Good,
+    /// Good, with a comment (older accounts).
+    GoodWithComment,
+    /// Bad.
+    Bad,
+    /// Bad, with a comment (older accounts).
+    BadWithComment,
+    /// A score this version does not know.
+    Other(String),
+}
+
+impl SatisfactionScore {
+    /// Good or good with comment.
+    pub fn is_good(&self) -> bool {
+        matches!(self, Self::Good | Self::GoodWithComment)
+    }
+
+    /// Bad or bad with comment.
+    pub fn is_bad(&self) -> bool {
+        matches!(self, Self::Bad | Self::BadWithComment)
+    }
+
+    /// The score as Zendesk spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Offered => "offered",
+            Self::Unoffered => "unoffered",
+            Self::Good => "good",
+            Self::GoodWithComment => "good_with_comment",
+            Self::Bad => "bad",
+            Self::BadWithComment => "bad_with_comment",
+            Self::Other(other) => other,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SatisfactionScore {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Ok(match raw.as_str() {
+            "offered" => Self::Offered,
+            "unoffered" => Self::Unoffered,
+            "good" => Self::Good,
+            "good_with_comment" => Self::GoodWithComment,
+            "bad" => Self::Bad,
+            "bad_with_comment" => Self::BadWithComment,
+            _ => Self::Other(raw),
+        })
+    }
+}
+
+/// A ticket's metric set (side-loaded as `metric_sets`; also `/ticket_metrics`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TicketMetricSet {
+    /// Metric set id.
+    pub id: u64,
+    /// The ticket it measures.
+    pub ticket_id: u64,
+    /// How often the ticket was reopened.
+    #[serde(default)]
+    pub reopens: Option<u32>,
+    /// Number of public agent replies.
+    #[serde(default)]
+    pub replies: Option<u32>,
+    /// When the ticket was last solved.
+    #[serde(default)]
+    pub solved_at: Option<Timestamp>,
+    /// When the status last changed.
+    #[serde(default)]
+    pub status_updated_at: Option<Timestamp>,
+    /// Last update of the metric set.
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
+}
+
+/// A ticket metric event (`/incremental/ticket_metric_events`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TicketMetricEvent {
+    /// Event id.
+    pub id: u64,
+    /// The ticket.
+    pub ticket_id: u64,
+    /// The metric, e.g. `agent_work_time`.
+    pub metric: String,
+    /// Which instance of the metric.
+    #[serde(default)]
+    pub instance_id: Option<u64>,
+    /// `activate`, `pause`, `fulfill`, `measure`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it happened.
+    pub time: Timestamp,
+}
+
+/// Whether a change record created the ticket's field or changed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeKind {
+    /// The field's value when the ticket was created.
+    Create,
+    /// A later change of the field.
+    Change,
+}
+
+/// A status or priority change of a ticket, from the ticket events export or an audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldChange {
+    /// The status became `to`.
+    Status {
+        /// Create or Change.
+        kind: ChangeKind,
+        /// Status before (none on Create).
+        from: Option<TicketStatus>,
+        /// Status after.
+        to: TicketStatus,
+    },
+    /// The priority became `to` (none when it was cleared).
+    Priority {
+        /// Create or Change.
+        kind: ChangeKind,
+        /// Priority before.
+        from: Option<TicketPriority>,
+        /// Priority after.
+        to: Option<TicketPriority>,
+    },
+}
+
+/// One update of a ticket from `/incremental/ticket_events`, with its status/priority changes.
+///
+/// Child events of other kinds (comments, tags, notifications, ...) and records of a different
+/// shape (such as the metric-event records of Zendesk's own doc example) are kept with no
+/// changes rather than failing the page.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "RawTicketEvent")]
+pub struct TicketEvent {
+    /// Ticket event id.
+    pub id: u64,
+    /// The ticket.
+    pub ticket_id: u64,
+    /// When the update happened, in Unix seconds (used for paging and de-duplication).
+    pub timestamp: Option<i64>,
+    /// When the update happened.
+    pub occurred_at: Option<Timestamp>,
+    /// The updater (user id), when known.
+    pub updater_id: Option<i64>,
+    /// The status and priority changes the update made, in order.
+    pub changes: Vec<FieldChange>,
+}
+
+#[derive(Deserialize)]
+struct RawTicketEvent {
+    id: u64,
+    ticket_id: u64,
+    #[serde(default)]
+    timestamp: Option<i64>,
+    #[serde(default)]
+    created_at: Option<Timestamp>,
+    #[serde(default)]
+    time: Option<Timestamp>,
+    #[serde(default)]
+    updater_id: Option<i64>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    child_events: Vec<Value>,
+}
+
+impl TryFrom<RawTicketEvent> for TicketEvent {
+    type Error = String;
+
+    fn try_from(raw: RawTicketEvent) -> Result<Self, Self::Error> {
+        let changes = interpret_changes(&raw.child_events, "child_events")?;
+        let occurred_at = raw
+            .timestamp
+            .and_then(|secs| DateTime::from_timestamp(secs, 0))
+            .or(raw.created_at)
+            .or(raw.time);
+        if occurred_at.is_none() && !changes.is_empty() {
+            return Err("timestamp: missing on a record with status/priority changes".to_owned());
+        }
+        Ok(Self {
+            id: raw.id,
+            ticket_id: raw.ticket_id,
+            timestamp: raw.timestamp.or(occurred_at.map(|at| at.timestamp())),
+            occurred_at,
+            updater_id: raw.updater_id,
+            changes,
+        })
+    }
+}
+
+/// One audit of a ticket (`/tickets/{id}/audits`), with its status/priority changes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "RawAudit")]
+pub struct TicketAudit {
+    /// Audit id.
+    pub id: u64,
+    /// The ticket.
+    pub ticket_id: u64,
+    /// When the audit happened.
+    pub created_at: Timestamp,
+    /// Who made it.
+    pub author_id: Option<i64>,
+    /// The status and priority changes it made, in order.
+    pub changes: Vec<FieldChange>,
+}
+
+#[derive(Deserialize)]
+struct RawAudit {
+    id: u64,
+    ticket_id: u64,
+    created_at: Timestamp,
+    #[serde(default)]
+    author_id: Option<i64>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    events: Vec<Value>,
+}
+
+impl TryFrom<RawAudit> for TicketAudit {
+    type Error = String;
+
+    fn try_from(raw: RawAudit) -> Result<Self, Self::Error> {
+        Ok(Self {
+            id: raw.id,
+            ticket_id: raw.ticket_id,
+            created_at: raw.created_at,
+            author_id: raw.author_id,
+            changes: interpret_changes(&raw.events, "events")?,
+        })
+    }
+}
+
+/// Picks the status and priority Create/Change events out of a list of child events.
+///
+/// Two shapes exist: audits write `{"type": "Change", "field_name": "status", "value",
+/// "previous_value"}`, the ticket events export writes `{"event_type": "Change", "status": "open",
+/// "previous_value"}`. Anything else is not a change zdsync tracks and is skipped.
+fn interpret_changes(children: &[Value], list_name: &str) -> Result<Vec<FieldChange>, String> {
+    let mut changes = Vec::new();
+    for (index, child) in children.iter().enumerate() {
+        let at = |field: &str| format!("{list_name}[{index}].{field}");
+        let Some(object) = child.as_object() else {
+            continue;
+        };
+        let kind_name = object
+            .get("event_type")
+            .or_else(|| object.get("type"))
+            .and_then(Value::as_str);
+        let kind = match kind_name {
+            Some("Change") => ChangeKind::Change,
+            Some("Create") => ChangeKind::Create,
+            _ => continue,
+        };
+        let (field, value_key) = match object.get("field_name").and_then(Value::as_str) {
+            Some(name @ ("status" | "priority")) => (name, "value"),
+            Some(_) => continue,
+            None if object.contains_key("status") => ("status", "status"),
+            None if object.contains_key("priority") => ("priority", "priority"),
+            None => continue,
+        };
+        let value =
+            optional_text(object.get(value_key)).map_err(|e| format!("{}: {e}", at(value_key)))?;
+        let previous = optional_text(object.get("previous_value"))
+            .map_err(|e| format!("{}: {e}", at("previous_value")))?;
+        let change = if field == "status" {
+            let to = parse_word::<TicketStatus>(value)
+                .map_err(|e| format!("{}: {e}", at(value_key)))?
+                .ok_or_else(|| format!("{}: a status change without a status", at(value_key)))?;
+            let from = parse_word::<TicketStatus>(previous)
+                .map_err(|e| format!("{}: {e}", at("previous_value")))?;
+            FieldChange::Status { kind, from, to }
+        } else {
+            let to = parse_word::<TicketPriority>(value)
+                .map_err(|e| format!("{}: {e}", at(value_key)))?;
+            let from = parse_word::<TicketPriority>(previous)
+                .map_err(|e| format!("{}: {e}", at("previous_value")))?;
+            FieldChange::Priority { kind, from, to }
+        };
+        changes.push(change);
+    }
+    Ok(changes)
+}
+
+fn optional_text(value: Option<&Value>) -> Result<Option<&str>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.as_str())),
+        Some(other) => Err(format!(
+            "expected a string or null, found {}",
+            json_type(other)
+        )),
+    }
+}
+
+/// Parses `open`, `high`, ...; empty text (how older data writes "no priority") is none.
+fn parse_word<T: for<'de> Deserialize<'de>>(text: Option<&str>) -> Result<Option<T>, String> {
+    match text.map(str::trim) {
+        None | Some("") | Some("-") => Ok(None),
+        Some(word) => T::deserialize(de::value::StrDeserializer::<de::value::Error>::new(word))
+            .map(Some)
+            .map_err(|err| err.to_string()),
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Deserializes `null` as the type's default (Zendesk writes null for empty lists and maps).
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A value Zendesk wraps either alone (`{"x": {...}}`, the real API) or in an array
+/// (`{"x": [{...}]}`, some of its doc examples).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<T> OneOrMany<T> {
+    /// The first (normally the only) value.
+    pub fn into_first(self) -> Option<T> {
+        self.0.into_iter().next()
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrManyVisitor<T> {
+            type Value = OneOrMany<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object or an array of objects")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|one| OneOrMany(vec![one]))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(OneOrMany)
+            }
+        }
+
+        deserializer.deserialize_any(OneOrManyVisitor(std::marker::PhantomData))
+    }
+}
+
+/// The user behind a set of credentials (`/users/me`); anonymous users have no id.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CurrentUser {
+    /// User id; null for the anonymous user Zendesk returns for unusable credentials.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Email.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// `end-user`, `agent` or `admin`.
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(json: Value) -> Result<TicketEvent, String> {
+        serde_json::from_value(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn export_style_child_events() {
+        let decoded = event(serde_json::json!({
+            "id": 1, "ticket_id": 7, "timestamp": 1375964693, "event_type": "Audit",
+            "child_events": [
+                {"id": 2, "event_type": "Comment", "body": "hi"},
+                {"id": 3, "event_type": "Change", "status": "open", "previous_value": "new"},
+                {"id": 4, "event_type": "Change", "priority": null, "previous_value": "high"},
+                {"id": 5, "event_type": "Create", "priority": "urgent"},
+                {"id": 6, "event_type": "Change", "tags": ["a"]},
+                "not an object"
+            ]
+        }));
+        let decoded = decoded.map(|e| (e.occurred_at.map(|t| t.timestamp()), e.changes));
+        assert_eq!(
+            decoded,
+            Ok((
+                Some(1375964693),
+                vec![
+                    FieldChange::Status {
+                        kind: ChangeKind::Change,
+                        from: Some(TicketStatus::New),
+                        to: TicketStatus::Open
+                    },
+                    FieldChange::Priority {
+                        kind: ChangeKind::Change,
+                        from: Some(TicketPriority::High),
+                        to: None
+                    },
+                    FieldChange::Priority {
+                        kind: ChangeKind::Create,
+                        from: None,
+                        to: Some(TicketPriority::Urgent)
+                    },
+                ]
+            ))
+        );
+    }
+
+    #[test]
+    fn mistyped_status_names_the_child_field() {
+        let err = event(serde_json::json!({
+            "id": 1, "ticket_id": 7, "timestamp": 1,
+            "child_events": [{"event_type": "Change", "status": 5}]
+        }));
+        assert!(
+            matches!(err, Err(ref m) if m.contains("child_events[0].status")),
+            "{err:?}"
+        );
+        let unknown = event(serde_json::json!({
+            "id": 1, "ticket_id": 7, "timestamp": 1,
+            "child_events": [{"event_type": "Change", "status": "exploded"}]
+        }));
+        assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn changes_need_a_time() {
+        let err = event(serde_json::json!({
+            "id": 1, "ticket_id": 7,
+            "child_events": [{"event_type": "Change", "status": "open"}]
+        }));
+        assert!(
+            matches!(err, Err(ref m) if m.contains("timestamp")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn scores() {
+        let scores: Vec<SatisfactionScore> =
+            serde_json::from_str(r#"["good","bad_with_comment","offered","new_kind"]"#)
+                .unwrap_or_default();
+        assert_eq!(scores.len(), 4);
+        assert!(scores[0].is_good() && scores[1].is_bad());
+        assert_eq!(scores[3].as_str(), "new_kind");
+    }
+}
