@@ -41,7 +41,9 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { config, listen } => runtime.block_on(serve(config, listen)),
         Command::Simulate(args) => runtime.block_on(async {
             zdsync::daemon::init_logging(zdsync::config::LogFormat::Text);
-            zdsync::simulator::cli::run(args).await.map_err(anyhow::Error::from)
+            zdsync::simulator::cli::run(args)
+                .await
+                .map_err(anyhow::Error::from)
         }),
         Command::Accounts(args) => runtime.block_on(zdsync::cli::accounts::run(args)),
     }

@@ -142,6 +142,19 @@ pub fn read_token_file(path: &Path) -> Result<String, SecretError> {
     Ok(token)
 }
 
+/// Reads a secret file, refusing one that group or others may read.
+pub fn read_private_file(path: &Path) -> Result<Vec<u8>, SecretError> {
+    let metadata = std::fs::metadata(path).map_err(io_error(path))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SecretError::TooOpen {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    std::fs::read(path).map_err(io_error(path))
+}
+
 /// Writes `content` to `path` with mode 0600, atomically (temp file, fsync, rename).
 pub fn write_private_file(path: &Path, content: &[u8]) -> Result<(), SecretError> {
     let tmp = path.with_extension("tmp");

@@ -1,3 +1,4 @@
-//! Pure rules with no I/O: account validation now; matching, metric windows and event detection as they land.
+//! Pure rules with no I/O: account validation, ticket states; matching, metric windows and event detection as they land.
 
 pub mod account;
+pub mod ticket;

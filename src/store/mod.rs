@@ -5,8 +5,12 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub mod accounts;
+pub mod credentials;
+pub mod pages;
 pub mod records;
+pub mod sync_state;
 pub mod tables;
+pub mod zendesk_records;
 
 use tables::{meta_keys, META};
 
@@ -131,6 +135,16 @@ impl Store {
             // Creating every table up front lets read transactions open them without special cases.
             txn.open_table(tables::ACCOUNTS)?;
             txn.open_table(tables::ATTRIBUTE_KINDS)?;
+            txn.open_table(tables::INTEGRATION)?;
+            txn.open_table(tables::SYNC_STATE)?;
+            txn.open_table(tables::CURSORS)?;
+            txn.open_table(tables::TICKETS)?;
+            txn.open_table(tables::ORGANIZATIONS)?;
+            txn.open_table(tables::USERS)?;
+            txn.open_table(tables::GROUPS)?;
+            txn.open_table(tables::RATINGS)?;
+            txn.open_table(tables::TICKET_CHANGES)?;
+            txn.open_table(tables::VALIDATION_SEEN)?;
         }
         txn.commit()?;
         Ok(())

@@ -16,4 +16,60 @@ pub const ATTRIBUTE_KINDS: TableDefinition<&str, (u8, u64)> =
 pub mod meta_keys {
     /// The schema version the file was written with (u32, little-endian).
     pub const SCHEMA_VERSION: &str = "schema_version";
+    /// The integration settings row of `INTEGRATION`.
+    pub const INTEGRATION: &str = "integration";
+    /// The sync state row of `SYNC_STATE`.
+    pub const SYNC_STATE: &str = "state";
+}
+
+/// The one integration's settings. Key: `meta_keys::INTEGRATION`; value: an encoded `IntegrationRecord`.
+pub const INTEGRATION: TableDefinition<&str, &[u8]> = TableDefinition::new("integration");
+
+/// Durable sync state (pause, last runs, errors, the run in progress). Key: `meta_keys::SYNC_STATE`.
+pub const SYNC_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_state");
+
+/// Where each Zendesk stream resumes. Key: a stream name from `cursor_keys`; value: JSON of its position.
+pub const CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("cursors");
+
+/// Zendesk tickets. Key: ticket id; value: an encoded `TicketRecord`.
+pub const TICKETS: TableDefinition<u64, &[u8]> = TableDefinition::new("tickets");
+
+/// Zendesk organizations. Key: organization id; value: an encoded `OrganizationRecord`.
+pub const ORGANIZATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("organizations");
+
+/// Zendesk users. Key: user id; value: an encoded `ZendeskUserRecord`.
+pub const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
+
+/// Zendesk groups. Key: group id; value: an encoded `GroupRecord`.
+pub const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
+
+/// Satisfaction ratings. Key: rating id; value: an encoded `RatingRecord`.
+pub const RATINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("ratings");
+
+/// Status and priority changes from the ticket events export.
+/// Key: (ticket id, Unix seconds of the change, event id, index in the event); value: an encoded `ChangeRecord`.
+pub const TICKET_CHANGES: TableDefinition<(u64, i64, u64, u32), &[u8]> =
+    TableDefinition::new("ticket_changes");
+
+/// Tickets the running nightly validation has seen. Key: ticket id; value: the validation run id.
+pub const VALIDATION_SEEN: TableDefinition<u64, u64> = TableDefinition::new("validation_seen");
+
+/// Names of the rows of `CURSORS`.
+pub mod cursor_keys {
+    /// The ticket export (cursor-based).
+    pub const TICKETS: &str = "tickets";
+    /// The ticket export of the running nightly validation.
+    pub const VALIDATION_TICKETS: &str = "validation_tickets";
+    /// The user export (cursor-based).
+    pub const USERS: &str = "users";
+    /// The organization export (time-based).
+    pub const ORGANIZATIONS: &str = "organizations";
+    /// The ticket events export (time-based).
+    pub const TICKET_EVENTS: &str = "ticket_events";
+    /// The group list of the running run.
+    pub const GROUPS: &str = "groups";
+    /// The satisfaction rating list of the running run.
+    pub const RATINGS: &str = "ratings";
+    /// Unix time from which the next run lists satisfaction ratings.
+    pub const RATINGS_SINCE: &str = "ratings_since";
 }

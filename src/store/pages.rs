@@ -1,0 +1,361 @@
+//! Applying one fetched page: its records, the cursor that follows it and derived state, in ONE write transaction.
+use prost::Message;
+use redb::{ReadableDatabase, ReadableTable, Table, TableHandle, WriteTransaction};
+
+use super::tables;
+use super::zendesk_records::{
+    ChangeRecord, GroupRecord, OrganizationRecord, RatingRecord, TicketRecord, ZendeskUserRecord,
+};
+use super::{Store, StoreError};
+
+/// One status or priority change to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketChange {
+    /// The ticket.
+    pub ticket_id: u64,
+    /// When it happened (Unix seconds).
+    pub at: i64,
+    /// The Zendesk event id.
+    pub event_id: u64,
+    /// Position of the change within the event.
+    pub index: u32,
+    /// The change.
+    pub change: ChangeRecord,
+}
+
+/// Everything one page writes.
+#[derive(Debug, Clone, Default)]
+pub struct PageWrite {
+    /// Tickets by id.
+    pub tickets: Vec<(u64, TicketRecord)>,
+    /// Users by id.
+    pub users: Vec<(u64, ZendeskUserRecord)>,
+    /// Organizations by id.
+    pub organizations: Vec<(u64, OrganizationRecord)>,
+    /// Groups by id.
+    pub groups: Vec<(u64, GroupRecord)>,
+    /// Ratings by id.
+    pub ratings: Vec<(u64, RatingRecord)>,
+    /// Status and priority changes.
+    pub changes: Vec<TicketChange>,
+    /// Stream positions to store with the page (the one that follows it, and any other to move along).
+    pub cursors: Vec<(String, Vec<u8>)>,
+    /// When set, the page belongs to this nightly validation run: tickets are marked seen and drift counted.
+    pub validation_run: Option<u64>,
+}
+
+/// What applying a page did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// Tickets written (new or newer than the stored copy).
+    pub tickets_written: u64,
+    /// Records skipped because the stored copy was newer.
+    pub stale_skipped: u64,
+    /// For a validation page: stored tickets that differed from what Zendesk returned.
+    pub tickets_drifted: u64,
+}
+
+/// Writes `value` at `key` unless the stored copy is newer by `version`; returns the previous copy if any.
+fn upsert_newest<M: Message + Default>(
+    table: &mut Table<u64, &[u8]>,
+    name: &'static str,
+    key: u64,
+    value: &M,
+    version: impl Fn(&M) -> i64,
+) -> Result<(bool, Option<M>), StoreError> {
+    let previous: Option<M> = match table.get(key)? {
+        Some(bytes) => Some(M::decode(bytes.value()).map_err(|err| StoreError::Corrupt {
+            table: name,
+            key: key.to_string(),
+            detail: err.to_string(),
+        })?),
+        None => None,
+    };
+    if let Some(old) = &previous {
+        if version(old) > version(value) {
+            return Ok((false, previous));
+        }
+    }
+    table.insert(key, value.encode_to_vec().as_slice())?;
+    Ok((true, previous))
+}
+
+fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, StoreError> {
+    let mut outcome = ApplyOutcome::default();
+    {
+        let mut table = txn.open_table(tables::GROUPS)?;
+        for (id, group) in &page.groups {
+            table.insert(*id, group.encode_to_vec().as_slice())?;
+        }
+    }
+    {
+        let mut table = txn.open_table(tables::ORGANIZATIONS)?;
+        for (id, org) in &page.organizations {
+            let (written, _) =
+                upsert_newest(&mut table, "organizations", *id, org, |o| o.updated_at)?;
+            outcome.stale_skipped += u64::from(!written);
+        }
+    }
+    {
+        let mut table = txn.open_table(tables::USERS)?;
+        for (id, user) in &page.users {
+            let (written, _) = upsert_newest(&mut table, "users", *id, user, |u| u.updated_at)?;
+            outcome.stale_skipped += u64::from(!written);
+        }
+    }
+    {
+        let mut table = txn.open_table(tables::TICKETS)?;
+        let mut seen = txn.open_table(tables::VALIDATION_SEEN)?;
+        for (id, ticket) in &page.tickets {
+            let (written, previous) = upsert_newest(&mut table, "tickets", *id, ticket, |t| {
+                t.generated_timestamp
+            })?;
+            if written {
+                outcome.tickets_written += 1;
+            } else {
+                outcome.stale_skipped += 1;
+            }
+            if let Some(run) = page.validation_run {
+                let differs = match &previous {
+                    Some(old) => written && !same_ticket(old, ticket),
+                    None => true,
+                };
+                outcome.tickets_drifted += u64::from(differs);
+                seen.insert(*id, run)?;
+            }
+        }
+    }
+    {
+        let mut table = txn.open_table(tables::RATINGS)?;
+        for (id, rating) in &page.ratings {
+            let (written, _) = upsert_newest(&mut table, "ratings", *id, rating, |r| r.updated_at)?;
+            outcome.stale_skipped += u64::from(!written);
+        }
+    }
+    {
+        let mut table = txn.open_table(tables::TICKET_CHANGES)?;
+        for change in &page.changes {
+            table.insert(
+                (change.ticket_id, change.at, change.event_id, change.index),
+                change.change.encode_to_vec().as_slice(),
+            )?;
+        }
+    }
+    {
+        let mut table = txn.open_table(tables::CURSORS)?;
+        for (key, position) in &page.cursors {
+            table.insert(key.as_str(), position.as_slice())?;
+        }
+    }
+    Ok(outcome)
+}
+
+/// Whether two copies of a ticket agree on everything zdsync uses (the generated timestamp aside).
+fn same_ticket(a: &TicketRecord, b: &TicketRecord) -> bool {
+    let mut a = a.clone();
+    a.generated_timestamp = b.generated_timestamp;
+    a.gone = b.gone;
+    &a == b
+}
+
+impl Store {
+    /// Applies one page in one durable write transaction: records (newest copy wins), changes and cursors.
+    pub fn apply_page(&self, page: &PageWrite) -> Result<ApplyOutcome, StoreError> {
+        let txn = self.db().begin_write()?;
+        let outcome = apply_in(&txn, page)?;
+        txn.commit()?;
+        Ok(outcome)
+    }
+
+    /// A stored ticket.
+    pub fn ticket(&self, id: u64) -> Result<Option<TicketRecord>, StoreError> {
+        let txn = self.db().begin_read()?;
+        let table = txn.open_table(tables::TICKETS)?;
+        let value = table.get(id)?;
+        value
+            .map(|bytes| {
+                TicketRecord::decode(bytes.value()).map_err(|err| StoreError::Corrupt {
+                    table: "tickets",
+                    key: id.to_string(),
+                    detail: err.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Overwrites a stored ticket as is; for tests that tamper with the store.
+    pub fn put_ticket_raw(&self, id: u64, ticket: &TicketRecord) -> Result<(), StoreError> {
+        let txn = self.db().begin_write()?;
+        txn.open_table(tables::TICKETS)?
+            .insert(id, ticket.encode_to_vec().as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Forgets which tickets a previous validation saw, before a new validation starts.
+    pub fn reset_validation(&self) -> Result<(), StoreError> {
+        let txn = self.db().begin_write()?;
+        txn.delete_table(tables::VALIDATION_SEEN)?;
+        txn.open_table(tables::VALIDATION_SEEN)?;
+        txn.open_table(tables::CURSORS)?
+            .remove(tables::cursor_keys::VALIDATION_TICKETS)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Marks as gone every live ticket changed since `since` (Unix seconds) that validation `run` did not see.
+    /// Returns how many were marked. Runs once a night, so a scan of the tickets is acceptable here.
+    pub fn mark_unseen_tickets_gone(&self, run: u64, since: i64) -> Result<u64, StoreError> {
+        let txn = self.db().begin_write()?;
+        let mut marked = 0;
+        {
+            let mut tickets = txn.open_table(tables::TICKETS)?;
+            let seen = txn.open_table(tables::VALIDATION_SEEN)?;
+            let mut to_mark = Vec::new();
+            for entry in tickets.iter()? {
+                let (key, value) = entry?;
+                let id = key.value();
+                let ticket =
+                    TicketRecord::decode(value.value()).map_err(|err| StoreError::Corrupt {
+                        table: "tickets",
+                        key: id.to_string(),
+                        detail: err.to_string(),
+                    })?;
+                if ticket.gone || ticket.generated_timestamp < since {
+                    continue;
+                }
+                let seen_by_run = seen.get(id)?.map(|v| v.value()) == Some(run);
+                if !seen_by_run {
+                    to_mark.push((id, ticket));
+                }
+            }
+            for (id, mut ticket) in to_mark {
+                ticket.gone = true;
+                tickets.insert(id, ticket.encode_to_vec().as_slice())?;
+                marked += 1;
+            }
+        }
+        txn.commit()?;
+        Ok(marked)
+    }
+
+    /// A digest of every stored Zendesk record and cursor, to compare two stores (crash tests).
+    pub fn content_digest(&self) -> Result<String, StoreError> {
+        use sha2::{Digest, Sha256};
+        let txn = self.db().begin_read()?;
+        let mut hasher = Sha256::new();
+        for def in [
+            tables::TICKETS,
+            tables::ORGANIZATIONS,
+            tables::USERS,
+            tables::GROUPS,
+            tables::RATINGS,
+        ] {
+            let table = txn.open_table(def)?;
+            hasher.update(def.name().as_bytes());
+            for entry in table.iter()? {
+                let (key, value) = entry?;
+                hasher.update(key.value().to_le_bytes());
+                hasher.update(value.value());
+            }
+        }
+        let changes = txn.open_table(tables::TICKET_CHANGES)?;
+        for entry in changes.iter()? {
+            let (key, value) = entry?;
+            let (ticket, at, event, index) = key.value();
+            hasher.update(ticket.to_le_bytes());
+            hasher.update(at.to_le_bytes());
+            hasher.update(event.to_le_bytes());
+            hasher.update(index.to_le_bytes());
+            hasher.update(value.value());
+        }
+        let cursors = txn.open_table(tables::CURSORS)?;
+        for entry in cursors.iter()? {
+            let (key, value) = entry?;
+            hasher.update(key.value().as_bytes());
+            hasher.update(value.value());
+        }
+        Ok(format!("{:x}", hasher.finalize()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(generated: i64, subject: &str) -> TicketRecord {
+        TicketRecord {
+            subject: subject.into(),
+            status: 2,
+            generated_timestamp: generated,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_newest_copy_wins_and_the_cursor_commits_with_the_page() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let page = PageWrite {
+            tickets: vec![(1, ticket(100, "new")), (2, ticket(100, "b"))],
+            cursors: vec![("tickets".into(), b"c1".to_vec())],
+            ..Default::default()
+        };
+        assert_eq!(store.apply_page(&page).expect("apply").tickets_written, 2);
+        let older = PageWrite {
+            tickets: vec![(1, ticket(50, "old"))],
+            cursors: vec![("tickets".into(), b"c2".to_vec())],
+            ..Default::default()
+        };
+        let outcome = store.apply_page(&older).expect("apply");
+        assert_eq!(outcome.stale_skipped, 1);
+        assert_eq!(store.ticket(1).expect("get").expect("some").subject, "new");
+        assert_eq!(
+            store.cursor("tickets").expect("cursor"),
+            Some(b"c2".to_vec())
+        );
+        assert_eq!(store.stored_counts().expect("counts").tickets, 2);
+    }
+
+    #[test]
+    fn validation_counts_drift_and_marks_unseen_tickets_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let seed = PageWrite {
+            tickets: vec![
+                (1, ticket(100, "a")),
+                (2, ticket(100, "b")),
+                (3, ticket(10, "old")),
+            ],
+            ..Default::default()
+        };
+        store.apply_page(&seed).expect("seed");
+        store.reset_validation().expect("reset");
+        let validation = PageWrite {
+            tickets: vec![(1, ticket(100, "a")), (2, ticket(100, "b changed"))],
+            validation_run: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(
+            store
+                .apply_page(&validation)
+                .expect("apply")
+                .tickets_drifted,
+            1
+        );
+        assert_eq!(store.mark_unseen_tickets_gone(7, 50).expect("mark"), 0);
+        let partial = PageWrite {
+            tickets: vec![(1, ticket(100, "a"))],
+            validation_run: Some(8),
+            ..Default::default()
+        };
+        store.reset_validation().expect("reset");
+        store.apply_page(&partial).expect("apply");
+        assert_eq!(store.mark_unseen_tickets_gone(8, 50).expect("mark"), 1);
+        assert!(store.ticket(2).expect("get").expect("some").gone);
+        assert!(
+            !store.ticket(3).expect("get").expect("some").gone,
+            "older than the window"
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! Stored forms of Zendesk records: only the fields zdsync uses, compactly encoded as prost messages.
+use prost::Message;
+
+/// A ticket as stored (id is the key). Times are Unix seconds.
+#[derive(Clone, PartialEq, Message)]
+pub struct TicketRecord {
+    /// Subject line.
+    #[prost(string, tag = "1")]
+    pub subject: String,
+    /// `TicketState` code of the status.
+    #[prost(uint32, tag = "2")]
+    pub status: u32,
+    /// Priority code: 0 none, 1 low, 2 normal, 3 high, 4 urgent.
+    #[prost(uint32, tag = "3")]
+    pub priority: u32,
+    /// Requester user id (0 when none).
+    #[prost(uint64, tag = "4")]
+    pub requester_id: u64,
+    /// Assignee user id (0 when none).
+    #[prost(uint64, tag = "5")]
+    pub assignee_id: u64,
+    /// Group id (0 when none).
+    #[prost(uint64, tag = "6")]
+    pub group_id: u64,
+    /// Organization id (0 when none).
+    #[prost(uint64, tag = "7")]
+    pub organization_id: u64,
+    /// Creation time.
+    #[prost(int64, tag = "8")]
+    pub created_at: i64,
+    /// Last update with a ticket event.
+    #[prost(int64, tag = "9")]
+    pub updated_at: i64,
+    /// Last change of any kind; the copy with the highest one wins.
+    #[prost(int64, tag = "10")]
+    pub generated_timestamp: i64,
+    /// How often the ticket was reopened (from the side-loaded metric set).
+    #[prost(uint32, tag = "11")]
+    pub reopens: u32,
+    /// When it was last solved (0 when never), from the metric set.
+    #[prost(int64, tag = "12")]
+    pub solved_at: i64,
+    /// Set by the nightly validation when Zendesk no longer returns the ticket; it then counts nowhere.
+    #[prost(bool, tag = "13")]
+    pub gone: bool,
+}
+
+/// An organization as stored.
+#[derive(Clone, PartialEq, Message)]
+pub struct OrganizationRecord {
+    /// Unique name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// External id (empty when none).
+    #[prost(string, tag = "2")]
+    pub external_id: String,
+    /// Whether `external_id` is set (an empty string is a value too).
+    #[prost(bool, tag = "3")]
+    pub has_external_id: bool,
+    /// Email domains.
+    #[prost(string, repeated, tag = "4")]
+    pub domain_names: Vec<String>,
+    /// Custom organization fields with a text (or number/boolean, as text) value.
+    #[prost(btree_map = "string, string", tag = "5")]
+    pub fields: std::collections::BTreeMap<String, String>,
+    /// Last update (Unix seconds); the newest copy wins.
+    #[prost(int64, tag = "6")]
+    pub updated_at: i64,
+}
+
+/// A Zendesk user as stored.
+#[derive(Clone, PartialEq, Message)]
+pub struct ZendeskUserRecord {
+    /// Display name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Primary email (empty when none).
+    #[prost(string, tag = "2")]
+    pub email: String,
+    /// `end-user`, `agent` or `admin`.
+    #[prost(string, tag = "3")]
+    pub role: String,
+    /// Organization id (0 when none).
+    #[prost(uint64, tag = "4")]
+    pub organization_id: u64,
+    /// False for deleted users.
+    #[prost(bool, tag = "5")]
+    pub active: bool,
+    /// Last update (Unix seconds); the newest copy wins.
+    #[prost(int64, tag = "6")]
+    pub updated_at: i64,
+}
+
+/// A group as stored.
+#[derive(Clone, PartialEq, Message)]
+pub struct GroupRecord {
+    /// Group name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Whether the group is deleted.
+    #[prost(bool, tag = "2")]
+    pub deleted: bool,
+}
+
+/// A satisfaction rating as stored.
+#[derive(Clone, PartialEq, Message)]
+pub struct RatingRecord {
+    /// The rated ticket.
+    #[prost(uint64, tag = "1")]
+    pub ticket_id: u64,
+    /// Score as Zendesk names it (`good`, `bad`, `offered`, ...).
+    #[prost(string, tag = "2")]
+    pub score: String,
+    /// Comment (empty when none).
+    #[prost(string, tag = "3")]
+    pub comment: String,
+    /// The requester who rated.
+    #[prost(uint64, tag = "4")]
+    pub requester_id: u64,
+    /// When it was created (Unix seconds).
+    #[prost(int64, tag = "5")]
+    pub created_at: i64,
+    /// Last update (Unix seconds); the newest copy wins.
+    #[prost(int64, tag = "6")]
+    pub updated_at: i64,
+}
+
+/// One status or priority change of a ticket, from the ticket events export.
+#[derive(Clone, PartialEq, Message)]
+pub struct ChangeRecord {
+    /// 1 status, 2 priority.
+    #[prost(uint32, tag = "1")]
+    pub field: u32,
+    /// Previous value code (0 when none), same codes as `TicketRecord`.
+    #[prost(uint32, tag = "2")]
+    pub from: u32,
+    /// New value code.
+    #[prost(uint32, tag = "3")]
+    pub to: u32,
+}
+
+/// Field code of a status change.
+pub const CHANGE_FIELD_STATUS: u32 = 1;
+/// Field code of a priority change.
+pub const CHANGE_FIELD_PRIORITY: u32 = 2;
