@@ -10,4 +10,5 @@ pub mod proto;
 pub mod secrets;
 pub mod simulator;
 pub mod store;
+pub mod sync;
 pub mod zendesk;

@@ -1,0 +1,157 @@
+//! Turns decoded Zendesk pages into the records one page transaction writes.
+use crate::domain::ticket::{Priority, Status};
+use crate::store::pages::{PageWrite, TicketChange};
+use crate::store::zendesk_records::{
+    ChangeRecord, GroupRecord, OrganizationRecord, RatingRecord, TicketRecord, ZendeskUserRecord, CHANGE_FIELD_PRIORITY,
+    CHANGE_FIELD_STATUS,
+};
+use crate::zendesk::payload::{
+    FieldChange, Group, Organization, SatisfactionRating, Ticket, TicketEvent, TicketMetricSet, TicketPriority,
+    TicketStatus, User,
+};
+use crate::zendesk::TicketSideLoads;
+
+/// The domain status of a Zendesk status.
+pub fn status(status: TicketStatus) -> Status {
+    match status {
+        TicketStatus::New => Status::New,
+        TicketStatus::Open => Status::Open,
+        TicketStatus::Pending => Status::Pending,
+        TicketStatus::Hold => Status::Hold,
+        TicketStatus::Solved => Status::Solved,
+        TicketStatus::Closed => Status::Closed,
+        TicketStatus::Deleted => Status::Deleted,
+    }
+}
+
+/// The domain priority of a Zendesk priority (none when unset).
+pub fn priority(priority: Option<TicketPriority>) -> Priority {
+    match priority {
+        None => Priority::None,
+        Some(TicketPriority::Low) => Priority::Low,
+        Some(TicketPriority::Normal) => Priority::Normal,
+        Some(TicketPriority::High) => Priority::High,
+        Some(TicketPriority::Urgent) => Priority::Urgent,
+    }
+}
+
+/// The stored form of a ticket, with its metric set if the page side-loaded one.
+pub fn ticket(ticket: &Ticket, metrics: Option<&TicketMetricSet>) -> TicketRecord {
+    TicketRecord {
+        subject: ticket.subject.clone().unwrap_or_default(),
+        status: status(ticket.status).code(),
+        priority: priority(ticket.priority).code(),
+        requester_id: ticket.requester_id.unwrap_or(0),
+        assignee_id: ticket.assignee_id.unwrap_or(0),
+        group_id: ticket.group_id.unwrap_or(0),
+        organization_id: ticket.organization_id.unwrap_or(0),
+        created_at: ticket.created_at.timestamp(),
+        updated_at: ticket.updated_at.timestamp(),
+        generated_timestamp: ticket.generated_timestamp,
+        reopens: metrics.and_then(|m| m.reopens).unwrap_or(0),
+        solved_at: metrics.and_then(|m| m.solved_at).map(|t| t.timestamp()).unwrap_or(0),
+        gone: false,
+    }
+}
+
+/// The stored form of an organization; non-text custom fields are kept as their JSON text.
+pub fn organization(org: &Organization) -> OrganizationRecord {
+    let fields = org
+        .organization_fields
+        .iter()
+        .filter_map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::Null => return None,
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            Some((key.clone(), text))
+        })
+        .collect();
+    OrganizationRecord {
+        name: org.name.clone(),
+        external_id: org.external_id.clone().unwrap_or_default(),
+        has_external_id: org.external_id.is_some(),
+        domain_names: org.domain_names.clone(),
+        fields,
+        updated_at: org.updated_at.timestamp(),
+    }
+}
+
+/// The stored form of a user.
+pub fn user(user: &User) -> ZendeskUserRecord {
+    ZendeskUserRecord {
+        name: user.name.clone().unwrap_or_default(),
+        email: user.email.clone().unwrap_or_default(),
+        role: user.role.clone().unwrap_or_default(),
+        organization_id: user.organization_id.unwrap_or(0),
+        active: user.active.unwrap_or(true),
+        updated_at: user.updated_at.timestamp(),
+    }
+}
+
+/// The stored form of a group.
+pub fn group(group: &Group) -> GroupRecord {
+    GroupRecord {
+        name: group.name.clone(),
+        deleted: group.deleted,
+    }
+}
+
+/// The stored form of a satisfaction rating.
+pub fn rating(rating: &SatisfactionRating) -> RatingRecord {
+    RatingRecord {
+        ticket_id: rating.ticket_id,
+        score: rating.score.as_str().to_owned(),
+        comment: rating.comment.clone().unwrap_or_default(),
+        requester_id: rating.requester_id.unwrap_or(0),
+        created_at: rating.created_at.timestamp(),
+        updated_at: rating.updated_at.timestamp(),
+    }
+}
+
+/// A ticket export page with its side-loads, ready to apply.
+pub fn ticket_page(tickets: &[Ticket], side_loads: &TicketSideLoads) -> PageWrite {
+    let metrics: std::collections::HashMap<u64, &TicketMetricSet> =
+        side_loads.metric_sets.iter().map(|m| (m.ticket_id, m)).collect();
+    PageWrite {
+        tickets: tickets
+            .iter()
+            .map(|t| (t.id, ticket(t, metrics.get(&t.id).copied())))
+            .collect(),
+        users: side_loads.users.iter().map(|u| (u.id, user(u))).collect(),
+        organizations: side_loads.organizations.iter().map(|o| (o.id, organization(o))).collect(),
+        groups: side_loads.groups.iter().map(|g| (g.id, group(g))).collect(),
+        ..Default::default()
+    }
+}
+
+/// The status and priority changes of a ticket events page.
+pub fn ticket_changes(events: &[TicketEvent]) -> Vec<TicketChange> {
+    let mut changes = Vec::new();
+    for event in events {
+        let Some(at) = event.timestamp else { continue };
+        for (index, change) in event.changes.iter().enumerate() {
+            let record = match change {
+                FieldChange::Status { from, to, .. } => ChangeRecord {
+                    field: CHANGE_FIELD_STATUS,
+                    from: from.map(|s| status(s).code()).unwrap_or(0),
+                    to: status(*to).code(),
+                },
+                FieldChange::Priority { from, to, .. } => ChangeRecord {
+                    field: CHANGE_FIELD_PRIORITY,
+                    from: priority(*from).code(),
+                    to: priority(*to).code(),
+                },
+            };
+            changes.push(TicketChange {
+                ticket_id: event.ticket_id,
+                at,
+                event_id: event.id,
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                change: record,
+            });
+        }
+    }
+    changes
+}

@@ -1,0 +1,708 @@
+//! The sync engine: one task that owns the schedule and the run in progress; gRPC talks to it by commands.
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::clock::SharedClock;
+use crate::store::credentials;
+use crate::store::sync_state::{ErrorRecord, IntegrationRecord, RunRecord, SyncStateRecord};
+use crate::store::{Store, StoreError};
+use crate::zendesk::{ClientObserver, ClientSettings, Credentials, WaitReason, ZendeskClient, ZendeskError};
+
+use super::run::{self, Progress, RunContext, RunError, RunKind, RunSummary};
+use super::schedule::{self, ScheduleSettings};
+
+/// Outcome codes of runs (the numbers of the contract's `RunOutcome`).
+pub mod outcome {
+    /// Still running.
+    pub const RUNNING: u32 = 1;
+    /// Finished successfully.
+    pub const SUCCEEDED: u32 = 2;
+    /// Stopped by an error.
+    pub const FAILED: u32 = 3;
+    /// Stopped by `Pause`.
+    pub const PAUSED: u32 = 4;
+    /// Stopped by a shutdown, a crash or a delete.
+    pub const INTERRUPTED: u32 = 5;
+}
+
+/// Error kind codes (the numbers of the contract's `ErrorKind`).
+pub mod error_kind {
+    /// Credentials refused (401/403, failed refresh).
+    pub const AUTHENTICATION: u32 = 1;
+    /// Zendesk kept answering 429.
+    pub const RATE_LIMITED: u32 = 2;
+    /// Connection failures and timeouts.
+    pub const TRANSPORT: u32 = 3;
+    /// Zendesk answered 5xx.
+    pub const SERVER: u32 = 4;
+    /// A payload zdsync cannot read.
+    pub const MALFORMED: u32 = 5;
+    /// Anything else (store, tasks).
+    pub const INTERNAL: u32 = 6;
+}
+
+/// What the engine needs to know besides the store.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Data directory (the credentials file lives there).
+    pub data_dir: PathBuf,
+    /// `[zendesk] base_url` from the config file, for tests and the simulator.
+    pub base_url: Option<String>,
+    /// Export budget per minute; 0 turns it off.
+    pub requests_per_minute: u32,
+    /// HTTP request timeout.
+    pub timeout: Duration,
+    /// The schedule.
+    pub schedule: ScheduleSettings,
+}
+
+/// Why a command was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// No integration is configured.
+    #[error("no integration is configured; call Configure first")]
+    NotConfigured,
+    /// A run is in progress.
+    #[error("run {0} is in progress; one run at a time")]
+    Busy(String),
+    /// The schedule is paused.
+    #[error("the integration is paused; call Resume first")]
+    Paused,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Credentials could not be read or the client not built.
+    #[error("{0}")]
+    Client(String),
+    /// The engine has stopped (daemon shutting down).
+    #[error("the sync engine is shutting down")]
+    Stopped,
+}
+
+/// The text id of a run (`run-7`).
+pub fn run_label(id: u64) -> String {
+    format!("run-{id}")
+}
+
+/// The run in progress as `GetStatus` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentRun {
+    /// Run id.
+    pub id: u64,
+    /// Run kind.
+    pub kind: RunKind,
+    /// When it (first) started.
+    pub started_at: DateTime<Utc>,
+    /// Live counters.
+    pub progress: Progress,
+}
+
+/// What the engine knows that the store does not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveStatus {
+    /// The run in progress.
+    pub current: Option<CurrentRun>,
+    /// When the next incremental run is due (none while paused, failed or unconfigured).
+    pub next_incremental_at: Option<DateTime<Utc>>,
+    /// When the next nightly validation is due.
+    pub next_full_validation_at: Option<DateTime<Utc>>,
+    /// Until when the client waits out a Zendesk rate limit.
+    pub rate_limited_until: Option<DateTime<Utc>>,
+}
+
+enum Command {
+    Configured(oneshot::Sender<Result<String, CommandError>>),
+    Force(RunKind, oneshot::Sender<Result<String, CommandError>>),
+    Pause(oneshot::Sender<Result<Option<String>, CommandError>>),
+    Resume(oneshot::Sender<Result<(), CommandError>>),
+    CredentialsChanged(oneshot::Sender<Result<(), CommandError>>),
+    Delete(oneshot::Sender<Result<(), CommandError>>),
+}
+
+/// A handle on the engine for gRPC handlers: commands never wait for a run.
+#[derive(Debug, Clone)]
+pub struct SyncHandle {
+    commands: mpsc::Sender<Command>,
+    live: Arc<Mutex<LiveState>>,
+    settings: Arc<EngineSettings>,
+    clock: SharedClock,
+}
+
+#[derive(Debug, Default)]
+struct LiveState {
+    current: Option<(u64, RunKind, DateTime<Utc>, Arc<Mutex<Progress>>, ZendeskClient, u64)>,
+    next_incremental_at: Option<DateTime<Utc>>,
+    next_full_validation_at: Option<DateTime<Utc>>,
+    rate_limited_until: Option<DateTime<Utc>>,
+}
+
+impl SyncHandle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, CommandError>>) -> Command) -> Result<T, CommandError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(make(reply)).await.map_err(|_| CommandError::Stopped)?;
+        answer.await.map_err(|_| CommandError::Stopped)?
+    }
+
+    /// Tells the engine an integration was stored: it builds its client and starts the first full sync.
+    pub async fn configured(&self) -> Result<String, CommandError> {
+        self.ask(Command::Configured).await
+    }
+
+    /// Starts a run now, unless one is running or the schedule is paused.
+    pub async fn force(&self, kind: RunKind) -> Result<String, CommandError> {
+        self.ask(|reply| Command::Force(kind, reply)).await
+    }
+
+    /// Pauses the schedule; a run in progress stops at its next page boundary. Returns that run's id.
+    pub async fn pause(&self) -> Result<Option<String>, CommandError> {
+        self.ask(Command::Pause).await
+    }
+
+    /// Resumes the schedule (and an interrupted run).
+    pub async fn resume(&self) -> Result<(), CommandError> {
+        self.ask(Command::Resume).await
+    }
+
+    /// Tells the engine the credentials file changed: it rebuilds its client and clears an authentication failure.
+    pub async fn credentials_changed(&self) -> Result<(), CommandError> {
+        self.ask(Command::CredentialsChanged).await
+    }
+
+    /// Stops any run and deletes the integration's settings, credentials, cursors and Zendesk records.
+    pub async fn delete(&self) -> Result<(), CommandError> {
+        self.ask(Command::Delete).await
+    }
+
+    /// The live part of the status.
+    pub fn live(&self) -> LiveStatus {
+        let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        LiveStatus {
+            current: live.current.as_ref().map(|(id, kind, started_at, progress, client, base)| {
+                let mut progress = progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                progress.requests = client.stats().requests.saturating_sub(*base);
+                CurrentRun {
+                    id: *id,
+                    kind: *kind,
+                    started_at: *started_at,
+                    progress,
+                }
+            }),
+            next_incremental_at: live.next_incremental_at,
+            next_full_validation_at: live.next_full_validation_at,
+            rate_limited_until: live.rate_limited_until.filter(|until| *until > self.clock.now()),
+        }
+    }
+
+    /// The engine's settings.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+}
+
+/// Client settings for `subdomain`, honouring the config's `base_url` override (the only way to change the host).
+pub fn client_settings(settings: &EngineSettings, subdomain: &str) -> Result<ClientSettings, ZendeskError> {
+    let mut client = match &settings.base_url {
+        Some(base) => ClientSettings::for_base_url(base)?,
+        None => ClientSettings::for_subdomain(subdomain)?,
+    };
+    client.requests_per_minute = (settings.requests_per_minute > 0).then_some(settings.requests_per_minute);
+    client.timeout = settings.timeout;
+    Ok(client)
+}
+
+#[derive(Debug)]
+struct RateLimitObserver {
+    live: Arc<Mutex<LiveState>>,
+    clock: SharedClock,
+}
+
+impl ClientObserver for RateLimitObserver {
+    fn on_wait(&self, endpoint: &str, reason: WaitReason, duration: Duration) {
+        if reason == WaitReason::RateLimited {
+            tracing::info!(endpoint, wait_s = duration.as_secs_f64(), "Zendesk rate limit: waiting");
+            let until = self.clock.now() + chrono::TimeDelta::from_std(duration).unwrap_or_default();
+            self.live.lock().unwrap_or_else(PoisonError::into_inner).rate_limited_until = Some(until);
+        }
+    }
+}
+
+struct Running {
+    id: u64,
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<Result<RunSummary, RunError>>,
+    progress: Arc<Mutex<Progress>>,
+    client: ZendeskClient,
+    requests_base: u64,
+    stop_outcome: u32,
+}
+
+struct Engine {
+    store: Store,
+    settings: Arc<EngineSettings>,
+    clock: SharedClock,
+    live: Arc<Mutex<LiveState>>,
+    client: Option<ZendeskClient>,
+    running: Option<Running>,
+}
+
+/// Starts the engine task; it stops when `shutdown` turns true (interrupting a run at a page boundary).
+pub fn spawn(
+    store: Store,
+    settings: EngineSettings,
+    clock: SharedClock,
+    shutdown: watch::Receiver<bool>,
+) -> (SyncHandle, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(32);
+    let live = Arc::new(Mutex::new(LiveState::default()));
+    let settings = Arc::new(settings);
+    let handle = SyncHandle {
+        commands: tx,
+        live: live.clone(),
+        settings: settings.clone(),
+        clock: clock.clone(),
+    };
+    let engine = Engine {
+        store,
+        settings,
+        clock,
+        live,
+        client: None,
+        running: None,
+    };
+    let task = tokio::spawn(engine.run(rx, shutdown).instrument(tracing::info_span!("sync_engine")));
+    (handle, task)
+}
+
+enum Wake {
+    Shutdown,
+    Command(Option<Command>),
+    RunDone(Result<Result<RunSummary, RunError>, tokio::task::JoinError>),
+    Timer,
+}
+
+/// Longest the engine sleeps before looking at the clock again, so a moved (test) clock is noticed.
+const MAX_IDLE_SLEEP: Duration = Duration::from_millis(250);
+
+impl Engine {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || work(store))
+            .await
+            .map_err(|err| StoreError::Database(format!("blocking task failed: {err}")))?
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut shutdown: watch::Receiver<bool>) {
+        if let Err(err) = self.load_client().await {
+            tracing::error!(error = %err, "cannot load the Zendesk credentials; fix them with ChangeLogin");
+        }
+        loop {
+            let sleep_for = match self.plan().await {
+                Ok(sleep_for) => sleep_for,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot read the sync state");
+                    MAX_IDLE_SLEEP
+                }
+            };
+            let wake = {
+                let task = self.running.as_mut().map(|r| &mut r.task);
+                tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => Wake::Shutdown,
+                    command = commands.recv() => Wake::Command(command),
+                    done = async { match task { Some(task) => task.await, None => std::future::pending().await } } => Wake::RunDone(done),
+                    _ = tokio::time::sleep(sleep_for) => Wake::Timer,
+                }
+            };
+            match wake {
+                Wake::Shutdown | Wake::Command(None) => {
+                    self.stop_running(outcome::INTERRUPTED).await;
+                    return;
+                }
+                Wake::Command(Some(command)) => self.handle(command).await,
+                Wake::RunDone(result) => self.finish(result).await,
+                Wake::Timer => {}
+            }
+        }
+    }
+
+    async fn load_client(&mut self) -> Result<(), CommandError> {
+        let integration = self.blocking(|store| store.integration()).await?;
+        let Some(integration) = integration else {
+            self.client = None;
+            return Ok(());
+        };
+        let data_dir = self.settings.data_dir.clone();
+        let credentials = tokio::task::spawn_blocking(move || credentials::load(&data_dir))
+            .await
+            .map_err(|err| CommandError::Client(err.to_string()))?
+            .map_err(|err| CommandError::Client(err.to_string()))?
+            .ok_or_else(|| CommandError::Client("the credentials file is missing".into()))?;
+        self.client = Some(self.build_client(&integration, credentials)?);
+        Ok(())
+    }
+
+    fn build_client(&self, integration: &IntegrationRecord, credentials: Credentials) -> Result<ZendeskClient, CommandError> {
+        let settings = client_settings(&self.settings, &integration.subdomain).map_err(|err| CommandError::Client(err.to_string()))?;
+        let data_dir = self.settings.data_dir.clone();
+        let persist = crate::zendesk::persist_tokens_with(move |tokens| {
+            let data_dir = data_dir.clone();
+            async move {
+                // Zendesk rotated the pair: the new one is on disk (fsync + rename) before it is used.
+                tokio::task::spawn_blocking(move || credentials::save(&data_dir, &Credentials::OAuthTokens(tokens)))
+                    .await
+                    .map_err(|err| err.to_string())?
+                    .map_err(|err| err.to_string())
+            }
+        });
+        ZendeskClient::builder(settings, credentials)
+            .clock(self.clock.clone())
+            .observer(Arc::new(RateLimitObserver {
+                live: self.live.clone(),
+                clock: self.clock.clone(),
+            }))
+            .persist_tokens(persist)
+            .build()
+            .map_err(|err| CommandError::Client(err.to_string()))
+    }
+
+    /// Starts a due run if any, publishes the next due times, and says how long to sleep.
+    async fn plan(&mut self) -> Result<Duration, StoreError> {
+        let now = self.clock.now();
+        let integration = self.blocking(|store| store.integration()).await?;
+        let state = self.blocking(|store| store.sync_state()).await?;
+        let Some(integration) = integration else {
+            self.publish(None, None);
+            return Ok(MAX_IDLE_SLEEP);
+        };
+        if state.paused || state.auth_failed || self.client.is_none() {
+            self.publish(None, None);
+            return Ok(MAX_IDLE_SLEEP);
+        }
+        let configured_at = DateTime::from_timestamp(integration.configured_at, 0).unwrap_or(now);
+        let last_validation = (state.last_validation_ms > 0)
+            .then(|| DateTime::from_timestamp_millis(state.last_validation_ms))
+            .flatten();
+        let next_validation = schedule::next_full_validation(&self.settings.schedule, last_validation, configured_at);
+        let last_end = state
+            .history
+            .first()
+            .and_then(|run| DateTime::from_timestamp_millis(run.finished_at_ms))
+            .unwrap_or(configured_at);
+        let next_incremental = schedule::next_incremental(&self.settings.schedule, last_end, state.consecutive_failures);
+        self.publish(Some(next_incremental), Some(next_validation));
+        if self.running.is_some() {
+            return Ok(MAX_IDLE_SLEEP);
+        }
+        let due = if let Some(active) = &state.active_run {
+            let retry_at = if state.consecutive_failures > 0 { next_incremental } else { now };
+            (now >= retry_at).then(|| (RunKind::from_code(active.kind).unwrap_or(RunKind::Incremental), Some(active.clone())))
+        } else if !state.initial_complete {
+            Some((RunKind::Initial, None))
+        } else if now >= next_validation {
+            Some((RunKind::FullValidation, None))
+        } else if now >= next_incremental {
+            Some((RunKind::Incremental, None))
+        } else {
+            None
+        };
+        if let Some((kind, resume)) = due {
+            self.start_run(kind, resume).await?;
+        }
+        Ok(MAX_IDLE_SLEEP)
+    }
+
+    fn publish(&self, next_incremental: Option<DateTime<Utc>>, next_validation: Option<DateTime<Utc>>) {
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        live.next_incremental_at = next_incremental;
+        live.next_full_validation_at = next_validation;
+    }
+
+    async fn start_run(&mut self, kind: RunKind, resume: Option<RunRecord>) -> Result<String, StoreError> {
+        let Some(client) = self.client.clone() else {
+            return Err(StoreError::Database("no Zendesk client".into()));
+        };
+        let now = self.clock.now();
+        let resumed = resume.is_some();
+        let state = self
+            .blocking(move |store| {
+                store.update_sync_state(|state| {
+                    let record = match resume {
+                        Some(record) => record,
+                        None => {
+                            state.next_run_id = state.next_run_id.max(1);
+                            let id = state.next_run_id;
+                            state.next_run_id += 1;
+                            RunRecord {
+                                id,
+                                kind: kind.code(),
+                                started_at_ms: now.timestamp_millis(),
+                                outcome: outcome::RUNNING,
+                                ..Default::default()
+                            }
+                        }
+                    };
+                    state.active_run = Some(record);
+                    state.last_attempt_ms = now.timestamp_millis();
+                })
+            })
+            .await?;
+        let Some(record) = state.active_run else {
+            return Err(StoreError::Database("run record vanished".into()));
+        };
+        let started_at = DateTime::from_timestamp_millis(record.started_at_ms).unwrap_or(now);
+        let progress = Arc::new(Mutex::new(Progress {
+            pages: record.pages,
+            tickets: record.tickets,
+            ..Default::default()
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ctx = RunContext {
+            store: self.store.clone(),
+            client: client.clone(),
+            run_id: record.id,
+            kind,
+            stop: stop.clone(),
+            progress: progress.clone(),
+            clock: self.clock.clone(),
+            started_at,
+            resume_phase: resumed.then_some(record.phase).filter(|phase| *phase > 0),
+        };
+        let requests_base = client.stats().requests;
+        let span = tracing::info_span!("sync_run", run = record.id, kind = kind.name(), resumed);
+        tracing::info!(parent: &span, "sync run started");
+        let task = tokio::spawn(run::execute(ctx).instrument(span));
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).current =
+            Some((record.id, kind, started_at, progress.clone(), client.clone(), requests_base));
+        self.running = Some(Running {
+            id: record.id,
+            stop,
+            task,
+            progress,
+            client,
+            requests_base,
+            stop_outcome: outcome::INTERRUPTED,
+        });
+        Ok(run_label(record.id))
+    }
+
+    async fn finish(&mut self, result: Result<Result<RunSummary, RunError>, tokio::task::JoinError>) {
+        let Some(running) = self.running.take() else { return };
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).current = None;
+        let now = self.clock.now();
+        let progress = running.progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let requests = running.client.stats().requests.saturating_sub(running.requests_base);
+        let result = result.unwrap_or_else(|err| Err(RunError::Task(err.to_string())));
+        let stop_outcome = running.stop_outcome;
+        let id = running.id;
+        match &result {
+            Ok(summary) => tracing::info!(run = id, pages = progress.pages, tickets = progress.tickets, requests, ?summary, "sync run succeeded"),
+            Err(RunError::Stopped) => tracing::info!(run = id, "sync run stopped at a page boundary"),
+            Err(err) => tracing::warn!(run = id, error = %err, "sync run failed"),
+        }
+        let update = move |state: &mut SyncStateRecord| {
+            let mut record = state.active_run.clone().unwrap_or_default();
+            record.finished_at_ms = now.timestamp_millis();
+            record.pages = progress.pages;
+            record.tickets = progress.tickets;
+            record.requests += requests;
+            record.phase = progress.phase;
+            match &result {
+                Ok(summary) => {
+                    record.outcome = outcome::SUCCEEDED;
+                    record.drift_tickets_changed = summary.tickets_changed;
+                    record.drift_tickets_missing = summary.tickets_missing;
+                    state.active_run = None;
+                    state.last_successful_sync_ms = now.timestamp_millis();
+                    state.last_error = None;
+                    state.consecutive_failures = 0;
+                    state.ticket_events_fallback = summary.ticket_events_refused;
+                    match RunKind::from_code(record.kind) {
+                        Some(RunKind::Initial) => state.initial_complete = true,
+                        Some(RunKind::FullValidation) => state.last_validation_ms = now.timestamp_millis(),
+                        _ => {}
+                    }
+                }
+                Err(RunError::Stopped) => {
+                    record.outcome = stop_outcome;
+                    if let Some(active) = state.active_run.as_mut() {
+                        active.phase = progress.phase;
+                        active.pages = progress.pages;
+                        active.tickets = progress.tickets;
+                        active.requests += requests;
+                    }
+                }
+                Err(err) => {
+                    record.outcome = outcome::FAILED;
+                    record.error = err.to_string();
+                    let kind = classify(err);
+                    if kind == error_kind::AUTHENTICATION {
+                        state.auth_failed = true;
+                    }
+                    state.consecutive_failures += 1;
+                    state.last_error = Some(ErrorRecord {
+                        kind,
+                        message: err.to_string(),
+                        at_ms: now.timestamp_millis(),
+                        run_id: record.id,
+                    });
+                    if let Some(active) = state.active_run.as_mut() {
+                        active.phase = progress.phase;
+                        active.pages = progress.pages;
+                        active.tickets = progress.tickets;
+                        active.requests += requests;
+                    }
+                }
+            }
+            state.history.insert(0, record);
+        };
+        if let Err(err) = self.blocking(move |store| store.update_sync_state(update)).await {
+            tracing::error!(error = %err, "cannot record the end of a run");
+        }
+    }
+
+    /// Asks the running run to stop at its next page boundary and waits for it (cut after a grace period).
+    async fn stop_running(&mut self, stop_outcome: u32) {
+        let Some(running) = self.running.as_mut() else { return };
+        running.stop_outcome = stop_outcome;
+        running.stop.store(true, Ordering::SeqCst);
+        let result = match tokio::time::timeout(STOP_GRACE, &mut running.task).await {
+            Ok(result) => result,
+            Err(_) => {
+                // Cutting a run between commits is safe: every page is one transaction.
+                running.task.abort();
+                Ok(Err(RunError::Stopped))
+            }
+        };
+        self.finish(result).await;
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Configured(reply) => {
+                let result = self.on_configured().await;
+                let _ = reply.send(result);
+            }
+            Command::Force(kind, reply) => {
+                let result = self.on_force(kind).await;
+                let _ = reply.send(result);
+            }
+            Command::Pause(reply) => {
+                let running = self.running.as_ref().map(|r| run_label(r.id));
+                let result = self
+                    .blocking(|store| store.update_sync_state(|state| state.paused = true))
+                    .await
+                    .map_err(CommandError::from);
+                if result.is_ok() {
+                    tracing::info!("schedule paused");
+                    self.stop_running(outcome::PAUSED).await;
+                }
+                let _ = reply.send(result.map(|_| running));
+            }
+            Command::Resume(reply) => {
+                let result = self
+                    .blocking(|store| store.update_sync_state(|state| state.paused = false))
+                    .await
+                    .map(|_| tracing::info!("schedule resumed"))
+                    .map_err(CommandError::from);
+                let _ = reply.send(result);
+            }
+            Command::CredentialsChanged(reply) => {
+                let mut result = self.load_client().await;
+                if result.is_ok() {
+                    result = self
+                        .blocking(|store| {
+                            store.update_sync_state(|state| {
+                                state.auth_failed = false;
+                                if state.last_error.as_ref().is_some_and(|e| e.kind == error_kind::AUTHENTICATION) {
+                                    state.last_error = None;
+                                    state.consecutive_failures = 0;
+                                }
+                            })
+                        })
+                        .await
+                        .map(|_| ())
+                        .map_err(CommandError::from);
+                }
+                let _ = reply.send(result);
+            }
+            Command::Delete(reply) => {
+                self.stop_running(outcome::INTERRUPTED).await;
+                self.client = None;
+                let data_dir = self.settings.data_dir.clone();
+                let result = self
+                    .blocking(move |store| {
+                        store.delete_integration_data()?;
+                        credentials::remove(&data_dir).map_err(|err| StoreError::Database(err.to_string()))
+                    })
+                    .await
+                    .map_err(CommandError::from);
+                self.publish(None, None);
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    async fn on_configured(&mut self) -> Result<String, CommandError> {
+        self.load_client().await?;
+        if self.client.is_none() {
+            return Err(CommandError::NotConfigured);
+        }
+        let state = self.blocking(|store| store.sync_state()).await?;
+        if let Some(running) = &self.running {
+            return Ok(run_label(running.id));
+        }
+        if state.paused {
+            return Err(CommandError::Paused);
+        }
+        Ok(self.start_run(RunKind::Initial, None).await?)
+    }
+
+    async fn on_force(&mut self, kind: RunKind) -> Result<String, CommandError> {
+        let integration = self.blocking(|store| store.integration()).await?;
+        if integration.is_none() || self.client.is_none() {
+            return Err(CommandError::NotConfigured);
+        }
+        if let Some(running) = &self.running {
+            return Err(CommandError::Busy(run_label(running.id)));
+        }
+        let state = self.blocking(|store| store.sync_state()).await?;
+        if state.paused {
+            return Err(CommandError::Paused);
+        }
+        // An interrupted run (or an unfinished first sync) is continued rather than started over.
+        let (kind, resume) = match (&state.active_run, state.initial_complete) {
+            (Some(active), _) => (RunKind::from_code(active.kind).unwrap_or(kind), Some(active.clone())),
+            (None, false) => (RunKind::Initial, None),
+            (None, true) => (kind, None),
+        };
+        Ok(self.start_run(kind, resume).await?)
+    }
+}
+
+/// How long a stop request waits for the run to reach a page boundary.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The error kind code of a run failure.
+pub fn classify(error: &RunError) -> u32 {
+    match error {
+        RunError::Zendesk(err) => match err {
+            ZendeskError::Authentication { .. } | ZendeskError::PermissionDenied { .. } => error_kind::AUTHENTICATION,
+            ZendeskError::RateLimited { .. } => error_kind::RATE_LIMITED,
+            ZendeskError::Transport { .. } | ZendeskError::Timeout { .. } => error_kind::TRANSPORT,
+            ZendeskError::Server { .. } | ZendeskError::UnexpectedStatus { .. } => error_kind::SERVER,
+            ZendeskError::Malformed { .. } | ZendeskError::TooLarge { .. } => error_kind::MALFORMED,
+            _ if err.is_auth_failure() => error_kind::AUTHENTICATION,
+            _ => error_kind::INTERNAL,
+        },
+        RunError::Store(_) | RunError::Task(_) | RunError::Stopped => error_kind::INTERNAL,
+    }
+}

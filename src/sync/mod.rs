@@ -1,0 +1,9 @@
+//! The sync engine: schedule (hourly, nightly, force, pause) and runs (page -> apply).
+
+pub mod convert;
+pub mod engine;
+pub mod run;
+pub mod schedule;
+
+pub use engine::{spawn, CommandError, EngineSettings, LiveStatus, SyncHandle};
+pub use run::RunKind;
