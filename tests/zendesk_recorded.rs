@@ -199,6 +199,25 @@ async fn the_recorded_admin_verifies() {
 }
 
 #[tokio::test]
+async fn the_documented_agent_verifies_but_is_not_an_admin() {
+    let body: &'static str = Box::leak(
+        String::from_utf8(fixture("users_me/zendesk_oas_example.json"))
+            .expect("utf8")
+            .into_boxed_str(),
+    );
+    let base = serve(users_me(body)).await;
+    let identity = client(&base, &RecordingSleeper::new())
+        .verify()
+        .await
+        .expect("verify");
+    assert_eq!(
+        (identity.id, identity.role.as_str(), identity.is_admin),
+        (35436, "agent", false)
+    );
+    assert_eq!(identity.email.as_deref(), Some("johnny@example.com"));
+}
+
+#[tokio::test]
 async fn next_page_links_never_send_credentials_to_another_host() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
