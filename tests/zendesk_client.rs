@@ -12,9 +12,9 @@ use zdsync::simulator::{
 };
 use zdsync::zendesk::payload::{FieldChange, TicketPriority, TicketStatus};
 use zdsync::zendesk::{
-    begin_authorization, exchange_authorization_code, persist_tokens_with, ClientSettings,
-    Credentials, ExportPosition, ListPosition, OAuthClient, OAuthTokens, RecordingSleeper, Secret,
-    TimePosition, ZendeskClient, ZendeskError,
+    begin_authorization, exchange_authorization_code, persist_tokens_with, ClientObserver,
+    ClientSettings, Credentials, ExportPosition, ListPosition, OAuthClient, OAuthTokens,
+    RecordingSleeper, Secret, TimePosition, WaitReason, ZendeskClient, ZendeskError,
 };
 
 fn start_of_test_time() -> DateTime<Utc> {
@@ -762,6 +762,63 @@ async fn rate_limited_requests_wait_the_retry_after_they_were_told() {
     assert_eq!(
         h.sim.control().request_count(Endpoint::IncrementalTickets),
         4
+    );
+}
+
+#[derive(Debug, Default)]
+struct RecordingObserver {
+    responses: Mutex<Vec<(String, Option<u16>)>>,
+    waits: Mutex<Vec<(WaitReason, Duration)>>,
+}
+
+impl ClientObserver for RecordingObserver {
+    fn on_response(&self, endpoint: &str, status: Option<u16>) {
+        self.responses
+            .lock()
+            .expect("responses")
+            .push((endpoint.to_owned(), status));
+    }
+
+    fn on_wait(&self, _endpoint: &str, reason: WaitReason, duration: Duration) {
+        self.waits.lock().expect("waits").push((reason, duration));
+    }
+}
+
+#[tokio::test]
+async fn the_observer_sees_every_response_and_wait() {
+    let h = harness(|c| c.tickets = 10).await;
+    let observer = Arc::new(RecordingObserver::default());
+    let client = ZendeskClient::builder(h.settings(|_| {}), api_token())
+        .sleeper(Arc::new(h.sleeper.clone()))
+        .clock(Arc::new(h.clock.clone()))
+        .observer(observer.clone())
+        .build()
+        .expect("client");
+    h.fault(
+        Endpoint::Groups,
+        FaultKind::RateLimited {
+            retry_after_secs: 4,
+        },
+        1,
+    );
+    h.fault(Endpoint::Groups, FaultKind::ServerError, 1);
+    client.groups().next_page().await.expect("page");
+    let statuses: Vec<Option<u16>> = observer
+        .responses
+        .lock()
+        .expect("responses")
+        .iter()
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(statuses, vec![Some(429), Some(500), Some(200)]);
+    let waits = observer.waits.lock().expect("waits").clone();
+    assert_eq!(waits.len(), 2);
+    assert_eq!(waits[0], (WaitReason::RateLimited, Duration::from_secs(4)));
+    assert_eq!(waits[1].0, WaitReason::Backoff);
+    let stats = client.stats();
+    assert_eq!(
+        (stats.requests, stats.rate_limit_waits, stats.retries),
+        (3, 1, 1)
     );
 }
 

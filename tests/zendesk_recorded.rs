@@ -274,3 +274,85 @@ async fn a_next_page_link_to_another_endpoint_is_malformed() {
         "{err:?}"
     );
 }
+
+/// CRC-32 (IEEE), bit by bit: only for building a gzip body in this test.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in data {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A gzip member holding `data` in stored (uncompressed) deflate blocks.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let chunks: Vec<&[u8]> = data.chunks(65_535).collect();
+    for (index, chunk) in chunks.iter().enumerate() {
+        out.push(u8::from(index + 1 == chunks.len()));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+#[tokio::test]
+async fn gzip_bodies_are_decoded_and_the_cap_applies_to_the_decoded_size() {
+    let body = fixture("incremental_tickets_cursor/zenpy_start_time_0_single_page.json");
+    let compressed = gzip_stored(&body);
+    let router = Router::new().route(
+        "/api/v2/incremental/tickets/cursor.json",
+        get(move |headers: HeaderMap| {
+            let compressed = compressed.clone();
+            async move {
+                let accepts_gzip = headers
+                    .get("accept-encoding")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("gzip"));
+                assert!(accepts_gzip, "the client asks for gzip");
+                (
+                    [
+                        ("content-type", "application/json"),
+                        ("content-encoding", "gzip"),
+                    ],
+                    compressed,
+                )
+            }
+        }),
+    );
+    let base = serve(router).await;
+    let page = client(&base, &RecordingSleeper::new())
+        .ticket_export(ExportPosition::StartTime(0))
+        .next_page()
+        .await
+        .expect("page")
+        .expect("page");
+    assert_eq!(page.records.len(), 87);
+
+    let mut settings = ClientSettings::for_base_url(&base).expect("settings");
+    settings.max_response_bytes = body.len() as u64 - 1;
+    let credentials = Credentials::ApiToken {
+        email: "a@example.com".into(),
+        token: Secret::new("t"),
+    };
+    let capped = ZendeskClient::builder(settings, credentials)
+        .build()
+        .expect("client");
+    let err = capped
+        .ticket_export(ExportPosition::StartTime(0))
+        .next_page()
+        .await
+        .expect_err("cap");
+    assert!(matches!(err, ZendeskError::TooLarge { .. }), "{err:?}");
+}
