@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
@@ -29,8 +29,24 @@ const MIN_START_AGE: i64 = 60;
 
 type Params = Query<HashMap<String, String>>;
 
-fn bad_request(error: &str, description: &str) -> Response {
-    zendesk_error(StatusCode::BAD_REQUEST, error, description)
+/// A 400 with Zendesk's `{"error", "description"}` body, kept small until it is rendered.
+#[derive(Debug)]
+struct BadRequest {
+    error: &'static str,
+    description: String,
+}
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        zendesk_error(StatusCode::BAD_REQUEST, self.error, &self.description)
+    }
+}
+
+fn bad_request(error: &'static str, description: &str) -> BadRequest {
+    BadRequest {
+        error,
+        description: description.to_string(),
+    }
 }
 
 fn serialize_body<T: Serialize>(value: &T, capacity: usize) -> Response {
@@ -45,7 +61,7 @@ fn serialize_body<T: Serialize>(value: &T, capacity: usize) -> Response {
     }
 }
 
-fn per_page(params: &HashMap<String, String>, key: &str, max: usize) -> Result<usize, Response> {
+fn per_page(params: &HashMap<String, String>, key: &str, max: usize) -> Result<usize, BadRequest> {
     match params.get(key) {
         None => Ok(max),
         Some(raw) => match raw.trim().parse::<usize>() {
@@ -59,7 +75,7 @@ fn per_page(params: &HashMap<String, String>, key: &str, max: usize) -> Result<u
 }
 
 /// Parses `start_time` and applies the 60-second rule.
-fn start_time(params: &HashMap<String, String>, now: i64) -> Result<i64, Response> {
+fn start_time(params: &HashMap<String, String>, now: i64) -> Result<i64, BadRequest> {
     let Some(raw) = params.get("start_time") else {
         return Err(bad_request("InvalidValue", "start_time is required"));
     };
@@ -79,7 +95,7 @@ fn start_time(params: &HashMap<String, String>, now: i64) -> Result<i64, Respons
 }
 
 /// Where a cursor export starts: after the `cursor`, or at `start_time`.
-fn cursor_position(params: &HashMap<String, String>, now: i64) -> Result<(i64, u64), Response> {
+fn cursor_position(params: &HashMap<String, String>, now: i64) -> Result<(i64, u64), BadRequest> {
     match params.get("cursor") {
         Some(raw) => cursor::decode(raw)
             .ok_or_else(|| bad_request("InvalidCursor", "The cursor is invalid or has expired")),
@@ -313,7 +329,7 @@ pub(crate) async fn incremental_tickets(
         };
         Ok(serialize_body(&page, keys.len() * 1800 + 512))
     })();
-    admission.finish(response.unwrap_or_else(|e: Response| e))
+    admission.finish(response.unwrap_or_else(|e: BadRequest| e.into_response()))
 }
 
 /// One page of the cursor users export.
@@ -364,7 +380,7 @@ pub(crate) async fn incremental_users(
         };
         Ok(serialize_body(&page, keys.len() * 1200 + 512))
     })();
-    admission.finish(response.unwrap_or_else(|e: Response| e))
+    admission.finish(response.unwrap_or_else(|e: BadRequest| e.into_response()))
 }
 
 /// The time-based export envelope.
@@ -436,7 +452,7 @@ pub(crate) async fn incremental_organizations(
         let now = shared.now_unix();
         let start = start_time(&params, now)?;
         let data = shared.read();
-        let rest = data.organization_order.from_time(start);
+        let rest = data.organization_order.starting_at(start);
         let cutoff = time_cutoff(now);
         let rest = &rest[..rest.partition_point(|k| k.0 < cutoff)];
         let len = time_page_len(rest, per_page, |k| k.0);
@@ -476,7 +492,7 @@ pub(crate) async fn incremental_organizations(
         };
         Ok(serialize_body(&page, keys.len() * 700 + 512))
     })();
-    admission.finish(response.unwrap_or_else(|e: Response| e))
+    admission.finish(response.unwrap_or_else(|e: BadRequest| e.into_response()))
 }
 
 /// `GET /api/v2/incremental/ticket_events.json`.
@@ -532,7 +548,7 @@ pub(crate) async fn ticket_events(
         };
         Ok(serialize_body(&page, audits.len() * 400 + 512))
     })();
-    admission.finish(response.unwrap_or_else(|e: Response| e))
+    admission.finish(response.unwrap_or_else(|e: BadRequest| e.into_response()))
 }
 
 /// `GET /api/v2/groups.json`: every group on one page.
@@ -578,7 +594,7 @@ fn score_filter(name: &str) -> Option<fn(&Rating) -> bool> {
     })
 }
 
-fn unix_param(params: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Response> {
+fn unix_param(params: &HashMap<String, String>, key: &str) -> Result<Option<i64>, BadRequest> {
     params
         .get(key)
         .map(|raw| {
@@ -674,5 +690,5 @@ pub(crate) async fn satisfaction_ratings(
         };
         Ok(serialize_body(&page, size * 400 + 512))
     })();
-    admission.finish(response.unwrap_or_else(|e: Response| e))
+    admission.finish(response.unwrap_or_else(|e: BadRequest| e.into_response()))
 }

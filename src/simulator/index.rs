@@ -33,7 +33,7 @@ impl SortedIndex {
     }
 
     /// Every key whose timestamp is at least `timestamp`.
-    pub(crate) fn from_time(&self, timestamp: i64) -> &[(i64, u64)] {
+    pub(crate) fn starting_at(&self, timestamp: i64) -> &[(i64, u64)] {
         let at = self.keys.partition_point(|k| k.0 < timestamp);
         &self.keys[at..]
     }
@@ -70,12 +70,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn after_and_from_time() {
+    fn after_and_starting_at() {
         let index = SortedIndex::from_unsorted(vec![(5, 2), (3, 9), (5, 1), (7, 1)]);
         assert_eq!(index.after((5, 1)), &[(5, 2), (7, 1)]);
         assert_eq!(index.after((0, 0)).len(), 4);
-        assert_eq!(index.from_time(5), &[(5, 1), (5, 2), (7, 1)]);
-        assert_eq!(index.from_time(8), &[] as &[(i64, u64)]);
+        assert_eq!(index.starting_at(5), &[(5, 1), (5, 2), (7, 1)]);
+        assert_eq!(index.starting_at(8), &[] as &[(i64, u64)]);
     }
 
     #[test]

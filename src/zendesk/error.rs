@@ -120,6 +120,12 @@ impl ZendeskError {
         }
     }
 
+    /// Whether Zendesk answered 403: for the ticket events export this means "fall back to
+    /// snapshots" (DESIGN 1.4) rather than "stop the run".
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, Self::PermissionDenied { .. })
+    }
+
     /// Whether this error means the credentials must change before syncing can go on.
     pub fn is_auth_failure(&self) -> bool {
         self.kind() == ZendeskErrorKind::Authentication

@@ -182,6 +182,30 @@ mod tests {
     }
 
     #[test]
+    fn validate_refuses_unusable_values() {
+        let Ok(good) = ClientSettings::for_subdomain("acme") else {
+            panic!("valid subdomain refused");
+        };
+        assert!(good.validate().is_ok());
+        let tweaks: [fn(&mut ClientSettings); 5] = [
+            |s| s.max_attempts = 0,
+            |s| s.export_page_size = 1001,
+            |s| s.list_page_size = 0,
+            |s| s.timeout = Duration::ZERO,
+            |s| s.user_agent.clear(),
+        ];
+        for tweak in tweaks {
+            let mut bad = good.clone();
+            tweak(&mut bad);
+            assert!(matches!(
+                bad.validate(),
+                Err(ZendeskError::InvalidSettings(_))
+            ));
+        }
+        assert!(good.user_agent.starts_with("zdsync/"));
+    }
+
+    #[test]
     fn base_urls() {
         let settings = ClientSettings::for_subdomain("acme").map_err(|e| e.to_string());
         let settings = settings.as_ref().map(|s| s.base_url.as_str());
