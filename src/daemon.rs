@@ -8,7 +8,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::clock::SharedClock;
 use crate::config::{Config, LogFormat};
+use crate::sync::schedule::ScheduleSettings;
+use crate::sync::EngineSettings;
 use crate::grpc::{self, auth::Tokens, GrpcError, ServiceDeps};
 use crate::secrets::{self, SecretError};
 use crate::store::{Store, StoreError};
@@ -128,9 +131,29 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
+    run_with_clock(config, listener, shutdown, crate::clock::system()).await
+}
+
+/// `run` with an injectable clock (tests move time with a `ManualClock`).
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    clock: SharedClock,
+) -> Result<(), DaemonError> {
     let addr = listener.local_addr()?;
     let data_dir = config.data_dir.clone();
     let tls_files = config.tls.clone();
+    let engine_settings = EngineSettings {
+        data_dir: config.data_dir.clone(),
+        base_url: config.zendesk.base_url.clone(),
+        requests_per_minute: config.zendesk.requests_per_minute,
+        timeout: config.zendesk.timeout,
+        schedule: ScheduleSettings {
+            incremental_interval: config.schedule.incremental_interval,
+            full_validation_at: config.schedule.full_validation_at,
+        },
+    };
     let (tokens, store) =
         tokio::task::spawn_blocking(move || -> Result<(Tokens, Store), DaemonError> {
             secrets::ensure_private_dir(&config.data_dir)?;
@@ -145,10 +168,13 @@ pub async fn run(
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (engine, engine_task) = crate::sync::spawn(store.clone(), engine_settings, clock.clone(), stop_rx.clone());
     let deps = ServiceDeps {
         store: store.clone(),
         tokens: Arc::new(tokens),
         shutdown: stop_rx.clone(),
+        engine,
+        clock,
     };
     let (router, health) = grpc::router(deps, tls)?;
     grpc::set_serving(&health).await;
@@ -192,6 +218,10 @@ pub async fn run(
     }
     if let Some(watchdog) = watchdog {
         watchdog.abort();
+    }
+    // The engine saw the same stop signal: it stops its run at a page boundary.
+    if tokio::time::timeout(SHUTDOWN_GRACE, engine_task).await.is_err() {
+        tracing::warn!("sync engine did not stop in time");
     }
     close_store(store).await;
     tracing::info!("stopped");

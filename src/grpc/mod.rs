@@ -9,10 +9,14 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 pub mod accounts;
 pub mod auth;
 pub mod convert;
+pub mod integration;
 pub mod status;
 
+use crate::clock::SharedClock;
 use crate::proto::v1::account_directory_service_server::AccountDirectoryServiceServer;
+use crate::proto::v1::integration_service_server::IntegrationServiceServer;
 use crate::store::Store;
+use crate::sync::SyncHandle;
 
 /// Largest request message the daemon decodes.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -20,7 +24,7 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Fully-qualified names of the zdsync services this build serves (each with every RPC implemented).
-pub const SERVED_SERVICES: &[&str] = &["zdsync.v1.AccountDirectoryService"];
+pub const SERVED_SERVICES: &[&str] = &["zdsync.v1.AccountDirectoryService", "zdsync.v1.IntegrationService"];
 
 /// Why the gRPC server could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,10 @@ pub struct ServiceDeps {
     pub tokens: Arc<auth::Tokens>,
     /// Turns true when the daemon starts draining, so long streams can end.
     pub shutdown: watch::Receiver<bool>,
+    /// The sync engine.
+    pub engine: SyncHandle,
+    /// The clock.
+    pub clock: SharedClock,
 }
 
 /// Reads the PEM certificate chain and key into a TLS config.
@@ -79,12 +87,24 @@ pub fn router(
     .max_decoding_message_size(MAX_REQUEST_BYTES)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
 
+    let integration = IntegrationServiceServer::new(integration::Integration::new(
+        deps.store.clone(),
+        deps.engine.clone(),
+        deps.clock.clone(),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES)
+    .max_encoding_message_size(MAX_RESPONSE_BYTES);
+
     let router = builder
         .add_service(health_service)
         .add_service(reflection_v1()?)
         .add_service(reflection_v1alpha()?)
         .add_service(InterceptedService::new(
             accounts,
+            auth::RequireRole::admin(deps.tokens.clone()),
+        ))
+        .add_service(InterceptedService::new(
+            integration,
             auth::RequireRole::admin(deps.tokens),
         ));
     Ok((router, health_reporter))

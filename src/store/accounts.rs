@@ -279,3 +279,13 @@ mod tests {
         );
     }
 }
+
+impl Store {
+    /// The kind an attribute name has across accounts, if any account uses it.
+    pub fn attribute_kind(&self, name: &str) -> Result<Option<AttributeKind>, StoreError> {
+        let txn = self.db().begin_read()?;
+        let table = txn.open_table(ATTRIBUTE_KINDS)?;
+        let value = table.get(name)?;
+        Ok(value.and_then(|v| AttributeKind::from_code(v.value().0)))
+    }
+}
