@@ -554,7 +554,7 @@ where
             query.push(page_size);
             query.push(("page[after]", cursor));
             let url = client.url_with(path, &query)?;
-            ListPosition::Next(relative_of(&url))
+            ListPosition::Next(format!("{path}?{}", url.query().unwrap_or_default()))
         }
     };
     if position == progress.position {
@@ -597,14 +597,6 @@ fn same_endpoint(client: &ZendeskClient, path: &str, link: &str) -> Result<Strin
             .map(|query| format!("?{query}"))
             .unwrap_or_default()
     ))
-}
-
-fn relative_of(url: &Url) -> String {
-    let base_path = url.path();
-    match url.query() {
-        Some(query) => format!("{base_path}?{query}"),
-        None => base_path.to_owned(),
-    }
 }
 
 /// All groups, one page at a time.
