@@ -7,6 +7,9 @@
 //! (every update re-exports it, and time-based exports repeat their boundary second). Callers
 //! upsert by `id`, keeping the copy with the newest `generated_timestamp` (tickets) or
 //! `updated_at` (users, organizations, ratings).
+//!
+//! `next_page` is cancel-safe: a position moves only when a whole page has been decoded, so a
+//! dropped call (pause, shutdown) or a failed one leaves the stream where it was.
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
