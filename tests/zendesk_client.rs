@@ -455,6 +455,23 @@ async fn groups_and_satisfaction_ratings_page_through_lists() {
     assert!(recent_count < total);
 }
 
+/// The engine runs streams inside spawned tasks, so their futures must be `Send`.
+#[test]
+fn stream_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let settings = ClientSettings::for_subdomain("acme").expect("settings");
+    let client = ZendeskClient::builder(settings, api_token())
+        .build()
+        .expect("client");
+    let mut tickets = client.ticket_export(ExportPosition::StartTime(0));
+    assert_send(&tickets.next_page());
+    let mut events = client.ticket_event_export(TimePosition::from_start_time(0));
+    assert_send(&events.next_page());
+    let mut ratings = client.satisfaction_ratings(0);
+    assert_send(&ratings.next_page());
+    assert_send(&client.verify());
+}
+
 // ---------------------------------------------------------------- credentials
 
 #[tokio::test]

@@ -356,3 +356,52 @@ async fn gzip_bodies_are_decoded_and_the_cap_applies_to_the_decoded_size() {
         .expect_err("cap");
     assert!(matches!(err, ZendeskError::TooLarge { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn cursor_meta_without_links_pages_by_after_cursor_under_a_base_path() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let ratings = Router::new().route(
+        "/api/v2/satisfaction_ratings.json",
+        get(move |axum::extract::RawQuery(query): axum::extract::RawQuery| {
+            let log = log.clone();
+            async move {
+                let query = query.unwrap_or_default();
+                log.lock().expect("log").push(query.clone());
+                let rating = |id: u64| {
+                    format!(
+                        r#"{{"id": {id}, "ticket_id": 1, "score": "bad", "comment": "slow",
+                        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}}"#
+                    )
+                };
+                let body = if query.contains("page%5Bafter%5D=c1") || query.contains("page[after]=c1") {
+                    format!(
+                        r#"{{"satisfaction_ratings": [{}], "meta": {{"has_more": false, "after_cursor": null}}, "links": {{"next": null}}}}"#,
+                        rating(2)
+                    )
+                } else {
+                    format!(
+                        r#"{{"satisfaction_ratings": [{}], "meta": {{"has_more": true, "after_cursor": "c1"}}, "links": {{"next": null}}}}"#,
+                        rating(1)
+                    )
+                };
+                ([("content-type", "application/json")], body)
+            }
+        }),
+    );
+    let base = serve(Router::new().nest("/zendesk", ratings)).await;
+    let client = client(&format!("{base}/zendesk"), &RecordingSleeper::new());
+    let mut list = client.satisfaction_ratings(1_700_000_000);
+    let mut ids = Vec::new();
+    while let Some(page) = list.next_page().await.expect("page") {
+        assert!(page.records.iter().all(|r| r.score.is_bad()));
+        ids.extend(page.records.iter().map(|r| r.id));
+    }
+    assert_eq!(ids, vec![1, 2]);
+    let queries = seen.lock().expect("log").clone();
+    assert_eq!(queries.len(), 2);
+    assert!(
+        queries.iter().all(|q| q.contains("start_time=1700000000")),
+        "filters kept: {queries:?}"
+    );
+}

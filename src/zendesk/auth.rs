@@ -229,12 +229,12 @@ impl Authenticator {
             body["client_secret"] = client.client_secret.expose().into();
         }
         let response = token_request(transport, &body).await?;
-        let refresh_token = response.refresh_token.map(Secret::new).ok_or_else(|| {
-            ZendeskError::Authentication {
-                status: 200,
-                message: "the refresh grant returned no new refresh token".to_owned(),
-            }
-        })?;
+        // Zendesk rotates the refresh token on every refresh; should it ever not, the old one
+        // stays valid and is kept.
+        let refresh_token = response
+            .refresh_token
+            .filter(|token| !token.is_empty())
+            .map_or_else(|| tokens.refresh_token.clone(), Secret::new);
         let rotated = OAuthTokens {
             access_token: Secret::new(response.access_token),
             refresh_token,

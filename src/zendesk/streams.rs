@@ -7,6 +7,9 @@
 //! (every update re-exports it, and time-based exports repeat their boundary second). Callers
 //! upsert by `id`, keeping the copy with the newest `generated_timestamp` (tickets) or
 //! `updated_at` (users, organizations, ratings).
+//!
+//! `next_page` is cancel-safe: a position moves only when a whole page has been decoded, so a
+//! dropped call (pause, shutdown) or a failed one leaves the stream where it was.
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -554,7 +557,7 @@ where
             query.push(page_size);
             query.push(("page[after]", cursor));
             let url = client.url_with(path, &query)?;
-            ListPosition::Next(relative_of(&url))
+            ListPosition::Next(format!("{path}?{}", url.query().unwrap_or_default()))
         }
     };
     if position == progress.position {
@@ -597,14 +600,6 @@ fn same_endpoint(client: &ZendeskClient, path: &str, link: &str) -> Result<Strin
             .map(|query| format!("?{query}"))
             .unwrap_or_default()
     ))
-}
-
-fn relative_of(url: &Url) -> String {
-    let base_path = url.path();
-    match url.query() {
-        Some(query) => format!("{base_path}?{query}"),
-        None => base_path.to_owned(),
-    }
 }
 
 /// All groups, one page at a time.
