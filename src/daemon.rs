@@ -10,11 +10,11 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::clock::SharedClock;
 use crate::config::{Config, LogFormat};
-use crate::sync::schedule::ScheduleSettings;
-use crate::sync::EngineSettings;
 use crate::grpc::{self, auth::Tokens, GrpcError, ServiceDeps};
 use crate::secrets::{self, SecretError};
 use crate::store::{Store, StoreError};
+use crate::sync::schedule::ScheduleSettings;
+use crate::sync::EngineSettings;
 
 /// How long in-flight RPCs may run on after a stop signal before they are cut.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -168,7 +168,12 @@ pub async fn run_with_clock(
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (engine, engine_task) = crate::sync::spawn(store.clone(), engine_settings, clock.clone(), stop_rx.clone());
+    let (engine, engine_task) = crate::sync::spawn(
+        store.clone(),
+        engine_settings,
+        clock.clone(),
+        stop_rx.clone(),
+    );
     let deps = ServiceDeps {
         store: store.clone(),
         tokens: Arc::new(tokens),
@@ -220,7 +225,10 @@ pub async fn run_with_clock(
         watchdog.abort();
     }
     // The engine saw the same stop signal: it stops its run at a page boundary.
-    if tokio::time::timeout(SHUTDOWN_GRACE, engine_task).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, engine_task)
+        .await
+        .is_err()
+    {
         tracing::warn!("sync engine did not stop in time");
     }
     close_store(store).await;

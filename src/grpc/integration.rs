@@ -85,18 +85,34 @@ impl Integration {
     }
 
     async fn require_integration(&self) -> Result<IntegrationRecord, Status> {
-        self.integration()
-            .await?
-            .ok_or_else(|| Status::failed_precondition("no integration is configured; call Configure first"))
+        self.integration().await?.ok_or_else(|| {
+            Status::failed_precondition("no integration is configured; call Configure first")
+        })
     }
 
-    /// Checks credentials against `GET /api/v2/users/me.json`; returns who they belong to.
-    async fn verify(&self, subdomain: &str, credentials: Credentials) -> Result<String, Status> {
+    /// Checks credentials against `GET /api/v2/users/me.json`; returns who they belong to and the credentials to
+    /// store (a token pair Zendesk rotated during the check replaces the one given, which is then spent).
+    async fn verify(
+        &self,
+        subdomain: &str,
+        credentials: Credentials,
+    ) -> Result<(String, Credentials), Status> {
         let settings = client_settings(self.engine.settings(), subdomain)
             .map_err(|err| Status::invalid_argument(format!("subdomain: {err}")))?;
-        // Verification must not rotate stored tokens behind the engine's back: no persistence here.
-        let client = ZendeskClient::builder(settings, credentials)
+        let rotated: Arc<std::sync::Mutex<Option<OAuthTokens>>> = Arc::default();
+        let keep = rotated.clone();
+        let persist = crate::zendesk::persist_tokens_with(move |tokens| {
+            let keep = keep.clone();
+            async move {
+                *keep
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tokens);
+                Ok(())
+            }
+        });
+        let client = ZendeskClient::builder(settings, credentials.clone())
             .clock(self.clock.clone())
+            .persist_tokens(persist)
             .build()
             .map_err(|err| Status::invalid_argument(format!("credentials: {err}")))?;
         let identity = client.verify().await.map_err(zendesk_status)?;
@@ -105,7 +121,15 @@ impl Integration {
             .clone()
             .or(identity.name.clone())
             .unwrap_or_else(|| format!("user {}", identity.id));
-        Ok(format!("{who} ({})", identity.role))
+        let rotated = rotated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let credentials = match rotated {
+            Some(tokens) => Credentials::OAuthTokens(tokens),
+            None => credentials,
+        };
+        Ok((format!("{who} ({})", identity.role), credentials))
     }
 
     async fn save_credentials(&self, credentials: Credentials) -> Result<(), Status> {
@@ -135,8 +159,10 @@ impl Integration {
             }),
             timeframe_days: record.timeframe_days,
             include_satisfaction: record.include_satisfaction,
-            configured_at: DateTime::from_timestamp(record.configured_at, 0).map(timestamp_to_proto),
-            updated_at: DateTime::from_timestamp(record.credentials_verified_at, 0).map(timestamp_to_proto),
+            configured_at: DateTime::from_timestamp(record.configured_at, 0)
+                .map(timestamp_to_proto),
+            updated_at: DateTime::from_timestamp(record.credentials_verified_at, 0)
+                .map(timestamp_to_proto),
             authenticated_as: record.authenticated_as.clone(),
         })
     }
@@ -146,7 +172,9 @@ impl Integration {
         validate_match_key(key)?;
         if let Some(name) = key.account_attribute.strip_prefix("attributes.") {
             let name = name.to_owned();
-            let kind = self.blocking(move |store| store.attribute_kind(&name)).await?;
+            let kind = self
+                .blocking(move |store| store.attribute_kind(&name))
+                .await?;
             if let Some(kind) = kind.filter(|k| *k != AttributeKind::Text) {
                 return Err(Status::invalid_argument(format!(
                     "match_key.account_attribute: {:?} is a {} attribute; a match key needs a text attribute",
@@ -195,11 +223,16 @@ impl Integration {
 
     fn take_oauth(&self, state: &str) -> Result<PendingOAuth, Status> {
         let now = self.clock.now();
-        let mut pending = self.oauth.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pending = self
+            .oauth
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         pending.retain(|_, flow| flow.expires_at > now);
-        pending
-            .remove(state)
-            .ok_or_else(|| Status::invalid_argument("state: unknown, expired or already used; call BeginOAuth again"))
+        pending.remove(state).ok_or_else(|| {
+            Status::invalid_argument(
+                "state: unknown, expired or already used; call BeginOAuth again",
+            )
+        })
     }
 }
 
@@ -221,7 +254,11 @@ fn masked_credentials(credentials: &Credentials) -> pb::MaskedCredentials {
         },
         Credentials::OAuthTokens(tokens) => pb::MaskedCredentials {
             kind: pb::CredentialKind::Oauth as i32,
-            client_id: tokens.client.as_ref().map(|c| c.client_id.clone()).unwrap_or_default(),
+            client_id: tokens
+                .client
+                .as_ref()
+                .map(|c| c.client_id.clone())
+                .unwrap_or_default(),
             client_secret_masked: tokens
                 .client
                 .as_ref()
@@ -244,19 +281,29 @@ fn masked_credentials(credentials: &Credentials) -> pb::MaskedCredentials {
 /// Maps a Zendesk failure during verification to the status DESIGN.md names, with Zendesk's reason.
 fn zendesk_status(error: ZendeskError) -> Status {
     match &error {
-        ZendeskError::Authentication { .. } => Status::unauthenticated(format!("Zendesk refused the credentials: {error}")),
-        ZendeskError::PermissionDenied { .. } => Status::permission_denied(format!("Zendesk denied access: {error}")),
+        ZendeskError::Authentication { .. } => {
+            Status::unauthenticated(format!("Zendesk refused the credentials: {error}"))
+        }
+        ZendeskError::PermissionDenied { .. } => {
+            Status::permission_denied(format!("Zendesk denied access: {error}"))
+        }
         ZendeskError::InvalidSettings(_) => Status::invalid_argument(error.to_string()),
-        _ => Status::unavailable(format!("cannot reach Zendesk to verify the credentials: {error}")),
+        _ => Status::unavailable(format!(
+            "cannot reach Zendesk to verify the credentials: {error}"
+        )),
     }
 }
 
 fn command_status(error: CommandError) -> Status {
     match error {
         CommandError::NotConfigured => Status::failed_precondition(error.to_string()),
-        CommandError::Busy(_) | CommandError::Paused => Status::failed_precondition(error.to_string()),
+        CommandError::Busy(_) | CommandError::Paused => {
+            Status::failed_precondition(error.to_string())
+        }
         CommandError::Store(err) => from_store(err),
-        CommandError::Client(message) => Status::failed_precondition(format!("cannot use the stored credentials: {message}")),
+        CommandError::Client(message) => {
+            Status::failed_precondition(format!("cannot use the stored credentials: {message}"))
+        }
         CommandError::Stopped => Status::unavailable(error.to_string()),
     }
 }
@@ -285,14 +332,28 @@ fn oauth_client(prefix: &str, message: &pb::OAuthClientCredentials) -> Result<Cr
 }
 
 fn oauth_tokens(prefix: &str, message: &pb::OAuthTokens) -> Result<Credentials, Status> {
-    let client = match (message.client_id.is_empty(), message.client_secret.is_empty()) {
+    let client = match (
+        message.client_id.is_empty(),
+        message.client_secret.is_empty(),
+    ) {
         (true, true) => None,
         (false, false) => Some(OAuthClient {
             client_id: plain_field(&format!("{prefix}.client_id"), &message.client_id)?,
-            client_secret: secret_field(&format!("{prefix}.client_secret"), &message.client_secret)?,
+            client_secret: secret_field(
+                &format!("{prefix}.client_secret"),
+                &message.client_secret,
+            )?,
         }),
-        (true, false) => return Err(Status::invalid_argument(format!("{prefix}.client_id: required with client_secret"))),
-        (false, true) => return Err(Status::invalid_argument(format!("{prefix}.client_secret: required with client_id"))),
+        (true, false) => {
+            return Err(Status::invalid_argument(format!(
+                "{prefix}.client_id: required with client_secret"
+            )))
+        }
+        (false, true) => {
+            return Err(Status::invalid_argument(format!(
+                "{prefix}.client_secret: required with client_id"
+            )))
+        }
     };
     Ok(Credentials::OAuthTokens(OAuthTokens {
         access_token: secret_field(&format!("{prefix}.access_token"), &message.access_token)?,
@@ -311,7 +372,9 @@ fn api_token(prefix: &str, message: &pb::ApiTokenCredentials) -> Result<Credenti
     })
 }
 
-fn configure_credentials(credentials: Option<&pb::configure_request::Credentials>) -> Result<Credentials, Status> {
+fn configure_credentials(
+    credentials: Option<&pb::configure_request::Credentials>,
+) -> Result<Credentials, Status> {
     use pb::configure_request::Credentials as C;
     match credentials {
         Some(C::OauthClient(message)) => oauth_client("oauth_client", message),
@@ -323,7 +386,9 @@ fn configure_credentials(credentials: Option<&pb::configure_request::Credentials
     }
 }
 
-fn change_login_credentials(credentials: Option<&pb::change_login_request::Credentials>) -> Result<Credentials, Status> {
+fn change_login_credentials(
+    credentials: Option<&pb::change_login_request::Credentials>,
+) -> Result<Credentials, Status> {
     use pb::change_login_request::Credentials as C;
     match credentials {
         Some(C::OauthClient(message)) => oauth_client("oauth_client", message),
@@ -339,7 +404,8 @@ fn validate_subdomain(subdomain: &str) -> Result<String, Status> {
     if subdomain.is_empty() {
         return Err(Status::invalid_argument("subdomain: required"));
     }
-    crate::zendesk::settings::validate_subdomain(subdomain).map_err(|err| Status::invalid_argument(format!("subdomain: {err}")))
+    crate::zendesk::settings::validate_subdomain(subdomain)
+        .map_err(|err| Status::invalid_argument(format!("subdomain: {err}")))
 }
 
 fn validate_timeframe(field: &str, days: u32) -> Result<u32, Status> {
@@ -354,11 +420,13 @@ fn validate_timeframe(field: &str, days: u32) -> Result<u32, Status> {
 
 /// Checks the syntax of a match key (the matching rules themselves live in `domain`).
 pub fn validate_match_key(key: &pb::MatchKey) -> Result<(), Status> {
-    let zendesk_ok = matches!(key.zendesk_field.as_str(), "id" | "name" | "external_id" | "domain_names")
-        || key
-            .zendesk_field
-            .strip_prefix("organization_fields.")
-            .is_some_and(|k| !k.is_empty() && !k.chars().any(char::is_whitespace));
+    let zendesk_ok = matches!(
+        key.zendesk_field.as_str(),
+        "id" | "name" | "external_id" | "domain_names"
+    ) || key
+        .zendesk_field
+        .strip_prefix("organization_fields.")
+        .is_some_and(|k| !k.is_empty() && !k.chars().any(char::is_whitespace));
     if !zendesk_ok {
         return Err(Status::invalid_argument(format!(
             "match_key.zendesk_field: {:?} is not one of id, name, external_id, domain_names, organization_fields.<key>",
@@ -369,7 +437,11 @@ pub fn validate_match_key(key: &pb::MatchKey) -> Result<(), Status> {
         || key
             .account_attribute
             .strip_prefix("attributes.")
-            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+            .is_some_and(|n| {
+                !n.is_empty()
+                    && n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            });
     if !account_ok {
         return Err(Status::invalid_argument(format!(
             "match_key.account_attribute: {:?} is not `id` or `attributes.<name>`",
@@ -380,15 +452,21 @@ pub fn validate_match_key(key: &pb::MatchKey) -> Result<(), Status> {
 }
 
 fn validate_redirect_uri(uri: &str) -> Result<(), Status> {
-    let url = reqwest::Url::parse(uri).map_err(|err| Status::invalid_argument(format!("redirect_uri: {err}")))?;
+    let url = reqwest::Url::parse(uri)
+        .map_err(|err| Status::invalid_argument(format!("redirect_uri: {err}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(Status::invalid_argument("redirect_uri: must be an absolute http(s) URL"));
+        return Err(Status::invalid_argument(
+            "redirect_uri: must be an absolute http(s) URL",
+        ));
     }
     Ok(())
 }
 
 fn time(ms: i64) -> Option<prost_types::Timestamp> {
-    (ms > 0).then(|| DateTime::from_timestamp_millis(ms)).flatten().map(timestamp_to_proto)
+    (ms > 0)
+        .then(|| DateTime::from_timestamp_millis(ms))
+        .flatten()
+        .map(timestamp_to_proto)
 }
 
 fn run_to_proto(run: &RunRecord) -> pb::SyncRun {
@@ -408,7 +486,8 @@ fn run_to_proto(run: &RunRecord) -> pb::SyncRun {
         tickets: run.tickets,
         requests: run.requests,
         events: 0,
-        drift: (RunKind::from_code(run.kind) == Some(RunKind::FullValidation) && run.outcome == outcome::SUCCEEDED)
+        drift: (RunKind::from_code(run.kind) == Some(RunKind::FullValidation)
+            && run.outcome == outcome::SUCCEEDED)
             .then(|| drift_to_proto(run)),
         error_message: run.error.clone(),
     }
@@ -435,7 +514,10 @@ fn kind_to_proto(kind: RunKind) -> pb::SyncKind {
 
 #[tonic::async_trait]
 impl IntegrationService for Integration {
-    async fn configure(&self, request: Request<pb::ConfigureRequest>) -> Result<Response<pb::ConfigureResponse>, Status> {
+    async fn configure(
+        &self,
+        request: Request<pb::ConfigureRequest>,
+    ) -> Result<Response<pb::ConfigureResponse>, Status> {
         let request = request.into_inner();
         let subdomain = validate_subdomain(&request.subdomain)?;
         let credentials = configure_credentials(request.credentials.as_ref())?;
@@ -448,9 +530,16 @@ impl IntegrationService for Integration {
                 existing.subdomain
             )));
         }
-        let who = self.verify(&subdomain, credentials.clone()).await?;
+        let (who, credentials) = self.verify(&subdomain, credentials).await?;
         let (integration, run_id) = self
-            .create(subdomain, credentials, key, timeframe, request.include_satisfaction, who)
+            .create(
+                subdomain,
+                credentials,
+                key,
+                timeframe,
+                request.include_satisfaction,
+                who,
+            )
             .await?;
         Ok(Response::new(pb::ConfigureResponse {
             integration: Some(integration),
@@ -458,7 +547,10 @@ impl IntegrationService for Integration {
         }))
     }
 
-    async fn get_integration(&self, _request: Request<pb::GetIntegrationRequest>) -> Result<Response<pb::Integration>, Status> {
+    async fn get_integration(
+        &self,
+        _request: Request<pb::GetIntegrationRequest>,
+    ) -> Result<Response<pb::Integration>, Status> {
         let record = self
             .integration()
             .await?
@@ -476,7 +568,11 @@ impl IntegrationService for Integration {
             None => None,
         };
         let timeframe = match request.timeframe_days {
-            Some(days) if days == 0 => return Err(Status::invalid_argument("timeframe_days: 0 is not one of 7, 14, 30, 90, 180")),
+            Some(days) if days == 0 => {
+                return Err(Status::invalid_argument(
+                    "timeframe_days: 0 is not one of 7, 14, 30, 90, 180",
+                ))
+            }
             Some(days) => Some(validate_timeframe("timeframe_days", days)?),
             None => None,
         };
@@ -493,31 +589,43 @@ impl IntegrationService for Integration {
             record.include_satisfaction = include;
         }
         let stored = record.clone();
-        self.blocking(move |store| store.put_integration(&stored)).await?;
+        self.blocking(move |store| store.put_integration(&stored))
+            .await?;
         Ok(Response::new(pb::UpdateSettingsResponse {
             integration: Some(self.masked(&record).await?),
             match_stats: Some(pb::MatchStats::default()),
         }))
     }
 
-    async fn change_login(&self, request: Request<pb::ChangeLoginRequest>) -> Result<Response<pb::ChangeLoginResponse>, Status> {
+    async fn change_login(
+        &self,
+        request: Request<pb::ChangeLoginRequest>,
+    ) -> Result<Response<pb::ChangeLoginResponse>, Status> {
         let credentials = change_login_credentials(request.into_inner().credentials.as_ref())?;
         let _guard = self.changes.lock().await;
         let mut record = self.require_integration().await?;
-        record.authenticated_as = self.verify(&record.subdomain, credentials.clone()).await?;
+        let (who, credentials) = self.verify(&record.subdomain, credentials).await?;
+        record.authenticated_as = who;
         record.credential_kind = credential_kind_name(&credentials).into();
         record.credentials_verified_at = self.clock.now().timestamp();
         self.save_credentials(credentials).await?;
         let stored = record.clone();
-        self.blocking(move |store| store.put_integration(&stored)).await?;
-        self.engine.credentials_changed().await.map_err(command_status)?;
+        self.blocking(move |store| store.put_integration(&stored))
+            .await?;
+        self.engine
+            .credentials_changed()
+            .await
+            .map_err(command_status)?;
         tracing::info!(kind = %record.credential_kind, "credentials changed");
         Ok(Response::new(pb::ChangeLoginResponse {
             integration: Some(self.masked(&record).await?),
         }))
     }
 
-    async fn begin_o_auth(&self, request: Request<pb::BeginOAuthRequest>) -> Result<Response<pb::BeginOAuthResponse>, Status> {
+    async fn begin_o_auth(
+        &self,
+        request: Request<pb::BeginOAuthRequest>,
+    ) -> Result<Response<pb::BeginOAuthResponse>, Status> {
         let request = request.into_inner();
         let client = OAuthClient {
             client_id: plain_field("client_id", &request.client_id)?,
@@ -527,7 +635,9 @@ impl IntegrationService for Integration {
         let existing = self.integration().await?;
         let (subdomain, settings) = match &existing {
             Some(record) => {
-                if !request.subdomain.is_empty() && validate_subdomain(&request.subdomain)? != record.subdomain {
+                if !request.subdomain.is_empty()
+                    && validate_subdomain(&request.subdomain)? != record.subdomain
+                {
                     return Err(Status::invalid_argument(format!(
                         "subdomain: the integration is for {:?}; delete it to connect another instance",
                         record.subdomain
@@ -539,13 +649,20 @@ impl IntegrationService for Integration {
                 let subdomain = validate_subdomain(&request.subdomain)?;
                 let key = self.check_match_key(request.match_key.as_ref()).await?;
                 let timeframe = validate_timeframe("timeframe_days", request.timeframe_days)?;
-                (subdomain, Some((key, timeframe, request.include_satisfaction)))
+                (
+                    subdomain,
+                    Some((key, timeframe, request.include_satisfaction)),
+                )
             }
         };
         let settings_for_url = client_settings(self.engine.settings(), &subdomain)
             .map_err(|err| Status::invalid_argument(format!("subdomain: {err}")))?;
-        let authorize = crate::zendesk::begin_authorization(&settings_for_url, &client.client_id, &request.redirect_uri)
-            .map_err(|err| Status::invalid_argument(err.to_string()))?;
+        let authorize = crate::zendesk::begin_authorization(
+            &settings_for_url,
+            &client.client_id,
+            &request.redirect_uri,
+        )
+        .map_err(|err| Status::invalid_argument(err.to_string()))?;
         let expires_at = self.clock.now() + OAUTH_STATE_TTL;
         let pending = PendingOAuth {
             client,
@@ -590,7 +707,7 @@ impl IntegrationService for Integration {
         tokens.client = Some(pending.client.clone());
         let credentials = Credentials::OAuthTokens(tokens);
         let _guard = self.changes.lock().await;
-        let who = self.verify(&pending.subdomain, credentials.clone()).await?;
+        let (who, credentials) = self.verify(&pending.subdomain, credentials).await?;
         match (self.integration().await?, pending.settings) {
             (None, Some((key, timeframe, include))) => {
                 let (integration, run_id) = self
@@ -622,9 +739,18 @@ impl IntegrationService for Integration {
         }
     }
 
-    async fn get_status(&self, _request: Request<pb::GetStatusRequest>) -> Result<Response<pb::IntegrationStatus>, Status> {
+    async fn get_status(
+        &self,
+        _request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::IntegrationStatus>, Status> {
         let (integration, state, counts) = self
-            .blocking(|store| Ok((store.integration()?, store.sync_state()?, store.stored_counts()?)))
+            .blocking(|store| {
+                Ok((
+                    store.integration()?,
+                    store.sync_state()?,
+                    store.stored_counts()?,
+                ))
+            })
             .await?;
         let live = self.engine.live();
         let Some(integration) = integration else {
@@ -649,7 +775,10 @@ impl IntegrationService for Integration {
             ));
         }
         if state.auth_failed {
-            warnings.push("Zendesk refused the credentials: syncing is held until ChangeLogin succeeds".into());
+            warnings.push(
+                "Zendesk refused the credentials: syncing is held until ChangeLogin succeeds"
+                    .into(),
+            );
         }
         if state.ticket_events_fallback {
             warnings.push(
@@ -657,7 +786,10 @@ impl IntegrationService for Integration {
             );
         }
         if let Some(until) = live.rate_limited_until {
-            warnings.push(format!("Zendesk rate limit: waiting until {}", until.to_rfc3339()));
+            warnings.push(format!(
+                "Zendesk rate limit: waiting until {}",
+                until.to_rfc3339()
+            ));
         }
         let current_run = live.current.as_ref().map(|run| pb::SyncRun {
             id: run_label(run.id),
@@ -675,7 +807,10 @@ impl IntegrationService for Integration {
         let drift = state
             .history
             .iter()
-            .find(|run| RunKind::from_code(run.kind) == Some(RunKind::FullValidation) && run.outcome == outcome::SUCCEEDED)
+            .find(|run| {
+                RunKind::from_code(run.kind) == Some(RunKind::FullValidation)
+                    && run.outcome == outcome::SUCCEEDED
+            })
             .map(drift_to_proto);
         Ok(Response::new(pb::IntegrationStatus {
             state: sync_state as i32,
@@ -714,12 +849,17 @@ impl IntegrationService for Integration {
         }))
     }
 
-    async fn force_sync(&self, request: Request<pb::ForceSyncRequest>) -> Result<Response<pb::ForceSyncResponse>, Status> {
+    async fn force_sync(
+        &self,
+        request: Request<pb::ForceSyncRequest>,
+    ) -> Result<Response<pb::ForceSyncResponse>, Status> {
         let kind = match pb::SyncKind::try_from(request.into_inner().kind) {
             Ok(pb::SyncKind::Unspecified | pb::SyncKind::Incremental) => RunKind::Incremental,
             Ok(pb::SyncKind::FullValidation) => RunKind::FullValidation,
             Ok(pb::SyncKind::InitialSync) | Err(_) => {
-                return Err(Status::invalid_argument("kind: must be INCREMENTAL or FULL_VALIDATION"));
+                return Err(Status::invalid_argument(
+                    "kind: must be INCREMENTAL or FULL_VALIDATION",
+                ));
             }
         };
         let run_id = self.engine.force(kind).await.map_err(command_status)?;
@@ -735,7 +875,10 @@ impl IntegrationService for Integration {
         }))
     }
 
-    async fn pause(&self, _request: Request<pb::PauseRequest>) -> Result<Response<pb::PauseResponse>, Status> {
+    async fn pause(
+        &self,
+        _request: Request<pb::PauseRequest>,
+    ) -> Result<Response<pb::PauseResponse>, Status> {
         self.require_integration().await?;
         let was_paused = self.blocking(|store| store.sync_state()).await?.paused;
         let stopping = self.engine.pause().await.map_err(command_status)?;
@@ -745,13 +888,20 @@ impl IntegrationService for Integration {
         }))
     }
 
-    async fn resume(&self, _request: Request<pb::ResumeRequest>) -> Result<Response<pb::ResumeResponse>, Status> {
+    async fn resume(
+        &self,
+        _request: Request<pb::ResumeRequest>,
+    ) -> Result<Response<pb::ResumeResponse>, Status> {
         self.require_integration().await?;
         let was_paused = self.blocking(|store| store.sync_state()).await?.paused;
         self.engine.resume().await.map_err(command_status)?;
         Ok(Response::new(pb::ResumeResponse {
             was_paused,
-            next_incremental_at: self.engine.live().next_incremental_at.map(timestamp_to_proto),
+            next_incremental_at: self
+                .engine
+                .live()
+                .next_incremental_at
+                .map(timestamp_to_proto),
         }))
     }
 
@@ -778,7 +928,8 @@ impl IntegrationService for Integration {
         }))
     }
 
-    type ListUnmatchedStream = tokio_stream::wrappers::ReceiverStream<Result<pb::UnmatchedOrganization, Status>>;
+    type ListUnmatchedStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::UnmatchedOrganization, Status>>;
 
     async fn list_unmatched(
         &self,

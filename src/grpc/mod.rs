@@ -24,7 +24,10 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Fully-qualified names of the zdsync services this build serves (each with every RPC implemented).
-pub const SERVED_SERVICES: &[&str] = &["zdsync.v1.AccountDirectoryService", "zdsync.v1.IntegrationService"];
+pub const SERVED_SERVICES: &[&str] = &[
+    "zdsync.v1.AccountDirectoryService",
+    "zdsync.v1.IntegrationService",
+];
 
 /// Why the gRPC server could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -2,12 +2,12 @@
 use crate::domain::ticket::{Priority, Status};
 use crate::store::pages::{PageWrite, TicketChange};
 use crate::store::zendesk_records::{
-    ChangeRecord, GroupRecord, OrganizationRecord, RatingRecord, TicketRecord, ZendeskUserRecord, CHANGE_FIELD_PRIORITY,
-    CHANGE_FIELD_STATUS,
+    ChangeRecord, GroupRecord, OrganizationRecord, RatingRecord, TicketRecord, ZendeskUserRecord,
+    CHANGE_FIELD_PRIORITY, CHANGE_FIELD_STATUS,
 };
 use crate::zendesk::payload::{
-    FieldChange, Group, Organization, SatisfactionRating, Ticket, TicketEvent, TicketMetricSet, TicketPriority,
-    TicketStatus, User,
+    FieldChange, Group, Organization, SatisfactionRating, Ticket, TicketEvent, TicketMetricSet,
+    TicketPriority, TicketStatus, User,
 };
 use crate::zendesk::TicketSideLoads;
 
@@ -49,7 +49,10 @@ pub fn ticket(ticket: &Ticket, metrics: Option<&TicketMetricSet>) -> TicketRecor
         updated_at: ticket.updated_at.timestamp(),
         generated_timestamp: ticket.generated_timestamp,
         reopens: metrics.and_then(|m| m.reopens).unwrap_or(0),
-        solved_at: metrics.and_then(|m| m.solved_at).map(|t| t.timestamp()).unwrap_or(0),
+        solved_at: metrics
+            .and_then(|m| m.solved_at)
+            .map(|t| t.timestamp())
+            .unwrap_or(0),
         gone: false,
     }
 }
@@ -112,15 +115,22 @@ pub fn rating(rating: &SatisfactionRating) -> RatingRecord {
 
 /// A ticket export page with its side-loads, ready to apply.
 pub fn ticket_page(tickets: &[Ticket], side_loads: &TicketSideLoads) -> PageWrite {
-    let metrics: std::collections::HashMap<u64, &TicketMetricSet> =
-        side_loads.metric_sets.iter().map(|m| (m.ticket_id, m)).collect();
+    let metrics: std::collections::HashMap<u64, &TicketMetricSet> = side_loads
+        .metric_sets
+        .iter()
+        .map(|m| (m.ticket_id, m))
+        .collect();
     PageWrite {
         tickets: tickets
             .iter()
             .map(|t| (t.id, ticket(t, metrics.get(&t.id).copied())))
             .collect(),
         users: side_loads.users.iter().map(|u| (u.id, user(u))).collect(),
-        organizations: side_loads.organizations.iter().map(|o| (o.id, organization(o))).collect(),
+        organizations: side_loads
+            .organizations
+            .iter()
+            .map(|o| (o.id, organization(o)))
+            .collect(),
         groups: side_loads.groups.iter().map(|g| (g.id, group(g))).collect(),
         ..Default::default()
     }

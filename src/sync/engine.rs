@@ -13,7 +13,9 @@ use crate::clock::SharedClock;
 use crate::store::credentials;
 use crate::store::sync_state::{ErrorRecord, IntegrationRecord, RunRecord, SyncStateRecord};
 use crate::store::{Store, StoreError};
-use crate::zendesk::{ClientObserver, ClientSettings, Credentials, WaitReason, ZendeskClient, ZendeskError};
+use crate::zendesk::{
+    ClientObserver, ClientSettings, Credentials, WaitReason, ZendeskClient, ZendeskError,
+};
 
 use super::run::{self, Progress, RunContext, RunError, RunKind, RunSummary};
 use super::schedule::{self, ScheduleSettings};
@@ -137,16 +139,29 @@ pub struct SyncHandle {
 
 #[derive(Debug, Default)]
 struct LiveState {
-    current: Option<(u64, RunKind, DateTime<Utc>, Arc<Mutex<Progress>>, ZendeskClient, u64)>,
+    current: Option<(
+        u64,
+        RunKind,
+        DateTime<Utc>,
+        Arc<Mutex<Progress>>,
+        ZendeskClient,
+        u64,
+    )>,
     next_incremental_at: Option<DateTime<Utc>>,
     next_full_validation_at: Option<DateTime<Utc>>,
     rate_limited_until: Option<DateTime<Utc>>,
 }
 
 impl SyncHandle {
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, CommandError>>) -> Command) -> Result<T, CommandError> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, CommandError>>) -> Command,
+    ) -> Result<T, CommandError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(make(reply)).await.map_err(|_| CommandError::Stopped)?;
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| CommandError::Stopped)?;
         answer.await.map_err(|_| CommandError::Stopped)?
     }
 
@@ -184,19 +199,27 @@ impl SyncHandle {
     pub fn live(&self) -> LiveStatus {
         let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         LiveStatus {
-            current: live.current.as_ref().map(|(id, kind, started_at, progress, client, base)| {
-                let mut progress = progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
-                progress.requests = client.stats().requests.saturating_sub(*base);
-                CurrentRun {
-                    id: *id,
-                    kind: *kind,
-                    started_at: *started_at,
-                    progress,
-                }
-            }),
+            current: live
+                .current
+                .as_ref()
+                .map(|(id, kind, started_at, progress, client, base)| {
+                    let mut progress = progress
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
+                    progress.requests = client.stats().requests.saturating_sub(*base);
+                    CurrentRun {
+                        id: *id,
+                        kind: *kind,
+                        started_at: *started_at,
+                        progress,
+                    }
+                }),
             next_incremental_at: live.next_incremental_at,
             next_full_validation_at: live.next_full_validation_at,
-            rate_limited_until: live.rate_limited_until.filter(|until| *until > self.clock.now()),
+            rate_limited_until: live
+                .rate_limited_until
+                .filter(|until| *until > self.clock.now()),
         }
     }
 
@@ -207,12 +230,16 @@ impl SyncHandle {
 }
 
 /// Client settings for `subdomain`, honouring the config's `base_url` override (the only way to change the host).
-pub fn client_settings(settings: &EngineSettings, subdomain: &str) -> Result<ClientSettings, ZendeskError> {
+pub fn client_settings(
+    settings: &EngineSettings,
+    subdomain: &str,
+) -> Result<ClientSettings, ZendeskError> {
     let mut client = match &settings.base_url {
         Some(base) => ClientSettings::for_base_url(base)?,
         None => ClientSettings::for_subdomain(subdomain)?,
     };
-    client.requests_per_minute = (settings.requests_per_minute > 0).then_some(settings.requests_per_minute);
+    client.requests_per_minute =
+        (settings.requests_per_minute > 0).then_some(settings.requests_per_minute);
     client.timeout = settings.timeout;
     Ok(client)
 }
@@ -226,9 +253,17 @@ struct RateLimitObserver {
 impl ClientObserver for RateLimitObserver {
     fn on_wait(&self, endpoint: &str, reason: WaitReason, duration: Duration) {
         if reason == WaitReason::RateLimited {
-            tracing::info!(endpoint, wait_s = duration.as_secs_f64(), "Zendesk rate limit: waiting");
-            let until = self.clock.now() + chrono::TimeDelta::from_std(duration).unwrap_or_default();
-            self.live.lock().unwrap_or_else(PoisonError::into_inner).rate_limited_until = Some(until);
+            tracing::info!(
+                endpoint,
+                wait_s = duration.as_secs_f64(),
+                "Zendesk rate limit: waiting"
+            );
+            let until =
+                self.clock.now() + chrono::TimeDelta::from_std(duration).unwrap_or_default();
+            self.live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .rate_limited_until = Some(until);
         }
     }
 }
@@ -276,7 +311,11 @@ pub fn spawn(
         client: None,
         running: None,
     };
-    let task = tokio::spawn(engine.run(rx, shutdown).instrument(tracing::info_span!("sync_engine")));
+    let task = tokio::spawn(
+        engine
+            .run(rx, shutdown)
+            .instrument(tracing::info_span!("sync_engine")),
+    );
     (handle, task)
 }
 
@@ -301,7 +340,11 @@ impl Engine {
             .map_err(|err| StoreError::Database(format!("blocking task failed: {err}")))?
     }
 
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut shutdown: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         if let Err(err) = self.load_client().await {
             tracing::error!(error = %err, "cannot load the Zendesk credentials; fix them with ChangeLogin");
         }
@@ -350,17 +393,24 @@ impl Engine {
         Ok(())
     }
 
-    fn build_client(&self, integration: &IntegrationRecord, credentials: Credentials) -> Result<ZendeskClient, CommandError> {
-        let settings = client_settings(&self.settings, &integration.subdomain).map_err(|err| CommandError::Client(err.to_string()))?;
+    fn build_client(
+        &self,
+        integration: &IntegrationRecord,
+        credentials: Credentials,
+    ) -> Result<ZendeskClient, CommandError> {
+        let settings = client_settings(&self.settings, &integration.subdomain)
+            .map_err(|err| CommandError::Client(err.to_string()))?;
         let data_dir = self.settings.data_dir.clone();
         let persist = crate::zendesk::persist_tokens_with(move |tokens| {
             let data_dir = data_dir.clone();
             async move {
                 // Zendesk rotated the pair: the new one is on disk (fsync + rename) before it is used.
-                tokio::task::spawn_blocking(move || credentials::save(&data_dir, &Credentials::OAuthTokens(tokens)))
-                    .await
-                    .map_err(|err| err.to_string())?
-                    .map_err(|err| err.to_string())
+                tokio::task::spawn_blocking(move || {
+                    credentials::save(&data_dir, &Credentials::OAuthTokens(tokens))
+                })
+                .await
+                .map_err(|err| err.to_string())?
+                .map_err(|err| err.to_string())
             }
         });
         ZendeskClient::builder(settings, credentials)
@@ -391,20 +441,34 @@ impl Engine {
         let last_validation = (state.last_validation_ms > 0)
             .then(|| DateTime::from_timestamp_millis(state.last_validation_ms))
             .flatten();
-        let next_validation = schedule::next_full_validation(&self.settings.schedule, last_validation, configured_at);
+        let next_validation =
+            schedule::next_full_validation(&self.settings.schedule, last_validation, configured_at);
         let last_end = state
             .history
             .first()
             .and_then(|run| DateTime::from_timestamp_millis(run.finished_at_ms))
             .unwrap_or(configured_at);
-        let next_incremental = schedule::next_incremental(&self.settings.schedule, last_end, state.consecutive_failures);
+        let next_incremental = schedule::next_incremental(
+            &self.settings.schedule,
+            last_end,
+            state.consecutive_failures,
+        );
         self.publish(Some(next_incremental), Some(next_validation));
         if self.running.is_some() {
             return Ok(MAX_IDLE_SLEEP);
         }
         let due = if let Some(active) = &state.active_run {
-            let retry_at = if state.consecutive_failures > 0 { next_incremental } else { now };
-            (now >= retry_at).then(|| (RunKind::from_code(active.kind).unwrap_or(RunKind::Incremental), Some(active.clone())))
+            let retry_at = if state.consecutive_failures > 0 {
+                next_incremental
+            } else {
+                now
+            };
+            (now >= retry_at).then(|| {
+                (
+                    RunKind::from_code(active.kind).unwrap_or(RunKind::Incremental),
+                    Some(active.clone()),
+                )
+            })
         } else if !state.initial_complete {
             Some((RunKind::Initial, None))
         } else if now >= next_validation {
@@ -420,13 +484,21 @@ impl Engine {
         Ok(MAX_IDLE_SLEEP)
     }
 
-    fn publish(&self, next_incremental: Option<DateTime<Utc>>, next_validation: Option<DateTime<Utc>>) {
+    fn publish(
+        &self,
+        next_incremental: Option<DateTime<Utc>>,
+        next_validation: Option<DateTime<Utc>>,
+    ) {
         let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         live.next_incremental_at = next_incremental;
         live.next_full_validation_at = next_validation;
     }
 
-    async fn start_run(&mut self, kind: RunKind, resume: Option<RunRecord>) -> Result<String, StoreError> {
+    async fn start_run(
+        &mut self,
+        kind: RunKind,
+        resume: Option<RunRecord>,
+    ) -> Result<String, StoreError> {
         let Some(client) = self.client.clone() else {
             return Err(StoreError::Database("no Zendesk client".into()));
         };
@@ -480,8 +552,17 @@ impl Engine {
         let span = tracing::info_span!("sync_run", run = record.id, kind = kind.name(), resumed);
         tracing::info!(parent: &span, "sync run started");
         let task = tokio::spawn(run::execute(ctx).instrument(span));
-        self.live.lock().unwrap_or_else(PoisonError::into_inner).current =
-            Some((record.id, kind, started_at, progress.clone(), client.clone(), requests_base));
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .current = Some((
+            record.id,
+            kind,
+            started_at,
+            progress.clone(),
+            client.clone(),
+            requests_base,
+        ));
         self.running = Some(Running {
             id: record.id,
             stop,
@@ -494,18 +575,43 @@ impl Engine {
         Ok(run_label(record.id))
     }
 
-    async fn finish(&mut self, result: Result<Result<RunSummary, RunError>, tokio::task::JoinError>) {
-        let Some(running) = self.running.take() else { return };
-        self.live.lock().unwrap_or_else(PoisonError::into_inner).current = None;
+    async fn finish(
+        &mut self,
+        result: Result<Result<RunSummary, RunError>, tokio::task::JoinError>,
+    ) {
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .current = None;
         let now = self.clock.now();
-        let progress = running.progress.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let requests = running.client.stats().requests.saturating_sub(running.requests_base);
+        let progress = running
+            .progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let requests = running
+            .client
+            .stats()
+            .requests
+            .saturating_sub(running.requests_base);
         let result = result.unwrap_or_else(|err| Err(RunError::Task(err.to_string())));
         let stop_outcome = running.stop_outcome;
         let id = running.id;
         match &result {
-            Ok(summary) => tracing::info!(run = id, pages = progress.pages, tickets = progress.tickets, requests, ?summary, "sync run succeeded"),
-            Err(RunError::Stopped) => tracing::info!(run = id, "sync run stopped at a page boundary"),
+            Ok(summary) => tracing::info!(
+                run = id,
+                pages = progress.pages,
+                tickets = progress.tickets,
+                requests,
+                ?summary,
+                "sync run succeeded"
+            ),
+            Err(RunError::Stopped) => {
+                tracing::info!(run = id, "sync run stopped at a page boundary")
+            }
             Err(err) => tracing::warn!(run = id, error = %err, "sync run failed"),
         }
         let update = move |state: &mut SyncStateRecord| {
@@ -527,7 +633,9 @@ impl Engine {
                     state.ticket_events_fallback = summary.ticket_events_refused;
                     match RunKind::from_code(record.kind) {
                         Some(RunKind::Initial) => state.initial_complete = true,
-                        Some(RunKind::FullValidation) => state.last_validation_ms = now.timestamp_millis(),
+                        Some(RunKind::FullValidation) => {
+                            state.last_validation_ms = now.timestamp_millis()
+                        }
                         _ => {}
                     }
                 }
@@ -564,14 +672,19 @@ impl Engine {
             }
             state.history.insert(0, record);
         };
-        if let Err(err) = self.blocking(move |store| store.update_sync_state(update)).await {
+        if let Err(err) = self
+            .blocking(move |store| store.update_sync_state(update))
+            .await
+        {
             tracing::error!(error = %err, "cannot record the end of a run");
         }
     }
 
     /// Asks the running run to stop at its next page boundary and waits for it (cut after a grace period).
     async fn stop_running(&mut self, stop_outcome: u32) {
-        let Some(running) = self.running.as_mut() else { return };
+        let Some(running) = self.running.as_mut() else {
+            return;
+        };
         running.stop_outcome = stop_outcome;
         running.stop.store(true, Ordering::SeqCst);
         let result = match tokio::time::timeout(STOP_GRACE, &mut running.task).await {
@@ -622,7 +735,11 @@ impl Engine {
                         .blocking(|store| {
                             store.update_sync_state(|state| {
                                 state.auth_failed = false;
-                                if state.last_error.as_ref().is_some_and(|e| e.kind == error_kind::AUTHENTICATION) {
+                                if state
+                                    .last_error
+                                    .as_ref()
+                                    .is_some_and(|e| e.kind == error_kind::AUTHENTICATION)
+                                {
                                     state.last_error = None;
                                     state.consecutive_failures = 0;
                                 }
@@ -641,7 +758,8 @@ impl Engine {
                 let result = self
                     .blocking(move |store| {
                         store.delete_integration_data()?;
-                        credentials::remove(&data_dir).map_err(|err| StoreError::Database(err.to_string()))
+                        credentials::remove(&data_dir)
+                            .map_err(|err| StoreError::Database(err.to_string()))
                     })
                     .await
                     .map_err(CommandError::from);
@@ -680,7 +798,10 @@ impl Engine {
         }
         // An interrupted run (or an unfinished first sync) is continued rather than started over.
         let (kind, resume) = match (&state.active_run, state.initial_complete) {
-            (Some(active), _) => (RunKind::from_code(active.kind).unwrap_or(kind), Some(active.clone())),
+            (Some(active), _) => (
+                RunKind::from_code(active.kind).unwrap_or(kind),
+                Some(active.clone()),
+            ),
             (None, false) => (RunKind::Initial, None),
             (None, true) => (kind, None),
         };
@@ -695,10 +816,14 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 pub fn classify(error: &RunError) -> u32 {
     match error {
         RunError::Zendesk(err) => match err {
-            ZendeskError::Authentication { .. } | ZendeskError::PermissionDenied { .. } => error_kind::AUTHENTICATION,
+            ZendeskError::Authentication { .. } | ZendeskError::PermissionDenied { .. } => {
+                error_kind::AUTHENTICATION
+            }
             ZendeskError::RateLimited { .. } => error_kind::RATE_LIMITED,
             ZendeskError::Transport { .. } | ZendeskError::Timeout { .. } => error_kind::TRANSPORT,
-            ZendeskError::Server { .. } | ZendeskError::UnexpectedStatus { .. } => error_kind::SERVER,
+            ZendeskError::Server { .. } | ZendeskError::UnexpectedStatus { .. } => {
+                error_kind::SERVER
+            }
             ZendeskError::Malformed { .. } | ZendeskError::TooLarge { .. } => error_kind::MALFORMED,
             _ if err.is_auth_failure() => error_kind::AUTHENTICATION,
             _ => error_kind::INTERNAL,

@@ -198,7 +198,10 @@ impl RunContext {
         Ok(outcome)
     }
 
-    async fn stored_position<T: serde::de::DeserializeOwned>(&self, key: &'static str) -> Result<Option<T>, RunError> {
+    async fn stored_position<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &'static str,
+    ) -> Result<Option<T>, RunError> {
         let store = self.store.clone();
         let bytes = tokio::task::spawn_blocking(move || store.cursor(key))
             .await
@@ -255,10 +258,15 @@ pub async fn execute(ctx: RunContext) -> Result<RunSummary, RunError> {
             Phase::Groups => groups(&ctx).instrument(span).await?,
             Phase::Organizations => organizations(&ctx).instrument(span).await?,
             Phase::Users => users(&ctx).instrument(span).await?,
-            Phase::Tickets => tickets(&ctx, cursor_keys::TICKETS, ExportPosition::StartTime(0), None)
-                .instrument(span)
-                .await
-                .map(|_| ())?,
+            Phase::Tickets => tickets(
+                &ctx,
+                cursor_keys::TICKETS,
+                ExportPosition::StartTime(0),
+                None,
+            )
+            .instrument(span)
+            .await
+            .map(|_| ())?,
             Phase::ValidationTickets => {
                 let start = ctx.history_start();
                 summary.tickets_changed = tickets(
@@ -271,9 +279,10 @@ pub async fn execute(ctx: RunContext) -> Result<RunSummary, RunError> {
                 .await?;
                 let store = ctx.store.clone();
                 let run = ctx.run_id;
-                summary.tickets_missing = tokio::task::spawn_blocking(move || store.mark_unseen_tickets_gone(run, start))
-                    .await
-                    .map_err(|err| RunError::Task(err.to_string()))??;
+                summary.tickets_missing =
+                    tokio::task::spawn_blocking(move || store.mark_unseen_tickets_gone(run, start))
+                        .await
+                        .map_err(|err| RunError::Task(err.to_string()))??;
             }
             Phase::TicketEvents => match ticket_events(&ctx).instrument(span).await {
                 Ok(()) => {}
@@ -293,9 +302,15 @@ async fn groups(ctx: &RunContext) -> Result<(), RunError> {
     let mut list = ctx.client.groups();
     loop {
         ctx.check_stop()?;
-        let Some(page) = list.next_page().await? else { return Ok(()) };
+        let Some(page) = list.next_page().await? else {
+            return Ok(());
+        };
         let write = PageWrite {
-            groups: page.records.iter().map(|g| (g.id, convert::group(g))).collect(),
+            groups: page
+                .records
+                .iter()
+                .map(|g| (g.id, convert::group(g)))
+                .collect(),
             ..Default::default()
         };
         ctx.apply(write, 0).await?;
@@ -313,10 +328,19 @@ async fn organizations(ctx: &RunContext) -> Result<(), RunError> {
     let mut export = ctx.client.organization_export(from);
     loop {
         ctx.check_stop()?;
-        let Some(page) = export.next_page().await? else { return Ok(()) };
+        let Some(page) = export.next_page().await? else {
+            return Ok(());
+        };
         let write = PageWrite {
-            organizations: page.records.iter().map(|o| (o.id, convert::organization(o))).collect(),
-            cursors: vec![(cursor_keys::ORGANIZATIONS.into(), position_bytes(&page.position))],
+            organizations: page
+                .records
+                .iter()
+                .map(|o| (o.id, convert::organization(o)))
+                .collect(),
+            cursors: vec![(
+                cursor_keys::ORGANIZATIONS.into(),
+                position_bytes(&page.position),
+            )],
             ..Default::default()
         };
         ctx.apply(write, 0).await?;
@@ -334,9 +358,15 @@ async fn users(ctx: &RunContext) -> Result<(), RunError> {
     let mut export = ctx.client.user_export(from);
     loop {
         ctx.check_stop()?;
-        let Some(page) = export.next_page().await? else { return Ok(()) };
+        let Some(page) = export.next_page().await? else {
+            return Ok(());
+        };
         let write = PageWrite {
-            users: page.records.iter().map(|u| (u.id, convert::user(u))).collect(),
+            users: page
+                .records
+                .iter()
+                .map(|u| (u.id, convert::user(u)))
+                .collect(),
             cursors: vec![(cursor_keys::USERS.into(), position_bytes(&page.position))],
             ..Default::default()
         };
@@ -348,17 +378,29 @@ async fn users(ctx: &RunContext) -> Result<(), RunError> {
 }
 
 /// Reads the ticket export from the stored cursor under `key` (or `start`); returns tickets that drifted.
-async fn tickets(ctx: &RunContext, key: &'static str, start: ExportPosition, validation_run: Option<u64>) -> Result<u64, RunError> {
-    let from = ctx.stored_position::<ExportPosition>(key).await?.unwrap_or(start);
+async fn tickets(
+    ctx: &RunContext,
+    key: &'static str,
+    start: ExportPosition,
+    validation_run: Option<u64>,
+) -> Result<u64, RunError> {
+    let from = ctx
+        .stored_position::<ExportPosition>(key)
+        .await?
+        .unwrap_or(start);
     let mut export = ctx.client.ticket_export(from);
     let mut drifted = 0;
     loop {
         ctx.check_stop()?;
-        let Some(page) = export.next_page().await? else { return Ok(drifted) };
+        let Some(page) = export.next_page().await? else {
+            return Ok(drifted);
+        };
         let span = tracing::debug_span!("page", number = page.number, tickets = page.records.len());
         let _entered = span.enter();
         let mut write = convert::ticket_page(&page.records, &page.side_loads);
-        write.cursors.push((key.into(), position_bytes(&page.position)));
+        write
+            .cursors
+            .push((key.into(), position_bytes(&page.position)));
         write.validation_run = validation_run;
         let count = page.records.len() as u64;
         drop(_entered);
@@ -378,10 +420,15 @@ async fn ticket_events(ctx: &RunContext) -> Result<(), RunError> {
     let mut export = ctx.client.ticket_event_export(from);
     loop {
         ctx.check_stop()?;
-        let Some(page) = export.next_page().await? else { return Ok(()) };
+        let Some(page) = export.next_page().await? else {
+            return Ok(());
+        };
         let write = PageWrite {
             changes: convert::ticket_changes(&page.records),
-            cursors: vec![(cursor_keys::TICKET_EVENTS.into(), position_bytes(&page.position))],
+            cursors: vec![(
+                cursor_keys::TICKET_EVENTS.into(),
+                position_bytes(&page.position),
+            )],
             ..Default::default()
         };
         ctx.apply(write, 0).await?;
@@ -411,17 +458,29 @@ async fn ratings(ctx: &RunContext, resuming: bool) -> Result<(), RunError> {
     let mut list = ctx.client.satisfaction_ratings_from(since, from);
     loop {
         ctx.check_stop()?;
-        let Some(page) = list.next_page().await? else { return Ok(()) };
+        let Some(page) = list.next_page().await? else {
+            return Ok(());
+        };
         let mut write = PageWrite {
-            ratings: page.records.iter().map(|r| (r.id, convert::rating(r))).collect(),
+            ratings: page
+                .records
+                .iter()
+                .map(|r| (r.id, convert::rating(r)))
+                .collect(),
             cursors: vec![(cursor_keys::RATINGS.into(), position_bytes(&page.position))],
             ..Default::default()
         };
         if page.end_of_stream {
             // The listing is done: the next run starts a fresh listing from `next_since`.
             write.cursors = vec![
-                (cursor_keys::RATINGS.into(), position_bytes(&ListPosition::Start)),
-                (cursor_keys::RATINGS_SINCE.into(), position_bytes(&next_since.max(since))),
+                (
+                    cursor_keys::RATINGS.into(),
+                    position_bytes(&ListPosition::Start),
+                ),
+                (
+                    cursor_keys::RATINGS_SINCE.into(),
+                    position_bytes(&next_since.max(since)),
+                ),
             ];
         }
         ctx.apply(write, 0).await?;

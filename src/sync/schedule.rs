@@ -27,8 +27,15 @@ pub fn next_time_of_day(after: DateTime<Utc>, at: NaiveTime) -> DateTime<Utc> {
 
 /// When the nightly validation is next due: the first `at` after the last validation (or after `since`,
 /// when the integration was configured, if none ran yet).
-pub fn next_full_validation(settings: &ScheduleSettings, last_validation: Option<DateTime<Utc>>, since: DateTime<Utc>) -> DateTime<Utc> {
-    next_time_of_day(last_validation.unwrap_or(since).max(since), settings.full_validation_at)
+pub fn next_full_validation(
+    settings: &ScheduleSettings,
+    last_validation: Option<DateTime<Utc>>,
+    since: DateTime<Utc>,
+) -> DateTime<Utc> {
+    next_time_of_day(
+        last_validation.unwrap_or(since).max(since),
+        settings.full_validation_at,
+    )
 }
 
 /// Delay before retrying after `consecutive_failures` failed runs (1 = the first failure).
@@ -39,7 +46,11 @@ pub fn retry_delay(settings: &ScheduleSettings, consecutive_failures: u32) -> Du
 }
 
 /// When the next incremental run is due, from the end of the last attempt.
-pub fn next_incremental(settings: &ScheduleSettings, last_attempt_end: DateTime<Utc>, consecutive_failures: u32) -> DateTime<Utc> {
+pub fn next_incremental(
+    settings: &ScheduleSettings,
+    last_attempt_end: DateTime<Utc>,
+    consecutive_failures: u32,
+) -> DateTime<Utc> {
     let wait = if consecutive_failures == 0 {
         settings.incremental_interval
     } else {
@@ -53,7 +64,9 @@ mod tests {
     use super::*;
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).expect("time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .expect("time")
+            .with_timezone(&Utc)
     }
 
     fn settings() -> ScheduleSettings {
@@ -66,28 +79,58 @@ mod tests {
     #[test]
     fn hourly_runs_follow_the_last_attempt() {
         let end = at("2026-11-29T10:15:30Z");
-        assert_eq!(next_incremental(&settings(), end, 0), at("2026-11-29T11:15:30Z"));
+        assert_eq!(
+            next_incremental(&settings(), end, 0),
+            at("2026-11-29T11:15:30Z")
+        );
     }
 
     #[test]
     fn failures_back_off_up_to_the_interval() {
         let end = at("2026-11-29T10:00:00Z");
-        assert_eq!(next_incremental(&settings(), end, 1), at("2026-11-29T10:01:00Z"));
-        assert_eq!(next_incremental(&settings(), end, 2), at("2026-11-29T10:02:00Z"));
-        assert_eq!(next_incremental(&settings(), end, 4), at("2026-11-29T10:08:00Z"));
-        assert_eq!(next_incremental(&settings(), end, 7), at("2026-11-29T11:00:00Z"));
-        assert_eq!(next_incremental(&settings(), end, 40), at("2026-11-29T11:00:00Z"));
+        assert_eq!(
+            next_incremental(&settings(), end, 1),
+            at("2026-11-29T10:01:00Z")
+        );
+        assert_eq!(
+            next_incremental(&settings(), end, 2),
+            at("2026-11-29T10:02:00Z")
+        );
+        assert_eq!(
+            next_incremental(&settings(), end, 4),
+            at("2026-11-29T10:08:00Z")
+        );
+        assert_eq!(
+            next_incremental(&settings(), end, 7),
+            at("2026-11-29T11:00:00Z")
+        );
+        assert_eq!(
+            next_incremental(&settings(), end, 40),
+            at("2026-11-29T11:00:00Z")
+        );
     }
 
     #[test]
     fn nightly_validation_fires_at_the_next_two_oclock() {
         let configured = at("2026-11-29T10:00:00Z");
-        assert_eq!(next_full_validation(&settings(), None, configured), at("2026-11-30T02:00:00Z"));
+        assert_eq!(
+            next_full_validation(&settings(), None, configured),
+            at("2026-11-30T02:00:00Z")
+        );
         let early = at("2026-11-29T01:59:59Z");
-        assert_eq!(next_full_validation(&settings(), None, early), at("2026-11-29T02:00:00Z"));
+        assert_eq!(
+            next_full_validation(&settings(), None, early),
+            at("2026-11-29T02:00:00Z")
+        );
         // A validation that ran at 02:00:05 is not due again until the next night.
         let ran = at("2026-11-30T02:00:05Z");
-        assert_eq!(next_full_validation(&settings(), Some(ran), configured), at("2026-12-01T02:00:00Z"));
-        assert_eq!(next_time_of_day(at("2026-11-30T02:00:00Z"), settings().full_validation_at), at("2026-12-01T02:00:00Z"));
+        assert_eq!(
+            next_full_validation(&settings(), Some(ran), configured),
+            at("2026-12-01T02:00:00Z")
+        );
+        assert_eq!(
+            next_time_of_day(at("2026-11-30T02:00:00Z"), settings().full_validation_at),
+            at("2026-12-01T02:00:00Z")
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Shared harness of the end-to-end tests: the real `zdsync` binary on an ephemeral loopback port.
 #![allow(dead_code)]
 
+pub mod inproc;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
