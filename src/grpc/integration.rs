@@ -568,7 +568,7 @@ impl IntegrationService for Integration {
             None => None,
         };
         let timeframe = match request.timeframe_days {
-            Some(days) if days == 0 => {
+            Some(0) => {
                 return Err(Status::invalid_argument(
                     "timeframe_days: 0 is not one of 7, 14, 30, 90, 180",
                 ))

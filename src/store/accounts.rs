@@ -195,6 +195,16 @@ fn release_kinds(kinds: &mut Table<&str, (u8, u64)>, old: &Account) -> Result<()
     Ok(())
 }
 
+impl Store {
+    /// The kind an attribute name has across accounts, if any account uses it.
+    pub fn attribute_kind(&self, name: &str) -> Result<Option<AttributeKind>, StoreError> {
+        let txn = self.db().begin_read()?;
+        let table = txn.open_table(ATTRIBUTE_KINDS)?;
+        let value = table.get(name)?;
+        Ok(value.and_then(|v| AttributeKind::from_code(v.value().0)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -277,15 +287,5 @@ mod tests {
                 .updated,
             2
         );
-    }
-}
-
-impl Store {
-    /// The kind an attribute name has across accounts, if any account uses it.
-    pub fn attribute_kind(&self, name: &str) -> Result<Option<AttributeKind>, StoreError> {
-        let txn = self.db().begin_read()?;
-        let table = txn.open_table(ATTRIBUTE_KINDS)?;
-        let value = table.get(name)?;
-        Ok(value.and_then(|v| AttributeKind::from_code(v.value().0)))
     }
 }

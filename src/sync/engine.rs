@@ -137,16 +137,20 @@ pub struct SyncHandle {
     clock: SharedClock,
 }
 
+/// The run in progress as the live status holds it.
+#[derive(Debug)]
+struct LiveRun {
+    id: u64,
+    kind: RunKind,
+    started_at: DateTime<Utc>,
+    progress: Arc<Mutex<Progress>>,
+    client: ZendeskClient,
+    requests_base: u64,
+}
+
 #[derive(Debug, Default)]
 struct LiveState {
-    current: Option<(
-        u64,
-        RunKind,
-        DateTime<Utc>,
-        Arc<Mutex<Progress>>,
-        ZendeskClient,
-        u64,
-    )>,
+    current: Option<LiveRun>,
     next_incremental_at: Option<DateTime<Utc>>,
     next_full_validation_at: Option<DateTime<Utc>>,
     rate_limited_until: Option<DateTime<Utc>>,
@@ -199,22 +203,24 @@ impl SyncHandle {
     pub fn live(&self) -> LiveStatus {
         let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         LiveStatus {
-            current: live
-                .current
-                .as_ref()
-                .map(|(id, kind, started_at, progress, client, base)| {
-                    let mut progress = progress
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .clone();
-                    progress.requests = client.stats().requests.saturating_sub(*base);
-                    CurrentRun {
-                        id: *id,
-                        kind: *kind,
-                        started_at: *started_at,
-                        progress,
-                    }
-                }),
+            current: live.current.as_ref().map(|run| {
+                let mut progress = run
+                    .progress
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                progress.requests = run
+                    .client
+                    .stats()
+                    .requests
+                    .saturating_sub(run.requests_base);
+                CurrentRun {
+                    id: run.id,
+                    kind: run.kind,
+                    started_at: run.started_at,
+                    progress,
+                }
+            }),
             next_incremental_at: live.next_incremental_at,
             next_full_validation_at: live.next_full_validation_at,
             rate_limited_until: live
@@ -555,14 +561,14 @@ impl Engine {
         self.live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .current = Some((
-            record.id,
+            .current = Some(LiveRun {
+            id: record.id,
             kind,
             started_at,
-            progress.clone(),
-            client.clone(),
+            progress: progress.clone(),
+            client: client.clone(),
             requests_base,
-        ));
+        });
         self.running = Some(Running {
             id: record.id,
             stop,
