@@ -12,6 +12,9 @@ use zdsync::config::{Config, ProcessEnv};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How admin subcommands reach the daemon (ignored by serve and simulate).
+    #[command(flatten)]
+    connect: zdsync::cli::ConnectArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -29,6 +32,8 @@ enum Command {
     Simulate(zdsync::simulator::cli::SimulateArgs),
     /// Manage the account directory of a running daemon.
     Accounts(zdsync::cli::accounts::AccountsArgs),
+    #[command(flatten)]
+    Integration(zdsync::cli::integration::IntegrationCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,7 +50,10 @@ fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(anyhow::Error::from)
         }),
-        Command::Accounts(args) => runtime.block_on(zdsync::cli::accounts::run(args)),
+        Command::Accounts(args) => runtime.block_on(zdsync::cli::accounts::run(args, cli.connect)),
+        Command::Integration(command) => {
+            runtime.block_on(zdsync::cli::integration::run(command, cli.connect))
+        }
     }
 }
 

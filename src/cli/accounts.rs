@@ -19,8 +19,6 @@ const IMPORT_MESSAGE_SIZE: usize = 500;
 pub struct AccountsArgs {
     #[command(subcommand)]
     command: AccountsCommand,
-    #[command(flatten)]
-    connect: ConnectArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -275,12 +273,12 @@ pub fn read_json(path: &Path) -> Result<Vec<pb::Account>, CliError> {
 }
 
 /// Runs an `accounts` subcommand.
-pub async fn run(args: AccountsArgs) -> anyhow::Result<()> {
-    run_inner(args).await.map_err(anyhow::Error::from)
+pub async fn run(args: AccountsArgs, connect: ConnectArgs) -> anyhow::Result<()> {
+    run_inner(args, connect).await.map_err(anyhow::Error::from)
 }
 
-async fn run_inner(args: AccountsArgs) -> Result<(), CliError> {
-    let connection = Connection::open(&args.connect).await?;
+async fn run_inner(args: AccountsArgs, connect: ConnectArgs) -> Result<(), CliError> {
+    let connection = Connection::open(&connect).await?;
     let mut client = AccountDirectoryServiceClient::new(connection.channel.clone());
     let mut out = std::io::stdout().lock();
     match args.command {
@@ -305,7 +303,7 @@ async fn run_inner(args: AccountsArgs) -> Result<(), CliError> {
                 .import_accounts(connection.request(tokio_stream::iter(messages)))
                 .await?
                 .into_inner();
-            if args.connect.json {
+            if connect.json {
                 writeln!(
                     out,
                     "{}",
@@ -332,7 +330,7 @@ async fn run_inner(args: AccountsArgs) -> Result<(), CliError> {
                     .await?
                     .into_inner();
                 for account in page.accounts {
-                    print_account(&mut out, account, args.connect.json)?;
+                    print_account(&mut out, account, connect.json)?;
                 }
                 if page.next_page_token.is_empty() {
                     break;
@@ -345,14 +343,14 @@ async fn run_inner(args: AccountsArgs) -> Result<(), CliError> {
                 .get_account(connection.request(pb::GetAccountRequest { id }))
                 .await?
                 .into_inner();
-            print_account(&mut out, account, args.connect.json)?;
+            print_account(&mut out, account, connect.json)?;
         }
         AccountsCommand::Delete { ids } => {
             let response = client
                 .delete_accounts(connection.request(pb::DeleteAccountsRequest { ids }))
                 .await?
                 .into_inner();
-            if args.connect.json {
+            if connect.json {
                 writeln!(
                     out,
                     "{}",

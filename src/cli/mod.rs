@@ -5,6 +5,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 pub mod accounts;
+pub mod integration;
 
 /// Why an admin command failed.
 #[derive(Debug, thiserror::Error)]

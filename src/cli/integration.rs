@@ -1,0 +1,299 @@
+//! `zdsync status|configure|sync|pause|resume|delete|oauth`: the integration from the command line.
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::proto::v1 as pb;
+use crate::proto::v1::integration_service_client::IntegrationServiceClient;
+
+use super::{CliError, ConnectArgs, Connection};
+
+/// The integration subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum IntegrationCommand {
+    /// Show the sync status.
+    Status,
+    /// Configure the integration ("save & sync"): verifies the credentials and starts the first full sync.
+    Configure(ConfigureArgs),
+    /// Start a run now (incremental unless --full).
+    Sync {
+        /// Run the nightly full validation instead of an incremental sync.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Pause the schedule; a run in progress stops at its next page boundary.
+    Pause,
+    /// Resume the schedule.
+    Resume,
+    /// Delete the integration (configuration, credentials, cursors, tickets); metrics and events stay.
+    Delete {
+        /// The integration's subdomain, to confirm.
+        #[arg(long, value_name = "SUBDOMAIN")]
+        confirm: String,
+    },
+}
+
+/// Flags of `zdsync configure`. Secrets are read from files (or stdin with `-`), never from arguments.
+#[derive(Debug, clap::Args)]
+pub struct ConfigureArgs {
+    /// Zendesk subdomain (the instance is https://SUBDOMAIN.zendesk.com).
+    #[arg(long)]
+    subdomain: String,
+    /// OAuth client id (client-credentials grant, recommended).
+    #[arg(long, requires = "client_secret_file", conflicts_with_all = ["api_token_email"])]
+    client_id: Option<String>,
+    /// File holding the OAuth client secret.
+    #[arg(long, value_name = "PATH")]
+    client_secret_file: Option<PathBuf>,
+    /// Agent email of a legacy API token (Zendesk switches API tokens off on 2027-04-30).
+    #[arg(long, requires = "api_token_file")]
+    api_token_email: Option<String>,
+    /// File holding the legacy API token.
+    #[arg(long, value_name = "PATH")]
+    api_token_file: Option<PathBuf>,
+    /// Zendesk side of the match key: id, name, external_id, domain_names or organization_fields.<key>.
+    #[arg(long, default_value = "organization_fields.account_id")]
+    match_zendesk_field: String,
+    /// Account side of the match key: id or attributes.<name>.
+    #[arg(long, default_value = "id")]
+    match_account_attribute: String,
+    /// Metric window in days: 7, 14, 30, 90 or 180.
+    #[arg(long, default_value_t = 30)]
+    timeframe_days: u32,
+    /// Compute satisfaction scores.
+    #[arg(long)]
+    satisfaction: bool,
+}
+
+fn read_secret(path: &PathBuf) -> Result<String, CliError> {
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_line(&mut text)?;
+        text
+    } else {
+        std::fs::read_to_string(path).map_err(|err| CliError::Input {
+            path: path.clone(),
+            message: err.to_string(),
+        })?
+    };
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+fn credentials(args: &ConfigureArgs) -> Result<pb::configure_request::Credentials, CliError> {
+    match (&args.client_id, &args.client_secret_file, &args.api_token_email, &args.api_token_file) {
+        (Some(client_id), Some(secret), None, _) => Ok(pb::configure_request::Credentials::OauthClient(
+            pb::OAuthClientCredentials {
+                client_id: client_id.clone(),
+                client_secret: read_secret(secret)?,
+            },
+        )),
+        (None, _, Some(email), Some(token)) => Ok(pb::configure_request::Credentials::ApiToken(pb::ApiTokenCredentials {
+            email: email.clone(),
+            token: read_secret(token)?,
+        })),
+        _ => Err(CliError::Input {
+            path: PathBuf::from("-"),
+            message: "give --client-id with --client-secret-file, or --api-token-email with --api-token-file".into(),
+        }),
+    }
+}
+
+fn timestamp(value: &Option<prost_types::Timestamp>) -> String {
+    value
+        .as_ref()
+        .and_then(crate::grpc::convert::timestamp_from_proto)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn state_name(state: i32) -> &'static str {
+    pb::SyncState::try_from(state)
+        .map(|s| s.as_str_name())
+        .unwrap_or("UNKNOWN")
+}
+
+fn print_status(out: &mut impl Write, status: &pb::IntegrationStatus) -> Result<(), CliError> {
+    writeln!(out, "state:                 {}", state_name(status.state))?;
+    writeln!(out, "subdomain:             {}", status.subdomain)?;
+    writeln!(
+        out,
+        "last successful sync:  {}",
+        timestamp(&status.last_successful_sync_at)
+    )?;
+    writeln!(
+        out,
+        "next incremental:      {}",
+        timestamp(&status.next_incremental_at)
+    )?;
+    writeln!(
+        out,
+        "next full validation:  {}",
+        timestamp(&status.next_full_validation_at)
+    )?;
+    if let Some(run) = &status.current_run {
+        writeln!(
+            out,
+            "running:               {} ({} pages, {} tickets, {} requests)",
+            run.id, run.pages, run.tickets, run.requests
+        )?;
+    }
+    if let Some(stored) = &status.stored {
+        writeln!(
+            out,
+            "stored:                {} tickets, {} organizations, {} users, {} ratings",
+            stored.tickets, stored.organizations, stored.users, stored.ratings
+        )?;
+    }
+    if let Some(error) = &status.last_error {
+        writeln!(
+            out,
+            "last error:            {} at {}",
+            error.message,
+            timestamp(&error.at)
+        )?;
+    }
+    for warning in &status.warnings {
+        writeln!(out, "warning:               {warning}")?;
+    }
+    for run in status.history.iter().take(5) {
+        let outcome = pb::RunOutcome::try_from(run.outcome)
+            .map(|o| o.as_str_name())
+            .unwrap_or("?");
+        writeln!(
+            out,
+            "history:               {} {} {} {} tickets, {} requests",
+            run.id,
+            timestamp(&run.started_at),
+            outcome,
+            run.tickets,
+            run.requests
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs an integration subcommand against the daemon.
+pub async fn run(command: IntegrationCommand, connect: ConnectArgs) -> anyhow::Result<()> {
+    run_inner(command, connect)
+        .await
+        .map_err(anyhow::Error::from)
+}
+
+async fn run_inner(command: IntegrationCommand, connect: ConnectArgs) -> Result<(), CliError> {
+    let connection = Connection::open(&connect).await?;
+    let mut client = IntegrationServiceClient::new(connection.channel.clone());
+    let mut out = std::io::stdout().lock();
+    let json = |out: &mut std::io::StdoutLock, value: serde_json::Value| -> Result<(), CliError> {
+        writeln!(out, "{value}")?;
+        Ok(())
+    };
+    match command {
+        IntegrationCommand::Status => {
+            let status = client
+                .get_status(connection.request(pb::GetStatusRequest {}))
+                .await?
+                .into_inner();
+            if connect.json {
+                json(
+                    &mut out,
+                    serde_json::json!({
+                        "state": state_name(status.state),
+                        "subdomain": status.subdomain,
+                        "last_successful_sync_at": timestamp(&status.last_successful_sync_at),
+                        "next_incremental_at": timestamp(&status.next_incremental_at),
+                        "current_run": status.current_run.as_ref().map(|r| r.id.clone()),
+                        "stored_tickets": status.stored.as_ref().map(|s| s.tickets),
+                        "last_error": status.last_error.as_ref().map(|e| e.message.clone()),
+                        "warnings": status.warnings,
+                    }),
+                )?;
+            } else {
+                print_status(&mut out, &status)?;
+            }
+        }
+        IntegrationCommand::Configure(args) => {
+            let request = pb::ConfigureRequest {
+                subdomain: args.subdomain.clone(),
+                credentials: Some(credentials(&args)?),
+                match_key: Some(pb::MatchKey {
+                    zendesk_field: args.match_zendesk_field.clone(),
+                    account_attribute: args.match_account_attribute.clone(),
+                }),
+                timeframe_days: args.timeframe_days,
+                include_satisfaction: args.satisfaction,
+            };
+            let response = client
+                .configure(connection.request(request))
+                .await?
+                .into_inner();
+            if connect.json {
+                json(&mut out, serde_json::json!({"run_id": response.run_id}))?;
+            } else {
+                writeln!(
+                    out,
+                    "configured; first full sync started as {}",
+                    response.run_id
+                )?;
+            }
+        }
+        IntegrationCommand::Sync { full } => {
+            let kind = if full {
+                pb::SyncKind::FullValidation
+            } else {
+                pb::SyncKind::Incremental
+            };
+            let response = client
+                .force_sync(connection.request(pb::ForceSyncRequest { kind: kind as i32 }))
+                .await?
+                .into_inner();
+            if connect.json {
+                json(&mut out, serde_json::json!({"run_id": response.run_id}))?;
+            } else {
+                writeln!(out, "started {}", response.run_id)?;
+            }
+        }
+        IntegrationCommand::Pause => {
+            let response = client
+                .pause(connection.request(pb::PauseRequest {}))
+                .await?
+                .into_inner();
+            if connect.json {
+                json(
+                    &mut out,
+                    serde_json::json!({"stopping_run_id": response.stopping_run_id}),
+                )?;
+            } else if response.stopping_run_id.is_empty() {
+                writeln!(out, "paused")?;
+            } else {
+                writeln!(
+                    out,
+                    "paused; {} stops at its next page boundary",
+                    response.stopping_run_id
+                )?;
+            }
+        }
+        IntegrationCommand::Resume => {
+            client
+                .resume(connection.request(pb::ResumeRequest {}))
+                .await?;
+            if connect.json {
+                json(&mut out, serde_json::json!({"resumed": true}))?;
+            } else {
+                writeln!(out, "resumed")?;
+            }
+        }
+        IntegrationCommand::Delete { confirm } => {
+            let response = client
+                .delete_integration(connection.request(pb::DeleteIntegrationRequest {
+                    confirm_subdomain: confirm,
+                }))
+                .await?
+                .into_inner();
+            if connect.json {
+                json(&mut out, serde_json::json!({"deleted": response.subdomain}))?;
+            } else {
+                writeln!(out, "deleted the integration with {}", response.subdomain)?;
+            }
+        }
+    }
+    Ok(())
+}
