@@ -860,3 +860,712 @@ impl AccountRollup {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, s)
+            .single()
+            .expect("valid time")
+    }
+
+    fn ticket(
+        id: u64,
+        status: Status,
+        priority: Priority,
+        created_at: DateTime<Utc>,
+    ) -> TicketFacts {
+        TicketFacts {
+            id,
+            status,
+            priority,
+            created_at,
+            updated_at: created_at,
+            reopens: 0,
+            solved_at: None,
+            gone: false,
+        }
+    }
+
+    fn rating(id: u64, ticket_id: u64, score: RatingScore, given: DateTime<Utc>) -> RatingFacts {
+        RatingFacts {
+            id,
+            ticket_id,
+            score,
+            created_at: given,
+            updated_at: given,
+        }
+    }
+
+    fn tf(days: u32) -> Timeframe {
+        Timeframe::from_days(days).expect("valid timeframe")
+    }
+
+    #[test]
+    fn timeframe_accepts_only_the_listed_days() {
+        for days in [7, 14, 30, 90, 180] {
+            assert_eq!(tf(days).days(), days);
+        }
+        for days in [0, 1, 6, 8, 31, 365] {
+            assert_eq!(
+                Timeframe::from_days(days),
+                Err(MetricsError::InvalidTimeframe { days })
+            );
+        }
+    }
+
+    #[test]
+    fn window_covers_x_utc_days_ending_today_with_exact_edges() {
+        let now = at(2024, 3, 10, 15, 0, 0);
+        let window = tf(7).window(now);
+        assert_eq!(window.start().to_string(), "2024-03-04");
+        assert_eq!(window.end().to_string(), "2024-03-10");
+        let mut rollup = AccountRollup::default();
+        let created = [
+            at(2024, 3, 3, 23, 59, 59),  // last second of today - 7: outside
+            at(2024, 3, 4, 0, 0, 0),     // first second of today - 6: inside
+            at(2024, 3, 10, 15, 0, 0),   // now: inside
+            at(2024, 3, 10, 23, 59, 59), // later today (skew): inside
+            at(2024, 3, 11, 0, 0, 0),    // tomorrow (skew): outside
+        ];
+        for (id, created_at) in (1..).zip(created) {
+            let facts = ticket(id, Status::Open, Priority::Urgent, created_at);
+            rollup
+                .apply_ticket(&Contribution::of(&facts).added())
+                .expect("apply");
+        }
+        let week = rollup.metrics(now, tf(7)).expect("metrics");
+        assert_eq!(week.tickets_created, 3);
+        assert_eq!(week.high_urgent_tickets_created, 3);
+        assert_eq!(week.open_tickets, 5);
+        assert_eq!(week.total_tickets, 5);
+        // One more day of timeframe takes in the 23:59:59 ticket of 2024-03-03.
+        let fortnight = rollup.metrics(now, tf(14)).expect("metrics");
+        assert_eq!(fortnight.tickets_created, 4);
+        // At midnight the window moves: 2024-03-04 drops out a day later.
+        let next_week = rollup
+            .metrics(at(2024, 3, 11, 0, 0, 0), tf(7))
+            .expect("metrics");
+        assert_eq!(next_week.tickets_created, 3);
+        assert_eq!(
+            window_sum(&rollup.created, at(2024, 3, 11, 0, 0, 0), tf(7))
+                .expect("sum")
+                .created,
+            3
+        );
+    }
+
+    #[test]
+    fn contribution_counts_current_figures_and_the_creation_day() {
+        let day = at(2024, 1, 2, 8, 0, 0);
+        let cases = [
+            (Status::New, Priority::None, (1, 1, 0), (1, 0)),
+            (Status::Hold, Priority::High, (1, 1, 1), (1, 1)),
+            (Status::Pending, Priority::Normal, (1, 1, 0), (1, 0)),
+            (Status::Solved, Priority::Urgent, (0, 1, 0), (1, 1)),
+            (Status::Closed, Priority::Low, (0, 1, 0), (1, 0)),
+            (Status::Deleted, Priority::Urgent, (0, 0, 0), (0, 0)),
+        ];
+        for (status, priority, (open, total, open_hu), (created, hu_created)) in cases {
+            let mut rollup = AccountRollup::default();
+            let facts = ticket(1, status, priority, day);
+            rollup
+                .apply_ticket(&Contribution::of(&facts).added())
+                .expect("apply");
+            assert_eq!(
+                rollup.counters,
+                Counters {
+                    open,
+                    total,
+                    open_high_urgent: open_hu
+                },
+                "{status:?} {priority:?}"
+            );
+            assert_eq!(
+                rollup.created.get(Day::of(day)),
+                TicketDayCounts {
+                    created,
+                    high_urgent_created: hu_created
+                }
+            );
+        }
+        let mut gone = ticket(2, Status::Open, Priority::Urgent, day);
+        gone.gone = true;
+        assert_eq!(Contribution::of(&gone), Contribution::default());
+        assert!(Contribution::of(&gone).added().is_empty());
+    }
+
+    #[test]
+    fn deltas_move_a_ticket_exactly() {
+        let created = at(2024, 5, 1, 12, 0, 0);
+        let mut account_a = AccountRollup::default();
+        let mut account_b = AccountRollup::default();
+        let v1 = ticket(7, Status::Open, Priority::Normal, created);
+        account_a
+            .apply_ticket(&Contribution::of(&v1).added())
+            .expect("add");
+
+        // Raised to urgent: same day, one more high/urgent created and open.
+        let v2 = TicketFacts {
+            priority: Priority::Urgent,
+            ..v1.clone()
+        };
+        let delta = Delta::between(&Contribution::of(&v1), &Contribution::of(&v2));
+        assert_eq!(
+            delta.counters,
+            CounterDelta {
+                open: 0,
+                total: 0,
+                open_high_urgent: 1
+            }
+        );
+        assert_eq!(
+            delta.days.iter().collect::<Vec<_>>(),
+            vec![(
+                Day::of(created),
+                TicketDayDelta {
+                    created: 0,
+                    high_urgent_created: 1
+                }
+            )]
+        );
+        account_a.apply_ticket(&delta).expect("apply");
+
+        // Solved: no longer open.
+        let v3 = TicketFacts {
+            status: Status::Solved,
+            ..v2.clone()
+        };
+        account_a
+            .apply_ticket(&Delta::between(
+                &Contribution::of(&v2),
+                &Contribution::of(&v3),
+            ))
+            .expect("apply");
+        assert_eq!(
+            account_a.counters,
+            Counters {
+                open: 0,
+                total: 1,
+                open_high_urgent: 0
+            }
+        );
+
+        // Moves to account B: removed from A, added to B.
+        account_a
+            .apply_ticket(&Contribution::of(&v3).removed())
+            .expect("remove");
+        account_b
+            .apply_ticket(&Contribution::of(&v3).added())
+            .expect("add");
+        assert_eq!(account_a, AccountRollup::default());
+        assert_eq!(account_b.counters.total, 1);
+        assert_eq!(
+            account_b.created.get(Day::of(created)).high_urgent_created,
+            1
+        );
+
+        // A changed created_at moves the day bucket (two days in one delta).
+        let v4 = TicketFacts {
+            created_at: at(2024, 5, 3, 0, 0, 0),
+            ..v3.clone()
+        };
+        let moved = Delta::between(&Contribution::of(&v3), &Contribution::of(&v4));
+        assert_eq!(moved.days.iter().count(), 2);
+        account_b.apply_ticket(&moved).expect("apply");
+        assert_eq!(
+            account_b.created.get(Day::of(created)),
+            TicketDayCounts::default()
+        );
+        assert_eq!(account_b.created.iter().count(), 1);
+
+        // Deleted: contributes nothing anymore.
+        let v5 = TicketFacts {
+            status: Status::Deleted,
+            ..v4.clone()
+        };
+        account_b
+            .apply_ticket(&Delta::between(
+                &Contribution::of(&v4),
+                &Contribution::of(&v5),
+            ))
+            .expect("apply");
+        assert_eq!(account_b, AccountRollup::default());
+    }
+
+    #[test]
+    fn underflow_is_an_error_that_changes_nothing() {
+        let facts = ticket(1, Status::Open, Priority::High, at(2024, 1, 1, 0, 0, 0));
+        let mut rollup = AccountRollup::default();
+        assert_eq!(
+            rollup.apply_ticket(&Contribution::of(&facts).removed()),
+            Err(MetricsError::Underflow {
+                counter: "open_tickets"
+            })
+        );
+        assert_eq!(rollup, AccountRollup::default());
+
+        // Counters fine but the day bucket is missing: nothing applied either.
+        rollup.counters = Counters {
+            open: 1,
+            total: 1,
+            open_high_urgent: 1,
+        };
+        assert_eq!(
+            rollup.apply_ticket(&Contribution::of(&facts).removed()),
+            Err(MetricsError::Underflow { counter: "created" })
+        );
+        assert_eq!(rollup.counters.total, 1);
+
+        let mut counters = Counters {
+            open: u64::MAX,
+            total: 0,
+            open_high_urgent: 0,
+        };
+        assert_eq!(
+            counters.apply(CounterDelta {
+                open: 1,
+                total: 1,
+                open_high_urgent: 0
+            }),
+            Err(MetricsError::Overflow {
+                counter: "open_tickets"
+            })
+        );
+        assert_eq!(counters.total, 0);
+    }
+
+    #[test]
+    fn satisfaction_counts_good_and_bad_in_the_window_only() {
+        let now = at(2024, 6, 30, 12, 0, 0);
+        let urgent = ticket(1, Status::Solved, Priority::Urgent, at(2024, 6, 1, 0, 0, 0));
+        let normal = ticket(2, Status::Solved, Priority::Normal, at(2024, 6, 1, 0, 0, 0));
+        let mut rollup = AccountRollup::default();
+        let ratings = [
+            (
+                rating(10, 1, RatingScore::Good, at(2024, 6, 29, 0, 0, 0)),
+                &urgent,
+            ),
+            (
+                rating(11, 1, RatingScore::BadWithComment, at(2024, 6, 28, 0, 0, 0)),
+                &urgent,
+            ),
+            (
+                rating(
+                    12,
+                    2,
+                    RatingScore::GoodWithComment,
+                    at(2024, 6, 27, 0, 0, 0),
+                ),
+                &normal,
+            ),
+            (
+                rating(13, 2, RatingScore::Good, at(2024, 6, 26, 0, 0, 0)),
+                &normal,
+            ),
+            (
+                rating(14, 2, RatingScore::Offered, at(2024, 6, 29, 0, 0, 0)),
+                &normal,
+            ),
+            (
+                rating(15, 2, RatingScore::Unoffered, at(2024, 6, 29, 0, 0, 0)),
+                &normal,
+            ),
+            (
+                rating(16, 2, RatingScore::Other, at(2024, 6, 29, 0, 0, 0)),
+                &normal,
+            ),
+            // Given 8 days before today: outside a 7-day window.
+            (
+                rating(17, 2, RatingScore::Bad, at(2024, 6, 23, 23, 0, 0)),
+                &normal,
+            ),
+        ];
+        for (rating, ticket) in &ratings {
+            rollup
+                .apply_rating(&RatingContribution::of(rating, Some(ticket)).added())
+                .expect("apply");
+        }
+        let week = rollup.metrics(now, tf(7)).expect("metrics");
+        assert_eq!(
+            week.ratings,
+            RatingDayCounts {
+                good: 3,
+                bad: 1,
+                high_urgent_good: 1,
+                high_urgent_bad: 1
+            }
+        );
+        assert_eq!(week.satisfaction_score(), Some(75.0));
+        assert_eq!(week.satisfaction_score_high_urgent(), Some(50.0));
+        let fortnight = rollup.metrics(now, tf(14)).expect("metrics");
+        assert_eq!(fortnight.satisfaction_score(), Some(60.0));
+
+        // No good or bad ratings in the window: no score.
+        let later = rollup
+            .metrics(at(2025, 1, 1, 0, 0, 0), tf(7))
+            .expect("metrics");
+        assert_eq!(later.satisfaction_score(), None);
+        assert_eq!(later.satisfaction_score_high_urgent(), None);
+
+        // Bad -> good moves the rating's contribution; no ticket or a deleted one: nothing.
+        let (bad, _) = &ratings[1];
+        let now_good = RatingFacts {
+            score: RatingScore::Good,
+            ..bad.clone()
+        };
+        let delta = RatingDelta::between(
+            &RatingContribution::of(bad, Some(&urgent)),
+            &RatingContribution::of(&now_good, Some(&urgent)),
+        );
+        rollup.apply_rating(&delta).expect("apply");
+        let week = rollup.metrics(now, tf(7)).expect("metrics");
+        assert_eq!((week.ratings.good, week.ratings.bad), (4, 0));
+        assert_eq!(week.satisfaction_score_high_urgent(), Some(100.0));
+        assert!(RatingContribution::of(bad, None).added().is_empty());
+        let deleted = TicketFacts {
+            status: Status::Deleted,
+            ..urgent.clone()
+        };
+        assert!(RatingContribution::of(bad, Some(&deleted))
+            .added()
+            .is_empty());
+    }
+
+    #[test]
+    fn records_convert_and_unknown_codes_are_errors() {
+        let record = TicketRecord {
+            status: 2,
+            priority: 4,
+            created_at: 1_700_000_000,
+            updated_at: 1_700_000_100,
+            reopens: 2,
+            solved_at: 0,
+            ..TicketRecord::default()
+        };
+        let facts = TicketFacts::from_record(9, &record).expect("valid");
+        assert_eq!(
+            (facts.status, facts.priority),
+            (Status::Open, Priority::Urgent)
+        );
+        assert_eq!(facts.solved_at, None);
+        assert_eq!(facts.created_at.timestamp(), 1_700_000_000);
+        assert_eq!(
+            TicketFacts::from_record(
+                9,
+                &TicketRecord {
+                    status: 0,
+                    ..record.clone()
+                }
+            ),
+            Err(FactsError::UnknownStatus {
+                ticket_id: 9,
+                code: 0
+            })
+        );
+        assert_eq!(
+            TicketFacts::from_record(
+                9,
+                &TicketRecord {
+                    priority: 5,
+                    ..record.clone()
+                }
+            ),
+            Err(FactsError::UnknownPriority {
+                ticket_id: 9,
+                code: 5
+            })
+        );
+        assert!(matches!(
+            TicketFacts::from_record(
+                9,
+                &TicketRecord {
+                    created_at: i64::MAX,
+                    ..record
+                }
+            ),
+            Err(FactsError::TimestampOutOfRange {
+                field: "created_at",
+                ..
+            })
+        ));
+        let rating = RatingFacts::from_record(
+            3,
+            &RatingRecord {
+                ticket_id: 9,
+                score: "bad_with_comment".to_owned(),
+                created_at: 10,
+                updated_at: 20,
+                ..RatingRecord::default()
+            },
+        )
+        .expect("valid");
+        assert_eq!(rating.score, RatingScore::BadWithComment);
+        assert_eq!(RatingScore::from_name("something_new"), RatingScore::Other);
+    }
+
+    mod exactness {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        const ACCOUNTS: u64 = 3;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            UpsertTicket {
+                id: u64,
+                account: u64,
+                status: usize,
+                priority: usize,
+                created_day: i64,
+                gone: bool,
+            },
+            RemoveTicket {
+                id: u64,
+            },
+            UpsertRating {
+                id: u64,
+                ticket_id: u64,
+                score: usize,
+                given_day: i64,
+            },
+        }
+
+        const SCORES: [RatingScore; 7] = [
+            RatingScore::Offered,
+            RatingScore::Unoffered,
+            RatingScore::Good,
+            RatingScore::GoodWithComment,
+            RatingScore::Bad,
+            RatingScore::BadWithComment,
+            RatingScore::Other,
+        ];
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (0..8u64, 0..ACCOUNTS, 0..7usize, 0..5usize, 0..40i64, proptest::bool::weighted(0.1))
+                    .prop_map(|(id, account, status, priority, created_day, gone)| Op::UpsertTicket {
+                        id, account, status, priority, created_day, gone
+                    }),
+                1 => (0..8u64).prop_map(|id| Op::RemoveTicket { id }),
+                3 => (0..6u64, 0..8u64, 0..7usize, 0..40i64)
+                    .prop_map(|(id, ticket_id, score, given_day)| Op::UpsertRating {
+                        id, ticket_id, score, given_day
+                    }),
+            ]
+        }
+
+        fn base() -> DateTime<Utc> {
+            at(2024, 1, 1, 0, 0, 0)
+        }
+
+        #[derive(Default)]
+        struct Model {
+            tickets: BTreeMap<u64, (u64, TicketFacts)>,
+            ratings: BTreeMap<u64, RatingFacts>,
+            rollups: BTreeMap<u64, AccountRollup>,
+        }
+
+        impl Model {
+            fn rollup(&mut self, account: u64) -> &mut AccountRollup {
+                self.rollups.entry(account).or_default()
+            }
+
+            /// Moves every rating of `ticket_id` from its old ticket version to the new one.
+            fn move_ratings(
+                &mut self,
+                ticket_id: u64,
+                old: Option<&(u64, TicketFacts)>,
+                new: Option<&(u64, TicketFacts)>,
+            ) {
+                let ratings: Vec<RatingFacts> = self
+                    .ratings
+                    .values()
+                    .filter(|rating| rating.ticket_id == ticket_id)
+                    .cloned()
+                    .collect();
+                for rating in ratings {
+                    if let Some((account, facts)) = old {
+                        let delta = RatingContribution::of(&rating, Some(facts)).removed();
+                        self.rollup(*account)
+                            .apply_rating(&delta)
+                            .expect("no drift");
+                    }
+                    if let Some((account, facts)) = new {
+                        let delta = RatingContribution::of(&rating, Some(facts)).added();
+                        self.rollup(*account)
+                            .apply_rating(&delta)
+                            .expect("no drift");
+                    }
+                }
+            }
+
+            fn apply(&mut self, op: &Op) {
+                match *op {
+                    Op::UpsertTicket {
+                        id,
+                        account,
+                        status,
+                        priority,
+                        created_day,
+                        gone,
+                    } => {
+                        let created_at = base()
+                            + chrono::Duration::days(created_day)
+                            + chrono::Duration::hours(created_day % 24);
+                        let mut facts =
+                            ticket(id, Status::ALL[status], Priority::ALL[priority], created_at);
+                        facts.gone = gone;
+                        let new = (account, facts);
+                        let old = self.tickets.insert(id, new.clone());
+                        let new_contribution = Contribution::of(&new.1);
+                        match &old {
+                            Some((old_account, old_facts)) if *old_account == account => {
+                                let delta =
+                                    Delta::between(&Contribution::of(old_facts), &new_contribution);
+                                self.rollup(account).apply_ticket(&delta).expect("no drift");
+                            }
+                            Some((old_account, old_facts)) => {
+                                let removed = Contribution::of(old_facts).removed();
+                                self.rollup(*old_account)
+                                    .apply_ticket(&removed)
+                                    .expect("no drift");
+                                self.rollup(account)
+                                    .apply_ticket(&new_contribution.added())
+                                    .expect("no drift");
+                            }
+                            None => {
+                                self.rollup(account)
+                                    .apply_ticket(&new_contribution.added())
+                                    .expect("no drift");
+                            }
+                        }
+                        self.move_ratings(id, old.as_ref(), Some(&new));
+                    }
+                    Op::RemoveTicket { id } => {
+                        if let Some(old) = self.tickets.remove(&id) {
+                            let removed = Contribution::of(&old.1).removed();
+                            self.rollup(old.0).apply_ticket(&removed).expect("no drift");
+                            self.move_ratings(id, Some(&old), None);
+                        }
+                    }
+                    Op::UpsertRating {
+                        id,
+                        ticket_id,
+                        score,
+                        given_day,
+                    } => {
+                        let given = base() + chrono::Duration::days(given_day);
+                        let new = rating(id, ticket_id, SCORES[score], given);
+                        let old = self.ratings.insert(id, new.clone());
+                        // The old copy may have rated another ticket.
+                        if let Some(old) = old {
+                            if let Some((account, facts)) =
+                                self.tickets.get(&old.ticket_id).cloned()
+                            {
+                                let delta = RatingContribution::of(&old, Some(&facts)).removed();
+                                self.rollup(account).apply_rating(&delta).expect("no drift");
+                            }
+                        }
+                        if let Some((account, facts)) = self.tickets.get(&ticket_id).cloned() {
+                            let delta = RatingContribution::of(&new, Some(&facts)).added();
+                            self.rollup(account).apply_rating(&delta).expect("no drift");
+                        }
+                    }
+                }
+            }
+
+            /// Recomputes one account's rollup by counting, independently of the delta code.
+            fn recompute(
+                &self,
+                account: u64,
+            ) -> (
+                Counters,
+                Vec<(Day, TicketDayCounts)>,
+                Vec<(Day, RatingDayCounts)>,
+            ) {
+                let mut counters = Counters::default();
+                let mut created: BTreeMap<Day, TicketDayCounts> = BTreeMap::new();
+                let mut given: BTreeMap<Day, RatingDayCounts> = BTreeMap::new();
+                for (owner, facts) in self.tickets.values() {
+                    if *owner != account || facts.gone || facts.status == Status::Deleted {
+                        continue;
+                    }
+                    let unsolved = matches!(
+                        facts.status,
+                        Status::New | Status::Open | Status::Pending | Status::Hold
+                    );
+                    let high = matches!(facts.priority, Priority::High | Priority::Urgent);
+                    counters.total += 1;
+                    counters.open += u64::from(unsolved);
+                    counters.open_high_urgent += u64::from(unsolved && high);
+                    let day = created.entry(Day::of(facts.created_at)).or_default();
+                    day.created += 1;
+                    day.high_urgent_created += u64::from(high);
+                    for rating in self.ratings.values().filter(|r| r.ticket_id == facts.id) {
+                        let good = u64::from(matches!(
+                            rating.score,
+                            RatingScore::Good | RatingScore::GoodWithComment
+                        ));
+                        let bad = u64::from(matches!(
+                            rating.score,
+                            RatingScore::Bad | RatingScore::BadWithComment
+                        ));
+                        if good + bad == 0 {
+                            continue;
+                        }
+                        let day = given.entry(Day::of(rating.updated_at)).or_default();
+                        day.good += good;
+                        day.bad += bad;
+                        day.high_urgent_good += good * u64::from(high);
+                        day.high_urgent_bad += bad * u64::from(high);
+                    }
+                }
+                (
+                    counters,
+                    created.into_iter().collect(),
+                    given.into_iter().collect(),
+                )
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+            #[test]
+            fn deltas_equal_recomputation(ops in proptest::collection::vec(op(), 1..80)) {
+                let mut model = Model::default();
+                for op in &ops {
+                    model.apply(op);
+                }
+                let now = base() + chrono::Duration::days(38) + chrono::Duration::hours(5);
+                for account in 0..ACCOUNTS {
+                    let rollup = model.rollups.get(&account).cloned().unwrap_or_default();
+                    let (counters, created, given) = model.recompute(account);
+                    prop_assert_eq!(rollup.counters, counters);
+                    prop_assert_eq!(rollup.created.iter().collect::<Vec<_>>(), created);
+                    prop_assert_eq!(rollup.ratings.iter().collect::<Vec<_>>(), given.clone());
+                    for days in Timeframe::VALID_DAYS {
+                        let timeframe = tf(days);
+                        let first_day = Day::of(now).minus_days(i64::from(days) - 1);
+                        let expected_created = model.tickets.values()
+                            .filter(|(owner, facts)| *owner == account && facts.exists()
+                                && Day::of(facts.created_at) >= first_day
+                                && Day::of(facts.created_at) <= Day::of(now))
+                            .count() as u64;
+                        let metrics = rollup.metrics(now, timeframe).expect("metrics");
+                        prop_assert_eq!(metrics.tickets_created, expected_created);
+                        let expected_good: u64 = given.iter()
+                            .filter(|(day, _)| *day >= first_day && *day <= Day::of(now))
+                            .map(|(_, counts)| counts.good)
+                            .sum();
+                        prop_assert_eq!(metrics.ratings.good, expected_good);
+                    }
+                }
+            }
+        }
+    }
+}
