@@ -560,3 +560,549 @@ pub fn finalize_for_sync(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::metrics::RatingScore;
+    use std::collections::BTreeSet;
+
+    const T0: i64 = 1_700_000_000;
+
+    fn time(offset_minutes: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(T0 + offset_minutes * 60, 0).expect("valid time")
+    }
+
+    fn snapshot(status: Status, priority: Priority) -> TicketFacts {
+        TicketFacts {
+            id: 42,
+            status,
+            priority,
+            created_at: time(0),
+            updated_at: time(100),
+            reopens: 0,
+            solved_at: None,
+            gone: false,
+        }
+    }
+
+    fn status(minute: i64, event_id: u64, from: Option<Status>, to: Status) -> HistoryEntry {
+        HistoryEntry {
+            at: time(minute),
+            event_id,
+            index: 0,
+            change: FieldChange::Status { from, to },
+        }
+    }
+
+    fn priority(minute: i64, event_id: u64, from: Priority, to: Priority) -> HistoryEntry {
+        HistoryEntry {
+            at: time(minute),
+            event_id,
+            index: 1,
+            change: FieldChange::Priority { from, to },
+        }
+    }
+
+    fn summary(events: &[DetectedEvent]) -> Vec<(EventKind, i64, bool)> {
+        events
+            .iter()
+            .map(|event| {
+                (
+                    event.kind,
+                    (event.occurred_at.timestamp() - T0) / 60,
+                    event.escalated,
+                )
+            })
+            .collect()
+    }
+
+    fn keys(events: &[DetectedEvent]) -> BTreeSet<String> {
+        events.iter().map(|event| event.key.clone()).collect()
+    }
+
+    use EventKind::{
+        HighUrgentTicketCreated as Created, HighUrgentTicketReopened as Reopened,
+        HighUrgentTicketSolved as Solved,
+    };
+
+    #[test]
+    fn keys_are_deterministic_and_readable() {
+        assert_eq!(event_key(Solved, 42, T0, None), format!("t42:solved:{T0}"));
+        assert_eq!(
+            event_key(Reopened, 42, T0, Some("n3")),
+            format!("t42:reopened:{T0}:n3")
+        );
+        assert_eq!(event_key(Created, 1, 5, None), "t1:created:5");
+        assert_eq!(rating_event_key(77), "r77:bad");
+    }
+
+    #[test]
+    fn high_urgent_when_created_is_a_created_event_at_creation() {
+        let history = [
+            status(0, 1, None, Status::New),
+            priority(0, 1, Priority::None, Priority::Urgent),
+        ];
+        let found = detect_from_history(&snapshot(Status::New, Priority::Urgent), None, &history);
+        assert_eq!(summary(&found.events), vec![(Created, 0, false)]);
+        assert_eq!(found.events[0].key, format!("t42:created:{T0}"));
+        assert!(found.events[0].exact_time);
+        assert_eq!(
+            found.state,
+            Some(TicketState {
+                status: Status::New,
+                priority: Priority::Urgent
+            })
+        );
+    }
+
+    #[test]
+    fn raised_to_high_later_is_an_escalated_created_event() {
+        let history = [
+            status(0, 1, None, Status::New),
+            priority(0, 1, Priority::None, Priority::Normal),
+            status(10, 2, Some(Status::New), Status::Open),
+            priority(20, 3, Priority::Normal, Priority::High),
+            // Lowered and raised again: a second escalation at its own time.
+            priority(30, 4, Priority::High, Priority::Low),
+            priority(40, 5, Priority::Low, Priority::Urgent),
+            // Urgent -> high stays high/urgent: nothing.
+            priority(50, 6, Priority::Urgent, Priority::High),
+        ];
+        let found = detect_from_history(&snapshot(Status::Open, Priority::High), None, &history);
+        assert_eq!(
+            summary(&found.events),
+            vec![(Created, 20, true), (Created, 40, true)]
+        );
+    }
+
+    #[test]
+    fn solved_closed_and_reopened_follow_the_priority_at_the_transition() {
+        let history = [
+            status(0, 1, None, Status::New),
+            priority(0, 1, Priority::None, Priority::High),
+            status(10, 2, Some(Status::New), Status::Solved),
+            status(20, 3, Some(Status::Solved), Status::Open),
+            // Lowered while open: the next solve and reopen are not high/urgent.
+            priority(30, 4, Priority::High, Priority::Normal),
+            status(40, 5, Some(Status::Open), Status::Solved),
+            status(50, 6, Some(Status::Solved), Status::Pending),
+            // Raised and solved in one update: escalated, then solved, same time.
+            priority(60, 7, Priority::Normal, Priority::Urgent),
+            status(60, 7, Some(Status::Pending), Status::Solved),
+            // Solved -> closed is no new solve.
+            status(70, 8, Some(Status::Solved), Status::Closed),
+        ];
+        let found =
+            detect_from_history(&snapshot(Status::Closed, Priority::Urgent), None, &history);
+        assert_eq!(
+            summary(&found.events),
+            vec![
+                (Created, 0, false),
+                (Solved, 10, false),
+                (Reopened, 20, false),
+                (Created, 60, true),
+                (Solved, 60, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn closed_without_passing_through_solved_counts_as_solved() {
+        let prior = Some(TicketState {
+            status: Status::Hold,
+            priority: Priority::Urgent,
+        });
+        let history = [status(5, 9, Some(Status::Hold), Status::Closed)];
+        let found =
+            detect_from_history(&snapshot(Status::Closed, Priority::Urgent), prior, &history);
+        assert_eq!(summary(&found.events), vec![(Solved, 5, false)]);
+        assert_eq!(found.events[0].key, format!("t42:solved:{}", T0 + 300));
+    }
+
+    #[test]
+    fn solved_and_reopened_between_two_syncs_yields_both_at_their_real_times() {
+        let prior = Some(TicketState {
+            status: Status::Open,
+            priority: Priority::High,
+        });
+        // Both snapshots say "open": only the history shows what happened in between.
+        let history = [
+            status(61, 20, Some(Status::Open), Status::Solved),
+            status(95, 21, Some(Status::Solved), Status::Open),
+        ];
+        let found = detect_from_history(&snapshot(Status::Open, Priority::High), prior, &history);
+        assert_eq!(
+            summary(&found.events),
+            vec![(Solved, 61, false), (Reopened, 95, false)]
+        );
+        // Unsorted input gives the same result.
+        let reversed: Vec<_> = history.iter().rev().copied().collect();
+        assert_eq!(
+            detect_from_history(&snapshot(Status::Open, Priority::High), prior, &reversed),
+            found
+        );
+    }
+
+    #[test]
+    fn recorded_previous_values_beat_a_stale_prior() {
+        // The prior says solved, but Zendesk recorded open -> pending: no reopen.
+        let prior = Some(TicketState {
+            status: Status::Solved,
+            priority: Priority::Urgent,
+        });
+        let history = [status(5, 9, Some(Status::Open), Status::Pending)];
+        let found = detect_from_history(
+            &snapshot(Status::Pending, Priority::Urgent),
+            prior,
+            &history,
+        );
+        assert!(found.events.is_empty());
+    }
+
+    #[test]
+    fn never_seen_ticket_without_its_create_entry_is_first_seen_at_created_at() {
+        // No history at all: first seen high -> created at created_at.
+        let found = detect_from_history(&snapshot(Status::Open, Priority::Urgent), None, &[]);
+        assert_eq!(summary(&found.events), vec![(Created, 0, false)]);
+        // Not high/urgent: nothing.
+        let found = detect_from_history(&snapshot(Status::Open, Priority::Low), None, &[]);
+        assert!(found.events.is_empty());
+        // History starts mid-life with a raise: the recorded `from` says it was normal before.
+        let history = [priority(30, 3, Priority::Normal, Priority::High)];
+        let found = detect_from_history(&snapshot(Status::Open, Priority::High), None, &history);
+        assert_eq!(summary(&found.events), vec![(Created, 30, true)]);
+        // History starts mid-life with a solve of a ticket that was already high.
+        let history = [status(30, 3, Some(Status::Open), Status::Solved)];
+        let found = detect_from_history(&snapshot(Status::Solved, Priority::High), None, &history);
+        assert_eq!(
+            summary(&found.events),
+            vec![(Created, 0, false), (Solved, 30, false)]
+        );
+    }
+
+    #[test]
+    fn deleted_tickets_yield_nothing() {
+        let history = [
+            status(0, 1, None, Status::Open),
+            priority(0, 1, Priority::None, Priority::Urgent),
+            status(10, 2, Some(Status::Open), Status::Deleted),
+        ];
+        let deleted = snapshot(Status::Deleted, Priority::Urgent);
+        let found = detect_from_history(&deleted, None, &history);
+        assert!(found.events.is_empty());
+        assert_eq!(found.state.map(|state| state.status), Some(Status::Deleted));
+        let mut gone = snapshot(Status::Open, Priority::Urgent);
+        gone.gone = true;
+        assert!(detect_from_history(&gone, None, &history[..2])
+            .events
+            .is_empty());
+        assert!(detect_from_snapshots(None, &deleted).is_empty());
+        assert!(
+            detect_from_snapshots(Some(&snapshot(Status::Open, Priority::Low)), &gone).is_empty()
+        );
+    }
+
+    #[test]
+    fn detection_over_overlapping_histories_yields_the_same_keys() {
+        let history = [
+            status(0, 1, None, Status::New),
+            priority(0, 1, Priority::None, Priority::Normal),
+            priority(10, 2, Priority::Normal, Priority::Urgent),
+            status(20, 3, Some(Status::New), Status::Open),
+            status(30, 4, Some(Status::Open), Status::Solved),
+            status(40, 5, Some(Status::Solved), Status::Open),
+            status(50, 6, Some(Status::Open), Status::Solved),
+            status(60, 7, Some(Status::Solved), Status::Closed),
+        ];
+        let ticket = snapshot(Status::Closed, Priority::Urgent);
+        let full = detect_from_history(&ticket, None, &history);
+        assert_eq!(
+            summary(&full.events),
+            vec![
+                (Created, 10, true),
+                (Solved, 30, false),
+                (Reopened, 40, false),
+                (Solved, 50, false)
+            ]
+        );
+        // Re-detecting the whole history (crash, re-sync, nightly validation): same keys.
+        assert_eq!(
+            keys(&detect_from_history(&ticket, None, &history).events),
+            keys(&full.events)
+        );
+        // Two syncs whose pages overlap; the second starts from the first one's end state
+        // although it replays entries the first already saw.
+        let first = detect_from_history(&ticket, None, &history[..6]);
+        let second = detect_from_history(&ticket, first.state, &history[4..]);
+        let union: BTreeSet<String> = keys(&first.events)
+            .union(&keys(&second.events))
+            .cloned()
+            .collect();
+        assert_eq!(union, keys(&full.events));
+        assert_eq!(second.state, full.state);
+    }
+
+    #[test]
+    fn change_records_convert() {
+        let create = ChangeRecord {
+            field: CHANGE_FIELD_STATUS,
+            from: 0,
+            to: Status::New.code(),
+        };
+        let entry = HistoryEntry::from_record(42, T0, 7, 0, &create).expect("valid");
+        assert_eq!(
+            entry.change,
+            FieldChange::Status {
+                from: None,
+                to: Status::New
+            }
+        );
+        assert!(entry.creates_ticket());
+        let cleared = ChangeRecord {
+            field: CHANGE_FIELD_PRIORITY,
+            from: Priority::High.code(),
+            to: 0,
+        };
+        let entry = HistoryEntry::from_record(42, T0, 7, 1, &cleared).expect("valid");
+        assert_eq!(
+            entry.change,
+            FieldChange::Priority {
+                from: Priority::High,
+                to: Priority::None
+            }
+        );
+        assert_eq!(
+            HistoryEntry::from_record(
+                42,
+                T0,
+                7,
+                1,
+                &ChangeRecord {
+                    field: 3,
+                    from: 0,
+                    to: 1
+                }
+            ),
+            Err(EventsError::UnknownChangeField {
+                ticket_id: 42,
+                field: 3
+            })
+        );
+        assert_eq!(
+            HistoryEntry::from_record(
+                42,
+                T0,
+                7,
+                1,
+                &ChangeRecord {
+                    field: 1,
+                    from: 9,
+                    to: 1
+                }
+            ),
+            Err(EventsError::UnknownStatus {
+                ticket_id: 42,
+                side: "from",
+                code: 9
+            })
+        );
+        assert_eq!(
+            HistoryEntry::from_record(
+                42,
+                T0,
+                7,
+                1,
+                &ChangeRecord {
+                    field: 2,
+                    from: 0,
+                    to: 8
+                }
+            ),
+            Err(EventsError::UnknownPriority {
+                ticket_id: 42,
+                side: "to",
+                code: 8
+            })
+        );
+        assert!(matches!(
+            HistoryEntry::from_record(42, i64::MAX, 7, 1, &create),
+            Err(EventsError::TimestampOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn fallback_sees_first_sight_solves_reopens_and_escalations() {
+        // First seen, high and open: created at created_at.
+        let open = snapshot(Status::Open, Priority::High);
+        assert_eq!(
+            summary(&detect_from_snapshots(None, &open)),
+            vec![(Created, 0, false)]
+        );
+        // First seen, already solved: created and solved at solved_at.
+        let solved = TicketFacts {
+            status: Status::Solved,
+            solved_at: Some(time(50)),
+            ..open.clone()
+        };
+        let found = detect_from_snapshots(None, &solved);
+        assert_eq!(
+            summary(&found),
+            vec![(Created, 0, false), (Solved, 50, false)]
+        );
+        // Stored open -> solved: solved at solved_at, with the key history detection gives.
+        let found = detect_from_snapshots(Some(&open), &solved);
+        assert_eq!(summary(&found), vec![(Solved, 50, false)]);
+        assert_eq!(
+            found[0].key,
+            event_key(Solved, 42, time(50).timestamp(), None)
+        );
+        assert!(found[0].exact_time);
+        assert_eq!(found[0].source, DetectionSource::Snapshot);
+        // Unchanged: nothing (a re-run yields no new events).
+        assert!(detect_from_snapshots(Some(&solved), &solved).is_empty());
+        // Solved -> open with reopens + 1: reopened at updated_at (estimate).
+        let reopened = TicketFacts {
+            status: Status::Open,
+            reopens: 1,
+            ..solved.clone()
+        };
+        let found = detect_from_snapshots(Some(&solved), &reopened);
+        assert_eq!(summary(&found), vec![(Reopened, 100, false)]);
+        assert_eq!(
+            found[0].key,
+            format!("t42:reopened:{}:n1", time(100).timestamp())
+        );
+        assert!(!found[0].exact_time);
+        // Solved -> open although the metric set did not count it yet: still one reopen.
+        let found = detect_from_snapshots(
+            Some(&solved),
+            &TicketFacts {
+                status: Status::Open,
+                ..solved.clone()
+            },
+        );
+        assert_eq!(summary(&found), vec![(Reopened, 100, false)]);
+        // Open -> open, but solved and reopened in between: solved at solved_at, reopened later.
+        let in_between = TicketFacts {
+            reopens: 1,
+            solved_at: Some(time(60)),
+            updated_at: time(90),
+            ..open.clone()
+        };
+        let found = detect_from_snapshots(Some(&open), &in_between);
+        assert_eq!(
+            summary(&found),
+            vec![(Solved, 60, false), (Reopened, 90, false)]
+        );
+        // Solved -> (reopened, solved again): reopen placed no later than the new solve.
+        let again = TicketFacts {
+            reopens: 1,
+            solved_at: Some(time(80)),
+            ..solved.clone()
+        };
+        let found = detect_from_snapshots(Some(&solved), &again);
+        assert_eq!(
+            summary(&found),
+            vec![(Reopened, 80, false), (Solved, 80, false)]
+        );
+        // Two reopens between syncs: two events with distinct keys.
+        let twice = TicketFacts {
+            reopens: 2,
+            ..reopened.clone()
+        };
+        let found = detect_from_snapshots(Some(&solved), &twice);
+        assert_eq!(keys(&found).len(), 2);
+        // Open -> closed without solved_at: solved at updated_at (estimate).
+        let closed = TicketFacts {
+            status: Status::Closed,
+            ..open.clone()
+        };
+        let found = detect_from_snapshots(Some(&open), &closed);
+        assert_eq!(summary(&found), vec![(Solved, 100, false)]);
+        assert!(!found[0].exact_time);
+        // Solved -> closed: nothing.
+        let solved_closed = TicketFacts {
+            status: Status::Closed,
+            ..solved.clone()
+        };
+        assert!(detect_from_snapshots(Some(&solved), &solved_closed).is_empty());
+        // Normal -> urgent: escalated at updated_at.
+        let normal = snapshot(Status::Open, Priority::Normal);
+        let found = detect_from_snapshots(Some(&normal), &open);
+        assert_eq!(summary(&found), vec![(Created, 100, true)]);
+        // Not high/urgent now: nothing, whatever happened.
+        let normal_solved = TicketFacts {
+            status: Status::Solved,
+            solved_at: Some(time(50)),
+            ..normal.clone()
+        };
+        assert!(detect_from_snapshots(Some(&normal), &normal_solved).is_empty());
+        assert!(detect_from_snapshots(None, &normal).is_empty());
+    }
+
+    fn rating(score: RatingScore) -> RatingFacts {
+        RatingFacts {
+            id: 9,
+            ticket_id: 42,
+            score,
+            created_at: time(0),
+            updated_at: time(30),
+        }
+    }
+
+    #[test]
+    fn bad_ratings_are_events_once_per_rating() {
+        let bad = rating(RatingScore::Bad);
+        let event = detect_rating(None, &bad).expect("bad rating event");
+        assert_eq!(event.kind, EventKind::BadSatisfactionRating);
+        assert_eq!(event.key, "r9:bad");
+        assert_eq!((event.ticket_id, event.rating_id), (42, Some(9)));
+        assert_eq!(event.occurred_at, time(30));
+        assert!(detect_rating(None, &rating(RatingScore::BadWithComment)).is_some());
+        for score in [
+            RatingScore::Good,
+            RatingScore::GoodWithComment,
+            RatingScore::Offered,
+            RatingScore::Unoffered,
+            RatingScore::Other,
+        ] {
+            assert!(detect_rating(None, &rating(score)).is_none(), "{score:?}");
+        }
+        // Offered, then answered bad later: the event is at the time it turned bad.
+        let offered = rating(RatingScore::Offered);
+        let answered = RatingFacts {
+            updated_at: time(500),
+            ..bad.clone()
+        };
+        let event = detect_rating(Some(&offered), &answered).expect("turned bad");
+        assert_eq!(event.occurred_at, time(500));
+        // Still bad: nothing new. Bad -> good -> bad: same key, so the caller stores it once.
+        assert!(detect_rating(Some(&bad), &answered).is_none());
+        let flipped =
+            detect_rating(Some(&rating(RatingScore::Good)), &answered).expect("bad again");
+        assert_eq!(flipped.key, event.key);
+    }
+
+    #[test]
+    fn first_sync_marks_backfill_and_keeps_the_past_year_only() {
+        let now = time(0) + Duration::days(400);
+        let event_at = |at: DateTime<Utc>| {
+            DetectedEvent::ticket(Solved, 1, at, DetectionSource::History, true, None)
+        };
+        let events = vec![
+            event_at(now - Duration::days(365) - Duration::seconds(1)),
+            event_at(now - Duration::days(365)),
+            event_at(now - Duration::days(3)),
+        ];
+        let backfilled = finalize_for_sync(events.clone(), true, now);
+        assert_eq!(backfilled.len(), 2);
+        assert!(backfilled.iter().all(|event| event.backfill));
+        assert_eq!(backfilled[0].occurred_at, now - Duration::days(365));
+        let live = finalize_for_sync(events, false, now);
+        assert_eq!(live.len(), 3);
+        assert!(live.iter().all(|event| !event.backfill));
+        assert!(is_backfill(true) && !is_backfill(false));
+        assert_eq!(backfill_horizon(now), now - Duration::days(365));
+    }
+}
