@@ -1363,6 +1363,13 @@ mod tests {
             at(2024, 1, 1, 0, 0, 0)
         }
 
+        /// Counters, creation day buckets and rating day buckets, counted from scratch.
+        type Recomputed = (
+            Counters,
+            Vec<(Day, TicketDayCounts)>,
+            Vec<(Day, RatingDayCounts)>,
+        );
+
         #[derive(Default)]
         struct Model {
             tickets: BTreeMap<u64, (u64, TicketFacts)>,
@@ -1480,14 +1487,7 @@ mod tests {
             }
 
             /// Recomputes one account's rollup by counting, independently of the delta code.
-            fn recompute(
-                &self,
-                account: u64,
-            ) -> (
-                Counters,
-                Vec<(Day, TicketDayCounts)>,
-                Vec<(Day, RatingDayCounts)>,
-            ) {
+            fn recompute(&self, account: u64) -> Recomputed {
                 let mut counters = Counters::default();
                 let mut created: BTreeMap<Day, TicketDayCounts> = BTreeMap::new();
                 let mut given: BTreeMap<Day, RatingDayCounts> = BTreeMap::new();
