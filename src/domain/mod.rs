@@ -1,4 +1,5 @@
 //! Pure rules with no I/O: account validation, ticket states; matching, metric windows and event detection as they land.
 
 pub mod account;
+pub mod matching;
 pub mod ticket;

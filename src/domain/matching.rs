@@ -1,0 +1,678 @@
+//! Matching Zendesk organizations to accounts by a match key, and users by email within a matched account.
+//!
+//! Pure rules: no I/O. The caller keeps an [`AccountIndex`] (key value -> account ids) and an
+//! [`OrgIndex`] (key value -> organization ids) next to its stored data and updates both in the
+//! same transaction as the records, so a changed account re-matches only the organizations that
+//! share one of its old or new key values.
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::domain::account::{Account, AccountUser, AttributeKind, AttributeValue};
+use crate::store::zendesk_records::OrganizationRecord;
+
+/// Name of the Zendesk side of a match key, as used in error messages and settings.
+pub const ZENDESK_FIELD: &str = "zendesk_field";
+/// Name of the account side of a match key, as used in error messages and settings.
+pub const ACCOUNT_ATTRIBUTE: &str = "account_attribute";
+
+const ORGANIZATION_FIELDS_PREFIX: &str = "organization_fields.";
+const ATTRIBUTES_PREFIX: &str = "attributes.";
+
+/// The organization field a match key reads on the Zendesk side.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ZendeskField {
+    /// The organization's numeric id, compared as its decimal string.
+    Id,
+    /// The organization's name.
+    Name,
+    /// The organization's external id.
+    ExternalId,
+    /// Any one of the organization's domain names.
+    DomainNames,
+    /// A custom organization field, by its key.
+    OrganizationField(String),
+}
+
+/// The account attribute a match key reads on the account side.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AccountAttribute {
+    /// The account id.
+    Id,
+    /// A text attribute, by its name.
+    Attribute(String),
+}
+
+/// One Zendesk organization field paired with one account attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MatchKey {
+    /// What is read on the organization.
+    pub zendesk_field: ZendeskField,
+    /// What is read on the account.
+    pub account_attribute: AccountAttribute,
+}
+
+/// Why a match key was refused; `field()` names the side at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatchKeyError {
+    /// The Zendesk side is none of the known fields.
+    #[error("zendesk_field: {given:?} is not one of id, name, external_id, domain_names, organization_fields.<key>")]
+    UnknownZendeskField {
+        /// The text given.
+        given: String,
+    },
+    /// `organization_fields.` with nothing after it.
+    #[error("zendesk_field: organization_fields.<key> needs a non-empty field key")]
+    EmptyOrganizationFieldKey,
+    /// The account side is neither `id` nor `attributes.<name>`.
+    #[error("account_attribute: {given:?} is not one of id, attributes.<name>")]
+    UnknownAccountAttribute {
+        /// The text given.
+        given: String,
+    },
+    /// `attributes.` followed by a name no attribute can have.
+    #[error("account_attribute: {name:?} is not a valid attribute name (1 to {max} bytes of A-Z, a-z, 0-9, `_`, `-`)", max = crate::domain::account::MAX_ATTRIBUTE_NAME_BYTES)]
+    InvalidAttributeName {
+        /// The name given.
+        name: String,
+    },
+    /// The named attribute exists but is not text.
+    #[error("account_attribute: attributes.{name} is a {} attribute; a match key needs a text attribute", kind.name())]
+    NotTextAttribute {
+        /// The attribute name.
+        name: String,
+        /// Its actual kind.
+        kind: AttributeKind,
+    },
+}
+
+impl MatchKeyError {
+    /// Which side of the key is at fault: [`ZENDESK_FIELD`] or [`ACCOUNT_ATTRIBUTE`].
+    pub fn field(&self) -> &'static str {
+        match self {
+            MatchKeyError::UnknownZendeskField { .. }
+            | MatchKeyError::EmptyOrganizationFieldKey => ZENDESK_FIELD,
+            MatchKeyError::UnknownAccountAttribute { .. }
+            | MatchKeyError::InvalidAttributeName { .. }
+            | MatchKeyError::NotTextAttribute { .. } => ACCOUNT_ATTRIBUTE,
+        }
+    }
+}
+
+impl FromStr for ZendeskField {
+    type Err = MatchKeyError;
+
+    /// Parses the exact spelling (no trimming, case-sensitive).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "id" => Ok(ZendeskField::Id),
+            "name" => Ok(ZendeskField::Name),
+            "external_id" => Ok(ZendeskField::ExternalId),
+            "domain_names" => Ok(ZendeskField::DomainNames),
+            _ => match text.strip_prefix(ORGANIZATION_FIELDS_PREFIX) {
+                Some("") => Err(MatchKeyError::EmptyOrganizationFieldKey),
+                Some(key) => Ok(ZendeskField::OrganizationField(key.to_owned())),
+                None => Err(MatchKeyError::UnknownZendeskField {
+                    given: text.to_owned(),
+                }),
+            },
+        }
+    }
+}
+
+impl fmt::Display for ZendeskField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ZendeskField::Id => f.write_str("id"),
+            ZendeskField::Name => f.write_str("name"),
+            ZendeskField::ExternalId => f.write_str("external_id"),
+            ZendeskField::DomainNames => f.write_str("domain_names"),
+            ZendeskField::OrganizationField(key) => write!(f, "{ORGANIZATION_FIELDS_PREFIX}{key}"),
+        }
+    }
+}
+
+fn is_valid_attribute_name(name: &str) -> bool {
+    // Same rule the account directory applies, so a key can only name an attribute that can exist.
+    !name.is_empty()
+        && name.len() <= crate::domain::account::MAX_ATTRIBUTE_NAME_BYTES
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl FromStr for AccountAttribute {
+    type Err = MatchKeyError;
+
+    /// Parses the exact spelling (no trimming, case-sensitive).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "id" {
+            return Ok(AccountAttribute::Id);
+        }
+        match text.strip_prefix(ATTRIBUTES_PREFIX) {
+            Some(name) if is_valid_attribute_name(name) => {
+                Ok(AccountAttribute::Attribute(name.to_owned()))
+            }
+            Some(name) => Err(MatchKeyError::InvalidAttributeName {
+                name: name.to_owned(),
+            }),
+            None => Err(MatchKeyError::UnknownAccountAttribute {
+                given: text.to_owned(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for AccountAttribute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccountAttribute::Id => f.write_str("id"),
+            AccountAttribute::Attribute(name) => write!(f, "{ATTRIBUTES_PREFIX}{name}"),
+        }
+    }
+}
+
+impl MatchKey {
+    /// Parses both sides; the Zendesk side is checked first.
+    pub fn parse(zendesk_field: &str, account_attribute: &str) -> Result<Self, MatchKeyError> {
+        Ok(MatchKey {
+            zendesk_field: zendesk_field.parse()?,
+            account_attribute: account_attribute.parse()?,
+        })
+    }
+
+    /// Refuses an account attribute whose kind (by `kind_of`) is not text; an attribute no account has yet is accepted.
+    pub fn validate_against(
+        &self,
+        kind_of: &dyn Fn(&str) -> Option<AttributeKind>,
+    ) -> Result<(), MatchKeyError> {
+        match &self.account_attribute {
+            AccountAttribute::Id => Ok(()),
+            AccountAttribute::Attribute(name) => match kind_of(name) {
+                None | Some(AttributeKind::Text) => Ok(()),
+                Some(kind) => Err(MatchKeyError::NotTextAttribute {
+                    name: name.clone(),
+                    kind,
+                }),
+            },
+        }
+    }
+
+    /// The organization's key values: sorted, without duplicates, without empty strings.
+    pub fn org_values<'a>(&self, org: &'a OrgKeys) -> Vec<Cow<'a, str>> {
+        let mut values: Vec<Cow<'a, str>> = match &self.zendesk_field {
+            ZendeskField::Id => vec![Cow::Owned(org.id.to_string())],
+            ZendeskField::Name => vec![Cow::Borrowed(org.name.as_str())],
+            ZendeskField::ExternalId => org
+                .external_id
+                .as_deref()
+                .map(Cow::Borrowed)
+                .into_iter()
+                .collect(),
+            ZendeskField::DomainNames => org
+                .domain_names
+                .iter()
+                .map(|domain| Cow::Borrowed(domain.as_str()))
+                .collect(),
+            ZendeskField::OrganizationField(key) => org
+                .fields
+                .get(key)
+                .map(|value| Cow::Borrowed(value.as_str()))
+                .into_iter()
+                .collect(),
+        };
+        // A blank is no identifier: matching blanks would tie every blank org to every blank account.
+        values.retain(|value| !value.is_empty());
+        values.sort_unstable();
+        values.dedup();
+        values
+    }
+
+    /// The account's key value: its id or the text attribute; none when absent, not text, or empty.
+    pub fn account_value<'a>(&self, account: &'a Account) -> Option<&'a str> {
+        let value = match &self.account_attribute {
+            AccountAttribute::Id => account.id.as_str(),
+            AccountAttribute::Attribute(name) => match account.attributes.get(name) {
+                Some(AttributeValue::Text(text)) => text.as_str(),
+                _ => return None,
+            },
+        };
+        (!value.is_empty()).then_some(value)
+    }
+}
+
+impl fmt::Display for MatchKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} = {}", self.zendesk_field, self.account_attribute)
+    }
+}
+
+/// The parts of a Zendesk organization that a match key can read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgKeys {
+    /// Zendesk organization id.
+    pub id: u64,
+    /// Organization name.
+    pub name: String,
+    /// External id, when set (an empty one is treated as no value when matching).
+    pub external_id: Option<String>,
+    /// Email domains.
+    pub domain_names: Vec<String>,
+    /// Custom organization fields with a value, as text.
+    pub fields: BTreeMap<String, String>,
+}
+
+impl From<(u64, &OrganizationRecord)> for OrgKeys {
+    fn from((id, record): (u64, &OrganizationRecord)) -> Self {
+        OrgKeys {
+            id,
+            name: record.name.clone(),
+            external_id: record.has_external_id.then(|| record.external_id.clone()),
+            domain_names: record.domain_names.clone(),
+            fields: record.fields.clone(),
+        }
+    }
+}
+
+/// The outcome of matching one organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrgMatch {
+    /// Exactly one account shares a key value with the organization.
+    Matched {
+        /// The matched account.
+        account_id: String,
+    },
+    /// No account shares a key value.
+    Unmatched {
+        /// The organization's key values, sorted (empty when it has none).
+        key_values: Vec<String>,
+    },
+    /// More than one account shares a key value; the organization is not matched.
+    Ambiguous {
+        /// The accounts it could be, sorted.
+        candidates: Vec<String>,
+    },
+}
+
+impl OrgMatch {
+    /// The matched account id, when matched.
+    pub fn account_id(&self) -> Option<&str> {
+        match self {
+            OrgMatch::Matched { account_id } => Some(account_id),
+            OrgMatch::Unmatched { .. } | OrgMatch::Ambiguous { .. } => None,
+        }
+    }
+}
+
+/// Key value -> ids of the accounts carrying it, for one match key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountIndex {
+    key: MatchKey,
+    by_value: HashMap<String, BTreeSet<String>>,
+}
+
+impl AccountIndex {
+    /// An empty index for `key`.
+    pub fn new(key: MatchKey) -> Self {
+        AccountIndex {
+            key,
+            by_value: HashMap::new(),
+        }
+    }
+
+    /// An index of `accounts` under `key`.
+    pub fn build<'a>(key: MatchKey, accounts: impl IntoIterator<Item = &'a Account>) -> Self {
+        let accounts = accounts.into_iter();
+        let mut index = AccountIndex {
+            key,
+            by_value: HashMap::with_capacity(accounts.size_hint().0),
+        };
+        for account in accounts {
+            index.insert(account);
+        }
+        index
+    }
+
+    /// The key this index is built on.
+    pub fn key(&self) -> &MatchKey {
+        &self.key
+    }
+
+    /// The accounts whose key value is `value`, sorted.
+    pub fn accounts_with(&self, value: &str) -> Option<&BTreeSet<String>> {
+        self.by_value.get(value)
+    }
+
+    /// Records `new` in place of `old` (the account as this index last saw it, if any).
+    /// Returns the key values whose organizations must be re-matched.
+    pub fn upsert_account(&mut self, old: Option<&Account>, new: &Account) -> Vec<String> {
+        let affected = values_to_rematch(&self.key, old, Some(new));
+        if let Some(old) = old {
+            self.remove(old);
+        }
+        self.insert(new);
+        affected
+    }
+
+    /// Forgets `account`. Returns the key values whose organizations must be re-matched.
+    pub fn remove_account(&mut self, account: &Account) -> Vec<String> {
+        let affected = values_to_rematch(&self.key, Some(account), None);
+        self.remove(account);
+        affected
+    }
+
+    fn insert(&mut self, account: &Account) {
+        if let Some(value) = self.key.account_value(account) {
+            // Look up by &str first so the common "value already present" case does not allocate.
+            match self.by_value.get_mut(value) {
+                Some(ids) => {
+                    ids.insert(account.id.clone());
+                }
+                None => {
+                    self.by_value
+                        .insert(value.to_owned(), BTreeSet::from([account.id.clone()]));
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, account: &Account) {
+        if let Some(value) = self.key.account_value(account) {
+            if let Some(ids) = self.by_value.get_mut(value) {
+                ids.remove(&account.id);
+                if ids.is_empty() {
+                    self.by_value.remove(value);
+                }
+            }
+        }
+    }
+}
+
+/// The key values whose organizations need re-matching when an account goes from `old` to `new`
+/// (`None` = absent): both values if the account's value or id changed, none if neither did.
+pub fn values_to_rematch(
+    key: &MatchKey,
+    old: Option<&Account>,
+    new: Option<&Account>,
+) -> Vec<String> {
+    let old_entry = old.and_then(|a| key.account_value(a).map(|v| (v, a.id.as_str())));
+    let new_entry = new.and_then(|a| key.account_value(a).map(|v| (v, a.id.as_str())));
+    if old_entry == new_entry {
+        return Vec::new();
+    }
+    let mut values: Vec<String> = old_entry
+        .into_iter()
+        .chain(new_entry)
+        .map(|(value, _)| value.to_owned())
+        .collect();
+    values.sort_unstable();
+    values.dedup();
+    values
+}
+
+/// Matches one organization against the accounts of `index`, under the index's key.
+pub fn match_org(org: &OrgKeys, index: &AccountIndex) -> OrgMatch {
+    let values = index.key.org_values(org);
+    let mut single: Option<&BTreeSet<String>> = None;
+    let mut union: Option<BTreeSet<&str>> = None;
+    for value in &values {
+        let Some(ids) = index.by_value.get(value.as_ref()) else {
+            continue;
+        };
+        // The usual case is one value hitting one set; only merge when a second set appears.
+        match (&mut union, single) {
+            (Some(union), _) => union.extend(ids.iter().map(String::as_str)),
+            (None, None) => single = Some(ids),
+            (None, Some(first)) if first == ids => {}
+            (None, Some(first)) => {
+                let mut merged: BTreeSet<&str> = first.iter().map(String::as_str).collect();
+                merged.extend(ids.iter().map(String::as_str));
+                union = Some(merged);
+            }
+        }
+    }
+    let candidates: Vec<String> = match (union, single) {
+        (Some(union), _) => union.into_iter().map(str::to_owned).collect(),
+        (None, Some(ids)) => ids.iter().cloned().collect(),
+        (None, None) => Vec::new(),
+    };
+    match <[String; 1]>::try_from(candidates) {
+        Ok([account_id]) => OrgMatch::Matched { account_id },
+        Err(candidates) if candidates.is_empty() => OrgMatch::Unmatched {
+            key_values: values.into_iter().map(Cow::into_owned).collect(),
+        },
+        Err(candidates) => OrgMatch::Ambiguous { candidates },
+    }
+}
+
+/// Matches every organization from scratch against `index`, in the order given.
+pub fn match_all<'a>(
+    orgs: impl IntoIterator<Item = &'a OrgKeys>,
+    index: &AccountIndex,
+) -> Vec<(u64, OrgMatch)> {
+    orgs.into_iter()
+        .map(|org| (org.id, match_org(org, index)))
+        .collect()
+}
+
+/// Key value -> ids of the organizations carrying it, for one match key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgIndex {
+    key: MatchKey,
+    by_value: HashMap<String, BTreeSet<u64>>,
+}
+
+impl OrgIndex {
+    /// An empty index for `key`.
+    pub fn new(key: MatchKey) -> Self {
+        OrgIndex {
+            key,
+            by_value: HashMap::new(),
+        }
+    }
+
+    /// An index of `orgs` under `key`.
+    pub fn build<'a>(key: MatchKey, orgs: impl IntoIterator<Item = &'a OrgKeys>) -> Self {
+        let orgs = orgs.into_iter();
+        let mut index = OrgIndex {
+            key,
+            by_value: HashMap::with_capacity(orgs.size_hint().0),
+        };
+        for org in orgs {
+            index.insert(org);
+        }
+        index
+    }
+
+    /// The key this index is built on.
+    pub fn key(&self) -> &MatchKey {
+        &self.key
+    }
+
+    /// Records `new` in place of `old` (the organization as this index last saw it, if any).
+    pub fn upsert_org(&mut self, old: Option<&OrgKeys>, new: &OrgKeys) {
+        if let Some(old) = old {
+            self.remove(old);
+        }
+        self.insert(new);
+    }
+
+    /// Forgets `org`.
+    pub fn remove_org(&mut self, org: &OrgKeys) {
+        self.remove(org);
+    }
+
+    /// The organizations carrying any of `values`, sorted.
+    pub fn orgs_with<'v>(&self, values: impl IntoIterator<Item = &'v str>) -> BTreeSet<u64> {
+        values
+            .into_iter()
+            .filter_map(|value| self.by_value.get(value))
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    fn insert(&mut self, org: &OrgKeys) {
+        for value in self.key.org_values(org) {
+            match self.by_value.get_mut(value.as_ref()) {
+                Some(ids) => {
+                    ids.insert(org.id);
+                }
+                None => {
+                    self.by_value
+                        .insert(value.into_owned(), BTreeSet::from([org.id]));
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, org: &OrgKeys) {
+        for value in self.key.org_values(org) {
+            if let Some(ids) = self.by_value.get_mut(value.as_ref()) {
+                ids.remove(&org.id);
+                if ids.is_empty() {
+                    self.by_value.remove(value.as_ref());
+                }
+            }
+        }
+    }
+}
+
+/// The account user a Zendesk user with `email` is, inside `account`: whole address, compared lower-cased.
+pub fn match_user<'a>(email: &str, account: &'a Account) -> Option<&'a AccountUser> {
+    if email.is_empty() {
+        return None;
+    }
+    account
+        .users
+        .iter()
+        .find(|user| same_email(&user.email, email))
+}
+
+/// The account and account user of a Zendesk user, looked up only in the account that
+/// `org_match` (the user's or the ticket's organization) matched; `find_account` resolves an id.
+pub fn match_user_in_org<'a>(
+    email: &str,
+    org_match: Option<&OrgMatch>,
+    find_account: impl FnOnce(&str) -> Option<&'a Account>,
+) -> Option<(&'a Account, &'a AccountUser)> {
+    let account = find_account(org_match?.account_id()?)?;
+    match_user(email, account).map(|user| (account, user))
+}
+
+fn same_email(left: &str, right: &str) -> bool {
+    left.chars()
+        .flat_map(char::to_lowercase)
+        .eq(right.chars().flat_map(char::to_lowercase))
+}
+
+/// Counts of a matching run, as `GetStatus` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MatchStats {
+    /// Organizations considered.
+    pub organizations_total: u64,
+    /// Organizations matched to exactly one account.
+    pub matched: u64,
+    /// Organizations with no account.
+    pub unmatched: u64,
+    /// Organizations with more than one candidate account.
+    pub ambiguous: u64,
+    /// Accounts matched by at least one organization.
+    pub accounts_with_org: u64,
+    /// Accounts matched by no organization.
+    pub accounts_without_org: u64,
+}
+
+impl MatchStats {
+    /// The statistics of `matches` (one per organization) over `account_count` accounts.
+    pub fn from_matches<'a>(
+        matches: impl IntoIterator<Item = &'a OrgMatch>,
+        account_count: u64,
+    ) -> Self {
+        MatchTally::from_matches(matches, account_count).stats()
+    }
+}
+
+/// Running statistics that follow match changes one organization at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchTally {
+    organizations_total: u64,
+    matched: u64,
+    unmatched: u64,
+    ambiguous: u64,
+    account_count: u64,
+    // Matched organizations per account: an account leaves "with org" only when its last one goes.
+    orgs_per_account: HashMap<String, u64>,
+}
+
+impl MatchTally {
+    /// A tally with no organizations over `account_count` accounts.
+    pub fn new(account_count: u64) -> Self {
+        MatchTally {
+            account_count,
+            ..MatchTally::default()
+        }
+    }
+
+    /// A tally of `matches` (one per organization) over `account_count` accounts.
+    pub fn from_matches<'a>(
+        matches: impl IntoIterator<Item = &'a OrgMatch>,
+        account_count: u64,
+    ) -> Self {
+        let mut tally = MatchTally::new(account_count);
+        for org_match in matches {
+            tally.apply(None, Some(org_match));
+        }
+        tally
+    }
+
+    /// Sets how many accounts exist.
+    pub fn set_account_count(&mut self, account_count: u64) {
+        self.account_count = account_count;
+    }
+
+    /// Records one organization's match going from `old` to `new` (`None` = organization absent).
+    pub fn apply(&mut self, old: Option<&OrgMatch>, new: Option<&OrgMatch>) {
+        if let Some(old) = old {
+            self.organizations_total = self.organizations_total.saturating_sub(1);
+            match old {
+                OrgMatch::Matched { account_id } => {
+                    self.matched = self.matched.saturating_sub(1);
+                    if let Some(count) = self.orgs_per_account.get_mut(account_id) {
+                        *count = count.saturating_sub(1);
+                        if *count == 0 {
+                            self.orgs_per_account.remove(account_id);
+                        }
+                    }
+                }
+                OrgMatch::Unmatched { .. } => self.unmatched = self.unmatched.saturating_sub(1),
+                OrgMatch::Ambiguous { .. } => self.ambiguous = self.ambiguous.saturating_sub(1),
+            }
+        }
+        if let Some(new) = new {
+            self.organizations_total += 1;
+            match new {
+                OrgMatch::Matched { account_id } => {
+                    self.matched += 1;
+                    *self.orgs_per_account.entry(account_id.clone()).or_default() += 1;
+                }
+                OrgMatch::Unmatched { .. } => self.unmatched += 1,
+                OrgMatch::Ambiguous { .. } => self.ambiguous += 1,
+            }
+        }
+    }
+
+    /// The statistics as they stand.
+    pub fn stats(&self) -> MatchStats {
+        let accounts_with_org = self.orgs_per_account.len() as u64;
+        MatchStats {
+            organizations_total: self.organizations_total,
+            matched: self.matched,
+            unmatched: self.unmatched,
+            ambiguous: self.ambiguous,
+            accounts_with_org,
+            accounts_without_org: self.account_count.saturating_sub(accounts_with_org),
+        }
+    }
+}
