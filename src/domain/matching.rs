@@ -676,3 +676,592 @@ impl MatchTally {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn key(zendesk_field: &str, account_attribute: &str) -> MatchKey {
+        MatchKey::parse(zendesk_field, account_attribute).expect("valid key")
+    }
+
+    fn account(id: &str, attributes: &[(&str, &str)]) -> Account {
+        Account {
+            id: id.into(),
+            name: format!("Account {id}"),
+            owner: String::new(),
+            attributes: attributes
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), AttributeValue::Text((*value).into())))
+                .collect(),
+            users: Vec::new(),
+        }
+    }
+
+    fn org(id: u64, name: &str) -> OrgKeys {
+        OrgKeys {
+            id,
+            name: name.into(),
+            external_id: None,
+            domain_names: Vec::new(),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    fn matched(account_id: &str) -> OrgMatch {
+        OrgMatch::Matched {
+            account_id: account_id.into(),
+        }
+    }
+
+    fn unmatched(key_values: &[&str]) -> OrgMatch {
+        OrgMatch::Unmatched {
+            key_values: key_values.iter().map(|v| (*v).to_owned()).collect(),
+        }
+    }
+
+    fn ambiguous(candidates: &[&str]) -> OrgMatch {
+        OrgMatch::Ambiguous {
+            candidates: candidates.iter().map(|v| (*v).to_owned()).collect(),
+        }
+    }
+
+    fn match_one(key: MatchKey, accounts: &[Account], org: &OrgKeys) -> OrgMatch {
+        match_org(org, &AccountIndex::build(key, accounts))
+    }
+
+    #[test]
+    fn every_key_spelling_parses_and_prints_back() {
+        let cases = [
+            ("id", ZendeskField::Id),
+            ("name", ZendeskField::Name),
+            ("external_id", ZendeskField::ExternalId),
+            ("domain_names", ZendeskField::DomainNames),
+            (
+                "organization_fields.account_id",
+                ZendeskField::OrganizationField("account_id".into()),
+            ),
+        ];
+        for (text, field) in cases {
+            assert_eq!(text.parse::<ZendeskField>(), Ok(field.clone()));
+            assert_eq!(field.to_string(), text);
+        }
+        assert_eq!("id".parse::<AccountAttribute>(), Ok(AccountAttribute::Id));
+        assert_eq!(
+            "attributes.zendesk_org".parse::<AccountAttribute>(),
+            Ok(AccountAttribute::Attribute("zendesk_org".into()))
+        );
+        let parsed = key("organization_fields.acct", "attributes.zd-Org_1");
+        assert_eq!(parsed.account_attribute.to_string(), "attributes.zd-Org_1");
+        assert_eq!(
+            parsed.to_string(),
+            "organization_fields.acct = attributes.zd-Org_1"
+        );
+    }
+
+    #[test]
+    fn bad_keys_are_refused_naming_the_side_at_fault() {
+        for bad in [
+            "",
+            "ID",
+            " id",
+            "id ",
+            "names",
+            "organization_fields",
+            "tags",
+        ] {
+            let err = MatchKey::parse(bad, "id").expect_err(bad);
+            assert_eq!(err.field(), ZENDESK_FIELD, "{bad:?}");
+            assert!(err.to_string().starts_with("zendesk_field: "), "{err}");
+        }
+        let err = MatchKey::parse("organization_fields.", "id").expect_err("empty key");
+        assert_eq!(err, MatchKeyError::EmptyOrganizationFieldKey);
+        assert_eq!(err.field(), ZENDESK_FIELD);
+
+        for bad in ["", "Id", "name", "attribute.x", "attributes"] {
+            let err = MatchKey::parse("name", bad).expect_err(bad);
+            assert_eq!(err.field(), ACCOUNT_ATTRIBUTE, "{bad:?}");
+            assert!(err.to_string().starts_with("account_attribute: "), "{err}");
+        }
+        for bad in ["attributes.", "attributes.has space", "attributes.a.b"] {
+            let err = MatchKey::parse("name", bad).expect_err(bad);
+            assert!(
+                matches!(err, MatchKeyError::InvalidAttributeName { .. }),
+                "{bad:?}: {err:?}"
+            );
+            assert_eq!(err.field(), ACCOUNT_ATTRIBUTE);
+        }
+        // Both sides wrong: the Zendesk side is reported first.
+        assert_eq!(
+            MatchKey::parse("nope", "nope").expect_err("both").field(),
+            ZENDESK_FIELD
+        );
+    }
+
+    #[test]
+    fn only_text_attributes_may_be_keys() {
+        let kinds: BTreeMap<&str, AttributeKind> = [
+            ("zendesk_org", AttributeKind::Text),
+            ("seats", AttributeKind::Number),
+            ("renewal", AttributeKind::Date),
+        ]
+        .into();
+        let lookup = |name: &str| kinds.get(name).copied();
+        assert_eq!(
+            key("name", "attributes.zendesk_org").validate_against(&lookup),
+            Ok(())
+        );
+        assert_eq!(key("name", "id").validate_against(&lookup), Ok(()));
+        // No account carries it yet: nothing contradicts a text attribute.
+        assert_eq!(
+            key("name", "attributes.later").validate_against(&lookup),
+            Ok(())
+        );
+        for (name, kind, word) in [
+            ("seats", AttributeKind::Number, "number"),
+            ("renewal", AttributeKind::Date, "date"),
+        ] {
+            let err = key("name", &format!("attributes.{name}"))
+                .validate_against(&lookup)
+                .expect_err(name);
+            assert_eq!(
+                err,
+                MatchKeyError::NotTextAttribute {
+                    name: name.into(),
+                    kind
+                }
+            );
+            assert_eq!(err.field(), ACCOUNT_ATTRIBUTE);
+            let message = err.to_string();
+            assert!(message.contains(&format!("attributes.{name}")), "{message}");
+            assert!(message.contains(word), "{message}");
+        }
+    }
+
+    #[test]
+    fn org_keys_come_from_the_stored_record() {
+        let record = OrganizationRecord {
+            name: "Acme".into(),
+            external_id: String::new(),
+            has_external_id: false,
+            domain_names: vec!["acme.test".into()],
+            fields: [("account_id".to_owned(), "A-1".to_owned())].into(),
+            updated_at: 5,
+        };
+        let keys = OrgKeys::from((42, &record));
+        assert_eq!(keys.id, 42);
+        assert_eq!(keys.name, "Acme");
+        assert_eq!(keys.external_id, None);
+        assert_eq!(keys.domain_names, vec!["acme.test".to_owned()]);
+        assert_eq!(
+            keys.fields.get("account_id").map(String::as_str),
+            Some("A-1")
+        );
+        let with_external = OrganizationRecord {
+            external_id: "ext-9".into(),
+            has_external_id: true,
+            ..record
+        };
+        assert_eq!(
+            OrgKeys::from((42, &with_external)).external_id.as_deref(),
+            Some("ext-9")
+        );
+    }
+
+    #[test]
+    fn org_values_per_zendesk_field() {
+        let mut acme = org(1234, "Acme");
+        acme.external_id = Some("ext-1".into());
+        acme.domain_names = vec!["b.test".into(), "a.test".into(), "b.test".into()];
+        acme.fields.insert("account_id".into(), "A-1".into());
+        let values = |field: &str, acme: &OrgKeys| -> Vec<String> {
+            key(field, "id")
+                .org_values(acme)
+                .into_iter()
+                .map(Cow::into_owned)
+                .collect()
+        };
+        assert_eq!(values("id", &acme), ["1234"]);
+        assert_eq!(values("name", &acme), ["Acme"]);
+        assert_eq!(values("external_id", &acme), ["ext-1"]);
+        assert_eq!(values("domain_names", &acme), ["a.test", "b.test"]);
+        assert_eq!(values("organization_fields.account_id", &acme), ["A-1"]);
+        assert!(values("organization_fields.missing", &acme).is_empty());
+        acme.external_id = None;
+        assert!(values("external_id", &acme).is_empty());
+    }
+
+    #[test]
+    fn every_zendesk_field_kind_matches() {
+        let accounts = [
+            account("A-1", &[("zendesk", "1234")]),
+            account("A-2", &[("zendesk", "Acme")]),
+            account("A-3", &[("zendesk", "ext-1")]),
+            account("A-4", &[("zendesk", "acme.test")]),
+        ];
+        let mut acme = org(1234, "Acme");
+        acme.external_id = Some("ext-1".into());
+        acme.domain_names = vec!["mail.acme.test".into(), "acme.test".into()];
+        acme.fields.insert("account_id".into(), "A-2".into());
+        let by = |field: &str, attribute: &str| match_one(key(field, attribute), &accounts, &acme);
+        assert_eq!(by("id", "attributes.zendesk"), matched("A-1"));
+        assert_eq!(by("name", "attributes.zendesk"), matched("A-2"));
+        assert_eq!(by("external_id", "attributes.zendesk"), matched("A-3"));
+        assert_eq!(by("domain_names", "attributes.zendesk"), matched("A-4"));
+        assert_eq!(by("organization_fields.account_id", "id"), matched("A-2"));
+        assert_eq!(
+            by("organization_fields.other", "id"),
+            unmatched(&[]),
+            "no such field on the org"
+        );
+    }
+
+    #[test]
+    fn key_stored_in_zendesk_as_an_org_field_holding_the_account_id() {
+        let accounts = [account("acct-17", &[]), account("acct-18", &[])];
+        let mut acme = org(1, "Acme");
+        acme.fields.insert("account_id".into(), "acct-17".into());
+        let mut globex = org(2, "Globex");
+        globex.fields.insert("account_id".into(), "acct-99".into());
+        let key = key("organization_fields.account_id", "id");
+        assert_eq!(match_one(key.clone(), &accounts, &acme), matched("acct-17"));
+        assert_eq!(match_one(key, &accounts, &globex), unmatched(&["acct-99"]));
+    }
+
+    #[test]
+    fn key_stored_on_the_account_as_the_org_name_or_id() {
+        let accounts = [
+            account("A", &[("zendesk_org", "Acme Inc")]),
+            account("B", &[("zendesk_org", "360001")]),
+        ];
+        assert_eq!(
+            match_one(
+                key("name", "attributes.zendesk_org"),
+                &accounts,
+                &org(7, "Acme Inc")
+            ),
+            matched("A")
+        );
+        assert_eq!(
+            match_one(
+                key("id", "attributes.zendesk_org"),
+                &accounts,
+                &org(360001, "Whatever")
+            ),
+            matched("B")
+        );
+        assert_eq!(
+            match_one(
+                key("id", "attributes.zendesk_org"),
+                &accounts,
+                &org(360002, "Acme Inc")
+            ),
+            unmatched(&["360002"])
+        );
+    }
+
+    #[test]
+    fn comparison_is_case_sensitive_and_untrimmed() {
+        let accounts = [account("A", &[("zendesk_org", "Acme")])];
+        let key = key("name", "attributes.zendesk_org");
+        assert_eq!(
+            match_one(key.clone(), &accounts, &org(1, "Acme")),
+            matched("A")
+        );
+        for other in ["acme", "ACME", " Acme", "Acme ", "Acme\n"] {
+            assert_eq!(
+                match_one(key.clone(), &accounts, &org(1, other)),
+                unmatched(&[other]),
+                "{other:?}"
+            );
+        }
+        let padded = [account("A", &[("zendesk_org", " Acme ")])];
+        assert_eq!(
+            match_one(key.clone(), &padded, &org(1, "Acme")),
+            unmatched(&["Acme"])
+        );
+        assert_eq!(match_one(key, &padded, &org(1, " Acme ")), matched("A"));
+    }
+
+    #[test]
+    fn blank_values_match_nothing() {
+        let accounts = [account("A", &[("zendesk_org", "")]), account("B", &[])];
+        let mut blank = org(1, "");
+        blank.external_id = Some(String::new());
+        blank.domain_names = vec![String::new()];
+        blank.fields.insert("account_id".into(), String::new());
+        for field in [
+            "name",
+            "external_id",
+            "domain_names",
+            "organization_fields.account_id",
+        ] {
+            assert_eq!(
+                match_one(key(field, "attributes.zendesk_org"), &accounts, &blank),
+                unmatched(&[]),
+                "{field}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_text_attribute_values_carry_no_key() {
+        let mut numeric = account("A", &[]);
+        numeric
+            .attributes
+            .insert("zendesk_org".into(), AttributeValue::Number(5.0));
+        let mut dated = account("B", &[]);
+        dated.attributes.insert(
+            "zendesk_org".into(),
+            AttributeValue::Date(Utc.timestamp_opt(5, 0).single().expect("valid time")),
+        );
+        let key = key("id", "attributes.zendesk_org");
+        assert_eq!(key.account_value(&numeric), None);
+        assert_eq!(key.account_value(&dated), None);
+        assert_eq!(
+            match_one(key, &[numeric, dated], &org(5, "x")),
+            unmatched(&["5"])
+        );
+    }
+
+    #[test]
+    fn an_org_matching_two_accounts_is_ambiguous() {
+        let accounts = [
+            account("B", &[("zendesk_org", "Acme")]),
+            account("A", &[("zendesk_org", "Acme")]),
+            account("C", &[("zendesk_org", "Globex")]),
+        ];
+        let key = key("name", "attributes.zendesk_org");
+        assert_eq!(
+            match_one(key.clone(), &accounts, &org(1, "Acme")),
+            ambiguous(&["A", "B"])
+        );
+        assert_eq!(match_one(key, &accounts, &org(2, "Globex")), matched("C"));
+    }
+
+    #[test]
+    fn domains_match_when_any_one_hits_and_are_ambiguous_across_accounts() {
+        let accounts = [
+            account("A", &[("domain", "acme.test")]),
+            account("B", &[("domain", "globex.test")]),
+            account("C", &[("domain", "acme.test")]),
+        ];
+        let key = key("domain_names", "attributes.domain");
+        let mut one_hit = org(1, "Acme");
+        one_hit.domain_names = vec!["unknown.test".into(), "globex.test".into()];
+        assert_eq!(match_one(key.clone(), &accounts, &one_hit), matched("B"));
+
+        let mut two_accounts = org(2, "Both");
+        two_accounts.domain_names = vec!["globex.test".into(), "acme.test".into()];
+        assert_eq!(
+            match_one(key.clone(), &accounts[..2], &two_accounts),
+            ambiguous(&["A", "B"])
+        );
+        assert_eq!(
+            match_one(key.clone(), &accounts, &two_accounts),
+            ambiguous(&["A", "B", "C"])
+        );
+
+        let same = [
+            account("A", &[("domain", "acme.test")]),
+            account("Z", &[("domain", "other.test")]),
+        ];
+        let mut two_domains_one_account = org(3, "Acme");
+        two_domains_one_account.domain_names = vec!["acme.test".into(), "acme.test".into()];
+        assert_eq!(
+            match_one(key.clone(), &same, &two_domains_one_account),
+            matched("A")
+        );
+
+        let mut none = org(4, "None");
+        none.domain_names = vec!["z.test".into(), "y.test".into()];
+        assert_eq!(
+            match_one(key, &same, &none),
+            unmatched(&["y.test", "z.test"])
+        );
+    }
+
+    #[test]
+    fn several_orgs_may_match_one_account() {
+        let accounts = [account("A", &[("domain", "acme.test")]), account("B", &[])];
+        let index = AccountIndex::build(key("domain_names", "attributes.domain"), &accounts);
+        let mut first = org(1, "Acme EU");
+        first.domain_names = vec!["acme.test".into()];
+        let mut second = org(2, "Acme US");
+        second.domain_names = vec!["acme.test".into(), "acme-us.test".into()];
+        let third = org(3, "Stray");
+        let results = match_all([&first, &second, &third], &index);
+        assert_eq!(
+            results,
+            vec![(1, matched("A")), (2, matched("A")), (3, unmatched(&[]))]
+        );
+        let stats = MatchStats::from_matches(results.iter().map(|(_, m)| m), 2);
+        assert_eq!(
+            stats,
+            MatchStats {
+                organizations_total: 3,
+                matched: 2,
+                unmatched: 1,
+                ambiguous: 0,
+                accounts_with_org: 1,
+                accounts_without_org: 1,
+            }
+        );
+    }
+
+    fn with_users(mut account: Account, emails: &[&str]) -> Account {
+        account.users = emails
+            .iter()
+            .map(|email| AccountUser {
+                email: (*email).into(),
+                name: String::new(),
+            })
+            .collect();
+        account
+    }
+
+    #[test]
+    fn users_match_by_whole_email_ignoring_case() {
+        let acme = with_users(account("A", &[]), &["Jane.Doe@Acme.test", "bob@acme.test"]);
+        assert_eq!(
+            match_user("jane.doe@acme.test", &acme).map(|u| u.email.as_str()),
+            Some("Jane.Doe@Acme.test")
+        );
+        assert_eq!(
+            match_user("BOB@ACME.TEST", &acme).map(|u| u.email.as_str()),
+            Some("bob@acme.test")
+        );
+        for other in [
+            "jane@acme.test",
+            "bob@acme.test ",
+            "bob@acme",
+            "ob@acme.test",
+            "",
+        ] {
+            assert_eq!(match_user(other, &acme), None, "{other:?}");
+        }
+        let unicode = with_users(account("U", &[]), &["ÄRGER@acme.test"]);
+        assert!(match_user("ärger@ACME.test", &unicode).is_some());
+    }
+
+    #[test]
+    fn users_match_only_inside_the_matched_account() {
+        let accounts = [
+            with_users(account("A", &[]), &["jane@acme.test"]),
+            with_users(account("B", &[]), &["joe@globex.test"]),
+        ];
+        let find = |id: &str| accounts.iter().find(|account| account.id == id);
+        let in_a = matched("A");
+        let found = match_user_in_org("JANE@acme.test", Some(&in_a), find)
+            .map(|(account, user)| (account.id.as_str(), user.email.as_str()));
+        assert_eq!(found, Some(("A", "jane@acme.test")));
+        // Joe exists, but under B: a user of org matched to A is not Joe of B.
+        assert_eq!(
+            match_user_in_org("joe@globex.test", Some(&in_a), find),
+            None
+        );
+        assert_eq!(
+            match_user_in_org("jane@acme.test", Some(&unmatched(&["x"])), find),
+            None
+        );
+        assert_eq!(
+            match_user_in_org("jane@acme.test", Some(&ambiguous(&["A", "B"])), find),
+            None
+        );
+        assert_eq!(match_user_in_org("jane@acme.test", None, find), None);
+        assert_eq!(
+            match_user_in_org("jane@acme.test", Some(&matched("gone")), find),
+            None
+        );
+    }
+
+    #[test]
+    fn account_changes_name_the_values_to_rematch() {
+        let key = key("name", "attributes.zendesk_org");
+        let before = account("A", &[("zendesk_org", "Acme")]);
+        let renamed = account("A", &[("zendesk_org", "Acme Inc")]);
+        let mut index = AccountIndex::build(key.clone(), [&before]);
+        let mut unrelated_change = before.clone();
+        unrelated_change.name = "New display name".into();
+        assert!(index
+            .upsert_account(Some(&before), &unrelated_change)
+            .is_empty());
+        assert_eq!(
+            index.upsert_account(Some(&unrelated_change), &renamed),
+            ["Acme", "Acme Inc"]
+        );
+        assert_eq!(index.accounts_with("Acme"), None);
+        assert_eq!(
+            index.accounts_with("Acme Inc").map(|ids| ids.len()),
+            Some(1)
+        );
+        let added = account("B", &[("zendesk_org", "Globex")]);
+        assert_eq!(index.upsert_account(None, &added), ["Globex"]);
+        assert_eq!(index.remove_account(&renamed), ["Acme Inc"]);
+        assert_eq!(index, AccountIndex::build(key.clone(), [&added]));
+        let keyless = account("C", &[]);
+        assert!(index.upsert_account(None, &keyless).is_empty());
+        assert!(values_to_rematch(&key, None, None).is_empty());
+    }
+
+    #[test]
+    fn org_index_finds_orgs_by_any_value() {
+        let key = key("domain_names", "id");
+        let mut first = org(1, "One");
+        first.domain_names = vec!["a.test".into(), "b.test".into()];
+        let mut second = org(2, "Two");
+        second.domain_names = vec!["b.test".into()];
+        let mut index = OrgIndex::build(key.clone(), [&first, &second]);
+        assert_eq!(index.orgs_with(["b.test"]), BTreeSet::from([1, 2]));
+        assert_eq!(index.orgs_with(["a.test", "zzz"]), BTreeSet::from([1]));
+        let mut moved = first.clone();
+        moved.domain_names = vec!["c.test".into()];
+        index.upsert_org(Some(&first), &moved);
+        assert_eq!(index.orgs_with(["a.test"]), BTreeSet::new());
+        assert_eq!(
+            index.orgs_with(["b.test", "c.test"]),
+            BTreeSet::from([1, 2])
+        );
+        index.remove_org(&second);
+        assert_eq!(index, OrgIndex::build(key, [&moved]));
+    }
+
+    #[test]
+    fn tally_follows_match_changes() {
+        let mut tally = MatchTally::new(3);
+        tally.apply(None, Some(&matched("A")));
+        tally.apply(None, Some(&matched("A")));
+        tally.apply(None, Some(&ambiguous(&["A", "B"])));
+        tally.apply(None, Some(&unmatched(&[])));
+        assert_eq!(
+            tally.stats(),
+            MatchStats {
+                organizations_total: 4,
+                matched: 2,
+                unmatched: 1,
+                ambiguous: 1,
+                accounts_with_org: 1,
+                accounts_without_org: 2,
+            }
+        );
+        tally.apply(Some(&matched("A")), Some(&matched("B")));
+        assert_eq!(tally.stats().accounts_with_org, 2);
+        tally.apply(Some(&matched("A")), None);
+        tally.apply(Some(&ambiguous(&["A", "B"])), Some(&matched("C")));
+        tally.set_account_count(4);
+        assert_eq!(
+            tally.stats(),
+            MatchStats {
+                organizations_total: 3,
+                matched: 2,
+                unmatched: 1,
+                ambiguous: 0,
+                accounts_with_org: 2,
+                accounts_without_org: 2,
+            }
+        );
+        let same = MatchStats::from_matches([&matched("B"), &matched("C"), &unmatched(&[])], 4);
+        assert_eq!(tally.stats(), same);
+    }
+}
