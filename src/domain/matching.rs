@@ -1265,3 +1265,224 @@ mod tests {
         assert_eq!(tally.stats(), same);
     }
 }
+
+#[cfg(test)]
+mod incremental_equals_scratch {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ACCOUNT_IDS: [&str; 6] = ["a0", "a1", "a2", "a3", "1", "2"];
+    // Small pools so values collide often, including case and whitespace near-misses and blanks.
+    const VALUES: [&str; 9] = ["1", "2", "3", "a0", "a1", "x", "X", " x", ""];
+    const KEYS: [(&str, &str); 7] = [
+        ("id", "attributes.zendesk_org"),
+        ("name", "attributes.zendesk_org"),
+        ("external_id", "attributes.zendesk_org"),
+        ("domain_names", "attributes.domain"),
+        ("organization_fields.account_id", "id"),
+        ("organization_fields.account_id", "attributes.zendesk_org"),
+        ("domain_names", "id"),
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        UpsertAccount {
+            id: usize,
+            zendesk_org: Option<usize>,
+            domain: Option<usize>,
+            numeric: bool,
+        },
+        RemoveAccount(usize),
+        UpsertOrg {
+            id: u64,
+            name: usize,
+            external_id: Option<usize>,
+            domains: Vec<usize>,
+            field: Option<usize>,
+        },
+        RemoveOrg(u64),
+        ChangeKey(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let value = 0..VALUES.len();
+        prop_oneof![
+            4 => (
+                0..ACCOUNT_IDS.len(),
+                proptest::option::of(value.clone()),
+                proptest::option::of(value.clone()),
+                proptest::bool::weighted(0.15),
+            )
+                .prop_map(|(id, zendesk_org, domain, numeric)| Op::UpsertAccount {
+                    id,
+                    zendesk_org,
+                    domain,
+                    numeric,
+                }),
+            1 => (0..ACCOUNT_IDS.len()).prop_map(Op::RemoveAccount),
+            4 => (
+                1..=5u64,
+                value.clone(),
+                proptest::option::of(value.clone()),
+                proptest::collection::vec(value.clone(), 0..4),
+                proptest::option::of(value),
+            )
+                .prop_map(|(id, name, external_id, domains, field)| Op::UpsertOrg {
+                    id,
+                    name,
+                    external_id,
+                    domains,
+                    field,
+                }),
+            1 => (1..=5u64).prop_map(Op::RemoveOrg),
+            1 => (0..KEYS.len()).prop_map(Op::ChangeKey),
+        ]
+    }
+
+    fn key_at(index: usize) -> MatchKey {
+        let (zendesk_field, account_attribute) = KEYS[index];
+        MatchKey::parse(zendesk_field, account_attribute).expect("test keys are valid")
+    }
+
+    /// The stored data plus everything kept incrementally beside it.
+    struct World {
+        accounts: BTreeMap<String, Account>,
+        orgs: BTreeMap<u64, OrgKeys>,
+        account_index: AccountIndex,
+        org_index: OrgIndex,
+        matches: BTreeMap<u64, OrgMatch>,
+        tally: MatchTally,
+    }
+
+    impl World {
+        fn new(key: MatchKey) -> Self {
+            World {
+                accounts: BTreeMap::new(),
+                orgs: BTreeMap::new(),
+                account_index: AccountIndex::new(key.clone()),
+                org_index: OrgIndex::new(key),
+                matches: BTreeMap::new(),
+                tally: MatchTally::new(0),
+            }
+        }
+
+        fn rematch(&mut self, org_ids: BTreeSet<u64>) {
+            for id in org_ids {
+                let org = &self.orgs[&id];
+                let new = match_org(org, &self.account_index);
+                let old = self.matches.insert(id, new.clone());
+                self.tally.apply(old.as_ref(), Some(&new));
+            }
+        }
+
+        fn apply(&mut self, op: Op) {
+            match op {
+                Op::UpsertAccount {
+                    id,
+                    zendesk_org,
+                    domain,
+                    numeric,
+                } => {
+                    let mut new = Account {
+                        id: ACCOUNT_IDS[id].into(),
+                        name: String::new(),
+                        owner: String::new(),
+                        attributes: BTreeMap::new(),
+                        users: Vec::new(),
+                    };
+                    if let Some(value) = zendesk_org {
+                        let value = if numeric {
+                            AttributeValue::Number(value as f64)
+                        } else {
+                            AttributeValue::Text(VALUES[value].into())
+                        };
+                        new.attributes.insert("zendesk_org".into(), value);
+                    }
+                    if let Some(value) = domain {
+                        new.attributes
+                            .insert("domain".into(), AttributeValue::Text(VALUES[value].into()));
+                    }
+                    let old = self.accounts.insert(new.id.clone(), new.clone());
+                    let values = self.account_index.upsert_account(old.as_ref(), &new);
+                    self.tally.set_account_count(self.accounts.len() as u64);
+                    let affected = self.org_index.orgs_with(values.iter().map(String::as_str));
+                    self.rematch(affected);
+                }
+                Op::RemoveAccount(id) => {
+                    if let Some(old) = self.accounts.remove(ACCOUNT_IDS[id]) {
+                        let values = self.account_index.remove_account(&old);
+                        self.tally.set_account_count(self.accounts.len() as u64);
+                        let affected = self.org_index.orgs_with(values.iter().map(String::as_str));
+                        self.rematch(affected);
+                    }
+                }
+                Op::UpsertOrg {
+                    id,
+                    name,
+                    external_id,
+                    domains,
+                    field,
+                } => {
+                    let new = OrgKeys {
+                        id,
+                        name: VALUES[name].into(),
+                        external_id: external_id.map(|value| VALUES[value].into()),
+                        domain_names: domains.iter().map(|&value| VALUES[value].into()).collect(),
+                        fields: field
+                            .map(|value| ("account_id".to_owned(), VALUES[value].to_owned()))
+                            .into_iter()
+                            .collect(),
+                    };
+                    let old = self.orgs.insert(id, new.clone());
+                    self.org_index.upsert_org(old.as_ref(), &new);
+                    self.rematch(BTreeSet::from([id]));
+                }
+                Op::RemoveOrg(id) => {
+                    if let Some(old) = self.orgs.remove(&id) {
+                        self.org_index.remove_org(&old);
+                        let old_match = self.matches.remove(&id);
+                        self.tally.apply(old_match.as_ref(), None);
+                    }
+                }
+                Op::ChangeKey(index) => {
+                    // A new key changes every value: both indexes and all matches are rebuilt.
+                    let key = key_at(index);
+                    self.account_index = AccountIndex::build(key.clone(), self.accounts.values());
+                    self.org_index = OrgIndex::build(key, self.orgs.values());
+                    self.matches = match_all(self.orgs.values(), &self.account_index)
+                        .into_iter()
+                        .collect();
+                    self.tally =
+                        MatchTally::from_matches(self.matches.values(), self.accounts.len() as u64);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn incremental_matches_equal_a_rematch_from_scratch(
+            start in 0..KEYS.len(),
+            ops in proptest::collection::vec(op(), 0..60),
+        ) {
+            let mut world = World::new(key_at(start));
+            for op in ops {
+                world.apply(op);
+            }
+            let key = world.account_index.key().clone();
+            let scratch_accounts = AccountIndex::build(key.clone(), world.accounts.values());
+            prop_assert_eq!(&world.account_index, &scratch_accounts);
+            prop_assert_eq!(&world.org_index, &OrgIndex::build(key, world.orgs.values()));
+            let scratch: BTreeMap<u64, OrgMatch> = match_all(world.orgs.values(), &scratch_accounts)
+                .into_iter()
+                .collect();
+            prop_assert_eq!(&world.matches, &scratch);
+            prop_assert_eq!(
+                world.tally.stats(),
+                MatchStats::from_matches(scratch.values(), world.accounts.len() as u64)
+            );
+        }
+    }
+}
