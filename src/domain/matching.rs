@@ -5,7 +5,7 @@
 //! same transaction as the records, so a changed account re-matches only the organizations that
 //! share one of its old or new key values.
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -229,6 +229,24 @@ impl MatchKey {
         values
     }
 
+    /// Calls `visit` with each non-empty key value of the organization, unsorted, repeats included.
+    fn for_each_org_value(&self, org: &OrgKeys, mut visit: impl FnMut(&str)) {
+        let mut visit_filled = |value: &str| {
+            if !value.is_empty() {
+                visit(value);
+            }
+        };
+        match &self.zendesk_field {
+            ZendeskField::Id => visit_filled(&org.id.to_string()),
+            ZendeskField::Name => visit_filled(&org.name),
+            ZendeskField::ExternalId => org.external_id.iter().for_each(|v| visit_filled(v)),
+            ZendeskField::DomainNames => org.domain_names.iter().for_each(|v| visit_filled(v)),
+            ZendeskField::OrganizationField(key) => {
+                org.fields.get(key).iter().for_each(|v| visit_filled(v))
+            }
+        }
+    }
+
     /// The account's key value: its id or the text attribute; none when absent, not text, or empty.
     pub fn account_value<'a>(&self, account: &'a Account) -> Option<&'a str> {
         let value = match &self.account_attribute {
@@ -305,11 +323,59 @@ impl OrgMatch {
     }
 }
 
+/// The ids carrying one key value: almost always one, so a single id is kept without a set.
+/// Canonical form (one id is always `One`) keeps equal contents equal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum IdSet<T: Ord> {
+    One(T),
+    Many(BTreeSet<T>),
+}
+
+impl<T: Ord + Clone> IdSet<T> {
+    fn insert(&mut self, id: T) {
+        match self {
+            IdSet::One(existing) if *existing == id => {}
+            IdSet::One(existing) => {
+                let first = existing.clone();
+                *self = IdSet::Many(BTreeSet::from([first, id]));
+            }
+            IdSet::Many(ids) => {
+                ids.insert(id);
+            }
+        }
+    }
+
+    /// Removes `id`; true when no id is left.
+    fn remove(&mut self, id: &T) -> bool {
+        match self {
+            IdSet::One(existing) => existing == id,
+            IdSet::Many(ids) => {
+                ids.remove(id);
+                if ids.len() == 1 {
+                    if let Some(last) = ids.pop_first() {
+                        *self = IdSet::One(last);
+                    }
+                    return false;
+                }
+                ids.is_empty()
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        let (one, many) = match self {
+            IdSet::One(id) => (Some(id), None),
+            IdSet::Many(ids) => (None, Some(ids.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+}
+
 /// Key value -> ids of the accounts carrying it, for one match key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountIndex {
     key: MatchKey,
-    by_value: HashMap<String, BTreeSet<String>>,
+    by_value: HashMap<String, IdSet<String>>,
 }
 
 impl AccountIndex {
@@ -339,9 +405,13 @@ impl AccountIndex {
         &self.key
     }
 
-    /// The accounts whose key value is `value`, sorted.
-    pub fn accounts_with(&self, value: &str) -> Option<&BTreeSet<String>> {
-        self.by_value.get(value)
+    /// The ids of the accounts whose key value is `value`, sorted.
+    pub fn accounts_with(&self, value: &str) -> impl Iterator<Item = &str> {
+        self.by_value
+            .get(value)
+            .into_iter()
+            .flat_map(IdSet::iter)
+            .map(String::as_str)
     }
 
     /// Records `new` in place of `old` (the account as this index last saw it, if any).
@@ -364,14 +434,12 @@ impl AccountIndex {
 
     fn insert(&mut self, account: &Account) {
         if let Some(value) = self.key.account_value(account) {
-            // Look up by &str first so the common "value already present" case does not allocate.
+            // Look up by &str first so the "value already present" case does not allocate a key.
             match self.by_value.get_mut(value) {
-                Some(ids) => {
-                    ids.insert(account.id.clone());
-                }
+                Some(ids) => ids.insert(account.id.clone()),
                 None => {
                     self.by_value
-                        .insert(value.to_owned(), BTreeSet::from([account.id.clone()]));
+                        .insert(value.to_owned(), IdSet::One(account.id.clone()));
                 }
             }
         }
@@ -380,8 +448,7 @@ impl AccountIndex {
     fn remove(&mut self, account: &Account) {
         if let Some(value) = self.key.account_value(account) {
             if let Some(ids) = self.by_value.get_mut(value) {
-                ids.remove(&account.id);
-                if ids.is_empty() {
+                if ids.remove(&account.id) {
                     self.by_value.remove(value);
                 }
             }
@@ -413,36 +480,47 @@ pub fn values_to_rematch(
 
 /// Matches one organization against the accounts of `index`, under the index's key.
 pub fn match_org(org: &OrgKeys, index: &AccountIndex) -> OrgMatch {
-    let values = index.key.org_values(org);
-    let mut single: Option<&BTreeSet<String>> = None;
+    let mut first: Option<&IdSet<String>> = None;
     let mut union: Option<BTreeSet<&str>> = None;
-    for value in &values {
-        let Some(ids) = index.by_value.get(value.as_ref()) else {
-            continue;
+    index.key.for_each_org_value(org, |value| {
+        let Some(ids) = index.by_value.get(value) else {
+            return;
         };
-        // The usual case is one value hitting one set; only merge when a second set appears.
-        match (&mut union, single) {
+        // The usual case is one value hitting one account; only merge when a second set appears.
+        match (&mut union, first) {
             (Some(union), _) => union.extend(ids.iter().map(String::as_str)),
-            (None, None) => single = Some(ids),
-            (None, Some(first)) if first == ids => {}
-            (None, Some(first)) => {
-                let mut merged: BTreeSet<&str> = first.iter().map(String::as_str).collect();
+            (None, None) => first = Some(ids),
+            (None, Some(seen)) if seen == ids => {}
+            (None, Some(seen)) => {
+                let mut merged: BTreeSet<&str> = seen.iter().map(String::as_str).collect();
                 merged.extend(ids.iter().map(String::as_str));
                 union = Some(merged);
             }
         }
-    }
-    let candidates: Vec<String> = match (union, single) {
-        (Some(union), _) => union.into_iter().map(str::to_owned).collect(),
-        (None, Some(ids)) => ids.iter().cloned().collect(),
-        (None, None) => Vec::new(),
-    };
-    match <[String; 1]>::try_from(candidates) {
-        Ok([account_id]) => OrgMatch::Matched { account_id },
-        Err(candidates) if candidates.is_empty() => OrgMatch::Unmatched {
-            key_values: values.into_iter().map(Cow::into_owned).collect(),
+    });
+    match (union, first) {
+        // Two unequal non-empty sets merged always hold at least two accounts.
+        (Some(union), _) => OrgMatch::Ambiguous {
+            candidates: union.into_iter().map(str::to_owned).collect(),
         },
-        Err(candidates) => OrgMatch::Ambiguous { candidates },
+        (None, Some(IdSet::One(account_id))) => OrgMatch::Matched {
+            account_id: account_id.clone(),
+        },
+        (None, Some(IdSet::Many(ids))) => OrgMatch::Ambiguous {
+            candidates: ids.iter().cloned().collect(),
+        },
+        (None, None) => unmatched_org(index, org),
+    }
+}
+
+fn unmatched_org(index: &AccountIndex, org: &OrgKeys) -> OrgMatch {
+    OrgMatch::Unmatched {
+        key_values: index
+            .key
+            .org_values(org)
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect(),
     }
 }
 
@@ -460,7 +538,7 @@ pub fn match_all<'a>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgIndex {
     key: MatchKey,
-    by_value: HashMap<String, BTreeSet<u64>>,
+    by_value: HashMap<String, IdSet<u64>>,
 }
 
 impl OrgIndex {
@@ -508,34 +586,32 @@ impl OrgIndex {
         values
             .into_iter()
             .filter_map(|value| self.by_value.get(value))
-            .flatten()
+            .flat_map(IdSet::iter)
             .copied()
             .collect()
     }
 
     fn insert(&mut self, org: &OrgKeys) {
-        for value in self.key.org_values(org) {
-            match self.by_value.get_mut(value.as_ref()) {
-                Some(ids) => {
-                    ids.insert(org.id);
-                }
+        let by_value = &mut self.by_value;
+        self.key
+            .for_each_org_value(org, |value| match by_value.get_mut(value) {
+                Some(ids) => ids.insert(org.id),
                 None => {
-                    self.by_value
-                        .insert(value.into_owned(), BTreeSet::from([org.id]));
+                    by_value.insert(value.to_owned(), IdSet::One(org.id));
                 }
-            }
-        }
+            });
     }
 
     fn remove(&mut self, org: &OrgKeys) {
-        for value in self.key.org_values(org) {
-            if let Some(ids) = self.by_value.get_mut(value.as_ref()) {
-                ids.remove(&org.id);
-                if ids.is_empty() {
-                    self.by_value.remove(value.as_ref());
+        let by_value = &mut self.by_value;
+        self.key.for_each_org_value(org, |value| {
+            // A repeated domain finds its entry already gone: removing twice is harmless.
+            if let Some(ids) = by_value.get_mut(value) {
+                if ids.remove(&org.id) {
+                    by_value.remove(value);
                 }
             }
-        }
+        });
     }
 }
 
@@ -590,7 +666,22 @@ impl MatchStats {
         matches: impl IntoIterator<Item = &'a OrgMatch>,
         account_count: u64,
     ) -> Self {
-        MatchTally::from_matches(matches, account_count).stats()
+        let mut stats = MatchStats::default();
+        let mut accounts_with_org: HashSet<&str> = HashSet::new();
+        for org_match in matches {
+            stats.organizations_total += 1;
+            match org_match {
+                OrgMatch::Matched { account_id } => {
+                    stats.matched += 1;
+                    accounts_with_org.insert(account_id);
+                }
+                OrgMatch::Unmatched { .. } => stats.unmatched += 1,
+                OrgMatch::Ambiguous { .. } => stats.ambiguous += 1,
+            }
+        }
+        stats.accounts_with_org = accounts_with_org.len() as u64;
+        stats.accounts_without_org = account_count.saturating_sub(stats.accounts_with_org);
+        stats
     }
 }
 
@@ -1191,11 +1282,8 @@ mod tests {
             index.upsert_account(Some(&unrelated_change), &renamed),
             ["Acme", "Acme Inc"]
         );
-        assert_eq!(index.accounts_with("Acme"), None);
-        assert_eq!(
-            index.accounts_with("Acme Inc").map(|ids| ids.len()),
-            Some(1)
-        );
+        assert_eq!(index.accounts_with("Acme").count(), 0);
+        assert_eq!(index.accounts_with("Acme Inc").collect::<Vec<_>>(), ["A"]);
         let added = account("B", &[("zendesk_org", "Globex")]);
         assert_eq!(index.upsert_account(None, &added), ["Globex"]);
         assert_eq!(index.remove_account(&renamed), ["Acme Inc"]);
