@@ -4,6 +4,9 @@
 //! [`OrgIndex`] (key value -> organization ids) next to its stored data and updates both in the
 //! same transaction as the records, so a changed account re-matches only the organizations that
 //! share one of its old or new key values.
+//!
+//! Values compare exactly (case-sensitive, untrimmed). An empty value is treated as no value on
+//! either side, so blank fields never tie organizations to accounts.
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -718,7 +721,8 @@ impl MatchTally {
         tally
     }
 
-    /// Sets how many accounts exist.
+    /// Sets how many accounts exist; re-match the removed account's organizations too, or
+    /// `accounts_with_org` still counts it.
     pub fn set_account_count(&mut self, account_count: u64) {
         self.account_count = account_count;
     }
