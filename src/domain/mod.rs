@@ -2,5 +2,6 @@
 
 pub mod account;
 pub mod events;
+pub mod matching;
 pub mod metrics;
 pub mod ticket;
