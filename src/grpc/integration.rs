@@ -12,6 +12,7 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::integration_service_server::IntegrationService;
 use crate::secrets::mask;
 use crate::store::credentials;
+use crate::store::matching::MatchCounts;
 use crate::store::sync_state::{IntegrationRecord, RunRecord, SyncStateRecord};
 use crate::store::Store;
 use crate::sync::engine::{client_settings, error_kind, outcome, run_label};
@@ -504,6 +505,33 @@ fn drift_to_proto(run: &RunRecord) -> pb::Drift {
     }
 }
 
+fn match_stats_to_proto(counts: &MatchCounts) -> pb::MatchStats {
+    pb::MatchStats {
+        organizations_total: counts.organizations_total,
+        organizations_matched: counts.matched,
+        organizations_unmatched: counts.unmatched,
+        organizations_ambiguous: counts.ambiguous,
+        accounts_with_organization: counts.accounts_with_org,
+        accounts_without_organization: counts.accounts_without_org,
+        users_matched: counts.users_matched,
+    }
+}
+
+/// The plain-words hint for the classic mistake: a sync read organizations and none matched an account.
+fn match_hint(
+    integration: &IntegrationRecord,
+    state: &SyncStateRecord,
+    counts: &MatchCounts,
+) -> Option<String> {
+    if state.last_successful_sync_ms == 0 || counts.organizations_total == 0 || counts.matched > 0 {
+        return None;
+    }
+    Some(format!(
+        "none of the {} Zendesk organizations matched an account: this is almost always a wrong match key or a missing permission. The key compares the organizations' `{}` with the accounts' `{}` (exact, case-sensitive); check that the accounts carry that value (ListUnmatched shows what each organization has) and that the Zendesk credentials can read organizations",
+        counts.organizations_total, integration.match_zendesk_field, integration.match_account_attribute
+    ))
+}
+
 fn kind_to_proto(kind: RunKind) -> pb::SyncKind {
     match kind {
         RunKind::Incremental => pb::SyncKind::Incremental,
@@ -591,9 +619,10 @@ impl IntegrationService for Integration {
         let stored = record.clone();
         self.blocking(move |store| store.put_integration(&stored))
             .await?;
+        let matches = self.blocking(|store| store.match_counts()).await?;
         Ok(Response::new(pb::UpdateSettingsResponse {
             integration: Some(self.masked(&record).await?),
-            match_stats: Some(pb::MatchStats::default()),
+            match_stats: Some(match_stats_to_proto(&matches)),
         }))
     }
 
@@ -743,12 +772,13 @@ impl IntegrationService for Integration {
         &self,
         _request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::IntegrationStatus>, Status> {
-        let (integration, state, counts) = self
+        let (integration, state, counts, matches) = self
             .blocking(|store| {
                 Ok((
                     store.integration()?,
                     store.sync_state()?,
                     store.stored_counts()?,
+                    store.match_counts()?,
                 ))
             })
             .await?;
@@ -784,6 +814,9 @@ impl IntegrationService for Integration {
             warnings.push(
                 "Zendesk refused the ticket events export (403): timeline events are detected from ticket snapshots, so a ticket solved and reopened between two syncs may miss an event".into(),
             );
+        }
+        if let Some(hint) = match_hint(&integration, &state, &matches) {
+            warnings.push(hint);
         }
         if let Some(until) = live.rate_limited_until {
             warnings.push(format!(
@@ -830,10 +863,7 @@ impl IntegrationService for Integration {
                 at: time(error.at_ms),
                 run_id: run_label(error.run_id),
             }),
-            match_stats: Some(pb::MatchStats {
-                organizations_total: counts.organizations,
-                ..Default::default()
-            }),
+            match_stats: Some(match_stats_to_proto(&matches)),
             stored: Some(pb::StoredCounts {
                 tickets: counts.tickets,
                 organizations: counts.organizations,
@@ -933,11 +963,53 @@ impl IntegrationService for Integration {
 
     async fn list_unmatched(
         &self,
-        _request: Request<pb::ListUnmatchedRequest>,
+        request: Request<pb::ListUnmatchedRequest>,
     ) -> Result<Response<Self::ListUnmatchedStream>, Status> {
-        Err(Status::unimplemented(
-            "ListUnmatched arrives with organization matching; it is not available in this build",
-        ))
+        let mut want_unmatched = false;
+        let mut want_ambiguous = false;
+        for (index, reason) in request.into_inner().reasons.iter().enumerate() {
+            match pb::UnmatchedReason::try_from(*reason) {
+                Ok(pb::UnmatchedReason::Unmatched) => want_unmatched = true,
+                Ok(pb::UnmatchedReason::Ambiguous) => want_ambiguous = true,
+                _ => {
+                    return Err(Status::invalid_argument(format!(
+                        "reasons[{index}]: must be UNMATCHED or AMBIGUOUS"
+                    )))
+                }
+            }
+        }
+        if !want_unmatched && !want_ambiguous {
+            want_unmatched = true;
+            want_ambiguous = true;
+        }
+        self.require_integration().await?;
+        let orgs = self.blocking(|store| store.unmatched_orgs()).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            for org in orgs {
+                if (org.ambiguous && !want_ambiguous) || (!org.ambiguous && !want_unmatched) {
+                    continue;
+                }
+                let message = pb::UnmatchedOrganization {
+                    organization_id: i64::try_from(org.id).unwrap_or(i64::MAX),
+                    organization_name: org.name,
+                    key_value: (!org.key_values.is_empty()).then(|| org.key_values.join(",")),
+                    reason: if org.ambiguous {
+                        pb::UnmatchedReason::Ambiguous as i32
+                    } else {
+                        pb::UnmatchedReason::Unmatched as i32
+                    },
+                    candidate_account_ids: org.candidates,
+                };
+                // A client that hung up ends the stream; nothing else to clean up.
+                if tx.send(Ok(message)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
     }
 }
 

@@ -5,7 +5,7 @@ use crate::domain::account::{kind_conflict, Account, AttributeKind};
 
 use super::records::{decode_account, encode_account};
 use super::tables::{ACCOUNTS, ATTRIBUTE_KINDS};
-use super::{Store, StoreError};
+use super::{matching, Store, StoreError};
 
 /// What an upsert changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,17 +57,29 @@ impl Store {
         {
             let mut table = txn.open_table(ACCOUNTS)?;
             let mut kinds = txn.open_table(ATTRIBUTE_KINDS)?;
+            let key = matching::current_key(&txn)?;
+            let mut rematch = Vec::new();
             for id in ids {
                 let removed = table.remove(id.as_str())?.map(|old| old.value().to_vec());
                 match removed {
                     Some(bytes) => {
                         let old = decode_account(id, &bytes)?;
                         release_kinds(&mut kinds, &old)?;
+                        rematch.extend(matching::index_account(
+                            &txn,
+                            key.as_ref(),
+                            Some(&old),
+                            None,
+                        )?);
                         outcome.deleted += 1;
                     }
                     None => outcome.not_found.push(id.clone()),
                 }
             }
+            // Re-matching in the same transaction: a deleted account never leaves a stale match behind.
+            rematch.sort_unstable();
+            rematch.dedup();
+            matching::rematch_values(&txn, &rematch)?;
         }
         txn.commit()?;
         Ok(outcome)
@@ -132,6 +144,8 @@ fn upsert_in(
     index_base: usize,
 ) -> Result<UpsertOutcome, StoreError> {
     let mut outcome = UpsertOutcome::default();
+    let key = matching::current_key(txn)?;
+    let mut rematch = Vec::new();
     let mut table = txn.open_table(ACCOUNTS)?;
     let mut kinds = txn.open_table(ATTRIBUTE_KINDS)?;
     for (offset, account) in accounts.iter().enumerate() {
@@ -169,12 +183,21 @@ fn upsert_in(
             kinds.insert(name.as_str(), (kind.code(), count + 1))?;
         }
         table.insert(account.id.as_str(), encode_account(account).as_slice())?;
+        rematch.extend(matching::index_account(
+            txn,
+            key.as_ref(),
+            previous.as_ref(),
+            Some(account),
+        )?);
         if previous.is_some() {
             outcome.updated += 1;
         } else {
             outcome.created += 1;
         }
     }
+    rematch.sort_unstable();
+    rematch.dedup();
+    matching::rematch_values(txn, &rematch)?;
     Ok(outcome)
 }
 

@@ -6,6 +6,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub mod accounts;
 pub mod credentials;
+pub mod matching;
 pub mod pages;
 pub mod records;
 pub mod sync_state;
@@ -145,6 +146,11 @@ impl Store {
             txn.open_table(tables::RATINGS)?;
             txn.open_table(tables::TICKET_CHANGES)?;
             txn.open_table(tables::VALIDATION_SEEN)?;
+            txn.open_table(tables::ACCOUNT_KEYS)?;
+            txn.open_table(tables::ORG_KEYS)?;
+            txn.open_table(tables::ORG_MATCHES)?;
+            txn.open_table(tables::ACCOUNT_ORGS)?;
+            txn.open_table(tables::ACCOUNT_EMAILS)?;
         }
         txn.commit()?;
         Ok(())

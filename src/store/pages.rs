@@ -89,11 +89,15 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
         }
     }
     {
+        let key = super::matching::current_key(txn)?;
         let mut table = txn.open_table(tables::ORGANIZATIONS)?;
         for (id, org) in &page.organizations {
             let (written, _) =
                 upsert_newest(&mut table, "organizations", *id, org, |o| o.updated_at)?;
             outcome.stale_skipped += u64::from(!written);
+            if let (true, Some(key)) = (written, &key) {
+                super::matching::upsert_org(txn, key, *id, org)?;
+            }
         }
     }
     {

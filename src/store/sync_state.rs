@@ -182,12 +182,18 @@ impl Store {
             .transpose()
     }
 
-    /// Stores the integration's settings.
+    /// Stores the integration's settings; a changed match key re-matches everything in the same transaction.
     pub fn put_integration(&self, record: &IntegrationRecord) -> Result<(), StoreError> {
         let txn = self.db().begin_write()?;
+        let old_key = super::matching::current_key(&txn)?;
         {
             let mut table = txn.open_table(tables::INTEGRATION)?;
             table.insert(meta_keys::INTEGRATION, record.encode_to_vec().as_slice())?;
+        }
+        let new_key = super::matching::current_key(&txn)?;
+        // A new key re-matches every organization from the store, in this same transaction.
+        if old_key != new_key {
+            super::matching::rebuild(&txn, new_key.as_ref())?;
         }
         txn.commit()?;
         Ok(())
@@ -295,6 +301,7 @@ impl Store {
         txn.open_table(tables::TICKET_CHANGES)?;
         txn.delete_table(tables::VALIDATION_SEEN)?;
         txn.open_table(tables::VALIDATION_SEEN)?;
+        super::matching::rebuild(&txn, None)?;
         txn.commit()?;
         Ok(())
     }

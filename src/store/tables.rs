@@ -73,3 +73,19 @@ pub mod cursor_keys {
     /// Unix time from which the next run lists satisfaction ratings.
     pub const RATINGS_SINCE: &str = "ratings_since";
 }
+
+/// Account side of the match key: (key value, account id) for every account that has a value.
+pub const ACCOUNT_KEYS: TableDefinition<(&str, &str), ()> = TableDefinition::new("account_keys");
+
+/// Zendesk side of the match key: (key value, organization id) for every organization that has one.
+pub const ORG_KEYS: TableDefinition<(&str, u64), ()> = TableDefinition::new("org_keys");
+
+/// How each organization matched. Key: organization id; value: an encoded `OrgMatchRecord`.
+pub const ORG_MATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("org_matches");
+
+/// The organizations matched to each account: (account id, organization id).
+pub const ACCOUNT_ORGS: TableDefinition<(&str, u64), ()> = TableDefinition::new("account_orgs");
+
+/// Account users by email: (lower-cased email, account id).
+pub const ACCOUNT_EMAILS: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("account_emails");

@@ -1,0 +1,466 @@
+//! Matching kept in the store: key-value indexes on both sides, each organization's match, and the
+//! account -> organizations map, updated in the same write transaction as whatever changed them.
+use std::collections::BTreeSet;
+
+use prost::Message;
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+use crate::domain::account::Account;
+use crate::domain::matching::{MatchKey, OrgKeys, OrgMatch};
+
+use super::records::decode_account;
+use super::sync_state::IntegrationRecord;
+use super::tables::{self, meta_keys};
+use super::zendesk_records::OrganizationRecord;
+use super::{Store, StoreError};
+
+/// An organization's match as stored.
+#[derive(Clone, PartialEq, Message)]
+pub struct OrgMatchRecord {
+    /// 1 matched, 2 unmatched, 3 ambiguous.
+    #[prost(uint32, tag = "1")]
+    pub state: u32,
+    /// The matched account.
+    #[prost(string, tag = "2")]
+    pub account_id: String,
+    /// Candidate accounts of an ambiguous organization, sorted.
+    #[prost(string, repeated, tag = "3")]
+    pub candidates: Vec<String>,
+    /// The organization's key values under the current key, sorted.
+    #[prost(string, repeated, tag = "4")]
+    pub key_values: Vec<String>,
+}
+
+const MATCHED: u32 = 1;
+const UNMATCHED: u32 = 2;
+const AMBIGUOUS: u32 = 3;
+
+impl OrgMatchRecord {
+    /// The domain view of the stored match.
+    pub fn to_match(&self) -> OrgMatch {
+        match self.state {
+            MATCHED => OrgMatch::Matched {
+                account_id: self.account_id.clone(),
+            },
+            AMBIGUOUS => OrgMatch::Ambiguous {
+                candidates: self.candidates.clone(),
+            },
+            _ => OrgMatch::Unmatched {
+                key_values: self.key_values.clone(),
+            },
+        }
+    }
+}
+
+/// Match statistics as `GetStatus` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MatchCounts {
+    /// Organizations stored.
+    pub organizations_total: u64,
+    /// Matched to exactly one account.
+    pub matched: u64,
+    /// Matched to none.
+    pub unmatched: u64,
+    /// Matched to more than one.
+    pub ambiguous: u64,
+    /// Accounts with at least one organization.
+    pub accounts_with_org: u64,
+    /// Accounts without one.
+    pub accounts_without_org: u64,
+    /// Zendesk users whose email is a user of the account their organization matched.
+    pub users_matched: u64,
+}
+
+/// An organization `ListUnmatched` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmatchedOrg {
+    /// Organization id.
+    pub id: u64,
+    /// Organization name.
+    pub name: String,
+    /// Its key values (empty when it has none).
+    pub key_values: Vec<String>,
+    /// Candidate accounts when ambiguous (empty when unmatched).
+    pub candidates: Vec<String>,
+    /// Whether it is ambiguous (else unmatched).
+    pub ambiguous: bool,
+}
+
+fn corrupt(table: &'static str, key: impl ToString, err: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        key: key.to_string(),
+        detail: err.to_string(),
+    }
+}
+
+/// The match key of the configured integration, if any (an unreadable one matches nothing).
+pub(crate) fn current_key(txn: &WriteTransaction) -> Result<Option<MatchKey>, StoreError> {
+    let table = txn.open_table(tables::INTEGRATION)?;
+    let Some(bytes) = table.get(meta_keys::INTEGRATION)? else {
+        return Ok(None);
+    };
+    let record = IntegrationRecord::decode(bytes.value())
+        .map_err(|err| corrupt("integration", "integration", err))?;
+    Ok(MatchKey::parse(&record.match_zendesk_field, &record.match_account_attribute).ok())
+}
+
+/// Keeps `ACCOUNT_EMAILS` and (under `key`) `ACCOUNT_KEYS` in step with one account change; returns the key
+/// values whose organizations must be re-matched.
+pub(crate) fn index_account(
+    txn: &WriteTransaction,
+    key: Option<&MatchKey>,
+    old: Option<&Account>,
+    new: Option<&Account>,
+) -> Result<Vec<String>, StoreError> {
+    {
+        let mut emails = txn.open_table(tables::ACCOUNT_EMAILS)?;
+        if let Some(old) = old {
+            for user in &old.users {
+                emails.remove((user.email.to_lowercase().as_str(), old.id.as_str()))?;
+            }
+        }
+        if let Some(new) = new {
+            for user in &new.users {
+                emails.insert((user.email.to_lowercase().as_str(), new.id.as_str()), ())?;
+            }
+        }
+    }
+    let Some(key) = key else {
+        return Ok(Vec::new());
+    };
+    let values = crate::domain::matching::values_to_rematch(key, old, new);
+    if values.is_empty() {
+        return Ok(values);
+    }
+    let mut keys = txn.open_table(tables::ACCOUNT_KEYS)?;
+    if let Some(old) = old {
+        if let Some(value) = key.account_value(old) {
+            keys.remove((value, old.id.as_str()))?;
+        }
+    }
+    if let Some(new) = new {
+        if let Some(value) = key.account_value(new) {
+            keys.insert((value, new.id.as_str()), ())?;
+        }
+    }
+    Ok(values)
+}
+
+/// Matches organization key `values` against `ACCOUNT_KEYS`: no account, one, or several.
+fn match_values(txn: &WriteTransaction, values: &[String]) -> Result<OrgMatch, StoreError> {
+    let keys = txn.open_table(tables::ACCOUNT_KEYS)?;
+    let mut candidates = BTreeSet::new();
+    for value in values {
+        for entry in keys.range((value.as_str(), "")..)? {
+            let (entry_key, _) = entry?;
+            let (entry_value, account) = entry_key.value();
+            if entry_value != value {
+                break;
+            }
+            candidates.insert(account.to_owned());
+        }
+    }
+    Ok(match candidates.len() {
+        0 => OrgMatch::Unmatched {
+            key_values: values.to_vec(),
+        },
+        1 => OrgMatch::Matched {
+            account_id: candidates.into_iter().next().unwrap_or_default(),
+        },
+        _ => OrgMatch::Ambiguous {
+            candidates: candidates.into_iter().collect(),
+        },
+    })
+}
+
+/// Stores `new` as the organization's match, moving it in `ACCOUNT_ORGS`.
+fn set_match(
+    txn: &WriteTransaction,
+    org_id: u64,
+    new: &OrgMatch,
+    values: Vec<String>,
+) -> Result<(), StoreError> {
+    let mut matches = txn.open_table(tables::ORG_MATCHES)?;
+    let mut account_orgs = txn.open_table(tables::ACCOUNT_ORGS)?;
+    let old = match matches.get(org_id)? {
+        Some(bytes) => Some(
+            OrgMatchRecord::decode(bytes.value())
+                .map_err(|err| corrupt("org_matches", org_id, err))?,
+        ),
+        None => None,
+    };
+    if let Some(old) = old.as_ref().filter(|old| old.state == MATCHED) {
+        account_orgs.remove((old.account_id.as_str(), org_id))?;
+    }
+    let record = match new {
+        OrgMatch::Matched { account_id } => {
+            account_orgs.insert((account_id.as_str(), org_id), ())?;
+            OrgMatchRecord {
+                state: MATCHED,
+                account_id: account_id.clone(),
+                candidates: Vec::new(),
+                key_values: values,
+            }
+        }
+        OrgMatch::Unmatched { .. } => OrgMatchRecord {
+            state: UNMATCHED,
+            key_values: values,
+            ..Default::default()
+        },
+        OrgMatch::Ambiguous { candidates } => OrgMatchRecord {
+            state: AMBIGUOUS,
+            candidates: candidates.clone(),
+            key_values: values,
+            ..Default::default()
+        },
+    };
+    matches.insert(org_id, record.encode_to_vec().as_slice())?;
+    Ok(())
+}
+
+/// Re-indexes and re-matches one organization after it was written.
+pub(crate) fn upsert_org(
+    txn: &WriteTransaction,
+    key: &MatchKey,
+    org_id: u64,
+    org: &OrganizationRecord,
+) -> Result<(), StoreError> {
+    let old_values = {
+        let matches = txn.open_table(tables::ORG_MATCHES)?;
+        let value = matches.get(org_id)?;
+        match value {
+            Some(bytes) => {
+                OrgMatchRecord::decode(bytes.value())
+                    .map_err(|err| corrupt("org_matches", org_id, err))?
+                    .key_values
+            }
+            None => Vec::new(),
+        }
+    };
+    let keys = OrgKeys::from((org_id, org));
+    let values: Vec<String> = key
+        .org_values(&keys)
+        .into_iter()
+        .map(|v| v.into_owned())
+        .collect();
+    if values != old_values {
+        let mut org_keys = txn.open_table(tables::ORG_KEYS)?;
+        for value in &old_values {
+            org_keys.remove((value.as_str(), org_id))?;
+        }
+        for value in &values {
+            org_keys.insert((value.as_str(), org_id), ())?;
+        }
+    }
+    let matched = match_values(txn, &values)?;
+    set_match(txn, org_id, &matched, values)
+}
+
+/// Re-matches every organization carrying one of `values` (after accounts changed).
+pub(crate) fn rematch_values(txn: &WriteTransaction, values: &[String]) -> Result<(), StoreError> {
+    let mut orgs = BTreeSet::new();
+    {
+        let org_keys = txn.open_table(tables::ORG_KEYS)?;
+        for value in values {
+            for entry in org_keys.range((value.as_str(), 0u64)..=(value.as_str(), u64::MAX))? {
+                let (entry_key, _) = entry?;
+                orgs.insert(entry_key.value().1);
+            }
+        }
+    }
+    for org_id in orgs {
+        let values = {
+            let matches = txn.open_table(tables::ORG_MATCHES)?;
+            let value = matches.get(org_id)?;
+            match value {
+                Some(bytes) => {
+                    OrgMatchRecord::decode(bytes.value())
+                        .map_err(|err| corrupt("org_matches", org_id, err))?
+                        .key_values
+                }
+                None => continue,
+            }
+        };
+        let matched = match_values(txn, &values)?;
+        set_match(txn, org_id, &matched, values)?;
+    }
+    Ok(())
+}
+
+fn clear<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &WriteTransaction,
+    table: redb::TableDefinition<K, V>,
+) -> Result<(), StoreError> {
+    txn.delete_table(table)?;
+    txn.open_table(table)?;
+    Ok(())
+}
+
+/// Drops every match and re-matches all organizations against all accounts under `key` (a key change).
+pub(crate) fn rebuild(txn: &WriteTransaction, key: Option<&MatchKey>) -> Result<(), StoreError> {
+    clear(txn, tables::ACCOUNT_KEYS)?;
+    clear(txn, tables::ORG_KEYS)?;
+    clear(txn, tables::ORG_MATCHES)?;
+    clear(txn, tables::ACCOUNT_ORGS)?;
+    let Some(key) = key else { return Ok(()) };
+    let accounts: Vec<(String, Option<String>)> = {
+        let table = txn.open_table(tables::ACCOUNTS)?;
+        let mut accounts = Vec::new();
+        for entry in table.iter()? {
+            let (id, bytes) = entry?;
+            let account = decode_account(id.value(), bytes.value())?;
+            let value = key.account_value(&account).map(str::to_owned);
+            accounts.push((account.id, value));
+        }
+        accounts
+    };
+    {
+        let mut keys = txn.open_table(tables::ACCOUNT_KEYS)?;
+        for (id, value) in &accounts {
+            if let Some(value) = value {
+                keys.insert((value.as_str(), id.as_str()), ())?;
+            }
+        }
+    }
+    let org_ids: Vec<u64> = {
+        let table = txn.open_table(tables::ORGANIZATIONS)?;
+        let mut ids = Vec::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
+        for entry in table.iter()? {
+            ids.push(entry?.0.value());
+        }
+        ids
+    };
+    for org_id in org_ids {
+        let org = {
+            let table = txn.open_table(tables::ORGANIZATIONS)?;
+            let value = table.get(org_id)?;
+            match value {
+                Some(bytes) => OrganizationRecord::decode(bytes.value())
+                    .map_err(|err| corrupt("organizations", org_id, err))?,
+                None => continue,
+            }
+        };
+        upsert_org(txn, key, org_id, &org)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Match statistics over the stored organizations, accounts and users.
+    pub fn match_counts(&self) -> Result<MatchCounts, StoreError> {
+        let txn = self.db().begin_read()?;
+        let mut counts = MatchCounts::default();
+        let matches = txn.open_table(tables::ORG_MATCHES)?;
+        counts.organizations_total = txn.open_table(tables::ORGANIZATIONS)?.len()?;
+        for entry in matches.iter()? {
+            let (id, bytes) = entry?;
+            let record = OrgMatchRecord::decode(bytes.value())
+                .map_err(|err| corrupt("org_matches", id.value(), err))?;
+            match record.state {
+                MATCHED => counts.matched += 1,
+                AMBIGUOUS => counts.ambiguous += 1,
+                _ => counts.unmatched += 1,
+            }
+        }
+        // Organizations stored before any key existed have no match row yet: they are unmatched.
+        counts.unmatched += counts
+            .organizations_total
+            .saturating_sub(counts.matched + counts.ambiguous + counts.unmatched);
+        let account_orgs = txn.open_table(tables::ACCOUNT_ORGS)?;
+        let mut last: Option<String> = None;
+        for entry in account_orgs.iter()? {
+            let (key, _) = entry?;
+            let account = key.value().0;
+            if last.as_deref() != Some(account) {
+                counts.accounts_with_org += 1;
+                last = Some(account.to_owned());
+            }
+        }
+        let accounts = txn.open_table(tables::ACCOUNTS)?.len()?;
+        counts.accounts_without_org = accounts.saturating_sub(counts.accounts_with_org);
+        let users = txn.open_table(tables::USERS)?;
+        let emails = txn.open_table(tables::ACCOUNT_EMAILS)?;
+        for entry in users.iter()? {
+            let (id, bytes) = entry?;
+            let user = super::zendesk_records::ZendeskUserRecord::decode(bytes.value())
+                .map_err(|err| corrupt("users", id.value(), err))?;
+            if user.email.is_empty() || user.organization_id == 0 {
+                continue;
+            }
+            let org_match = matches.get(user.organization_id)?;
+            let Some(org_match) = org_match else { continue };
+            let record = OrgMatchRecord::decode(org_match.value())
+                .map_err(|err| corrupt("org_matches", user.organization_id, err))?;
+            if record.state == MATCHED
+                && emails
+                    .get((
+                        user.email.to_lowercase().as_str(),
+                        record.account_id.as_str(),
+                    ))?
+                    .is_some()
+            {
+                counts.users_matched += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Every organization that is unmatched or ambiguous, in id order.
+    pub fn unmatched_orgs(&self) -> Result<Vec<UnmatchedOrg>, StoreError> {
+        let txn = self.db().begin_read()?;
+        let orgs = txn.open_table(tables::ORGANIZATIONS)?;
+        let matches = txn.open_table(tables::ORG_MATCHES)?;
+        let mut found = Vec::new();
+        for entry in orgs.iter()? {
+            let (id, bytes) = entry?;
+            let id = id.value();
+            let record = match matches.get(id)? {
+                Some(m) => OrgMatchRecord::decode(m.value())
+                    .map_err(|err| corrupt("org_matches", id, err))?,
+                None => OrgMatchRecord {
+                    state: UNMATCHED,
+                    ..Default::default()
+                },
+            };
+            if record.state == MATCHED {
+                continue;
+            }
+            let org = OrganizationRecord::decode(bytes.value())
+                .map_err(|err| corrupt("organizations", id, err))?;
+            found.push(UnmatchedOrg {
+                id,
+                name: org.name,
+                key_values: record.key_values,
+                candidates: record.candidates,
+                ambiguous: record.state == AMBIGUOUS,
+            });
+        }
+        Ok(found)
+    }
+
+    /// The organizations matched to an account, in id order.
+    pub fn account_org_ids(&self, account_id: &str) -> Result<Vec<u64>, StoreError> {
+        let txn = self.db().begin_read()?;
+        let table = txn.open_table(tables::ACCOUNT_ORGS)?;
+        let mut ids = Vec::new();
+        for entry in table.range((account_id, 0u64)..=(account_id, u64::MAX))? {
+            ids.push(entry?.0.value().1);
+        }
+        Ok(ids)
+    }
+
+    /// The stored match of an organization.
+    pub fn org_match(&self, org_id: u64) -> Result<Option<OrgMatch>, StoreError> {
+        let txn = self.db().begin_read()?;
+        let table = txn.open_table(tables::ORG_MATCHES)?;
+        let value = table.get(org_id)?;
+        value
+            .map(|bytes| {
+                OrgMatchRecord::decode(bytes.value())
+                    .map(|r| r.to_match())
+                    .map_err(|err| corrupt("org_matches", org_id, err))
+            })
+            .transpose()
+    }
+}
