@@ -72,6 +72,9 @@ pub enum DemoError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The bound listener's address could not be read.
+    #[error("cannot read the gRPC listener's address: {0}")]
+    ListenerAddress(std::io::Error),
     /// The daemon configuration the demo builds was refused.
     #[error("daemon configuration: {0}")]
     Config(#[from] ConfigError),
@@ -135,12 +138,14 @@ pub async fn run(
     options: DemoOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DemoError> {
+    // The gRPC address is the one the user chose: a clash is reported before any other work.
+    let listener = bind(options.listen).await?;
     let workdir = tempfile::Builder::new()
         .prefix("zdsync-demo-")
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .map_err(DemoError::TempDir)?;
-    let result = run_in(workdir.path(), &options, shutdown).await;
+    let result = run_in(workdir.path(), listener, shutdown).await;
     let removed = workdir.close().map_err(DemoError::TempDir);
     result.and(removed)
 }
@@ -148,7 +153,7 @@ pub async fn run(
 /// The demo with its data directory given; the caller removes the directory.
 async fn run_in(
     data_dir: &Path,
-    options: &DemoOptions,
+    listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DemoError> {
     let sim_listener = bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await?;
@@ -163,26 +168,22 @@ async fn run_in(
         sim_listener,
     )
     .await?;
-    let result = run_daemon(data_dir, options, &sim, shutdown).await;
+    let result = run_daemon(data_dir, listener, &sim, shutdown).await;
     let stopped = sim.shutdown().await.map_err(DemoError::from);
     result.and(stopped)
 }
 
-/// Starts the daemon against `sim`, sets it up, prints the guide and waits for `shutdown`.
+/// Starts the daemon on `listener` against `sim`, sets it up, prints the guide and waits for `shutdown`.
 async fn run_daemon(
     data_dir: &Path,
-    options: &DemoOptions,
+    listener: TcpListener,
     sim: &SimulatorHandle,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DemoError> {
     let config = daemon_config(data_dir, sim.base_url())?;
     let token_path = crate::daemon::admin_token_path(&config);
     let token = admin_token(data_dir.to_owned()).await?;
-    let listener = bind(options.listen).await?;
-    let bound = listener.local_addr().map_err(|source| DemoError::Listen {
-        addr: options.listen,
-        source,
-    })?;
+    let bound = listener.local_addr().map_err(DemoError::ListenerAddress)?;
     let grpc_addr = connect_addr(bound);
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
