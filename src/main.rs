@@ -28,6 +28,12 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Run the daemon against a seeded Zendesk simulator, configured and synced, ready to query.
+    Demo {
+        /// gRPC address of the demo daemon; port 0 picks a free port (the ready line shows the one bound).
+        #[arg(long, value_name = "ADDR", default_value = zdsync::config::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+    },
     /// Run the Zendesk Support API simulator alone (for tests, benchmarks and demos).
     Simulate(zdsync::simulator::cli::SimulateArgs),
     /// Manage the account directory of a running daemon.
@@ -44,6 +50,12 @@ fn main() -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     match cli.command {
         Command::Serve { config, listen } => runtime.block_on(serve(config, listen)),
+        Command::Demo { listen } => runtime.block_on(async {
+            zdsync::daemon::init_logging(zdsync::config::LogFormat::Text);
+            zdsync::demo::run(zdsync::demo::DemoOptions { listen }, stop_signal())
+                .await
+                .map_err(anyhow::Error::from)
+        }),
         Command::Simulate(args) => runtime.block_on(async {
             zdsync::daemon::init_logging(zdsync::config::LogFormat::Text);
             zdsync::simulator::cli::run(args)
@@ -73,18 +85,22 @@ async fn serve(
     Ok(())
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn stop_signal() {
+/// Completes on SIGTERM or SIGINT; the handlers are installed at the call, not at the first poll, so a signal
+/// that arrives while start-up work runs is not lost to the default action.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
     }
 }

@@ -1,0 +1,254 @@
+//! `zdsync demo` end to end: the real binary, its ready line, and the grpcurl commands of its guide run as printed.
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use common::{binary, signal, wait_exit, DEADLINE};
+
+const READY_PREFIX: &str = "zdsync demo ready: ";
+/// The last line of the guide.
+const GUIDE_END: &str = "Ctrl-C stops";
+
+/// A running `zdsync demo` and what it printed up to the end of its guide.
+struct Demo {
+    child: Child,
+    grpc: String,
+    token_file: PathBuf,
+    guide: Vec<String>,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `zdsync demo --listen 127.0.0.1:0` and reads stdout until the end of the guide.
+fn start_demo() -> Demo {
+    let mut child = Command::new(binary())
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn zdsync demo");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let deadline = Instant::now() + DEADLINE;
+    let mut printed: Vec<String> = Vec::new();
+    loop {
+        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                let end = line.starts_with(GUIDE_END);
+                printed.push(line);
+                if end {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "zdsync demo printed no complete guide in time; stdout so far:\n{}",
+                    printed.join("\n")
+                );
+            }
+        }
+    }
+
+    let ready: Vec<&String> = printed
+        .iter()
+        .filter(|line| line.starts_with(READY_PREFIX))
+        .collect();
+    assert_eq!(ready.len(), 1, "exactly one ready line in:\n{printed:#?}");
+    assert_eq!(
+        printed[0], *ready[0],
+        "the ready line comes before the guide"
+    );
+    let fields: Vec<&str> = ready[0][READY_PREFIX.len()..].split(' ').collect();
+    assert_eq!(fields.len(), 2, "ready line: {}", ready[0]);
+    let grpc = fields[0]
+        .strip_prefix("grpc=")
+        .expect("grpc= field")
+        .to_owned();
+    let token_file = PathBuf::from(
+        fields[1]
+            .strip_prefix("admin_token_file=")
+            .expect("admin_token_file= field"),
+    );
+    Demo {
+        child,
+        grpc,
+        token_file,
+        guide: printed,
+    }
+}
+
+/// Runs one command line of the guide with `sh`, after the guide's `TOKEN=$(cat ...)` line, exactly as printed.
+fn run_printed(token_line: &str, command: &str) -> String {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{token_line}\n{command}"))
+        .output()
+        .expect("run sh");
+    assert!(
+        output.status.success(),
+        "`{command}` failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The guide's grpcurl line calling `method` (e.g. `IntegrationService/GetStatus`).
+fn grpcurl_line<'a>(commands: &[&'a str], method: &str) -> &'a str {
+    commands
+        .iter()
+        .copied()
+        .find(|line| line.ends_with(method))
+        .unwrap_or_else(|| panic!("the guide has no grpcurl line for {method}: {commands:#?}"))
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|err| panic!("not JSON ({err}): {text}"))
+}
+
+/// A proto3 JSON uint64 (grpcurl prints it as a string).
+fn uint64(value: &serde_json::Value) -> u64 {
+    value
+        .as_str()
+        .map(|text| text.parse().expect("uint64 text"))
+        .or_else(|| value.as_u64())
+        .unwrap_or_else(|| panic!("not a uint64: {value}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_is_ready_its_printed_grpcurl_commands_work_and_sigint_exits_cleanly() {
+    let mut demo = start_demo();
+    assert!(
+        demo.grpc.starts_with("127.0.0.1:") && !demo.grpc.ends_with(":0"),
+        "the ready line shows the bound port: {}",
+        demo.grpc
+    );
+    let token = std::fs::read_to_string(&demo.token_file).expect("admin token file");
+    assert!(token.trim().len() >= 16);
+
+    let lines: Vec<&str> = demo.guide.iter().map(|line| line.trim()).collect();
+    let token_line = format!("TOKEN=$(cat {})", demo.token_file.display());
+    assert!(
+        lines.contains(&token_line.as_str()),
+        "the guide prints `{token_line}`"
+    );
+    let commands: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|line| line.starts_with("grpcurl "))
+        .collect();
+    assert!(
+        commands.iter().all(|line| line.contains(&demo.grpc)),
+        "every grpcurl line targets {}: {commands:#?}",
+        demo.grpc
+    );
+    let simulator_url = lines
+        .iter()
+        .find_map(|line| line.strip_prefix("Zendesk simulator (HTTP):"))
+        .map(str::trim)
+        .expect("the guide names the simulator URL")
+        .to_owned();
+    let stats: serde_json::Value = reqwest::get(format!("{simulator_url}/_sim/stats"))
+        .await
+        .expect("simulator stats")
+        .json()
+        .await
+        .expect("stats JSON");
+    let simulator_tickets = stats["tickets"].as_u64().expect("tickets count");
+    assert!(simulator_tickets > 0);
+
+    let listed = run_printed(&token_line, grpcurl_line(&commands, " list"));
+    for service in [
+        "zdsync.v1.IntegrationService",
+        "zdsync.v1.AccountDirectoryService",
+    ] {
+        assert!(
+            listed.lines().any(|line| line == service),
+            "list shows {service}:\n{listed}"
+        );
+    }
+
+    let status = json(&run_printed(
+        &token_line,
+        grpcurl_line(&commands, "IntegrationService/GetStatus"),
+    ));
+    assert_eq!(status["state"], "IDLE", "{status:#}");
+    assert_eq!(uint64(&status["stored"]["tickets"]), simulator_tickets);
+
+    let accounts = json(&run_printed(
+        &token_line,
+        grpcurl_line(&commands, "AccountDirectoryService/ListAccounts"),
+    ));
+    assert!(uint64(&accounts["total"]) > 0, "{accounts:#}");
+    let first = &accounts["accounts"][0];
+    assert!(
+        first["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("acct-")),
+        "accounts carry the simulator's account ids: {first:#}"
+    );
+    assert!(
+        first["users"]
+            .as_array()
+            .is_some_and(|users| !users.is_empty()),
+        "accounts carry simulator users: {first:#}"
+    );
+
+    let forced = json(&run_printed(
+        &token_line,
+        grpcurl_line(&commands, "IntegrationService/ForceSync"),
+    ));
+    assert!(
+        forced["runId"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("run-")),
+        "{forced:#}"
+    );
+    run_printed(
+        &token_line,
+        grpcurl_line(&commands, "IntegrationService/Pause"),
+    );
+    let paused = json(&run_printed(
+        &token_line,
+        grpcurl_line(&commands, "IntegrationService/GetStatus"),
+    ));
+    assert_eq!(paused["state"], "PAUSED", "{paused:#}");
+    let resumed = json(&run_printed(
+        &token_line,
+        grpcurl_line(&commands, "IntegrationService/Resume"),
+    ));
+    assert_eq!(resumed["wasPaused"], true, "{resumed:#}");
+
+    signal(&demo.child, "INT");
+    let status = wait_exit(&mut demo.child);
+    assert!(status.success(), "zdsync demo exited with {status}");
+    let data_dir = demo
+        .token_file
+        .parent()
+        .expect("token file has a directory");
+    assert!(
+        !data_dir.exists(),
+        "the demo removes its data directory {}",
+        data_dir.display()
+    );
+}
