@@ -464,3 +464,114 @@ impl Store {
             .transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::account::{Account, AttributeValue};
+    use crate::domain::matching::{match_all, AccountIndex};
+    use crate::store::pages::PageWrite;
+
+    const KEYS: [(&str, &str); 3] = [
+        ("organization_fields.crm", "attributes.crm"),
+        ("name", "attributes.crm"),
+        ("domain_names", "id"),
+    ];
+    const VALUES: [&str; 4] = ["a", "b", "A", "c"];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        UpsertAccount { id: usize, crm: Option<usize> },
+        DeleteAccount { id: usize },
+        UpsertOrg { id: u64, name: usize, crm: Option<usize>, domains: Vec<usize> },
+        ChangeKey { key: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..4usize, proptest::option::of(0..4usize)).prop_map(|(id, crm)| Op::UpsertAccount { id, crm }),
+            (0..4usize).prop_map(|id| Op::DeleteAccount { id }),
+            (1..6u64, 0..4usize, proptest::option::of(0..4usize), proptest::collection::vec(0..4usize, 0..3))
+                .prop_map(|(id, name, crm, domains)| Op::UpsertOrg { id, name, crm, domains }),
+            (0..3usize).prop_map(|key| Op::ChangeKey { key }),
+        ]
+    }
+
+    fn account_id(id: usize) -> String {
+        // Account ids double as domain values so the `domain_names = id` key can match.
+        VALUES[id].to_owned()
+    }
+
+    fn integration(key: usize) -> IntegrationRecord {
+        IntegrationRecord {
+            subdomain: "acme".into(),
+            match_zendesk_field: KEYS[key].0.into(),
+            match_account_attribute: KEYS[key].1.into(),
+            ..Default::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn incremental_matching_equals_a_match_from_scratch(ops in proptest::collection::vec(op(), 1..30)) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Store::open(dir.path()).expect("open");
+            let mut key = 0;
+            store.put_integration(&integration(key)).expect("integration");
+            for op in ops {
+                match op {
+                    Op::UpsertAccount { id, crm } => {
+                        let mut attributes = BTreeMap::new();
+                        if let Some(crm) = crm {
+                            attributes.insert("crm".to_owned(), AttributeValue::Text(VALUES[crm].into()));
+                        }
+                        let account = Account { id: account_id(id), name: String::new(), owner: String::new(), attributes, users: vec![] };
+                        store.upsert_accounts(&[account], 0).expect("upsert");
+                    }
+                    Op::DeleteAccount { id } => {
+                        store.delete_accounts(&[account_id(id)]).expect("delete");
+                    }
+                    Op::UpsertOrg { id, name, crm, domains } => {
+                        let org = OrganizationRecord {
+                            name: VALUES[name].into(),
+                            domain_names: domains.iter().map(|d| VALUES[*d].to_owned()).collect(),
+                            fields: crm.map(|c| ("crm".to_owned(), VALUES[c].to_owned())).into_iter().collect(),
+                            ..Default::default()
+                        };
+                        store.apply_page(&PageWrite { organizations: vec![(id, org)], ..Default::default() }).expect("apply");
+                    }
+                    Op::ChangeKey { key: new } => {
+                        key = new;
+                        store.put_integration(&integration(key)).expect("key change");
+                    }
+                }
+            }
+            let match_key = MatchKey::parse(KEYS[key].0, KEYS[key].1).expect("key");
+            let accounts = store.list_accounts(None, 100).expect("accounts").accounts;
+            let index = AccountIndex::build(match_key.clone(), &accounts);
+            let txn = store.db().begin_read().expect("read");
+            let table = txn.open_table(tables::ORGANIZATIONS).expect("orgs");
+            let mut orgs = Vec::new();
+            for entry in table.iter().expect("iter") {
+                let (id, bytes) = entry.expect("entry");
+                let record = OrganizationRecord::decode(bytes.value()).expect("decode");
+                orgs.push(OrgKeys::from((id.value(), &record)));
+            }
+            for (id, expected) in match_all(&orgs, &index) {
+                prop_assert_eq!(store.org_match(id).expect("match"), Some(expected), "org {}", id);
+            }
+            let with_org: BTreeSet<String> = accounts
+                .iter()
+                .filter(|a| !store.account_org_ids(&a.id).expect("orgs").is_empty())
+                .map(|a| a.id.clone())
+                .collect();
+            let counts = store.match_counts().expect("counts");
+            prop_assert_eq!(counts.accounts_with_org, with_org.len() as u64);
+        }
+    }
+}
