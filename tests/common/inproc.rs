@@ -153,3 +153,98 @@ pub fn configure_request() -> pb::ConfigureRequest {
 
 /// How long the tests let a poll run before failing.
 pub const POLL: Duration = Duration::from_millis(20);
+
+impl Daemon {
+    /// Like `start`, but lets the test change the parsed config (for instance the export budget) first.
+    pub async fn start_adjusted(
+        data_dir: &Path,
+        base_url: &str,
+        extra: &str,
+        clock: SharedClock,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Daemon {
+        let toml = format!(
+            "data_dir = {:?}\n[zendesk]\nbase_url = {base_url:?}\nrequests_per_minute = 0\ntimeout = \"5s\"\n{extra}",
+            data_dir.display().to_string()
+        );
+        let mut config = Config::from_toml(&toml, &ProcessEnv).expect("config");
+        config.auth.admin_token = Some(ADMIN_TOKEN.into());
+        adjust(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind daemon");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            zdsync::daemon::run_with_clock(
+                config,
+                listener,
+                async {
+                    let _ = stopped.await;
+                },
+                clock,
+            )
+            .await
+            .expect("daemon run");
+        });
+        Daemon {
+            addr,
+            data_dir: data_dir.to_owned(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+}
+
+/// `ForceSync` of `kind` with the admin token.
+pub async fn force(
+    client: &mut IntegrationServiceClient<Channel>,
+    kind: pb::SyncKind,
+) -> Result<pb::ForceSyncResponse, tonic::Status> {
+    client
+        .force_sync(with_token(
+            pb::ForceSyncRequest { kind: kind as i32 },
+            ADMIN_TOKEN,
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Polls `GetStatus` until `check` accepts it; returns that status.
+pub async fn wait_for_status(
+    client: &mut IntegrationServiceClient<Channel>,
+    what: &str,
+    check: impl Fn(&pb::IntegrationStatus) -> bool,
+) -> pb::IntegrationStatus {
+    let check = &check;
+    super::eventually(what, || {
+        let mut client = client.clone();
+        async move {
+            let status = status(&mut client).await;
+            check(&status).then_some(status)
+        }
+    })
+    .await
+}
+
+/// Configures the integration with `configure_request()` and returns the first run's id.
+pub async fn configure(client: &mut IntegrationServiceClient<Channel>) -> String {
+    client
+        .configure(with_token(configure_request(), ADMIN_TOKEN))
+        .await
+        .expect("configure")
+        .into_inner()
+        .run_id
+}
+
+/// Opens the store of a stopped daemon.
+pub fn open_store(data_dir: &Path) -> zdsync::store::Store {
+    zdsync::store::Store::open(data_dir).expect("open the store of the stopped daemon")
+}
+
+/// A proto timestamp as a UTC instant.
+pub fn instant(timestamp: &prost_types::Timestamp) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(
+        timestamp.seconds,
+        u32::try_from(timestamp.nanos).unwrap_or(0),
+    )
+    .expect("timestamp in range")
+}
