@@ -83,6 +83,17 @@ async fn the_integration_is_driven_from_the_command_line() {
     })
     .await;
 
+    let (ok, out, err) = cli(&daemon, &["unmatched", "--csv"]);
+    assert!(ok, "{err}");
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("organization_id,organization_name,reason,key_value,candidate_account_ids")
+    );
+    // No account exists, so every organization is listed as unmatched.
+    assert_eq!(lines.count(), sim.control().stats().organizations);
+    assert!(out.contains(",UNMATCHED,"), "{out}");
+
     let (ok, _, err) = cli(&daemon, &["pause"]);
     assert!(ok, "{err}");
     assert_eq!(status_json(&daemon)["state"], "PAUSED");

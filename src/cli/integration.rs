@@ -24,6 +24,12 @@ pub enum IntegrationCommand {
     Pause,
     /// Resume the schedule.
     Resume,
+    /// List the Zendesk organizations that matched no account or more than one.
+    Unmatched {
+        /// Write CSV (organization_id,organization_name,reason,key_value,candidate_account_ids).
+        #[arg(long)]
+        csv: bool,
+    },
     /// Delete the integration (configuration, credentials, cursors, tickets); metrics and events stay.
     Delete {
         /// The integration's subdomain, to confirm.
@@ -279,6 +285,71 @@ async fn run_inner(command: IntegrationCommand, connect: ConnectArgs) -> Result<
                 json(&mut out, serde_json::json!({"resumed": true}))?;
             } else {
                 writeln!(out, "resumed")?;
+            }
+        }
+        IntegrationCommand::Unmatched { csv } => {
+            let mut stream = client
+                .list_unmatched(connection.request(pb::ListUnmatchedRequest::default()))
+                .await?
+                .into_inner();
+            let mut writer = csv.then(|| ::csv::Writer::from_writer(Vec::new()));
+            if let Some(writer) = writer.as_mut() {
+                writer
+                    .write_record([
+                        "organization_id",
+                        "organization_name",
+                        "reason",
+                        "key_value",
+                        "candidate_account_ids",
+                    ])
+                    .map_err(|err| std::io::Error::other(err.to_string()))?;
+            }
+            while let Some(item) = tokio_stream::StreamExt::next(&mut stream).await {
+                let item = item?;
+                let reason = pb::UnmatchedReason::try_from(item.reason)
+                    .map(|r| r.as_str_name())
+                    .unwrap_or("?");
+                let key_value = item.key_value.clone().unwrap_or_default();
+                let candidates = item.candidate_account_ids.join(";");
+                if let Some(writer) = writer.as_mut() {
+                    writer
+                        .write_record([
+                            item.organization_id.to_string().as_str(),
+                            &item.organization_name,
+                            reason,
+                            &key_value,
+                            &candidates,
+                        ])
+                        .map_err(|err| std::io::Error::other(err.to_string()))?;
+                } else if connect.json {
+                    json(
+                        &mut out,
+                        serde_json::json!({
+                            "organization_id": item.organization_id,
+                            "organization_name": item.organization_name,
+                            "reason": reason,
+                            "key_value": item.key_value,
+                            "candidate_account_ids": item.candidate_account_ids,
+                        }),
+                    )?;
+                } else {
+                    let shown = item
+                        .key_value
+                        .as_deref()
+                        .map(|v| format!("{v:?}"))
+                        .unwrap_or_else(|| "(no key value)".into());
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}\t{}\t{}",
+                        item.organization_id, item.organization_name, reason, shown, candidates
+                    )?;
+                }
+            }
+            if let Some(writer) = writer {
+                let bytes = writer
+                    .into_inner()
+                    .map_err(|err| std::io::Error::other(err.to_string()))?;
+                out.write_all(&bytes)?;
             }
         }
         IntegrationCommand::Delete { confirm } => {
