@@ -388,11 +388,12 @@ async fn sigkill_at_random_points_of_the_first_sync_loses_and_duplicates_nothing
     let mut daemon = start_daemon(&crash_dir, &options).await;
     configure(&mut integration_client(&daemon.addr).await).await;
     // Pages of the first sync (zdsync asks for the largest pages: 1000 records, 100 ratings). A life applies
-    // 1..=max_pages pages (or none: a quarter of the kills land in start-up), on average about 1/(1.8 KILLS)
-    // of the sync: the kills spread over every phase, and the first KILLS of them use about half of it.
+    // 1..=max_pages pages, or none when the kill lands in start-up, plus the pages that slip in between
+    // seeing the target and the kill: about 1/(2 KILLS) of the sync on average, so the kills spread over
+    // every phase and come to about twice KILLS.
     let estimated_pages = (stats.tickets + stats.ticket_events + stats.users) as u64 / 1_000
         + stats.satisfaction_ratings as u64 / 100;
-    let max_pages = (estimated_pages * 3 / (2 * KILLS as u64)).max(1);
+    let max_pages = (estimated_pages / KILLS as u64).max(1);
     let mut kills = 0;
     let mut counts = StoredCounts::default();
     loop {
