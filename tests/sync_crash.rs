@@ -65,13 +65,13 @@ impl KillPoint {
     }
 }
 
-/// The seed of the kill schedule: `ZDSYNC_CRASH_SEED` or the fixed default.
+/// The seed of the kill schedule: `ZDSYNC_CRASH_SEED`, or the fixed default when unset or empty.
 fn crash_seed() -> u64 {
     match std::env::var(SEED_VARIABLE) {
-        Ok(text) => text.trim().parse().unwrap_or_else(|_| {
+        Ok(text) if !text.trim().is_empty() => text.trim().parse().unwrap_or_else(|_| {
             panic!("{SEED_VARIABLE} must be an unsigned integer, got {text:?}")
         }),
-        Err(_) => DEFAULT_CRASH_SEED,
+        _ => DEFAULT_CRASH_SEED,
     }
 }
 
