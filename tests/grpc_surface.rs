@@ -25,6 +25,7 @@ async fn grpcurl_lists_describes_and_calls_through_reflection() {
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
             "zdsync.v1.AccountDirectoryService",
+            "zdsync.v1.IntegrationService",
         ],
         "only fully implemented services are advertised"
     );

@@ -582,8 +582,8 @@ async fn rpcs_without_an_integration_answer_the_documented_codes() {
     setup.fails(
         "ListUnmatched",
         result,
-        Code::Unimplemented,
-        "ListUnmatched",
+        Code::FailedPrecondition,
+        "no integration",
     );
 
     // BeginOAuth: the OAuth client, the redirect URI, and (with no integration) the settings.
@@ -894,13 +894,13 @@ async fn rpcs_on_a_configured_integration_name_bad_fields_and_return_masks_only(
     );
     let result = setup
         .client
-        .list_unmatched(token(pb::ListUnmatchedRequest::default()))
+        .list_unmatched(token(pb::ListUnmatchedRequest { reasons: vec![7] }))
         .await;
     setup.fails(
-        "ListUnmatched",
+        "ListUnmatched with an unknown reason",
         result,
-        Code::Unimplemented,
-        "ListUnmatched",
+        Code::InvalidArgument,
+        "reasons[0]",
     );
 
     // Secrets come back masked, whichever kind is stored.
