@@ -105,7 +105,7 @@ pub(crate) fn current_key(txn: &WriteTransaction) -> Result<Option<MatchKey>, St
     Ok(MatchKey::parse(&record.match_zendesk_field, &record.match_account_attribute).ok())
 }
 
-/// Keeps `ACCOUNT_EMAILS` and (under `key`) `ACCOUNT_KEYS` in step with one account change; returns the key
+/// Keeps `ACCOUNT_OWNERS`, `ACCOUNT_EMAILS` and (under `key`) `ACCOUNT_KEYS` in step with one account change; returns the key
 /// values whose organizations must be re-matched.
 pub(crate) fn index_account(
     txn: &WriteTransaction,
@@ -113,6 +113,15 @@ pub(crate) fn index_account(
     old: Option<&Account>,
     new: Option<&Account>,
 ) -> Result<Vec<String>, StoreError> {
+    {
+        let mut owners = txn.open_table(tables::ACCOUNT_OWNERS)?;
+        if let Some(old) = old.filter(|a| !a.owner.is_empty()) {
+            owners.remove((old.owner.to_lowercase().as_str(), old.id.as_str()))?;
+        }
+        if let Some(new) = new.filter(|a| !a.owner.is_empty()) {
+            owners.insert((new.owner.to_lowercase().as_str(), new.id.as_str()), ())?;
+        }
+    }
     {
         let mut emails = txn.open_table(tables::ACCOUNT_EMAILS)?;
         if let Some(old) = old {

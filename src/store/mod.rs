@@ -6,9 +6,11 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub mod accounts;
 pub mod credentials;
+pub mod events;
 pub mod matching;
 pub mod pages;
 pub mod records;
+pub mod rollups;
 pub mod sync_state;
 pub mod tables;
 pub mod zendesk_records;
@@ -151,6 +153,18 @@ impl Store {
             txn.open_table(tables::ORG_MATCHES)?;
             txn.open_table(tables::ACCOUNT_ORGS)?;
             txn.open_table(tables::ACCOUNT_EMAILS)?;
+            txn.open_table(tables::ORG_COUNTERS)?;
+            txn.open_table(tables::ORG_TICKET_DAYS)?;
+            txn.open_table(tables::ORG_RATING_DAYS)?;
+            txn.open_table(tables::USER_COUNTERS)?;
+            txn.open_table(tables::USER_TICKET_DAYS)?;
+            txn.open_table(tables::USER_RATING_DAYS)?;
+            txn.open_table(tables::TICKET_RATINGS)?;
+            txn.open_table(tables::USERS_BY_EMAIL)?;
+            txn.open_table(tables::EVENTS)?;
+            txn.open_table(tables::EVENT_LOG)?;
+            txn.open_table(tables::ORG_EVENTS)?;
+            txn.open_table(tables::ACCOUNT_OWNERS)?;
         }
         txn.commit()?;
         Ok(())

@@ -42,7 +42,23 @@ pub struct PageWrite {
     pub cursors: Vec<(String, Vec<u8>)>,
     /// When set, the page belongs to this nightly validation run: tickets are marked seen and drift counted.
     pub validation_run: Option<u64>,
+    /// How derived state (rollups, timeline events) treats this page.
+    pub context: PageContext,
 }
+
+/// What derived state needs to know about the run a page belongs to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageContext {
+    /// The page belongs to the first full sync: events it yields are backfill (past year only).
+    pub first_sync: bool,
+    /// Zendesk refused the ticket events export: detect events from ticket snapshots instead.
+    pub snapshot_events: bool,
+    /// When the page is applied (Unix milliseconds), the events' `detected_at`.
+    pub now_ms: i64,
+}
+
+/// A record a page wrote: its id, the copy it replaced (if any) and the new copy.
+pub type Written<R> = (u64, Option<R>, R);
 
 /// What applying a page did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,6 +69,8 @@ pub struct ApplyOutcome {
     pub stale_skipped: u64,
     /// For a validation page: stored tickets that differed from what Zendesk returned.
     pub tickets_drifted: u64,
+    /// Timeline events this page recorded (new ones only).
+    pub events_recorded: u64,
 }
 
 /// Writes `value` at `key` unless the stored copy is newer by `version`; returns the previous copy if any.
@@ -102,11 +120,28 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
     }
     {
         let mut table = txn.open_table(tables::USERS)?;
+        let mut by_email = txn.open_table(tables::USERS_BY_EMAIL)?;
         for (id, user) in &page.users {
-            let (written, _) = upsert_newest(&mut table, "users", *id, user, |u| u.updated_at)?;
+            let (written, previous) =
+                upsert_newest(&mut table, "users", *id, user, |u| u.updated_at)?;
             outcome.stale_skipped += u64::from(!written);
+            let old_email = previous
+                .as_ref()
+                .map(|p| p.email.to_lowercase())
+                .unwrap_or_default();
+            let new_email = user.email.to_lowercase();
+            if written && old_email != new_email {
+                if !old_email.is_empty() {
+                    by_email.remove((old_email.as_str(), *id))?;
+                }
+                if !new_email.is_empty() {
+                    by_email.insert((new_email.as_str(), *id), ())?;
+                }
+            }
         }
     }
+    let mut written_tickets: Vec<Written<TicketRecord>> = Vec::with_capacity(page.tickets.len());
+    let mut written_ratings: Vec<Written<RatingRecord>> = Vec::with_capacity(page.ratings.len());
     {
         let mut table = txn.open_table(tables::TICKETS)?;
         let mut seen = txn.open_table(tables::VALIDATION_SEEN)?;
@@ -116,6 +151,7 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
             })?;
             if written {
                 outcome.tickets_written += 1;
+                written_tickets.push((*id, previous.clone(), ticket.clone()));
             } else {
                 outcome.stale_skipped += 1;
             }
@@ -132,8 +168,12 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
     {
         let mut table = txn.open_table(tables::RATINGS)?;
         for (id, rating) in &page.ratings {
-            let (written, _) = upsert_newest(&mut table, "ratings", *id, rating, |r| r.updated_at)?;
+            let (written, previous) =
+                upsert_newest(&mut table, "ratings", *id, rating, |r| r.updated_at)?;
             outcome.stale_skipped += u64::from(!written);
+            if written {
+                written_ratings.push((*id, previous, rating.clone()));
+            }
         }
     }
     {
@@ -145,6 +185,15 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
             )?;
         }
     }
+    // Derived state moves in the same transaction as the records it comes from.
+    super::rollups::apply(txn, &written_tickets, &written_ratings)?;
+    outcome.events_recorded = super::events::apply(
+        txn,
+        &written_tickets,
+        &written_ratings,
+        &page.changes,
+        &page.context,
+    )?;
     {
         let mut table = txn.open_table(tables::CURSORS)?;
         for (key, position) in &page.cursors {

@@ -89,3 +89,46 @@ pub const ACCOUNT_ORGS: TableDefinition<(&str, u64), ()> = TableDefinition::new(
 /// Account users by email: (lower-cased email, account id).
 pub const ACCOUNT_EMAILS: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("account_emails");
+
+/// Current figures per organization: (open, total, open high/urgent).
+pub const ORG_COUNTERS: TableDefinition<u64, (u64, u64, u64)> =
+    TableDefinition::new("org_counters");
+
+/// Tickets created per organization per UTC day: (created, high/urgent created).
+pub const ORG_TICKET_DAYS: TableDefinition<(u64, i64), (u64, u64)> =
+    TableDefinition::new("org_ticket_days");
+
+/// Ratings per organization per UTC day: (good, bad, high/urgent good, high/urgent bad).
+pub const ORG_RATING_DAYS: TableDefinition<(u64, i64), (u64, u64, u64, u64)> =
+    TableDefinition::new("org_rating_days");
+
+/// Current figures per (organization, requester): (open, total, open high/urgent).
+pub const USER_COUNTERS: TableDefinition<(u64, u64), (u64, u64, u64)> =
+    TableDefinition::new("user_counters");
+
+/// Tickets created per (organization, requester) per UTC day.
+pub const USER_TICKET_DAYS: TableDefinition<(u64, u64, i64), (u64, u64)> =
+    TableDefinition::new("user_ticket_days");
+
+/// Ratings per (organization, requester) per UTC day.
+pub const USER_RATING_DAYS: TableDefinition<(u64, u64, i64), (u64, u64, u64, u64)> =
+    TableDefinition::new("user_rating_days");
+
+/// The ratings of each ticket: (ticket id, rating id), so a ticket's change moves its ratings' contribution.
+pub const TICKET_RATINGS: TableDefinition<(u64, u64), ()> = TableDefinition::new("ticket_ratings");
+
+/// Zendesk users by email: (lower-cased email, user id).
+pub const USERS_BY_EMAIL: TableDefinition<(&str, u64), ()> = TableDefinition::new("users_by_email");
+
+/// Timeline events by their deterministic key; value: an encoded `EventRecord`.
+pub const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
+
+/// Timeline events in the order they were recorded: sequence number -> event key (the watch cursor).
+pub const EVENT_LOG: TableDefinition<u64, &str> = TableDefinition::new("event_log");
+
+/// Timeline events per organization: (organization id, occurred at in Unix ms, sequence number).
+pub const ORG_EVENTS: TableDefinition<(u64, i64, u64), ()> = TableDefinition::new("org_events");
+
+/// Accounts by owner: (lower-cased owner email, account id), for the portfolio feed.
+pub const ACCOUNT_OWNERS: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("account_owners");

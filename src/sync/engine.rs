@@ -553,6 +553,7 @@ impl Engine {
             clock: self.clock.clone(),
             started_at,
             resume_phase: resumed.then_some(record.phase).filter(|phase| *phase > 0),
+            snapshot_events: Arc::new(AtomicBool::new(state.ticket_events_fallback)),
         };
         let requests_base = client.stats().requests;
         let span = tracing::info_span!("sync_run", run = record.id, kind = kind.name(), resumed);

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tracing::Instrument;
 
 use crate::clock::SharedClock;
-use crate::store::pages::{ApplyOutcome, PageWrite};
+use crate::store::pages::{ApplyOutcome, PageContext, PageWrite};
 use crate::store::tables::cursor_keys;
 use crate::store::{Store, StoreError};
 use crate::zendesk::{ExportPosition, ListPosition, TimePosition, ZendeskClient, ZendeskError};
@@ -170,6 +170,8 @@ pub struct RunContext {
     pub started_at: DateTime<Utc>,
     /// The phase to resume from (a crash or pause interrupted this run there).
     pub resume_phase: Option<u32>,
+    /// Zendesk refuses the ticket events export: events come from ticket snapshots (DESIGN 1.4 fallback).
+    pub snapshot_events: Arc<AtomicBool>,
 }
 
 impl RunContext {
@@ -186,7 +188,12 @@ impl RunContext {
         change(&mut progress);
     }
 
-    async fn apply(&self, page: PageWrite, tickets: u64) -> Result<ApplyOutcome, RunError> {
+    async fn apply(&self, mut page: PageWrite, tickets: u64) -> Result<ApplyOutcome, RunError> {
+        page.context = PageContext {
+            first_sync: self.kind == RunKind::Initial,
+            snapshot_events: self.snapshot_events.load(Ordering::SeqCst),
+            now_ms: self.clock.now().timestamp_millis(),
+        };
         let store = self.store.clone();
         let outcome = tokio::task::spawn_blocking(move || store.apply_page(&page))
             .await
@@ -287,6 +294,7 @@ pub async fn execute(ctx: RunContext) -> Result<RunSummary, RunError> {
             Phase::TicketEvents => match ticket_events(&ctx).instrument(span).await {
                 Ok(()) => {}
                 Err(RunError::Zendesk(ZendeskError::PermissionDenied { .. })) => {
+                    ctx.snapshot_events.store(true, Ordering::SeqCst);
                     tracing::warn!("Zendesk refused the ticket events export (403): events come from ticket snapshots");
                     summary.ticket_events_refused = true;
                 }
