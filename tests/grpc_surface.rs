@@ -26,6 +26,7 @@ async fn grpcurl_lists_describes_and_calls_through_reflection() {
             "grpc.reflection.v1alpha.ServerReflection",
             "zdsync.v1.AccountDirectoryService",
             "zdsync.v1.IntegrationService",
+            "zdsync.v1.MetricsService",
         ],
         "only fully implemented services are advertised"
     );
@@ -115,6 +116,33 @@ async fn auth_matrix_distinguishes_missing_wrong_read_and_admin_tokens() {
         .list_accounts(with_token(list(), &admin))
         .await
         .expect("admin token");
+
+    // The read token may call MetricsService, and nothing else.
+    let mut metrics = zdsync::proto::v1::metrics_service_client::MetricsServiceClient::new(
+        daemon.channel().await,
+    );
+    let ghost = || pb::GetAccountMetricsRequest {
+        account_id: "ghost".into(),
+    };
+    let read = metrics
+        .get_account_metrics(with_token(ghost(), READ_TOKEN))
+        .await
+        .expect_err("no such account");
+    assert_eq!(
+        read.code(),
+        Code::NotFound,
+        "the read token passes the auth layer"
+    );
+    let admin_call = metrics
+        .get_account_metrics(with_token(ghost(), &admin))
+        .await
+        .expect_err("no such account");
+    assert_eq!(admin_call.code(), Code::NotFound);
+    let anonymous = metrics
+        .get_account_metrics(tonic::Request::new(ghost()))
+        .await
+        .expect_err("no token");
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
 
     for token in [
         None,

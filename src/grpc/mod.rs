@@ -10,11 +10,14 @@ pub mod accounts;
 pub mod auth;
 pub mod convert;
 pub mod integration;
+pub mod metrics;
 pub mod status;
+pub mod timeline;
 
 use crate::clock::SharedClock;
 use crate::proto::v1::account_directory_service_server::AccountDirectoryServiceServer;
 use crate::proto::v1::integration_service_server::IntegrationServiceServer;
+use crate::proto::v1::metrics_service_server::MetricsServiceServer;
 use crate::store::Store;
 use crate::sync::SyncHandle;
 
@@ -27,6 +30,7 @@ pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 pub const SERVED_SERVICES: &[&str] = &[
     "zdsync.v1.AccountDirectoryService",
     "zdsync.v1.IntegrationService",
+    "zdsync.v1.MetricsService",
 ];
 
 /// Why the gRPC server could not be built.
@@ -85,7 +89,7 @@ pub fn router(
 
     let accounts = AccountDirectoryServiceServer::new(accounts::AccountDirectory::new(
         deps.store.clone(),
-        deps.shutdown,
+        deps.shutdown.clone(),
     ))
     .max_decoding_message_size(MAX_REQUEST_BYTES)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
@@ -94,6 +98,14 @@ pub fn router(
         deps.store.clone(),
         deps.engine.clone(),
         deps.clock.clone(),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES)
+    .max_encoding_message_size(MAX_RESPONSE_BYTES);
+
+    let metrics = MetricsServiceServer::new(metrics::Metrics::new(
+        deps.store.clone(),
+        deps.clock.clone(),
+        deps.shutdown.clone(),
     ))
     .max_decoding_message_size(MAX_REQUEST_BYTES)
     .max_encoding_message_size(MAX_RESPONSE_BYTES);
@@ -108,7 +120,11 @@ pub fn router(
         ))
         .add_service(InterceptedService::new(
             integration,
-            auth::RequireRole::admin(deps.tokens),
+            auth::RequireRole::admin(deps.tokens.clone()),
+        ))
+        .add_service(InterceptedService::new(
+            metrics,
+            auth::RequireRole::read(deps.tokens),
         ));
     Ok((router, health_reporter))
 }

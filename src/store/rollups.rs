@@ -1,16 +1,591 @@
 //! Per-organization (and per requester) rollups: counters for the current figures and UTC-day buckets for
-//! the windowed ones, moved by exact deltas in the page transaction.
-use redb::WriteTransaction;
+//! the windowed ones, moved by exact deltas in the page transaction. Accounts read them through their
+//! matched organizations, so a re-match moves nothing here.
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use prost::Message;
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+
+use crate::domain::metrics::{
+    Contribution, CounterDelta, Counters, DayDeltas, RatingContribution, RatingDayCounts,
+    RatingDayDelta, RatingFacts, TicketDayCounts, TicketDayDelta, TicketFacts, Timeframe,
+};
 
 use super::pages::Written;
+use super::tables;
 use super::zendesk_records::{RatingRecord, TicketRecord};
-use super::StoreError;
+use super::{Store, StoreError};
+
+/// Where a ticket's figures go: (organization, requester); organization 0 (none) is not kept.
+type Owner = (u64, u64);
+
+/// Deltas of one page (or of a rebuild), summed per key before they touch the tables.
+#[derive(Debug, Default)]
+struct Deltas {
+    org_counters: HashMap<u64, CounterDelta>,
+    org_days: HashMap<(u64, i64), TicketDayDelta>,
+    org_ratings: HashMap<(u64, i64), RatingDayDelta>,
+    user_counters: HashMap<(u64, u64), CounterDelta>,
+    user_days: HashMap<(u64, u64, i64), TicketDayDelta>,
+    user_ratings: HashMap<(u64, u64, i64), RatingDayDelta>,
+}
+
+fn add_counter(into: &mut CounterDelta, delta: &CounterDelta) {
+    into.open += delta.open;
+    into.total += delta.total;
+    into.open_high_urgent += delta.open_high_urgent;
+}
+
+impl Deltas {
+    fn ticket(&mut self, owner: Owner, counters: &CounterDelta, days: &DayDeltas<TicketDayDelta>) {
+        let (org, requester) = owner;
+        if org == 0 {
+            return;
+        }
+        add_counter(self.org_counters.entry(org).or_default(), counters);
+        for (day, delta) in days.iter() {
+            let entry = self.org_days.entry((org, day.number())).or_default();
+            entry.created += delta.created;
+            entry.high_urgent_created += delta.high_urgent_created;
+        }
+        if requester == 0 {
+            return;
+        }
+        add_counter(self.user_counters.entry(owner).or_default(), counters);
+        for (day, delta) in days.iter() {
+            let entry = self
+                .user_days
+                .entry((org, requester, day.number()))
+                .or_default();
+            entry.created += delta.created;
+            entry.high_urgent_created += delta.high_urgent_created;
+        }
+    }
+
+    fn rating(&mut self, owner: Owner, days: &DayDeltas<RatingDayDelta>) {
+        let (org, requester) = owner;
+        if org == 0 {
+            return;
+        }
+        for (day, delta) in days.iter() {
+            add_rating(
+                self.org_ratings.entry((org, day.number())).or_default(),
+                &delta,
+            );
+            if requester != 0 {
+                add_rating(
+                    self.user_ratings
+                        .entry((org, requester, day.number()))
+                        .or_default(),
+                    &delta,
+                );
+            }
+        }
+    }
+}
+
+fn add_rating(into: &mut RatingDayDelta, delta: &RatingDayDelta) {
+    into.good += delta.good;
+    into.bad += delta.bad;
+    into.high_urgent_good += delta.high_urgent_good;
+    into.high_urgent_bad += delta.high_urgent_bad;
+}
+
+fn owner_of(ticket: &TicketRecord) -> Owner {
+    (ticket.organization_id, ticket.requester_id)
+}
+
+fn facts(id: u64, ticket: &TicketRecord) -> Result<TicketFacts, StoreError> {
+    TicketFacts::from_record(id, ticket).map_err(|err| StoreError::Corrupt {
+        table: "tickets",
+        key: id.to_string(),
+        detail: err.to_string(),
+    })
+}
+
+fn rating_facts(id: u64, rating: &RatingRecord) -> Result<RatingFacts, StoreError> {
+    RatingFacts::from_record(id, rating).map_err(|err| StoreError::Corrupt {
+        table: "ratings",
+        key: id.to_string(),
+        detail: err.to_string(),
+    })
+}
+
+fn decode_rating(id: u64, bytes: &[u8]) -> Result<RatingRecord, StoreError> {
+    RatingRecord::decode(bytes).map_err(|err| StoreError::Corrupt {
+        table: "ratings",
+        key: id.to_string(),
+        detail: err.to_string(),
+    })
+}
+
+/// Clamps a counter at zero: a negative figure can only come from drift, which the nightly rebuild repairs.
+fn shift(value: u64, delta: i64) -> u64 {
+    if delta >= 0 {
+        value.saturating_add(delta.unsigned_abs())
+    } else {
+        value.saturating_sub(delta.unsigned_abs())
+    }
+}
 
 /// Moves the rollups by what the page's written tickets and ratings changed.
 pub(crate) fn apply(
-    _txn: &WriteTransaction,
-    _tickets: &[Written<TicketRecord>],
-    _ratings: &[Written<RatingRecord>],
+    txn: &WriteTransaction,
+    tickets: &[Written<TicketRecord>],
+    ratings: &[Written<RatingRecord>],
 ) -> Result<(), StoreError> {
+    if tickets.is_empty() && ratings.is_empty() {
+        return Ok(());
+    }
+    let mut deltas = Deltas::default();
+    // Ratings written by this page still count as they were before it while their tickets move.
+    let before_page: HashMap<u64, Option<&RatingRecord>> = ratings
+        .iter()
+        .map(|(id, old, _)| (*id, old.as_ref()))
+        .collect();
+    {
+        let ticket_ratings = txn.open_table(tables::TICKET_RATINGS)?;
+        let stored_ratings = txn.open_table(tables::RATINGS)?;
+        for (id, old, new) in tickets {
+            let old_facts = old.as_ref().map(|t| facts(*id, t)).transpose()?;
+            let new_facts = facts(*id, new)?;
+            let old_contribution = old_facts.as_ref().map(Contribution::of).unwrap_or_default();
+            let new_contribution = Contribution::of(&new_facts);
+            let old_owner = old.as_ref().map(owner_of).unwrap_or_default();
+            let new_owner = owner_of(new);
+            if old_owner == new_owner {
+                let delta =
+                    crate::domain::metrics::Delta::between(&old_contribution, &new_contribution);
+                deltas.ticket(new_owner, &delta.counters, &delta.days);
+            } else {
+                let removed = old_contribution.removed();
+                deltas.ticket(old_owner, &removed.counters, &removed.days);
+                let added = new_contribution.added();
+                deltas.ticket(new_owner, &added.counters, &added.days);
+            }
+            for entry in ticket_ratings.range((*id, 0u64)..=(*id, u64::MAX))? {
+                let rating_id = entry?.0.value().1;
+                let rating = match before_page.get(&rating_id) {
+                    Some(None) => continue,
+                    Some(Some(old_rating)) => (*old_rating).clone(),
+                    None => match stored_ratings.get(rating_id)? {
+                        Some(bytes) => decode_rating(rating_id, bytes.value())?,
+                        None => continue,
+                    },
+                };
+                let rating = rating_facts(rating_id, &rating)?;
+                let removed = RatingContribution::of(&rating, old_facts.as_ref()).removed();
+                deltas.rating(old_owner, &removed.days);
+                let added = RatingContribution::of(&rating, Some(&new_facts)).added();
+                deltas.rating(new_owner, &added.days);
+            }
+        }
+    }
+    {
+        let mut ticket_ratings = txn.open_table(tables::TICKET_RATINGS)?;
+        let stored_tickets = txn.open_table(tables::TICKETS)?;
+        for (id, old, new) in ratings {
+            if let Some(old) = old.as_ref().filter(|old| old.ticket_id != new.ticket_id) {
+                ticket_ratings.remove((old.ticket_id, *id))?;
+            }
+            ticket_ratings.insert((new.ticket_id, *id), ())?;
+            let ticket = match stored_tickets.get(new.ticket_id)? {
+                Some(bytes) => Some(TicketRecord::decode(bytes.value()).map_err(|err| {
+                    StoreError::Corrupt {
+                        table: "tickets",
+                        key: new.ticket_id.to_string(),
+                        detail: err.to_string(),
+                    }
+                })?),
+                None => None,
+            };
+            let ticket_facts = ticket
+                .as_ref()
+                .map(|t| facts(new.ticket_id, t))
+                .transpose()?;
+            let owner = ticket.as_ref().map(owner_of).unwrap_or_default();
+            if let Some(old) = old {
+                // The old copy counted against the ticket as it is now (the ticket loop kept it so).
+                let old_ticket = if old.ticket_id == new.ticket_id {
+                    ticket_facts.clone()
+                } else {
+                    None
+                };
+                // Zendesk never moves a rating to another ticket; if it did, the nightly rebuild would settle it.
+                let old_owner = if old.ticket_id == new.ticket_id {
+                    owner
+                } else {
+                    (0, 0)
+                };
+                let removed =
+                    RatingContribution::of(&rating_facts(*id, old)?, old_ticket.as_ref()).removed();
+                deltas.rating(old_owner, &removed.days);
+            }
+            let added =
+                RatingContribution::of(&rating_facts(*id, new)?, ticket_facts.as_ref()).added();
+            deltas.rating(owner, &added.days);
+        }
+    }
+    write(txn, &deltas)
+}
+
+fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<(), StoreError> {
+    {
+        let mut table = txn.open_table(tables::ORG_COUNTERS)?;
+        for (org, delta) in &deltas.org_counters {
+            if delta.is_zero() {
+                continue;
+            }
+            let (open, total, hu) = table.get(*org)?.map(|v| v.value()).unwrap_or_default();
+            let next = (
+                shift(open, delta.open),
+                shift(total, delta.total),
+                shift(hu, delta.open_high_urgent),
+            );
+            if next == (0, 0, 0) {
+                table.remove(*org)?;
+            } else {
+                table.insert(*org, next)?;
+            }
+        }
+    }
+    {
+        let mut table = txn.open_table(tables::USER_COUNTERS)?;
+        for (key, delta) in &deltas.user_counters {
+            if delta.is_zero() {
+                continue;
+            }
+            let (open, total, hu) = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
+            let next = (
+                shift(open, delta.open),
+                shift(total, delta.total),
+                shift(hu, delta.open_high_urgent),
+            );
+            if next == (0, 0, 0) {
+                table.remove(*key)?;
+            } else {
+                table.insert(*key, next)?;
+            }
+        }
+    }
+    {
+        let mut table = txn.open_table(tables::ORG_TICKET_DAYS)?;
+        for (key, delta) in &deltas.org_days {
+            let (created, hu) = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
+            let next = (
+                shift(created, delta.created),
+                shift(hu, delta.high_urgent_created),
+            );
+            if next == (0, 0) {
+                table.remove(*key)?;
+            } else {
+                table.insert(*key, next)?;
+            }
+        }
+    }
+    {
+        let mut table = txn.open_table(tables::USER_TICKET_DAYS)?;
+        for (key, delta) in &deltas.user_days {
+            let (created, hu) = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
+            let next = (
+                shift(created, delta.created),
+                shift(hu, delta.high_urgent_created),
+            );
+            if next == (0, 0) {
+                table.remove(*key)?;
+            } else {
+                table.insert(*key, next)?;
+            }
+        }
+    }
+    {
+        let mut table = txn.open_table(tables::ORG_RATING_DAYS)?;
+        for (key, delta) in &deltas.org_ratings {
+            let (g, b, hg, hb) = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
+            let next = (
+                shift(g, delta.good),
+                shift(b, delta.bad),
+                shift(hg, delta.high_urgent_good),
+                shift(hb, delta.high_urgent_bad),
+            );
+            if next == (0, 0, 0, 0) {
+                table.remove(*key)?;
+            } else {
+                table.insert(*key, next)?;
+            }
+        }
+    }
+    {
+        let mut table = txn.open_table(tables::USER_RATING_DAYS)?;
+        for (key, delta) in &deltas.user_ratings {
+            let (g, b, hg, hb) = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
+            let next = (
+                shift(g, delta.good),
+                shift(b, delta.bad),
+                shift(hg, delta.high_urgent_good),
+                shift(hb, delta.high_urgent_bad),
+            );
+            if next == (0, 0, 0, 0) {
+                table.remove(*key)?;
+            } else {
+                table.insert(*key, next)?;
+            }
+        }
+    }
     Ok(())
+}
+
+fn clear<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &WriteTransaction,
+    table: redb::TableDefinition<K, V>,
+) -> Result<(), StoreError> {
+    txn.delete_table(table)?;
+    txn.open_table(table)?;
+    Ok(())
+}
+
+/// Drops every rollup (a fresh integration starts from zero).
+pub(crate) fn clear_all(txn: &WriteTransaction) -> Result<(), StoreError> {
+    clear(txn, tables::ORG_COUNTERS)?;
+    clear(txn, tables::ORG_TICKET_DAYS)?;
+    clear(txn, tables::ORG_RATING_DAYS)?;
+    clear(txn, tables::USER_COUNTERS)?;
+    clear(txn, tables::USER_TICKET_DAYS)?;
+    clear(txn, tables::USER_RATING_DAYS)?;
+    clear(txn, tables::TICKET_RATINGS)?;
+    Ok(())
+}
+
+/// A snapshot of every rollup row, to compare a rebuild with what the deltas kept.
+type Snapshot = (
+    Vec<(u64, (u64, u64, u64))>,
+    Vec<((u64, i64), (u64, u64))>,
+    Vec<((u64, i64), (u64, u64, u64, u64))>,
+    Vec<((u64, u64), (u64, u64, u64))>,
+    Vec<((u64, u64, i64), (u64, u64))>,
+    Vec<((u64, u64, i64), (u64, u64, u64, u64))>,
+);
+
+fn snapshot(txn: &WriteTransaction) -> Result<Snapshot, StoreError> {
+    fn rows<K: redb::Key + 'static, V: redb::Value + 'static, KO, VO>(
+        txn: &WriteTransaction,
+        def: redb::TableDefinition<K, V>,
+        convert: impl Fn(K::SelfType<'_>, V::SelfType<'_>) -> (KO, VO),
+    ) -> Result<Vec<(KO, VO)>, StoreError> {
+        let table = txn.open_table(def)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push(convert(k.value(), v.value()));
+        }
+        Ok(out)
+    }
+    Ok((
+        rows(txn, tables::ORG_COUNTERS, |k, v| (k, v))?,
+        rows(txn, tables::ORG_TICKET_DAYS, |k, v| (k, v))?,
+        rows(txn, tables::ORG_RATING_DAYS, |k, v| (k, v))?,
+        rows(txn, tables::USER_COUNTERS, |k, v| (k, v))?,
+        rows(txn, tables::USER_TICKET_DAYS, |k, v| (k, v))?,
+        rows(txn, tables::USER_RATING_DAYS, |k, v| (k, v))?,
+    ))
+}
+
+fn differing<K: PartialEq + Ord + Clone, V: PartialEq>(a: &[(K, V)], b: &[(K, V)]) -> u64 {
+    let mut left = a.iter().peekable();
+    let mut right = b.iter().peekable();
+    let mut count = 0;
+    loop {
+        match (left.peek(), right.peek()) {
+            (None, None) => return count,
+            (Some(_), None) => {
+                left.next();
+                count += 1;
+            }
+            (None, Some(_)) => {
+                right.next();
+                count += 1;
+            }
+            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => {
+                    left.next();
+                    count += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    right.next();
+                    count += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    count += u64::from(va != vb);
+                    left.next();
+                    right.next();
+                }
+            },
+        }
+    }
+}
+
+impl Store {
+    /// Rebuilds every rollup from the stored tickets and ratings in one transaction; returns how many rollup
+    /// rows differed from what the deltas had kept (the nightly validation reports it as drift).
+    pub fn rebuild_rollups(&self) -> Result<u64, StoreError> {
+        let txn = self.db().begin_write()?;
+        let before = snapshot(&txn)?;
+        clear_all(&txn)?;
+        let mut tickets: Vec<Written<TicketRecord>> = Vec::new();
+        let mut ratings: Vec<Written<RatingRecord>> = Vec::new();
+        {
+            let table = txn.open_table(tables::TICKETS)?;
+            for entry in table.iter()? {
+                let (id, bytes) = entry?;
+                let ticket =
+                    TicketRecord::decode(bytes.value()).map_err(|err| StoreError::Corrupt {
+                        table: "tickets",
+                        key: id.value().to_string(),
+                        detail: err.to_string(),
+                    })?;
+                tickets.push((id.value(), None, ticket));
+            }
+            let table = txn.open_table(tables::RATINGS)?;
+            for entry in table.iter()? {
+                let (id, bytes) = entry?;
+                ratings.push((id.value(), None, decode_rating(id.value(), bytes.value())?));
+            }
+        }
+        // Tickets first (no rating is indexed yet, so none moves), then each rating joins its ticket once.
+        for chunk in tickets.chunks(10_000) {
+            apply(&txn, chunk, &[])?;
+        }
+        for chunk in ratings.chunks(10_000) {
+            apply(&txn, &[], chunk)?;
+        }
+        let after = snapshot(&txn)?;
+        let drift = differing(&before.0, &after.0)
+            + differing(&before.1, &after.1)
+            + differing(&before.2, &after.2)
+            + differing(&before.3, &after.3)
+            + differing(&before.4, &after.4)
+            + differing(&before.5, &after.5);
+        txn.commit()?;
+        Ok(drift)
+    }
+}
+
+/// The figures of one account (or one user) over a timeframe.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Figures {
+    /// Current counters.
+    pub counters: Counters,
+    /// Tickets created in the window.
+    pub created: TicketDayCounts,
+    /// Ratings given in the window.
+    pub ratings: RatingDayCounts,
+}
+
+fn add_counts(figures: &mut Figures, counters: (u64, u64, u64)) {
+    figures.counters.open += counters.0;
+    figures.counters.total += counters.1;
+    figures.counters.open_high_urgent += counters.2;
+}
+
+impl Store {
+    /// The figures of the organizations `orgs` over `timeframe` ending `now` (no ticket is scanned).
+    pub fn org_figures(
+        &self,
+        orgs: &[u64],
+        timeframe: Timeframe,
+        now: DateTime<Utc>,
+    ) -> Result<Figures, StoreError> {
+        let txn = self.db().begin_read()?;
+        let counters = txn.open_table(tables::ORG_COUNTERS)?;
+        let days = txn.open_table(tables::ORG_TICKET_DAYS)?;
+        let ratings = txn.open_table(tables::ORG_RATING_DAYS)?;
+        let window = timeframe.window(now);
+        let (from, to) = (window.start().number(), window.end().number());
+        let mut figures = Figures::default();
+        for org in orgs {
+            if let Some(value) = counters.get(*org)? {
+                add_counts(&mut figures, value.value());
+            }
+            for entry in days.range((*org, from)..=(*org, to))? {
+                let (created, hu) = entry?.1.value();
+                figures.created.created += created;
+                figures.created.high_urgent_created += hu;
+            }
+            for entry in ratings.range((*org, from)..=(*org, to))? {
+                let (g, b, hg, hb) = entry?.1.value();
+                figures.ratings.good += g;
+                figures.ratings.bad += b;
+                figures.ratings.high_urgent_good += hg;
+                figures.ratings.high_urgent_bad += hb;
+            }
+        }
+        Ok(figures)
+    }
+
+    /// The figures of the Zendesk users `requesters` inside organizations `orgs`.
+    pub fn user_figures(
+        &self,
+        orgs: &[u64],
+        requesters: &[u64],
+        timeframe: Timeframe,
+        now: DateTime<Utc>,
+    ) -> Result<Figures, StoreError> {
+        let txn = self.db().begin_read()?;
+        let counters = txn.open_table(tables::USER_COUNTERS)?;
+        let days = txn.open_table(tables::USER_TICKET_DAYS)?;
+        let ratings = txn.open_table(tables::USER_RATING_DAYS)?;
+        let window = timeframe.window(now);
+        let (from, to) = (window.start().number(), window.end().number());
+        let mut figures = Figures::default();
+        for org in orgs {
+            for requester in requesters {
+                if let Some(value) = counters.get((*org, *requester))? {
+                    add_counts(&mut figures, value.value());
+                }
+                for entry in days.range((*org, *requester, from)..=(*org, *requester, to))? {
+                    let (created, hu) = entry?.1.value();
+                    figures.created.created += created;
+                    figures.created.high_urgent_created += hu;
+                }
+                for entry in ratings.range((*org, *requester, from)..=(*org, *requester, to))? {
+                    let (g, b, hg, hb) = entry?.1.value();
+                    figures.ratings.good += g;
+                    figures.ratings.bad += b;
+                    figures.ratings.high_urgent_good += hg;
+                    figures.ratings.high_urgent_bad += hb;
+                }
+            }
+        }
+        Ok(figures)
+    }
+
+    /// Zendesk user ids with `email` (compared lower-cased).
+    pub fn zendesk_users_with_email(&self, email: &str) -> Result<Vec<u64>, StoreError> {
+        let txn = self.db().begin_read()?;
+        let table = txn.open_table(tables::USERS_BY_EMAIL)?;
+        let email = email.to_lowercase();
+        let mut ids = Vec::new();
+        for entry in table.range((email.as_str(), 0u64)..=(email.as_str(), u64::MAX))? {
+            ids.push(entry?.0.value().1);
+        }
+        Ok(ids)
+    }
+
+    /// Accounts that list a user with `email` (compared lower-cased).
+    pub fn accounts_with_user(&self, email: &str) -> Result<Vec<String>, StoreError> {
+        let txn = self.db().begin_read()?;
+        let table = txn.open_table(tables::ACCOUNT_EMAILS)?;
+        let email = email.to_lowercase();
+        let mut ids = Vec::new();
+        for entry in table.range((email.as_str(), "")..)? {
+            let (key, _) = entry?;
+            let (entry_email, account) = key.value();
+            if entry_email != email {
+                break;
+            }
+            ids.push(account.to_owned());
+        }
+        Ok(ids)
+    }
 }

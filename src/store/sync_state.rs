@@ -188,7 +188,21 @@ impl Store {
         let old_key = super::matching::current_key(&txn)?;
         {
             let mut table = txn.open_table(tables::INTEGRATION)?;
+            let fresh = table.get(meta_keys::INTEGRATION)?.is_none();
             table.insert(meta_keys::INTEGRATION, record.encode_to_vec().as_slice())?;
+            if fresh {
+                // A new integration starts from zero: rollups of an earlier one (kept after a delete) go.
+                super::rollups::clear_all(&txn)?;
+            }
+            let mut meta = txn.open_table(tables::META)?;
+            meta.insert(
+                meta_keys::METRICS_TIMEFRAME,
+                record.timeframe_days.to_le_bytes().as_slice(),
+            )?;
+            meta.insert(
+                meta_keys::METRICS_SATISFACTION,
+                [u8::from(record.include_satisfaction)].as_slice(),
+            )?;
         }
         let new_key = super::matching::current_key(&txn)?;
         // A new key re-matches every organization from the store, in this same transaction.
@@ -252,6 +266,21 @@ impl Store {
         Ok(())
     }
 
+    /// The metric window and whether satisfaction is computed, as last configured (kept after a delete).
+    pub fn metrics_settings(&self) -> Result<(u32, bool), StoreError> {
+        let txn = self.db().begin_read()?;
+        let meta = txn.open_table(tables::META)?;
+        let timeframe = meta
+            .get(meta_keys::METRICS_TIMEFRAME)?
+            .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+            .map(u32::from_le_bytes)
+            .unwrap_or(30);
+        let satisfaction = meta
+            .get(meta_keys::METRICS_SATISFACTION)?
+            .is_some_and(|v| v.value().first() == Some(&1));
+        Ok((timeframe, satisfaction))
+    }
+
     /// Counts of stored Zendesk records (O(1) per table).
     pub fn stored_counts(&self) -> Result<StoredCounts, StoreError> {
         let txn = self.db().begin_read()?;
@@ -266,7 +295,7 @@ impl Store {
     }
 
     /// Removes the integration: settings, sync state, cursors and every Zendesk record, in one transaction.
-    /// Accounts (and what later keeps per account) stay.
+    /// Accounts, the last matches, rollups and timeline events stay readable.
     pub fn delete_integration_data(&self) -> Result<(), StoreError> {
         let txn = self.db().begin_write()?;
         fn clear_str(
@@ -301,7 +330,11 @@ impl Store {
         txn.open_table(tables::TICKET_CHANGES)?;
         txn.delete_table(tables::VALIDATION_SEEN)?;
         txn.open_table(tables::VALIDATION_SEEN)?;
-        super::matching::rebuild(&txn, None)?;
+        // Matches stay frozen (and rollups and events stay) so metrics and events remain readable after a delete.
+        txn.delete_table(tables::ACCOUNT_KEYS)?;
+        txn.open_table(tables::ACCOUNT_KEYS)?;
+        txn.delete_table(tables::ORG_KEYS)?;
+        txn.open_table(tables::ORG_KEYS)?;
         txn.commit()?;
         Ok(())
     }

@@ -20,6 +20,10 @@ pub mod meta_keys {
     pub const INTEGRATION: &str = "integration";
     /// The sync state row of `SYNC_STATE`.
     pub const SYNC_STATE: &str = "state";
+    /// The last configured metric window in days (u32, little-endian), kept after a delete.
+    pub const METRICS_TIMEFRAME: &str = "metrics_timeframe";
+    /// Whether satisfaction scores are computed (one byte, 1 = yes), kept after a delete.
+    pub const METRICS_SATISFACTION: &str = "metrics_satisfaction";
 }
 
 /// The one integration's settings. Key: `meta_keys::INTEGRATION`; value: an encoded `IntegrationRecord`.
@@ -98,8 +102,11 @@ pub const ORG_COUNTERS: TableDefinition<u64, (u64, u64, u64)> =
 pub const ORG_TICKET_DAYS: TableDefinition<(u64, i64), (u64, u64)> =
     TableDefinition::new("org_ticket_days");
 
-/// Ratings per organization per UTC day: (good, bad, high/urgent good, high/urgent bad).
-pub const ORG_RATING_DAYS: TableDefinition<(u64, i64), (u64, u64, u64, u64)> =
+/// One day of ratings: (good, bad, high/urgent good, high/urgent bad).
+pub type RatingDay = (u64, u64, u64, u64);
+
+/// Ratings per organization per UTC day.
+pub const ORG_RATING_DAYS: TableDefinition<(u64, i64), RatingDay> =
     TableDefinition::new("org_rating_days");
 
 /// Current figures per (organization, requester): (open, total, open high/urgent).
@@ -111,7 +118,7 @@ pub const USER_TICKET_DAYS: TableDefinition<(u64, u64, i64), (u64, u64)> =
     TableDefinition::new("user_ticket_days");
 
 /// Ratings per (organization, requester) per UTC day.
-pub const USER_RATING_DAYS: TableDefinition<(u64, u64, i64), (u64, u64, u64, u64)> =
+pub const USER_RATING_DAYS: TableDefinition<(u64, u64, i64), RatingDay> =
     TableDefinition::new("user_rating_days");
 
 /// The ratings of each ticket: (ticket id, rating id), so a ticket's change moves its ratings' contribution.

@@ -130,6 +130,8 @@ pub struct RunSummary {
     pub tickets_missing: u64,
     /// Zendesk refused the ticket events export (403).
     pub ticket_events_refused: bool,
+    /// Validation: rollup rows the rebuild from the stored tickets changed.
+    pub derived_differences: u64,
 }
 
 /// Why a run stopped early.
@@ -287,7 +289,16 @@ pub async fn execute(ctx: RunContext) -> Result<RunSummary, RunError> {
                 let store = ctx.store.clone();
                 let run = ctx.run_id;
                 summary.tickets_missing =
-                    tokio::task::spawn_blocking(move || store.mark_unseen_tickets_gone(run, start))
+                    tokio::task::spawn_blocking(move || -> Result<u64, StoreError> {
+                        let missing = store.mark_unseen_tickets_gone(run, start)?;
+                        Ok(missing)
+                    })
+                    .await
+                    .map_err(|err| RunError::Task(err.to_string()))??;
+                // Derived state is rebuilt from the tickets in a fresh transaction; what differed is drift.
+                let store = ctx.store.clone();
+                summary.derived_differences =
+                    tokio::task::spawn_blocking(move || store.rebuild_rollups())
                         .await
                         .map_err(|err| RunError::Task(err.to_string()))??;
             }

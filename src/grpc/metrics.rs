@@ -1,0 +1,417 @@
+//! `zdsync.v1.MetricsService`: per-account and per-user metrics from the rollups, and the timeline.
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+use crate::clock::SharedClock;
+use crate::domain::account::{validate_email, validate_id};
+use crate::domain::metrics::Timeframe;
+use crate::proto::v1 as pb;
+use crate::proto::v1::metrics_service_server::MetricsService;
+use crate::store::rollups::Figures;
+use crate::store::Store;
+
+use super::convert::timestamp_to_proto;
+use super::status::{from_join, from_store};
+
+/// Most accounts one `BatchGetAccountMetrics` may ask for.
+pub const MAX_BATCH: usize = 1000;
+/// Default `ListAccountMetrics` page.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// Largest `ListAccountMetrics` page.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// The metrics service.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    store: Store,
+    clock: SharedClock,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Metrics {
+    /// A service reading `store`, with "now" from `clock`.
+    pub fn new(store: Store, clock: SharedClock, shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            store,
+            clock,
+            shutdown,
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Store) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || work(store))
+            .await
+            .map_err(from_join)?
+    }
+}
+
+/// The window settings in force (the last configured ones survive a delete).
+fn settings(store: &Store) -> Result<(Timeframe, bool), Status> {
+    let (days, satisfaction) = store.metrics_settings().map_err(from_store)?;
+    let timeframe = Timeframe::from_days(days)
+        .or_else(|_| Timeframe::from_days(30))
+        .map_err(|err| Status::internal(err.to_string()))?;
+    Ok((timeframe, satisfaction))
+}
+
+fn account_metrics(
+    store: &Store,
+    account_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<pb::AccountMetrics>, Status> {
+    if store.get_account(account_id).map_err(from_store)?.is_none() {
+        return Ok(None);
+    }
+    let (timeframe, satisfaction) = settings(store)?;
+    let orgs = store.account_org_ids(account_id).map_err(from_store)?;
+    let figures = store
+        .org_figures(&orgs, timeframe, now)
+        .map_err(from_store)?;
+    Ok(Some(to_account_proto(
+        account_id,
+        &orgs,
+        &figures,
+        timeframe,
+        satisfaction,
+        now,
+    )))
+}
+
+fn to_account_proto(
+    account_id: &str,
+    orgs: &[u64],
+    figures: &Figures,
+    timeframe: Timeframe,
+    satisfaction: bool,
+    now: DateTime<Utc>,
+) -> pb::AccountMetrics {
+    pb::AccountMetrics {
+        account_id: account_id.to_owned(),
+        timeframe_days: timeframe.days(),
+        computed_at: Some(timestamp_to_proto(now)),
+        zendesk_organization_ids: orgs
+            .iter()
+            .map(|id| i64::try_from(*id).unwrap_or(i64::MAX))
+            .collect(),
+        open_tickets: figures.counters.open,
+        total_tickets: figures.counters.total,
+        tickets_created: figures.created.created,
+        open_high_urgent_tickets: figures.counters.open_high_urgent,
+        high_urgent_tickets_created: figures.created.high_urgent_created,
+        satisfaction_score: satisfaction.then(|| figures.ratings.score()).flatten(),
+        satisfaction_score_high_urgent: satisfaction
+            .then(|| figures.ratings.score_high_urgent())
+            .flatten(),
+        good_ratings: if satisfaction {
+            figures.ratings.good
+        } else {
+            0
+        },
+        bad_ratings: if satisfaction { figures.ratings.bad } else { 0 },
+    }
+}
+
+fn invalid_id(field: &str, id: &str) -> Result<(), Status> {
+    validate_id(id).map_err(|reason| Status::invalid_argument(format!("{field}: {reason}")))
+}
+
+fn sort_value(metrics: &pb::AccountMetrics, key: pb::MetricSortKey) -> Option<f64> {
+    use pb::MetricSortKey as K;
+    Some(match key {
+        K::Unspecified | K::AccountId => return None,
+        K::OpenTickets => metrics.open_tickets as f64,
+        K::TotalTickets => metrics.total_tickets as f64,
+        K::TicketsCreated => metrics.tickets_created as f64,
+        K::OpenHighUrgentTickets => metrics.open_high_urgent_tickets as f64,
+        K::HighUrgentTicketsCreated => metrics.high_urgent_tickets_created as f64,
+        K::SatisfactionScore => return metrics.satisfaction_score,
+        K::SatisfactionScoreHighUrgent => return metrics.satisfaction_score_high_urgent,
+        K::GoodRatings => metrics.good_ratings as f64,
+        K::BadRatings => metrics.bad_ratings as f64,
+    })
+}
+
+const LIST_TOKEN_PREFIX: &str = "metrics:";
+
+fn encode_list_token(offset: usize, key: i32, descending: bool) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{LIST_TOKEN_PREFIX}{offset}:{key}:{descending}"))
+}
+
+fn decode_list_token(token: &str, key: i32, descending: bool) -> Result<usize, Status> {
+    let bad = || {
+        Status::invalid_argument(
+            "page_token: not a token returned by ListAccountMetrics with this sort",
+        )
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let rest = text.strip_prefix(LIST_TOKEN_PREFIX).ok_or_else(bad)?;
+    let mut parts = rest.split(':');
+    let offset = parts
+        .next()
+        .and_then(|p| p.parse::<usize>().ok())
+        .ok_or_else(bad)?;
+    let same_sort = parts.next() == Some(key.to_string().as_str())
+        && parts.next() == Some(descending.to_string().as_str());
+    if !same_sort {
+        return Err(bad());
+    }
+    Ok(offset)
+}
+
+#[tonic::async_trait]
+impl MetricsService for Metrics {
+    async fn get_account_metrics(
+        &self,
+        request: Request<pb::GetAccountMetricsRequest>,
+    ) -> Result<Response<pb::AccountMetrics>, Status> {
+        let account_id = request.into_inner().account_id;
+        invalid_id("account_id", &account_id)?;
+        let now = self.clock.now();
+        let id = account_id.clone();
+        let metrics = self
+            .blocking(move |store| account_metrics(&store, &id, now))
+            .await?;
+        metrics
+            .map(Response::new)
+            .ok_or_else(|| Status::not_found(format!("account_id: no account {account_id:?}")))
+    }
+
+    async fn batch_get_account_metrics(
+        &self,
+        request: Request<pb::BatchGetAccountMetricsRequest>,
+    ) -> Result<Response<pb::BatchGetAccountMetricsResponse>, Status> {
+        let ids = request.into_inner().account_ids;
+        if ids.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "account_ids: at most {MAX_BATCH} per call, got {}",
+                ids.len()
+            )));
+        }
+        for (index, id) in ids.iter().enumerate() {
+            invalid_id(&format!("account_ids[{index}]"), id)?;
+        }
+        let now = self.clock.now();
+        let response = self
+            .blocking(move |store| {
+                let mut response = pb::BatchGetAccountMetricsResponse::default();
+                for id in ids {
+                    match account_metrics(&store, &id, now)? {
+                        Some(metrics) => response.metrics.push(metrics),
+                        None => response.not_found.push(id),
+                    }
+                }
+                Ok(response)
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_account_metrics(
+        &self,
+        request: Request<pb::ListAccountMetricsRequest>,
+    ) -> Result<Response<pb::ListAccountMetricsResponse>, Status> {
+        let request = request.into_inner();
+        let key = pb::MetricSortKey::try_from(request.sort_by).map_err(|_| {
+            Status::invalid_argument(format!(
+                "sort_by: {} is not a MetricSortKey",
+                request.sort_by
+            ))
+        })?;
+        let page_size = match usize::try_from(request.page_size).unwrap_or(usize::MAX) {
+            0 => DEFAULT_PAGE_SIZE,
+            size if size <= MAX_PAGE_SIZE => size,
+            size => {
+                return Err(Status::invalid_argument(format!(
+                    "page_size: at most {MAX_PAGE_SIZE}, got {size}"
+                )))
+            }
+        };
+        let offset = if request.page_token.is_empty() {
+            0
+        } else {
+            decode_list_token(&request.page_token, request.sort_by, request.descending)?
+        };
+        let descending = request.descending;
+        let now = self.clock.now();
+        let (mut all, total) = self
+            .blocking(move |store| {
+                let (timeframe, satisfaction) = settings(&store)?;
+                let mut all = Vec::new();
+                let mut after: Option<String> = None;
+                loop {
+                    let page = store
+                        .list_accounts(after.as_deref(), 1000)
+                        .map_err(from_store)?;
+                    for account in &page.accounts {
+                        let orgs = store.account_org_ids(&account.id).map_err(from_store)?;
+                        let figures = store
+                            .org_figures(&orgs, timeframe, now)
+                            .map_err(from_store)?;
+                        all.push(to_account_proto(
+                            &account.id,
+                            &orgs,
+                            &figures,
+                            timeframe,
+                            satisfaction,
+                            now,
+                        ));
+                    }
+                    match page.last_id_if_more {
+                        Some(last) => after = Some(last),
+                        None => break,
+                    }
+                }
+                let total = all.len() as u64;
+                Ok((all, total))
+            })
+            .await?;
+        // Accounts without a value (no score) sort last either way; ties keep account id order.
+        all.sort_by(|a, b| {
+            let ordering = match (sort_value(a, key), sort_value(b, key)) {
+                (Some(x), Some(y)) => {
+                    let by_value = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+                    if descending {
+                        by_value.reverse()
+                    } else {
+                        by_value
+                    }
+                }
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => {
+                    if matches!(key, pb::MetricSortKey::AccountId) && descending {
+                        b.account_id.cmp(&a.account_id)
+                    } else {
+                        std::cmp::Ordering::Equal
+                    }
+                }
+            };
+            ordering.then_with(|| a.account_id.cmp(&b.account_id))
+        });
+        let end = offset.saturating_add(page_size).min(all.len());
+        let metrics: Vec<pb::AccountMetrics> = all.drain(offset.min(end)..end).collect();
+        let next_page_token = if end < total as usize {
+            encode_list_token(end, request.sort_by, descending)
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListAccountMetricsResponse {
+            metrics,
+            next_page_token,
+            total,
+        }))
+    }
+
+    async fn get_user_metrics(
+        &self,
+        request: Request<pb::GetUserMetricsRequest>,
+    ) -> Result<Response<pb::UserMetrics>, Status> {
+        let request = request.into_inner();
+        validate_email(&request.email)
+            .map_err(|reason| Status::invalid_argument(format!("email: {reason}")))?;
+        if !request.account_id.is_empty() {
+            invalid_id("account_id", &request.account_id)?;
+        }
+        let now = self.clock.now();
+        let response = self
+            .blocking(move |store| {
+                let accounts = store
+                    .accounts_with_user(&request.email)
+                    .map_err(from_store)?;
+                let account_id = if request.account_id.is_empty() {
+                    match accounts.as_slice() {
+                        [] => {
+                            return Err(Status::not_found(format!(
+                                "email: {:?} is not a user of any account",
+                                request.email
+                            )))
+                        }
+                        [only] => only.clone(),
+                        many => {
+                            return Err(Status::invalid_argument(format!(
+                                "account_id: required, {:?} is a user of {} accounts",
+                                request.email,
+                                many.len()
+                            )))
+                        }
+                    }
+                } else if accounts.contains(&request.account_id) {
+                    request.account_id.clone()
+                } else {
+                    return Err(Status::not_found(format!(
+                        "email: {:?} is not a user of account {:?}",
+                        request.email, request.account_id
+                    )));
+                };
+                let (timeframe, satisfaction) = settings(&store)?;
+                let orgs = store.account_org_ids(&account_id).map_err(from_store)?;
+                let requesters = store
+                    .zendesk_users_with_email(&request.email)
+                    .map_err(from_store)?;
+                let figures = store
+                    .user_figures(&orgs, &requesters, timeframe, now)
+                    .map_err(from_store)?;
+                Ok(pb::UserMetrics {
+                    email: request.email.clone(),
+                    account_id,
+                    timeframe_days: timeframe.days(),
+                    computed_at: Some(timestamp_to_proto(now)),
+                    zendesk_user_id: requesters
+                        .first()
+                        .map(|id| i64::try_from(*id).unwrap_or(i64::MAX))
+                        .unwrap_or(0),
+                    open_tickets: figures.counters.open,
+                    total_tickets: figures.counters.total,
+                    tickets_created: figures.created.created,
+                    open_high_urgent_tickets: figures.counters.open_high_urgent,
+                    high_urgent_tickets_created: figures.created.high_urgent_created,
+                    satisfaction_score: satisfaction.then(|| figures.ratings.score()).flatten(),
+                    satisfaction_score_high_urgent: satisfaction
+                        .then(|| figures.ratings.score_high_urgent())
+                        .flatten(),
+                    good_ratings: if satisfaction {
+                        figures.ratings.good
+                    } else {
+                        0
+                    },
+                    bad_ratings: if satisfaction { figures.ratings.bad } else { 0 },
+                })
+            })
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_timeline_events(
+        &self,
+        request: Request<pb::ListTimelineEventsRequest>,
+    ) -> Result<Response<pb::ListTimelineEventsResponse>, Status> {
+        super::timeline::list(self.store.clone(), request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type WatchTimelineEventsStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::WatchTimelineEventsResponse, Status>>;
+
+    async fn watch_timeline_events(
+        &self,
+        request: Request<pb::WatchTimelineEventsRequest>,
+    ) -> Result<Response<Self::WatchTimelineEventsStream>, Status> {
+        super::timeline::watch(
+            self.store.clone(),
+            request.into_inner(),
+            self.shutdown.clone(),
+        )
+        .map(Response::new)
+    }
+}
