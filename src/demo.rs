@@ -194,7 +194,7 @@ async fn run_daemon(
 
     let session = async {
         tokio::pin!(shutdown);
-        let status = tokio::select! {
+        let (status, example) = tokio::select! {
             status = set_up(grpc_addr, &token, sim.control()) => status?,
             _ = &mut shutdown => return Ok(()),
         };
@@ -205,6 +205,7 @@ async fn run_daemon(
             data_dir,
             simulator_url: sim.base_url(),
             status: &status,
+            example: &example,
         })
         .map_err(DemoError::Stdout)?;
         shutdown.await;
@@ -273,7 +274,7 @@ async fn set_up(
     grpc_addr: SocketAddr,
     token: &str,
     control: &SimulatorControl,
-) -> Result<pb::IntegrationStatus, DemoError> {
+) -> Result<(pb::IntegrationStatus, pb::Account), DemoError> {
     let connect_error = |source| DemoError::Connect {
         addr: grpc_addr,
         source,
@@ -309,7 +310,14 @@ async fn set_up(
             rpc: "Configure",
             status,
         })?;
-    wait_for_first_sync(&mut integration).await
+    let status = wait_for_first_sync(&mut integration).await?;
+    // The guide's metrics examples use the account with the most users, so they show real figures.
+    let example = accounts
+        .iter()
+        .max_by_key(|account| account.users.len())
+        .cloned()
+        .unwrap_or_default();
+    Ok((status, example))
 }
 
 /// Adds the admin token to every call.
@@ -529,6 +537,7 @@ struct Guide<'a> {
     data_dir: &'a Path,
     simulator_url: &'a str,
     status: &'a pb::IntegrationStatus,
+    example: &'a pb::Account,
 }
 
 /// Prints the ready line, then how to use the demo; flushed so a script sees it at once.
@@ -562,6 +571,8 @@ Try (copy and paste):
   grpcurl -plaintext {addr} list
   grpcurl -plaintext {auth} {addr} zdsync.v1.IntegrationService/GetStatus
   grpcurl -plaintext {auth} -d '{{\"page_size\":5}}' {addr} zdsync.v1.AccountDirectoryService/ListAccounts
+  grpcurl -plaintext {auth} -d '{{\"account_id\":\"{account}\"}}' {addr} zdsync.v1.MetricsService/GetAccountMetrics
+  grpcurl -plaintext {auth} -d '{{\"sort_by\":\"METRIC_SORT_KEY_OPEN_HIGH_URGENT_TICKETS\",\"descending\":true,\"page_size\":5}}' {addr} zdsync.v1.MetricsService/ListAccountMetrics
   grpcurl -plaintext {auth} {addr} zdsync.v1.IntegrationService/ForceSync
   grpcurl -plaintext {auth} {addr} zdsync.v1.IntegrationService/Pause
   grpcurl -plaintext {auth} {addr} zdsync.v1.IntegrationService/Resume
@@ -577,6 +588,7 @@ Ctrl-C stops the daemon and the simulator and removes the data directory.
         tickets = stored.tickets,
         organizations = stored.organizations,
         users = stored.users,
+        account = guide.example.id,
     )
 }
 
