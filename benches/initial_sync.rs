@@ -234,6 +234,8 @@ struct Measurement {
     idle_rss_kib: u64,
     store_bytes: u64,
     simulator_peak_rss_kib: u64,
+    /// Seconds from Configure to the first request of each endpoint (poll resolution).
+    first_request: BTreeMap<String, Duration>,
 }
 
 impl Measurement {
@@ -284,6 +286,8 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
         .await
         .context("Configure")?;
     let mut first_ticket_seen: Option<Instant> = None;
+    // When each endpoint first answered a request: the phase boundaries of the run.
+    let mut first_request: BTreeMap<String, Duration> = BTreeMap::new();
     let mut all_tickets_seen: Option<Instant> = None;
     let deadline = started + DEADLINE;
     let (elapsed, run) = loop {
@@ -293,6 +297,11 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
             .context("GetStatus")?
             .into_inner();
         let now = Instant::now();
+        for (endpoint, count) in simulator_counters(&base_url).await? {
+            if count > 0 && !first_request.contains_key(&endpoint) {
+                first_request.insert(endpoint, now - started);
+            }
+        }
         if let Some(current) = &status.current_run {
             if current.tickets > 0 && first_ticket_seen.is_none() {
                 first_ticket_seen = Some(now);
@@ -345,6 +354,7 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
         idle_rss_kib,
         store_bytes,
         simulator_peak_rss_kib,
+        first_request,
     })
 }
 
@@ -412,6 +422,18 @@ fn report(results: &[Measurement]) {
             m.events,
             mib(m.simulator_peak_rss_kib),
             counters.join(" ")
+        );
+        let mut phases: Vec<(&String, &Duration)> = m.first_request.iter().collect();
+        phases.sort_by_key(|(_, at)| **at);
+        let timeline: Vec<String> = phases
+            .iter()
+            .map(|(endpoint, at)| format!("{endpoint}@{:.2}s", at.as_secs_f64()))
+            .collect();
+        println!(
+            "  N={}: first request per endpoint: {} done@{:.2}s",
+            m.tickets,
+            timeline.join(" "),
+            m.elapsed.as_secs_f64()
         );
     }
     println!();
