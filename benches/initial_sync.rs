@@ -47,8 +47,8 @@ impl Process {
         self.child.id()
     }
 
-    /// SIGTERM, then waits (bounded) for the exit.
-    fn terminate(mut self) -> anyhow::Result<()> {
+    /// SIGTERM, then waits (bounded) for the exit, letting the runtime close dropped gRPC connections.
+    async fn terminate(mut self) -> anyhow::Result<()> {
         let status = Command::new("kill")
             .arg("-TERM")
             .arg(self.pid().to_string())
@@ -65,7 +65,7 @@ impl Process {
                 }
                 return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         bail!("{} did not exit after SIGTERM", self.name)
     }
@@ -177,6 +177,14 @@ fn start_daemon(dir: &Path, base_url: &str) -> anyhow::Result<(Process, String)>
             .find_map(|word| word.strip_prefix("addr="))
             .map(str::to_owned)
     })?;
+    if std::env::var_os("ZDSYNC_BENCH_DAEMON_LOG").is_some() {
+        // Echo the daemon's log from here on (diagnosing a slow run or a slow stop).
+        std::thread::spawn(move || {
+            for line in lines {
+                eprintln!("daemon: {line}");
+            }
+        });
+    }
     Ok((process, addr))
 }
 
@@ -255,7 +263,10 @@ impl Measurement {
 async fn connect(addr: &str) -> anyhow::Result<IntegrationServiceClient<Channel>> {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        match Channel::from_shared(format!("http://{addr}"))?.connect().await {
+        match Channel::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await
+        {
             Ok(channel) => return Ok(IntegrationServiceClient::new(channel)),
             Err(err) if Instant::now() > deadline => bail!("cannot connect to {addr}: {err}"),
             Err(_) => tokio::time::sleep(POLL).await,
@@ -333,8 +344,13 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
         .copied()
         .context("no incremental_tickets counter")?;
     drop(client);
-    daemon.terminate()?;
-    simulator.terminate()?;
+    let stopping = Instant::now();
+    daemon.terminate().await?;
+    eprintln!(
+        "initial_sync: the daemon exited {:.2} s after SIGTERM",
+        stopping.elapsed().as_secs_f64()
+    );
+    simulator.terminate().await?;
     let store_bytes = std::fs::metadata(dir.path().join("data").join("zdsync.redb"))
         .map(|m| m.len())
         .unwrap_or(0);
