@@ -199,6 +199,16 @@ fn proc_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
 
+/// Bytes the process has caused to be written to storage (`write_bytes` of `/proc/<pid>/io`).
+fn written_bytes(pid: u32) -> anyhow::Result<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .with_context(|| format!("read /proc/{pid}/io"))?;
+    io.lines()
+        .find_map(|line| line.strip_prefix("write_bytes:"))
+        .and_then(|rest| rest.trim().parse().ok())
+        .with_context(|| format!("no write_bytes in /proc/{pid}/io"))
+}
+
 fn with_token<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     if let Ok(value) = format!("Bearer {ADMIN_TOKEN}").parse() {
@@ -244,6 +254,10 @@ struct Measurement {
     simulator_peak_rss_kib: u64,
     /// Seconds from Configure to the first request of each endpoint (poll resolution).
     first_request: BTreeMap<String, Duration>,
+    /// Bytes the daemon wrote to storage when each endpoint was first seen (poll resolution).
+    written_at_first_request: BTreeMap<String, u64>,
+    /// Bytes the daemon wrote to storage during the whole run.
+    written: u64,
 }
 
 impl Measurement {
@@ -299,6 +313,8 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
     let mut first_ticket_seen: Option<Instant> = None;
     // When each endpoint first answered a request: the phase boundaries of the run.
     let mut first_request: BTreeMap<String, Duration> = BTreeMap::new();
+    let mut written_at_first_request: BTreeMap<String, u64> = BTreeMap::new();
+    let written_before = written_bytes(daemon.pid())?;
     let mut all_tickets_seen: Option<Instant> = None;
     let deadline = started + DEADLINE;
     let (elapsed, run) = loop {
@@ -310,6 +326,8 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
         let now = Instant::now();
         for (endpoint, count) in simulator_counters(&base_url).await? {
             if count > 0 && !first_request.contains_key(&endpoint) {
+                let written = written_bytes(daemon.pid())?.saturating_sub(written_before);
+                written_at_first_request.insert(endpoint.clone(), written);
                 first_request.insert(endpoint, now - started);
             }
         }
@@ -337,6 +355,7 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
         tokio::time::sleep(POLL).await;
     };
     let peak_rss_kib = proc_kib(daemon.pid(), "VmHWM")?;
+    let written = written_bytes(daemon.pid())?.saturating_sub(written_before);
     let simulator_peak_rss_kib = proc_kib(simulator.pid(), "VmHWM")?;
     let simulator_requests = simulator_counters(&base_url).await?;
     let ticket_export_requests = simulator_requests
@@ -371,6 +390,8 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
         store_bytes,
         simulator_peak_rss_kib,
         first_request,
+        written_at_first_request,
+        written,
     })
 }
 
@@ -443,13 +464,21 @@ fn report(results: &[Measurement]) {
         phases.sort_by_key(|(_, at)| **at);
         let timeline: Vec<String> = phases
             .iter()
-            .map(|(endpoint, at)| format!("{endpoint}@{:.2}s", at.as_secs_f64()))
+            .map(|(endpoint, at)| {
+                let written = m.written_at_first_request.get(*endpoint).copied();
+                format!(
+                    "{endpoint}@{:.2}s/{:.0}MB",
+                    at.as_secs_f64(),
+                    written.unwrap_or(0) as f64 / 1e6
+                )
+            })
             .collect();
         println!(
-            "  N={}: first request per endpoint: {} done@{:.2}s",
+            "  N={}: first request per endpoint @ seconds / MB written so far: {} done@{:.2}s/{:.0}MB",
             m.tickets,
             timeline.join(" "),
-            m.elapsed.as_secs_f64()
+            m.elapsed.as_secs_f64(),
+            m.written as f64 / 1e6
         );
     }
     println!();
