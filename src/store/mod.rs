@@ -20,6 +20,9 @@ use tables::{meta_keys, META};
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Memory redb may use for its page cache (9/10 reads, 1/10 the write buffer of a transaction).
+pub const CACHE_BYTES: usize = 8 * 1024 * 1024;
+
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "zdsync.redb";
 
@@ -88,10 +91,16 @@ impl Store {
     /// Opens (or creates) `<data_dir>/zdsync.redb`, creating every table and migrating or refusing its schema.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join(DATABASE_FILE);
-        let db = Database::create(&path).map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        // redb's default cache is 1 GiB, so the daemon's RSS grew with the store (88-102 MiB
+        // after an initial sync of 200,000 tickets, 48 MiB at 50,000). With 8 MiB it is 47 vs
+        // 40 MiB and the sync is as fast: the OS page cache serves the reads (benches/initial_sync.rs).
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
         // The database holds customer data: owner-only, like the directory around it.
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .map_err(|err| {

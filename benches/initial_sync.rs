@@ -1,0 +1,563 @@
+//! Initial-sync benchmark (DESIGN section 5): the simulator and the daemon as separate processes,
+//! a first full sync of N tickets over loopback with the request budget off, driven over gRPC.
+//!
+//! Reports tickets/s (Configure to the first successful run), the ticket-export requests the
+//! simulator counted, all requests, and the daemon's peak RSS (VmHWM), for 50,000 and 200,000
+//! tickets so a memory growth with N shows. Prints PASS/MISS per bar; never fails on a miss
+//! (a benchmark must not flake CI).
+//!
+//! `cargo bench --bench initial_sync`; `ZDSYNC_BENCH_TICKETS=20000,80000` picks other sizes.
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tonic::transport::Channel;
+
+use zdsync::proto::v1 as pb;
+use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
+use zdsync::simulator;
+
+/// The admin token the benchmark daemon accepts.
+const ADMIN_TOKEN: &str = "initial-sync-bench-admin-token-0123456789";
+/// Ticket counts measured unless `ZDSYNC_BENCH_TICKETS` says otherwise.
+const DEFAULT_SIZES: [u32; 2] = [50_000, 200_000];
+/// The largest size must reach this throughput.
+const MIN_TICKETS_PER_SECOND: f64 = 20_000.0;
+/// Peak RSS ceiling of the daemon.
+const MAX_PEAK_RSS_KIB: u64 = 100 * 1024;
+/// "Flat in N": the peak RSS of the largest size may exceed the smallest's by at most this much.
+const MAX_RSS_GROWTH_KIB: u64 = 10 * 1024;
+/// How long a start or a sync may take before the benchmark gives up.
+const DEADLINE: Duration = Duration::from_secs(600);
+/// How often GetStatus and /proc are polled during the sync.
+const POLL: Duration = Duration::from_millis(20);
+
+/// A child process killed (and reaped) when dropped, so a failed run leaves nothing behind.
+struct Process {
+    child: Child,
+    name: &'static str,
+}
+
+impl Process {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit, letting the runtime close dropped gRPC connections.
+    async fn terminate(mut self) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .context("run kill")?;
+        if !status.success() {
+            bail!("kill -TERM {} ({}) failed", self.pid(), self.name);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    eprintln!("warning: {} exited with {status}", self.name);
+                }
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        bail!("{} did not exit after SIGTERM", self.name)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Forwards the lines of a child's pipe to a channel from a thread; the pipe keeps being drained.
+fn forward_lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            // The receiver may be gone once start-up is over; keep draining so the child never blocks.
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Waits for the first line for which `pick` returns Some.
+fn wait_for_line(
+    lines: &mpsc::Receiver<String>,
+    what: &str,
+    pick: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<String> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut seen = Vec::new();
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(remaining) {
+            Ok(line) => {
+                if let Some(found) = pick(&line) {
+                    return Ok(found);
+                }
+                seen.push(line);
+            }
+            Err(_) => bail!("no {what}; output so far:\n{}", seen.join("\n")),
+        }
+    }
+}
+
+/// The `zdsync` binary cargo built for this benchmark.
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_zdsync")
+}
+
+/// Starts `zdsync simulate` with `tickets`; returns it and its base URL.
+fn start_simulator(tickets: u32) -> anyhow::Result<(Process, String)> {
+    let mut child = Command::new(binary())
+        .args(["simulate", "--listen", "127.0.0.1:0", "--tickets"])
+        .arg(tickets.to_string())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("spawn zdsync simulate")?;
+    let stdout = child.stdout.take().context("simulator stdout")?;
+    let process = Process {
+        child,
+        name: "simulator",
+    };
+    let lines = forward_lines(stdout);
+    let base_url = wait_for_line(&lines, "simulator listening line", |line| {
+        line.strip_prefix("listening on ").map(str::to_owned)
+    })?;
+    Ok((process, base_url))
+}
+
+/// Starts `zdsync serve` on a fresh data directory against `base_url`; returns it and its gRPC address.
+fn start_daemon(dir: &Path, base_url: &str) -> anyhow::Result<(Process, String)> {
+    let data_dir = dir.join("data");
+    let config_path = dir.join("zdsync.toml");
+    let config = format!(
+        "data_dir = {:?}\n[zendesk]\nbase_url = {base_url:?}\nrequests_per_minute = 0\ntimeout = \"30s\"\n",
+        data_dir.display().to_string()
+    );
+    std::fs::write(&config_path, config).context("write config")?;
+    let mut child = Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config_path)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env("ZDSYNC_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawn zdsync serve")?;
+    let stderr = child.stderr.take().context("daemon stderr")?;
+    let process = Process {
+        child,
+        name: "daemon",
+    };
+    let lines = forward_lines(stderr);
+    let addr = wait_for_line(&lines, "daemon listening line", |line| {
+        if !line.contains("zdsync listening") {
+            return None;
+        }
+        line.split_whitespace()
+            .find_map(|word| word.strip_prefix("addr="))
+            .map(str::to_owned)
+    })?;
+    if std::env::var_os("ZDSYNC_BENCH_DAEMON_LOG").is_some() {
+        // Echo the daemon's log from here on (diagnosing a slow run or a slow stop).
+        std::thread::spawn(move || {
+            for line in lines {
+                eprintln!("daemon: {line}");
+            }
+        });
+    }
+    Ok((process, addr))
+}
+
+/// A `/proc/<pid>/status` field in KiB (`VmHWM`, `VmRSS`).
+fn proc_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("read /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
+}
+
+/// Bytes the process has caused to be written to storage (`write_bytes` of `/proc/<pid>/io`).
+fn written_bytes(pid: u32) -> anyhow::Result<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .with_context(|| format!("read /proc/{pid}/io"))?;
+    io.lines()
+        .find_map(|line| line.strip_prefix("write_bytes:"))
+        .and_then(|rest| rest.trim().parse().ok())
+        .with_context(|| format!("no write_bytes in /proc/{pid}/io"))
+}
+
+fn with_token<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = format!("Bearer {ADMIN_TOKEN}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+fn configure_request() -> pb::ConfigureRequest {
+    pb::ConfigureRequest {
+        subdomain: "bench".into(),
+        credentials: Some(pb::configure_request::Credentials::OauthClient(
+            pb::OAuthClientCredentials {
+                client_id: simulator::DEFAULT_CLIENT_ID.into(),
+                client_secret: simulator::DEFAULT_CLIENT_SECRET.into(),
+            },
+        )),
+        match_key: Some(pb::MatchKey {
+            zendesk_field: "organization_fields.account_id".into(),
+            account_attribute: "id".into(),
+        }),
+        timeframe_days: 30,
+        include_satisfaction: true,
+    }
+}
+
+/// The figures of one size.
+struct Measurement {
+    tickets: u32,
+    /// Configure sent to the first successful run seen by GetStatus.
+    elapsed: Duration,
+    /// From the first applied ticket to the last one, as GetStatus polls saw them.
+    ticket_phase: Option<Duration>,
+    tickets_applied: u64,
+    ticket_export_requests: u64,
+    simulator_requests: BTreeMap<String, u64>,
+    run_requests: u64,
+    pages: u64,
+    events: u64,
+    peak_rss_kib: u64,
+    idle_rss_kib: u64,
+    store_bytes: u64,
+    simulator_peak_rss_kib: u64,
+    /// Seconds from Configure to the first request of each endpoint (poll resolution).
+    first_request: BTreeMap<String, Duration>,
+    /// Bytes the daemon wrote to storage when each endpoint was first seen (poll resolution).
+    written_at_first_request: BTreeMap<String, u64>,
+    /// Bytes the daemon wrote to storage during the whole run.
+    written: u64,
+}
+
+impl Measurement {
+    fn tickets_per_second(&self) -> f64 {
+        f64::from(self.tickets) / self.elapsed.as_secs_f64()
+    }
+
+    fn max_ticket_export_requests(&self) -> u64 {
+        u64::from(self.tickets).div_ceil(1000) + 1
+    }
+
+    fn total_simulator_requests(&self) -> u64 {
+        self.simulator_requests.values().sum()
+    }
+}
+
+async fn connect(addr: &str) -> anyhow::Result<IntegrationServiceClient<Channel>> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match Channel::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await
+        {
+            Ok(channel) => return Ok(IntegrationServiceClient::new(channel)),
+            Err(err) if Instant::now() > deadline => bail!("cannot connect to {addr}: {err}"),
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+async fn simulator_counters(base_url: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+    let counters = reqwest::get(format!("{base_url}/_sim/counters"))
+        .await?
+        .error_for_status()?
+        .json::<BTreeMap<String, u64>>()
+        .await?;
+    Ok(counters)
+}
+
+/// One initial sync of `tickets` tickets, start to finish.
+async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
+    let dir = tempfile::tempdir().context("tempdir")?;
+    let (simulator, base_url) = start_simulator(tickets)?;
+    let (daemon, addr) = start_daemon(dir.path(), &base_url)?;
+    let mut client = connect(&addr).await?;
+    let idle_rss_kib = proc_kib(daemon.pid(), "VmRSS")?;
+
+    let started = Instant::now();
+    client
+        .configure(with_token(configure_request()))
+        .await
+        .context("Configure")?;
+    let mut first_ticket_seen: Option<Instant> = None;
+    // When each endpoint first answered a request: the phase boundaries of the run.
+    let mut first_request: BTreeMap<String, Duration> = BTreeMap::new();
+    let mut written_at_first_request: BTreeMap<String, u64> = BTreeMap::new();
+    let written_before = written_bytes(daemon.pid())?;
+    let mut all_tickets_seen: Option<Instant> = None;
+    let deadline = started + DEADLINE;
+    let (elapsed, run) = loop {
+        let status = client
+            .get_status(with_token(pb::GetStatusRequest {}))
+            .await
+            .context("GetStatus")?
+            .into_inner();
+        let now = Instant::now();
+        for (endpoint, count) in simulator_counters(&base_url).await? {
+            if count > 0 && !first_request.contains_key(&endpoint) {
+                let written = written_bytes(daemon.pid())?.saturating_sub(written_before);
+                written_at_first_request.insert(endpoint.clone(), written);
+                first_request.insert(endpoint, now - started);
+            }
+        }
+        if let Some(current) = &status.current_run {
+            if current.tickets > 0 && first_ticket_seen.is_none() {
+                first_ticket_seen = Some(now);
+            }
+            if current.tickets >= u64::from(tickets) && all_tickets_seen.is_none() {
+                all_tickets_seen = Some(now);
+            }
+        }
+        if let Some(run) = status.history.first() {
+            if run.outcome == pb::RunOutcome::Succeeded as i32 {
+                break (now - started, run.clone());
+            }
+            bail!(
+                "the initial sync ended with outcome {}: {}",
+                run.outcome,
+                run.error_message
+            );
+        }
+        if now > deadline {
+            bail!("the initial sync did not finish within {DEADLINE:?}");
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let peak_rss_kib = proc_kib(daemon.pid(), "VmHWM")?;
+    let written = written_bytes(daemon.pid())?.saturating_sub(written_before);
+    let simulator_peak_rss_kib = proc_kib(simulator.pid(), "VmHWM")?;
+    let simulator_requests = simulator_counters(&base_url).await?;
+    let ticket_export_requests = simulator_requests
+        .get("incremental_tickets")
+        .copied()
+        .context("no incremental_tickets counter")?;
+    drop(client);
+    let stopping = Instant::now();
+    daemon.terminate().await?;
+    eprintln!(
+        "initial_sync: the daemon exited {:.2} s after SIGTERM",
+        stopping.elapsed().as_secs_f64()
+    );
+    simulator.terminate().await?;
+    let store_bytes = std::fs::metadata(dir.path().join("data").join("zdsync.redb"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    Ok(Measurement {
+        tickets,
+        elapsed,
+        ticket_phase: first_ticket_seen
+            .zip(all_tickets_seen)
+            .map(|(first, last)| last - first),
+        tickets_applied: run.tickets,
+        ticket_export_requests,
+        simulator_requests,
+        run_requests: run.requests,
+        pages: run.pages,
+        events: run.events,
+        peak_rss_kib,
+        idle_rss_kib,
+        store_bytes,
+        simulator_peak_rss_kib,
+        first_request,
+        written_at_first_request,
+        written,
+    })
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "MISS"
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn report(results: &[Measurement]) {
+    println!();
+    println!("initial sync, simulator and daemon as separate processes, loopback, budget off");
+    println!(
+        "{:>9} {:>9} {:>10} {:>12} {:>11} {:>9} {:>9} {:>7} {:>10} {:>10} {:>11}",
+        "tickets",
+        "seconds",
+        "tickets/s",
+        "ticket-phase",
+        "export req",
+        "sim req",
+        "run req",
+        "pages",
+        "peak RSS",
+        "idle RSS",
+        "store B/tk"
+    );
+    for m in results {
+        let phase = m
+            .ticket_phase
+            .map(|d| format!("{:.0}/s", m.tickets_applied as f64 / d.as_secs_f64()))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:>9} {:>9.2} {:>10.0} {:>12} {:>6}/{:<4} {:>9} {:>9} {:>7} {:>7.1}MiB {:>7.1}MiB {:>11.0}",
+            m.tickets,
+            m.elapsed.as_secs_f64(),
+            m.tickets_per_second(),
+            phase,
+            m.ticket_export_requests,
+            m.max_ticket_export_requests(),
+            m.total_simulator_requests(),
+            m.run_requests,
+            m.pages,
+            mib(m.peak_rss_kib),
+            mib(m.idle_rss_kib),
+            m.store_bytes as f64 / f64::from(m.tickets),
+        );
+    }
+    for m in results {
+        let counters: Vec<String> = m
+            .simulator_requests
+            .iter()
+            .filter(|(_, count)| **count > 0)
+            .map(|(endpoint, count)| format!("{endpoint}={count}"))
+            .collect();
+        println!(
+            "  N={}: tickets applied {}, events {}, simulator peak RSS {:.1} MiB, requests by endpoint: {}",
+            m.tickets,
+            m.tickets_applied,
+            m.events,
+            mib(m.simulator_peak_rss_kib),
+            counters.join(" ")
+        );
+        let mut phases: Vec<(&String, &Duration)> = m.first_request.iter().collect();
+        phases.sort_by_key(|(_, at)| **at);
+        let timeline: Vec<String> = phases
+            .iter()
+            .map(|(endpoint, at)| {
+                let written = m.written_at_first_request.get(*endpoint).copied();
+                format!(
+                    "{endpoint}@{:.2}s/{:.0}MB",
+                    at.as_secs_f64(),
+                    written.unwrap_or(0) as f64 / 1e6
+                )
+            })
+            .collect();
+        println!(
+            "  N={}: first request per endpoint @ seconds / MB written so far: {} done@{:.2}s/{:.0}MB",
+            m.tickets,
+            timeline.join(" "),
+            m.elapsed.as_secs_f64(),
+            m.written as f64 / 1e6
+        );
+    }
+    println!();
+    let Some(largest) = results.iter().max_by_key(|m| m.tickets) else {
+        return;
+    };
+    println!(
+        "{} throughput at N={}: {:.0} tickets/s (bar >= {:.0})",
+        verdict(largest.tickets_per_second() >= MIN_TICKETS_PER_SECOND),
+        largest.tickets,
+        largest.tickets_per_second(),
+        MIN_TICKETS_PER_SECOND
+    );
+    for m in results {
+        println!(
+            "{} ticket-export requests at N={}: {} (bar <= {})",
+            verdict(m.ticket_export_requests <= m.max_ticket_export_requests()),
+            m.tickets,
+            m.ticket_export_requests,
+            m.max_ticket_export_requests()
+        );
+    }
+    for m in results {
+        println!(
+            "{} peak RSS at N={}: {:.1} MiB (bar <= {:.0} MiB)",
+            verdict(m.peak_rss_kib <= MAX_PEAK_RSS_KIB),
+            m.tickets,
+            mib(m.peak_rss_kib),
+            mib(MAX_PEAK_RSS_KIB)
+        );
+    }
+    if let Some(smallest) = results.iter().min_by_key(|m| m.tickets) {
+        if smallest.tickets < largest.tickets {
+            let growth = largest.peak_rss_kib.saturating_sub(smallest.peak_rss_kib);
+            println!(
+                "{} RSS flat in N: {:.1} MiB at N={} vs {:.1} MiB at N={} (+{:.1} MiB; bar <= +{:.0} MiB)",
+                verdict(growth <= MAX_RSS_GROWTH_KIB),
+                mib(largest.peak_rss_kib),
+                largest.tickets,
+                mib(smallest.peak_rss_kib),
+                smallest.tickets,
+                mib(growth),
+                mib(MAX_RSS_GROWTH_KIB)
+            );
+        }
+    }
+}
+
+fn sizes() -> anyhow::Result<Vec<u32>> {
+    match std::env::var("ZDSYNC_BENCH_TICKETS") {
+        Ok(list) => list
+            .split(',')
+            .map(|size| {
+                size.trim()
+                    .replace('_', "")
+                    .parse::<u32>()
+                    .with_context(|| format!("ZDSYNC_BENCH_TICKETS: {size:?} is not a count"))
+            })
+            .collect(),
+        Err(_) => Ok(DEFAULT_SIZES.to_vec()),
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench` (and any filter); this benchmark has nothing to filter.
+    let sizes = sizes()?;
+    let mut results = Vec::new();
+    for tickets in sizes {
+        eprintln!("initial_sync: measuring N={tickets} ...");
+        let measurement = measure(tickets)
+            .await
+            .with_context(|| format!("initial sync of {tickets} tickets"))?;
+        eprintln!(
+            "initial_sync: N={tickets} took {:.2} s",
+            measurement.elapsed.as_secs_f64()
+        );
+        results.push(measurement);
+    }
+    report(&results);
+    Ok(())
+}
