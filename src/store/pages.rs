@@ -44,6 +44,9 @@ pub struct PageWrite {
     pub validation_run: Option<u64>,
     /// How derived state (rollups, timeline events) treats this page.
     pub context: PageContext,
+    /// The run's (pages, tickets) applied including this page, kept with the page so a killed run
+    /// resumes with its counts.
+    pub run_progress: Option<(u64, u64)>,
 }
 
 /// What derived state needs to know about the run a page belongs to.
@@ -194,6 +197,30 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
         &page.changes,
         &page.context,
     )?;
+    if let Some((pages, tickets)) = page.run_progress {
+        let mut table = txn.open_table(tables::SYNC_STATE)?;
+        let stored = table
+            .get(tables::meta_keys::SYNC_STATE)?
+            .map(|bytes| bytes.value().to_vec());
+        if let Some(bytes) = stored {
+            let mut state =
+                super::sync_state::SyncStateRecord::decode(bytes.as_slice()).map_err(|err| {
+                    StoreError::Corrupt {
+                        table: "sync_state",
+                        key: tables::meta_keys::SYNC_STATE.into(),
+                        detail: err.to_string(),
+                    }
+                })?;
+            if let Some(active) = state.active_run.as_mut() {
+                active.pages = pages;
+                active.tickets = tickets;
+                table.insert(
+                    tables::meta_keys::SYNC_STATE,
+                    state.encode_to_vec().as_slice(),
+                )?;
+            }
+        }
+    }
     {
         let mut table = txn.open_table(tables::CURSORS)?;
         for (key, position) in &page.cursors {

@@ -191,6 +191,11 @@ impl RunContext {
     }
 
     async fn apply(&self, mut page: PageWrite, tickets: u64) -> Result<ApplyOutcome, RunError> {
+        let (pages, applied) = {
+            let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+            (progress.pages + 1, progress.tickets + tickets)
+        };
+        page.run_progress = Some((pages, applied));
         page.context = PageContext {
             first_sync: self.kind == RunKind::Initial,
             snapshot_events: self.snapshot_events.load(Ordering::SeqCst),
