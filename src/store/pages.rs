@@ -217,6 +217,9 @@ impl Store {
         let txn = self.db().begin_write()?;
         let outcome = apply_in(&txn, page)?;
         txn.commit()?;
+        if outcome.events_recorded > 0 {
+            self.publish_event_tip()?;
+        }
         Ok(outcome)
     }
 

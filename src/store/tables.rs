@@ -20,6 +20,8 @@ pub mod meta_keys {
     pub const INTEGRATION: &str = "integration";
     /// The sync state row of `SYNC_STATE`.
     pub const SYNC_STATE: &str = "state";
+    /// The sequence number of the last recorded timeline event (u64, little-endian).
+    pub const EVENT_SEQ: &str = "event_seq";
 }
 
 /// The one integration's settings. Key: `meta_keys::INTEGRATION`; value: an encoded `IntegrationRecord`.
@@ -128,6 +130,9 @@ pub const EVENT_LOG: TableDefinition<u64, &str> = TableDefinition::new("event_lo
 
 /// Timeline events per organization: (organization id, occurred at in Unix ms, sequence number).
 pub const ORG_EVENTS: TableDefinition<(u64, i64, u64), ()> = TableDefinition::new("org_events");
+
+/// Timeline events by time alone: (occurred at in Unix ms, sequence number) -> organization id (the all-accounts feed).
+pub const EVENT_TIMES: TableDefinition<(i64, u64), u64> = TableDefinition::new("event_times");
 
 /// Accounts by owner: (lower-cased owner email, account id), for the portfolio feed.
 pub const ACCOUNT_OWNERS: TableDefinition<(&str, &str), ()> =
