@@ -113,6 +113,7 @@ pub const USER_TICKET_DAYS: TableDefinition<(u64, u64, i64), (u64, u64)> =
     TableDefinition::new("user_ticket_days");
 
 /// Ratings per (organization, requester) per UTC day.
+#[allow(clippy::type_complexity)] // the tuple is the table's schema; an alias would only hide it
 pub const USER_RATING_DAYS: TableDefinition<(u64, u64, i64), (u64, u64, u64, u64)> =
     TableDefinition::new("user_rating_days");
 
