@@ -11,6 +11,7 @@ pub mod auth;
 pub mod convert;
 pub mod integration;
 pub mod status;
+pub mod timeline;
 
 use crate::clock::SharedClock;
 use crate::proto::v1::account_directory_service_server::AccountDirectoryServiceServer;
