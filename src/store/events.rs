@@ -719,3 +719,499 @@ impl Store {
         Ok(LogBatch { events, scanned_to })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::pages::PageWrite;
+    use crate::store::tables;
+
+    const NOW: i64 = 1_800_000_000;
+    const HOUR: i64 = 3600;
+    const STATUS: u32 = crate::store::zendesk_records::CHANGE_FIELD_STATUS;
+    const PRIORITY: u32 = crate::store::zendesk_records::CHANGE_FIELD_PRIORITY;
+    const OPEN: u32 = 2;
+    const SOLVED: u32 = 5;
+    const NORMAL: u32 = 2;
+    const URGENT: u32 = 4;
+
+    fn ticket(status: u32, priority: u32, created: i64, generated: i64) -> TicketRecord {
+        TicketRecord {
+            subject: "Printer on fire".into(),
+            status,
+            priority,
+            requester_id: 7,
+            assignee_id: 8,
+            group_id: 9,
+            organization_id: 100,
+            created_at: created,
+            updated_at: generated,
+            generated_timestamp: generated,
+            ..Default::default()
+        }
+    }
+
+    fn change(
+        ticket_id: u64,
+        at: i64,
+        event_id: u64,
+        field: u32,
+        from: u32,
+        to: u32,
+    ) -> TicketChange {
+        TicketChange {
+            ticket_id,
+            at,
+            event_id,
+            index: 0,
+            change: ChangeRecord { field, from, to },
+        }
+    }
+
+    fn context(first_sync: bool, snapshot_events: bool, now: i64) -> PageContext {
+        PageContext {
+            first_sync,
+            snapshot_events,
+            now_ms: now * 1000,
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        (dir, store)
+    }
+
+    fn people(store: &Store) -> PageWrite {
+        let user = |name: &str, email: &str| ZendeskUserRecord {
+            name: name.into(),
+            email: email.into(),
+            ..Default::default()
+        };
+        let page = PageWrite {
+            users: vec![
+                (7, user("Rita Requester", "Rita@Example.com")),
+                (8, user("Agent Smith", "smith@support.test")),
+            ],
+            groups: vec![(
+                9,
+                GroupRecord {
+                    name: "Tier 2".into(),
+                    deleted: false,
+                },
+            )],
+            ..Default::default()
+        };
+        store.apply_page(&page).expect("people");
+        page
+    }
+
+    /// Ticket 1: created urgent at `created`, solved an hour later, reopened two hours later.
+    fn history_page(first_sync: bool, now: i64, created: i64) -> PageWrite {
+        PageWrite {
+            tickets: vec![(1, ticket(OPEN, URGENT, created, created + 2 * HOUR))],
+            changes: vec![
+                change(1, created, 10, STATUS, 0, 1),
+                TicketChange {
+                    index: 1,
+                    ..change(1, created, 10, PRIORITY, 0, URGENT)
+                },
+                change(1, created + HOUR, 11, STATUS, OPEN, SOLVED),
+                change(1, created + 2 * HOUR, 12, STATUS, SOLVED, OPEN),
+            ],
+            context: context(first_sync, false, now),
+            ..Default::default()
+        }
+    }
+
+    fn all_events(store: &Store) -> Vec<EventRecord> {
+        let txn = store.db().begin_read().expect("read");
+        let log = txn.open_table(tables::EVENT_LOG).expect("log");
+        let events = txn.open_table(tables::EVENTS).expect("events");
+        log.iter()
+            .expect("iter")
+            .map(|row| {
+                let (_, key) = row.expect("row");
+                let bytes = events
+                    .get(key.value())
+                    .expect("get")
+                    .expect("logged event stored");
+                EventRecord::decode(bytes.value()).expect("decode")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn history_events_are_recorded_once_with_real_times_and_a_ticket_snapshot() {
+        let (dir, store) = store();
+        people(&store);
+        let created = NOW - 10 * HOUR;
+        let page = history_page(true, NOW, created);
+        assert_eq!(store.apply_page(&page).expect("apply").events_recorded, 3);
+        let events = all_events(&store);
+        let kinds: Vec<(u32, i64, bool)> = events
+            .iter()
+            .map(|e| (e.kind, e.occurred_at_ms / 1000, e.backfill))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (1, created, true),
+                (2, created + HOUR, true),
+                (3, created + 2 * HOUR, true)
+            ]
+        );
+        let solved = &events[1];
+        assert_eq!(
+            solved.status, "solved",
+            "the status when the event occurred"
+        );
+        assert_eq!(solved.priority, "urgent");
+        assert_eq!(solved.requester_name, "Rita Requester");
+        assert_eq!(solved.requester_email, "Rita@Example.com");
+        assert_eq!(solved.assignee_name, "Agent Smith");
+        assert_eq!(solved.group_name, "Tier 2");
+        assert_eq!(solved.reported_at_ms, created * 1000);
+        assert_eq!(solved.organization_id, 100);
+        assert_eq!(solved.detected_at_ms, NOW * 1000);
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+
+        // The same page again, and a later page repeating the history plus a new solve.
+        assert_eq!(store.apply_page(&page).expect("again").events_recorded, 0);
+        let mut later = history_page(false, NOW + HOUR, created);
+        later.tickets[0].1 = ticket(SOLVED, URGENT, created, NOW + HOUR);
+        later.changes.push(change(1, NOW, 13, STATUS, OPEN, SOLVED));
+        assert_eq!(store.apply_page(&later).expect("later").events_recorded, 1);
+        let events = all_events(&store);
+        assert_eq!(events.len(), 4);
+        assert_eq!(
+            (events[3].kind, events[3].backfill, events[3].seq),
+            (2, false, 4)
+        );
+        assert_eq!(store.last_event_seq().expect("tip"), 4);
+
+        // A restart: the counter and the keys survive, so nothing repeats.
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.last_event_seq().expect("tip"), 4);
+        assert_eq!(*store.subscribe_events().borrow(), 4);
+        assert_eq!(
+            store
+                .apply_page(&later)
+                .expect("after restart")
+                .events_recorded,
+            0
+        );
+        // Only the new change in a page: the stored history is used, the same keys come out.
+        let only_new = PageWrite {
+            changes: vec![change(1, NOW, 13, STATUS, OPEN, SOLVED)],
+            context: context(false, false, NOW + 2 * HOUR),
+            ..Default::default()
+        };
+        assert_eq!(
+            store
+                .apply_page(&only_new)
+                .expect("overlap")
+                .events_recorded,
+            0
+        );
+        assert_eq!(store.event_count().expect("count"), 4);
+    }
+
+    #[test]
+    fn the_first_sync_backfills_the_past_year_only_and_later_syncs_never_record_older_events() {
+        let (_dir, store) = store();
+        let old = NOW - 400 * 24 * HOUR;
+        let page = history_page(true, NOW, old);
+        assert_eq!(store.apply_page(&page).expect("apply").events_recorded, 0);
+        let later = history_page(false, NOW + HOUR, old);
+        assert_eq!(store.apply_page(&later).expect("later").events_recorded, 0);
+    }
+
+    #[test]
+    fn a_ticket_without_organization_still_gets_events() {
+        let (_dir, store) = store();
+        let mut page = history_page(false, NOW, NOW - HOUR);
+        page.tickets[0].1.organization_id = 0;
+        assert_eq!(store.apply_page(&page).expect("apply").events_recorded, 3);
+        assert!(all_events(&store)
+            .iter()
+            .all(|e| e.organization_id == 0 && !e.backfill));
+    }
+
+    #[test]
+    fn snapshot_mode_compares_the_stored_and_the_new_ticket() {
+        let (_dir, store) = store();
+        let created = NOW - HOUR;
+        let first = PageWrite {
+            tickets: vec![(2, ticket(OPEN, NORMAL, created, created))],
+            context: context(false, true, NOW),
+            ..Default::default()
+        };
+        assert_eq!(store.apply_page(&first).expect("first").events_recorded, 0);
+        let mut raised = ticket(OPEN, URGENT, created, NOW);
+        raised.updated_at = NOW;
+        let second = PageWrite {
+            tickets: vec![(2, raised.clone())],
+            context: context(false, true, NOW + 60),
+            ..Default::default()
+        };
+        assert_eq!(store.apply_page(&second).expect("raise").events_recorded, 1);
+        let mut solved = raised.clone();
+        solved.status = SOLVED;
+        solved.solved_at = NOW + 100;
+        solved.updated_at = NOW + 100;
+        solved.generated_timestamp = NOW + 100;
+        let third = PageWrite {
+            tickets: vec![(2, solved)],
+            context: context(false, true, NOW + 200),
+            ..Default::default()
+        };
+        assert_eq!(store.apply_page(&third).expect("solve").events_recorded, 1);
+        assert_eq!(store.apply_page(&third).expect("again").events_recorded, 0);
+        let events = all_events(&store);
+        assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [1, 2]);
+        assert!(events[0].escalated);
+        assert_eq!(events[1].occurred_at_ms, (NOW + 100) * 1000);
+        assert_eq!(events[1].status, "solved");
+    }
+
+    #[test]
+    fn a_bad_rating_is_one_event_however_often_it_is_rewritten() {
+        let (_dir, store) = store();
+        people(&store);
+        let tickets = PageWrite {
+            tickets: vec![(3, ticket(SOLVED, NORMAL, NOW - HOUR, NOW - HOUR))],
+            context: context(false, false, NOW),
+            ..Default::default()
+        };
+        store.apply_page(&tickets).expect("ticket");
+        let rating = |score: &str, comment: &str, updated: i64| RatingRecord {
+            ticket_id: 3,
+            score: score.into(),
+            comment: comment.into(),
+            requester_id: 7,
+            created_at: NOW - 30,
+            updated_at: updated,
+        };
+        let page = |score, comment, updated| PageWrite {
+            ratings: vec![(50, rating(score, comment, updated))],
+            context: context(false, false, NOW),
+            ..Default::default()
+        };
+        assert_eq!(
+            store
+                .apply_page(&page("good", "", NOW - 20))
+                .expect("good")
+                .events_recorded,
+            0
+        );
+        assert_eq!(
+            store
+                .apply_page(&page("bad", "", NOW - 10))
+                .expect("bad")
+                .events_recorded,
+            1
+        );
+        let rewritten = page("bad_with_comment", "still broken", NOW);
+        assert_eq!(
+            store
+                .apply_page(&rewritten)
+                .expect("rewritten")
+                .events_recorded,
+            0
+        );
+        let events = all_events(&store);
+        assert_eq!(events.len(), 1);
+        let event = &events[0];
+        assert_eq!((event.kind, event.rating_id, event.ticket_id), (4, 50, 3));
+        assert_eq!(event.score, "bad");
+        assert_eq!(event.requester_name, "Rita Requester");
+        assert_eq!(event.key, "r50:bad");
+    }
+
+    fn link(store: &Store, account: &str, org: u64, owner: &str, email: &str) {
+        let txn = store.db().begin_write().expect("write");
+        {
+            let record = OrgMatchRecord {
+                state: 1,
+                account_id: account.into(),
+                ..Default::default()
+            };
+            txn.open_table(tables::ORG_MATCHES)
+                .expect("matches")
+                .insert(org, record.encode_to_vec().as_slice())
+                .expect("match");
+            txn.open_table(tables::ACCOUNT_ORGS)
+                .expect("orgs")
+                .insert((account, org), ())
+                .expect("org");
+            txn.open_table(tables::ACCOUNT_OWNERS)
+                .expect("owners")
+                .insert((owner, account), ())
+                .expect("owner");
+            txn.open_table(tables::ACCOUNT_EMAILS)
+                .expect("emails")
+                .insert((email, account), ())
+                .expect("email");
+        }
+        txn.commit().expect("commit");
+    }
+
+    /// Tickets 1..=n, each created urgent at its own hour, in organization 100 + id % 2.
+    fn created_events(store: &Store, n: u64) {
+        let mut page = PageWrite {
+            context: context(false, false, NOW),
+            ..Default::default()
+        };
+        for id in 1..=n {
+            let at = NOW - 100 * HOUR + i64::try_from(id).expect("small") * HOUR;
+            let mut record = ticket(OPEN, URGENT, at, at);
+            record.organization_id = 100 + id % 2;
+            page.tickets.push((id, record));
+            page.changes.push(change(id, at, id * 10, STATUS, 0, 1));
+            page.changes.push(TicketChange {
+                index: 1,
+                ..change(id, at, id * 10, PRIORITY, 0, URGENT)
+            });
+        }
+        store.apply_page(&page).expect("apply");
+    }
+
+    fn filter(scope: EventScope) -> EventFilter {
+        EventFilter {
+            scope,
+            since_ms: None,
+            until_ms: None,
+            kinds: BTreeSet::new(),
+        }
+    }
+
+    fn ticket_ids(events: &[StoredEvent]) -> Vec<u64> {
+        events.iter().map(|e| e.record.ticket_id).collect()
+    }
+
+    #[test]
+    fn lists_page_newest_first_per_scope_and_resolve_the_account_when_read() {
+        let (_dir, store) = store();
+        people(&store);
+        created_events(&store, 7);
+        // Nothing matched yet: the all-accounts feed is empty, events keep no account.
+        let page = store
+            .list_events(&filter(EventScope::AllAccounts), None, 10)
+            .expect("list");
+        assert!(page.events.is_empty());
+
+        link(
+            &store,
+            "acct-odd",
+            101,
+            "owner@example.com",
+            "rita@example.com",
+        );
+        link(
+            &store,
+            "acct-even",
+            100,
+            "other@example.com",
+            "nobody@example.com",
+        );
+        let all = filter(EventScope::AllAccounts);
+        let first = store.list_events(&all, None, 3).expect("first");
+        assert_eq!(ticket_ids(&first.events), [7, 6, 5]);
+        let second = store.list_events(&all, first.next, 3).expect("second");
+        assert_eq!(ticket_ids(&second.events), [4, 3, 2]);
+        let third = store.list_events(&all, second.next, 3).expect("third");
+        assert_eq!(ticket_ids(&third.events), [1]);
+        assert_eq!(third.next, None);
+
+        let odd = store
+            .list_events(&filter(EventScope::Account("acct-odd".into())), None, 2)
+            .expect("odd");
+        assert_eq!(ticket_ids(&odd.events), [7, 5]);
+        assert_eq!(odd.events[0].account_id.as_deref(), Some("acct-odd"));
+        assert_eq!(odd.events[0].user_email, "rita@example.com");
+        let odd_rest = store
+            .list_events(
+                &filter(EventScope::Account("acct-odd".into())),
+                odd.next,
+                10,
+            )
+            .expect("odd rest");
+        assert_eq!(ticket_ids(&odd_rest.events), [3, 1]);
+
+        let even = store
+            .list_events(
+                &filter(EventScope::Owner("Other@Example.com".into())),
+                None,
+                10,
+            )
+            .expect("owner");
+        assert_eq!(ticket_ids(&even.events), [6, 4, 2]);
+        assert_eq!(
+            even.events[0].user_email, "",
+            "the requester is no user of that account"
+        );
+
+        let mut window = filter(EventScope::AllAccounts);
+        window.since_ms = Some((NOW - 98 * HOUR) * 1000);
+        window.until_ms = Some((NOW - 95 * HOUR) * 1000);
+        let page = store.list_events(&window, None, 10).expect("window");
+        assert_eq!(ticket_ids(&page.events), [4, 3, 2]);
+        let mut solved_only = filter(EventScope::AllAccounts);
+        solved_only.kinds = BTreeSet::from([2]);
+        assert!(store
+            .list_events(&solved_only, None, 10)
+            .expect("kinds")
+            .events
+            .is_empty());
+
+        // A re-match moves the events with their organization, without rewriting them.
+        link(
+            &store,
+            "acct-odd",
+            100,
+            "owner@example.com",
+            "rita@example.com",
+        );
+        let odd = store
+            .list_events(&filter(EventScope::Account("acct-odd".into())), None, 10)
+            .expect("re-matched");
+        assert_eq!(ticket_ids(&odd.events), [7, 6, 5, 4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn the_log_is_read_in_recording_order_after_a_sequence_number() {
+        let (_dir, store) = store();
+        created_events(&store, 5);
+        link(
+            &store,
+            "acct-odd",
+            101,
+            "owner@example.com",
+            "x@example.com",
+        );
+        let all = filter(EventScope::AllAccounts);
+        let batch = store.events_after(0, 2, &all).expect("batch");
+        assert_eq!(batch.scanned_to, 2);
+        assert_eq!(ticket_ids(&batch.events), [1]);
+        let batch = store.events_after(2, 10, &all).expect("rest");
+        assert_eq!(batch.scanned_to, 5);
+        assert_eq!(ticket_ids(&batch.events), [3, 5]);
+        let batch = store.events_after(5, 10, &all).expect("none");
+        assert_eq!((batch.scanned_to, batch.events.len()), (5, 0));
+    }
+
+    #[tokio::test]
+    async fn watchers_hear_of_each_commit_that_records_events() {
+        let (_dir, store) = store();
+        let mut tip = store.subscribe_events();
+        assert_eq!(*tip.borrow_and_update(), 0);
+        created_events(&store, 2);
+        tokio::time::timeout(std::time::Duration::from_secs(5), tip.changed())
+            .await
+            .expect("notified")
+            .expect("sender alive");
+        assert_eq!(*tip.borrow_and_update(), 2);
+    }
+}
