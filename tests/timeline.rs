@@ -309,6 +309,20 @@ async fn transitions_between_syncs_are_recorded_once_with_their_real_times_and_w
 
     watch_resumes_exactly_once(&store, events.len(), organization).await;
     stalled_watcher_is_told_where_to_resume(&store).await;
+
+    // A portfolio watch of one kind replays just that kind.
+    let (_shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
+    let request = pb::WatchTimelineEventsRequest {
+        include_history: true,
+        kinds: vec![Kind::HighUrgentTicketSolved as i32],
+        scope: Some(pb::watch_timeline_events_request::Scope::Owner(
+            OWNER.into(),
+        )),
+        ..Default::default()
+    };
+    let mut portfolio = timeline::watch(store.clone(), request, shutdown).expect("portfolio watch");
+    let only = take(&mut portfolio, 1).await;
+    assert_eq!(only[0].event.as_ref(), Some(solved[0]));
     drop(store);
     sim.shutdown().await.expect("simulator stops");
 }
