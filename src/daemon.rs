@@ -244,7 +244,9 @@ async fn close_store(store: Store) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     if store.handle_count() > 1 {
-        tracing::info!("open client connections still hold the store; it closes as the process exits");
+        tracing::info!(
+            "open client connections still hold the store; it closes as the process exits"
+        );
     }
     drop(store);
 }

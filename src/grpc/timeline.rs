@@ -1,29 +1,418 @@
-//! Timeline RPCs of `MetricsService` (listing and watching events).
+//! `ListTimelineEvents` and `WatchTimelineEvents`: validation, paging and the watch stream.
+//!
+//! The metrics service delegates to [`list`] and [`watch`].
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::DateTime;
+use tokio::sync::{mpsc, watch as tip};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use crate::proto::v1 as pb;
+use crate::store::events::{EventFilter, EventPosition, EventScope, StoredEvent};
 use crate::store::Store;
 
-/// Lists timeline events.
+use super::convert::{timestamp_from_proto, timestamp_to_proto};
+use super::status::{from_join, from_store};
+
+/// Events per page when the request leaves `page_size` at 0.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// The largest `page_size` a list accepts.
+pub const MAX_PAGE_SIZE: usize = 1000;
+/// Responses a watcher may have in flight before it counts as too slow.
+pub const WATCH_CAPACITY: usize = 256;
+/// How long a watch waits for a full stream to drain before it gives up on the consumer.
+pub const WATCH_STALL_GRACE: Duration = Duration::from_secs(10);
+/// Log entries a watch reads from the store at a time.
+const WATCH_BATCH: usize = 256;
+
+const PAGE_TOKEN_PREFIX: &str = "timeline:";
+
+/// Lists timeline events newest first, one page at a time.
 pub async fn list(
-    _store: Store,
-    _request: pb::ListTimelineEventsRequest,
+    store: Store,
+    request: pb::ListTimelineEventsRequest,
 ) -> Result<pb::ListTimelineEventsResponse, Status> {
-    Err(Status::unimplemented(
-        "timeline events are not available in this build",
+    let scope = list_scope(request.scope)?;
+    let since_ms = instant_ms("since", request.since.as_ref())?;
+    let until_ms = instant_ms("until", request.until.as_ref())?;
+    if let (Some(since), Some(until)) = (since_ms, until_ms) {
+        if since >= until {
+            return Err(Status::invalid_argument("until: must be after since"));
+        }
+    }
+    let kinds = kinds(&request.kinds)?;
+    let page_size = match usize::try_from(request.page_size).unwrap_or(usize::MAX) {
+        0 => DEFAULT_PAGE_SIZE,
+        size if size <= MAX_PAGE_SIZE => size,
+        size => {
+            return Err(Status::invalid_argument(format!(
+                "page_size: at most {MAX_PAGE_SIZE}, got {size}"
+            )))
+        }
+    };
+    let after = if request.page_token.is_empty() {
+        None
+    } else {
+        Some(decode_page_token(&request.page_token)?)
+    };
+    let filter = EventFilter {
+        scope,
+        since_ms,
+        until_ms,
+        kinds,
+    };
+    let page = tokio::task::spawn_blocking(move || {
+        check_account(&store, &filter.scope)?;
+        store
+            .list_events(&filter, after, page_size)
+            .map_err(from_store)
+    })
+    .await
+    .map_err(from_join)??;
+    Ok(pb::ListTimelineEventsResponse {
+        events: page.events.into_iter().map(event_to_proto).collect(),
+        next_page_token: page.next.map(encode_page_token).unwrap_or_default(),
+    })
+}
+
+/// Streams timeline events in recording order, resumable from a cursor.
+pub fn watch(
+    store: Store,
+    request: pb::WatchTimelineEventsRequest,
+    shutdown: tip::Receiver<bool>,
+) -> Result<ReceiverStream<Result<pb::WatchTimelineEventsResponse, Status>>, Status> {
+    watch_with(store, request, shutdown, WATCH_CAPACITY, WATCH_STALL_GRACE)
+}
+
+/// [`watch`] with its stream capacity and stall grace chosen by the caller (tests use small ones).
+pub fn watch_with(
+    store: Store,
+    request: pb::WatchTimelineEventsRequest,
+    shutdown: tip::Receiver<bool>,
+    capacity: usize,
+    stall_grace: Duration,
+) -> Result<ReceiverStream<Result<pb::WatchTimelineEventsResponse, Status>>, Status> {
+    let scope = watch_scope(request.scope)?;
+    let kinds = kinds(&request.kinds)?;
+    let cursor = if request.after_cursor.is_empty() {
+        None
+    } else {
+        Some(request.after_cursor.parse::<u64>().map_err(|_| {
+            Status::invalid_argument("after_cursor: not a cursor returned by WatchTimelineEvents")
+        })?)
+    };
+    check_account(&store, &scope)?;
+    // Subscribe before reading the tip, so nothing recorded in between is missed.
+    let tip = store.subscribe_events();
+    let start = match cursor {
+        Some(cursor) => cursor,
+        None if request.include_history => 0,
+        None => store.last_event_seq().map_err(from_store)?,
+    };
+    let filter = EventFilter {
+        scope,
+        since_ms: None,
+        until_ms: None,
+        kinds,
+    };
+    // One slot stays free for the error that ends the stream of a consumer that stopped reading.
+    let (sender, receiver) = mpsc::channel(capacity.max(2));
+    let watcher = Watcher {
+        store,
+        filter,
+        sender,
+        tip,
+        shutdown,
+        stall_grace,
+        delivered: start,
+    };
+    tokio::spawn(watcher.run(start));
+    Ok(ReceiverStream::new(receiver))
+}
+
+type WatchItem = Result<pb::WatchTimelineEventsResponse, Status>;
+
+struct Watcher {
+    store: Store,
+    filter: EventFilter,
+    sender: mpsc::Sender<WatchItem>,
+    tip: tip::Receiver<u64>,
+    shutdown: tip::Receiver<bool>,
+    stall_grace: Duration,
+    /// The cursor of the last event handed to the stream (the resume point the client has).
+    delivered: u64,
+}
+
+/// Why a watch ends.
+enum End {
+    /// The client went away, the daemon shuts down, or an error was sent.
+    Done,
+}
+
+impl Watcher {
+    async fn run(mut self, start: u64) {
+        let mut position = start;
+        loop {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            let store = self.store.clone();
+            let filter = self.filter.clone();
+            let batch = tokio::task::spawn_blocking(move || {
+                store.events_after(position, WATCH_BATCH, &filter)
+            })
+            .await;
+            let batch = match batch {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(error)) => {
+                    let _ = self.sender.try_send(Err(from_store(error)));
+                    return;
+                }
+                Err(error) => {
+                    let _ = self.sender.try_send(Err(from_join(error)));
+                    return;
+                }
+            };
+            for event in batch.events {
+                if let Err(End::Done) = self.deliver(event).await {
+                    return;
+                }
+            }
+            if batch.scanned_to > position {
+                position = batch.scanned_to;
+                continue;
+            }
+            if let Err(End::Done) = self.wait_for_tip(position).await {
+                return;
+            }
+        }
+    }
+
+    /// Waits until an event after `position` is recorded.
+    async fn wait_for_tip(&mut self, position: u64) -> Result<(), End> {
+        loop {
+            if *self.tip.borrow_and_update() > position {
+                return Ok(());
+            }
+            tokio::select! {
+                changed = self.tip.changed() => {
+                    if changed.is_err() {
+                        return Err(End::Done);
+                    }
+                }
+                changed = self.shutdown.changed() => {
+                    if changed.is_err() || *self.shutdown.borrow() {
+                        return Err(End::Done);
+                    }
+                }
+                () = self.sender.closed() => return Err(End::Done),
+            }
+        }
+    }
+
+    /// Hands one event to the stream, or ends the stream when the consumer does not keep up.
+    async fn deliver(&mut self, event: StoredEvent) -> Result<(), End> {
+        let seq = event.record.seq;
+        let response = pb::WatchTimelineEventsResponse {
+            event: Some(event_to_proto(event)),
+            cursor: seq.to_string(),
+        };
+        // Two free slots: one for the event, one kept for the error a stalled consumer gets.
+        let reserved = tokio::select! {
+            reserved = tokio::time::timeout(self.stall_grace, self.sender.reserve_many(2)) => reserved,
+            changed = self.shutdown.changed() => {
+                if changed.is_err() || *self.shutdown.borrow() {
+                    return Err(End::Done);
+                }
+                // Not a shutdown: wait again, with a fresh grace.
+                tokio::time::timeout(self.stall_grace, self.sender.reserve_many(2)).await
+            }
+        };
+        match reserved {
+            Ok(Ok(mut permits)) => {
+                if let Some(permit) = permits.next() {
+                    permit.send(Ok(response));
+                }
+                self.delivered = seq;
+                Ok(())
+            }
+            Ok(Err(_closed)) => Err(End::Done),
+            Err(_elapsed) => {
+                tracing::warn!(
+                    cursor = self.delivered,
+                    "timeline watcher too slow, ending its stream"
+                );
+                let _ = self.sender.try_send(Err(Status::resource_exhausted(format!(
+                    "consumer too slow; resume from cursor {}",
+                    self.delivered
+                ))));
+                Err(End::Done)
+            }
+        }
+    }
+}
+
+fn list_scope(
+    scope: Option<pb::list_timeline_events_request::Scope>,
+) -> Result<EventScope, Status> {
+    use pb::list_timeline_events_request::Scope;
+    match scope {
+        None => Ok(EventScope::AllAccounts),
+        Some(Scope::AccountId(id)) => account_scope(id),
+        Some(Scope::Owner(owner)) => owner_scope(owner),
+    }
+}
+
+fn watch_scope(
+    scope: Option<pb::watch_timeline_events_request::Scope>,
+) -> Result<EventScope, Status> {
+    use pb::watch_timeline_events_request::Scope;
+    match scope {
+        None => Ok(EventScope::AllAccounts),
+        Some(Scope::AccountId(id)) => account_scope(id),
+        Some(Scope::Owner(owner)) => owner_scope(owner),
+    }
+}
+
+fn account_scope(id: String) -> Result<EventScope, Status> {
+    if id.trim().is_empty() {
+        return Err(Status::invalid_argument("account_id: must not be empty"));
+    }
+    Ok(EventScope::Account(id))
+}
+
+fn owner_scope(owner: String) -> Result<EventScope, Status> {
+    if owner.trim().is_empty() {
+        return Err(Status::invalid_argument("owner: must not be empty"));
+    }
+    Ok(EventScope::Owner(owner.trim().to_lowercase()))
+}
+
+/// NOT_FOUND for an account scope naming no account of the directory.
+fn check_account(store: &Store, scope: &EventScope) -> Result<(), Status> {
+    if let EventScope::Account(id) = scope {
+        if store.get_account(id).map_err(from_store)?.is_none() {
+            return Err(Status::not_found(format!("account_id: no account {id:?}")));
+        }
+    }
+    Ok(())
+}
+
+fn instant_ms(
+    field: &str,
+    timestamp: Option<&prost_types::Timestamp>,
+) -> Result<Option<i64>, Status> {
+    timestamp
+        .map(|timestamp| {
+            timestamp_from_proto(timestamp)
+                .map(|instant| instant.timestamp_millis())
+                .ok_or_else(|| Status::invalid_argument(format!("{field}: timestamp out of range")))
+        })
+        .transpose()
+}
+
+fn kinds(kinds: &[i32]) -> Result<BTreeSet<u32>, Status> {
+    kinds
+        .iter()
+        .map(|&kind| match pb::TimelineEventKind::try_from(kind) {
+            Ok(pb::TimelineEventKind::Unspecified) | Err(_) => Err(Status::invalid_argument(
+                format!("kinds: {kind} is not a timeline event kind"),
+            )),
+            Ok(kind) => Ok(u32::try_from(kind as i32).unwrap_or(0)),
+        })
+        .collect()
+}
+
+fn encode_page_token(position: EventPosition) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "{PAGE_TOKEN_PREFIX}{}:{}",
+        position.occurred_ms, position.seq
     ))
 }
 
-/// Streams timeline events.
-pub fn watch(
-    _store: Store,
-    _request: pb::WatchTimelineEventsRequest,
-    _shutdown: tokio::sync::watch::Receiver<bool>,
-) -> Result<
-    tokio_stream::wrappers::ReceiverStream<Result<pb::WatchTimelineEventsResponse, Status>>,
-    Status,
-> {
-    Err(Status::unimplemented(
-        "timeline events are not available in this build",
-    ))
+fn decode_page_token(token: &str) -> Result<EventPosition, Status> {
+    let bad = || Status::invalid_argument("page_token: not a token returned by ListTimelineEvents");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let rest = text.strip_prefix(PAGE_TOKEN_PREFIX).ok_or_else(bad)?;
+    let (occurred_ms, seq) = rest.split_once(':').ok_or_else(bad)?;
+    Ok(EventPosition {
+        occurred_ms: occurred_ms.parse().map_err(|_| bad())?,
+        seq: seq.parse().map_err(|_| bad())?,
+    })
+}
+
+fn millis(ms: i64) -> Option<prost_types::Timestamp> {
+    DateTime::from_timestamp_millis(ms).map(timestamp_to_proto)
+}
+
+/// A stored event as the contract shows it.
+pub fn event_to_proto(event: StoredEvent) -> pb::TimelineEvent {
+    let record = event.record;
+    let satisfaction =
+        (record.kind == pb::TimelineEventKind::BadSatisfactionRating as u32).then(|| {
+            pb::EventSatisfaction {
+                score: record.score.clone(),
+                comment: record.comment.clone(),
+            }
+        });
+    pb::TimelineEvent {
+        event_id: record.key,
+        kind: i32::try_from(record.kind).unwrap_or(0),
+        account_id: event.account_id.unwrap_or_default(),
+        user_email: event.user_email,
+        occurred_at: millis(record.occurred_at_ms),
+        detected_at: millis(record.detected_at_ms),
+        backfill: record.backfill,
+        escalated: record.escalated,
+        ticket: Some(pb::EventTicket {
+            id: i64::try_from(record.ticket_id).unwrap_or(i64::MAX),
+            subject: record.subject,
+            priority: record.priority,
+            status: record.status,
+            reporter: Some(pb::EventReporter {
+                name: record.requester_name,
+                email: record.requester_email,
+            }),
+            reported_at: millis(record.reported_at_ms),
+            assigned_group: record.group_name,
+            assignee: record.assignee_name,
+        }),
+        satisfaction,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let position = EventPosition {
+            occurred_ms: -5,
+            seq: 42,
+        };
+        assert_eq!(
+            decode_page_token(&encode_page_token(position)).expect("valid"),
+            position
+        );
+        for bad in ["", "!!", "dGltZWxpbmU6", "eDox"] {
+            assert_eq!(
+                decode_page_token(bad).expect_err(bad).code(),
+                tonic::Code::InvalidArgument
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_reject_unspecified_and_unknown() {
+        assert_eq!(kinds(&[1, 4]).expect("valid"), BTreeSet::from([1, 4]));
+        assert!(kinds(&[0]).is_err());
+        assert!(kinds(&[9]).is_err());
+    }
 }

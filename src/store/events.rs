@@ -1,17 +1,1217 @@
 //! Timeline events: detected in the page transaction, stored once by deterministic key, listed and watched.
-use redb::WriteTransaction;
+//!
+//! An event is written once under its deterministic key (`EVENTS`), gets the next sequence number
+//! (`EVENT_LOG`, the watch cursor) and is indexed by organization and time (`ORG_EVENTS`) and by
+//! time alone (`EVENT_TIMES`). The account an event belongs to is resolved when it is read, through
+//! the organization's current match, so a re-match re-attributes events without rewriting them.
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
+use chrono::{DateTime, Utc};
+use prost::Message;
+use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+
+use crate::domain::events::{
+    backfill_horizon, detect_from_history, detect_from_snapshots, detect_rating, finalize_for_sync,
+    DetectedEvent, EventKind, FieldChange, HistoryEntry,
+};
+use crate::domain::metrics::{RatingFacts, TicketFacts};
+use crate::domain::ticket::{Priority, Status};
+
+use super::matching::OrgMatchRecord;
 use super::pages::{PageContext, TicketChange, Written};
-use super::zendesk_records::{RatingRecord, TicketRecord};
-use super::StoreError;
+use super::tables::{self, meta_keys};
+use super::zendesk_records::{
+    ChangeRecord, GroupRecord, RatingRecord, TicketRecord, ZendeskUserRecord,
+};
+use super::{Store, StoreError};
+
+/// A timeline event as stored: what was detected plus a snapshot of the ticket when it occurred.
+#[derive(Clone, PartialEq, Message)]
+pub struct EventRecord {
+    /// Position in recording order (the watch cursor).
+    #[prost(uint64, tag = "1")]
+    pub seq: u64,
+    /// The kind, as the `TimelineEventKind` number of the contract.
+    #[prost(uint32, tag = "2")]
+    pub kind: u32,
+    /// The ticket.
+    #[prost(uint64, tag = "3")]
+    pub ticket_id: u64,
+    /// The rating, for bad-rating events; 0 otherwise.
+    #[prost(uint64, tag = "4")]
+    pub rating_id: u64,
+    /// The ticket's organization when the event was detected (0: none).
+    #[prost(uint64, tag = "5")]
+    pub organization_id: u64,
+    /// The ticket's requester.
+    #[prost(uint64, tag = "6")]
+    pub requester_id: u64,
+    /// When it happened in Zendesk (Unix ms).
+    #[prost(int64, tag = "7")]
+    pub occurred_at_ms: i64,
+    /// When zdsync recorded it (Unix ms).
+    #[prost(int64, tag = "8")]
+    pub detected_at_ms: i64,
+    /// Recorded by the first sync's backfill.
+    #[prost(bool, tag = "9")]
+    pub backfill: bool,
+    /// A created event of a ticket raised to high/urgent after creation.
+    #[prost(bool, tag = "10")]
+    pub escalated: bool,
+    /// The rating's score (`bad` or `bad_with_comment`); empty for ticket events.
+    #[prost(string, tag = "11")]
+    pub score: String,
+    /// The rating's comment.
+    #[prost(string, tag = "12")]
+    pub comment: String,
+    /// The ticket's subject.
+    #[prost(string, tag = "13")]
+    pub subject: String,
+    /// The ticket's priority name when the event occurred (empty: none).
+    #[prost(string, tag = "14")]
+    pub priority: String,
+    /// The ticket's status name when the event occurred.
+    #[prost(string, tag = "15")]
+    pub status: String,
+    /// The requester's name.
+    #[prost(string, tag = "16")]
+    pub requester_name: String,
+    /// The requester's email.
+    #[prost(string, tag = "17")]
+    pub requester_email: String,
+    /// When the ticket was created (Unix ms).
+    #[prost(int64, tag = "18")]
+    pub reported_at_ms: i64,
+    /// The name of the ticket's group (empty: none).
+    #[prost(string, tag = "19")]
+    pub group_name: String,
+    /// The name of the ticket's assignee (empty: none).
+    #[prost(string, tag = "20")]
+    pub assignee_name: String,
+    /// The deterministic key.
+    #[prost(string, tag = "21")]
+    pub key: String,
+}
+
+/// The `TimelineEventKind` number of a kind (the contract's enum values).
+pub fn kind_number(kind: EventKind) -> u32 {
+    match kind {
+        EventKind::HighUrgentTicketCreated => 1,
+        EventKind::HighUrgentTicketSolved => 2,
+        EventKind::HighUrgentTicketReopened => 3,
+        EventKind::BadSatisfactionRating => 4,
+    }
+}
+
+/// Whose events to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventScope {
+    /// Events of every account (events of unmatched organizations are left out).
+    AllAccounts,
+    /// Events of one account.
+    Account(String),
+    /// Events of every account this owner email owns (compared lower-cased).
+    Owner(String),
+}
+
+/// Which events a list or watch returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Whose events.
+    pub scope: EventScope,
+    /// Only events that occurred at or after this Unix ms.
+    pub since_ms: Option<i64>,
+    /// Only events that occurred before this Unix ms.
+    pub until_ms: Option<i64>,
+    /// Only these kind numbers; empty means every kind.
+    pub kinds: BTreeSet<u32>,
+}
+
+/// Where a newest-first list continues: strictly older than this (occurred ms, seq).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EventPosition {
+    /// Occurred at (Unix ms).
+    pub occurred_ms: i64,
+    /// Sequence number.
+    pub seq: u64,
+}
+
+/// A stored event with its account resolved at read time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// The stored record.
+    pub record: EventRecord,
+    /// The account the event's organization matches now; `None` when it matches none.
+    pub account_id: Option<String>,
+    /// The requester's email when it is a user of that account; empty otherwise.
+    pub user_email: String,
+}
+
+/// One page of a newest-first list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    /// The events, newest first.
+    pub events: Vec<StoredEvent>,
+    /// Where the next page continues; `None` on the last page.
+    pub next: Option<EventPosition>,
+}
+
+/// What a scan of the log in recording order found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogBatch {
+    /// The events in scope, in recording order.
+    pub events: Vec<StoredEvent>,
+    /// The last sequence number scanned (in scope or not); the given one when nothing was scanned.
+    pub scanned_to: u64,
+}
 
 /// Detects and records the events of a page; returns how many new events were recorded.
 pub(crate) fn apply(
-    _txn: &WriteTransaction,
-    _tickets: &[Written<TicketRecord>],
-    _ratings: &[Written<RatingRecord>],
-    _changes: &[TicketChange],
-    _context: &PageContext,
+    txn: &WriteTransaction,
+    tickets: &[Written<TicketRecord>],
+    ratings: &[Written<RatingRecord>],
+    changes: &[TicketChange],
+    context: &PageContext,
 ) -> Result<u64, StoreError> {
-    Ok(0)
+    let now = DateTime::from_timestamp_millis(context.now_ms).unwrap_or_default();
+    let mut detected: Vec<(DetectedEvent, Option<TicketState>)> = Vec::new();
+    if context.snapshot_events {
+        for (id, previous, current) in tickets {
+            let current_facts = ticket_facts(*id, current)?;
+            let previous_facts = previous
+                .as_ref()
+                .map(|previous| ticket_facts(*id, previous))
+                .transpose()?;
+            let events = detect_from_snapshots(previous_facts.as_ref(), &current_facts);
+            detected.extend(
+                finalize_for_sync(events, context.first_sync, now)
+                    .into_iter()
+                    .map(|event| (event, None)),
+            );
+        }
+    } else {
+        // The whole stored history of every ticket the page touches: the same keys every time.
+        let mut ids: BTreeSet<u64> = changes.iter().map(|change| change.ticket_id).collect();
+        // A ticket stored after its changes (created while the run was between phases).
+        ids.extend(
+            tickets
+                .iter()
+                .filter(|(_, previous, _)| previous.is_none())
+                .map(|(id, _, _)| *id),
+        );
+        let stored_tickets = txn.open_table(tables::TICKETS)?;
+        let stored_changes = txn.open_table(tables::TICKET_CHANGES)?;
+        for id in ids {
+            let Some(bytes) = stored_tickets.get(id)? else {
+                continue;
+            };
+            let record = decode::<TicketRecord>("tickets", &id.to_string(), bytes.value())?;
+            let facts = ticket_facts(id, &record)?;
+            let mut entries = Vec::new();
+            for row in
+                stored_changes.range((id, i64::MIN, 0, 0)..=(id, i64::MAX, u64::MAX, u32::MAX))?
+            {
+                let (key, value) = row?;
+                let (ticket_id, at, event_id, index) = key.value();
+                let change = decode::<ChangeRecord>(
+                    "ticket_changes",
+                    &format!("{ticket_id}/{at}/{event_id}/{index}"),
+                    value.value(),
+                )?;
+                let entry = HistoryEntry::from_record(ticket_id, at, event_id, index, &change)
+                    .map_err(|err| StoreError::Corrupt {
+                        table: "ticket_changes",
+                        key: format!("{ticket_id}/{at}/{event_id}/{index}"),
+                        detail: err.to_string(),
+                    })?;
+                entries.push(entry);
+            }
+            if entries.is_empty() {
+                continue;
+            }
+            let detection = detect_from_history(&facts, None, &entries);
+            for event in finalize_for_sync(detection.events, context.first_sync, now) {
+                let state = state_at(&facts, &entries, event.occurred_at);
+                detected.push((event, Some(state)));
+            }
+        }
+    }
+    for (id, previous, current) in ratings {
+        let current_facts = rating_facts(*id, current)?;
+        let previous_facts = previous
+            .as_ref()
+            .map(|previous| rating_facts(*id, previous))
+            .transpose()?;
+        if let Some(event) = detect_rating(previous_facts.as_ref(), &current_facts) {
+            detected.extend(
+                finalize_for_sync(vec![event], context.first_sync, now)
+                    .into_iter()
+                    .map(|event| (event, None)),
+            );
+        }
+    }
+    record_new(txn, detected, ratings, context, now)
+}
+
+/// Status and priority of a ticket at an instant, as its history tells (the snapshot fills gaps).
+type TicketState = (Status, Priority);
+
+fn state_at(ticket: &TicketFacts, entries: &[HistoryEntry], at: DateTime<Utc>) -> TicketState {
+    let mut sorted: Vec<&HistoryEntry> = entries.iter().collect();
+    sorted.sort_by_key(|entry| (entry.at, entry.event_id, entry.index));
+    let mut status = None;
+    let mut priority = None;
+    let mut first_status_from = None;
+    let mut first_priority_from = None;
+    for entry in sorted {
+        match entry.change {
+            FieldChange::Status { from, to } => {
+                if first_status_from.is_none() {
+                    first_status_from = Some(from.unwrap_or(to));
+                }
+                if entry.at <= at {
+                    status = Some(to);
+                }
+            }
+            FieldChange::Priority { from, to } => {
+                if first_priority_from.is_none() {
+                    first_priority_from = Some(from);
+                }
+                if entry.at <= at {
+                    priority = Some(to);
+                }
+            }
+        }
+    }
+    (
+        status.or(first_status_from).unwrap_or(ticket.status),
+        priority.or(first_priority_from).unwrap_or(ticket.priority),
+    )
+}
+
+/// Writes the events whose keys are not stored yet; returns how many.
+fn record_new(
+    txn: &WriteTransaction,
+    detected: Vec<(DetectedEvent, Option<TicketState>)>,
+    ratings: &[Written<RatingRecord>],
+    context: &PageContext,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    if detected.is_empty() {
+        return Ok(0);
+    }
+    // An event older than a year is history no sync backfills, also when a later sync re-derives it.
+    let horizon = backfill_horizon(now);
+    let ratings: BTreeMap<u64, &RatingRecord> = ratings
+        .iter()
+        .map(|(id, _, rating)| (*id, rating))
+        .collect();
+    let mut events = txn.open_table(tables::EVENTS)?;
+    let mut log = txn.open_table(tables::EVENT_LOG)?;
+    let mut by_org = txn.open_table(tables::ORG_EVENTS)?;
+    let mut by_time = txn.open_table(tables::EVENT_TIMES)?;
+    let mut meta = txn.open_table(tables::META)?;
+    let tickets = txn.open_table(tables::TICKETS)?;
+    let users = txn.open_table(tables::USERS)?;
+    let groups = txn.open_table(tables::GROUPS)?;
+    let mut seq = match meta.get(meta_keys::EVENT_SEQ)? {
+        Some(bytes) => decode_seq(bytes.value())?,
+        None => 0,
+    };
+    let mut recorded = 0;
+    for (event, state) in detected {
+        if event.occurred_at < horizon || events.get(event.key.as_str())?.is_some() {
+            continue;
+        }
+        let ticket = match tickets.get(event.ticket_id)? {
+            Some(bytes) => Some(decode::<TicketRecord>(
+                "tickets",
+                &event.ticket_id.to_string(),
+                bytes.value(),
+            )?),
+            None => None,
+        };
+        let rating = event.rating_id.and_then(|id| ratings.get(&id).copied());
+        let ticket = ticket.unwrap_or_default();
+        let requester_id = if ticket.requester_id != 0 {
+            ticket.requester_id
+        } else {
+            rating.map_or(0, |rating| rating.requester_id)
+        };
+        let requester = user(&users, requester_id)?;
+        let assignee = user(&users, ticket.assignee_id)?;
+        let group = match groups.get(ticket.group_id)? {
+            Some(bytes) if ticket.group_id != 0 => Some(decode::<GroupRecord>(
+                "groups",
+                &ticket.group_id.to_string(),
+                bytes.value(),
+            )?),
+            _ => None,
+        };
+        let (status, priority) = match state {
+            Some((status, priority)) => (status.name().to_owned(), priority.name().to_owned()),
+            None => (
+                Status::from_code(ticket.status)
+                    .map(|status| status.name().to_owned())
+                    .unwrap_or_default(),
+                Priority::from_code(ticket.priority)
+                    .map(|priority| priority.name().to_owned())
+                    .unwrap_or_default(),
+            ),
+        };
+        seq += 1;
+        let occurred_ms = event.occurred_at.timestamp_millis();
+        let record = EventRecord {
+            seq,
+            kind: kind_number(event.kind),
+            ticket_id: event.ticket_id,
+            rating_id: event.rating_id.unwrap_or(0),
+            organization_id: ticket.organization_id,
+            requester_id,
+            occurred_at_ms: occurred_ms,
+            detected_at_ms: context.now_ms,
+            backfill: event.backfill,
+            escalated: event.escalated,
+            score: rating.map(|r| r.score.clone()).unwrap_or_default(),
+            comment: rating.map(|r| r.comment.clone()).unwrap_or_default(),
+            subject: ticket.subject.clone(),
+            priority,
+            status,
+            requester_name: requester
+                .as_ref()
+                .map(|u| u.name.clone())
+                .unwrap_or_default(),
+            requester_email: requester.map(|u| u.email).unwrap_or_default(),
+            reported_at_ms: ticket.created_at.saturating_mul(1000),
+            group_name: group.map(|g| g.name).unwrap_or_default(),
+            assignee_name: assignee.map(|u| u.name).unwrap_or_default(),
+            key: event.key.clone(),
+        };
+        events.insert(event.key.as_str(), record.encode_to_vec().as_slice())?;
+        log.insert(seq, event.key.as_str())?;
+        by_org.insert((ticket.organization_id, occurred_ms, seq), ())?;
+        by_time.insert((occurred_ms, seq), ticket.organization_id)?;
+        recorded += 1;
+    }
+    meta.insert(meta_keys::EVENT_SEQ, seq.to_le_bytes().as_slice())?;
+    Ok(recorded)
+}
+
+fn user(users: &redb::Table<u64, &[u8]>, id: u64) -> Result<Option<ZendeskUserRecord>, StoreError> {
+    if id == 0 {
+        return Ok(None);
+    }
+    users
+        .get(id)?
+        .map(|bytes| decode::<ZendeskUserRecord>("users", &id.to_string(), bytes.value()))
+        .transpose()
+}
+
+fn ticket_facts(id: u64, record: &TicketRecord) -> Result<TicketFacts, StoreError> {
+    TicketFacts::from_record(id, record).map_err(|err| StoreError::Corrupt {
+        table: "tickets",
+        key: id.to_string(),
+        detail: err.to_string(),
+    })
+}
+
+fn rating_facts(id: u64, record: &RatingRecord) -> Result<RatingFacts, StoreError> {
+    RatingFacts::from_record(id, record).map_err(|err| StoreError::Corrupt {
+        table: "ratings",
+        key: id.to_string(),
+        detail: err.to_string(),
+    })
+}
+
+fn decode<M: Message + Default>(
+    table: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<M, StoreError> {
+    M::decode(bytes).map_err(|err| StoreError::Corrupt {
+        table,
+        key: key.to_owned(),
+        detail: err.to_string(),
+    })
+}
+
+fn decode_seq(bytes: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(bytes)
+        .map(u64::from_le_bytes)
+        .map_err(|_| StoreError::Corrupt {
+            table: "meta",
+            key: meta_keys::EVENT_SEQ.into(),
+            detail: "not an 8-byte sequence number".into(),
+        })
+}
+
+/// The read side: tables of one read transaction.
+struct Reader {
+    events: ReadOnlyTable<&'static str, &'static [u8]>,
+    log: ReadOnlyTable<u64, &'static str>,
+    matches: ReadOnlyTable<u64, &'static [u8]>,
+    emails: ReadOnlyTable<(&'static str, &'static str), ()>,
+    owners: ReadOnlyTable<(&'static str, &'static str), ()>,
+}
+
+impl Reader {
+    fn open(txn: &ReadTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            events: txn.open_table(tables::EVENTS)?,
+            log: txn.open_table(tables::EVENT_LOG)?,
+            matches: txn.open_table(tables::ORG_MATCHES)?,
+            emails: txn.open_table(tables::ACCOUNT_EMAILS)?,
+            owners: txn.open_table(tables::ACCOUNT_OWNERS)?,
+        })
+    }
+
+    fn record(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
+        let Some(key) = self.log.get(seq)? else {
+            return Ok(None);
+        };
+        let key = key.value().to_owned();
+        self.events
+            .get(key.as_str())?
+            .map(|bytes| decode::<EventRecord>("events", &key, bytes.value()))
+            .transpose()
+    }
+
+    fn account_of(&self, org: u64) -> Result<Option<String>, StoreError> {
+        if org == 0 {
+            return Ok(None);
+        }
+        let Some(bytes) = self.matches.get(org)? else {
+            return Ok(None);
+        };
+        let record = decode::<OrgMatchRecord>("org_matches", &org.to_string(), bytes.value())?;
+        Ok(match record.to_match() {
+            crate::domain::matching::OrgMatch::Matched { account_id } => Some(account_id),
+            _ => None,
+        })
+    }
+
+    fn resolve(&self, record: EventRecord) -> Result<StoredEvent, StoreError> {
+        let account_id = self.account_of(record.organization_id)?;
+        let email = record.requester_email.to_lowercase();
+        let user_email = match &account_id {
+            Some(account) if !email.is_empty() => {
+                if self
+                    .emails
+                    .get((email.as_str(), account.as_str()))?
+                    .is_some()
+                {
+                    email
+                } else {
+                    String::new()
+                }
+            }
+            _ => String::new(),
+        };
+        Ok(StoredEvent {
+            record,
+            account_id,
+            user_email,
+        })
+    }
+
+    fn in_scope(&self, scope: &EventScope, account: Option<&str>) -> Result<bool, StoreError> {
+        let Some(account) = account else {
+            return Ok(false);
+        };
+        Ok(match scope {
+            EventScope::AllAccounts => true,
+            EventScope::Account(id) => id == account,
+            EventScope::Owner(owner) => self
+                .owners
+                .get((owner.to_lowercase().as_str(), account))?
+                .is_some(),
+        })
+    }
+}
+
+fn matches_filter(record: &EventRecord, filter: &EventFilter) -> bool {
+    (filter.kinds.is_empty() || filter.kinds.contains(&record.kind))
+        && filter
+            .since_ms
+            .is_none_or(|since| record.occurred_at_ms >= since)
+        && filter
+            .until_ms
+            .is_none_or(|until| record.occurred_at_ms < until)
+}
+
+impl Store {
+    /// The sequence number of the last recorded event (0: none yet).
+    pub fn last_event_seq(&self) -> Result<u64, StoreError> {
+        let txn = self.db().begin_read()?;
+        let meta = txn.open_table(tables::META)?;
+        let value = meta.get(meta_keys::EVENT_SEQ)?;
+        value.map_or(Ok(0), |bytes| decode_seq(bytes.value()))
+    }
+
+    /// How many events are stored.
+    pub fn event_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db().begin_read()?;
+        Ok(redb::ReadableTableMetadata::len(
+            &txn.open_table(tables::EVENTS)?,
+        )?)
+    }
+
+    /// One stored event by its key.
+    pub fn event(&self, key: &str) -> Result<Option<EventRecord>, StoreError> {
+        let txn = self.db().begin_read()?;
+        let table = txn.open_table(tables::EVENTS)?;
+        let value = table.get(key)?;
+        value
+            .map(|bytes| decode::<EventRecord>("events", key, bytes.value()))
+            .transpose()
+    }
+
+    /// The organizations a scope covers now; `None` for every account (decided per event).
+    fn scope_orgs(
+        txn: &ReadTransaction,
+        scope: &EventScope,
+    ) -> Result<Option<BTreeSet<u64>>, StoreError> {
+        let account_orgs = txn.open_table(tables::ACCOUNT_ORGS)?;
+        let orgs_of = |account: &str, orgs: &mut BTreeSet<u64>| -> Result<(), StoreError> {
+            for row in account_orgs.range((account, 0)..=(account, u64::MAX))? {
+                orgs.insert(row?.0.value().1);
+            }
+            Ok(())
+        };
+        match scope {
+            EventScope::AllAccounts => Ok(None),
+            EventScope::Account(id) => {
+                let mut orgs = BTreeSet::new();
+                orgs_of(id, &mut orgs)?;
+                Ok(Some(orgs))
+            }
+            EventScope::Owner(owner) => {
+                let owner = owner.to_lowercase();
+                let owners = txn.open_table(tables::ACCOUNT_OWNERS)?;
+                let mut orgs = BTreeSet::new();
+                // Account ids are non-empty, so "" sorts before every one and the range is exact.
+                for row in owners.range((owner.as_str(), "")..)? {
+                    let (key, _) = row?;
+                    let (row_owner, account) = key.value();
+                    if row_owner != owner {
+                        break;
+                    }
+                    orgs_of(account, &mut orgs)?;
+                }
+                Ok(Some(orgs))
+            }
+        }
+    }
+
+    /// Lists events newest first (by occurred time, then sequence), strictly older than `after`.
+    pub fn list_events(
+        &self,
+        filter: &EventFilter,
+        after: Option<EventPosition>,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        let txn = self.db().begin_read()?;
+        let reader = Reader::open(&txn)?;
+        let low = (filter.since_ms.unwrap_or(i64::MIN), 0u64);
+        let mut high = (filter.until_ms.unwrap_or(i64::MAX), 0u64);
+        if let Some(after) = after {
+            high = high.min((after.occurred_ms, after.seq));
+        }
+        let mut events = Vec::new();
+        let push = |reader: &Reader,
+                    seq: u64,
+                    events: &mut Vec<StoredEvent>|
+         -> Result<bool, StoreError> {
+            let Some(record) = reader.record(seq)? else {
+                return Ok(false);
+            };
+            if !matches_filter(&record, filter) {
+                return Ok(false);
+            }
+            let event = reader.resolve(record)?;
+            if !reader.in_scope(&filter.scope, event.account_id.as_deref())? {
+                return Ok(false);
+            }
+            events.push(event);
+            Ok(true)
+        };
+        let mut last = None;
+        let mut more = false;
+        match Self::scope_orgs(&txn, &filter.scope)? {
+            None => {
+                let by_time = txn.open_table(tables::EVENT_TIMES)?;
+                for row in by_time.range(low..high)?.rev() {
+                    let (key, _) = row?;
+                    let (occurred_ms, seq) = key.value();
+                    if events.len() == limit {
+                        more = true;
+                        break;
+                    }
+                    if push(&reader, seq, &mut events)? {
+                        last = Some(EventPosition { occurred_ms, seq });
+                    }
+                }
+            }
+            Some(orgs) => {
+                let by_org = txn.open_table(tables::ORG_EVENTS)?;
+                let mut ranges = Vec::with_capacity(orgs.len());
+                // A max-heap of each organization's next entry: the newest pops first.
+                let mut heap = BinaryHeap::new();
+                for org in orgs {
+                    let mut range = by_org
+                        .range((org, low.0, low.1)..(org, high.0, high.1))?
+                        .rev();
+                    if let Some(row) = range.next() {
+                        let (_, occurred_ms, seq) = row?.0.value();
+                        heap.push(((occurred_ms, seq), ranges.len()));
+                    }
+                    ranges.push(range);
+                }
+                while let Some(((occurred_ms, seq), index)) = heap.pop() {
+                    if events.len() == limit {
+                        more = true;
+                        break;
+                    }
+                    if push(&reader, seq, &mut events)? {
+                        last = Some(EventPosition { occurred_ms, seq });
+                    }
+                    if let Some(range) = ranges.get_mut(index) {
+                        if let Some(row) = range.next() {
+                            let (_, occurred_ms, seq) = row?.0.value();
+                            heap.push(((occurred_ms, seq), index));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(EventPage {
+            events,
+            next: if more { last } else { None },
+        })
+    }
+
+    /// Events recorded after `after_seq`, in recording order, scanning at most `limit` log entries.
+    pub fn events_after(
+        &self,
+        after_seq: u64,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Result<LogBatch, StoreError> {
+        let txn = self.db().begin_read()?;
+        let reader = Reader::open(&txn)?;
+        let mut events = Vec::new();
+        let mut scanned_to = after_seq;
+        let start = after_seq.saturating_add(1);
+        for row in reader.log.range(start..)?.take(limit) {
+            let (seq, _) = row?;
+            scanned_to = seq.value();
+            let Some(record) = reader.record(scanned_to)? else {
+                continue;
+            };
+            if !matches_filter(&record, filter) {
+                continue;
+            }
+            let event = reader.resolve(record)?;
+            if reader.in_scope(&filter.scope, event.account_id.as_deref())? {
+                events.push(event);
+            }
+        }
+        Ok(LogBatch { events, scanned_to })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::pages::PageWrite;
+    use crate::store::tables;
+
+    const NOW: i64 = 1_800_000_000;
+    const HOUR: i64 = 3600;
+    const STATUS: u32 = crate::store::zendesk_records::CHANGE_FIELD_STATUS;
+    const PRIORITY: u32 = crate::store::zendesk_records::CHANGE_FIELD_PRIORITY;
+    const OPEN: u32 = 2;
+    const SOLVED: u32 = 5;
+    const NORMAL: u32 = 2;
+    const URGENT: u32 = 4;
+
+    fn ticket(status: u32, priority: u32, created: i64, generated: i64) -> TicketRecord {
+        TicketRecord {
+            subject: "Printer on fire".into(),
+            status,
+            priority,
+            requester_id: 7,
+            assignee_id: 8,
+            group_id: 9,
+            organization_id: 100,
+            created_at: created,
+            updated_at: generated,
+            generated_timestamp: generated,
+            ..Default::default()
+        }
+    }
+
+    fn change(
+        ticket_id: u64,
+        at: i64,
+        event_id: u64,
+        field: u32,
+        from: u32,
+        to: u32,
+    ) -> TicketChange {
+        TicketChange {
+            ticket_id,
+            at,
+            event_id,
+            index: 0,
+            change: ChangeRecord { field, from, to },
+        }
+    }
+
+    fn context(first_sync: bool, snapshot_events: bool, now: i64) -> PageContext {
+        PageContext {
+            first_sync,
+            snapshot_events,
+            now_ms: now * 1000,
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        (dir, store)
+    }
+
+    fn people(store: &Store) -> PageWrite {
+        let user = |name: &str, email: &str| ZendeskUserRecord {
+            name: name.into(),
+            email: email.into(),
+            ..Default::default()
+        };
+        let page = PageWrite {
+            users: vec![
+                (7, user("Rita Requester", "Rita@Example.com")),
+                (8, user("Agent Smith", "smith@support.test")),
+            ],
+            groups: vec![(
+                9,
+                GroupRecord {
+                    name: "Tier 2".into(),
+                    deleted: false,
+                },
+            )],
+            ..Default::default()
+        };
+        store.apply_page(&page).expect("people");
+        page
+    }
+
+    /// Ticket 1: created urgent at `created`, solved an hour later, reopened two hours later.
+    fn history_page(first_sync: bool, now: i64, created: i64) -> PageWrite {
+        PageWrite {
+            tickets: vec![(1, ticket(OPEN, URGENT, created, created + 2 * HOUR))],
+            changes: vec![
+                change(1, created, 10, STATUS, 0, 1),
+                TicketChange {
+                    index: 1,
+                    ..change(1, created, 10, PRIORITY, 0, URGENT)
+                },
+                change(1, created + HOUR, 11, STATUS, OPEN, SOLVED),
+                change(1, created + 2 * HOUR, 12, STATUS, SOLVED, OPEN),
+            ],
+            context: context(first_sync, false, now),
+            ..Default::default()
+        }
+    }
+
+    fn all_events(store: &Store) -> Vec<EventRecord> {
+        let txn = store.db().begin_read().expect("read");
+        let log = txn.open_table(tables::EVENT_LOG).expect("log");
+        let events = txn.open_table(tables::EVENTS).expect("events");
+        log.iter()
+            .expect("iter")
+            .map(|row| {
+                let (_, key) = row.expect("row");
+                let bytes = events
+                    .get(key.value())
+                    .expect("get")
+                    .expect("logged event stored");
+                EventRecord::decode(bytes.value()).expect("decode")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn history_events_are_recorded_once_with_real_times_and_a_ticket_snapshot() {
+        let (dir, store) = store();
+        people(&store);
+        let created = NOW - 10 * HOUR;
+        let page = history_page(true, NOW, created);
+        assert_eq!(store.apply_page(&page).expect("apply").events_recorded, 3);
+        let events = all_events(&store);
+        let kinds: Vec<(u32, i64, bool)> = events
+            .iter()
+            .map(|e| (e.kind, e.occurred_at_ms / 1000, e.backfill))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (1, created, true),
+                (2, created + HOUR, true),
+                (3, created + 2 * HOUR, true)
+            ]
+        );
+        let solved = &events[1];
+        assert_eq!(
+            solved.status, "solved",
+            "the status when the event occurred"
+        );
+        assert_eq!(solved.priority, "urgent");
+        assert_eq!(solved.requester_name, "Rita Requester");
+        assert_eq!(solved.requester_email, "Rita@Example.com");
+        assert_eq!(solved.assignee_name, "Agent Smith");
+        assert_eq!(solved.group_name, "Tier 2");
+        assert_eq!(solved.reported_at_ms, created * 1000);
+        assert_eq!(solved.organization_id, 100);
+        assert_eq!(solved.detected_at_ms, NOW * 1000);
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+
+        // The same page again, and a later page repeating the history plus a new solve.
+        assert_eq!(store.apply_page(&page).expect("again").events_recorded, 0);
+        let mut later = history_page(false, NOW + HOUR, created);
+        later.tickets[0].1 = ticket(SOLVED, URGENT, created, NOW + HOUR);
+        later.changes.push(change(1, NOW, 13, STATUS, OPEN, SOLVED));
+        assert_eq!(store.apply_page(&later).expect("later").events_recorded, 1);
+        let events = all_events(&store);
+        assert_eq!(events.len(), 4);
+        assert_eq!(
+            (events[3].kind, events[3].backfill, events[3].seq),
+            (2, false, 4)
+        );
+        assert_eq!(store.last_event_seq().expect("tip"), 4);
+
+        // A restart: the counter and the keys survive, so nothing repeats.
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.last_event_seq().expect("tip"), 4);
+        assert_eq!(*store.subscribe_events().borrow(), 4);
+        assert_eq!(
+            store
+                .apply_page(&later)
+                .expect("after restart")
+                .events_recorded,
+            0
+        );
+        // Only the new change in a page: the stored history is used, the same keys come out.
+        let only_new = PageWrite {
+            changes: vec![change(1, NOW, 13, STATUS, OPEN, SOLVED)],
+            context: context(false, false, NOW + 2 * HOUR),
+            ..Default::default()
+        };
+        assert_eq!(
+            store
+                .apply_page(&only_new)
+                .expect("overlap")
+                .events_recorded,
+            0
+        );
+        assert_eq!(store.event_count().expect("count"), 4);
+    }
+
+    #[test]
+    fn the_first_sync_backfills_the_past_year_only_and_later_syncs_never_record_older_events() {
+        let (_dir, store) = store();
+        let old = NOW - 400 * 24 * HOUR;
+        let page = history_page(true, NOW, old);
+        assert_eq!(store.apply_page(&page).expect("apply").events_recorded, 0);
+        let later = history_page(false, NOW + HOUR, old);
+        assert_eq!(store.apply_page(&later).expect("later").events_recorded, 0);
+    }
+
+    #[test]
+    fn a_ticket_without_organization_still_gets_events() {
+        let (_dir, store) = store();
+        let mut page = history_page(false, NOW, NOW - HOUR);
+        page.tickets[0].1.organization_id = 0;
+        assert_eq!(store.apply_page(&page).expect("apply").events_recorded, 3);
+        assert!(all_events(&store)
+            .iter()
+            .all(|e| e.organization_id == 0 && !e.backfill));
+    }
+
+    #[test]
+    fn snapshot_mode_compares_the_stored_and_the_new_ticket() {
+        let (_dir, store) = store();
+        let created = NOW - HOUR;
+        let first = PageWrite {
+            tickets: vec![(2, ticket(OPEN, NORMAL, created, created))],
+            context: context(false, true, NOW),
+            ..Default::default()
+        };
+        assert_eq!(store.apply_page(&first).expect("first").events_recorded, 0);
+        let mut raised = ticket(OPEN, URGENT, created, NOW);
+        raised.updated_at = NOW;
+        let second = PageWrite {
+            tickets: vec![(2, raised.clone())],
+            context: context(false, true, NOW + 60),
+            ..Default::default()
+        };
+        assert_eq!(store.apply_page(&second).expect("raise").events_recorded, 1);
+        let mut solved = raised.clone();
+        solved.status = SOLVED;
+        solved.solved_at = NOW + 100;
+        solved.updated_at = NOW + 100;
+        solved.generated_timestamp = NOW + 100;
+        let third = PageWrite {
+            tickets: vec![(2, solved)],
+            context: context(false, true, NOW + 200),
+            ..Default::default()
+        };
+        assert_eq!(store.apply_page(&third).expect("solve").events_recorded, 1);
+        assert_eq!(store.apply_page(&third).expect("again").events_recorded, 0);
+        let events = all_events(&store);
+        assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [1, 2]);
+        assert!(events[0].escalated);
+        assert_eq!(events[1].occurred_at_ms, (NOW + 100) * 1000);
+        assert_eq!(events[1].status, "solved");
+    }
+
+    #[test]
+    fn a_bad_rating_is_one_event_however_often_it_is_rewritten() {
+        let (_dir, store) = store();
+        people(&store);
+        let tickets = PageWrite {
+            tickets: vec![(3, ticket(SOLVED, NORMAL, NOW - HOUR, NOW - HOUR))],
+            context: context(false, false, NOW),
+            ..Default::default()
+        };
+        store.apply_page(&tickets).expect("ticket");
+        let rating = |score: &str, comment: &str, updated: i64| RatingRecord {
+            ticket_id: 3,
+            score: score.into(),
+            comment: comment.into(),
+            requester_id: 7,
+            created_at: NOW - 30,
+            updated_at: updated,
+        };
+        let page = |score, comment, updated| PageWrite {
+            ratings: vec![(50, rating(score, comment, updated))],
+            context: context(false, false, NOW),
+            ..Default::default()
+        };
+        assert_eq!(
+            store
+                .apply_page(&page("good", "", NOW - 20))
+                .expect("good")
+                .events_recorded,
+            0
+        );
+        assert_eq!(
+            store
+                .apply_page(&page("bad", "", NOW - 10))
+                .expect("bad")
+                .events_recorded,
+            1
+        );
+        let rewritten = page("bad_with_comment", "still broken", NOW);
+        assert_eq!(
+            store
+                .apply_page(&rewritten)
+                .expect("rewritten")
+                .events_recorded,
+            0
+        );
+        let events = all_events(&store);
+        assert_eq!(events.len(), 1);
+        let event = &events[0];
+        assert_eq!((event.kind, event.rating_id, event.ticket_id), (4, 50, 3));
+        assert_eq!(event.score, "bad");
+        assert_eq!(event.requester_name, "Rita Requester");
+        assert_eq!(event.key, "r50:bad");
+    }
+
+    fn link(store: &Store, account: &str, org: u64, owner: &str, email: &str) {
+        let txn = store.db().begin_write().expect("write");
+        {
+            let record = OrgMatchRecord {
+                state: 1,
+                account_id: account.into(),
+                ..Default::default()
+            };
+            txn.open_table(tables::ORG_MATCHES)
+                .expect("matches")
+                .insert(org, record.encode_to_vec().as_slice())
+                .expect("match");
+            txn.open_table(tables::ACCOUNT_ORGS)
+                .expect("orgs")
+                .insert((account, org), ())
+                .expect("org");
+            txn.open_table(tables::ACCOUNT_OWNERS)
+                .expect("owners")
+                .insert((owner, account), ())
+                .expect("owner");
+            txn.open_table(tables::ACCOUNT_EMAILS)
+                .expect("emails")
+                .insert((email, account), ())
+                .expect("email");
+        }
+        txn.commit().expect("commit");
+    }
+
+    /// Tickets 1..=n, each created urgent at its own hour, in organization 100 + id % 2.
+    fn created_events(store: &Store, n: u64) {
+        let mut page = PageWrite {
+            context: context(false, false, NOW),
+            ..Default::default()
+        };
+        for id in 1..=n {
+            let at = NOW - 100 * HOUR + i64::try_from(id).expect("small") * HOUR;
+            let mut record = ticket(OPEN, URGENT, at, at);
+            record.organization_id = 100 + id % 2;
+            page.tickets.push((id, record));
+            page.changes.push(change(id, at, id * 10, STATUS, 0, 1));
+            page.changes.push(TicketChange {
+                index: 1,
+                ..change(id, at, id * 10, PRIORITY, 0, URGENT)
+            });
+        }
+        store.apply_page(&page).expect("apply");
+    }
+
+    fn filter(scope: EventScope) -> EventFilter {
+        EventFilter {
+            scope,
+            since_ms: None,
+            until_ms: None,
+            kinds: BTreeSet::new(),
+        }
+    }
+
+    fn ticket_ids(events: &[StoredEvent]) -> Vec<u64> {
+        events.iter().map(|e| e.record.ticket_id).collect()
+    }
+
+    #[test]
+    fn lists_page_newest_first_per_scope_and_resolve_the_account_when_read() {
+        let (_dir, store) = store();
+        people(&store);
+        created_events(&store, 7);
+        // Nothing matched yet: the all-accounts feed is empty, events keep no account.
+        let page = store
+            .list_events(&filter(EventScope::AllAccounts), None, 10)
+            .expect("list");
+        assert!(page.events.is_empty());
+
+        link(
+            &store,
+            "acct-odd",
+            101,
+            "owner@example.com",
+            "rita@example.com",
+        );
+        link(
+            &store,
+            "acct-even",
+            100,
+            "other@example.com",
+            "nobody@example.com",
+        );
+        let all = filter(EventScope::AllAccounts);
+        let first = store.list_events(&all, None, 3).expect("first");
+        assert_eq!(ticket_ids(&first.events), [7, 6, 5]);
+        let second = store.list_events(&all, first.next, 3).expect("second");
+        assert_eq!(ticket_ids(&second.events), [4, 3, 2]);
+        let third = store.list_events(&all, second.next, 3).expect("third");
+        assert_eq!(ticket_ids(&third.events), [1]);
+        assert_eq!(third.next, None);
+
+        let odd = store
+            .list_events(&filter(EventScope::Account("acct-odd".into())), None, 2)
+            .expect("odd");
+        assert_eq!(ticket_ids(&odd.events), [7, 5]);
+        assert_eq!(odd.events[0].account_id.as_deref(), Some("acct-odd"));
+        assert_eq!(odd.events[0].user_email, "rita@example.com");
+        let odd_rest = store
+            .list_events(
+                &filter(EventScope::Account("acct-odd".into())),
+                odd.next,
+                10,
+            )
+            .expect("odd rest");
+        assert_eq!(ticket_ids(&odd_rest.events), [3, 1]);
+
+        let even = store
+            .list_events(
+                &filter(EventScope::Owner("Other@Example.com".into())),
+                None,
+                10,
+            )
+            .expect("owner");
+        assert_eq!(ticket_ids(&even.events), [6, 4, 2]);
+        assert_eq!(
+            even.events[0].user_email, "",
+            "the requester is no user of that account"
+        );
+
+        let mut window = filter(EventScope::AllAccounts);
+        window.since_ms = Some((NOW - 98 * HOUR) * 1000);
+        window.until_ms = Some((NOW - 95 * HOUR) * 1000);
+        let page = store.list_events(&window, None, 10).expect("window");
+        assert_eq!(ticket_ids(&page.events), [4, 3, 2]);
+        let mut solved_only = filter(EventScope::AllAccounts);
+        solved_only.kinds = BTreeSet::from([2]);
+        assert!(store
+            .list_events(&solved_only, None, 10)
+            .expect("kinds")
+            .events
+            .is_empty());
+
+        // A re-match moves the events with their organization, without rewriting them.
+        link(
+            &store,
+            "acct-odd",
+            100,
+            "owner@example.com",
+            "rita@example.com",
+        );
+        let odd = store
+            .list_events(&filter(EventScope::Account("acct-odd".into())), None, 10)
+            .expect("re-matched");
+        assert_eq!(ticket_ids(&odd.events), [7, 6, 5, 4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn the_log_is_read_in_recording_order_after_a_sequence_number() {
+        let (_dir, store) = store();
+        created_events(&store, 5);
+        link(
+            &store,
+            "acct-odd",
+            101,
+            "owner@example.com",
+            "x@example.com",
+        );
+        let all = filter(EventScope::AllAccounts);
+        let batch = store.events_after(0, 2, &all).expect("batch");
+        assert_eq!(batch.scanned_to, 2);
+        assert_eq!(ticket_ids(&batch.events), [1]);
+        let batch = store.events_after(2, 10, &all).expect("rest");
+        assert_eq!(batch.scanned_to, 5);
+        assert_eq!(ticket_ids(&batch.events), [3, 5]);
+        let batch = store.events_after(5, 10, &all).expect("none");
+        assert_eq!((batch.scanned_to, batch.events.len()), (5, 0));
+    }
+
+    #[tokio::test]
+    async fn watchers_hear_of_each_commit_that_records_events() {
+        let (_dir, store) = store();
+        let mut tip = store.subscribe_events();
+        assert_eq!(*tip.borrow_and_update(), 0);
+        created_events(&store, 2);
+        tokio::time::timeout(std::time::Duration::from_secs(5), tip.changed())
+            .await
+            .expect("notified")
+            .expect("sender alive");
+        assert_eq!(*tip.borrow_and_update(), 2);
+    }
 }

@@ -85,6 +85,8 @@ database_error_from!(
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Arc<Database>,
+    /// The sequence number of the last recorded timeline event, for watchers.
+    event_tip: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Store {
@@ -106,8 +108,12 @@ impl Store {
             .map_err(|err| {
                 StoreError::Database(format!("cannot restrict {} to 0600: {err}", path.display()))
             })?;
-        let store = Store { db: Arc::new(db) };
+        let store = Store {
+            db: Arc::new(db),
+            event_tip: Arc::new(tokio::sync::watch::Sender::new(0)),
+        };
         store.prepare_schema(&path)?;
+        store.event_tip.send_replace(store.last_event_seq()?);
         Ok(store)
     }
 
@@ -173,6 +179,7 @@ impl Store {
             txn.open_table(tables::EVENTS)?;
             txn.open_table(tables::EVENT_LOG)?;
             txn.open_table(tables::ORG_EVENTS)?;
+            txn.open_table(tables::EVENT_TIMES)?;
             txn.open_table(tables::ACCOUNT_OWNERS)?;
         }
         txn.commit()?;
@@ -190,6 +197,24 @@ impl Store {
     /// The underlying database, for modules of this store.
     pub(crate) fn db(&self) -> &Database {
         &self.db
+    }
+
+    /// Follows the sequence number of the last recorded timeline event (bumped after each commit that records some).
+    pub fn subscribe_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.event_tip.subscribe()
+    }
+
+    /// Tells watchers about events a committed transaction recorded.
+    pub(crate) fn publish_event_tip(&self) -> Result<(), StoreError> {
+        let tip = self.last_event_seq()?;
+        self.event_tip.send_if_modified(|current| {
+            let newer = tip > *current;
+            if newer {
+                *current = tip;
+            }
+            newer
+        });
+        Ok(())
     }
 
     /// How many handles share this store (the daemon waits for 1 before closing).

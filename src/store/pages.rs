@@ -244,6 +244,12 @@ impl Store {
         let txn = self.db().begin_write()?;
         let outcome = apply_in(&txn, page)?;
         txn.commit()?;
+        if outcome.events_recorded > 0 {
+            // The page is durable; a failed read of the tip only delays watchers to the next bump.
+            if let Err(error) = self.publish_event_tip() {
+                tracing::warn!(%error, "cannot tell timeline watchers about new events");
+            }
+        }
         Ok(outcome)
     }
 

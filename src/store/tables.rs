@@ -24,6 +24,8 @@ pub mod meta_keys {
     pub const METRICS_TIMEFRAME: &str = "metrics_timeframe";
     /// Whether satisfaction scores are computed (one byte, 1 = yes), kept after a delete.
     pub const METRICS_SATISFACTION: &str = "metrics_satisfaction";
+    /// The sequence number of the last recorded timeline event (u64, little-endian).
+    pub const EVENT_SEQ: &str = "event_seq";
 }
 
 /// The one integration's settings. Key: `meta_keys::INTEGRATION`; value: an encoded `IntegrationRecord`.
@@ -135,6 +137,9 @@ pub const EVENT_LOG: TableDefinition<u64, &str> = TableDefinition::new("event_lo
 
 /// Timeline events per organization: (organization id, occurred at in Unix ms, sequence number).
 pub const ORG_EVENTS: TableDefinition<(u64, i64, u64), ()> = TableDefinition::new("org_events");
+
+/// Timeline events by time alone: (occurred at in Unix ms, sequence number) -> organization id (the all-accounts feed).
+pub const EVENT_TIMES: TableDefinition<(i64, u64), u64> = TableDefinition::new("event_times");
 
 /// Accounts by owner: (lower-cased owner email, account id), for the portfolio feed.
 pub const ACCOUNT_OWNERS: TableDefinition<(&str, &str), ()> =
