@@ -573,6 +573,7 @@ Try (copy and paste):
   grpcurl -plaintext {auth} -d '{{\"page_size\":5}}' {addr} zdsync.v1.AccountDirectoryService/ListAccounts
   grpcurl -plaintext {auth} -d '{{\"account_id\":\"{account}\"}}' {addr} zdsync.v1.MetricsService/GetAccountMetrics
   grpcurl -plaintext {auth} -d '{{\"sort_by\":\"METRIC_SORT_KEY_OPEN_HIGH_URGENT_TICKETS\",\"descending\":true,\"page_size\":5}}' {addr} zdsync.v1.MetricsService/ListAccountMetrics
+  grpcurl -plaintext {auth} -d '{{\"owner\":\"{owner}\",\"page_size\":5}}' {addr} zdsync.v1.MetricsService/ListTimelineEvents
   grpcurl -plaintext {auth} {addr} zdsync.v1.IntegrationService/ForceSync
   grpcurl -plaintext {auth} {addr} zdsync.v1.IntegrationService/Pause
   grpcurl -plaintext {auth} {addr} zdsync.v1.IntegrationService/Resume
@@ -589,6 +590,7 @@ Ctrl-C stops the daemon and the simulator and removes the data directory.
         organizations = stored.organizations,
         users = stored.users,
         account = guide.example.id,
+        owner = guide.example.owner,
     )
 }
 

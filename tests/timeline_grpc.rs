@@ -1,0 +1,152 @@
+//! The timeline over real gRPC: ListTimelineEvents and WatchTimelineEvents through MetricsService.
+mod common;
+
+use common::inproc::{self, configure_request, wait_for_successful_runs, Daemon, ADMIN_TOKEN};
+use common::with_token;
+use tokio_stream::StreamExt;
+use zdsync::proto::v1 as pb;
+use zdsync::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
+use zdsync::proto::v1::metrics_service_client::MetricsServiceClient;
+use zdsync::simulator::{
+    NewTicket, OrganizationInput, Priority, SimulatorConfig, Status, TicketUpdate, UserInput,
+};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_are_listed_and_watched_over_grpc() {
+    let sim = inproc::simulator(SimulatorConfig {
+        tickets: 50,
+        organizations: 3,
+        users: 10,
+        ..Default::default()
+    })
+    .await;
+    let control = sim.control();
+    let mut fields = serde_json::Map::new();
+    fields.insert("account_id".into(), "acct-grpc".into());
+    let org = control
+        .create_organization(OrganizationInput {
+            name: Some("Grpc Org".into()),
+            organization_fields: Some(fields),
+            ..Default::default()
+        })
+        .expect("org");
+    let requester = control
+        .create_user(UserInput {
+            name: Some("Gina".into()),
+            email: Some("gina@grpc.test".into()),
+            organization_id: Some(Some(org)),
+            ..Default::default()
+        })
+        .expect("user");
+    let ticket = control
+        .create_ticket(NewTicket {
+            subject: Some("Down".into()),
+            requester_id: Some(requester),
+            priority: Some(Priority::Urgent),
+            ..Default::default()
+        })
+        .expect("ticket");
+    control.set_time_offset(90);
+    control
+        .update_ticket(
+            ticket,
+            TicketUpdate {
+                status: Some(Status::Solved),
+                ..Default::default()
+            },
+        )
+        .expect("solve");
+    control.set_time_offset(200);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(
+        &dir.path().join("data"),
+        sim.base_url(),
+        "",
+        zdsync::clock::system(),
+    )
+    .await;
+    AccountDirectoryServiceClient::new(daemon.channel().await)
+        .upsert_accounts(with_token(
+            pb::UpsertAccountsRequest {
+                accounts: vec![pb::Account {
+                    id: "acct-grpc".into(),
+                    owner: "owner@grpc.test".into(),
+                    users: vec![pb::User {
+                        email: "gina@grpc.test".into(),
+                        name: String::new(),
+                    }],
+                    ..Default::default()
+                }],
+            },
+            ADMIN_TOKEN,
+        ))
+        .await
+        .expect("account");
+    let mut client = daemon.integration().await;
+    client
+        .configure(with_token(configure_request(), ADMIN_TOKEN))
+        .await
+        .expect("configure");
+    wait_for_successful_runs(&mut client, 1).await;
+
+    let mut metrics = MetricsServiceClient::new(daemon.channel().await);
+    let listed = metrics
+        .list_timeline_events(with_token(
+            pb::ListTimelineEventsRequest {
+                scope: Some(pb::list_timeline_events_request::Scope::Owner(
+                    "owner@grpc.test".into(),
+                )),
+                ..Default::default()
+            },
+            ADMIN_TOKEN,
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    let kinds: Vec<i32> = listed.events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            pb::TimelineEventKind::HighUrgentTicketSolved as i32,
+            pb::TimelineEventKind::HighUrgentTicketCreated as i32
+        ],
+        "newest first: {listed:?}"
+    );
+    let solved = &listed.events[0];
+    assert!(solved.backfill, "the first sync backfills");
+    assert_eq!(solved.account_id, "acct-grpc");
+    assert_eq!(solved.user_email, "gina@grpc.test");
+    let ticket_view = solved.ticket.as_ref().expect("ticket");
+    assert_eq!(
+        (ticket_view.id, ticket_view.subject.as_str()),
+        (ticket as i64, "Down")
+    );
+
+    let mut watch = metrics
+        .watch_timeline_events(with_token(
+            pb::WatchTimelineEventsRequest {
+                include_history: true,
+                ..Default::default()
+            },
+            ADMIN_TOKEN,
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let item = tokio::time::timeout(common::DEADLINE, watch.next())
+            .await
+            .expect("an event in time")
+            .expect("stream open")
+            .expect("event");
+        seen.push(item.event.expect("event").event_id);
+    }
+    let mut listed_ids: Vec<String> = listed.events.iter().map(|e| e.event_id.clone()).collect();
+    listed_ids.reverse();
+    assert_eq!(seen, listed_ids, "history replays in recording order");
+    drop(watch);
+    daemon.stop().await;
+    sim.shutdown().await.expect("simulator stops");
+}
