@@ -86,6 +86,8 @@ pub struct ScheduleConfig {
     pub incremental_interval: Duration,
     /// Time of day (UTC) of the nightly validation.
     pub full_validation_at: NaiveTime,
+    /// Fetched pages applied per write transaction at most (1 = one transaction per page).
+    pub pages_per_commit: u32,
 }
 
 /// The validated configuration of the daemon.
@@ -155,6 +157,7 @@ struct RawZendesk {
 struct RawSchedule {
     incremental_interval: Option<String>,
     full_validation_at: Option<String>,
+    pages_per_commit: Option<i64>,
 }
 
 /// A source of environment variables, so tests need not touch the process environment.
@@ -339,6 +342,14 @@ impl Config {
                 invalid(&key, &value, "expected a UTC time of day HH:MM, e.g. 02:00")
             })?,
         };
+        let pages_per_commit = match (
+            env.var("ZDSYNC_SCHEDULE_PAGES_PER_COMMIT"),
+            raw.schedule.pages_per_commit,
+        ) {
+            (Some(text), _) => parse_pages("ZDSYNC_SCHEDULE_PAGES_PER_COMMIT", &text)?,
+            (None, Some(value)) => parse_pages("schedule.pages_per_commit", &value.to_string())?,
+            (None, None) => DEFAULT_PAGES_PER_COMMIT,
+        };
 
         Ok(Config {
             listen,
@@ -354,6 +365,7 @@ impl Config {
             schedule: ScheduleConfig {
                 incremental_interval,
                 full_validation_at,
+                pages_per_commit,
             },
         })
     }
@@ -380,6 +392,16 @@ fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
         key: key.to_owned(),
         value: value.to_owned(),
         reason: reason.to_owned(),
+    }
+}
+
+/// Pages a sync applies per write transaction unless configured.
+pub const DEFAULT_PAGES_PER_COMMIT: u32 = 20;
+
+fn parse_pages(key: &str, text: &str) -> Result<u32, ConfigError> {
+    match text.trim().parse::<u32>() {
+        Ok(value) if (1..=100).contains(&value) => Ok(value),
+        _ => Err(invalid(key, text, "expected a whole number from 1 to 100")),
     }
 }
 

@@ -153,6 +153,7 @@ pub async fn run_with_clock(
             incremental_interval: config.schedule.incremental_interval,
             full_validation_at: config.schedule.full_validation_at,
         },
+        pages_per_commit: config.schedule.pages_per_commit,
     };
     let (tokens, store) =
         tokio::task::spawn_blocking(move || -> Result<(Tokens, Store), DaemonError> {
@@ -186,7 +187,14 @@ pub async fn run_with_clock(
 
     let mut drain_rx = stop_rx.clone();
     let server = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
+        // tonic ignores `tcp_nodelay` for an incoming stream: set it per connection, or small replies
+        // wait for the client's delayed ACK (about 40 ms).
+        tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |conn| {
+            if let Ok(stream) = &conn {
+                let _ = stream.set_nodelay(true);
+            }
+            conn
+        }),
         async move {
             let _ = drain_rx.wait_for(|stopping| *stopping).await;
         },

@@ -84,12 +84,13 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 
 /// Daemon options pointing at the simulator, with the admin token in the environment.
 fn daemon_options(base_url: &str) -> DaemonOptions {
-    // The nightly validation is kept twelve hours away so no second run changes either store.
+    // The nightly validation is kept twelve hours away so no second run changes either store. One page per
+    // transaction gives the most commit boundaries to kill at (the default batches up to 20).
     let validation_at = (chrono::Utc::now() + chrono::TimeDelta::hours(12)).format("%H:%M");
     DaemonOptions {
         config: format!(
             "[zendesk]\nbase_url = {base_url:?}\nrequests_per_minute = 0\ntimeout = \"5s\"\n\
-             [schedule]\nfull_validation_at = \"{validation_at}\"\n"
+             [schedule]\nfull_validation_at = \"{validation_at}\"\npages_per_commit = 1\n"
         ),
         env: vec![("ZDSYNC_ADMIN_TOKEN".into(), ADMIN_TOKEN.into())],
     }

@@ -772,13 +772,14 @@ impl IntegrationService for Integration {
         &self,
         _request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::IntegrationStatus>, Status> {
-        let (integration, state, counts, matches) = self
+        let (integration, state, counts, matches, events) = self
             .blocking(|store| {
                 Ok((
                     store.integration()?,
                     store.sync_state()?,
                     store.stored_counts()?,
                     store.match_counts()?,
+                    store.event_count()?,
                 ))
             })
             .await?;
@@ -869,7 +870,7 @@ impl IntegrationService for Integration {
                 organizations: counts.organizations,
                 users: counts.users,
                 ratings: counts.ratings,
-                events: 0,
+                events,
             }),
             history: state.history.iter().map(run_to_proto).collect(),
             warnings,

@@ -63,6 +63,8 @@ pub struct EngineSettings {
     pub timeout: Duration,
     /// The schedule.
     pub schedule: ScheduleSettings,
+    /// Fetched pages applied per write transaction at most.
+    pub pages_per_commit: u32,
 }
 
 /// Why a command was refused.
@@ -560,6 +562,7 @@ impl Engine {
             started_at,
             resume_phase: resumed.then_some(record.phase).filter(|phase| *phase > 0),
             snapshot_events: Arc::new(AtomicBool::new(state.ticket_events_fallback)),
+            pages_per_commit: u64::from(self.settings.pages_per_commit.max(1)),
         };
         let requests_base = client.stats().requests;
         let span = tracing::info_span!("sync_run", run = record.id, kind = kind.name(), resumed);

@@ -103,6 +103,48 @@ impl Phase {
     }
 }
 
+/// Records staged before a commit: a transaction per fetched page rewrites every B-tree leaf the page
+/// touches, so several pages share one (each commit still carries the cursor that follows its last page).
+pub const BATCH_RECORDS: usize = 20_000;
+/// Staged pages are committed once the next fetch has taken this long.
+pub const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Fetched pages waiting for their commit.
+#[derive(Debug, Default)]
+struct Batch {
+    write: PageWrite,
+    pages: u64,
+    tickets: u64,
+    records: usize,
+}
+
+impl Batch {
+    fn add(&mut self, page: PageWrite, tickets: u64) {
+        self.records += page.tickets.len()
+            + page.users.len()
+            + page.organizations.len()
+            + page.groups.len()
+            + page.ratings.len()
+            + page.changes.len();
+        self.pages += 1;
+        self.tickets += tickets;
+        let write = &mut self.write;
+        write.tickets.extend(page.tickets);
+        write.users.extend(page.users);
+        write.organizations.extend(page.organizations);
+        write.groups.extend(page.groups);
+        write.ratings.extend(page.ratings);
+        write.changes.extend(page.changes);
+        // Later positions are written after earlier ones, so the last page's cursor wins.
+        write.cursors.extend(page.cursors);
+        write.validation_run = write.validation_run.or(page.validation_run);
+    }
+
+    fn is_full(&self, max_pages: u64) -> bool {
+        self.records >= BATCH_RECORDS || self.pages >= max_pages
+    }
+}
+
 /// How far back the first sync reads ratings and ticket events, and the validation re-exports.
 pub const HISTORY_WINDOW: TimeDelta = TimeDelta::days(365);
 
@@ -174,6 +216,8 @@ pub struct RunContext {
     pub resume_phase: Option<u32>,
     /// Zendesk refuses the ticket events export: events come from ticket snapshots (DESIGN 1.4 fallback).
     pub snapshot_events: Arc<AtomicBool>,
+    /// Fetched pages applied per write transaction at most (`[schedule] pages_per_commit`).
+    pub pages_per_commit: u64,
 }
 
 impl RunContext {
@@ -190,26 +234,94 @@ impl RunContext {
         change(&mut progress);
     }
 
-    async fn apply(&self, mut page: PageWrite, tickets: u64) -> Result<ApplyOutcome, RunError> {
-        let (pages, applied) = {
+    /// Commits the staged pages in one durable transaction, with the cursor that follows the last of them.
+    async fn flush(&self, batch: &mut Batch) -> Result<ApplyOutcome, RunError> {
+        if batch.pages == 0 {
+            return Ok(ApplyOutcome::default());
+        }
+        let Batch {
+            mut write,
+            pages,
+            tickets,
+            ..
+        } = std::mem::take(batch);
+        let (total_pages, total_tickets) = {
             let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
-            (progress.pages + 1, progress.tickets + tickets)
+            (progress.pages + pages, progress.tickets + tickets)
         };
-        page.run_progress = Some((pages, applied));
-        page.context = PageContext {
+        write.run_progress = Some((total_pages, total_tickets));
+        write.context = PageContext {
             first_sync: self.kind == RunKind::Initial,
             snapshot_events: self.snapshot_events.load(Ordering::SeqCst),
             now_ms: self.clock.now().timestamp_millis(),
         };
         let store = self.store.clone();
-        let outcome = tokio::task::spawn_blocking(move || store.apply_page(&page))
+        let outcome = tokio::task::spawn_blocking(move || store.apply_page(&write))
             .await
             .map_err(|err| RunError::Task(err.to_string()))??;
         self.with_progress(|p| {
-            p.pages += 1;
+            p.pages += pages;
             p.tickets += tickets;
         });
         Ok(outcome)
+    }
+
+    /// Stages a fetched page; commits the batch when it is full or the stream ended.
+    async fn stage(
+        &self,
+        batch: &mut Batch,
+        write: PageWrite,
+        tickets: u64,
+        end: bool,
+    ) -> Result<ApplyOutcome, RunError> {
+        batch.add(write, tickets);
+        if end || batch.is_full(self.pages_per_commit) {
+            self.flush(batch).await
+        } else {
+            Ok(ApplyOutcome::default())
+        }
+    }
+
+    /// A page boundary: when a stop was asked, commits what was fetched and stops.
+    async fn boundary(&self, batch: &mut Batch) -> Result<(), RunError> {
+        if self.check_stop().is_err() {
+            self.flush(batch).await?;
+            return Err(RunError::Stopped);
+        }
+        Ok(())
+    }
+
+    /// Fetches the next page. Staged pages are committed first when the fetch fails or ends the stream, and
+    /// also when the fetch is slow (rate limits, budget waits, a slow Zendesk), so batching never holds
+    /// fetched data back for longer than `FLUSH_AFTER`.
+    async fn fetched<T>(
+        &self,
+        batch: &mut Batch,
+        fetch: impl std::future::Future<Output = Result<Option<T>, ZendeskError>>,
+    ) -> Result<Option<T>, RunError> {
+        tokio::pin!(fetch);
+        let fetched = if batch.pages == 0 {
+            fetch.await
+        } else {
+            tokio::select! {
+                fetched = &mut fetch => fetched,
+                _ = tokio::time::sleep(FLUSH_AFTER) => {
+                    self.flush(batch).await?;
+                    fetch.await
+                }
+            }
+        };
+        match fetched {
+            Ok(Some(page)) => Ok(Some(page)),
+            Ok(None) => {
+                self.flush(batch).await?;
+                Ok(None)
+            }
+            Err(err) => {
+                self.flush(batch).await?;
+                Err(err.into())
+            }
+        }
     }
 
     async fn stored_position<T: serde::de::DeserializeOwned>(
@@ -324,9 +436,10 @@ pub async fn execute(ctx: RunContext) -> Result<RunSummary, RunError> {
 
 async fn groups(ctx: &RunContext) -> Result<(), RunError> {
     let mut list = ctx.client.groups();
+    let mut batch = Batch::default();
     loop {
-        ctx.check_stop()?;
-        let Some(page) = list.next_page().await? else {
+        ctx.boundary(&mut batch).await?;
+        let Some(page) = ctx.fetched(&mut batch, list.next_page()).await? else {
             return Ok(());
         };
         let write = PageWrite {
@@ -337,7 +450,7 @@ async fn groups(ctx: &RunContext) -> Result<(), RunError> {
                 .collect(),
             ..Default::default()
         };
-        ctx.apply(write, 0).await?;
+        ctx.stage(&mut batch, write, 0, page.end_of_stream).await?;
         if page.end_of_stream {
             return Ok(());
         }
@@ -350,9 +463,10 @@ async fn organizations(ctx: &RunContext) -> Result<(), RunError> {
         .await?
         .unwrap_or_else(|| TimePosition::from_start_time(0));
     let mut export = ctx.client.organization_export(from);
+    let mut batch = Batch::default();
     loop {
-        ctx.check_stop()?;
-        let Some(page) = export.next_page().await? else {
+        ctx.boundary(&mut batch).await?;
+        let Some(page) = ctx.fetched(&mut batch, export.next_page()).await? else {
             return Ok(());
         };
         let write = PageWrite {
@@ -367,7 +481,7 @@ async fn organizations(ctx: &RunContext) -> Result<(), RunError> {
             )],
             ..Default::default()
         };
-        ctx.apply(write, 0).await?;
+        ctx.stage(&mut batch, write, 0, page.end_of_stream).await?;
         if page.end_of_stream {
             return Ok(());
         }
@@ -380,9 +494,10 @@ async fn users(ctx: &RunContext) -> Result<(), RunError> {
         .await?
         .unwrap_or(ExportPosition::StartTime(0));
     let mut export = ctx.client.user_export(from);
+    let mut batch = Batch::default();
     loop {
-        ctx.check_stop()?;
-        let Some(page) = export.next_page().await? else {
+        ctx.boundary(&mut batch).await?;
+        let Some(page) = ctx.fetched(&mut batch, export.next_page()).await? else {
             return Ok(());
         };
         let write = PageWrite {
@@ -394,7 +509,7 @@ async fn users(ctx: &RunContext) -> Result<(), RunError> {
             cursors: vec![(cursor_keys::USERS.into(), position_bytes(&page.position))],
             ..Default::default()
         };
-        ctx.apply(write, 0).await?;
+        ctx.stage(&mut batch, write, 0, page.end_of_stream).await?;
         if page.end_of_stream {
             return Ok(());
         }
@@ -414,9 +529,10 @@ async fn tickets(
         .unwrap_or(start);
     let mut export = ctx.client.ticket_export(from);
     let mut drifted = 0;
+    let mut batch = Batch::default();
     loop {
-        ctx.check_stop()?;
-        let Some(page) = export.next_page().await? else {
+        ctx.boundary(&mut batch).await?;
+        let Some(page) = ctx.fetched(&mut batch, export.next_page()).await? else {
             return Ok(drifted);
         };
         let span = tracing::debug_span!("page", number = page.number, tickets = page.records.len());
@@ -428,8 +544,10 @@ async fn tickets(
         write.validation_run = validation_run;
         let count = page.records.len() as u64;
         drop(_entered);
-        let outcome = ctx.apply(write, count).await?;
-        drifted += outcome.tickets_drifted;
+        drifted += ctx
+            .stage(&mut batch, write, count, page.end_of_stream)
+            .await?
+            .tickets_drifted;
         if page.end_of_stream {
             return Ok(drifted);
         }
@@ -442,9 +560,10 @@ async fn ticket_events(ctx: &RunContext) -> Result<(), RunError> {
         .await?
         .unwrap_or_else(|| TimePosition::from_start_time(ctx.history_start()));
     let mut export = ctx.client.ticket_event_export(from);
+    let mut batch = Batch::default();
     loop {
-        ctx.check_stop()?;
-        let Some(page) = export.next_page().await? else {
+        ctx.boundary(&mut batch).await?;
+        let Some(page) = ctx.fetched(&mut batch, export.next_page()).await? else {
             return Ok(());
         };
         let write = PageWrite {
@@ -455,7 +574,7 @@ async fn ticket_events(ctx: &RunContext) -> Result<(), RunError> {
             )],
             ..Default::default()
         };
-        ctx.apply(write, 0).await?;
+        ctx.stage(&mut batch, write, 0, page.end_of_stream).await?;
         if page.end_of_stream {
             return Ok(());
         }
@@ -480,9 +599,10 @@ async fn ratings(ctx: &RunContext, resuming: bool) -> Result<(), RunError> {
     // The next run lists ratings from this run's start: a rating is never missed, and repeats are upserts.
     let next_since = ctx.started_at.timestamp() - 60;
     let mut list = ctx.client.satisfaction_ratings_from(since, from);
+    let mut batch = Batch::default();
     loop {
-        ctx.check_stop()?;
-        let Some(page) = list.next_page().await? else {
+        ctx.boundary(&mut batch).await?;
+        let Some(page) = ctx.fetched(&mut batch, list.next_page()).await? else {
             return Ok(());
         };
         let mut write = PageWrite {
@@ -507,7 +627,7 @@ async fn ratings(ctx: &RunContext, resuming: bool) -> Result<(), RunError> {
                 ),
             ];
         }
-        ctx.apply(write, 0).await?;
+        ctx.stage(&mut batch, write, 0, page.end_of_stream).await?;
         if page.end_of_stream {
             return Ok(());
         }
