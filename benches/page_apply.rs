@@ -78,14 +78,16 @@ async fn fetch_pages() -> Result<Vec<Vec<u8>>, BoxError> {
 
 /// The same pages with every ticket changed: a later `generated_timestamp` and another status.
 fn changed_copies(pages: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, BoxError> {
-    let next_status = |status: &str| match status {
-        "new" => "open",
-        "open" => "pending",
-        "pending" => "solved",
-        "hold" => "open",
-        "solved" => "open",
-        other => other,
-    };
+    fn next_status(status: &str) -> &str {
+        match status {
+            "new" => "open",
+            "open" => "pending",
+            "pending" => "solved",
+            "hold" => "open",
+            "solved" => "open",
+            other => other,
+        }
+    }
     pages
         .iter()
         .map(|body| {

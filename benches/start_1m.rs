@@ -22,6 +22,8 @@ use zdsync::store::pages::{PageContext, PageWrite};
 use zdsync::store::sync_state::{IntegrationRecord, RunRecord};
 use zdsync::store::zendesk_records::{OrganizationRecord, TicketRecord, ZendeskUserRecord};
 use zdsync::store::{Store, DATABASE_FILE};
+use zdsync::sync::engine::outcome;
+use zdsync::sync::RunKind;
 use zdsync::zendesk::{Credentials, Secret};
 
 const TICKETS: u64 = 1_000_000;
@@ -175,10 +177,10 @@ fn fill(data_dir: &Path) -> Result<(), BoxError> {
         state.next_run_id = 2;
         state.history = vec![RunRecord {
             id: 1,
-            kind: 3,
+            kind: RunKind::Initial.code(),
             started_at_ms: now_ms - 60_000,
             finished_at_ms: now_ms,
-            outcome: 1,
+            outcome: outcome::SUCCEEDED,
             pages: TICKETS / PER_PAGE,
             ..Default::default()
         }];
