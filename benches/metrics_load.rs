@@ -244,7 +244,7 @@ async fn run() -> Result<(), BoxError> {
                     zendesk_field: "organization_fields.account_id".into(),
                     account_attribute: "id".into(),
                 }),
-                timeframe_days: 365,
+                timeframe_days: 180,
                 include_satisfaction: true,
             },
             ADMIN_TOKEN,
