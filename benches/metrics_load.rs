@@ -114,10 +114,13 @@ enum Call {
     HealthCheck,
 }
 
-/// One client: its own connection, calls back to back; latencies (µs) of calls after the warm-up.
+/// One client: its own connection, calls back to back (or one per `period`); latencies (µs) after the warm-up.
+///
+/// Paced latencies count from the scheduled send time, so a stalled server is not hidden by sending less.
 async fn client_loop(
     addr: String,
     call: Call,
+    period: Option<Duration>,
     start_measuring: Instant,
     end: Instant,
 ) -> Result<Vec<u32>, BoxError> {
@@ -125,8 +128,17 @@ async fn client_loop(
     let mut metrics = MetricsServiceClient::new(channel.clone());
     let mut health = HealthClient::new(channel);
     let mut latencies = Vec::with_capacity(100_000);
+    let mut ticker = period.map(|period| {
+        let jitter = period.mul_f64(rand::rng().random_range(0.0..1.0));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + jitter, period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        ticker
+    });
     loop {
-        let started = Instant::now();
+        let started = match &mut ticker {
+            Some(ticker) => ticker.tick().await.into_std(),
+            None => Instant::now(),
+        };
         if started >= end {
             break;
         }
@@ -165,11 +177,19 @@ struct Figures {
     calls: usize,
 }
 
-async fn measure(addr: &str, call: Call) -> Result<Figures, BoxError> {
+async fn measure(addr: &str, call: Call, period: Option<Duration>) -> Result<Figures, BoxError> {
     let start_measuring = Instant::now() + WARM_UP;
     let end = start_measuring + MEASURE;
     let tasks: Vec<_> = (0..CLIENTS)
-        .map(|_| tokio::spawn(client_loop(addr.to_owned(), call, start_measuring, end)))
+        .map(|_| {
+            tokio::spawn(client_loop(
+                addr.to_owned(),
+                call,
+                period,
+                start_measuring,
+                end,
+            ))
+        })
         .collect();
     let mut all = Vec::new();
     for task in tasks {
@@ -285,13 +305,22 @@ async fn run() -> Result<(), BoxError> {
         forced.clone(),
         samples.clone(),
     ));
-    let metrics = measure(&addr, Call::AccountMetrics).await?;
+    let metrics = measure(&addr, Call::AccountMetrics, None).await?;
     let metrics_samples = (
         samples.0.swap(0, Ordering::Relaxed),
         samples.1.swap(0, Ordering::Relaxed),
     );
-    let health = measure(&addr, Call::HealthCheck).await?;
+    let health = measure(&addr, Call::HealthCheck, None).await?;
     let health_samples = (
+        samples.0.swap(0, Ordering::Relaxed),
+        samples.1.swap(0, Ordering::Relaxed),
+    );
+    // Closed-loop clients saturate the 2 cores, so their latency is queueing (64 / QPS at best); the same
+    // 64 clients paced to half the saturated rate show the latency of the call itself under load.
+    let paced_rate = metrics.qps / 2.0;
+    let period = Duration::from_secs_f64(CLIENTS as f64 / paced_rate);
+    let paced = measure(&addr, Call::AccountMetrics, Some(period)).await?;
+    let paced_samples = (
         samples.0.load(Ordering::Relaxed),
         samples.1.load(Ordering::Relaxed),
     );
@@ -300,19 +329,31 @@ async fn run() -> Result<(), BoxError> {
     let share = |(all, running): (u64, u64)| 100.0 * running as f64 / all.max(1) as f64;
     print("GetAccountMetrics (sync running)", &metrics);
     print("Health/Check (sync running)", &health);
+    print(
+        &format!("GetAccountMetrics paced {paced_rate:.0}/s"),
+        &paced,
+    );
     let ratio = metrics.qps / health.qps;
     println!(
-        "  sync active in {:.0}% / {:.0}% of status samples; {} full validations forced",
+        "  sync active in {:.0}% / {:.0}% / {:.0}% of status samples; {} full validations forced",
         share(metrics_samples),
         share(health_samples),
+        share(paced_samples),
         forced.load(Ordering::Relaxed)
     );
+    println!(
+        "  closed loop: 64 / QPS = {:.2} ms mean latency floor, so p99 <= 2 ms needs > 32,000 QPS",
+        CLIENTS as f64 / metrics.qps * 1e3
+    );
     let p99_pass = metrics.p99 <= BAR_P99;
+    let paced_pass = paced.p99 <= BAR_P99;
     let ratio_pass = ratio >= 0.5;
     println!(
-        "  p99 {:.3} ms vs 2 ms: {}; QPS ratio {:.2} vs 0.50: {}",
+        "  p99 closed loop {:.3} ms vs 2 ms: {}; p99 paced {:.3} ms vs 2 ms: {}; QPS ratio {:.2} vs 0.50: {}",
         metrics.p99.as_secs_f64() * 1e3,
         if p99_pass { "PASS" } else { "MISS" },
+        paced.p99.as_secs_f64() * 1e3,
+        if paced_pass { "PASS" } else { "MISS" },
         ratio,
         if ratio_pass { "PASS" } else { "MISS" }
     );
