@@ -131,8 +131,35 @@ fn matched_store(dir: &std::path::Path) -> Result<Store, BoxError> {
     Ok(store)
 }
 
+/// CPU time of this thread (user + system), from `/proc/thread-self/stat` (clock ticks of 10 ms).
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// Bytes this process caused to be written to storage, from `/proc/self/io`.
+fn written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("write_bytes: "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 #[derive(Default)]
 struct Split {
+    apply_cpu: Duration,
+    apply_written: u64,
     decode: Duration,
     convert: Duration,
     apply: Duration,
@@ -164,8 +191,11 @@ fn apply_all(store: &Store, pages: &[Vec<u8>], first_sync: bool) -> Result<Split
             now_ms: chrono::Utc::now().timestamp_millis(),
         };
         let converted = Instant::now();
+        let (cpu_before, written_before) = (thread_cpu(), written_bytes());
         let outcome = store.apply_page(&page)?;
         let applied = Instant::now();
+        split.apply_cpu += thread_cpu().saturating_sub(cpu_before);
+        split.apply_written += written_bytes().saturating_sub(written_before);
         split.decode += decoded - started;
         split.convert += converted - decoded;
         split.apply += applied - converted;
@@ -188,11 +218,14 @@ fn report(label: &str, split: &Split) -> bool {
         if pass { "PASS" } else { "MISS" }
     );
     println!(
-        "  {:<28} decode {:.1} ms, convert {:.1} ms, apply+commit {:.1} ms",
+        "  {:<28} decode {:.1} ms, convert {:.1} ms, apply+commit {:.1} ms (CPU {:.0} ms; {:.1} MB written to disk, {:.2} MB per page)",
         "",
         split.decode.as_secs_f64() * 1e3,
         split.convert.as_secs_f64() * 1e3,
-        split.apply.as_secs_f64() * 1e3
+        split.apply.as_secs_f64() * 1e3,
+        split.apply_cpu.as_secs_f64() * 1e3,
+        split.apply_written as f64 / 1e6,
+        split.apply_written as f64 / 1e6 / (split.tickets as f64 / 1000.0)
     );
     pass
 }
