@@ -66,7 +66,10 @@ fn seed_accounts(data_dir: &std::path::Path) -> Result<(), BoxError> {
 async fn connect(addr: &str) -> Result<Channel, BoxError> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match Channel::from_shared(format!("http://{addr}"))?.connect().await {
+        match Channel::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await
+        {
             Ok(channel) => return Ok(channel),
             Err(err) if Instant::now() > deadline => return Err(err.into()),
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -177,12 +180,17 @@ struct Figures {
     calls: usize,
 }
 
-async fn measure(addr: &str, call: Call, period: Option<Duration>) -> Result<Figures, BoxError> {
+async fn measure(
+    clients: &tokio::runtime::Handle,
+    addr: &str,
+    call: Call,
+    period: Option<Duration>,
+) -> Result<Figures, BoxError> {
     let start_measuring = Instant::now() + WARM_UP;
     let end = start_measuring + MEASURE;
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            tokio::spawn(client_loop(
+            clients.spawn(client_loop(
                 addr.to_owned(),
                 call,
                 period,
@@ -220,17 +228,24 @@ fn print(label: &str, figures: &Figures) {
     );
 }
 
-async fn run() -> Result<(), BoxError> {
-    let sim = simulator::start(
-        SimulatorConfig {
-            tickets: TICKETS,
-            organizations: ACCOUNTS,
-            users: 5_000,
-            ..Default::default()
-        },
-        TcpListener::bind("127.0.0.1:0").await?,
-    )
-    .await?;
+/// The daemon runs on this runtime; the simulator (standing in for Zendesk) and the clients run on their own
+/// runtimes, as they would in other processes, so their work never occupies the daemon's worker threads.
+async fn run(
+    simulator_runtime: tokio::runtime::Handle,
+    clients: tokio::runtime::Handle,
+) -> Result<(), BoxError> {
+    let sim = simulator_runtime
+        .spawn(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let config = SimulatorConfig {
+                tickets: TICKETS,
+                organizations: ACCOUNTS,
+                users: 5_000,
+                ..Default::default()
+            };
+            Ok::<_, BoxError>(simulator::start(config, listener).await?)
+        })
+        .await??;
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().join("data");
     seed_accounts(&data_dir)?;
@@ -305,12 +320,12 @@ async fn run() -> Result<(), BoxError> {
         forced.clone(),
         samples.clone(),
     ));
-    let metrics = measure(&addr, Call::AccountMetrics, None).await?;
+    let metrics = measure(&clients, &addr, Call::AccountMetrics, None).await?;
     let metrics_samples = (
         samples.0.swap(0, Ordering::Relaxed),
         samples.1.swap(0, Ordering::Relaxed),
     );
-    let health = measure(&addr, Call::HealthCheck, None).await?;
+    let health = measure(&clients, &addr, Call::HealthCheck, None).await?;
     let health_samples = (
         samples.0.swap(0, Ordering::Relaxed),
         samples.1.swap(0, Ordering::Relaxed),
@@ -319,13 +334,22 @@ async fn run() -> Result<(), BoxError> {
     // 64 clients paced to half the saturated rate show the latency of the call itself under load.
     let paced_rate = metrics.qps / 2.0;
     let period = Duration::from_secs_f64(CLIENTS as f64 / paced_rate);
-    let paced = measure(&addr, Call::AccountMetrics, Some(period)).await?;
+    let paced = measure(&clients, &addr, Call::AccountMetrics, Some(period)).await?;
     let paced_samples = (
         samples.0.load(Ordering::Relaxed),
         samples.1.load(Ordering::Relaxed),
     );
     stop.store(true, Ordering::Relaxed);
     syncing.await??;
+    // The same paced load with no sync running tells the RPC's own latency from the sync's share of the cores.
+    let idle_wait = Instant::now();
+    while status(&mut integration).await?.current_run.is_some() {
+        if idle_wait.elapsed() > Duration::from_secs(120) {
+            return Err("the last forced sync did not end in 2 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let idle = measure(&clients, &addr, Call::AccountMetrics, Some(period)).await?;
     let share = |(all, running): (u64, u64)| 100.0 * running as f64 / all.max(1) as f64;
     print("GetAccountMetrics (sync running)", &metrics);
     print("Health/Check (sync running)", &health);
@@ -333,6 +357,7 @@ async fn run() -> Result<(), BoxError> {
         &format!("GetAccountMetrics paced {paced_rate:.0}/s"),
         &paced,
     );
+    print("GetAccountMetrics paced, no sync", &idle);
     let ratio = metrics.qps / health.qps;
     println!(
         "  sync active in {:.0}% / {:.0}% / {:.0}% of status samples; {} full validations forced",
@@ -373,5 +398,18 @@ async fn run() -> Result<(), BoxError> {
 }
 
 fn main() -> Result<(), BoxError> {
-    tokio::runtime::Runtime::new()?.block_on(run())
+    let simulator_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("simulator")
+        .enable_all()
+        .build()?;
+    let clients = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("clients")
+        .enable_all()
+        .build()?;
+    tokio::runtime::Runtime::new()?.block_on(run(
+        simulator_runtime.handle().clone(),
+        clients.handle().clone(),
+    ))
 }
