@@ -848,3 +848,34 @@ pub fn classify(error: &RunError) -> u32 {
         RunError::Store(_) | RunError::Task(_) | RunError::Stopped => error_kind::INTERNAL,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine_settings(requests_per_minute: u32) -> EngineSettings {
+        EngineSettings {
+            data_dir: PathBuf::from("/nonexistent"),
+            base_url: Some("http://127.0.0.1:9".into()),
+            requests_per_minute,
+            timeout: Duration::from_secs(5),
+            schedule: ScheduleSettings {
+                incremental_interval: Duration::from_secs(300),
+                full_validation_at: chrono::NaiveTime::MIN,
+            },
+        }
+    }
+
+    #[test]
+    fn a_zero_budget_turns_off_every_client_side_budget() {
+        let off = client_settings(&engine_settings(0), "acme").expect("settings");
+        assert_eq!(off.requests_per_minute, None);
+        assert_eq!(off.other_requests_per_minute, None);
+        let on = client_settings(&engine_settings(10), "acme").expect("settings");
+        assert_eq!(on.requests_per_minute, Some(10));
+        assert_eq!(
+            on.other_requests_per_minute,
+            Some(crate::zendesk::settings::DEFAULT_OTHER_REQUESTS_PER_MINUTE)
+        );
+    }
+}
