@@ -863,6 +863,7 @@ mod tests {
                 incremental_interval: Duration::from_secs(300),
                 full_validation_at: chrono::NaiveTime::MIN,
             },
+            pages_per_commit: 20,
         }
     }
 
