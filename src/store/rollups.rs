@@ -230,109 +230,105 @@ pub(crate) fn apply(
     write(txn, &deltas)
 }
 
+/// Adds each summed delta to its row; a row that reaches all zeroes is removed.
+macro_rules! merge_rows {
+    ($txn:expr, $table:expr, $deltas:expr, $zero:expr, |$old:ident, $delta:ident| $next:expr) => {{
+        let mut table = $txn.open_table($table)?;
+        for (key, $delta) in $deltas {
+            let $old = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
+            let next = $next;
+            if next == $old {
+                // An unchanged row is not rewritten: a copy-on-write page would be dirtied for nothing.
+                continue;
+            }
+            if next == $zero {
+                table.remove(*key)?;
+            } else {
+                table.insert(*key, next)?;
+            }
+        }
+    }};
+}
+
 fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<(), StoreError> {
-    {
-        let mut table = txn.open_table(tables::ORG_COUNTERS)?;
-        for (org, delta) in &deltas.org_counters {
-            if delta.is_zero() {
-                continue;
-            }
-            let (open, total, hu) = table.get(*org)?.map(|v| v.value()).unwrap_or_default();
-            let next = (
-                shift(open, delta.open),
-                shift(total, delta.total),
-                shift(hu, delta.open_high_urgent),
-            );
-            if next == (0, 0, 0) {
-                table.remove(*org)?;
-            } else {
-                table.insert(*org, next)?;
-            }
+    merge_rows!(
+        txn,
+        tables::ORG_COUNTERS,
+        &deltas.org_counters,
+        (0, 0, 0),
+        |old, delta| {
+            (
+                shift(old.0, delta.open),
+                shift(old.1, delta.total),
+                shift(old.2, delta.open_high_urgent),
+            )
         }
-    }
-    {
-        let mut table = txn.open_table(tables::USER_COUNTERS)?;
-        for (key, delta) in &deltas.user_counters {
-            if delta.is_zero() {
-                continue;
-            }
-            let (open, total, hu) = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
-            let next = (
-                shift(open, delta.open),
-                shift(total, delta.total),
-                shift(hu, delta.open_high_urgent),
-            );
-            if next == (0, 0, 0) {
-                table.remove(*key)?;
-            } else {
-                table.insert(*key, next)?;
-            }
+    );
+    merge_rows!(
+        txn,
+        tables::USER_COUNTERS,
+        &deltas.user_counters,
+        (0, 0, 0),
+        |old, delta| {
+            (
+                shift(old.0, delta.open),
+                shift(old.1, delta.total),
+                shift(old.2, delta.open_high_urgent),
+            )
         }
-    }
-    {
-        let mut table = txn.open_table(tables::ORG_TICKET_DAYS)?;
-        for (key, delta) in &deltas.org_days {
-            let (created, hu) = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
-            let next = (
-                shift(created, delta.created),
-                shift(hu, delta.high_urgent_created),
-            );
-            if next == (0, 0) {
-                table.remove(*key)?;
-            } else {
-                table.insert(*key, next)?;
-            }
+    );
+    merge_rows!(
+        txn,
+        tables::ORG_TICKET_DAYS,
+        &deltas.org_days,
+        (0, 0),
+        |old, delta| {
+            (
+                shift(old.0, delta.created),
+                shift(old.1, delta.high_urgent_created),
+            )
         }
-    }
-    {
-        let mut table = txn.open_table(tables::USER_TICKET_DAYS)?;
-        for (key, delta) in &deltas.user_days {
-            let (created, hu) = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
-            let next = (
-                shift(created, delta.created),
-                shift(hu, delta.high_urgent_created),
-            );
-            if next == (0, 0) {
-                table.remove(*key)?;
-            } else {
-                table.insert(*key, next)?;
-            }
+    );
+    merge_rows!(
+        txn,
+        tables::USER_TICKET_DAYS,
+        &deltas.user_days,
+        (0, 0),
+        |old, delta| {
+            (
+                shift(old.0, delta.created),
+                shift(old.1, delta.high_urgent_created),
+            )
         }
-    }
-    {
-        let mut table = txn.open_table(tables::ORG_RATING_DAYS)?;
-        for (key, delta) in &deltas.org_ratings {
-            let (g, b, hg, hb) = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
-            let next = (
-                shift(g, delta.good),
-                shift(b, delta.bad),
-                shift(hg, delta.high_urgent_good),
-                shift(hb, delta.high_urgent_bad),
-            );
-            if next == (0, 0, 0, 0) {
-                table.remove(*key)?;
-            } else {
-                table.insert(*key, next)?;
-            }
+    );
+    merge_rows!(
+        txn,
+        tables::ORG_RATING_DAYS,
+        &deltas.org_ratings,
+        (0, 0, 0, 0),
+        |old, delta| {
+            (
+                shift(old.0, delta.good),
+                shift(old.1, delta.bad),
+                shift(old.2, delta.high_urgent_good),
+                shift(old.3, delta.high_urgent_bad),
+            )
         }
-    }
-    {
-        let mut table = txn.open_table(tables::USER_RATING_DAYS)?;
-        for (key, delta) in &deltas.user_ratings {
-            let (g, b, hg, hb) = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
-            let next = (
-                shift(g, delta.good),
-                shift(b, delta.bad),
-                shift(hg, delta.high_urgent_good),
-                shift(hb, delta.high_urgent_bad),
-            );
-            if next == (0, 0, 0, 0) {
-                table.remove(*key)?;
-            } else {
-                table.insert(*key, next)?;
-            }
+    );
+    merge_rows!(
+        txn,
+        tables::USER_RATING_DAYS,
+        &deltas.user_ratings,
+        (0, 0, 0, 0),
+        |old, delta| {
+            (
+                shift(old.0, delta.good),
+                shift(old.1, delta.bad),
+                shift(old.2, delta.high_urgent_good),
+                shift(old.3, delta.high_urgent_bad),
+            )
         }
-    }
+    );
     Ok(())
 }
 
