@@ -799,6 +799,15 @@ impl IntegrationService for Integration {
         } else {
             pb::SyncState::Idle
         };
+        // Computed from the state read above, so the next times always match the history shown.
+        let next_times = (!state.paused && !state.auth_failed).then(|| {
+            crate::sync::engine::due_times(
+                &self.engine.settings().schedule,
+                &integration,
+                &state,
+                self.clock.now(),
+            )
+        });
         let mut warnings = Vec::new();
         if integration.credential_kind == "api_token" {
             warnings.push(format!(
@@ -851,8 +860,9 @@ impl IntegrationService for Integration {
             subdomain: integration.subdomain.clone(),
             last_successful_sync_at: time(state.last_successful_sync_ms),
             last_attempt_at: time(state.last_attempt_ms),
-            next_incremental_at: live.next_incremental_at.map(timestamp_to_proto),
-            next_full_validation_at: live.next_full_validation_at.map(timestamp_to_proto),
+            next_incremental_at: next_times.map(|(incremental, _)| timestamp_to_proto(incremental)),
+            next_full_validation_at: next_times
+                .map(|(_, validation)| timestamp_to_proto(validation)),
             current_run,
             last_error: state.last_error.as_ref().map(|error| pb::SyncError {
                 kind: if error.kind == error_kind::AUTHENTICATION {
@@ -926,13 +936,27 @@ impl IntegrationService for Integration {
         self.require_integration().await?;
         let was_paused = self.blocking(|store| store.sync_state()).await?.paused;
         self.engine.resume().await.map_err(command_status)?;
+        let (integration, state) = self
+            .blocking(|store| Ok((store.integration()?, store.sync_state()?)))
+            .await?;
+        // From the stored state, like GetStatus: the engine may not have planned since the resume.
+        let next_incremental_at = integration
+            .filter(|_| !state.auth_failed)
+            .map(|integration| {
+                let schedule = &self.engine.settings().schedule;
+                timestamp_to_proto(
+                    crate::sync::engine::due_times(
+                        schedule,
+                        &integration,
+                        &state,
+                        self.clock.now(),
+                    )
+                    .0,
+                )
+            });
         Ok(Response::new(pb::ResumeResponse {
             was_paused,
-            next_incremental_at: self
-                .engine
-                .live()
-                .next_incremental_at
-                .map(timestamp_to_proto),
+            next_incremental_at,
         }))
     }
 

@@ -451,22 +451,8 @@ impl Engine {
             self.publish(None, None);
             return Ok(MAX_IDLE_SLEEP);
         }
-        let configured_at = DateTime::from_timestamp(integration.configured_at, 0).unwrap_or(now);
-        let last_validation = (state.last_validation_ms > 0)
-            .then(|| DateTime::from_timestamp_millis(state.last_validation_ms))
-            .flatten();
-        let next_validation =
-            schedule::next_full_validation(&self.settings.schedule, last_validation, configured_at);
-        let last_end = state
-            .history
-            .first()
-            .and_then(|run| DateTime::from_timestamp_millis(run.finished_at_ms))
-            .unwrap_or(configured_at);
-        let next_incremental = schedule::next_incremental(
-            &self.settings.schedule,
-            last_end,
-            state.consecutive_failures,
-        );
+        let (next_incremental, next_validation) =
+            due_times(&self.settings.schedule, &integration, &state, now);
         self.publish(Some(next_incremental), Some(next_validation));
         if self.running.is_some() {
             return Ok(MAX_IDLE_SLEEP);
@@ -824,6 +810,30 @@ impl Engine {
         };
         Ok(self.start_run(kind, resume).await?)
     }
+}
+
+/// When the next incremental run and the next nightly validation are due, from the stored state alone
+/// (so `GetStatus` and the engine agree at every instant, with no publish lag).
+pub fn due_times(
+    schedule_settings: &ScheduleSettings,
+    integration: &IntegrationRecord,
+    state: &SyncStateRecord,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let configured_at = DateTime::from_timestamp(integration.configured_at, 0).unwrap_or(now);
+    let last_validation = (state.last_validation_ms > 0)
+        .then(|| DateTime::from_timestamp_millis(state.last_validation_ms))
+        .flatten();
+    let next_validation =
+        schedule::next_full_validation(schedule_settings, last_validation, configured_at);
+    let last_end = state
+        .history
+        .first()
+        .and_then(|run| DateTime::from_timestamp_millis(run.finished_at_ms))
+        .unwrap_or(configured_at);
+    let next_incremental =
+        schedule::next_incremental(schedule_settings, last_end, state.consecutive_failures);
+    (next_incremental, next_validation)
 }
 
 /// How long a stop request waits for the run to reach a page boundary.
