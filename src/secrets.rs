@@ -125,15 +125,11 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), SecretError> {
 
 /// Reads a token file, refusing one that group or others may read, and validates its content.
 pub fn read_token_file(path: &Path) -> Result<String, SecretError> {
-    let metadata = std::fs::metadata(path).map_err(io_error(path))?;
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(SecretError::TooOpen {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+    let bytes = read_private_file(path)?;
+    let text = String::from_utf8(bytes).map_err(|_| SecretError::BadToken {
+        path: path.to_owned(),
+        reason: "a token file must be UTF-8 text".into(),
+    })?;
     let token = text.trim_end_matches(['\n', '\r']).to_owned();
     validate_token(&token).map_err(|reason| SecretError::BadToken {
         path: path.to_owned(),

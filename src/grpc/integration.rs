@@ -222,6 +222,23 @@ impl Integration {
         Ok((self.masked(&record).await?, run_id))
     }
 
+    /// When the next incremental run and nightly validation are due, from the stored state (none while
+    /// paused or held by refused credentials), so the times always match the history shown with them.
+    fn next_times(
+        &self,
+        integration: &IntegrationRecord,
+        state: &SyncStateRecord,
+    ) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        (!state.paused && !state.auth_failed).then(|| {
+            crate::sync::engine::due_times(
+                &self.engine.settings().schedule,
+                integration,
+                state,
+                self.clock.now(),
+            )
+        })
+    }
+
     fn take_oauth(&self, state: &str) -> Result<PendingOAuth, Status> {
         let now = self.clock.now();
         let mut pending = self
@@ -800,14 +817,7 @@ impl IntegrationService for Integration {
             pb::SyncState::Idle
         };
         // Computed from the state read above, so the next times always match the history shown.
-        let next_times = (!state.paused && !state.auth_failed).then(|| {
-            crate::sync::engine::due_times(
-                &self.engine.settings().schedule,
-                &integration,
-                &state,
-                self.clock.now(),
-            )
-        });
+        let next_times = self.next_times(&integration, &state);
         let mut warnings = Vec::new();
         if integration.credential_kind == "api_token" {
             warnings.push(format!(
@@ -941,19 +951,8 @@ impl IntegrationService for Integration {
             .await?;
         // From the stored state, like GetStatus: the engine may not have planned since the resume.
         let next_incremental_at = integration
-            .filter(|_| !state.auth_failed)
-            .map(|integration| {
-                let schedule = &self.engine.settings().schedule;
-                timestamp_to_proto(
-                    crate::sync::engine::due_times(
-                        schedule,
-                        &integration,
-                        &state,
-                        self.clock.now(),
-                    )
-                    .0,
-                )
-            });
+            .and_then(|integration| self.next_times(&integration, &state))
+            .map(|(incremental, _)| timestamp_to_proto(incremental));
         Ok(Response::new(pb::ResumeResponse {
             was_paused,
             next_incremental_at,

@@ -297,22 +297,13 @@ pub(crate) fn rematch_values(txn: &WriteTransaction, values: &[String]) -> Resul
     Ok(())
 }
 
-fn clear<K: redb::Key + 'static, V: redb::Value + 'static>(
-    txn: &WriteTransaction,
-    table: redb::TableDefinition<K, V>,
-) -> Result<(), StoreError> {
-    txn.delete_table(table)?;
-    txn.open_table(table)?;
-    Ok(())
-}
-
 /// Drops every match and re-matches all organizations against all accounts under `key` (a key change).
 /// Tables are opened once and the account side is held in memory, so 100,000 x 100,000 stays well under a second.
 pub(crate) fn rebuild(txn: &WriteTransaction, key: Option<&MatchKey>) -> Result<(), StoreError> {
-    clear(txn, tables::ACCOUNT_KEYS)?;
-    clear(txn, tables::ORG_KEYS)?;
-    clear(txn, tables::ORG_MATCHES)?;
-    clear(txn, tables::ACCOUNT_ORGS)?;
+    super::clear_table(txn, tables::ACCOUNT_KEYS)?;
+    super::clear_table(txn, tables::ORG_KEYS)?;
+    super::clear_table(txn, tables::ORG_MATCHES)?;
+    super::clear_table(txn, tables::ACCOUNT_ORGS)?;
     let Some(key) = key else { return Ok(()) };
     let index = {
         let table = txn.open_table(tables::ACCOUNTS)?;

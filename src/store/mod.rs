@@ -223,6 +223,16 @@ impl Store {
     }
 }
 
+/// Empties a table by dropping and re-creating it (cheaper than removing rows one by one).
+pub(crate) fn clear_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::WriteTransaction,
+    table: redb::TableDefinition<K, V>,
+) -> Result<(), StoreError> {
+    txn.delete_table(table)?;
+    txn.open_table(table)?;
+    Ok(())
+}
+
 fn decode_u32(bytes: &[u8]) -> Option<u32> {
     <[u8; 4]>::try_from(bytes).ok().map(u32::from_le_bytes)
 }

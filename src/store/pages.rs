@@ -281,8 +281,7 @@ impl Store {
     /// Forgets which tickets a previous validation saw, before a new validation starts.
     pub fn reset_validation(&self) -> Result<(), StoreError> {
         let txn = self.db().begin_write()?;
-        txn.delete_table(tables::VALIDATION_SEEN)?;
-        txn.open_table(tables::VALIDATION_SEEN)?;
+        super::clear_table(&txn, tables::VALIDATION_SEEN)?;
         txn.open_table(tables::CURSORS)?
             .remove(tables::cursor_keys::VALIDATION_TICKETS)?;
         txn.commit()?;

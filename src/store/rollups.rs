@@ -232,12 +232,12 @@ pub(crate) fn apply(
 
 /// Adds each summed delta to its row; a row that reaches all zeroes is removed.
 macro_rules! merge_rows {
-    ($txn:expr, $table:expr, $deltas:expr, $zero:expr, |$old:ident, $delta:ident| $next:expr) => {{
+    ($txn:expr, $table:expr, $deltas:expr, $zero:expr, $next:path) => {{
         let mut table = $txn.open_table($table)?;
-        for (key, $delta) in $deltas {
-            let $old = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
-            let next = $next;
-            if next == $old {
+        for (key, delta) in $deltas {
+            let old = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
+            let next = $next(old, delta);
+            if next == old {
                 // An unchanged row is not rewritten: a copy-on-write page would be dirtied for nothing.
                 continue;
             }
@@ -250,106 +250,88 @@ macro_rules! merge_rows {
     }};
 }
 
+type CounterRow = (u64, u64, u64);
+type TicketDayRow = (u64, u64);
+
+fn next_counters(old: CounterRow, delta: &CounterDelta) -> CounterRow {
+    (
+        shift(old.0, delta.open),
+        shift(old.1, delta.total),
+        shift(old.2, delta.open_high_urgent),
+    )
+}
+
+fn next_ticket_day(old: TicketDayRow, delta: &TicketDayDelta) -> TicketDayRow {
+    (
+        shift(old.0, delta.created),
+        shift(old.1, delta.high_urgent_created),
+    )
+}
+
+fn next_rating_day(old: tables::RatingDay, delta: &RatingDayDelta) -> tables::RatingDay {
+    (
+        shift(old.0, delta.good),
+        shift(old.1, delta.bad),
+        shift(old.2, delta.high_urgent_good),
+        shift(old.3, delta.high_urgent_bad),
+    )
+}
+
 fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<(), StoreError> {
     merge_rows!(
         txn,
         tables::ORG_COUNTERS,
         &deltas.org_counters,
         (0, 0, 0),
-        |old, delta| {
-            (
-                shift(old.0, delta.open),
-                shift(old.1, delta.total),
-                shift(old.2, delta.open_high_urgent),
-            )
-        }
+        next_counters
     );
     merge_rows!(
         txn,
         tables::USER_COUNTERS,
         &deltas.user_counters,
         (0, 0, 0),
-        |old, delta| {
-            (
-                shift(old.0, delta.open),
-                shift(old.1, delta.total),
-                shift(old.2, delta.open_high_urgent),
-            )
-        }
+        next_counters
     );
     merge_rows!(
         txn,
         tables::ORG_TICKET_DAYS,
         &deltas.org_days,
         (0, 0),
-        |old, delta| {
-            (
-                shift(old.0, delta.created),
-                shift(old.1, delta.high_urgent_created),
-            )
-        }
+        next_ticket_day
     );
     merge_rows!(
         txn,
         tables::USER_TICKET_DAYS,
         &deltas.user_days,
         (0, 0),
-        |old, delta| {
-            (
-                shift(old.0, delta.created),
-                shift(old.1, delta.high_urgent_created),
-            )
-        }
+        next_ticket_day
     );
     merge_rows!(
         txn,
         tables::ORG_RATING_DAYS,
         &deltas.org_ratings,
         (0, 0, 0, 0),
-        |old, delta| {
-            (
-                shift(old.0, delta.good),
-                shift(old.1, delta.bad),
-                shift(old.2, delta.high_urgent_good),
-                shift(old.3, delta.high_urgent_bad),
-            )
-        }
+        next_rating_day
     );
     merge_rows!(
         txn,
         tables::USER_RATING_DAYS,
         &deltas.user_ratings,
         (0, 0, 0, 0),
-        |old, delta| {
-            (
-                shift(old.0, delta.good),
-                shift(old.1, delta.bad),
-                shift(old.2, delta.high_urgent_good),
-                shift(old.3, delta.high_urgent_bad),
-            )
-        }
+        next_rating_day
     );
-    Ok(())
-}
-
-fn clear<K: redb::Key + 'static, V: redb::Value + 'static>(
-    txn: &WriteTransaction,
-    table: redb::TableDefinition<K, V>,
-) -> Result<(), StoreError> {
-    txn.delete_table(table)?;
-    txn.open_table(table)?;
     Ok(())
 }
 
 /// Drops every rollup (a fresh integration starts from zero).
 pub(crate) fn clear_all(txn: &WriteTransaction) -> Result<(), StoreError> {
-    clear(txn, tables::ORG_COUNTERS)?;
-    clear(txn, tables::ORG_TICKET_DAYS)?;
-    clear(txn, tables::ORG_RATING_DAYS)?;
-    clear(txn, tables::USER_COUNTERS)?;
-    clear(txn, tables::USER_TICKET_DAYS)?;
-    clear(txn, tables::USER_RATING_DAYS)?;
-    clear(txn, tables::TICKET_RATINGS)?;
+    super::clear_table(txn, tables::ORG_COUNTERS)?;
+    super::clear_table(txn, tables::ORG_TICKET_DAYS)?;
+    super::clear_table(txn, tables::ORG_RATING_DAYS)?;
+    super::clear_table(txn, tables::USER_COUNTERS)?;
+    super::clear_table(txn, tables::USER_TICKET_DAYS)?;
+    super::clear_table(txn, tables::USER_RATING_DAYS)?;
+    super::clear_table(txn, tables::TICKET_RATINGS)?;
     Ok(())
 }
 

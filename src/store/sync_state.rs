@@ -1,6 +1,6 @@
 //! The integration aggregate: settings, durable sync state, stream cursors, stored counts, and deletion.
 use prost::Message;
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::tables::{self, meta_keys};
 use super::{Store, StoreError};
@@ -298,25 +298,10 @@ impl Store {
     /// Accounts, the last matches, rollups and timeline events stay readable.
     pub fn delete_integration_data(&self) -> Result<(), StoreError> {
         let txn = self.db().begin_write()?;
-        fn clear_str(
-            txn: &redb::WriteTransaction,
-            def: TableDefinition<&str, &[u8]>,
-        ) -> Result<(), StoreError> {
-            txn.delete_table(def)?;
-            txn.open_table(def)?;
-            Ok(())
+        use super::clear_table;
+        for def in [tables::INTEGRATION, tables::SYNC_STATE, tables::CURSORS] {
+            clear_table(&txn, def)?;
         }
-        fn clear_u64(
-            txn: &redb::WriteTransaction,
-            def: TableDefinition<u64, &[u8]>,
-        ) -> Result<(), StoreError> {
-            txn.delete_table(def)?;
-            txn.open_table(def)?;
-            Ok(())
-        }
-        clear_str(&txn, tables::INTEGRATION)?;
-        clear_str(&txn, tables::SYNC_STATE)?;
-        clear_str(&txn, tables::CURSORS)?;
         for def in [
             tables::TICKETS,
             tables::ORGANIZATIONS,
@@ -324,17 +309,13 @@ impl Store {
             tables::GROUPS,
             tables::RATINGS,
         ] {
-            clear_u64(&txn, def)?;
+            clear_table(&txn, def)?;
         }
-        txn.delete_table(tables::TICKET_CHANGES)?;
-        txn.open_table(tables::TICKET_CHANGES)?;
-        txn.delete_table(tables::VALIDATION_SEEN)?;
-        txn.open_table(tables::VALIDATION_SEEN)?;
+        clear_table(&txn, tables::TICKET_CHANGES)?;
+        clear_table(&txn, tables::VALIDATION_SEEN)?;
         // Matches stay frozen (and rollups and events stay) so metrics and events remain readable after a delete.
-        txn.delete_table(tables::ACCOUNT_KEYS)?;
-        txn.open_table(tables::ACCOUNT_KEYS)?;
-        txn.delete_table(tables::ORG_KEYS)?;
-        txn.open_table(tables::ORG_KEYS)?;
+        clear_table(&txn, tables::ACCOUNT_KEYS)?;
+        clear_table(&txn, tables::ORG_KEYS)?;
         txn.commit()?;
         Ok(())
     }

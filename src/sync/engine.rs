@@ -113,10 +113,6 @@ pub struct CurrentRun {
 pub struct LiveStatus {
     /// The run in progress.
     pub current: Option<CurrentRun>,
-    /// When the next incremental run is due (none while paused, failed or unconfigured).
-    pub next_incremental_at: Option<DateTime<Utc>>,
-    /// When the next nightly validation is due.
-    pub next_full_validation_at: Option<DateTime<Utc>>,
     /// Until when the client waits out a Zendesk rate limit.
     pub rate_limited_until: Option<DateTime<Utc>>,
 }
@@ -153,8 +149,6 @@ struct LiveRun {
 #[derive(Debug, Default)]
 struct LiveState {
     current: Option<LiveRun>,
-    next_incremental_at: Option<DateTime<Utc>>,
-    next_full_validation_at: Option<DateTime<Utc>>,
     rate_limited_until: Option<DateTime<Utc>>,
 }
 
@@ -223,8 +217,6 @@ impl SyncHandle {
                     progress,
                 }
             }),
-            next_incremental_at: live.next_incremental_at,
-            next_full_validation_at: live.next_full_validation_at,
             rate_limited_until: live
                 .rate_limited_until
                 .filter(|until| *until > self.clock.now()),
@@ -438,25 +430,20 @@ impl Engine {
             .map_err(|err| CommandError::Client(err.to_string()))
     }
 
-    /// Starts a due run if any, publishes the next due times, and says how long to sleep.
+    /// Starts a due run if any, and says how long to sleep.
     async fn plan(&mut self) -> Result<Duration, StoreError> {
         let now = self.clock.now();
-        let integration = self.blocking(|store| store.integration()).await?;
-        let state = self.blocking(|store| store.sync_state()).await?;
+        let (integration, state) = self
+            .blocking(|store| Ok((store.integration()?, store.sync_state()?)))
+            .await?;
         let Some(integration) = integration else {
-            self.publish(None, None);
             return Ok(MAX_IDLE_SLEEP);
         };
-        if state.paused || state.auth_failed || self.client.is_none() {
-            self.publish(None, None);
+        if state.paused || state.auth_failed || self.client.is_none() || self.running.is_some() {
             return Ok(MAX_IDLE_SLEEP);
         }
         let (next_incremental, next_validation) =
             due_times(&self.settings.schedule, &integration, &state, now);
-        self.publish(Some(next_incremental), Some(next_validation));
-        if self.running.is_some() {
-            return Ok(MAX_IDLE_SLEEP);
-        }
         let due = if let Some(active) = &state.active_run {
             let retry_at = if state.consecutive_failures > 0 {
                 next_incremental
@@ -482,16 +469,6 @@ impl Engine {
             self.start_run(kind, resume).await?;
         }
         Ok(MAX_IDLE_SLEEP)
-    }
-
-    fn publish(
-        &self,
-        next_incremental: Option<DateTime<Utc>>,
-        next_validation: Option<DateTime<Utc>>,
-    ) {
-        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-        live.next_incremental_at = next_incremental;
-        live.next_full_validation_at = next_validation;
     }
 
     async fn start_run(
@@ -766,7 +743,6 @@ impl Engine {
                     })
                     .await
                     .map_err(CommandError::from);
-                self.publish(None, None);
                 let _ = reply.send(result);
             }
         }
