@@ -65,22 +65,18 @@ fn account_metrics(
     account_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<pb::AccountMetrics>, Status> {
-    if store.get_account(account_id).map_err(from_store)?.is_none() {
-        return Ok(None);
-    }
-    let (timeframe, satisfaction) = settings(store)?;
-    let orgs = store.account_org_ids(account_id).map_err(from_store)?;
-    let figures = store
-        .org_figures(&orgs, timeframe, now)
-        .map_err(from_store)?;
-    Ok(Some(to_account_proto(
-        account_id,
-        &orgs,
-        &figures,
-        timeframe,
-        satisfaction,
-        now,
-    )))
+    // One read transaction per call: this is the hot read path.
+    let found = store.account_figures(account_id, now).map_err(from_store)?;
+    Ok(found.map(|account| {
+        to_account_proto(
+            account_id,
+            &account.orgs,
+            &account.figures,
+            account.timeframe,
+            account.satisfaction,
+            now,
+        )
+    }))
 }
 
 fn to_account_proto(

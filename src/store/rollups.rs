@@ -460,6 +460,51 @@ pub struct Figures {
     pub ratings: RatingDayCounts,
 }
 
+/// One account's metric inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountFigures {
+    /// Its matched organizations, in id order.
+    pub orgs: Vec<u64>,
+    /// Their summed figures over `timeframe`.
+    pub figures: Figures,
+    /// The window in force.
+    pub timeframe: Timeframe,
+    /// Whether satisfaction scores are computed.
+    pub satisfaction: bool,
+}
+
+fn sum_org_figures(
+    txn: &redb::ReadTransaction,
+    orgs: &[u64],
+    timeframe: Timeframe,
+    now: DateTime<Utc>,
+) -> Result<Figures, StoreError> {
+    let counters = txn.open_table(tables::ORG_COUNTERS)?;
+    let days = txn.open_table(tables::ORG_TICKET_DAYS)?;
+    let ratings = txn.open_table(tables::ORG_RATING_DAYS)?;
+    let window = timeframe.window(now);
+    let (from, to) = (window.start().number(), window.end().number());
+    let mut figures = Figures::default();
+    for org in orgs {
+        if let Some(value) = counters.get(*org)? {
+            add_counts(&mut figures, value.value());
+        }
+        for entry in days.range((*org, from)..=(*org, to))? {
+            let (created, hu) = entry?.1.value();
+            figures.created.created += created;
+            figures.created.high_urgent_created += hu;
+        }
+        for entry in ratings.range((*org, from)..=(*org, to))? {
+            let (g, b, hg, hb) = entry?.1.value();
+            figures.ratings.good += g;
+            figures.ratings.bad += b;
+            figures.ratings.high_urgent_good += hg;
+            figures.ratings.high_urgent_bad += hb;
+        }
+    }
+    Ok(figures)
+}
+
 fn add_counts(figures: &mut Figures, counters: (u64, u64, u64)) {
     figures.counters.open += counters.0;
     figures.counters.total += counters.1;
@@ -474,31 +519,39 @@ impl Store {
         timeframe: Timeframe,
         now: DateTime<Utc>,
     ) -> Result<Figures, StoreError> {
+        sum_org_figures(&self.db().begin_read()?, orgs, timeframe, now)
+    }
+
+    /// One account's organizations and figures under the configured window, all read in one transaction
+    /// (the `GetAccountMetrics` path); `None` when there is no such account.
+    pub fn account_figures(
+        &self,
+        account_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AccountFigures>, StoreError> {
         let txn = self.db().begin_read()?;
-        let counters = txn.open_table(tables::ORG_COUNTERS)?;
-        let days = txn.open_table(tables::ORG_TICKET_DAYS)?;
-        let ratings = txn.open_table(tables::ORG_RATING_DAYS)?;
-        let window = timeframe.window(now);
-        let (from, to) = (window.start().number(), window.end().number());
-        let mut figures = Figures::default();
-        for org in orgs {
-            if let Some(value) = counters.get(*org)? {
-                add_counts(&mut figures, value.value());
-            }
-            for entry in days.range((*org, from)..=(*org, to))? {
-                let (created, hu) = entry?.1.value();
-                figures.created.created += created;
-                figures.created.high_urgent_created += hu;
-            }
-            for entry in ratings.range((*org, from)..=(*org, to))? {
-                let (g, b, hg, hb) = entry?.1.value();
-                figures.ratings.good += g;
-                figures.ratings.bad += b;
-                figures.ratings.high_urgent_good += hg;
-                figures.ratings.high_urgent_bad += hb;
-            }
+        if txn.open_table(tables::ACCOUNTS)?.get(account_id)?.is_none() {
+            return Ok(None);
         }
-        Ok(figures)
+        let (days, satisfaction) = super::sync_state::read_metrics_settings(&txn)?;
+        // A stored window zdsync no longer offers falls back to the default rather than failing reads.
+        let timeframe = Timeframe::from_days(days)
+            .or_else(|_| Timeframe::from_days(30))
+            .map_err(|err| StoreError::Database(err.to_string()))?;
+        let mut orgs = Vec::new();
+        for entry in txn
+            .open_table(tables::ACCOUNT_ORGS)?
+            .range((account_id, 0u64)..=(account_id, u64::MAX))?
+        {
+            orgs.push(entry?.0.value().1);
+        }
+        let figures = sum_org_figures(&txn, &orgs, timeframe, now)?;
+        Ok(Some(AccountFigures {
+            orgs,
+            figures,
+            timeframe,
+            satisfaction,
+        }))
     }
 
     /// The figures of the Zendesk users `requesters` inside organizations `orgs`.

@@ -268,17 +268,7 @@ impl Store {
 
     /// The metric window and whether satisfaction is computed, as last configured (kept after a delete).
     pub fn metrics_settings(&self) -> Result<(u32, bool), StoreError> {
-        let txn = self.db().begin_read()?;
-        let meta = txn.open_table(tables::META)?;
-        let timeframe = meta
-            .get(meta_keys::METRICS_TIMEFRAME)?
-            .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
-            .map(u32::from_le_bytes)
-            .unwrap_or(30);
-        let satisfaction = meta
-            .get(meta_keys::METRICS_SATISFACTION)?
-            .is_some_and(|v| v.value().first() == Some(&1));
-        Ok((timeframe, satisfaction))
+        read_metrics_settings(&self.db().begin_read()?)
     }
 
     /// Counts of stored Zendesk records (O(1) per table).
@@ -319,4 +309,20 @@ impl Store {
         txn.commit()?;
         Ok(())
     }
+}
+
+/// The metric window (days) and whether satisfaction is computed, read inside `txn`.
+pub(crate) fn read_metrics_settings(
+    txn: &redb::ReadTransaction,
+) -> Result<(u32, bool), StoreError> {
+    let meta = txn.open_table(tables::META)?;
+    let timeframe = meta
+        .get(meta_keys::METRICS_TIMEFRAME)?
+        .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+        .map(u32::from_le_bytes)
+        .unwrap_or(30);
+    let satisfaction = meta
+        .get(meta_keys::METRICS_SATISFACTION)?
+        .is_some_and(|v| v.value().first() == Some(&1));
+    Ok((timeframe, satisfaction))
 }
