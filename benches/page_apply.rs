@@ -10,12 +10,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use zdsync::config::DEFAULT_PAGES_PER_COMMIT;
 use zdsync::domain::account::Account;
 use zdsync::simulator::{self, SimulatorConfig};
 use zdsync::store::pages::{PageContext, PageWrite};
 use zdsync::store::sync_state::IntegrationRecord;
 use zdsync::store::Store;
 use zdsync::sync::convert;
+use zdsync::sync::run::BATCH_RECORDS;
 use zdsync::zendesk::decode::decode_json;
 use zdsync::zendesk::envelope::TicketCursorPage;
 use zdsync::zendesk::TicketSideLoads;
@@ -165,12 +167,22 @@ struct Split {
     apply: Duration,
     tickets: u64,
     written: u64,
+    commits: u64,
 }
 
-/// Decodes, converts and applies every page; the timed path of a sync run minus the network.
-fn apply_all(store: &Store, pages: &[Vec<u8>], first_sync: bool) -> Result<Split, BoxError> {
+/// Decodes, converts and applies every page; the timed path of a sync run minus the network. Pages are
+/// committed `pages_per_commit` at a time (at most `BATCH_RECORDS` records), as the sync run stages them;
+/// 1 commits every page alone.
+fn apply_all(
+    store: &Store,
+    pages: &[Vec<u8>],
+    first_sync: bool,
+    pages_per_commit: usize,
+) -> Result<Split, BoxError> {
     let mut split = Split::default();
-    for body in pages {
+    let mut staged = PageWrite::default();
+    let mut staged_pages = 0;
+    for (number, body) in pages.iter().enumerate() {
         let started = Instant::now();
         let envelope: TicketCursorPage = decode_json(EXPORT_PATH, body)?;
         let decoded = Instant::now();
@@ -190,17 +202,24 @@ fn apply_all(store: &Store, pages: &[Vec<u8>], first_sync: bool) -> Result<Split
             snapshot_events: false,
             now_ms: chrono::Utc::now().timestamp_millis(),
         };
+        split.tickets += page.tickets.len() as u64;
+        staged.append(page);
+        staged_pages += 1;
         let converted = Instant::now();
-        let (cpu_before, written_before) = (thread_cpu(), written_bytes());
-        let outcome = store.apply_page(&page)?;
-        let applied = Instant::now();
-        split.apply_cpu += thread_cpu().saturating_sub(cpu_before);
-        split.apply_written += written_bytes().saturating_sub(written_before);
         split.decode += decoded - started;
         split.convert += converted - decoded;
-        split.apply += applied - converted;
-        split.tickets += page.tickets.len() as u64;
+        let last = number + 1 == pages.len();
+        if !(last || staged_pages >= pages_per_commit || staged.records() >= BATCH_RECORDS) {
+            continue;
+        }
+        let (cpu_before, written_before) = (thread_cpu(), written_bytes());
+        let outcome = store.apply_page(&std::mem::take(&mut staged))?;
+        staged_pages = 0;
+        split.apply += converted.elapsed();
+        split.apply_cpu += thread_cpu().saturating_sub(cpu_before);
+        split.apply_written += written_bytes().saturating_sub(written_before);
         split.written += outcome.tickets_written;
+        split.commits += 1;
     }
     Ok(split)
 }
@@ -210,15 +229,16 @@ fn report(label: &str, split: &Split) -> bool {
     let rate = split.tickets as f64 / total.as_secs_f64();
     let pass = rate >= BAR_TICKETS_PER_S;
     println!(
-        "  {label:<28} {:>7} tickets ({} written) in {:>7.1} ms: {:>8.0} tickets/s  [{}]",
+        "  {label:<40} {:>7} tickets ({} written, {} commits) in {:>7.1} ms: {:>8.0} tickets/s  [{}]",
         split.tickets,
         split.written,
+        split.commits,
         total.as_secs_f64() * 1e3,
         rate,
         if pass { "PASS" } else { "MISS" }
     );
     println!(
-        "  {:<28} decode {:.1} ms, convert {:.1} ms, apply+commit {:.1} ms (CPU {:.0} ms; {:.1} MB written to disk, {:.2} MB per page)",
+        "  {:<40} decode {:.1} ms, convert {:.1} ms, apply+commit {:.1} ms (CPU {:.0} ms; {:.1} MB written to disk, {:.2} MB per page)",
         "",
         split.decode.as_secs_f64() * 1e3,
         split.convert.as_secs_f64() * 1e3,
@@ -241,12 +261,25 @@ fn main() -> Result<(), BoxError> {
         pages.len(),
         bytes as f64 / 1e6
     );
-    let dir = tempfile::tempdir()?;
-    let store = matched_store(dir.path())?;
-    let initial = apply_all(&store, &pages, true)?;
-    let pass_initial = report("initial load (all new)", &initial);
-    let reapply = apply_all(&store, &changed, false)?;
-    let pass_reapply = report("re-apply of changed copies", &reapply);
+    let batched = DEFAULT_PAGES_PER_COMMIT as usize;
+    let mut passes = Vec::new();
+    let mut store_dirs = Vec::new();
+    for (mode, pages_per_commit) in [
+        ("every page committed alone", 1),
+        ("as the sync stages them", batched),
+    ] {
+        println!("  {mode} (pages_per_commit = {pages_per_commit}, <= {BATCH_RECORDS} records a commit):");
+        let dir = tempfile::tempdir()?;
+        let store = matched_store(dir.path())?;
+        let initial = apply_all(&store, &pages, true, pages_per_commit)?;
+        passes.push(report("initial load (all new)", &initial));
+        let reapply = apply_all(&store, &changed, false, pages_per_commit)?;
+        passes.push(report("re-apply of changed copies", &reapply));
+        store_dirs.push((dir, store));
+    }
+    let Some((_, store)) = store_dirs.first() else {
+        return Err("no store".into());
+    };
     // The floor every page pays: a durable commit of a page holding only its cursor.
     let started = Instant::now();
     for number in 0..pages.len() {
@@ -297,7 +330,7 @@ fn main() -> Result<(), BoxError> {
     println!("  organizations matched: {matched}");
     println!(
         "page apply: {}",
-        if pass_initial && pass_reapply {
+        if passes.iter().all(|pass| *pass) {
             "PASS"
         } else {
             "MISS"

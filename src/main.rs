@@ -42,7 +42,26 @@ enum Command {
     Integration(zdsync::cli::integration::IntegrationCommand),
 }
 
+/// Caps glibc's malloc at two arenas. glibc gives each thread that allocates under contention an arena of its
+/// own and rarely returns their memory, so with the runtime's workers and the blocking pool the daemon's peak
+/// RSS grew with the size of a sync: 55.6 -> 68.4 MiB from 50,000 to 200,000 tickets, 48.0 -> 52.4 MiB with
+/// two arenas, at the same throughput (`cargo bench --bench initial_sync`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only changes allocator tuning; it is called before any other thread exists.
+    let accepted = unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+    if accepted == 0 {
+        eprintln!(
+            "zdsync: glibc refused M_ARENA_MAX; memory use may grow with the number of threads"
+        );
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 fn main() -> anyhow::Result<()> {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -199,19 +199,13 @@ fn set_match(
         ),
         None => None,
     };
-    if let Some(old) = old.as_ref().filter(|old| old.state == MATCHED) {
-        account_orgs.remove((old.account_id.as_str(), org_id))?;
-    }
     let record = match new {
-        OrgMatch::Matched { account_id } => {
-            account_orgs.insert((account_id.as_str(), org_id), ())?;
-            OrgMatchRecord {
-                state: MATCHED,
-                account_id: account_id.clone(),
-                candidates: Vec::new(),
-                key_values: values,
-            }
-        }
+        OrgMatch::Matched { account_id } => OrgMatchRecord {
+            state: MATCHED,
+            account_id: account_id.clone(),
+            candidates: Vec::new(),
+            key_values: values,
+        },
         OrgMatch::Unmatched { .. } => OrgMatchRecord {
             state: UNMATCHED,
             key_values: values,
@@ -224,6 +218,16 @@ fn set_match(
             ..Default::default()
         },
     };
+    if old.as_ref() == Some(&record) {
+        // Re-writing the same match would dirty copy-on-write pages for nothing.
+        return Ok(());
+    }
+    if let Some(old) = old.as_ref().filter(|old| old.state == MATCHED) {
+        account_orgs.remove((old.account_id.as_str(), org_id))?;
+    }
+    if record.state == MATCHED {
+        account_orgs.insert((record.account_id.as_str(), org_id), ())?;
+    }
     matches.insert(org_id, record.encode_to_vec().as_slice())?;
     Ok(())
 }

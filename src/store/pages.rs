@@ -49,6 +49,33 @@ pub struct PageWrite {
     pub run_progress: Option<(u64, u64)>,
 }
 
+impl PageWrite {
+    /// Records this write holds (tickets, side-loads, ratings and changes).
+    pub fn records(&self) -> usize {
+        self.tickets.len()
+            + self.users.len()
+            + self.organizations.len()
+            + self.groups.len()
+            + self.ratings.len()
+            + self.changes.len()
+    }
+
+    /// Appends a later page, so both commit in one transaction; the later page's cursors win.
+    pub fn append(&mut self, page: PageWrite) {
+        self.tickets.extend(page.tickets);
+        self.users.extend(page.users);
+        self.organizations.extend(page.organizations);
+        self.groups.extend(page.groups);
+        self.ratings.extend(page.ratings);
+        self.changes.extend(page.changes);
+        // Positions are written in order, so the last page's cursor is the one stored.
+        self.cursors.extend(page.cursors);
+        self.validation_run = self.validation_run.or(page.validation_run);
+        self.context = page.context;
+        self.run_progress = page.run_progress.or(self.run_progress);
+    }
+}
+
 /// What derived state needs to know about the run a page belongs to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PageContext {
@@ -76,15 +103,36 @@ pub struct ApplyOutcome {
     pub events_recorded: u64,
 }
 
-/// Writes `value` at `key` unless the stored copy is newer by `version`; returns the previous copy if any.
+/// What `upsert_newest` did with one record.
+enum Upsert<M> {
+    /// The stored copy is newer: nothing written.
+    Stale,
+    /// The stored copy is byte for byte the same: nothing written, nothing derived moves.
+    Unchanged,
+    /// Written; holds the copy it replaced, if any.
+    Written(Option<M>),
+}
+
+impl<M> Upsert<M> {
+    /// Whether the record was written.
+    fn written(&self) -> bool {
+        matches!(self, Upsert::Written(_))
+    }
+}
+
+/// Writes `value` at `key` unless the stored copy is newer by `version` or already the same bytes.
 fn upsert_newest<M: Message + Default>(
     table: &mut Table<u64, &[u8]>,
     name: &'static str,
     key: u64,
     value: &M,
     version: impl Fn(&M) -> i64,
-) -> Result<(bool, Option<M>), StoreError> {
+) -> Result<Upsert<M>, StoreError> {
+    let encoded = value.encode_to_vec();
     let previous: Option<M> = match table.get(key)? {
+        // Side-loaded users and organizations come again with every page that mentions them; rewriting an
+        // identical copy would dirty a copy-on-write page (and its indexes) for nothing.
+        Some(bytes) if bytes.value() == encoded.as_slice() => return Ok(Upsert::Unchanged),
         Some(bytes) => Some(M::decode(bytes.value()).map_err(|err| StoreError::Corrupt {
             table: name,
             key: key.to_string(),
@@ -94,11 +142,11 @@ fn upsert_newest<M: Message + Default>(
     };
     if let Some(old) = &previous {
         if version(old) > version(value) {
-            return Ok((false, previous));
+            return Ok(Upsert::Stale);
         }
     }
-    table.insert(key, value.encode_to_vec().as_slice())?;
-    Ok((true, previous))
+    table.insert(key, encoded.as_slice())?;
+    Ok(Upsert::Written(previous))
 }
 
 fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, StoreError> {
@@ -113,10 +161,9 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
         let key = super::matching::current_key(txn)?;
         let mut table = txn.open_table(tables::ORGANIZATIONS)?;
         for (id, org) in &page.organizations {
-            let (written, _) =
-                upsert_newest(&mut table, "organizations", *id, org, |o| o.updated_at)?;
-            outcome.stale_skipped += u64::from(!written);
-            if let (true, Some(key)) = (written, &key) {
+            let upsert = upsert_newest(&mut table, "organizations", *id, org, |o| o.updated_at)?;
+            outcome.stale_skipped += u64::from(matches!(upsert, Upsert::Stale));
+            if let (true, Some(key)) = (upsert.written(), &key) {
                 super::matching::upsert_org(txn, key, *id, org)?;
             }
         }
@@ -125,15 +172,20 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
         let mut table = txn.open_table(tables::USERS)?;
         let mut by_email = txn.open_table(tables::USERS_BY_EMAIL)?;
         for (id, user) in &page.users {
-            let (written, previous) =
-                upsert_newest(&mut table, "users", *id, user, |u| u.updated_at)?;
-            outcome.stale_skipped += u64::from(!written);
+            let previous = match upsert_newest(&mut table, "users", *id, user, |u| u.updated_at)? {
+                Upsert::Written(previous) => previous,
+                Upsert::Stale => {
+                    outcome.stale_skipped += 1;
+                    continue;
+                }
+                Upsert::Unchanged => continue,
+            };
             let old_email = previous
                 .as_ref()
                 .map(|p| p.email.to_lowercase())
                 .unwrap_or_default();
             let new_email = user.email.to_lowercase();
-            if written && old_email != new_email {
+            if old_email != new_email {
                 if !old_email.is_empty() {
                     by_email.remove((old_email.as_str(), *id))?;
                 }
@@ -149,20 +201,25 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
         let mut table = txn.open_table(tables::TICKETS)?;
         let mut seen = txn.open_table(tables::VALIDATION_SEEN)?;
         for (id, ticket) in &page.tickets {
-            let (written, previous) = upsert_newest(&mut table, "tickets", *id, ticket, |t| {
+            let upsert = upsert_newest(&mut table, "tickets", *id, ticket, |t| {
                 t.generated_timestamp
             })?;
-            if written {
-                outcome.tickets_written += 1;
-                written_tickets.push((*id, previous.clone(), ticket.clone()));
-            } else {
-                outcome.stale_skipped += 1;
-            }
+            let differs = match &upsert {
+                Upsert::Stale => {
+                    outcome.stale_skipped += 1;
+                    false
+                }
+                Upsert::Unchanged => false,
+                Upsert::Written(previous) => {
+                    outcome.tickets_written += 1;
+                    let differs = previous
+                        .as_ref()
+                        .is_none_or(|old| !same_ticket(old, ticket));
+                    written_tickets.push((*id, previous.clone(), ticket.clone()));
+                    differs
+                }
+            };
             if let Some(run) = page.validation_run {
-                let differs = match &previous {
-                    Some(old) => written && !same_ticket(old, ticket),
-                    None => true,
-                };
                 outcome.tickets_drifted += u64::from(differs);
                 seen.insert(*id, run)?;
             }
@@ -171,11 +228,10 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
     {
         let mut table = txn.open_table(tables::RATINGS)?;
         for (id, rating) in &page.ratings {
-            let (written, previous) =
-                upsert_newest(&mut table, "ratings", *id, rating, |r| r.updated_at)?;
-            outcome.stale_skipped += u64::from(!written);
-            if written {
-                written_ratings.push((*id, previous, rating.clone()));
+            match upsert_newest(&mut table, "ratings", *id, rating, |r| r.updated_at)? {
+                Upsert::Stale => outcome.stale_skipped += 1,
+                Upsert::Unchanged => {}
+                Upsert::Written(previous) => written_ratings.push((*id, previous, rating.clone())),
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Per-organization (and per requester) rollups: counters for the current figures and UTC-day buckets for
 //! the windowed ones, moved by exact deltas in the page transaction. Accounts read them through their
 //! matched organizations, so a re-match moves nothing here.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use prost::Message;
@@ -20,15 +20,16 @@ use super::{Store, StoreError};
 /// Where a ticket's figures go: (organization, requester); organization 0 (none) is not kept.
 type Owner = (u64, u64);
 
-/// Deltas of one page (or of a rebuild), summed per key before they touch the tables.
+/// Deltas of one page (or of a rebuild), summed per key before they touch the tables; kept in key order so
+/// the writes walk each B-tree once from left to right.
 #[derive(Debug, Default)]
 struct Deltas {
-    org_counters: HashMap<u64, CounterDelta>,
-    org_days: HashMap<(u64, i64), TicketDayDelta>,
-    org_ratings: HashMap<(u64, i64), RatingDayDelta>,
-    user_counters: HashMap<(u64, u64), CounterDelta>,
-    user_days: HashMap<(u64, u64, i64), TicketDayDelta>,
-    user_ratings: HashMap<(u64, u64, i64), RatingDayDelta>,
+    org_counters: BTreeMap<u64, CounterDelta>,
+    org_days: BTreeMap<(u64, i64), TicketDayDelta>,
+    org_ratings: BTreeMap<(u64, i64), RatingDayDelta>,
+    user_counters: BTreeMap<(u64, u64), CounterDelta>,
+    user_days: BTreeMap<(u64, u64, i64), TicketDayDelta>,
+    user_ratings: BTreeMap<(u64, u64, i64), RatingDayDelta>,
 }
 
 fn add_counter(into: &mut CounterDelta, delta: &CounterDelta) {

@@ -120,24 +120,10 @@ struct Batch {
 
 impl Batch {
     fn add(&mut self, page: PageWrite, tickets: u64) {
-        self.records += page.tickets.len()
-            + page.users.len()
-            + page.organizations.len()
-            + page.groups.len()
-            + page.ratings.len()
-            + page.changes.len();
+        self.records += page.records();
         self.pages += 1;
         self.tickets += tickets;
-        let write = &mut self.write;
-        write.tickets.extend(page.tickets);
-        write.users.extend(page.users);
-        write.organizations.extend(page.organizations);
-        write.groups.extend(page.groups);
-        write.ratings.extend(page.ratings);
-        write.changes.extend(page.changes);
-        // Later positions are written after earlier ones, so the last page's cursor wins.
-        write.cursors.extend(page.cursors);
-        write.validation_run = write.validation_run.or(page.validation_run);
+        self.write.append(page);
     }
 
     fn is_full(&self, max_pages: u64) -> bool {
