@@ -222,8 +222,13 @@ async fn transitions_between_syncs_are_recorded_once_with_their_real_times_and_w
     force(&mut client, pb::SyncKind::Incremental)
         .await
         .expect("incremental after restart");
-    wait_for_successful_runs(&mut client, 4).await;
+    let status = wait_for_successful_runs(&mut client, 4).await;
     daemon.stop().await;
+    // Each run counts the events it recorded (history is newest first): the incremental one recorded the
+    // solve, the bad rating, the reopen and the escalation; the validation and the later run nothing new.
+    let per_run: Vec<u64> = status.history.iter().map(|run| run.events).collect();
+    assert_eq!(per_run[..3], [0, 0, 4], "{:#?}", status.history);
+    assert!(per_run[3] >= 1, "the first sync backfilled: {per_run:?}");
 
     let store = open_store(&data);
     let events = list_all(&store, list_request(account_scope())).await;

@@ -503,7 +503,7 @@ fn run_to_proto(run: &RunRecord) -> pb::SyncRun {
         pages: run.pages,
         tickets: run.tickets,
         requests: run.requests,
-        events: 0,
+        events: run.events,
         drift: (RunKind::from_code(run.kind) == Some(RunKind::FullValidation)
             && run.outcome == outcome::SUCCEEDED)
             .then(|| drift_to_proto(run)),
@@ -853,7 +853,7 @@ impl IntegrationService for Integration {
             pages: run.progress.pages,
             tickets: run.progress.tickets,
             requests: run.progress.requests,
-            events: 0,
+            events: run.progress.events,
             drift: None,
             error_message: String::new(),
         });

@@ -21,7 +21,7 @@ use super::matching::OrgMatchRecord;
 use super::pages::{PageContext, TicketChange, Written};
 use super::tables::{self, meta_keys};
 use super::zendesk_records::{
-    ChangeRecord, GroupRecord, RatingRecord, TicketRecord, ZendeskUserRecord,
+    ChangeRecord, GroupRecord, RatingRecord, TicketRecord, ZendeskUserRecord, CHANGE_FIELD_PRIORITY,
 };
 use super::{Store, StoreError};
 
@@ -190,34 +190,47 @@ pub(crate) fn apply(
             );
         }
     } else {
-        // The whole stored history of every ticket the page touches: the same keys every time.
-        let mut ids: BTreeSet<u64> = changes.iter().map(|change| change.ticket_id).collect();
-        // A ticket stored after its changes (created while the run was between phases).
-        ids.extend(
-            tickets
-                .iter()
-                .filter(|(_, previous, _)| previous.is_none())
-                .map(|(id, _, _)| *id),
-        );
+        // The whole stored history of every ticket the page touches: the same keys every time. Per ticket:
+        // whether the history must be read whatever the ticket's priority is now, and the page's latest change.
+        let mut ids: BTreeMap<u64, (bool, i64)> = BTreeMap::new();
+        for change in changes {
+            let (must_read, latest) = ids.entry(change.ticket_id).or_insert((false, i64::MIN));
+            *must_read |= change.change.field == CHANGE_FIELD_PRIORITY;
+            *latest = (*latest).max(change.at);
+        }
+        // A ticket stored after its changes (created while the run was between phases): its stored history was
+        // never read with it, whatever its priority.
+        for (id, _, _) in tickets.iter().filter(|(_, previous, _)| previous.is_none()) {
+            ids.insert(*id, (true, i64::MIN));
+        }
         let stored_tickets = txn.open_table(tables::TICKETS)?;
         let stored_changes = txn.open_table(tables::TICKET_CHANGES)?;
-        for id in ids {
+        for (id, (must_read, latest_change)) in ids {
             let Some(bytes) = stored_tickets.get(id)? else {
                 continue;
             };
             let record = decode::<TicketRecord>("tickets", &id.to_string(), bytes.value())?;
             let facts = ticket_facts(id, &record)?;
+            // Every kind needs the ticket high/urgent when it happened. A ticket whose stored copy is newer than
+            // the page's changes and not high/urgent was lowered by a priority change later than any such
+            // moment; changes arrive in time order, so the page carrying that lowering reads the whole history,
+            // and this page can yield nothing new.
+            let snapshot_covers_page = record.updated_at >= latest_change;
+            if !must_read && snapshot_covers_page && !facts.priority.is_high_or_urgent() {
+                continue;
+            }
             let mut entries = Vec::new();
             for row in
                 stored_changes.range((id, i64::MIN, 0, 0)..=(id, i64::MAX, u64::MAX, u32::MAX))?
             {
                 let (key, value) = row?;
                 let (ticket_id, at, event_id, index) = key.value();
-                let change = decode::<ChangeRecord>(
-                    "ticket_changes",
-                    &format!("{ticket_id}/{at}/{event_id}/{index}"),
-                    value.value(),
-                )?;
+                let change =
+                    ChangeRecord::decode(value.value()).map_err(|err| StoreError::Corrupt {
+                        table: "ticket_changes",
+                        key: format!("{ticket_id}/{at}/{event_id}/{index}"),
+                        detail: err.to_string(),
+                    })?;
                 let entry = HistoryEntry::from_record(ticket_id, at, event_id, index, &change)
                     .map_err(|err| StoreError::Corrupt {
                         table: "ticket_changes",
@@ -236,21 +249,37 @@ pub(crate) fn apply(
             }
         }
     }
-    for (id, previous, current) in ratings {
-        let current_facts = rating_facts(*id, current)?;
-        let previous_facts = previous
-            .as_ref()
-            .map(|previous| rating_facts(*id, previous))
-            .transpose()?;
-        if let Some(event) = detect_rating(previous_facts.as_ref(), &current_facts) {
-            detected.extend(
-                finalize_for_sync(vec![event], context.first_sync, now)
-                    .into_iter()
-                    .map(|event| (event, None)),
-            );
+    if !ratings.is_empty() {
+        let stored_tickets = txn.open_table(tables::TICKETS)?;
+        for (id, previous, current) in ratings {
+            // A rating of a ticket deleted in Zendesk yields nothing, like the ticket's transitions.
+            if ticket_deleted(&stored_tickets, current.ticket_id)? {
+                continue;
+            }
+            let current_facts = rating_facts(*id, current)?;
+            let previous_facts = previous
+                .as_ref()
+                .map(|previous| rating_facts(*id, previous))
+                .transpose()?;
+            if let Some(event) = detect_rating(previous_facts.as_ref(), &current_facts) {
+                detected.extend(
+                    finalize_for_sync(vec![event], context.first_sync, now)
+                        .into_iter()
+                        .map(|event| (event, None)),
+                );
+            }
         }
     }
     record_new(txn, detected, ratings, context, now)
+}
+
+/// Whether the stored ticket `id` is deleted or gone in Zendesk (an unknown ticket is not).
+fn ticket_deleted(tickets: &redb::Table<u64, &[u8]>, id: u64) -> Result<bool, StoreError> {
+    let Some(bytes) = tickets.get(id)? else {
+        return Ok(false);
+    };
+    let record = decode::<TicketRecord>("tickets", &id.to_string(), bytes.value())?;
+    Ok(!ticket_facts(id, &record)?.exists())
 }
 
 /// Status and priority of a ticket at an instant, as its history tells (the snapshot fills gaps).
@@ -841,6 +870,86 @@ mod tests {
             .collect()
     }
 
+    /// Ticket 1 raised to urgent, solved while urgent, lowered again; the history arrives over three pages.
+    fn lowered_after_solve(created: i64) -> [Vec<TicketChange>; 3] {
+        [
+            vec![
+                change(1, created, 10, STATUS, 0, OPEN),
+                change(1, created + HOUR, 11, PRIORITY, NORMAL, URGENT),
+            ],
+            vec![change(1, created + 2 * HOUR, 12, STATUS, OPEN, SOLVED)],
+            vec![change(1, created + 3 * HOUR, 13, PRIORITY, URGENT, NORMAL)],
+        ]
+    }
+
+    fn kinds(store: &Store) -> Vec<(u32, i64)> {
+        all_events(store)
+            .iter()
+            .map(|e| (e.kind, e.occurred_at_ms / 1000))
+            .collect()
+    }
+
+    #[test]
+    fn a_ticket_lowered_after_its_events_still_yields_them_when_the_lowering_arrives() {
+        let (_dir, store) = store();
+        people(&store);
+        let created = NOW - 10 * HOUR;
+        // The stored copy is the final one (normal, solved): the pages before the lowering yield nothing, the
+        // lowering's page reads the whole history.
+        let snapshot = ticket(SOLVED, NORMAL, created, created + 3 * HOUR);
+        store
+            .apply_page(&PageWrite {
+                tickets: vec![(1, snapshot)],
+                context: context(false, false, NOW),
+                ..Default::default()
+            })
+            .expect("ticket");
+        for changes in lowered_after_solve(created) {
+            store
+                .apply_page(&PageWrite {
+                    changes,
+                    context: context(false, false, NOW),
+                    ..Default::default()
+                })
+                .expect("changes");
+        }
+        // Raised to urgent (an escalated "created") and solved while urgent.
+        assert_eq!(
+            kinds(&store),
+            [(1, created + HOUR), (2, created + 2 * HOUR)]
+        );
+    }
+
+    #[test]
+    fn a_stored_copy_older_than_the_changes_does_not_hide_their_events() {
+        let (_dir, store) = store();
+        people(&store);
+        let created = NOW - 10 * HOUR;
+        // The stored copy predates the raise (normal, open); the solve page alone must still be read.
+        let stale = ticket(OPEN, NORMAL, created, created);
+        store
+            .apply_page(&PageWrite {
+                tickets: vec![(1, stale)],
+                context: context(false, false, NOW),
+                ..Default::default()
+            })
+            .expect("ticket");
+        let [first, second, _] = lowered_after_solve(created);
+        for changes in [first, second] {
+            store
+                .apply_page(&PageWrite {
+                    changes,
+                    context: context(false, false, NOW),
+                    ..Default::default()
+                })
+                .expect("changes");
+        }
+        assert_eq!(
+            kinds(&store),
+            [(1, created + HOUR), (2, created + 2 * HOUR)]
+        );
+    }
+
     #[test]
     fn history_events_are_recorded_once_with_real_times_and_a_ticket_snapshot() {
         let (dir, store) = store();
@@ -1028,6 +1137,54 @@ mod tests {
         assert_eq!(event.score, "bad");
         assert_eq!(event.requester_name, "Rita Requester");
         assert_eq!(event.key, "r50:bad");
+    }
+
+    #[test]
+    fn a_bad_rating_of_a_deleted_ticket_is_no_event() {
+        const DELETED: u32 = 7;
+        let (_dir, store) = store();
+        let rated = |ticket_id: u64| PageWrite {
+            ratings: vec![(
+                60 + ticket_id,
+                RatingRecord {
+                    ticket_id,
+                    score: "bad".into(),
+                    created_at: NOW - 30,
+                    updated_at: NOW - 30,
+                    ..Default::default()
+                },
+            )],
+            context: context(false, false, NOW),
+            ..Default::default()
+        };
+        let tickets = PageWrite {
+            tickets: vec![
+                (4, ticket(DELETED, URGENT, NOW - HOUR, NOW - 10)),
+                (5, ticket(SOLVED, URGENT, NOW - HOUR, NOW - 10)),
+            ],
+            context: context(false, false, NOW),
+            ..Default::default()
+        };
+        store.apply_page(&tickets).expect("tickets");
+        assert_eq!(
+            store
+                .apply_page(&rated(4))
+                .expect("deleted")
+                .events_recorded,
+            0
+        );
+        assert_eq!(
+            store.apply_page(&rated(5)).expect("live").events_recorded,
+            1
+        );
+        // A ticket zdsync has not stored (yet) does not hide the rating.
+        assert_eq!(
+            store
+                .apply_page(&rated(6))
+                .expect("unknown")
+                .events_recorded,
+            1
+        );
     }
 
     fn link(store: &Store, account: &str, org: u64, owner: &str, email: &str) {

@@ -270,6 +270,7 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
             if let Some(active) = state.active_run.as_mut() {
                 active.pages = pages;
                 active.tickets = tickets;
+                active.events += outcome.events_recorded;
                 table.insert(
                     tables::meta_keys::SYNC_STATE,
                     state.encode_to_vec().as_slice(),

@@ -79,6 +79,9 @@ pub struct RunRecord {
     /// For a validation: derived figures that differed when rebuilt.
     #[prost(uint64, tag = "13")]
     pub drift_derived: u64,
+    /// Timeline events the run recorded (kept with each page's commit).
+    #[prost(uint64, tag = "14")]
+    pub events: u64,
 }
 
 /// The last error that stopped a run.

@@ -18,6 +18,7 @@ use crate::zendesk::{
 };
 
 use super::run::{self, Progress, RunContext, RunError, RunKind, RunSummary};
+use super::runtime::SyncRuntime;
 use super::schedule::{self, ScheduleSettings};
 
 /// Outcome codes of runs (the numbers of the contract's `RunOutcome`).
@@ -291,6 +292,8 @@ struct Engine {
     live: Arc<Mutex<LiveState>>,
     client: Option<ZendeskClient>,
     running: Option<Running>,
+    /// Where runs execute: threads of their own, below the serving threads' priority.
+    sync_runtime: SyncRuntime,
 }
 
 /// Starts the engine task; it stops when `shutdown` turns true (interrupting a run at a page boundary).
@@ -316,6 +319,7 @@ pub fn spawn(
         live,
         client: None,
         running: None,
+        sync_runtime: SyncRuntime::start(),
     };
     let task = tokio::spawn(
         engine
@@ -511,6 +515,7 @@ impl Engine {
         let progress = Arc::new(Mutex::new(Progress {
             pages: record.pages,
             tickets: record.tickets,
+            events: record.events,
             ..Default::default()
         }));
         let stop = Arc::new(AtomicBool::new(false));
@@ -530,7 +535,7 @@ impl Engine {
         let requests_base = client.stats().requests;
         let span = tracing::info_span!("sync_run", run = record.id, kind = kind.name(), resumed);
         tracing::info!(parent: &span, "sync run started");
-        let task = tokio::spawn(run::execute(ctx).instrument(span));
+        let task = self.sync_runtime.spawn(run::execute(ctx).instrument(span));
         self.live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -598,6 +603,9 @@ impl Engine {
             record.finished_at_ms = now.timestamp_millis();
             record.pages = progress.pages;
             record.tickets = progress.tickets;
+            // Each commit counted its events in the stored record too, also one whose run was cut before
+            // it heard back.
+            record.events = record.events.max(progress.events);
             record.requests += requests;
             record.phase = progress.phase;
             match &result {

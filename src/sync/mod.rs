@@ -3,6 +3,7 @@
 pub mod convert;
 pub mod engine;
 pub mod run;
+pub mod runtime;
 pub mod schedule;
 
 pub use engine::{spawn, CommandError, EngineSettings, LiveStatus, SyncHandle};

@@ -109,13 +109,25 @@ pub const BATCH_RECORDS: usize = 20_000;
 /// Staged pages are committed once the next fetch has taken this long.
 pub const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Fetched pages waiting for their commit.
+/// Fetched pages waiting for their commit, and the commit running in the background.
 #[derive(Debug, Default)]
 struct Batch {
     write: PageWrite,
     pages: u64,
     tickets: u64,
     records: usize,
+    /// The previous batch's commit, still running while the next pages are fetched.
+    in_flight: Option<InFlight>,
+    /// What the finished commits of this batch's stream did, summed.
+    applied: ApplyOutcome,
+}
+
+/// A commit running on the blocking pool.
+#[derive(Debug)]
+struct InFlight {
+    commit: tokio::task::JoinHandle<Result<ApplyOutcome, StoreError>>,
+    pages: u64,
+    tickets: u64,
 }
 
 impl Batch {
@@ -141,6 +153,8 @@ pub struct Progress {
     pub pages: u64,
     /// Tickets applied.
     pub tickets: u64,
+    /// Timeline events recorded.
+    pub events: u64,
     /// Requests made by this run.
     pub requests: u64,
     /// Stream being read.
@@ -220,17 +234,17 @@ impl RunContext {
         change(&mut progress);
     }
 
-    /// Commits the staged pages in one durable transaction, with the cursor that follows the last of them.
-    async fn flush(&self, batch: &mut Batch) -> Result<ApplyOutcome, RunError> {
+    /// Starts committing the staged pages in one durable transaction, with the cursor that follows the last of
+    /// them, once the previous commit finished. The commit runs on the blocking pool while the run fetches
+    /// and decodes the next pages; `settle` waits for it.
+    async fn flush(&self, batch: &mut Batch) -> Result<(), RunError> {
+        self.settle(batch).await?;
         if batch.pages == 0 {
-            return Ok(ApplyOutcome::default());
+            return Ok(());
         }
-        let Batch {
-            mut write,
-            pages,
-            tickets,
-            ..
-        } = std::mem::take(batch);
+        let mut write = std::mem::take(&mut batch.write);
+        let (pages, tickets) = (batch.pages, batch.tickets);
+        (batch.pages, batch.tickets, batch.records) = (0, 0, 0);
         let (total_pages, total_tickets) = {
             let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
             (progress.pages + pages, progress.tickets + tickets)
@@ -242,36 +256,61 @@ impl RunContext {
             now_ms: self.clock.now().timestamp_millis(),
         };
         let store = self.store.clone();
-        let outcome = tokio::task::spawn_blocking(move || store.apply_page(&write))
-            .await
-            .map_err(|err| RunError::Task(err.to_string()))??;
-        self.with_progress(|p| {
-            p.pages += pages;
-            p.tickets += tickets;
+        batch.in_flight = Some(InFlight {
+            commit: tokio::task::spawn_blocking(move || store.apply_page(&write)),
+            pages,
+            tickets,
         });
-        Ok(outcome)
+        Ok(())
     }
 
-    /// Stages a fetched page; commits the batch when it is full or the stream ended.
+    /// Waits for the commit in flight (if any) and counts what it applied.
+    async fn settle(&self, batch: &mut Batch) -> Result<(), RunError> {
+        let Some(in_flight) = batch.in_flight.take() else {
+            return Ok(());
+        };
+        let outcome = in_flight
+            .commit
+            .await
+            .map_err(|err| RunError::Task(err.to_string()))??;
+        batch.applied.tickets_drifted += outcome.tickets_drifted;
+        self.with_progress(|p| {
+            p.pages += in_flight.pages;
+            p.tickets += in_flight.tickets;
+            p.events += outcome.events_recorded;
+        });
+        Ok(())
+    }
+
+    /// Commits everything staged and waits until it is durable.
+    async fn commit_all(&self, batch: &mut Batch) -> Result<(), RunError> {
+        self.flush(batch).await?;
+        self.settle(batch).await
+    }
+
+    /// Stages a fetched page; starts a commit when the batch is full, and commits everything when the stream
+    /// ended.
     async fn stage(
         &self,
         batch: &mut Batch,
         write: PageWrite,
         tickets: u64,
         end: bool,
-    ) -> Result<ApplyOutcome, RunError> {
+    ) -> Result<(), RunError> {
         batch.add(write, tickets);
-        if end || batch.is_full(self.pages_per_commit) {
+        if end {
+            self.commit_all(batch).await
+        } else if batch.is_full(self.pages_per_commit) {
             self.flush(batch).await
         } else {
-            Ok(ApplyOutcome::default())
+            Ok(())
         }
     }
 
     /// A page boundary: when a stop was asked, commits what was fetched and stops.
     async fn boundary(&self, batch: &mut Batch) -> Result<(), RunError> {
         if self.check_stop().is_err() {
-            self.flush(batch).await?;
+            self.commit_all(batch).await?;
             return Err(RunError::Stopped);
         }
         Ok(())
@@ -300,11 +339,11 @@ impl RunContext {
         match fetched {
             Ok(Some(page)) => Ok(Some(page)),
             Ok(None) => {
-                self.flush(batch).await?;
+                self.commit_all(batch).await?;
                 Ok(None)
             }
             Err(err) => {
-                self.flush(batch).await?;
+                self.commit_all(batch).await?;
                 Err(err.into())
             }
         }
@@ -514,12 +553,11 @@ async fn tickets(
         .await?
         .unwrap_or(start);
     let mut export = ctx.client.ticket_export(from);
-    let mut drifted = 0;
     let mut batch = Batch::default();
     loop {
         ctx.boundary(&mut batch).await?;
         let Some(page) = ctx.fetched(&mut batch, export.next_page()).await? else {
-            return Ok(drifted);
+            return Ok(batch.applied.tickets_drifted);
         };
         let span = tracing::debug_span!("page", number = page.number, tickets = page.records.len());
         let _entered = span.enter();
@@ -530,12 +568,10 @@ async fn tickets(
         write.validation_run = validation_run;
         let count = page.records.len() as u64;
         drop(_entered);
-        drifted += ctx
-            .stage(&mut batch, write, count, page.end_of_stream)
-            .await?
-            .tickets_drifted;
+        ctx.stage(&mut batch, write, count, page.end_of_stream)
+            .await?;
         if page.end_of_stream {
-            return Ok(drifted);
+            return Ok(batch.applied.tickets_drifted);
         }
     }
 }
