@@ -303,3 +303,41 @@ async fn sigterm_during_a_streaming_import_drains_exits_zero_and_keeps_committed
     assert_eq!(missing.code(), Code::NotFound);
     daemon.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_an_idle_client_connection_open_stops_without_waiting_out_the_grace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut daemon = Daemon::start(&dir.path().join("data"), &DaemonOptions::default());
+    let token = daemon.generated_admin_token();
+    // A client that made one call and keeps its connection open, as a long-lived service does.
+    let mut client = AccountDirectoryServiceClient::new(daemon.channel().await);
+    let answer = client
+        .get_account(with_token(
+            pb::GetAccountRequest { id: "nobody".into() },
+            &token,
+        ))
+        .await
+        .expect_err("no such account");
+    assert_eq!(answer.code(), Code::NotFound);
+
+    daemon.terminate();
+    let mut said = Vec::new();
+    while let Ok(line) = daemon.log.recv_timeout(DEADLINE) {
+        let stopped = line.contains("stopped");
+        said.push(line);
+        if stopped {
+            break;
+        }
+    }
+    let exit = daemon.wait_exit();
+    assert!(exit.success(), "SIGTERM exits 0, got {exit}");
+    assert!(
+        said.iter().any(|line| line.contains("stopped")),
+        "the daemon logs its stop: {said:#?}"
+    );
+    assert!(
+        !said.iter().any(|line| line.contains("grace period over")),
+        "an idle connection is closed, not waited out: {said:#?}"
+    );
+    drop(client);
+}
