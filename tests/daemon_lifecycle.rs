@@ -313,7 +313,9 @@ async fn sigterm_with_an_idle_client_connection_open_stops_without_waiting_out_t
     let mut client = AccountDirectoryServiceClient::new(daemon.channel().await);
     let answer = client
         .get_account(with_token(
-            pb::GetAccountRequest { id: "nobody".into() },
+            pb::GetAccountRequest {
+                id: "nobody".into(),
+            },
             &token,
         ))
         .await

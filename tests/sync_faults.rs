@@ -196,6 +196,66 @@ async fn rate_limit_waits_retry_after_then_the_run_succeeds() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn pause_during_a_rate_limit_wait_stops_the_run_at_once_and_resume_finishes_it() {
+    let setup = Setup::start().await;
+    let sim = &setup.sim;
+    let mut client = setup.client.clone();
+    // Zendesk asks for a ten-minute wait: a pause must not sit it out, nor be cut after the stop grace.
+    sim.control().inject_fault(fault(
+        Endpoint::IncrementalTickets,
+        FaultKind::RateLimited {
+            retry_after_secs: 600,
+        },
+        1,
+    ));
+    let run_id = force(&mut client, pb::SyncKind::Incremental).await;
+    eventually("the run to wait out the rate limit", || {
+        let mut client = client.clone();
+        async move {
+            let status = status(&mut client).await;
+            status
+                .warnings
+                .iter()
+                .any(|w| w.contains("rate limit"))
+                .then_some(())
+        }
+    })
+    .await;
+
+    let asked = std::time::Instant::now();
+    let paused = client
+        .pause(with_token(pb::PauseRequest {}, ADMIN_TOKEN))
+        .await
+        .expect("pause")
+        .into_inner();
+    assert_eq!(paused.stopping_run_id, run_id);
+    assert!(
+        asked.elapsed() < zdsync::sync::engine::STOP_GRACE,
+        "the waiting fetch stops when asked, not after the {:?} grace ({:?})",
+        zdsync::sync::engine::STOP_GRACE,
+        asked.elapsed()
+    );
+    let stopped = wait_for_finished_runs(&mut client, 2).await;
+    assert_eq!(stopped.history[0].id, run_id);
+    assert_eq!(stopped.history[0].outcome, pb::RunOutcome::Paused as i32);
+    assert!(
+        !stopped.warnings.iter().any(|w| w.contains("rate limit")),
+        "no wait is shown once paused: {:?}",
+        stopped.warnings
+    );
+
+    client
+        .resume(with_token(pb::ResumeRequest {}, ADMIN_TOKEN))
+        .await
+        .expect("resume");
+    // Resume re-arms the schedule, and the interrupted run continues where it stopped.
+    let done = wait_for_successful_runs(&mut client, 2).await;
+    assert_eq!(done.history[0].id, run_id, "the paused run continues");
+    assert_eq!(done.history[0].outcome, pb::RunOutcome::Succeeded as i32);
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn two_server_errors_are_retried_and_the_run_succeeds() {
     let mut setup = Setup::start().await;
     setup.sim.control().reset_counters();

@@ -1,6 +1,6 @@
 //! The sync engine: one task that owns the schedule and the run in progress; gRPC talks to it by commands.
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use crate::zendesk::{
     ClientObserver, ClientSettings, Credentials, WaitReason, ZendeskClient, ZendeskError,
 };
 
-use super::run::{self, Progress, RunContext, RunError, RunKind, RunSummary};
+use super::run::{self, Progress, RunContext, RunError, RunKind, RunSummary, StopSignal};
 use super::runtime::SyncRuntime;
 use super::schedule::{self, ScheduleSettings};
 
@@ -277,7 +277,7 @@ impl ClientObserver for RateLimitObserver {
 
 struct Running {
     id: u64,
-    stop: Arc<AtomicBool>,
+    stop: StopSignal,
     task: JoinHandle<Result<RunSummary, RunError>>,
     progress: Arc<Mutex<Progress>>,
     client: ZendeskClient,
@@ -518,7 +518,7 @@ impl Engine {
             events: record.events,
             ..Default::default()
         }));
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = StopSignal::default();
         let ctx = RunContext {
             store: self.store.clone(),
             client: client.clone(),
@@ -566,10 +566,12 @@ impl Engine {
         let Some(running) = self.running.take() else {
             return;
         };
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .current = None;
+        {
+            let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+            live.current = None;
+            // No fetch waits once the run is over (a pause drops a fetch in the middle of a rate-limit wait).
+            live.rate_limited_until = None;
+        }
         let now = self.clock.now();
         let progress = running
             .progress
@@ -674,7 +676,7 @@ impl Engine {
             return;
         };
         running.stop_outcome = stop_outcome;
-        running.stop.store(true, Ordering::SeqCst);
+        running.stop.raise();
         let result = match tokio::time::timeout(STOP_GRACE, &mut running.task).await {
             Ok(result) => result,
             Err(_) => {
@@ -821,7 +823,7 @@ pub fn due_times(
 }
 
 /// How long a stop request waits for the run to reach a page boundary.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The error kind code of a run failure.
 pub fn classify(error: &RunError) -> u32 {

@@ -193,6 +193,41 @@ pub enum RunError {
     Task(String),
 }
 
+/// Asks a run to stop: checked at every page boundary, and it also ends a fetch that is waiting (on a rate
+/// limit, the request budget or a retry), so a pause never waits out Zendesk's `Retry-After`.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal {
+    raised: Arc<AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl StopSignal {
+    /// Asks the run to stop.
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    /// Whether a stop was asked.
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::SeqCst)
+    }
+
+    /// Completes once a stop is asked.
+    pub async fn raised(&self) {
+        loop {
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            // Registered before the check, so a `raise` between the two is not missed.
+            woken.as_mut().enable();
+            if self.is_raised() {
+                return;
+            }
+            woken.await;
+        }
+    }
+}
+
 /// Everything a run needs.
 #[derive(Debug, Clone)]
 pub struct RunContext {
@@ -205,7 +240,7 @@ pub struct RunContext {
     /// The run kind.
     pub kind: RunKind,
     /// When set, the run stops at the next page boundary.
-    pub stop: Arc<AtomicBool>,
+    pub stop: StopSignal,
     /// Live progress.
     pub progress: Arc<Mutex<Progress>>,
     /// The clock.
@@ -222,7 +257,7 @@ pub struct RunContext {
 
 impl RunContext {
     fn check_stop(&self) -> Result<(), RunError> {
-        if self.stop.load(Ordering::SeqCst) {
+        if self.stop.is_raised() {
             Err(RunError::Stopped)
         } else {
             Ok(())
@@ -325,14 +360,23 @@ impl RunContext {
         fetch: impl std::future::Future<Output = Result<Option<T>, ZendeskError>>,
     ) -> Result<Option<T>, RunError> {
         tokio::pin!(fetch);
-        let fetched = if batch.pages == 0 {
-            fetch.await
-        } else {
-            tokio::select! {
-                fetched = &mut fetch => fetched,
-                _ = tokio::time::sleep(FLUSH_AFTER) => {
-                    self.flush(batch).await?;
-                    fetch.await
+        // A stop asked while the fetch waits drops the fetch: nothing of it was applied, the staged pages
+        // commit with their cursor, and the next run fetches the page again. (A token refresh inside the fetch
+        // runs to its end on a task of its own, so its rotated pair is never lost.)
+        let fetched = tokio::select! {
+            fetched = &mut fetch => fetched,
+            _ = self.stop.raised() => {
+                self.commit_all(batch).await?;
+                return Err(RunError::Stopped);
+            }
+            _ = tokio::time::sleep(FLUSH_AFTER), if batch.pages > 0 => {
+                self.flush(batch).await?;
+                tokio::select! {
+                    fetched = &mut fetch => fetched,
+                    _ = self.stop.raised() => {
+                        self.commit_all(batch).await?;
+                        return Err(RunError::Stopped);
+                    }
                 }
             }
         };

@@ -182,7 +182,7 @@ impl ZendeskClient {
         let transport = &self.inner.transport;
         let mut renewed = false;
         loop {
-            let header = self.inner.auth.header(transport).await?;
+            let header = self.authorization().await?;
             let spec = RequestSpec {
                 method: Method::GET,
                 url: url.clone(),
@@ -220,12 +220,29 @@ impl ZendeskClient {
         }
     }
 
+    /// The `Authorization` header, minted or refreshed on a task of its own: a caller that stops waiting (a
+    /// paused run drops its fetch) must not cut a refresh between Zendesk rotating the refresh token and the
+    /// rotated pair being persisted.
+    async fn authorization(&self) -> Result<Secret, ZendeskError> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.auth.header(&inner.transport).await })
+            .await
+            .map_err(|err| ZendeskError::TokenPersist(format!("token task failed: {err}")))?
+    }
+
     async fn renew(&self, rejected: &Secret) -> Result<bool, ZendeskError> {
         tracing::info!("Zendesk answered 401: renewing the access token once");
-        self.inner
-            .auth
-            .renew_after_unauthorized(&self.inner.transport, rejected)
-            .await
+        let inner = self.inner.clone();
+        let rejected = rejected.clone();
+        // On a task of its own for the same reason as `authorization`.
+        tokio::spawn(async move {
+            inner
+                .auth
+                .renew_after_unauthorized(&inner.transport, &rejected)
+                .await
+        })
+        .await
+        .map_err(|err| ZendeskError::TokenPersist(format!("token task failed: {err}")))?
     }
 }
 
