@@ -118,6 +118,22 @@ async fn wait_for_finished_runs(client: &mut Client, runs: usize) -> pb::Integra
     .await
 }
 
+/// Waits until the status shows a run waiting out a rate limit.
+async fn rate_limit_wait(client: &mut Client) -> pb::IntegrationStatus {
+    eventually("a rate-limit warning while the run waits", || {
+        let mut client = client.clone();
+        async move {
+            let status = status(&mut client).await;
+            status
+                .warnings
+                .iter()
+                .any(|w| w.contains("rate limit"))
+                .then_some(status)
+        }
+    })
+    .await
+}
+
 /// Every request the simulator counted, on every endpoint.
 fn total_requests(sim: &SimulatorHandle) -> u64 {
     sim.control().counters().values().sum()
@@ -153,18 +169,7 @@ async fn rate_limit_waits_retry_after_then_the_run_succeeds() {
     let run_id = force(&mut client, pb::SyncKind::Incremental).await;
     assert_eq!(run_id, "run-2");
 
-    let waiting = eventually("a rate-limit warning while the run waits", || {
-        let mut client = client.clone();
-        async move {
-            let status = status(&mut client).await;
-            status
-                .warnings
-                .iter()
-                .any(|w| w.contains("rate limit"))
-                .then_some(status)
-        }
-    })
-    .await;
+    let waiting = rate_limit_wait(&mut client).await;
     assert_eq!(waiting.state, pb::SyncState::Syncing as i32);
     assert_eq!(waiting.current_run.expect("current run").id, "run-2");
 
@@ -209,18 +214,7 @@ async fn pause_during_a_rate_limit_wait_stops_the_run_at_once_and_resume_finishe
         1,
     ));
     let run_id = force(&mut client, pb::SyncKind::Incremental).await;
-    eventually("the run to wait out the rate limit", || {
-        let mut client = client.clone();
-        async move {
-            let status = status(&mut client).await;
-            status
-                .warnings
-                .iter()
-                .any(|w| w.contains("rate limit"))
-                .then_some(())
-        }
-    })
-    .await;
+    rate_limit_wait(&mut client).await;
 
     let asked = std::time::Instant::now();
     let paused = client

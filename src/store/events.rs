@@ -889,63 +889,51 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_ticket_lowered_after_its_events_still_yields_them_when_the_lowering_arrives() {
+    /// Stores `stored` as ticket 1, then applies the first `pages` pages of `lowered_after_solve`; returns the
+    /// events recorded (kind, occurred at).
+    fn apply_lowering(stored: TicketRecord, created: i64, pages: usize) -> Vec<(u32, i64)> {
         let (_dir, store) = store();
         people(&store);
-        let created = NOW - 10 * HOUR;
-        // The stored copy is the final one (normal, solved): the pages before the lowering yield nothing, the
-        // lowering's page reads the whole history.
-        let snapshot = ticket(SOLVED, NORMAL, created, created + 3 * HOUR);
-        store
-            .apply_page(&PageWrite {
-                tickets: vec![(1, snapshot)],
-                context: context(false, false, NOW),
-                ..Default::default()
-            })
-            .expect("ticket");
-        for changes in lowered_after_solve(created) {
+        let apply = |page: PageWrite| {
             store
                 .apply_page(&PageWrite {
-                    changes,
                     context: context(false, false, NOW),
-                    ..Default::default()
+                    ..page
                 })
-                .expect("changes");
+                .expect("apply");
+        };
+        apply(PageWrite {
+            tickets: vec![(1, stored)],
+            ..Default::default()
+        });
+        for changes in lowered_after_solve(created).into_iter().take(pages) {
+            apply(PageWrite {
+                changes,
+                ..Default::default()
+            });
         }
-        // Raised to urgent (an escalated "created") and solved while urgent.
+        kinds(&store)
+    }
+
+    #[test]
+    fn a_ticket_lowered_after_its_events_still_yields_them_when_the_lowering_arrives() {
+        let created = NOW - 10 * HOUR;
+        // The stored copy is the final one (normal, solved): the pages before the lowering yield nothing, the
+        // lowering's page reads the whole history. Raised to urgent (an escalated "created"), solved while urgent.
+        let final_copy = ticket(SOLVED, NORMAL, created, created + 3 * HOUR);
         assert_eq!(
-            kinds(&store),
+            apply_lowering(final_copy, created, 3),
             [(1, created + HOUR), (2, created + 2 * HOUR)]
         );
     }
 
     #[test]
     fn a_stored_copy_older_than_the_changes_does_not_hide_their_events() {
-        let (_dir, store) = store();
-        people(&store);
         let created = NOW - 10 * HOUR;
-        // The stored copy predates the raise (normal, open); the solve page alone must still be read.
+        // The stored copy predates the raise (normal, open); the solve page, before any lowering, must be read.
         let stale = ticket(OPEN, NORMAL, created, created);
-        store
-            .apply_page(&PageWrite {
-                tickets: vec![(1, stale)],
-                context: context(false, false, NOW),
-                ..Default::default()
-            })
-            .expect("ticket");
-        let [first, second, _] = lowered_after_solve(created);
-        for changes in [first, second] {
-            store
-                .apply_page(&PageWrite {
-                    changes,
-                    context: context(false, false, NOW),
-                    ..Default::default()
-                })
-                .expect("changes");
-        }
         assert_eq!(
-            kinds(&store),
+            apply_lowering(stale, created, 2),
             [(1, created + HOUR), (2, created + 2 * HOUR)]
         );
     }
