@@ -9,10 +9,13 @@ use common::with_token;
 use tonic::Code;
 use zdsync::clock::{ManualClock, SharedClock};
 use zdsync::proto::v1 as pb;
+use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
 use zdsync::simulator::{self, Endpoint, SimulatorConfig};
 use zdsync::zendesk::Credentials;
 
 const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
+
+type IntegrationClient = IntegrationServiceClient<tonic::transport::Channel>;
 
 fn stored_tokens(data_dir: &std::path::Path) -> zdsync::zendesk::OAuthTokens {
     match zdsync::store::credentials::load(data_dir)
@@ -43,26 +46,9 @@ fn api_token_login(token: &str) -> pb::ChangeLoginRequest {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn oauth_code_flow_configures_refreshes_with_rotation_and_change_login_verifies_first() {
-    let start = chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("now");
-    let clock = ManualClock::new(start);
-    let shared: SharedClock = std::sync::Arc::new(clock.clone());
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 500,
-        organizations: 20,
-        users: 100,
-        access_token_ttl: Duration::from_secs(600),
-        clock: shared.clone(),
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let daemon = Daemon::start(&data, sim.base_url(), "", shared).await;
-    let mut client = daemon.integration().await;
-
-    let begun = client
+/// `BeginOAuth` with the simulator's OAuth client and settings for a new integration.
+async fn begin_oauth(client: &mut IntegrationClient) -> pb::BeginOAuthResponse {
+    client
         .begin_o_auth(with_token(
             pb::BeginOAuthRequest {
                 client_id: simulator::DEFAULT_CLIENT_ID.into(),
@@ -77,9 +63,11 @@ async fn oauth_code_flow_configures_refreshes_with_rotation_and_change_login_ver
         ))
         .await
         .expect("begin oauth")
-        .into_inner();
-    assert!(begun.authorize_url.starts_with(sim.base_url()));
+        .into_inner()
+}
 
+/// Plays the browser: follows the authorize URL and returns the `code` and `state` it redirects with.
+async fn approve(begun: &pb::BeginOAuthResponse) -> (String, String) {
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -108,6 +96,31 @@ async fn oauth_code_flow_configures_refreshes_with_rotation_and_change_login_ver
     };
     let (code, state) = (query("code"), query("state"));
     assert_eq!(state, begun.state);
+    (code, state)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oauth_code_flow_configures_refreshes_with_rotation_and_change_login_verifies_first() {
+    let start = chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("now");
+    let clock = ManualClock::new(start);
+    let shared: SharedClock = std::sync::Arc::new(clock.clone());
+    let sim = inproc::simulator(SimulatorConfig {
+        tickets: 500,
+        organizations: 20,
+        users: 100,
+        access_token_ttl: Duration::from_secs(600),
+        clock: shared.clone(),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(&data, sim.base_url(), "", shared).await;
+    let mut client = daemon.integration().await;
+
+    let begun = begin_oauth(&mut client).await;
+    assert!(begun.authorize_url.starts_with(sim.base_url()));
+    let (code, state) = approve(&begun).await;
 
     let completed = client
         .complete_o_auth(with_token(
@@ -221,6 +234,53 @@ async fn oauth_code_flow_configures_refreshes_with_rotation_and_change_login_ver
         zdsync::store::credentials::load(&data).expect("read"),
         Some(Credentials::ApiToken { .. })
     ));
+
+    daemon.stop().await;
+    sim.shutdown().await.expect("simulator stops");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn complete_oauth_dates_the_token_expiry_by_the_daemon_clock() {
+    // Years before the wall clock: an expiry dated by the system clock would be years off.
+    let start = chrono::DateTime::parse_from_rfc3339("2021-03-04T05:06:07Z")
+        .expect("start")
+        .with_timezone(&Utc);
+    let clock = ManualClock::new(start);
+    let shared: SharedClock = std::sync::Arc::new(clock);
+    let sim = inproc::simulator(SimulatorConfig {
+        tickets: 20,
+        organizations: 3,
+        users: 10,
+        access_token_ttl: Duration::from_secs(600),
+        clock: shared.clone(),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(&data, sim.base_url(), "", shared).await;
+    let mut client = daemon.integration().await;
+
+    let begun = begin_oauth(&mut client).await;
+    let (code, state) = approve(&begun).await;
+    let completed = client
+        .complete_o_auth(with_token(
+            pb::CompleteOAuthRequest { code, state },
+            ADMIN_TOKEN,
+        ))
+        .await
+        .expect("complete oauth")
+        .into_inner();
+
+    let expected = start + TimeDelta::seconds(600);
+    let shown = completed
+        .integration
+        .and_then(|integration| integration.credentials)
+        .and_then(|credentials| credentials.access_token_expires_at)
+        .expect("access_token_expires_at");
+    assert_eq!(inproc::instant(&shown), expected);
+    assert_eq!(stored_tokens(&data).expires_at, Some(expected));
+    wait_for_successful_runs(&mut client, 1).await;
 
     daemon.stop().await;
     sim.shutdown().await.expect("simulator stops");

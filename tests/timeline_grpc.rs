@@ -8,11 +8,22 @@ use zdsync::proto::v1 as pb;
 use zdsync::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
 use zdsync::proto::v1::metrics_service_client::MetricsServiceClient;
 use zdsync::simulator::{
-    NewTicket, OrganizationInput, Priority, SimulatorConfig, Status, TicketUpdate, UserInput,
+    NewTicket, OrganizationInput, Priority, SimulatorConfig, SimulatorHandle, Status, TicketUpdate,
+    UserInput,
 };
 
-#[tokio::test(flavor = "multi_thread")]
-async fn events_are_listed_and_watched_over_grpc() {
+const OWNER: &str = "owner@grpc.test";
+
+/// A daemon synced once from a simulator where account `acct-grpc` (owned by [`OWNER`]) has one
+/// urgent ticket, created and then solved: two events.
+struct Synced {
+    sim: SimulatorHandle,
+    daemon: Daemon,
+    ticket: u64,
+    _dir: tempfile::TempDir,
+}
+
+async fn synced() -> Synced {
     let sim = inproc::simulator(SimulatorConfig {
         tickets: 50,
         organizations: 3,
@@ -71,7 +82,7 @@ async fn events_are_listed_and_watched_over_grpc() {
             pb::UpsertAccountsRequest {
                 accounts: vec![pb::Account {
                     id: "acct-grpc".into(),
-                    owner: "owner@grpc.test".into(),
+                    owner: OWNER.into(),
                     users: vec![pb::User {
                         email: "gina@grpc.test".into(),
                         name: String::new(),
@@ -89,14 +100,27 @@ async fn events_are_listed_and_watched_over_grpc() {
         .await
         .expect("configure");
     wait_for_successful_runs(&mut client, 1).await;
+    Synced {
+        sim,
+        daemon,
+        ticket,
+        _dir: dir,
+    }
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn events_are_listed_and_watched_over_grpc() {
+    let Synced {
+        sim,
+        daemon,
+        ticket,
+        _dir,
+    } = synced().await;
     let mut metrics = MetricsServiceClient::new(daemon.channel().await);
     let listed = metrics
         .list_timeline_events(with_token(
             pb::ListTimelineEventsRequest {
-                scope: Some(pb::list_timeline_events_request::Scope::Owner(
-                    "owner@grpc.test".into(),
-                )),
+                scope: Some(pb::list_timeline_events_request::Scope::Owner(OWNER.into())),
                 ..Default::default()
             },
             ADMIN_TOKEN,
@@ -147,6 +171,128 @@ async fn events_are_listed_and_watched_over_grpc() {
     listed_ids.reverse();
     assert_eq!(seen, listed_ids, "history replays in recording order");
     drop(watch);
+    daemon.stop().await;
+    sim.shutdown().await.expect("simulator stops");
+}
+
+async fn list(
+    metrics: &mut MetricsServiceClient<tonic::transport::Channel>,
+    request: pb::ListTimelineEventsRequest,
+) -> Result<pb::ListTimelineEventsResponse, tonic::Status> {
+    metrics
+        .list_timeline_events(with_token(request, ADMIN_TOKEN))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn page_tokens_only_continue_the_query_they_came_from() {
+    use pb::list_timeline_events_request::Scope;
+    type Kind = pb::TimelineEventKind;
+    let Synced {
+        sim, daemon, _dir, ..
+    } = synced().await;
+    let mut metrics = MetricsServiceClient::new(daemon.channel().await);
+    let by_owner = pb::ListTimelineEventsRequest {
+        scope: Some(Scope::Owner(OWNER.into())),
+        page_size: 1,
+        ..Default::default()
+    };
+    let first = list(&mut metrics, by_owner.clone())
+        .await
+        .expect("first page");
+    assert_eq!(first.events.len(), 1, "{first:?}");
+    assert!(!first.next_page_token.is_empty(), "a second page follows");
+    let token = first.next_page_token.clone();
+
+    let changed = [
+        (
+            "account scope",
+            pb::ListTimelineEventsRequest {
+                scope: Some(Scope::AccountId("acct-grpc".into())),
+                ..by_owner.clone()
+            },
+        ),
+        (
+            "all accounts",
+            pb::ListTimelineEventsRequest {
+                scope: None,
+                ..by_owner.clone()
+            },
+        ),
+        (
+            "kinds",
+            pb::ListTimelineEventsRequest {
+                kinds: vec![Kind::HighUrgentTicketCreated as i32],
+                ..by_owner.clone()
+            },
+        ),
+        (
+            "since",
+            pb::ListTimelineEventsRequest {
+                since: Some(prost_types::Timestamp {
+                    seconds: 1,
+                    nanos: 0,
+                }),
+                ..by_owner.clone()
+            },
+        ),
+        (
+            "until",
+            pb::ListTimelineEventsRequest {
+                until: Some(prost_types::Timestamp {
+                    seconds: 4_000_000_000,
+                    nanos: 0,
+                }),
+                ..by_owner.clone()
+            },
+        ),
+    ];
+    for (what, request) in changed {
+        let request = pb::ListTimelineEventsRequest {
+            page_token: token.clone(),
+            ..request
+        };
+        let error = list(&mut metrics, request)
+            .await
+            .expect_err("a token of other filters is refused");
+        assert_eq!(
+            error.code(),
+            tonic::Code::InvalidArgument,
+            "{what}: {error:?}"
+        );
+        assert!(
+            error.message().starts_with("page_token: ")
+                && error.message().contains("filters changed"),
+            "{what}: {error:?}"
+        );
+    }
+
+    // The same filters continue: another page size is fine, and the owner is compared lower-cased.
+    let second = list(
+        &mut metrics,
+        pb::ListTimelineEventsRequest {
+            scope: Some(Scope::Owner(OWNER.to_uppercase())),
+            page_size: 10,
+            page_token: token,
+            ..by_owner.clone()
+        },
+    )
+    .await
+    .expect("second page");
+    assert!(second.next_page_token.is_empty(), "{second:?}");
+    let paged: Vec<pb::TimelineEvent> = first.events.into_iter().chain(second.events).collect();
+    let whole = list(
+        &mut metrics,
+        pb::ListTimelineEventsRequest {
+            page_size: 0,
+            ..by_owner
+        },
+    )
+    .await
+    .expect("one page");
+    assert_eq!(whole.events.len(), 2, "{whole:?}");
+    assert_eq!(paged, whole.events);
     daemon.stop().await;
     sim.shutdown().await.expect("simulator stops");
 }

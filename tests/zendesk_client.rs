@@ -596,6 +596,7 @@ async fn authorization_code_tokens(h: &Harness) -> OAuthTokens {
     let wrong_verifier = Secret::new("a-verifier-that-does-not-match-the-challenge-at-all");
     let refused = exchange_authorization_code(
         settings.clone(),
+        Arc::new(h.clock.clone()),
         &oauth_client(),
         code,
         redirect_uri,
@@ -621,6 +622,7 @@ async fn authorization_code_tokens(h: &Harness) -> OAuthTokens {
     let query: HashMap<String, String> = location.query_pairs().into_owned().collect();
     exchange_authorization_code(
         settings,
+        Arc::new(h.clock.clone()),
         &oauth_client(),
         &query["code"],
         redirect_uri,
@@ -633,6 +635,21 @@ async fn authorization_code_tokens(h: &Harness) -> OAuthTokens {
 #[derive(Clone, Default)]
 struct PersistLog {
     pairs: Arc<Mutex<Vec<(OAuthTokens, u64)>>>,
+}
+
+#[tokio::test]
+async fn code_exchange_dates_the_expiry_by_the_given_clock() {
+    let h = harness(|c| {
+        c.tickets = 10;
+        c.access_token_ttl = Duration::from_secs(600);
+    })
+    .await;
+    // The harness clock stands still at a fixed date, so an expiry dated by the wall clock differs.
+    let tokens = authorization_code_tokens(&h).await;
+    assert_eq!(
+        tokens.expires_at,
+        Some(start_of_test_time() + chrono::TimeDelta::seconds(600))
+    );
 }
 
 #[tokio::test]

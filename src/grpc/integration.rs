@@ -743,6 +743,7 @@ impl IntegrationService for Integration {
             .map_err(|err| Status::invalid_argument(format!("subdomain: {err}")))?;
         let mut tokens = crate::zendesk::exchange_authorization_code(
             settings,
+            self.clock.clone(),
             &pending.client,
             &code,
             &pending.redirect_uri,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use chrono::DateTime;
+use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch as tip};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
@@ -28,7 +29,12 @@ pub const WATCH_STALL_GRACE: Duration = Duration::from_secs(10);
 /// Log entries a watch reads from the store at a time.
 const WATCH_BATCH: usize = 256;
 
-const PAGE_TOKEN_PREFIX: &str = "timeline:";
+/// Marks the current page token format; a token without it is not ours or predates filter binding.
+const PAGE_TOKEN_PREFIX: &str = "timeline.v2:";
+/// The prefix of tokens issued before they were bound to their filters.
+const UNBOUND_PAGE_TOKEN_PREFIX: &str = "timeline:";
+/// Bytes of the filter's SHA-256 a token carries: enough to tell filters apart, short enough for URLs.
+const FILTER_DIGEST_BYTES: usize = 8;
 
 /// Lists timeline events newest first, one page at a time.
 pub async fn list(
@@ -53,29 +59,32 @@ pub async fn list(
             )))
         }
     };
-    let after = if request.page_token.is_empty() {
-        None
-    } else {
-        Some(decode_page_token(&request.page_token)?)
-    };
     let filter = EventFilter {
         scope,
         since_ms,
         until_ms,
         kinds,
     };
-    let page = tokio::task::spawn_blocking(move || {
+    let after = if request.page_token.is_empty() {
+        None
+    } else {
+        Some(decode_page_token(&request.page_token, &filter)?)
+    };
+    tokio::task::spawn_blocking(move || {
         check_account(&store, &filter.scope)?;
-        store
+        let page = store
             .list_events(&filter, after, page_size)
-            .map_err(from_store)
+            .map_err(from_store)?;
+        Ok(pb::ListTimelineEventsResponse {
+            events: page.events.into_iter().map(event_to_proto).collect(),
+            next_page_token: page
+                .next
+                .map(|next| encode_page_token(next, &filter))
+                .unwrap_or_default(),
+        })
     })
     .await
-    .map_err(from_join)??;
-    Ok(pb::ListTimelineEventsResponse {
-        events: page.events.into_iter().map(event_to_proto).collect(),
-        next_page_token: page.next.map(encode_page_token).unwrap_or_default(),
-    })
+    .map_err(from_join)?
 }
 
 /// Streams timeline events in recording order, resumable from a cursor.
@@ -326,25 +335,88 @@ fn kinds(kinds: &[i32]) -> Result<BTreeSet<u32>, Status> {
         .collect()
 }
 
-fn encode_page_token(position: EventPosition) -> String {
+/// A token for the page after `position`, bound to `filter` so it cannot continue another query.
+fn encode_page_token(position: EventPosition, filter: &EventFilter) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-        "{PAGE_TOKEN_PREFIX}{}:{}",
-        position.occurred_ms, position.seq
+        "{PAGE_TOKEN_PREFIX}{}:{}:{}",
+        position.occurred_ms,
+        position.seq,
+        filter_digest(filter)
     ))
 }
 
-fn decode_page_token(token: &str) -> Result<EventPosition, Status> {
+/// The position a token continues from, refused unless it was issued for this same `filter`.
+fn decode_page_token(token: &str, filter: &EventFilter) -> Result<EventPosition, Status> {
     let bad = || Status::invalid_argument("page_token: not a token returned by ListTimelineEvents");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let rest = text.strip_prefix(PAGE_TOKEN_PREFIX).ok_or_else(bad)?;
-    let (occurred_ms, seq) = rest.split_once(':').ok_or_else(bad)?;
-    Ok(EventPosition {
+    let Some(rest) = text.strip_prefix(PAGE_TOKEN_PREFIX) else {
+        if text.starts_with(UNBOUND_PAGE_TOKEN_PREFIX) {
+            return Err(Status::invalid_argument(
+                "page_token: issued by an earlier version of zdsync; list again without page_token",
+            ));
+        }
+        return Err(bad());
+    };
+    let mut parts = rest.split(':');
+    let (Some(occurred_ms), Some(seq), Some(digest), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let position = EventPosition {
         occurred_ms: occurred_ms.parse().map_err(|_| bad())?,
         seq: seq.parse().map_err(|_| bad())?,
-    })
+    };
+    if digest != filter_digest(filter) {
+        return Err(Status::invalid_argument(
+            "page_token: the filters changed since this token was issued (scope, kinds, since and \
+             until must stay as they were); list again without page_token",
+        ));
+    }
+    Ok(position)
+}
+
+/// A short hex digest of the normalised filter (page size left out: it may change between pages).
+fn filter_digest(filter: &EventFilter) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"zdsync.timeline.filter.v1");
+    // Tags and length prefixes keep distinct filters from hashing the same bytes.
+    match &filter.scope {
+        EventScope::AllAccounts => hasher.update([0u8]),
+        EventScope::Account(id) => {
+            hasher.update([1u8]);
+            hash_text(&mut hasher, id);
+        }
+        EventScope::Owner(owner) => {
+            hasher.update([2u8]);
+            hash_text(&mut hasher, owner);
+        }
+    }
+    for bound in [filter.since_ms, filter.until_ms] {
+        match bound {
+            None => hasher.update([0u8]),
+            Some(ms) => {
+                hasher.update([1u8]);
+                hasher.update(ms.to_be_bytes());
+            }
+        }
+    }
+    hasher.update((filter.kinds.len() as u64).to_be_bytes());
+    for kind in &filter.kinds {
+        hasher.update(kind.to_be_bytes());
+    }
+    hasher.finalize()[..FILTER_DIGEST_BYTES]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn hash_text(hasher: &mut Sha256, text: &str) {
+    hasher.update((text.len() as u64).to_be_bytes());
+    hasher.update(text.as_bytes());
 }
 
 fn millis(ms: i64) -> Option<prost_types::Timestamp> {
@@ -391,22 +463,117 @@ pub fn event_to_proto(event: StoredEvent) -> pb::TimelineEvent {
 mod tests {
     use super::*;
 
+    fn filter(scope: EventScope) -> EventFilter {
+        EventFilter {
+            scope,
+            since_ms: Some(1_000),
+            until_ms: Some(9_000),
+            kinds: BTreeSet::from([1, 3]),
+        }
+    }
+
+    const POSITION: EventPosition = EventPosition {
+        occurred_ms: -5,
+        seq: 42,
+    };
+
+    fn refused(token: &str, filter: &EventFilter) -> Status {
+        let error = decode_page_token(token, filter).expect_err(token);
+        assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error:?}");
+        assert!(error.message().starts_with("page_token: "), "{error:?}");
+        error
+    }
+
     #[test]
-    fn page_tokens_round_trip_and_reject_garbage() {
-        let position = EventPosition {
-            occurred_ms: -5,
-            seq: 42,
-        };
-        assert_eq!(
-            decode_page_token(&encode_page_token(position)).expect("valid"),
-            position
+    fn page_tokens_round_trip_with_their_filters_and_stay_url_safe() {
+        let issued_for = filter(EventScope::Owner("owner@example.com".into()));
+        let token = encode_page_token(POSITION, &issued_for);
+        assert!(
+            token
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'),
+            "{token}"
         );
-        for bad in ["", "!!", "dGltZWxpbmU6", "eDox"] {
-            assert_eq!(
-                decode_page_token(bad).expect_err(bad).code(),
-                tonic::Code::InvalidArgument
+        // An equal filter built afresh, as the next request builds it.
+        let same = filter(EventScope::Owner("owner@example.com".into()));
+        assert_eq!(decode_page_token(&token, &same).expect("valid"), POSITION);
+    }
+
+    #[test]
+    fn page_tokens_are_refused_with_other_filters() {
+        let issued_for = filter(EventScope::Account("acct-1".into()));
+        let token = encode_page_token(POSITION, &issued_for);
+        let others = [
+            filter(EventScope::Account("acct-2".into())),
+            filter(EventScope::Owner("acct-1".into())),
+            filter(EventScope::AllAccounts),
+            EventFilter {
+                kinds: BTreeSet::from([1]),
+                ..issued_for.clone()
+            },
+            EventFilter {
+                kinds: BTreeSet::new(),
+                ..issued_for.clone()
+            },
+            EventFilter {
+                since_ms: Some(1_001),
+                ..issued_for.clone()
+            },
+            EventFilter {
+                since_ms: None,
+                ..issued_for.clone()
+            },
+            EventFilter {
+                until_ms: Some(8_999),
+                ..issued_for.clone()
+            },
+            EventFilter {
+                until_ms: None,
+                ..issued_for.clone()
+            },
+        ];
+        for other in &others {
+            let error = refused(&token, other);
+            assert!(
+                error.message().contains("filters changed"),
+                "{other:?}: {error:?}"
             );
         }
+    }
+
+    #[test]
+    fn unbound_tokens_of_the_old_format_are_refused() {
+        let old = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("timeline:-5:42");
+        let error = refused(&old, &filter(EventScope::AllAccounts));
+        assert!(error.message().contains("earlier version"), "{error:?}");
+    }
+
+    #[test]
+    fn page_tokens_reject_garbage() {
+        let any = filter(EventScope::AllAccounts);
+        let encode = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+        let digest = filter_digest(&any);
+        let garbage = [
+            String::new(),
+            "!!".into(),
+            encode("x:1"),
+            encode("timeline.v2:"),
+            encode("timeline.v2:1:2"),
+            encode(&format!("timeline.v2:x:2:{digest}")),
+            encode(&format!("timeline.v2:1:-2:{digest}")),
+            encode(&format!("timeline.v2:1:2:{digest}:3")),
+        ];
+        for token in &garbage {
+            refused(token, &any);
+        }
+        // The well-formed neighbour of those is accepted, so each was refused for its own flaw.
+        assert_eq!(
+            decode_page_token(&encode(&format!("timeline.v2:1:2:{digest}")), &any).expect("valid"),
+            EventPosition {
+                occurred_ms: 1,
+                seq: 2
+            }
+        );
     }
 
     #[test]

@@ -256,13 +256,16 @@ pub fn begin_authorization(
 }
 
 /// Exchanges an authorization code (with the PKCE verifier) for an access + refresh token pair.
+///
+/// The expiry is dated by `clock`, the one the caller's clients later compare it with.
 pub async fn exchange_authorization_code(
     settings: ClientSettings,
+    clock: SharedClock,
     client: &OAuthClient,
     code: &str,
     redirect_uri: &str,
     code_verifier: &Secret,
 ) -> Result<OAuthTokens, ZendeskError> {
-    let transport = Transport::new(settings, Arc::new(TokioSleeper), clock::system(), None)?;
+    let transport = Transport::new(settings, Arc::new(TokioSleeper), clock, None)?;
     auth::exchange_code(&transport, client, code, redirect_uri, code_verifier).await
 }
