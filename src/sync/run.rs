@@ -9,6 +9,7 @@ use crate::clock::SharedClock;
 use crate::store::pages::{ApplyOutcome, PageContext, PageWrite};
 use crate::store::tables::cursor_keys;
 use crate::store::{Store, StoreError};
+use crate::zendesk::streams::PageStream;
 use crate::zendesk::{ExportPosition, ListPosition, TimePosition, ZendeskClient, ZendeskError};
 
 use super::convert;
@@ -503,27 +504,54 @@ pub async fn execute(ctx: RunContext) -> Result<RunSummary, RunError> {
     Ok(summary)
 }
 
-async fn groups(ctx: &RunContext) -> Result<(), RunError> {
-    let mut list = ctx.client.groups();
+/// What one fetched page stages: its write, the tickets it holds, and whether the stream ended with it.
+struct Staged {
+    write: PageWrite,
+    tickets: u64,
+    end: bool,
+}
+
+/// Drives one stream to its end: fetches page after page, stages what `stage` makes of each, commits in
+/// batches, and stops at a page boundary when asked. Returns what the commits applied.
+async fn drain<S: PageStream>(
+    ctx: &RunContext,
+    mut stream: S,
+    mut stage: impl FnMut(S::Page) -> Staged,
+) -> Result<ApplyOutcome, RunError> {
     let mut batch = Batch::default();
     loop {
         ctx.boundary(&mut batch).await?;
-        let Some(page) = ctx.fetched(&mut batch, list.next_page()).await? else {
-            return Ok(());
+        let Some(page) = ctx.fetched(&mut batch, stream.next_page()).await? else {
+            return Ok(batch.applied);
         };
-        let write = PageWrite {
+        let Staged {
+            write,
+            tickets,
+            end,
+        } = stage(page);
+        ctx.stage(&mut batch, write, tickets, end).await?;
+        if end {
+            return Ok(batch.applied);
+        }
+    }
+}
+
+async fn groups(ctx: &RunContext) -> Result<(), RunError> {
+    let list = ctx.client.groups();
+    drain(ctx, list, |page| Staged {
+        write: PageWrite {
             groups: page
                 .records
                 .iter()
                 .map(|g| (g.id, convert::group(g)))
                 .collect(),
             ..Default::default()
-        };
-        ctx.stage(&mut batch, write, 0, page.end_of_stream).await?;
-        if page.end_of_stream {
-            return Ok(());
-        }
-    }
+        },
+        tickets: 0,
+        end: page.end_of_stream,
+    })
+    .await
+    .map(|_| ())
 }
 
 async fn organizations(ctx: &RunContext) -> Result<(), RunError> {
@@ -531,14 +559,9 @@ async fn organizations(ctx: &RunContext) -> Result<(), RunError> {
         .stored_position::<TimePosition>(cursor_keys::ORGANIZATIONS)
         .await?
         .unwrap_or_else(|| TimePosition::from_start_time(0));
-    let mut export = ctx.client.organization_export(from);
-    let mut batch = Batch::default();
-    loop {
-        ctx.boundary(&mut batch).await?;
-        let Some(page) = ctx.fetched(&mut batch, export.next_page()).await? else {
-            return Ok(());
-        };
-        let write = PageWrite {
+    let export = ctx.client.organization_export(from);
+    drain(ctx, export, |page| Staged {
+        write: PageWrite {
             organizations: page
                 .records
                 .iter()
@@ -549,12 +572,12 @@ async fn organizations(ctx: &RunContext) -> Result<(), RunError> {
                 position_bytes(&page.position),
             )],
             ..Default::default()
-        };
-        ctx.stage(&mut batch, write, 0, page.end_of_stream).await?;
-        if page.end_of_stream {
-            return Ok(());
-        }
-    }
+        },
+        tickets: 0,
+        end: page.end_of_stream,
+    })
+    .await
+    .map(|_| ())
 }
 
 async fn users(ctx: &RunContext) -> Result<(), RunError> {
@@ -562,14 +585,9 @@ async fn users(ctx: &RunContext) -> Result<(), RunError> {
         .stored_position::<ExportPosition>(cursor_keys::USERS)
         .await?
         .unwrap_or(ExportPosition::StartTime(0));
-    let mut export = ctx.client.user_export(from);
-    let mut batch = Batch::default();
-    loop {
-        ctx.boundary(&mut batch).await?;
-        let Some(page) = ctx.fetched(&mut batch, export.next_page()).await? else {
-            return Ok(());
-        };
-        let write = PageWrite {
+    let export = ctx.client.user_export(from);
+    drain(ctx, export, |page| Staged {
+        write: PageWrite {
             users: page
                 .records
                 .iter()
@@ -577,12 +595,12 @@ async fn users(ctx: &RunContext) -> Result<(), RunError> {
                 .collect(),
             cursors: vec![(cursor_keys::USERS.into(), position_bytes(&page.position))],
             ..Default::default()
-        };
-        ctx.stage(&mut batch, write, 0, page.end_of_stream).await?;
-        if page.end_of_stream {
-            return Ok(());
-        }
-    }
+        },
+        tickets: 0,
+        end: page.end_of_stream,
+    })
+    .await
+    .map(|_| ())
 }
 
 /// Reads the ticket export from the stored cursor under `key` (or `start`); returns tickets that drifted.
@@ -596,13 +614,8 @@ async fn tickets(
         .stored_position::<ExportPosition>(key)
         .await?
         .unwrap_or(start);
-    let mut export = ctx.client.ticket_export(from);
-    let mut batch = Batch::default();
-    loop {
-        ctx.boundary(&mut batch).await?;
-        let Some(page) = ctx.fetched(&mut batch, export.next_page()).await? else {
-            return Ok(batch.applied.tickets_drifted);
-        };
+    let export = ctx.client.ticket_export(from);
+    let applied = drain(ctx, export, |page| {
         let span = tracing::debug_span!("page", number = page.number, tickets = page.records.len());
         let _entered = span.enter();
         let mut write = convert::ticket_page(&page.records, &page.side_loads);
@@ -610,14 +623,14 @@ async fn tickets(
             .cursors
             .push((key.into(), position_bytes(&page.position)));
         write.validation_run = validation_run;
-        let count = page.records.len() as u64;
-        drop(_entered);
-        ctx.stage(&mut batch, write, count, page.end_of_stream)
-            .await?;
-        if page.end_of_stream {
-            return Ok(batch.applied.tickets_drifted);
+        Staged {
+            write,
+            tickets: page.records.len() as u64,
+            end: page.end_of_stream,
         }
-    }
+    })
+    .await?;
+    Ok(applied.tickets_drifted)
 }
 
 async fn ticket_events(ctx: &RunContext) -> Result<(), RunError> {
@@ -625,26 +638,21 @@ async fn ticket_events(ctx: &RunContext) -> Result<(), RunError> {
         .stored_position::<TimePosition>(cursor_keys::TICKET_EVENTS)
         .await?
         .unwrap_or_else(|| TimePosition::from_start_time(ctx.history_start()));
-    let mut export = ctx.client.ticket_event_export(from);
-    let mut batch = Batch::default();
-    loop {
-        ctx.boundary(&mut batch).await?;
-        let Some(page) = ctx.fetched(&mut batch, export.next_page()).await? else {
-            return Ok(());
-        };
-        let write = PageWrite {
+    let export = ctx.client.ticket_event_export(from);
+    drain(ctx, export, |page| Staged {
+        write: PageWrite {
             changes: convert::ticket_changes(&page.records),
             cursors: vec![(
                 cursor_keys::TICKET_EVENTS.into(),
                 position_bytes(&page.position),
             )],
             ..Default::default()
-        };
-        ctx.stage(&mut batch, write, 0, page.end_of_stream).await?;
-        if page.end_of_stream {
-            return Ok(());
-        }
-    }
+        },
+        tickets: 0,
+        end: page.end_of_stream,
+    })
+    .await
+    .map(|_| ())
 }
 
 async fn ratings(ctx: &RunContext, resuming: bool) -> Result<(), RunError> {
@@ -664,25 +672,11 @@ async fn ratings(ctx: &RunContext, resuming: bool) -> Result<(), RunError> {
     }
     // The next run lists ratings from this run's start: a rating is never missed, and repeats are upserts.
     let next_since = ctx.started_at.timestamp() - 60;
-    let mut list = ctx.client.satisfaction_ratings_from(since, from);
-    let mut batch = Batch::default();
-    loop {
-        ctx.boundary(&mut batch).await?;
-        let Some(page) = ctx.fetched(&mut batch, list.next_page()).await? else {
-            return Ok(());
-        };
-        let mut write = PageWrite {
-            ratings: page
-                .records
-                .iter()
-                .map(|r| (r.id, convert::rating(r)))
-                .collect(),
-            cursors: vec![(cursor_keys::RATINGS.into(), position_bytes(&page.position))],
-            ..Default::default()
-        };
-        if page.end_of_stream {
+    let list = ctx.client.satisfaction_ratings_from(since, from);
+    drain(ctx, list, |page| {
+        let cursors = if page.end_of_stream {
             // The listing is done: the next run starts a fresh listing from `next_since`.
-            write.cursors = vec![
+            vec![
                 (
                     cursor_keys::RATINGS.into(),
                     position_bytes(&ListPosition::Start),
@@ -691,11 +685,24 @@ async fn ratings(ctx: &RunContext, resuming: bool) -> Result<(), RunError> {
                     cursor_keys::RATINGS_SINCE.into(),
                     position_bytes(&next_since.max(since)),
                 ),
-            ];
+            ]
+        } else {
+            vec![(cursor_keys::RATINGS.into(), position_bytes(&page.position))]
+        };
+        Staged {
+            write: PageWrite {
+                ratings: page
+                    .records
+                    .iter()
+                    .map(|r| (r.id, convert::rating(r)))
+                    .collect(),
+                cursors,
+                ..Default::default()
+            },
+            tickets: 0,
+            end: page.end_of_stream,
         }
-        ctx.stage(&mut batch, write, 0, page.end_of_stream).await?;
-        if page.end_of_stream {
-            return Ok(());
-        }
-    }
+    })
+    .await
+    .map(|_| ())
 }

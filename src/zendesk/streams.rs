@@ -650,3 +650,40 @@ impl SatisfactionRatingList {
         .await
     }
 }
+
+/// A paged Zendesk stream, as a sync run drains it.
+pub trait PageStream: Send {
+    /// One page of the stream.
+    type Page: Send;
+
+    /// The next page, or `None` after the last.
+    fn next_page(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Self::Page>, ZendeskError>> + Send;
+}
+
+macro_rules! page_stream {
+    ($($stream:ty => $page:ty),* $(,)?) => {
+        $(
+            impl PageStream for $stream {
+                type Page = $page;
+
+                fn next_page(
+                    &mut self,
+                ) -> impl std::future::Future<Output = Result<Option<$page>, ZendeskError>> + Send {
+                    // The inherent method of the same name.
+                    <$stream>::next_page(self)
+                }
+            }
+        )*
+    };
+}
+
+page_stream!(
+    TicketExport => TicketPage,
+    UserExport => UserPage,
+    OrganizationExport => OrganizationPage,
+    TicketEventExport => TicketEventPage,
+    GroupList => GroupPage,
+    SatisfactionRatingList => SatisfactionRatingPage,
+);
