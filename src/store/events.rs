@@ -209,7 +209,7 @@ pub(crate) fn apply(
             let Some(bytes) = stored_tickets.get(id)? else {
                 continue;
             };
-            let record = decode::<TicketRecord>("tickets", &id.to_string(), bytes.value())?;
+            let record = decode::<TicketRecord>("tickets", id, bytes.value())?;
             let facts = ticket_facts(id, &record)?;
             // Every kind needs the ticket high/urgent when it happened. A ticket whose stored copy is newer than
             // the page's changes and not high/urgent was lowered by a priority change later than any such
@@ -225,12 +225,11 @@ pub(crate) fn apply(
             {
                 let (key, value) = row?;
                 let (ticket_id, at, event_id, index) = key.value();
-                let change =
-                    ChangeRecord::decode(value.value()).map_err(|err| StoreError::Corrupt {
-                        table: "ticket_changes",
-                        key: format!("{ticket_id}/{at}/{event_id}/{index}"),
-                        detail: err.to_string(),
-                    })?;
+                let change = decode::<ChangeRecord>(
+                    "ticket_changes",
+                    format_args!("{ticket_id}/{at}/{event_id}/{index}"),
+                    value.value(),
+                )?;
                 let entry = HistoryEntry::from_record(ticket_id, at, event_id, index, &change)
                     .map_err(|err| StoreError::Corrupt {
                         table: "ticket_changes",
@@ -252,16 +251,16 @@ pub(crate) fn apply(
     if !ratings.is_empty() {
         let stored_tickets = txn.open_table(tables::TICKETS)?;
         for (id, previous, current) in ratings {
-            // A rating of a ticket deleted in Zendesk yields nothing, like the ticket's transitions.
-            if ticket_deleted(&stored_tickets, current.ticket_id)? {
-                continue;
-            }
             let current_facts = rating_facts(*id, current)?;
             let previous_facts = previous
                 .as_ref()
                 .map(|previous| rating_facts(*id, previous))
                 .transpose()?;
-            if let Some(event) = detect_rating(previous_facts.as_ref(), &current_facts) {
+            let Some(event) = detect_rating(previous_facts.as_ref(), &current_facts) else {
+                continue;
+            };
+            // A rating of a ticket deleted in Zendesk yields nothing, like the ticket's transitions.
+            if !ticket_deleted(&stored_tickets, current.ticket_id)? {
                 detected.extend(
                     finalize_for_sync(vec![event], context.first_sync, now)
                         .into_iter()
@@ -278,7 +277,7 @@ fn ticket_deleted(tickets: &redb::Table<u64, &[u8]>, id: u64) -> Result<bool, St
     let Some(bytes) = tickets.get(id)? else {
         return Ok(false);
     };
-    let record = decode::<TicketRecord>("tickets", &id.to_string(), bytes.value())?;
+    let record = decode::<TicketRecord>("tickets", id, bytes.value())?;
     Ok(!ticket_facts(id, &record)?.exists())
 }
 
@@ -355,7 +354,7 @@ fn record_new(
         let ticket = match tickets.get(event.ticket_id)? {
             Some(bytes) => Some(decode::<TicketRecord>(
                 "tickets",
-                &event.ticket_id.to_string(),
+                event.ticket_id,
                 bytes.value(),
             )?),
             None => None,
@@ -372,7 +371,7 @@ fn record_new(
         let group = match groups.get(ticket.group_id)? {
             Some(bytes) if ticket.group_id != 0 => Some(decode::<GroupRecord>(
                 "groups",
-                &ticket.group_id.to_string(),
+                ticket.group_id,
                 bytes.value(),
             )?),
             _ => None,
@@ -432,7 +431,7 @@ fn user(users: &redb::Table<u64, &[u8]>, id: u64) -> Result<Option<ZendeskUserRe
     }
     users
         .get(id)?
-        .map(|bytes| decode::<ZendeskUserRecord>("users", &id.to_string(), bytes.value()))
+        .map(|bytes| decode::<ZendeskUserRecord>("users", id, bytes.value()))
         .transpose()
 }
 
@@ -452,14 +451,15 @@ fn rating_facts(id: u64, record: &RatingRecord) -> Result<RatingFacts, StoreErro
     })
 }
 
+/// Decodes a stored record; the key is only formatted when the record is corrupt.
 fn decode<M: Message + Default>(
     table: &'static str,
-    key: &str,
+    key: impl std::fmt::Display,
     bytes: &[u8],
 ) -> Result<M, StoreError> {
     M::decode(bytes).map_err(|err| StoreError::Corrupt {
         table,
-        key: key.to_owned(),
+        key: key.to_string(),
         detail: err.to_string(),
     })
 }
@@ -512,7 +512,7 @@ impl Reader {
         let Some(bytes) = self.matches.get(org)? else {
             return Ok(None);
         };
-        let record = decode::<OrgMatchRecord>("org_matches", &org.to_string(), bytes.value())?;
+        let record = decode::<OrgMatchRecord>("org_matches", org, bytes.value())?;
         Ok(match record.to_match() {
             crate::domain::matching::OrgMatch::Matched { account_id } => Some(account_id),
             _ => None,

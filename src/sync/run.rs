@@ -364,21 +364,15 @@ impl RunContext {
         // A stop asked while the fetch waits drops the fetch: nothing of it was applied, the staged pages
         // commit with their cursor, and the next run fetches the page again. (A token refresh inside the fetch
         // runs to its end on a task of its own, so its rotated pair is never lost.)
-        let fetched = tokio::select! {
-            fetched = &mut fetch => fetched,
-            _ = self.stop.raised() => {
-                self.commit_all(batch).await?;
-                return Err(RunError::Stopped);
-            }
-            _ = tokio::time::sleep(FLUSH_AFTER), if batch.pages > 0 => {
-                self.flush(batch).await?;
-                tokio::select! {
-                    fetched = &mut fetch => fetched,
-                    _ = self.stop.raised() => {
-                        self.commit_all(batch).await?;
-                        return Err(RunError::Stopped);
-                    }
+        let fetched = loop {
+            tokio::select! {
+                fetched = &mut fetch => break fetched,
+                _ = self.stop.raised() => {
+                    self.commit_all(batch).await?;
+                    return Err(RunError::Stopped);
                 }
+                // Once flushed nothing is staged, so this branch is off for the rest of the fetch.
+                _ = tokio::time::sleep(FLUSH_AFTER), if batch.pages > 0 => self.flush(batch).await?,
             }
         };
         match fetched {

@@ -224,25 +224,35 @@ impl ZendeskClient {
     /// paused run drops its fetch) must not cut a refresh between Zendesk rotating the refresh token and the
     /// rotated pair being persisted.
     async fn authorization(&self) -> Result<Secret, ZendeskError> {
-        let inner = self.inner.clone();
-        tokio::spawn(async move { inner.auth.header(&inner.transport).await })
+        self.on_own_task(|inner| async move { inner.auth.header(&inner.transport).await })
             .await
-            .map_err(|err| ZendeskError::TokenPersist(format!("token task failed: {err}")))?
     }
 
     async fn renew(&self, rejected: &Secret) -> Result<bool, ZendeskError> {
         tracing::info!("Zendesk answered 401: renewing the access token once");
-        let inner = self.inner.clone();
         let rejected = rejected.clone();
         // On a task of its own for the same reason as `authorization`.
-        tokio::spawn(async move {
+        self.on_own_task(|inner| async move {
             inner
                 .auth
                 .renew_after_unauthorized(&inner.transport, &rejected)
                 .await
         })
         .await
-        .map_err(|err| ZendeskError::TokenPersist(format!("token task failed: {err}")))?
+    }
+
+    /// Runs token work on a task of its own, which finishes even if the caller stops waiting.
+    async fn on_own_task<T, F>(
+        &self,
+        work: impl FnOnce(Arc<ClientInner>) -> F,
+    ) -> Result<T, ZendeskError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, ZendeskError>> + Send + 'static,
+    {
+        tokio::spawn(work(self.inner.clone()))
+            .await
+            .map_err(|err| ZendeskError::TokenPersist(format!("token task failed: {err}")))?
     }
 }
 
