@@ -88,13 +88,18 @@ async fn status(
         .into_inner())
 }
 
-/// Keeps a full validation running until `stop`; samples how much of the time a run was active.
+/// Keeps a full validation running until `stop`: a new one is forced as soon as the previous ends (`ForceSync`
+/// answers `FAILED_PRECONDITION` while a run is active, cheaply); samples every 500 ms, as a dashboard would poll
+/// `GetStatus`, how much of the time a run was active.
 async fn keep_syncing(
     mut client: IntegrationServiceClient<Channel>,
     stop: Arc<AtomicBool>,
     forced: Arc<AtomicU64>,
     samples: Arc<(AtomicU64, AtomicU64)>,
 ) -> Result<(), BoxError> {
+    const TRY_EVERY: Duration = Duration::from_millis(20);
+    const SAMPLE_EVERY: u32 = 25;
+    let mut tries = 0u32;
     while !stop.load(Ordering::Relaxed) {
         let request = with_token(
             pb::ForceSyncRequest {
@@ -105,10 +110,13 @@ async fn keep_syncing(
         if client.force_sync(request).await.is_ok() {
             forced.fetch_add(1, Ordering::Relaxed);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let running = status(&mut client).await?.current_run.is_some();
-        samples.0.fetch_add(1, Ordering::Relaxed);
-        samples.1.fetch_add(u64::from(running), Ordering::Relaxed);
+        tokio::time::sleep(TRY_EVERY).await;
+        tries += 1;
+        if tries.is_multiple_of(SAMPLE_EVERY) {
+            let running = status(&mut client).await?.current_run.is_some();
+            samples.0.fetch_add(1, Ordering::Relaxed);
+            samples.1.fetch_add(u64::from(running), Ordering::Relaxed);
+        }
     }
     Ok(())
 }
@@ -366,6 +374,8 @@ async fn run(
     let (busiest_rate, busiest_period) = (*busiest_rate, *busiest_period);
     let idle = measure(&clients, &addr, Call::AccountMetrics, Some(busiest_period)).await?;
     let idle_health = measure(&clients, &addr, Call::HealthCheck, Some(busiest_period)).await?;
+    let idle_closed = measure(&clients, &addr, Call::AccountMetrics, None).await?;
+    let idle_closed_health = measure(&clients, &addr, Call::HealthCheck, None).await?;
     let share = |(all, running): (u64, u64)| 100.0 * running as f64 / all.max(1) as f64;
     print("GetAccountMetrics (sync running)", &metrics);
     print("Health/Check (sync running)", &health);
@@ -385,6 +395,8 @@ async fn run(
         &format!("Health/Check paced {busiest_rate:.0}/s, no sync"),
         &idle_health,
     );
+    print("GetAccountMetrics, no sync", &idle_closed);
+    print("Health/Check, no sync", &idle_closed_health);
     let ratio = metrics.qps / health.qps;
     println!(
         "  sync active in {:.0}% / {:.0}% of the closed-loop status samples; {} full validations forced",
@@ -427,11 +439,7 @@ fn main() -> Result<(), BoxError> {
         .thread_name("simulator")
         // The simulator stands in for Zendesk, which runs on other machines: it only gets the cores the
         // daemon and its clients leave idle, as the sync threads do.
-        .on_thread_start(|| {
-            let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: a plain syscall on the calling thread with a parameter that lives across it.
-            unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-        })
+        .on_thread_start(zdsync::background::enter_background)
         .enable_all()
         .build()?;
     let clients = tokio::runtime::Builder::new_multi_thread()

@@ -1,5 +1,6 @@
 //! zdsync: a daemon that keeps a Zendesk Support instance in sync with a customer-success account directory.
 
+pub mod background;
 pub mod cli;
 pub mod clock;
 pub mod config;

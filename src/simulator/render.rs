@@ -114,6 +114,7 @@ impl Serialize for TicketRating<'_> {
 
 impl Serialize for TicketJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::background::step_aside();
         let t = self.ticket;
         let subject = match &t.subject {
             Text::Template(_) => text(&t.subject, SUBJECTS),
@@ -209,6 +210,7 @@ impl Serialize for Minutes {
 
 impl Serialize for MetricSetJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::background::step_aside();
         let t = self.ticket;
         let id = METRIC_SET_ID_BASE + t.id;
         let resolution = t.solved_at.map(|at| (at - t.created_at) / 60);
@@ -261,6 +263,7 @@ impl<'a> UserJson<'a> {
 
 impl Serialize for UserJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::background::step_aside();
         let u = self.user;
         let zone = TIME_ZONES
             .get(usize::from(u.time_zone))
@@ -333,6 +336,7 @@ impl<'a> OrganizationJson<'a> {
 
 impl Serialize for OrganizationJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::background::step_aside();
         let o = self.organization;
         let mut map = s.serialize_map(Some(14))?;
         map.serialize_entry(
@@ -375,6 +379,7 @@ impl<'a> GroupJson<'a> {
 
 impl Serialize for GroupJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::background::step_aside();
         let g = self.group;
         let mut map = s.serialize_map(Some(9))?;
         map.serialize_entry(
@@ -412,6 +417,7 @@ impl<'a> RatingJson<'a> {
 
 impl Serialize for RatingJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::background::step_aside();
         let r = self.rating;
         let mut map = s.serialize_map(Some(12))?;
         map.serialize_entry(
@@ -494,6 +500,7 @@ impl Serialize for ChildEvents<'_> {
 
 impl Serialize for AuditJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::background::step_aside();
         let a = self.0;
         let mut map = s.serialize_map(Some(9))?;
         map.serialize_entry("id", &a.id)?;

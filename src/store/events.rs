@@ -177,6 +177,7 @@ pub(crate) fn apply(
     let mut detected: Vec<(DetectedEvent, Option<TicketState>)> = Vec::new();
     if context.snapshot_events {
         for (id, previous, current) in tickets {
+            crate::background::step_aside();
             let current_facts = ticket_facts(*id, current)?;
             let previous_facts = previous
                 .as_ref()
@@ -194,6 +195,7 @@ pub(crate) fn apply(
         // whether the history must be read whatever the ticket's priority is now, and the page's latest change.
         let mut ids: BTreeMap<u64, (bool, i64)> = BTreeMap::new();
         for change in changes {
+            crate::background::step_aside();
             let (must_read, latest) = ids.entry(change.ticket_id).or_insert((false, i64::MIN));
             *must_read |= change.change.field == CHANGE_FIELD_PRIORITY;
             *latest = (*latest).max(change.at);
@@ -206,6 +208,7 @@ pub(crate) fn apply(
         let stored_tickets = txn.open_table(tables::TICKETS)?;
         let stored_changes = txn.open_table(tables::TICKET_CHANGES)?;
         for (id, (must_read, latest_change)) in ids {
+            crate::background::step_aside();
             let Some(bytes) = stored_tickets.get(id)? else {
                 continue;
             };
@@ -251,6 +254,7 @@ pub(crate) fn apply(
     if !ratings.is_empty() {
         let stored_tickets = txn.open_table(tables::TICKETS)?;
         for (id, previous, current) in ratings {
+            crate::background::step_aside();
             let current_facts = rating_facts(*id, current)?;
             let previous_facts = previous
                 .as_ref()

@@ -313,6 +313,7 @@ pub(crate) fn rebuild(txn: &WriteTransaction, key: Option<&MatchKey>) -> Result<
         let table = txn.open_table(tables::ACCOUNTS)?;
         let mut accounts = Vec::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
         for entry in table.iter()? {
+            crate::background::step_aside();
             let (id, bytes) = entry?;
             accounts.push(decode_account(id.value(), bytes.value())?);
         }
@@ -327,6 +328,7 @@ pub(crate) fn rebuild(txn: &WriteTransaction, key: Option<&MatchKey>) -> Result<
         entries.sort_unstable();
         let mut account_keys = txn.open_table(tables::ACCOUNT_KEYS)?;
         for entry in entries {
+            crate::background::step_aside();
             account_keys.insert(entry, ())?;
         }
         AccountIndex::build(key.clone(), &accounts)
@@ -336,6 +338,7 @@ pub(crate) fn rebuild(txn: &WriteTransaction, key: Option<&MatchKey>) -> Result<
     let mut value_entries: Vec<(String, u64)> = Vec::new();
     let mut account_entries: Vec<(String, u64)> = Vec::new();
     for entry in orgs.iter()? {
+        crate::background::step_aside();
         let (id, bytes) = entry?;
         let org_id = id.value();
         let record = OrganizationRecord::decode(bytes.value())
@@ -376,10 +379,12 @@ pub(crate) fn rebuild(txn: &WriteTransaction, key: Option<&MatchKey>) -> Result<
     account_entries.sort_unstable();
     let mut org_keys = txn.open_table(tables::ORG_KEYS)?;
     for (value, org_id) in &value_entries {
+        crate::background::step_aside();
         org_keys.insert((value.as_str(), *org_id), ())?;
     }
     let mut account_orgs = txn.open_table(tables::ACCOUNT_ORGS)?;
     for (account_id, org_id) in &account_entries {
+        crate::background::step_aside();
         account_orgs.insert((account_id.as_str(), *org_id), ())?;
     }
     Ok(())

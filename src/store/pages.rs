@@ -128,6 +128,7 @@ fn upsert_newest<M: Message + Default>(
     value: &M,
     version: impl Fn(&M) -> i64,
 ) -> Result<Upsert<M>, StoreError> {
+    crate::background::step_aside();
     let encoded = value.encode_to_vec();
     let previous: Option<M> = match table.get(key)? {
         // Side-loaded users and organizations come again with every page that mentions them; rewriting an
@@ -242,6 +243,7 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
     {
         let mut table = txn.open_table(tables::TICKET_CHANGES)?;
         for change in &page.changes {
+            crate::background::step_aside();
             table.insert(
                 (change.ticket_id, change.at, change.event_id, change.index),
                 change.change.encode_to_vec().as_slice(),
@@ -359,6 +361,7 @@ impl Store {
             let seen = txn.open_table(tables::VALIDATION_SEEN)?;
             let mut to_mark = Vec::new();
             for entry in tickets.iter()? {
+                crate::background::step_aside();
                 let (key, value) = entry?;
                 let id = key.value();
                 let ticket =

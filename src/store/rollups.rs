@@ -149,6 +149,7 @@ pub(crate) fn apply(
         let ticket_ratings = txn.open_table(tables::TICKET_RATINGS)?;
         let stored_ratings = txn.open_table(tables::RATINGS)?;
         for (id, old, new) in tickets {
+            crate::background::step_aside();
             let old_facts = old.as_ref().map(|t| facts(*id, t)).transpose()?;
             let new_facts = facts(*id, new)?;
             let old_contribution = old_facts.as_ref().map(Contribution::of).unwrap_or_default();
@@ -187,6 +188,7 @@ pub(crate) fn apply(
         let mut ticket_ratings = txn.open_table(tables::TICKET_RATINGS)?;
         let stored_tickets = txn.open_table(tables::TICKETS)?;
         for (id, old, new) in ratings {
+            crate::background::step_aside();
             if let Some(old) = old.as_ref().filter(|old| old.ticket_id != new.ticket_id) {
                 ticket_ratings.remove((old.ticket_id, *id))?;
             }
@@ -236,6 +238,7 @@ macro_rules! merge_rows {
     ($txn:expr, $table:expr, $deltas:expr, $zero:expr, $next:path) => {{
         let mut table = $txn.open_table($table)?;
         for (key, delta) in $deltas {
+            crate::background::step_aside();
             let old = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
             let next = $next(old, delta);
             if next == old {
@@ -355,6 +358,7 @@ fn snapshot(txn: &WriteTransaction) -> Result<Snapshot, StoreError> {
         let table = txn.open_table(def)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
+            crate::background::step_aside();
             let (k, v) = entry?;
             out.push(convert(k.value(), v.value()));
         }
@@ -416,6 +420,7 @@ impl Store {
         {
             let table = txn.open_table(tables::TICKETS)?;
             for entry in table.iter()? {
+                crate::background::step_aside();
                 let (id, bytes) = entry?;
                 let ticket =
                     TicketRecord::decode(bytes.value()).map_err(|err| StoreError::Corrupt {
@@ -427,6 +432,7 @@ impl Store {
             }
             let table = txn.open_table(tables::RATINGS)?;
             for entry in table.iter()? {
+                crate::background::step_aside();
                 let (id, bytes) = entry?;
                 ratings.push((id.value(), None, decode_rating(id.value(), bytes.value())?));
             }

@@ -1,6 +1,6 @@
-//! The threads sync runs execute on: a runtime of their own under Linux's `SCHED_IDLE` policy, so a thread
-//! serving gRPC takes the CPU from them the moment it wakes and reads stay fast while a sync decodes and
-//! commits pages; an otherwise idle machine syncs at full speed.
+//! The threads sync runs execute on: a runtime of their own whose threads are background threads
+//! ([`crate::background`]: `SCHED_IDLE`, and their long loops step aside), so reads stay fast while a sync
+//! decodes and commits pages; an otherwise idle machine syncs at full speed.
 use std::future::Future;
 
 use tokio::runtime::{Builder, Handle, Runtime};
@@ -27,7 +27,7 @@ impl SyncRuntime {
             .worker_threads(SYNC_WORKERS)
             .max_blocking_threads(SYNC_BLOCKING_THREADS)
             .thread_name("zdsync-sync")
-            .on_thread_start(lower_thread_priority)
+            .on_thread_start(crate::background::enter_background)
             .enable_all()
             .build();
         match built {
@@ -62,56 +62,5 @@ impl Drop for SyncRuntime {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
-    }
-}
-
-/// Moves the calling thread to `SCHED_IDLE` (Linux applies scheduling policies per thread).
-#[cfg(target_os = "linux")]
-fn lower_thread_priority() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: a plain syscall on the calling thread with a parameter that lives across it.
-    let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-    if result != 0 {
-        tracing::debug!("cannot lower the priority of a sync thread");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_thread_priority() {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[cfg(target_os = "linux")]
-    fn policy() -> i32 {
-        // SAFETY: queries the calling thread's scheduling policy.
-        unsafe { libc::sched_getscheduler(0) }
-    }
-
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn runs_and_their_commits_execute_on_idle_priority_threads() {
-        assert_ne!(policy(), libc::SCHED_IDLE, "serving threads stay normal");
-        let runtime = SyncRuntime::start();
-        let (name, run_policy) = runtime
-            .spawn(async {
-                let name = std::thread::current().name().map(str::to_owned);
-                (name, policy())
-            })
-            .await
-            .expect("run task");
-        assert_eq!(name.as_deref(), Some("zdsync-sync"));
-        assert_eq!(run_policy, libc::SCHED_IDLE);
-        let commit_policy = runtime
-            .spawn(async {
-                tokio::task::spawn_blocking(policy)
-                    .await
-                    .expect("blocking task")
-            })
-            .await
-            .expect("run task");
-        assert_eq!(commit_policy, libc::SCHED_IDLE, "commits run idle too");
-        assert_ne!(policy(), libc::SCHED_IDLE);
     }
 }
