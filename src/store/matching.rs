@@ -423,28 +423,33 @@ impl Store {
         }
         let accounts = txn.open_table(tables::ACCOUNTS)?.len()?;
         counts.accounts_without_org = accounts.saturating_sub(counts.accounts_with_org);
+        // A user is matched when its organization matched the account that lists its email. Walked from the
+        // directory's emails (far fewer than Zendesk's users, who include every end user) so that GetStatus
+        // never scans the users.
         let users = txn.open_table(tables::USERS)?;
+        let users_by_email = txn.open_table(tables::USERS_BY_EMAIL)?;
         let emails = txn.open_table(tables::ACCOUNT_EMAILS)?;
-        for entry in users.iter()? {
-            let (id, bytes) = entry?;
-            let user = super::zendesk_records::ZendeskUserRecord::decode(bytes.value())
-                .map_err(|err| corrupt("users", id.value(), err))?;
-            if user.email.is_empty() || user.organization_id == 0 {
-                continue;
-            }
-            let org_match = matches.get(user.organization_id)?;
-            let Some(org_match) = org_match else { continue };
-            let record = OrgMatchRecord::decode(org_match.value())
-                .map_err(|err| corrupt("org_matches", user.organization_id, err))?;
-            if record.state == MATCHED
-                && emails
-                    .get((
-                        user.email.to_lowercase().as_str(),
-                        record.account_id.as_str(),
-                    ))?
-                    .is_some()
-            {
-                counts.users_matched += 1;
+        for entry in emails.iter()? {
+            let (key, _) = entry?;
+            let (email, account_id) = key.value();
+            for listed in users_by_email.range((email, 0u64)..=(email, u64::MAX))? {
+                let user_id = listed?.0.value().1;
+                let Some(bytes) = users.get(user_id)? else {
+                    continue;
+                };
+                let user = super::zendesk_records::ZendeskUserRecord::decode(bytes.value())
+                    .map_err(|err| corrupt("users", user_id, err))?;
+                if user.organization_id == 0 {
+                    continue;
+                }
+                let Some(org_match) = matches.get(user.organization_id)? else {
+                    continue;
+                };
+                let record = OrgMatchRecord::decode(org_match.value())
+                    .map_err(|err| corrupt("org_matches", user.organization_id, err))?;
+                if record.state == MATCHED && record.account_id == account_id {
+                    counts.users_matched += 1;
+                }
             }
         }
         Ok(counts)
@@ -580,6 +585,71 @@ mod tests {
             match_account_attribute: KEYS[key].1.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn users_matched_counts_listed_users_of_orgs_matched_to_their_account() {
+        use crate::domain::account::AccountUser;
+        use crate::store::zendesk_records::ZendeskUserRecord;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store.put_integration(&integration(0)).expect("integration");
+        let account = |id: &str, crm: &str, emails: &[&str]| Account {
+            id: id.into(),
+            name: String::new(),
+            owner: String::new(),
+            attributes: BTreeMap::from([("crm".to_owned(), AttributeValue::Text(crm.into()))]),
+            users: emails
+                .iter()
+                .map(|email| AccountUser { email: (*email).into(), name: String::new() })
+                .collect(),
+        };
+        store
+            .upsert_accounts(
+                &[
+                    account("acct-a", "a", &["Alice@Example.com"]),
+                    account("acct-b", "b", &["bob@example.com", "alice@example.com"]),
+                ],
+                0,
+            )
+            .expect("accounts");
+        let org = |crm: &str| OrganizationRecord {
+            fields: [("crm".to_owned(), crm.to_owned())].into_iter().collect(),
+            ..Default::default()
+        };
+        let user = |email: &str, org: u64, updated_at: i64| ZendeskUserRecord {
+            email: email.into(),
+            organization_id: org,
+            updated_at,
+            ..Default::default()
+        };
+        store
+            .apply_page(&PageWrite {
+                organizations: vec![(1, org("a")), (2, org("b")), (3, org("c"))],
+                users: vec![
+                    (11, user("alice@example.com", 1, 1)), // acct-a lists her: matched
+                    (12, user("bob@example.com", 1, 1)),   // acct-a does not list bob
+                    (13, user("bob@example.com", 2, 1)),   // acct-b lists bob: matched
+                    (14, user("alice@example.com", 3, 1)), // org 3 matched no account
+                    (15, user("carol@example.com", 2, 1)), // listed nowhere
+                    (16, user("ALICE@example.com", 2, 1)), // acct-b lists alice, any case: matched
+                    (17, user("", 1, 1)),                  // no email
+                    (18, user("alice@example.com", 0, 1)), // no organization
+                ],
+                ..Default::default()
+            })
+            .expect("apply");
+        assert_eq!(store.match_counts().expect("counts").users_matched, 3);
+        store
+            .apply_page(&PageWrite {
+                users: vec![(13, user("dave@example.com", 2, 2))],
+                ..Default::default()
+            })
+            .expect("email change");
+        assert_eq!(store.match_counts().expect("counts").users_matched, 2);
+        store.delete_accounts(&["acct-b".to_owned()]).expect("delete");
+        assert_eq!(store.match_counts().expect("counts").users_matched, 1);
     }
 
     proptest! {
