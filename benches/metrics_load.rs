@@ -30,7 +30,7 @@ const WARM_UP: Duration = Duration::from_secs(1);
 const MEASURE: Duration = Duration::from_secs(6);
 const BAR_P99: Duration = Duration::from_millis(2);
 /// The paced phases send these shares of the closed-loop `GetAccountMetrics` rate.
-const PACED_SHARES: [f64; 2] = [0.1, 0.25];
+const PACED_SHARES: [f64; 3] = [0.1, 0.25, 0.5];
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef";
 const READ_TOKEN: &str = "bench-read-token-0123456789abcdef";
 
@@ -443,12 +443,26 @@ fn main() -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     let clients = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(
+            std::env::var("ZDSYNC_BENCH_CLIENT_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
+        )
         .thread_name("clients")
         .enable_all()
         .build()?;
-    tokio::runtime::Runtime::new()?.block_on(run(
-        simulator_runtime.handle().clone(),
-        clients.handle().clone(),
-    ))
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(
+            std::env::var("ZDSYNC_BENCH_SERVER_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
+        )
+        .enable_all()
+        .build()?
+        .block_on(run(
+            simulator_runtime.handle().clone(),
+            clients.handle().clone(),
+        ))
 }

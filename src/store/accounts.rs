@@ -46,7 +46,7 @@ impl Store {
     ) -> Result<UpsertOutcome, StoreError> {
         let txn = self.db().begin_write()?;
         let outcome = upsert_in(&txn, accounts, index_base)?;
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(outcome)
     }
 
@@ -81,7 +81,7 @@ impl Store {
             rematch.dedup();
             matching::rematch_values(&txn, &rematch)?;
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(outcome)
     }
 

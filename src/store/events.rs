@@ -1204,7 +1204,7 @@ mod tests {
                 .insert((email, account), ())
                 .expect("email");
         }
-        txn.commit().expect("commit");
+        store.commit(txn).expect("commit");
     }
 
     /// Tickets 1..=n, each created urgent at its own hour, in organization 100 + id % 2.

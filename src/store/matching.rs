@@ -602,7 +602,10 @@ mod tests {
             attributes: BTreeMap::from([("crm".to_owned(), AttributeValue::Text(crm.into()))]),
             users: emails
                 .iter()
-                .map(|email| AccountUser { email: (*email).into(), name: String::new() })
+                .map(|email| AccountUser {
+                    email: (*email).into(),
+                    name: String::new(),
+                })
                 .collect(),
         };
         store
@@ -648,7 +651,9 @@ mod tests {
             })
             .expect("email change");
         assert_eq!(store.match_counts().expect("counts").users_matched, 2);
-        store.delete_accounts(&["acct-b".to_owned()]).expect("delete");
+        store
+            .delete_accounts(&["acct-b".to_owned()])
+            .expect("delete");
         assert_eq!(store.match_counts().expect("counts").users_matched, 1);
     }
 

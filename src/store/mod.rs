@@ -1,6 +1,7 @@
 //! The embedded redb database: opening, schema version and migrations; one module per aggregate.
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
@@ -84,6 +85,8 @@ database_error_from!(
 /// The open database, cheap to clone and share between tasks.
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// The read snapshot hot-path readers share; declared first so it is dropped before the database.
+    snapshot: Arc<SharedSnapshot>,
     db: Arc<Database>,
     /// The sequence number of the last recorded timeline event, for watchers.
     event_tip: Arc<tokio::sync::watch::Sender<u64>>,
@@ -109,6 +112,7 @@ impl Store {
                 StoreError::Database(format!("cannot restrict {} to 0600: {err}", path.display()))
             })?;
         let store = Store {
+            snapshot: Arc::new(SharedSnapshot::default()),
             db: Arc::new(db),
             event_tip: Arc::new(tokio::sync::watch::Sender::new(0)),
         };
@@ -182,7 +186,7 @@ impl Store {
             txn.open_table(tables::EVENT_TIMES)?;
             txn.open_table(tables::ACCOUNT_OWNERS)?;
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -197,6 +201,57 @@ impl Store {
     /// The underlying database, for modules of this store.
     pub(crate) fn db(&self) -> &Database {
         &self.db
+    }
+
+    /// Commits `txn`; every write of the store goes through here so that [`Store::snapshot`] readers see it.
+    pub(crate) fn commit(&self, txn: redb::WriteTransaction) -> Result<(), StoreError> {
+        txn.commit()?;
+        self.snapshot.commits.fetch_add(1, Ordering::AcqRel);
+        // Dropped here rather than at the next read: a snapshot kept through a long sync with no reads would
+        // pin every page the sync frees, and the file would grow.
+        let stale = self
+            .snapshot
+            .cached
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(stale);
+        Ok(())
+    }
+
+    /// A read transaction on the newest committed state, shared with other readers until the next commit.
+    ///
+    /// For the hot read path (`GetAccountMetrics`): beginning and ending a read transaction takes locks redb's
+    /// writer also takes, so a reader that begins its own while a sync commits pages waits on a background
+    /// thread. Shared, a snapshot is begun once per commit instead of once per call. A commit completes only
+    /// after it bumped the count, so a reader never gets a snapshot older than a commit that returned.
+    pub(crate) fn snapshot(&self) -> Result<Arc<redb::ReadTransaction>, StoreError> {
+        let commits = self.snapshot.commits.load(Ordering::Acquire);
+        {
+            let cached = self
+                .snapshot
+                .cached
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some((at, txn)) = cached.as_ref() {
+                if *at == commits {
+                    return Ok(txn.clone());
+                }
+            }
+        }
+        let txn = Arc::new(self.db.begin_read()?);
+        let mut cached = self
+            .snapshot
+            .cached
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Only while no commit came in meanwhile: a snapshot labelled with an older count is refreshed anyway.
+        if self.snapshot.commits.load(Ordering::Acquire) == commits {
+            let replaced = cached.replace((commits, txn.clone()));
+            drop(cached);
+            drop(replaced);
+        }
+        Ok(txn)
     }
 
     /// Follows the sequence number of the last recorded timeline event (bumped after each commit that records some).
@@ -220,6 +275,23 @@ impl Store {
     /// How many handles share this store (the daemon waits for 1 before closing).
     pub fn handle_count(&self) -> usize {
         Arc::strong_count(&self.db)
+    }
+}
+
+/// The read transaction [`Store::snapshot`] hands out, with the commit count it was begun at.
+#[derive(Default)]
+struct SharedSnapshot {
+    /// Commits through [`Store::commit`] so far.
+    commits: AtomicU64,
+    /// The shared snapshot and the commit count it saw; emptied by every commit.
+    cached: Mutex<Option<(u64, Arc<redb::ReadTransaction>)>>,
+}
+
+impl std::fmt::Debug for SharedSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedSnapshot")
+            .field("commits", &self.commits.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
     }
 }
 
@@ -248,4 +320,52 @@ pub fn force_schema_version(data_dir: &Path, version: u32) -> Result<(), StoreEr
     }
     txn.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::domain::account::Account;
+
+    fn account(id: &str) -> Account {
+        Account {
+            id: id.into(),
+            name: String::new(),
+            owner: String::new(),
+            attributes: BTreeMap::new(),
+            users: vec![],
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_shared_until_a_commit_and_the_commit_is_visible_to_the_next() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let first = store.snapshot().expect("snapshot");
+        let again = store.snapshot().expect("snapshot");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "no commit in between: one snapshot"
+        );
+        drop(again);
+
+        store
+            .upsert_accounts(&[account("acct-1")], 0)
+            .expect("upsert");
+        // The commit let go of the shared snapshot, so it pins no pages beyond its last reader.
+        assert_eq!(Arc::strong_count(&first), 1);
+        let old_view = first.open_table(tables::ACCOUNTS).expect("table");
+        assert!(old_view.get("acct-1").expect("get").is_none());
+
+        let after = store.snapshot().expect("snapshot");
+        assert!(!Arc::ptr_eq(&first, &after));
+        let new_view = after.open_table(tables::ACCOUNTS).expect("table");
+        assert!(new_view.get("acct-1").expect("get").is_some());
+        let figures = store
+            .account_figures("acct-1", chrono::Utc::now())
+            .expect("figures");
+        assert!(figures.is_some(), "the hot read path sees the commit");
+    }
 }

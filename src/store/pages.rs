@@ -306,7 +306,7 @@ impl Store {
     pub fn apply_page(&self, page: &PageWrite) -> Result<ApplyOutcome, StoreError> {
         let txn = self.db().begin_write()?;
         let outcome = apply_in(&txn, page)?;
-        txn.commit()?;
+        self.commit(txn)?;
         if outcome.events_recorded > 0 {
             // The page is durable; a failed read of the tip only delays watchers to the next bump.
             if let Err(error) = self.publish_event_tip() {
@@ -337,7 +337,7 @@ impl Store {
         let txn = self.db().begin_write()?;
         txn.open_table(tables::TICKETS)?
             .insert(id, ticket.encode_to_vec().as_slice())?;
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -347,7 +347,7 @@ impl Store {
         super::clear_table(&txn, tables::VALIDATION_SEEN)?;
         txn.open_table(tables::CURSORS)?
             .remove(tables::cursor_keys::VALIDATION_TICKETS)?;
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -384,7 +384,7 @@ impl Store {
                 marked += 1;
             }
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(marked)
     }
 

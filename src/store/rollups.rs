@@ -451,7 +451,7 @@ impl Store {
             + differing(&before.3, &after.3)
             + differing(&before.4, &after.4)
             + differing(&before.5, &after.5);
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(drift)
     }
 }
@@ -536,7 +536,7 @@ impl Store {
         account_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<AccountFigures>, StoreError> {
-        let txn = self.db().begin_read()?;
+        let txn = self.snapshot()?;
         if txn.open_table(tables::ACCOUNTS)?.get(account_id)?.is_none() {
             return Ok(None);
         }

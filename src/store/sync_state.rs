@@ -212,7 +212,7 @@ impl Store {
         if old_key != new_key {
             super::matching::rebuild(&txn, new_key.as_ref())?;
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -244,7 +244,7 @@ impl Store {
             table.insert(meta_keys::SYNC_STATE, state.encode_to_vec().as_slice())?;
             state
         };
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(state)
     }
 
@@ -265,7 +265,7 @@ impl Store {
                 table.remove(*key)?;
             }
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -309,7 +309,7 @@ impl Store {
         // Matches stay frozen (and rollups and events stay) so metrics and events remain readable after a delete.
         clear_table(&txn, tables::ACCOUNT_KEYS)?;
         clear_table(&txn, tables::ORG_KEYS)?;
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 }
