@@ -219,13 +219,13 @@ impl Store {
         Ok(())
     }
 
-    /// A read transaction on the newest committed state, shared with other readers until the next commit.
+    /// A read view of the newest committed state, shared with other readers until the next commit.
     ///
     /// For the hot read path (`GetAccountMetrics`): beginning and ending a read transaction takes locks redb's
     /// writer also takes, so a reader that begins its own while a sync commits pages waits on a background
     /// thread. Shared, a snapshot is begun once per commit instead of once per call. A commit completes only
     /// after it bumped the count, so a reader never gets a snapshot older than a commit that returned.
-    pub(crate) fn snapshot(&self) -> Result<Arc<redb::ReadTransaction>, StoreError> {
+    pub(crate) fn snapshot(&self) -> Result<Arc<ReadView>, StoreError> {
         let commits = self.snapshot.commits.load(Ordering::Acquire);
         {
             let cached = self
@@ -239,7 +239,10 @@ impl Store {
                 }
             }
         }
-        let txn = Arc::new(self.db.begin_read()?);
+        let txn = Arc::new(ReadView {
+            txn: self.db.begin_read()?,
+            account_figures: Mutex::default(),
+        });
         let mut cached = self
             .snapshot
             .cached
@@ -284,7 +287,18 @@ struct SharedSnapshot {
     /// Commits through [`Store::commit`] so far.
     commits: AtomicU64,
     /// The shared snapshot and the commit count it saw; emptied by every commit.
-    cached: Mutex<Option<(u64, Arc<redb::ReadTransaction>)>>,
+    cached: Mutex<Option<(u64, Arc<ReadView>)>>,
+}
+
+/// A read transaction on the newest committed state, shared by hot-path readers until the next commit,
+/// with the answers already computed from it.
+pub(crate) struct ReadView {
+    /// The transaction.
+    pub(crate) txn: redb::ReadTransaction,
+    /// `GetAccountMetrics` figures computed from `txn`, by account id, with the day they were computed for:
+    /// nothing they come from can change while this view exists.
+    pub(crate) account_figures:
+        Mutex<std::collections::HashMap<String, (i64, Option<rollups::AccountFigures>)>>,
 }
 
 impl std::fmt::Debug for SharedSnapshot {
@@ -340,6 +354,84 @@ mod tests {
     }
 
     #[test]
+    fn cached_account_figures_roll_forward_with_the_day_and_follow_every_commit() {
+        use crate::domain::account::AttributeValue;
+        use crate::store::pages::PageWrite;
+        use crate::store::sync_state::IntegrationRecord;
+        use crate::store::zendesk_records::{OrganizationRecord, TicketRecord};
+        use chrono::{Duration, TimeZone, Utc};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store
+            .put_integration(&IntegrationRecord {
+                subdomain: "acme".into(),
+                match_zendesk_field: "organization_fields.crm".into(),
+                match_account_attribute: "attributes.crm".into(),
+                timeframe_days: 7,
+                ..Default::default()
+            })
+            .expect("integration");
+        let mut acct = account("acct-1");
+        acct.attributes
+            .insert("crm".into(), AttributeValue::Text("c-1".into()));
+        store.upsert_accounts(&[acct], 0).expect("account");
+        let created = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        let ticket = |id: u64| {
+            (
+                id,
+                TicketRecord {
+                    organization_id: 5,
+                    status: 1,
+                    created_at: created.timestamp(),
+                    updated_at: created.timestamp(),
+                    generated_timestamp: created.timestamp(),
+                    ..Default::default()
+                },
+            )
+        };
+        store
+            .apply_page(&PageWrite {
+                organizations: vec![(
+                    5,
+                    OrganizationRecord {
+                        fields: [("crm".to_owned(), "c-1".to_owned())].into_iter().collect(),
+                        ..Default::default()
+                    },
+                )],
+                tickets: vec![ticket(1)],
+                ..Default::default()
+            })
+            .expect("page");
+        let created_in_window = |now| {
+            store
+                .account_figures("acct-1", now)
+                .expect("figures")
+                .expect("account")
+                .figures
+                .created
+                .created
+        };
+        let inside = created + Duration::days(6);
+        let outside = created + Duration::days(7);
+        assert_eq!(created_in_window(inside), 1);
+        assert_eq!(created_in_window(inside), 1, "the cached answer");
+        assert_eq!(created_in_window(outside), 0, "a new day, no commit: the window moved");
+        assert_eq!(created_in_window(inside), 1);
+        store
+            .apply_page(&PageWrite {
+                tickets: vec![ticket(2)],
+                ..Default::default()
+            })
+            .expect("page");
+        assert_eq!(created_in_window(inside), 2, "a commit is seen at once");
+        assert!(store
+            .account_figures("acct-2", inside)
+            .expect("figures")
+            .is_none());
+    }
+
+    #[test]
     fn a_snapshot_is_shared_until_a_commit_and_the_commit_is_visible_to_the_next() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
@@ -356,12 +448,12 @@ mod tests {
             .expect("upsert");
         // The commit let go of the shared snapshot, so it pins no pages beyond its last reader.
         assert_eq!(Arc::strong_count(&first), 1);
-        let old_view = first.open_table(tables::ACCOUNTS).expect("table");
+        let old_view = first.txn.open_table(tables::ACCOUNTS).expect("table");
         assert!(old_view.get("acct-1").expect("get").is_none());
 
         let after = store.snapshot().expect("snapshot");
         assert!(!Arc::ptr_eq(&first, &after));
-        let new_view = after.open_table(tables::ACCOUNTS).expect("table");
+        let new_view = after.txn.open_table(tables::ACCOUNTS).expect("table");
         assert!(new_view.get("acct-1").expect("get").is_some());
         let figures = store
             .account_figures("acct-1", chrono::Utc::now())

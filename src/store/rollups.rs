@@ -2,13 +2,14 @@
 //! the windowed ones, moved by exact deltas in the page transaction. Accounts read them through their
 //! matched organizations, so a re-match moves nothing here.
 use std::collections::{BTreeMap, HashMap};
+use std::sync::PoisonError;
 
 use chrono::{DateTime, Utc};
 use prost::Message;
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::domain::metrics::{
-    Contribution, CounterDelta, Counters, DayDeltas, RatingContribution, RatingDayCounts,
+    Contribution, CounterDelta, Counters, Day, DayDeltas, RatingContribution, RatingDayCounts,
     RatingDayDelta, RatingFacts, TicketDayCounts, TicketDayDelta, TicketFacts, Timeframe,
 };
 
@@ -480,6 +481,39 @@ pub struct AccountFigures {
     pub satisfaction: bool,
 }
 
+/// One account's organizations and figures as `txn` sees them; `None` when there is no such account.
+fn account_figures_in(
+    txn: &redb::ReadTransaction,
+    account_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<AccountFigures>, StoreError> {
+    if txn.open_table(tables::ACCOUNTS)?.get(account_id)?.is_none() {
+        return Ok(None);
+    }
+    let (days, satisfaction) = super::sync_state::read_metrics_settings(txn)?;
+    // A stored window zdsync no longer offers falls back to the default rather than failing reads.
+    let timeframe = Timeframe::from_days(days)
+        .or_else(|_| Timeframe::from_days(30))
+        .map_err(|err| StoreError::Database(err.to_string()))?;
+    let mut orgs = Vec::new();
+    for entry in txn
+        .open_table(tables::ACCOUNT_ORGS)?
+        .range((account_id, 0u64)..=(account_id, u64::MAX))?
+    {
+        orgs.push(entry?.0.value().1);
+    }
+    let figures = sum_org_figures(txn, &orgs, timeframe, now)?;
+    Ok(Some(AccountFigures {
+        orgs,
+        figures,
+        timeframe,
+        satisfaction,
+    }))
+}
+
+/// Most accounts whose figures one read view keeps (see [`super::ReadView`]).
+const MAX_CACHED_ACCOUNT_FIGURES: usize = 100_000;
+
 fn sum_org_figures(
     txn: &redb::ReadTransaction,
     orgs: &[u64],
@@ -536,29 +570,28 @@ impl Store {
         account_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<AccountFigures>, StoreError> {
-        let txn = self.snapshot()?;
-        if txn.open_table(tables::ACCOUNTS)?.get(account_id)?.is_none() {
-            return Ok(None);
+        let view = self.snapshot()?;
+        let day = Day::of(now).number();
+        let cached = view
+            .account_figures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(account_id)
+            .filter(|(at, _)| *at == day)
+            .map(|(_, figures)| figures.clone());
+        if let Some(figures) = cached {
+            return Ok(figures);
         }
-        let (days, satisfaction) = super::sync_state::read_metrics_settings(&txn)?;
-        // A stored window zdsync no longer offers falls back to the default rather than failing reads.
-        let timeframe = Timeframe::from_days(days)
-            .or_else(|_| Timeframe::from_days(30))
-            .map_err(|err| StoreError::Database(err.to_string()))?;
-        let mut orgs = Vec::new();
-        for entry in txn
-            .open_table(tables::ACCOUNT_ORGS)?
-            .range((account_id, 0u64)..=(account_id, u64::MAX))?
-        {
-            orgs.push(entry?.0.value().1);
+        let figures = account_figures_in(&view.txn, account_id, now)?;
+        let mut cache = view
+            .account_figures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Bounded for a directory of many accounts read between two rare commits.
+        if cache.len() < MAX_CACHED_ACCOUNT_FIGURES || cache.contains_key(account_id) {
+            cache.insert(account_id.to_owned(), (day, figures.clone()));
         }
-        let figures = sum_org_figures(&txn, &orgs, timeframe, now)?;
-        Ok(Some(AccountFigures {
-            orgs,
-            figures,
-            timeframe,
-            satisfaction,
-        }))
+        Ok(figures)
     }
 
     /// The figures of the Zendesk users `requesters` inside organizations `orgs`.
