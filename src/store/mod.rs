@@ -416,7 +416,11 @@ mod tests {
         let outside = created + Duration::days(7);
         assert_eq!(created_in_window(inside), 1);
         assert_eq!(created_in_window(inside), 1, "the cached answer");
-        assert_eq!(created_in_window(outside), 0, "a new day, no commit: the window moved");
+        assert_eq!(
+            created_in_window(outside),
+            0,
+            "a new day, no commit: the window moved"
+        );
         assert_eq!(created_in_window(inside), 1);
         store
             .apply_page(&PageWrite {
