@@ -203,19 +203,49 @@ impl Store {
         &self.db
     }
 
-    /// Commits `txn`; every write of the store goes through here so that [`Store::snapshot`] readers see it.
+    /// Commits `txn`; every write of the store goes through here (or [`Store::commit_keeping_figures`]) so
+    /// that [`Store::snapshot`] readers see it.
     pub(crate) fn commit(&self, txn: redb::WriteTransaction) -> Result<(), StoreError> {
+        self.commit_as(txn, true)
+    }
+
+    /// Commits `txn`, which wrote none of what account figures are computed from (accounts, settings,
+    /// matches, organization rollups): the figures computed so far stay valid.
+    pub(crate) fn commit_keeping_figures(
+        &self,
+        txn: redb::WriteTransaction,
+    ) -> Result<(), StoreError> {
+        self.commit_as(txn, false)
+    }
+
+    fn commit_as(
+        &self,
+        txn: redb::WriteTransaction,
+        figures_may_change: bool,
+    ) -> Result<(), StoreError> {
         txn.commit()?;
-        self.snapshot.commits.fetch_add(1, Ordering::AcqRel);
+        let shared = &self.snapshot;
+        // The snapshot moves on first, then the figures: a reader that sees the new figure count is then sure
+        // to read a snapshot holding this commit.
+        shared.commits.fetch_add(1, Ordering::AcqRel);
         // Dropped here rather than at the next read: a snapshot kept through a long sync with no reads would
         // pin every page the sync frees, and the file would grow.
-        let stale = self
-            .snapshot
+        let stale = shared
             .cached
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         drop(stale);
+        if figures_may_change {
+            shared.figure_changes.fetch_add(1, Ordering::AcqRel);
+            let stale = std::mem::take(
+                &mut *shared
+                    .figures
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            drop(stale);
+        }
         Ok(())
     }
 
@@ -241,7 +271,6 @@ impl Store {
         }
         let txn = Arc::new(ReadView {
             txn: self.db.begin_read()?,
-            account_figures: Mutex::default(),
         });
         let mut cached = self
             .snapshot
@@ -288,18 +317,67 @@ struct SharedSnapshot {
     commits: AtomicU64,
     /// The shared snapshot and the commit count it saw; emptied by every commit.
     cached: Mutex<Option<(u64, Arc<ReadView>)>>,
+    /// Commits that may have changed what account figures are computed from.
+    figure_changes: AtomicU64,
+    /// `GetAccountMetrics` figures by account id, with the day they were computed for; emptied by every
+    /// commit counted in `figure_changes`, so an entry is never older than the state it describes.
+    figures: Mutex<std::collections::HashMap<String, (i64, Option<rollups::AccountFigures>)>>,
 }
 
-/// A read transaction on the newest committed state, shared by hot-path readers until the next commit,
-/// with the answers already computed from it.
+/// A read transaction on the newest committed state, shared by hot-path readers until the next commit.
 pub(crate) struct ReadView {
     /// The transaction.
     pub(crate) txn: redb::ReadTransaction,
-    /// `GetAccountMetrics` figures computed from `txn`, by account id, with the day they were computed for:
-    /// nothing they come from can change while this view exists.
-    pub(crate) account_figures:
-        Mutex<std::collections::HashMap<String, (i64, Option<rollups::AccountFigures>)>>,
 }
+
+impl Store {
+    /// An account's cached figures for `day`, if no commit changed their inputs since they were computed.
+    pub(crate) fn cached_figures(
+        &self,
+        account_id: &str,
+        day: i64,
+    ) -> Option<Option<rollups::AccountFigures>> {
+        self.snapshot
+            .figures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(account_id)
+            .filter(|(at, _)| *at == day)
+            .map(|(_, figures)| figures.clone())
+    }
+
+    /// How many commits may have changed figure inputs so far; read before taking the snapshot figures are
+    /// computed from, and handed to [`Store::cache_figures`].
+    pub(crate) fn figure_changes(&self) -> u64 {
+        self.snapshot.figure_changes.load(Ordering::Acquire)
+    }
+
+    /// Keeps figures computed after [`Store::figure_changes`] returned `seen`, unless a commit changed their
+    /// inputs since (then they may be older than the store) or the cache is full.
+    pub(crate) fn cache_figures(
+        &self,
+        seen: u64,
+        account_id: &str,
+        day: i64,
+        figures: Option<rollups::AccountFigures>,
+    ) {
+        let mut cache = self
+            .snapshot
+            .figures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.snapshot.figure_changes.load(Ordering::Acquire) != seen {
+            return;
+        }
+        // Bounded for a directory of many accounts read between two commits that change figures.
+        if cache.len() < MAX_CACHED_ACCOUNT_FIGURES || cache.contains_key(account_id) {
+            cache.insert(account_id.to_owned(), (day, figures));
+        }
+    }
+}
+
+/// Most accounts whose figures the store keeps (see [`Store::cache_figures`]).
+const MAX_CACHED_ACCOUNT_FIGURES: usize = 100_000;
 
 impl std::fmt::Debug for SharedSnapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -429,6 +507,44 @@ mod tests {
             })
             .expect("page");
         assert_eq!(created_in_window(inside), 2, "a commit is seen at once");
+        let day = crate::domain::metrics::Day::of(inside).number();
+        // A page that writes none of their inputs (a cursor, an unchanged ticket) keeps the figures.
+        store
+            .apply_page(&PageWrite {
+                tickets: vec![ticket(2)],
+                cursors: vec![("tickets".into(), b"after".to_vec())],
+                ..Default::default()
+            })
+            .expect("quiet page");
+        assert!(store.cached_figures("acct-1", day).is_some());
+        assert_eq!(created_in_window(inside), 2);
+        // Figures computed before a commit that changed their inputs are not kept.
+        let seen = store.figure_changes();
+        let before = store.account_figures("acct-1", inside).expect("figures");
+        store
+            .apply_page(&PageWrite {
+                tickets: vec![ticket(3)],
+                ..Default::default()
+            })
+            .expect("page");
+        assert!(store.cached_figures("acct-1", day).is_none());
+        store.cache_figures(seen, "acct-1", day, before);
+        assert!(store.cached_figures("acct-1", day).is_none());
+        assert_eq!(created_in_window(inside), 3);
+        store
+            .put_integration(&IntegrationRecord {
+                subdomain: "acme".into(),
+                match_zendesk_field: "organization_fields.crm".into(),
+                match_account_attribute: "attributes.crm".into(),
+                timeframe_days: 30,
+                ..Default::default()
+            })
+            .expect("settings");
+        assert_eq!(
+            created_in_window(outside),
+            3,
+            "a settings change is seen at once"
+        );
         assert!(store
             .account_figures("acct-2", inside)
             .expect("figures")

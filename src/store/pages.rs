@@ -101,6 +101,9 @@ pub struct ApplyOutcome {
     pub tickets_drifted: u64,
     /// Timeline events this page recorded (new ones only).
     pub events_recorded: u64,
+    /// Whether the page wrote a ticket, a rating or an organization: what account figures and matches are
+    /// computed from (a validation page that finds every record unchanged writes none).
+    pub figure_inputs_written: bool,
 }
 
 /// What `upsert_newest` did with one record.
@@ -164,6 +167,7 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
         for (id, org) in &page.organizations {
             let upsert = upsert_newest(&mut table, "organizations", *id, org, |o| o.updated_at)?;
             outcome.stale_skipped += u64::from(matches!(upsert, Upsert::Stale));
+            outcome.figure_inputs_written |= upsert.written();
             if let (true, Some(key)) = (upsert.written(), &key) {
                 super::matching::upsert_org(txn, key, *id, org)?;
             }
@@ -250,6 +254,7 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
             )?;
         }
     }
+    outcome.figure_inputs_written |= !written_tickets.is_empty() || !written_ratings.is_empty();
     // Derived state moves in the same transaction as the records it comes from.
     super::rollups::apply(txn, &written_tickets, &written_ratings)?;
     outcome.events_recorded = super::events::apply(
@@ -306,7 +311,11 @@ impl Store {
     pub fn apply_page(&self, page: &PageWrite) -> Result<ApplyOutcome, StoreError> {
         let txn = self.db().begin_write()?;
         let outcome = apply_in(&txn, page)?;
-        self.commit(txn)?;
+        if outcome.figure_inputs_written {
+            self.commit(txn)?;
+        } else {
+            self.commit_keeping_figures(txn)?;
+        }
         if outcome.events_recorded > 0 {
             // The page is durable; a failed read of the tip only delays watchers to the next bump.
             if let Err(error) = self.publish_event_tip() {

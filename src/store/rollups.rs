@@ -2,7 +2,6 @@
 //! the windowed ones, moved by exact deltas in the page transaction. Accounts read them through their
 //! matched organizations, so a re-match moves nothing here.
 use std::collections::{BTreeMap, HashMap};
-use std::sync::PoisonError;
 
 use chrono::{DateTime, Utc};
 use prost::Message;
@@ -511,9 +510,6 @@ fn account_figures_in(
     }))
 }
 
-/// Most accounts whose figures one read view keeps (see [`super::ReadView`]).
-const MAX_CACHED_ACCOUNT_FIGURES: usize = 100_000;
-
 fn sum_org_figures(
     txn: &redb::ReadTransaction,
     orgs: &[u64],
@@ -570,27 +566,14 @@ impl Store {
         account_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<AccountFigures>, StoreError> {
-        let view = self.snapshot()?;
         let day = Day::of(now).number();
-        let cached = view
-            .account_figures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(account_id)
-            .filter(|(at, _)| *at == day)
-            .map(|(_, figures)| figures.clone());
-        if let Some(figures) = cached {
+        if let Some(figures) = self.cached_figures(account_id, day) {
             return Ok(figures);
         }
+        let seen = self.figure_changes();
+        let view = self.snapshot()?;
         let figures = account_figures_in(&view.txn, account_id, now)?;
-        let mut cache = view
-            .account_figures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Bounded for a directory of many accounts read between two rare commits.
-        if cache.len() < MAX_CACHED_ACCOUNT_FIGURES || cache.contains_key(account_id) {
-            cache.insert(account_id.to_owned(), (day, figures.clone()));
-        }
+        self.cache_figures(seen, account_id, day, figures.clone());
         Ok(figures)
     }
 
