@@ -249,13 +249,13 @@ impl Store {
         Ok(())
     }
 
-    /// A read view of the newest committed state, shared with other readers until the next commit.
+    /// A read transaction on the newest committed state, shared with other readers until the next commit.
     ///
     /// For the hot read path (`GetAccountMetrics`): beginning and ending a read transaction takes locks redb's
     /// writer also takes, so a reader that begins its own while a sync commits pages waits on a background
     /// thread. Shared, a snapshot is begun once per commit instead of once per call. A commit completes only
     /// after it bumped the count, so a reader never gets a snapshot older than a commit that returned.
-    pub(crate) fn snapshot(&self) -> Result<Arc<ReadView>, StoreError> {
+    pub(crate) fn snapshot(&self) -> Result<Arc<redb::ReadTransaction>, StoreError> {
         let commits = self.snapshot.commits.load(Ordering::Acquire);
         {
             let cached = self
@@ -269,9 +269,7 @@ impl Store {
                 }
             }
         }
-        let txn = Arc::new(ReadView {
-            txn: self.db.begin_read()?,
-        });
+        let txn = Arc::new(self.db.begin_read()?);
         let mut cached = self
             .snapshot
             .cached
@@ -316,18 +314,12 @@ struct SharedSnapshot {
     /// Commits through [`Store::commit`] so far.
     commits: AtomicU64,
     /// The shared snapshot and the commit count it saw; emptied by every commit.
-    cached: Mutex<Option<(u64, Arc<ReadView>)>>,
+    cached: Mutex<Option<(u64, Arc<redb::ReadTransaction>)>>,
     /// Commits that may have changed what account figures are computed from.
     figure_changes: AtomicU64,
     /// `GetAccountMetrics` figures by account id, with the day they were computed for; emptied by every
     /// commit counted in `figure_changes`, so an entry is never older than the state it describes.
     figures: Mutex<std::collections::HashMap<String, (i64, Option<rollups::AccountFigures>)>>,
-}
-
-/// A read transaction on the newest committed state, shared by hot-path readers until the next commit.
-pub(crate) struct ReadView {
-    /// The transaction.
-    pub(crate) txn: redb::ReadTransaction,
 }
 
 impl Store {
@@ -568,12 +560,12 @@ mod tests {
             .expect("upsert");
         // The commit let go of the shared snapshot, so it pins no pages beyond its last reader.
         assert_eq!(Arc::strong_count(&first), 1);
-        let old_view = first.txn.open_table(tables::ACCOUNTS).expect("table");
+        let old_view = first.open_table(tables::ACCOUNTS).expect("table");
         assert!(old_view.get("acct-1").expect("get").is_none());
 
         let after = store.snapshot().expect("snapshot");
         assert!(!Arc::ptr_eq(&first, &after));
-        let new_view = after.txn.open_table(tables::ACCOUNTS).expect("table");
+        let new_view = after.open_table(tables::ACCOUNTS).expect("table");
         assert!(new_view.get("acct-1").expect("get").is_some());
         let figures = store
             .account_figures("acct-1", chrono::Utc::now())

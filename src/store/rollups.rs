@@ -572,7 +572,7 @@ impl Store {
         }
         let seen = self.figure_changes();
         let view = self.snapshot()?;
-        let figures = account_figures_in(&view.txn, account_id, now)?;
+        let figures = account_figures_in(&view, account_id, now)?;
         self.cache_figures(seen, account_id, day, figures.clone());
         Ok(figures)
     }
