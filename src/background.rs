@@ -24,11 +24,6 @@ pub fn enter_background() {
     LAST_STEP_ASIDE.with(|last| last.set(Some(Instant::now())));
 }
 
-/// Whether the calling thread is a background thread.
-pub fn is_background() -> bool {
-    LAST_STEP_ASIDE.with(|last| last.get().is_some())
-}
-
 /// A point in a long loop where a background thread yields its core if it has worked for
 /// [`STEP_ASIDE_EVERY`] since it last did; nothing on other threads.
 #[inline]
@@ -61,6 +56,10 @@ fn lower_thread_priority() {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn is_background() -> bool {
+        LAST_STEP_ASIDE.with(|last| last.get().is_some())
+    }
 
     #[test]
     fn only_background_threads_step_aside() {

@@ -85,8 +85,8 @@ database_error_from!(
 /// The open database, cheap to clone and share between tasks.
 #[derive(Clone, Debug)]
 pub struct Store {
-    /// The read snapshot hot-path readers share; declared first so it is dropped before the database.
-    snapshot: Arc<SharedSnapshot>,
+    /// The snapshot and figures hot-path readers share; declared first so it is dropped before the database.
+    reads: Arc<SharedReads>,
     db: Arc<Database>,
     /// The sequence number of the last recorded timeline event, for watchers.
     event_tip: Arc<tokio::sync::watch::Sender<u64>>,
@@ -112,7 +112,7 @@ impl Store {
                 StoreError::Database(format!("cannot restrict {} to 0600: {err}", path.display()))
             })?;
         let store = Store {
-            snapshot: Arc::new(SharedSnapshot::default()),
+            reads: Arc::new(SharedReads::default()),
             db: Arc::new(db),
             event_tip: Arc::new(tokio::sync::watch::Sender::new(0)),
         };
@@ -224,26 +224,17 @@ impl Store {
         figures_may_change: bool,
     ) -> Result<(), StoreError> {
         txn.commit()?;
-        let shared = &self.snapshot;
+        let shared = &self.reads;
         // The snapshot moves on first, then the figures: a reader that sees the new figure count is then sure
         // to read a snapshot holding this commit.
         shared.commits.fetch_add(1, Ordering::AcqRel);
         // Dropped here rather than at the next read: a snapshot kept through a long sync with no reads would
         // pin every page the sync frees, and the file would grow.
-        let stale = shared
-            .cached
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let stale = locked(&shared.snapshot).take();
         drop(stale);
         if figures_may_change {
             shared.figure_changes.fetch_add(1, Ordering::AcqRel);
-            let stale = std::mem::take(
-                &mut *shared
-                    .figures
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner),
-            );
+            let stale = std::mem::take(&mut *locked(&shared.figures));
             drop(stale);
         }
         Ok(())
@@ -256,27 +247,16 @@ impl Store {
     /// thread. Shared, a snapshot is begun once per commit instead of once per call. A commit completes only
     /// after it bumped the count, so a reader never gets a snapshot older than a commit that returned.
     pub(crate) fn snapshot(&self) -> Result<Arc<redb::ReadTransaction>, StoreError> {
-        let commits = self.snapshot.commits.load(Ordering::Acquire);
-        {
-            let cached = self
-                .snapshot
-                .cached
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some((at, txn)) = cached.as_ref() {
-                if *at == commits {
-                    return Ok(txn.clone());
-                }
+        let commits = self.reads.commits.load(Ordering::Acquire);
+        if let Some((at, txn)) = locked(&self.reads.snapshot).as_ref() {
+            if *at == commits {
+                return Ok(txn.clone());
             }
         }
         let txn = Arc::new(self.db.begin_read()?);
-        let mut cached = self
-            .snapshot
-            .cached
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut cached = locked(&self.reads.snapshot);
         // Only while no commit came in meanwhile: a snapshot labelled with an older count is refreshed anyway.
-        if self.snapshot.commits.load(Ordering::Acquire) == commits {
+        if self.reads.commits.load(Ordering::Acquire) == commits {
             let replaced = cached.replace((commits, txn.clone()));
             drop(cached);
             drop(replaced);
@@ -308,13 +288,14 @@ impl Store {
     }
 }
 
-/// The read transaction [`Store::snapshot`] hands out, with the commit count it was begun at.
+/// What hot-path readers share: the read transaction [`Store::snapshot`] hands out and the account figures
+/// [`Store::cache_figures`] keeps.
 #[derive(Default)]
-struct SharedSnapshot {
-    /// Commits through [`Store::commit`] so far.
+struct SharedReads {
+    /// Commits so far.
     commits: AtomicU64,
     /// The shared snapshot and the commit count it saw; emptied by every commit.
-    cached: Mutex<Option<(u64, Arc<redb::ReadTransaction>)>>,
+    snapshot: Mutex<Option<(u64, Arc<redb::ReadTransaction>)>>,
     /// Commits that may have changed what account figures are computed from.
     figure_changes: AtomicU64,
     /// `GetAccountMetrics` figures by account id, with the day they were computed for; emptied by every
@@ -329,10 +310,7 @@ impl Store {
         account_id: &str,
         day: i64,
     ) -> Option<Option<rollups::AccountFigures>> {
-        self.snapshot
-            .figures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        locked(&self.reads.figures)
             .get(account_id)
             .filter(|(at, _)| *at == day)
             .map(|(_, figures)| figures.clone())
@@ -341,7 +319,7 @@ impl Store {
     /// How many commits may have changed figure inputs so far; read before taking the snapshot figures are
     /// computed from, and handed to [`Store::cache_figures`].
     pub(crate) fn figure_changes(&self) -> u64 {
-        self.snapshot.figure_changes.load(Ordering::Acquire)
+        self.reads.figure_changes.load(Ordering::Acquire)
     }
 
     /// Keeps figures computed after [`Store::figure_changes`] returned `seen`, unless a commit changed their
@@ -353,12 +331,8 @@ impl Store {
         day: i64,
         figures: Option<rollups::AccountFigures>,
     ) {
-        let mut cache = self
-            .snapshot
-            .figures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if self.snapshot.figure_changes.load(Ordering::Acquire) != seen {
+        let mut cache = locked(&self.reads.figures);
+        if self.reads.figure_changes.load(Ordering::Acquire) != seen {
             return;
         }
         // Bounded for a directory of many accounts read between two commits that change figures.
@@ -371,9 +345,14 @@ impl Store {
 /// Most accounts whose figures the store keeps (see [`Store::cache_figures`]).
 const MAX_CACHED_ACCOUNT_FIGURES: usize = 100_000;
 
-impl std::fmt::Debug for SharedSnapshot {
+/// Locks `mutex`; its data stays consistent if a holder panicked (every update is a single assignment).
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl std::fmt::Debug for SharedReads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SharedSnapshot")
+        f.debug_struct("SharedReads")
             .field("commits", &self.commits.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }

@@ -527,19 +527,27 @@ fn sum_org_figures(
             add_counts(&mut figures, value.value());
         }
         for entry in days.range((*org, from)..=(*org, to))? {
-            let (created, hu) = entry?.1.value();
-            figures.created.created += created;
-            figures.created.high_urgent_created += hu;
+            add_ticket_day(&mut figures, entry?.1.value());
         }
         for entry in ratings.range((*org, from)..=(*org, to))? {
-            let (g, b, hg, hb) = entry?.1.value();
-            figures.ratings.good += g;
-            figures.ratings.bad += b;
-            figures.ratings.high_urgent_good += hg;
-            figures.ratings.high_urgent_bad += hb;
+            add_rating_day(&mut figures, entry?.1.value());
         }
     }
     Ok(figures)
+}
+
+/// Adds one day bucket of created tickets: (created, high/urgent created).
+fn add_ticket_day(figures: &mut Figures, (created, high_urgent): (u64, u64)) {
+    figures.created.created += created;
+    figures.created.high_urgent_created += high_urgent;
+}
+
+/// Adds one day bucket of ratings: (good, bad, high/urgent good, high/urgent bad).
+fn add_rating_day(figures: &mut Figures, (good, bad, hu_good, hu_bad): tables::RatingDay) {
+    figures.ratings.good += good;
+    figures.ratings.bad += bad;
+    figures.ratings.high_urgent_good += hu_good;
+    figures.ratings.high_urgent_bad += hu_bad;
 }
 
 fn add_counts(figures: &mut Figures, counters: (u64, u64, u64)) {
@@ -598,16 +606,10 @@ impl Store {
                     add_counts(&mut figures, value.value());
                 }
                 for entry in days.range((*org, *requester, from)..=(*org, *requester, to))? {
-                    let (created, hu) = entry?.1.value();
-                    figures.created.created += created;
-                    figures.created.high_urgent_created += hu;
+                    add_ticket_day(&mut figures, entry?.1.value());
                 }
                 for entry in ratings.range((*org, *requester, from)..=(*org, *requester, to))? {
-                    let (g, b, hg, hb) = entry?.1.value();
-                    figures.ratings.good += g;
-                    figures.ratings.bad += b;
-                    figures.ratings.high_urgent_good += hg;
-                    figures.ratings.high_urgent_bad += hb;
+                    add_rating_day(&mut figures, entry?.1.value());
                 }
             }
         }
