@@ -7,7 +7,7 @@ use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 
 use crate::clock::SharedClock;
-use crate::domain::account::AttributeKind;
+use crate::domain::matching::{AccountAttribute, MatchKey};
 use crate::proto::v1 as pb;
 use crate::proto::v1::integration_service_server::IntegrationService;
 use crate::secrets::mask;
@@ -170,19 +170,15 @@ impl Integration {
 
     async fn check_match_key(&self, key: Option<&pb::MatchKey>) -> Result<pb::MatchKey, Status> {
         let key = key.ok_or_else(|| Status::invalid_argument("match_key: required"))?;
-        validate_match_key(key)?;
-        if let Some(name) = key.account_attribute.strip_prefix("attributes.") {
-            let name = name.to_owned();
+        let parsed = validate_match_key(key)?;
+        if let AccountAttribute::Attribute(name) = &parsed.account_attribute {
+            let name = name.clone();
             let kind = self
                 .blocking(move |store| store.attribute_kind(&name))
                 .await?;
-            if let Some(kind) = kind.filter(|k| *k != AttributeKind::Text) {
-                return Err(Status::invalid_argument(format!(
-                    "match_key.account_attribute: {:?} is a {} attribute; a match key needs a text attribute",
-                    key.account_attribute,
-                    kind.name()
-                )));
-            }
+            parsed
+                .validate_against(&|_| kind)
+                .map_err(|err| Status::invalid_argument(format!("match_key.{err}")))?;
         }
         Ok(key.clone())
     }
@@ -436,37 +432,10 @@ fn validate_timeframe(field: &str, days: u32) -> Result<u32, Status> {
     }
 }
 
-/// Checks the syntax of a match key (the matching rules themselves live in `domain`).
-pub fn validate_match_key(key: &pb::MatchKey) -> Result<(), Status> {
-    let zendesk_ok = matches!(
-        key.zendesk_field.as_str(),
-        "id" | "name" | "external_id" | "domain_names"
-    ) || key
-        .zendesk_field
-        .strip_prefix("organization_fields.")
-        .is_some_and(|k| !k.is_empty() && !k.chars().any(char::is_whitespace));
-    if !zendesk_ok {
-        return Err(Status::invalid_argument(format!(
-            "match_key.zendesk_field: {:?} is not one of id, name, external_id, domain_names, organization_fields.<key>",
-            key.zendesk_field
-        )));
-    }
-    let account_ok = key.account_attribute == "id"
-        || key
-            .account_attribute
-            .strip_prefix("attributes.")
-            .is_some_and(|n| {
-                !n.is_empty()
-                    && n.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            });
-    if !account_ok {
-        return Err(Status::invalid_argument(format!(
-            "match_key.account_attribute: {:?} is not `id` or `attributes.<name>`",
-            key.account_attribute
-        )));
-    }
-    Ok(())
+/// Checks the syntax of a match key by the domain's rules, naming the field at fault.
+pub fn validate_match_key(key: &pb::MatchKey) -> Result<MatchKey, Status> {
+    MatchKey::parse(&key.zendesk_field, &key.account_attribute)
+        .map_err(|err| Status::invalid_argument(format!("match_key.{err}")))
 }
 
 fn validate_redirect_uri(uri: &str) -> Result<(), Status> {

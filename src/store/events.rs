@@ -12,11 +12,11 @@ use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, Writ
 
 use crate::domain::events::{
     backfill_horizon, detect_from_history, detect_from_snapshots, detect_rating, finalize_for_sync,
-    DetectedEvent, EventKind, FieldChange, HistoryEntry,
+    state_at, DetectedEvent, EventKind, TicketState,
 };
-use crate::domain::metrics::{RatingFacts, TicketFacts};
 use crate::domain::ticket::{Priority, Status};
 
+use super::facts::{stored_rating, stored_ticket};
 use super::matching::OrgMatchRecord;
 use super::pages::{PageContext, TicketChange, Written};
 use super::tables::{self, meta_keys};
@@ -178,10 +178,10 @@ pub(crate) fn apply(
     if context.snapshot_events {
         for (id, previous, current) in tickets {
             crate::background::step_aside();
-            let current_facts = ticket_facts(*id, current)?;
+            let current_facts = stored_ticket(*id, current)?;
             let previous_facts = previous
                 .as_ref()
-                .map(|previous| ticket_facts(*id, previous))
+                .map(|previous| stored_ticket(*id, previous))
                 .transpose()?;
             let events = detect_from_snapshots(previous_facts.as_ref(), &current_facts);
             detected.extend(
@@ -213,7 +213,7 @@ pub(crate) fn apply(
                 continue;
             };
             let record = decode::<TicketRecord>("tickets", id, bytes.value())?;
-            let facts = ticket_facts(id, &record)?;
+            let facts = stored_ticket(id, &record)?;
             // Every kind needs the ticket high/urgent when it happened. A ticket whose stored copy is newer than
             // the page's changes and not high/urgent was lowered by a priority change later than any such
             // moment; changes arrive in time order, so the page carrying that lowering reads the whole history,
@@ -233,12 +233,7 @@ pub(crate) fn apply(
                     format_args!("{ticket_id}/{at}/{event_id}/{index}"),
                     value.value(),
                 )?;
-                let entry = HistoryEntry::from_record(ticket_id, at, event_id, index, &change)
-                    .map_err(|err| StoreError::Corrupt {
-                        table: "ticket_changes",
-                        key: format!("{ticket_id}/{at}/{event_id}/{index}"),
-                        detail: err.to_string(),
-                    })?;
+                let entry = super::facts::stored_change((ticket_id, at, event_id, index), &change)?;
                 entries.push(entry);
             }
             if entries.is_empty() {
@@ -255,10 +250,10 @@ pub(crate) fn apply(
         let stored_tickets = txn.open_table(tables::TICKETS)?;
         for (id, previous, current) in ratings {
             crate::background::step_aside();
-            let current_facts = rating_facts(*id, current)?;
+            let current_facts = stored_rating(*id, current)?;
             let previous_facts = previous
                 .as_ref()
-                .map(|previous| rating_facts(*id, previous))
+                .map(|previous| stored_rating(*id, previous))
                 .transpose()?;
             let Some(event) = detect_rating(previous_facts.as_ref(), &current_facts) else {
                 continue;
@@ -282,43 +277,7 @@ fn ticket_deleted(tickets: &redb::Table<u64, &[u8]>, id: u64) -> Result<bool, St
         return Ok(false);
     };
     let record = decode::<TicketRecord>("tickets", id, bytes.value())?;
-    Ok(!ticket_facts(id, &record)?.exists())
-}
-
-/// Status and priority of a ticket at an instant, as its history tells (the snapshot fills gaps).
-type TicketState = (Status, Priority);
-
-fn state_at(ticket: &TicketFacts, entries: &[HistoryEntry], at: DateTime<Utc>) -> TicketState {
-    let mut sorted: Vec<&HistoryEntry> = entries.iter().collect();
-    sorted.sort_by_key(|entry| (entry.at, entry.event_id, entry.index));
-    let mut status = None;
-    let mut priority = None;
-    let mut first_status_from = None;
-    let mut first_priority_from = None;
-    for entry in sorted {
-        match entry.change {
-            FieldChange::Status { from, to } => {
-                if first_status_from.is_none() {
-                    first_status_from = Some(from.unwrap_or(to));
-                }
-                if entry.at <= at {
-                    status = Some(to);
-                }
-            }
-            FieldChange::Priority { from, to } => {
-                if first_priority_from.is_none() {
-                    first_priority_from = Some(from);
-                }
-                if entry.at <= at {
-                    priority = Some(to);
-                }
-            }
-        }
-    }
-    (
-        status.or(first_status_from).unwrap_or(ticket.status),
-        priority.or(first_priority_from).unwrap_or(ticket.priority),
-    )
+    Ok(!stored_ticket(id, &record)?.exists())
 }
 
 /// Writes the events whose keys are not stored yet; returns how many.
@@ -381,7 +340,9 @@ fn record_new(
             _ => None,
         };
         let (status, priority) = match state {
-            Some((status, priority)) => (status.name().to_owned(), priority.name().to_owned()),
+            Some(TicketState { status, priority }) => {
+                (status.name().to_owned(), priority.name().to_owned())
+            }
             None => (
                 Status::from_code(ticket.status)
                     .map(|status| status.name().to_owned())
@@ -437,22 +398,6 @@ fn user(users: &redb::Table<u64, &[u8]>, id: u64) -> Result<Option<ZendeskUserRe
         .get(id)?
         .map(|bytes| decode::<ZendeskUserRecord>("users", id, bytes.value()))
         .transpose()
-}
-
-fn ticket_facts(id: u64, record: &TicketRecord) -> Result<TicketFacts, StoreError> {
-    TicketFacts::from_record(id, record).map_err(|err| StoreError::Corrupt {
-        table: "tickets",
-        key: id.to_string(),
-        detail: err.to_string(),
-    })
-}
-
-fn rating_facts(id: u64, record: &RatingRecord) -> Result<RatingFacts, StoreError> {
-    RatingFacts::from_record(id, record).map_err(|err| StoreError::Corrupt {
-        table: "ratings",
-        key: id.to_string(),
-        detail: err.to_string(),
-    })
 }
 
 /// Decodes a stored record; the key is only formatted when the record is corrupt.

@@ -6,7 +6,7 @@ use prost::Message;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use crate::domain::account::Account;
-use crate::domain::matching::{match_org, AccountIndex, MatchKey, OrgKeys, OrgMatch};
+use crate::domain::matching::{decide, match_org, AccountIndex, MatchKey, OrgMatch};
 
 use super::records::decode_account;
 use super::sync_state::IntegrationRecord;
@@ -170,17 +170,7 @@ fn match_values(txn: &WriteTransaction, values: &[String]) -> Result<OrgMatch, S
             candidates.insert(account.to_owned());
         }
     }
-    Ok(match candidates.len() {
-        0 => OrgMatch::Unmatched {
-            key_values: values.to_vec(),
-        },
-        1 => OrgMatch::Matched {
-            account_id: candidates.into_iter().next().unwrap_or_default(),
-        },
-        _ => OrgMatch::Ambiguous {
-            candidates: candidates.into_iter().collect(),
-        },
-    })
+    Ok(decide(candidates, || values.to_vec()))
 }
 
 /// Stores `new` as the organization's match, moving it in `ACCOUNT_ORGS`.
@@ -251,7 +241,7 @@ pub(crate) fn upsert_org(
             None => Vec::new(),
         }
     };
-    let keys = OrgKeys::from((org_id, org));
+    let keys = super::facts::org_keys(org_id, org);
     let values: Vec<String> = key
         .org_values(&keys)
         .into_iter()
@@ -343,7 +333,7 @@ pub(crate) fn rebuild(txn: &WriteTransaction, key: Option<&MatchKey>) -> Result<
         let org_id = id.value();
         let record = OrganizationRecord::decode(bytes.value())
             .map_err(|err| corrupt("organizations", org_id, err))?;
-        let keys = OrgKeys::from((org_id, &record));
+        let keys = super::facts::org_keys(org_id, &record);
         let values: Vec<String> = key
             .org_values(&keys)
             .into_iter()
@@ -522,7 +512,7 @@ mod tests {
 
     use super::*;
     use crate::domain::account::{Account, AttributeValue};
-    use crate::domain::matching::{match_all, AccountIndex};
+    use crate::domain::matching::{match_org, AccountIndex};
     use crate::store::pages::PageWrite;
 
     const KEYS: [(&str, &str); 3] = [
@@ -702,9 +692,9 @@ mod tests {
             for entry in table.iter().expect("iter") {
                 let (id, bytes) = entry.expect("entry");
                 let record = OrganizationRecord::decode(bytes.value()).expect("decode");
-                orgs.push(OrgKeys::from((id.value(), &record)));
+                orgs.push(crate::store::facts::org_keys(id.value(), &record));
             }
-            for (id, expected) in match_all(&orgs, &index) {
+            for (id, expected) in orgs.iter().map(|org| (org.id, match_org(org, &index))) {
                 prop_assert_eq!(store.org_match(id).expect("match"), Some(expected), "org {}", id);
             }
             let with_org: BTreeSet<String> = accounts

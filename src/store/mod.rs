@@ -8,6 +8,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 pub mod accounts;
 pub mod credentials;
 pub mod events;
+pub mod facts;
 pub mod matching;
 pub mod pages;
 pub mod records;

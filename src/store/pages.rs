@@ -99,6 +99,9 @@ pub struct ApplyOutcome {
     pub stale_skipped: u64,
     /// For a validation page: stored tickets that differed from what Zendesk returned.
     pub tickets_drifted: u64,
+    /// Rollup rows a delta did not fit (a counter would have gone below zero): drift, logged, kept
+    /// clamped until the nightly rebuild repairs it.
+    pub rollup_rows_drifted: u64,
     /// Timeline events this page recorded (new ones only).
     pub events_recorded: u64,
     /// Whether the page wrote a ticket, a rating or an organization: what account figures and matches are
@@ -256,7 +259,7 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
     }
     outcome.figure_inputs_written |= !written_tickets.is_empty() || !written_ratings.is_empty();
     // Derived state moves in the same transaction as the records it comes from.
-    super::rollups::apply(txn, &written_tickets, &written_ratings)?;
+    outcome.rollup_rows_drifted = super::rollups::apply(txn, &written_tickets, &written_ratings)?;
     outcome.events_recorded = super::events::apply(
         txn,
         &written_tickets,

@@ -615,7 +615,8 @@ impl Engine {
                     record.outcome = outcome::SUCCEEDED;
                     record.drift_tickets_changed = summary.tickets_changed;
                     record.drift_tickets_missing = summary.tickets_missing;
-                    record.drift_derived = summary.derived_differences;
+                    record.drift_derived =
+                        summary.derived_differences + progress.rollup_rows_drifted;
                     state.active_run = None;
                     state.last_successful_sync_ms = now.timestamp_millis();
                     state.last_error = None;

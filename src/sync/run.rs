@@ -156,6 +156,8 @@ pub struct Progress {
     pub tickets: u64,
     /// Timeline events recorded.
     pub events: u64,
+    /// Rollup rows a delta did not fit (drift found while applying, repaired by the nightly rebuild).
+    pub rollup_rows_drifted: u64,
     /// Requests made by this run.
     pub requests: u64,
     /// Stream being read.
@@ -314,6 +316,7 @@ impl RunContext {
             p.pages += in_flight.pages;
             p.tickets += in_flight.tickets;
             p.events += outcome.events_recorded;
+            p.rollup_rows_drifted += outcome.rollup_rows_drifted;
         });
         Ok(())
     }
