@@ -23,8 +23,8 @@ use zdsync::simulator::{self, SimulatorConfig, SimulatorHandle};
 use zdsync::store::sync_state::{StoredCounts, SyncStateRecord};
 use zdsync::store::tables::cursor_keys;
 use zdsync::store::Store;
-use zdsync::sync::engine::outcome;
 use zdsync::sync::run::RunKind;
+use zdsync::sync::status::outcome;
 use zdsync::zendesk::ExportPosition;
 
 /// The seed used when `ZDSYNC_CRASH_SEED` is not set.
@@ -443,7 +443,7 @@ async fn sigkill_at_random_points_of_the_first_sync_loses_and_duplicates_nothing
     let crashed_digest = blocking(move || {
         let store = Store::open(&crash_dir).expect("open");
         store
-            .apply_page(&zdsync::store::pages::PageWrite {
+            .apply_page(&zdsync::store::page::PageWrite {
                 cursors: vec![(cursor_keys::RATINGS_SINCE.into(), normalised)],
                 ..Default::default()
             })

@@ -11,27 +11,19 @@ use zdsync::clock::{ManualClock, SharedClock};
 use zdsync::proto::v1 as pb;
 use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
 use zdsync::simulator::{self, Endpoint, SimulatorConfig};
-use zdsync::zendesk::Credentials;
+use zdsync::store::credentials::{CredentialsRecord as Credentials, OAuthTokensRecord};
 
 const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 
 type IntegrationClient = IntegrationServiceClient<tonic::transport::Channel>;
 
-fn stored_tokens(data_dir: &std::path::Path) -> zdsync::zendesk::OAuthTokens {
+fn stored_tokens(data_dir: &std::path::Path) -> OAuthTokensRecord {
     match zdsync::store::credentials::load(data_dir)
         .expect("read credentials")
         .expect("credentials file")
     {
         Credentials::OAuthTokens(tokens) => tokens,
-        other => panic!("expected OAuth tokens, found {:?}", kind_name(&other)),
-    }
-}
-
-fn kind_name(credentials: &Credentials) -> &'static str {
-    match credentials {
-        Credentials::OAuthClient(_) => "oauth_client",
-        Credentials::OAuthTokens(_) => "oauth",
-        Credentials::ApiToken { .. } => "api_token",
+        other => panic!("expected OAuth tokens, found {:?}", other.kind_name()),
     }
 }
 

@@ -20,7 +20,7 @@ use zdsync::simulator::{
     NewRating, NewTicket, OrganizationInput, Priority, Score, SimulatorConfig, Status,
     TicketUpdate, UserInput,
 };
-use zdsync::store::pages::{PageContext, PageWrite, TicketChange};
+use zdsync::store::page::{PageContext, PageWrite, TicketChange};
 use zdsync::store::zendesk_records::{ChangeRecord, TicketRecord, CHANGE_FIELD_STATUS};
 use zdsync::store::Store;
 

@@ -181,6 +181,13 @@ pub struct Timeframe {
 impl Timeframe {
     /// Every valid number of days.
     pub const VALID_DAYS: [u32; 5] = [7, 14, 30, 90, 180];
+    /// The window used when a request leaves it unset, and for a stored one zdsync no longer offers.
+    pub const DEFAULT: Self = Self { days: 30 };
+
+    /// The stored window, or [`Timeframe::DEFAULT`] when it is not one zdsync offers (reads never fail on it).
+    pub fn stored_or_default(days: u32) -> Self {
+        Self::from_days(days).unwrap_or(Self::DEFAULT)
+    }
 
     /// The timeframe of `days` days; anything but 7, 14, 30, 90, 180 is an error.
     pub fn from_days(days: u32) -> Result<Self, MetricsError> {

@@ -54,10 +54,7 @@ impl Metrics {
 /// The window settings in force (the last configured ones survive a delete).
 fn settings(store: &Store) -> Result<(Timeframe, bool), Status> {
     let (days, satisfaction) = store.metrics_settings().map_err(from_store)?;
-    let timeframe = Timeframe::from_days(days)
-        .or_else(|_| Timeframe::from_days(30))
-        .map_err(|err| Status::internal(err.to_string()))?;
-    Ok((timeframe, satisfaction))
+    Ok((Timeframe::stored_or_default(days), satisfaction))
 }
 
 fn account_metrics(

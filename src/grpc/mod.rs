@@ -9,6 +9,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 pub mod accounts;
 pub mod auth;
 pub mod convert;
+mod credentials;
 pub mod integration;
 pub mod metrics;
 pub mod status;

@@ -513,7 +513,7 @@ mod tests {
     use super::*;
     use crate::domain::account::{Account, AttributeValue};
     use crate::domain::matching::{match_org, AccountIndex};
-    use crate::store::pages::PageWrite;
+    use crate::store::page::PageWrite;
 
     const KEYS: [(&str, &str); 3] = [
         ("organization_fields.crm", "attributes.crm"),

@@ -13,7 +13,8 @@ use crate::domain::metrics::{
 };
 
 use super::facts::{stored_rating, stored_ticket};
-use super::pages::Written;
+pub use super::figures::{AccountFigures, Figures};
+use super::page::Written;
 use super::tables;
 use super::zendesk_records::{RatingRecord, TicketRecord};
 use super::{Store, StoreError};
@@ -467,30 +468,6 @@ impl Store {
     }
 }
 
-/// The figures of one account (or one user) over a timeframe.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Figures {
-    /// Current counters.
-    pub counters: Counters,
-    /// Tickets created in the window.
-    pub created: TicketDayCounts,
-    /// Ratings given in the window.
-    pub ratings: RatingDayCounts,
-}
-
-/// One account's metric inputs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AccountFigures {
-    /// Its matched organizations, in id order.
-    pub orgs: Vec<u64>,
-    /// Their summed figures over `timeframe`.
-    pub figures: Figures,
-    /// The window in force.
-    pub timeframe: Timeframe,
-    /// Whether satisfaction scores are computed.
-    pub satisfaction: bool,
-}
-
 /// One account's organizations and figures as `txn` sees them; `None` when there is no such account.
 fn account_figures_in(
     txn: &redb::ReadTransaction,
@@ -501,10 +478,7 @@ fn account_figures_in(
         return Ok(None);
     }
     let (days, satisfaction) = super::sync_state::read_metrics_settings(txn)?;
-    // A stored window zdsync no longer offers falls back to the default rather than failing reads.
-    let timeframe = Timeframe::from_days(days)
-        .or_else(|_| Timeframe::from_days(30))
-        .map_err(|err| StoreError::Database(err.to_string()))?;
+    let timeframe = Timeframe::stored_or_default(days);
     let mut orgs = Vec::new();
     for entry in txn
         .open_table(tables::ACCOUNT_ORGS)?

@@ -1,6 +1,6 @@
 //! Turns decoded Zendesk pages into the records one page transaction writes.
 use crate::domain::ticket::{Priority, Status};
-use crate::store::pages::{PageWrite, TicketChange};
+use crate::store::page::{PageWrite, TicketChange};
 use crate::store::zendesk_records::{
     ChangeRecord, GroupRecord, OrganizationRecord, RatingRecord, TicketRecord, ZendeskUserRecord,
     CHANGE_FIELD_PRIORITY, CHANGE_FIELD_STATUS,

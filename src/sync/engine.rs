@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::clock::SharedClock;
-use crate::store::credentials;
+use crate::store::credentials::{self, CredentialsRecord};
 use crate::store::sync_state::{ErrorRecord, IntegrationRecord, RunRecord, SyncStateRecord};
 use crate::store::{Store, StoreError};
 use crate::zendesk::{
@@ -20,36 +20,7 @@ use crate::zendesk::{
 use super::run::{self, Progress, RunContext, RunError, RunKind, RunSummary, StopSignal};
 use super::runtime::SyncRuntime;
 use super::schedule::{self, ScheduleSettings};
-
-/// Outcome codes of runs (the numbers of the contract's `RunOutcome`).
-pub mod outcome {
-    /// Still running.
-    pub const RUNNING: u32 = 1;
-    /// Finished successfully.
-    pub const SUCCEEDED: u32 = 2;
-    /// Stopped by an error.
-    pub const FAILED: u32 = 3;
-    /// Stopped by `Pause`.
-    pub const PAUSED: u32 = 4;
-    /// Stopped by a shutdown, a crash or a delete.
-    pub const INTERRUPTED: u32 = 5;
-}
-
-/// Error kind codes (the numbers of the contract's `ErrorKind`).
-pub mod error_kind {
-    /// Credentials refused (401/403, failed refresh).
-    pub const AUTHENTICATION: u32 = 1;
-    /// Zendesk kept answering 429.
-    pub const RATE_LIMITED: u32 = 2;
-    /// Connection failures and timeouts.
-    pub const TRANSPORT: u32 = 3;
-    /// Zendesk answered 5xx.
-    pub const SERVER: u32 = 4;
-    /// A payload zdsync cannot read.
-    pub const MALFORMED: u32 = 5;
-    /// Anything else (store, tasks).
-    pub const INTERNAL: u32 = 6;
-}
+use super::status::{error_kind, outcome, run_label};
 
 /// What the engine needs to know besides the store.
 #[derive(Debug, Clone)]
@@ -89,11 +60,6 @@ pub enum CommandError {
     /// The engine has stopped (daemon shutting down).
     #[error("the sync engine is shutting down")]
     Stopped,
-}
-
-/// The text id of a run (`run-7`).
-pub fn run_label(id: u64) -> String {
-    format!("run-{id}")
 }
 
 /// The run in progress as `GetStatus` shows it.
@@ -227,6 +193,11 @@ impl SyncHandle {
     /// The engine's settings.
     pub fn settings(&self) -> &EngineSettings {
         &self.settings
+    }
+
+    /// The clock the engine schedules by.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 }
 
@@ -399,7 +370,7 @@ impl Engine {
             .map_err(|err| CommandError::Client(err.to_string()))?
             .map_err(|err| CommandError::Client(err.to_string()))?
             .ok_or_else(|| CommandError::Client("the credentials file is missing".into()))?;
-        self.client = Some(self.build_client(&integration, credentials)?);
+        self.client = Some(self.build_client(&integration, super::login::to_client(credentials))?);
         Ok(())
     }
 
@@ -416,7 +387,10 @@ impl Engine {
             async move {
                 // Zendesk rotated the pair: the new one is on disk (fsync + rename) before it is used.
                 tokio::task::spawn_blocking(move || {
-                    credentials::save(&data_dir, &Credentials::OAuthTokens(tokens))
+                    credentials::save(
+                        &data_dir,
+                        &CredentialsRecord::OAuthTokens(super::login::tokens_record(tokens)),
+                    )
                 })
                 .await
                 .map_err(|err| err.to_string())?

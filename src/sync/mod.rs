@@ -2,9 +2,11 @@
 
 pub mod convert;
 pub mod engine;
+pub mod login;
 pub mod run;
 pub mod runtime;
 pub mod schedule;
+pub mod status;
 
 pub use engine::{spawn, CommandError, EngineSettings, LiveStatus, SyncHandle};
 pub use run::RunKind;

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tracing::Instrument;
 
 use crate::clock::SharedClock;
-use crate::store::pages::{ApplyOutcome, PageContext, PageWrite};
+use crate::store::page::{ApplyOutcome, PageContext, PageWrite};
 use crate::store::tables::cursor_keys;
 use crate::store::{Store, StoreError};
 use crate::zendesk::streams::PageStream;
