@@ -1,5 +1,4 @@
 //! The sync engine: one task that owns the schedule and the run in progress; gRPC talks to it by commands.
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -13,31 +12,13 @@ use crate::clock::SharedClock;
 use crate::store::credentials::{self, CredentialsRecord};
 use crate::store::sync_state::{ErrorRecord, IntegrationRecord, RunRecord, SyncStateRecord};
 use crate::store::{Store, StoreError};
-use crate::zendesk::{
-    ClientObserver, ClientSettings, Credentials, WaitReason, ZendeskClient, ZendeskError,
-};
+use crate::zendesk::{ClientObserver, Credentials, WaitReason, ZendeskClient, ZendeskError};
 
+use super::codes::{error_kind, outcome, run_label};
 use super::run::{self, Progress, RunContext, RunError, RunKind, RunSummary, StopSignal};
 use super::runtime::SyncRuntime;
 use super::schedule::{self, ScheduleSettings};
-use super::status::{error_kind, outcome, run_label};
-
-/// What the engine needs to know besides the store.
-#[derive(Debug, Clone)]
-pub struct EngineSettings {
-    /// Data directory (the credentials file lives there).
-    pub data_dir: PathBuf,
-    /// `[zendesk] base_url` from the config file, for tests and the simulator.
-    pub base_url: Option<String>,
-    /// Export budget per minute; 0 turns it off.
-    pub requests_per_minute: u32,
-    /// HTTP request timeout.
-    pub timeout: Duration,
-    /// The schedule.
-    pub schedule: ScheduleSettings,
-    /// Fetched pages applied per write transaction at most.
-    pub pages_per_commit: u32,
-}
+pub use super::settings::{client_settings, EngineSettings};
 
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error)]
@@ -201,27 +182,6 @@ impl SyncHandle {
     }
 }
 
-/// Client settings for `subdomain`, honouring the config's `base_url` override (the only way to change the host).
-pub fn client_settings(
-    settings: &EngineSettings,
-    subdomain: &str,
-) -> Result<ClientSettings, ZendeskError> {
-    let mut client = match &settings.base_url {
-        Some(base) => ClientSettings::for_base_url(base)?,
-        None => ClientSettings::for_subdomain(subdomain)?,
-    };
-    client.requests_per_minute =
-        (settings.requests_per_minute > 0).then_some(settings.requests_per_minute);
-    if settings.requests_per_minute == 0 {
-        // "Budget off" means no client-side pacing at all: without this the list endpoints
-        // (satisfaction ratings, 100 a page) kept their 200/min budget and a budget-off initial
-        // sync of 200,000 tickets spent 80 s waiting for it. Zendesk's 429 handling still applies.
-        client.other_requests_per_minute = None;
-    }
-    client.timeout = settings.timeout;
-    Ok(client)
-}
-
 #[derive(Debug)]
 struct RateLimitObserver {
     live: Arc<Mutex<LiveState>>,
@@ -370,7 +330,8 @@ impl Engine {
             .map_err(|err| CommandError::Client(err.to_string()))?
             .map_err(|err| CommandError::Client(err.to_string()))?
             .ok_or_else(|| CommandError::Client("the credentials file is missing".into()))?;
-        self.client = Some(self.build_client(&integration, super::login::to_client(credentials))?);
+        self.client =
+            Some(self.build_client(&integration, super::credentials::to_client(credentials))?);
         Ok(())
     }
 
@@ -389,7 +350,7 @@ impl Engine {
                 tokio::task::spawn_blocking(move || {
                     credentials::save(
                         &data_dir,
-                        &CredentialsRecord::OAuthTokens(super::login::tokens_record(tokens)),
+                        &CredentialsRecord::OAuthTokens(super::credentials::tokens_record(tokens)),
                     )
                 })
                 .await
@@ -826,7 +787,7 @@ mod tests {
 
     fn engine_settings(requests_per_minute: u32) -> EngineSettings {
         EngineSettings {
-            data_dir: PathBuf::from("/nonexistent"),
+            data_dir: std::path::PathBuf::from("/nonexistent"),
             base_url: Some("http://127.0.0.1:9".into()),
             requests_per_minute,
             timeout: Duration::from_secs(5),

@@ -7,10 +7,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::clock::SharedClock;
 use crate::secrets::Secret;
-use crate::store::credentials::{CredentialsRecord, OAuthClientRecord, OAuthTokensRecord};
-use crate::zendesk::{Credentials, OAuthClient, OAuthTokens, ZendeskClient, ZendeskError};
+use crate::store::credentials::{CredentialsRecord, OAuthClientRecord};
+use crate::zendesk::{OAuthClient, OAuthTokens, ZendeskClient, ZendeskError};
 
-use super::engine::{client_settings, EngineSettings};
+use super::credentials::{to_client, to_client_oauth, tokens_record};
+use super::settings::{client_settings, EngineSettings};
 
 /// The date Zendesk switches every API token off.
 pub const API_TOKEN_SWITCH_OFF: &str = "2027-04-30";
@@ -251,47 +252,11 @@ pub fn validate_subdomain(subdomain: &str) -> Result<String, LoginError> {
         .map_err(|err| LoginError::InvalidArgument(format!("subdomain: {err}")))
 }
 
-fn to_client_oauth(client: OAuthClientRecord) -> OAuthClient {
-    OAuthClient {
-        client_id: client.client_id,
-        client_secret: client.client_secret,
-    }
-}
-
-fn client_record(client: OAuthClient) -> OAuthClientRecord {
-    OAuthClientRecord {
-        client_id: client.client_id,
-        client_secret: client.client_secret,
-    }
-}
-
-/// A token pair as the store keeps it.
-pub(crate) fn tokens_record(tokens: OAuthTokens) -> OAuthTokensRecord {
-    OAuthTokensRecord {
-        access_token: tokens.access_token,
-        refresh_token: tokens.refresh_token,
-        expires_at: tokens.expires_at,
-        client: tokens.client.map(client_record),
-    }
-}
-
-/// Stored credentials as the Zendesk client takes them.
-pub(crate) fn to_client(credentials: CredentialsRecord) -> Credentials {
-    match credentials {
-        CredentialsRecord::OAuthClient(client) => Credentials::OAuthClient(to_client_oauth(client)),
-        CredentialsRecord::OAuthTokens(tokens) => Credentials::OAuthTokens(OAuthTokens {
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
-            expires_at: tokens.expires_at,
-            client: tokens.client.map(to_client_oauth),
-        }),
-        CredentialsRecord::ApiToken { email, token } => Credentials::ApiToken { email, token },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::credentials::OAuthTokensRecord;
+    use crate::zendesk::Credentials;
 
     #[test]
     fn credentials_cross_the_boundary_unchanged() {
