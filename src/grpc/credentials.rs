@@ -77,28 +77,49 @@ fn api_token(prefix: &str, message: &pb::ApiTokenCredentials) -> Result<Credenti
     })
 }
 
-pub(super) fn configure_credentials(
-    credentials: Option<&pb::configure_request::Credentials>,
-) -> Result<CredentialsRecord, Status> {
-    use pb::configure_request::Credentials as C;
-    match credentials {
-        Some(C::OauthClient(message)) => oauth_client("oauth_client", message),
-        Some(C::Oauth(message)) => oauth_tokens("oauth", message),
-        Some(C::ApiToken(message)) => api_token("api_token", message),
-        None => Err(Status::invalid_argument(
-            "credentials: one of oauth_client, oauth or api_token is required",
-        )),
-    }
+/// The credentials oneof of a request (`ConfigureRequest`, `ChangeLoginRequest`), checked and named.
+pub(super) trait CredentialsOneof {
+    /// The chosen kind, as its three possible messages.
+    fn kind(&self) -> CredentialsKind<'_>;
 }
 
-pub(super) fn change_login_credentials(
-    credentials: Option<&pb::change_login_request::Credentials>,
+/// The credentials a request chose, borrowed from it.
+pub(super) enum CredentialsKind<'a> {
+    /// `oauth_client`.
+    OAuthClient(&'a pb::OAuthClientCredentials),
+    /// `oauth`.
+    OAuth(&'a pb::OAuthTokens),
+    /// `api_token`.
+    ApiToken(&'a pb::ApiTokenCredentials),
+}
+
+macro_rules! credentials_oneof {
+    ($($oneof:ty),*) => {$(
+        impl CredentialsOneof for $oneof {
+            fn kind(&self) -> CredentialsKind<'_> {
+                match self {
+                    Self::OauthClient(message) => CredentialsKind::OAuthClient(message),
+                    Self::Oauth(message) => CredentialsKind::OAuth(message),
+                    Self::ApiToken(message) => CredentialsKind::ApiToken(message),
+                }
+            }
+        }
+    )*};
+}
+
+credentials_oneof!(
+    pb::configure_request::Credentials,
+    pb::change_login_request::Credentials
+);
+
+/// The credentials of a request as the store keeps them; every field checked and named.
+pub(super) fn request_credentials(
+    credentials: Option<&impl CredentialsOneof>,
 ) -> Result<CredentialsRecord, Status> {
-    use pb::change_login_request::Credentials as C;
-    match credentials {
-        Some(C::OauthClient(message)) => oauth_client("oauth_client", message),
-        Some(C::Oauth(message)) => oauth_tokens("oauth", message),
-        Some(C::ApiToken(message)) => api_token("api_token", message),
+    match credentials.map(CredentialsOneof::kind) {
+        Some(CredentialsKind::OAuthClient(message)) => oauth_client("oauth_client", message),
+        Some(CredentialsKind::OAuth(message)) => oauth_tokens("oauth", message),
+        Some(CredentialsKind::ApiToken(message)) => api_token("api_token", message),
         None => Err(Status::invalid_argument(
             "credentials: one of oauth_client, oauth or api_token is required",
         )),

@@ -17,9 +17,7 @@ use crate::sync::status::{error_kind, is_finished_validation, run_label, RunStat
 use crate::sync::{CommandError, RunKind, SyncHandle};
 
 use super::convert::timestamp_to_proto;
-use super::credentials::{
-    change_login_credentials, configure_credentials, masked_credentials, plain_field, secret_field,
-};
+use super::credentials::{masked_credentials, plain_field, request_credentials, secret_field};
 use super::status::{from_join, from_store};
 
 /// The integration service.
@@ -358,7 +356,7 @@ impl IntegrationService for Integration {
     ) -> Result<Response<pb::ConfigureResponse>, Status> {
         let request = request.into_inner();
         let subdomain = validate_subdomain(&request.subdomain).map_err(login_status)?;
-        let credentials = configure_credentials(request.credentials.as_ref())?;
+        let credentials = request_credentials(request.credentials.as_ref())?;
         let key = self.check_match_key(request.match_key.as_ref()).await?;
         let timeframe = validate_timeframe("timeframe_days", request.timeframe_days)?;
         let _guard = self.changes.lock().await;
@@ -441,7 +439,7 @@ impl IntegrationService for Integration {
         &self,
         request: Request<pb::ChangeLoginRequest>,
     ) -> Result<Response<pb::ChangeLoginResponse>, Status> {
-        let credentials = change_login_credentials(request.into_inner().credentials.as_ref())?;
+        let credentials = request_credentials(request.into_inner().credentials.as_ref())?;
         let _guard = self.changes.lock().await;
         let mut record = self.require_integration().await?;
         let (who, credentials) = self.verify(&record.subdomain, credentials).await?;

@@ -12,6 +12,7 @@ pub mod convert;
 mod credentials;
 pub mod integration;
 pub mod metrics;
+mod paging;
 pub mod status;
 pub mod timeline;
 

@@ -508,6 +508,27 @@ struct Staged {
     end: bool,
 }
 
+impl Staged {
+    /// A page of side records (no tickets).
+    fn records(write: PageWrite, end: bool) -> Self {
+        Self {
+            write,
+            tickets: 0,
+            end,
+        }
+    }
+}
+
+/// A page's records by id, as the store keeps them.
+fn by_id<R, T>(records: &[R], id: impl Fn(&R) -> u64, convert: impl Fn(&R) -> T) -> Vec<(u64, T)> {
+    records.iter().map(|r| (id(r), convert(r))).collect()
+}
+
+/// The cursor `key` moves to with a page.
+fn cursor<P: serde::Serialize>(key: &str, position: &P) -> Vec<(String, Vec<u8>)> {
+    vec![(key.into(), position_bytes(position))]
+}
+
 /// Drives one stream to its end: fetches page after page, stages what `stage` makes of each, commits in
 /// batches, and stops at a page boundary when asked. Returns what the commits applied.
 async fn drain<S: PageStream>(
@@ -535,17 +556,15 @@ async fn drain<S: PageStream>(
 
 async fn groups(ctx: &RunContext) -> Result<(), RunError> {
     let list = ctx.client.groups();
-    drain(ctx, list, |page| Staged {
-        write: PageWrite {
-            groups: page
-                .records
-                .iter()
-                .map(|g| (g.id, convert::group(g)))
-                .collect(),
-            ..Default::default()
-        },
-        tickets: 0,
-        end: page.end_of_stream,
+    drain(ctx, list, |page| {
+        let groups = by_id(&page.records, |g| g.id, convert::group);
+        Staged::records(
+            PageWrite {
+                groups,
+                ..Default::default()
+            },
+            page.end_of_stream,
+        )
     })
     .await
     .map(|_| ())
@@ -557,21 +576,17 @@ async fn organizations(ctx: &RunContext) -> Result<(), RunError> {
         .await?
         .unwrap_or_else(|| TimePosition::from_start_time(0));
     let export = ctx.client.organization_export(from);
-    drain(ctx, export, |page| Staged {
-        write: PageWrite {
-            organizations: page
-                .records
-                .iter()
-                .map(|o| (o.id, convert::organization(o)))
-                .collect(),
-            cursors: vec![(
-                cursor_keys::ORGANIZATIONS.into(),
-                position_bytes(&page.position),
-            )],
-            ..Default::default()
-        },
-        tickets: 0,
-        end: page.end_of_stream,
+    drain(ctx, export, |page| {
+        let organizations = by_id(&page.records, |o| o.id, convert::organization);
+        let cursors = cursor(cursor_keys::ORGANIZATIONS, &page.position);
+        Staged::records(
+            PageWrite {
+                organizations,
+                cursors,
+                ..Default::default()
+            },
+            page.end_of_stream,
+        )
     })
     .await
     .map(|_| ())
@@ -583,18 +598,17 @@ async fn users(ctx: &RunContext) -> Result<(), RunError> {
         .await?
         .unwrap_or(ExportPosition::StartTime(0));
     let export = ctx.client.user_export(from);
-    drain(ctx, export, |page| Staged {
-        write: PageWrite {
-            users: page
-                .records
-                .iter()
-                .map(|u| (u.id, convert::user(u)))
-                .collect(),
-            cursors: vec![(cursor_keys::USERS.into(), position_bytes(&page.position))],
-            ..Default::default()
-        },
-        tickets: 0,
-        end: page.end_of_stream,
+    drain(ctx, export, |page| {
+        let users = by_id(&page.records, |u| u.id, convert::user);
+        let cursors = cursor(cursor_keys::USERS, &page.position);
+        Staged::records(
+            PageWrite {
+                users,
+                cursors,
+                ..Default::default()
+            },
+            page.end_of_stream,
+        )
     })
     .await
     .map(|_| ())
@@ -636,17 +650,17 @@ async fn ticket_events(ctx: &RunContext) -> Result<(), RunError> {
         .await?
         .unwrap_or_else(|| TimePosition::from_start_time(ctx.history_start()));
     let export = ctx.client.ticket_event_export(from);
-    drain(ctx, export, |page| Staged {
-        write: PageWrite {
-            changes: convert::ticket_changes(&page.records),
-            cursors: vec![(
-                cursor_keys::TICKET_EVENTS.into(),
-                position_bytes(&page.position),
-            )],
-            ..Default::default()
-        },
-        tickets: 0,
-        end: page.end_of_stream,
+    drain(ctx, export, |page| {
+        let changes = convert::ticket_changes(&page.records);
+        let cursors = cursor(cursor_keys::TICKET_EVENTS, &page.position);
+        Staged::records(
+            PageWrite {
+                changes,
+                cursors,
+                ..Default::default()
+            },
+            page.end_of_stream,
+        )
     })
     .await
     .map(|_| ())
@@ -684,21 +698,17 @@ async fn ratings(ctx: &RunContext, resuming: bool) -> Result<(), RunError> {
                 ),
             ]
         } else {
-            vec![(cursor_keys::RATINGS.into(), position_bytes(&page.position))]
+            cursor(cursor_keys::RATINGS, &page.position)
         };
-        Staged {
-            write: PageWrite {
-                ratings: page
-                    .records
-                    .iter()
-                    .map(|r| (r.id, convert::rating(r)))
-                    .collect(),
+        let ratings = by_id(&page.records, |r| r.id, convert::rating);
+        Staged::records(
+            PageWrite {
+                ratings,
                 cursors,
                 ..Default::default()
             },
-            tickets: 0,
-            end: page.end_of_stream,
-        }
+            page.end_of_stream,
+        )
     })
     .await
     .map(|_| ())
