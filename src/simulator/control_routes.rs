@@ -69,67 +69,47 @@ trait Resource {
     ) -> Result<(), MutationError>;
 }
 
-/// Tickets (`/_sim/tickets`).
-struct Tickets;
+/// Declares a [`Resource`] over the control's `show`, `create` and `update` methods of one kind.
+macro_rules! resource {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $new:ty, $update:ty, $show:ident, $create:ident, $change:ident) => {
+        $(#[$doc])*
+        struct $name;
 
-impl Resource for Tickets {
-    const NAME: &'static str = "ticket";
-    type New = NewTicket;
-    type Update = TicketUpdate;
-    fn show(control: &SimulatorControl, id: u64) -> Option<Value> {
-        control.ticket_json(id)
-    }
-    fn create(control: &SimulatorControl, new: NewTicket) -> Result<u64, MutationError> {
-        control.create_ticket(new)
-    }
-    fn update(
-        control: &SimulatorControl,
-        id: u64,
-        update: TicketUpdate,
-    ) -> Result<(), MutationError> {
-        control.update_ticket(id, update)
-    }
+        impl Resource for $name {
+            const NAME: &'static str = $kind;
+            type New = $new;
+            type Update = $update;
+            fn show(control: &SimulatorControl, id: u64) -> Option<Value> {
+                control.$show(id)
+            }
+            fn create(control: &SimulatorControl, new: $new) -> Result<u64, MutationError> {
+                control.$create(new)
+            }
+            fn update(control: &SimulatorControl, id: u64, update: $update) -> Result<(), MutationError> {
+                control.$change(id, update)
+            }
+        }
+    };
 }
 
-/// Organizations (`/_sim/organizations`).
-struct Organizations;
-
-impl Resource for Organizations {
-    const NAME: &'static str = "organization";
-    type New = OrganizationInput;
-    type Update = OrganizationInput;
-    fn show(control: &SimulatorControl, id: u64) -> Option<Value> {
-        control.organization_json(id)
-    }
-    fn create(control: &SimulatorControl, new: OrganizationInput) -> Result<u64, MutationError> {
-        control.create_organization(new)
-    }
-    fn update(
-        control: &SimulatorControl,
-        id: u64,
-        update: OrganizationInput,
-    ) -> Result<(), MutationError> {
-        control.update_organization(id, update)
-    }
-}
-
-/// Users (`/_sim/users`).
-struct Users;
-
-impl Resource for Users {
-    const NAME: &'static str = "user";
-    type New = UserInput;
-    type Update = UserInput;
-    fn show(control: &SimulatorControl, id: u64) -> Option<Value> {
-        control.user_json(id)
-    }
-    fn create(control: &SimulatorControl, new: UserInput) -> Result<u64, MutationError> {
-        control.create_user(new)
-    }
-    fn update(control: &SimulatorControl, id: u64, update: UserInput) -> Result<(), MutationError> {
-        control.update_user(id, update)
-    }
-}
+resource!(
+    /// Tickets (`/_sim/tickets`).
+    Tickets, "ticket", NewTicket, TicketUpdate, ticket_json, create_ticket, update_ticket
+);
+resource!(
+    /// Organizations (`/_sim/organizations`).
+    Organizations,
+    "organization",
+    OrganizationInput,
+    OrganizationInput,
+    organization_json,
+    create_organization,
+    update_organization
+);
+resource!(
+    /// Users (`/_sim/users`).
+    Users, "user", UserInput, UserInput, user_json, create_user, update_user
+);
 
 type Body<T> = Result<Json<T>, JsonRejection>;
 

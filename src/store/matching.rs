@@ -36,6 +36,21 @@ const UNMATCHED: u32 = 2;
 const AMBIGUOUS: u32 = 3;
 
 impl OrgMatchRecord {
+    /// The stored form of `found`, with the organization's key values under the current key.
+    fn of(found: &OrgMatch, key_values: Vec<String>) -> Self {
+        let (state, account_id, candidates) = match found {
+            OrgMatch::Matched { account_id } => (MATCHED, account_id.clone(), Vec::new()),
+            OrgMatch::Unmatched { .. } => (UNMATCHED, String::new(), Vec::new()),
+            OrgMatch::Ambiguous { candidates } => (AMBIGUOUS, String::new(), candidates.clone()),
+        };
+        Self {
+            state,
+            account_id,
+            candidates,
+            key_values,
+        }
+    }
+
     /// The domain view of the stored match.
     pub fn to_match(&self) -> OrgMatch {
         match self.state {
@@ -189,25 +204,7 @@ fn set_match(
         ),
         None => None,
     };
-    let record = match new {
-        OrgMatch::Matched { account_id } => OrgMatchRecord {
-            state: MATCHED,
-            account_id: account_id.clone(),
-            candidates: Vec::new(),
-            key_values: values,
-        },
-        OrgMatch::Unmatched { .. } => OrgMatchRecord {
-            state: UNMATCHED,
-            key_values: values,
-            ..Default::default()
-        },
-        OrgMatch::Ambiguous { candidates } => OrgMatchRecord {
-            state: AMBIGUOUS,
-            candidates: candidates.clone(),
-            key_values: values,
-            ..Default::default()
-        },
-    };
+    let record = OrgMatchRecord::of(new, values);
     if old.as_ref() == Some(&record) {
         // Re-writing the same match would dirty copy-on-write pages for nothing.
         return Ok(());
@@ -340,28 +337,11 @@ pub(crate) fn rebuild(txn: &WriteTransaction, key: Option<&MatchKey>) -> Result<
             .map(|v| v.into_owned())
             .collect();
         value_entries.extend(values.iter().map(|value| (value.clone(), org_id)));
-        let stored = match match_org(&keys, &index) {
-            OrgMatch::Matched { account_id } => {
-                account_entries.push((account_id.clone(), org_id));
-                OrgMatchRecord {
-                    state: MATCHED,
-                    account_id,
-                    candidates: Vec::new(),
-                    key_values: values,
-                }
-            }
-            OrgMatch::Unmatched { .. } => OrgMatchRecord {
-                state: UNMATCHED,
-                key_values: values,
-                ..Default::default()
-            },
-            OrgMatch::Ambiguous { candidates } => OrgMatchRecord {
-                state: AMBIGUOUS,
-                candidates,
-                key_values: values,
-                ..Default::default()
-            },
-        };
+        let found = match_org(&keys, &index);
+        if let OrgMatch::Matched { account_id } = &found {
+            account_entries.push((account_id.clone(), org_id));
+        }
+        let stored = OrgMatchRecord::of(&found, values);
         // Organization ids come in key order, so this insert appends.
         matches.insert(org_id, stored.encode_to_vec().as_slice())?;
     }

@@ -303,13 +303,7 @@ impl Store {
         use sha2::{Digest, Sha256};
         let txn = self.db().begin_read()?;
         let mut hasher = Sha256::new();
-        for def in [
-            tables::TICKETS,
-            tables::ORGANIZATIONS,
-            tables::USERS,
-            tables::GROUPS,
-            tables::RATINGS,
-        ] {
+        for def in tables::ZENDESK_RECORDS {
             let table = txn.open_table(def)?;
             hasher.update(def.name().as_bytes());
             for entry in table.iter()? {

@@ -264,13 +264,7 @@ impl Store {
         for def in [tables::INTEGRATION, tables::SYNC_STATE, tables::CURSORS] {
             clear_table(&txn, def)?;
         }
-        for def in [
-            tables::TICKETS,
-            tables::ORGANIZATIONS,
-            tables::USERS,
-            tables::GROUPS,
-            tables::RATINGS,
-        ] {
+        for def in tables::ZENDESK_RECORDS {
             clear_table(&txn, def)?;
         }
         clear_table(&txn, tables::TICKET_CHANGES)?;

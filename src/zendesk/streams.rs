@@ -131,6 +131,29 @@ struct Progress<P> {
     finished: bool,
 }
 
+/// Moves `progress` past page `number` and builds the page.
+fn advance<R, P: Clone, S>(
+    progress: &mut Progress<P>,
+    number: u32,
+    position: P,
+    end_of_stream: bool,
+    records: Vec<R>,
+    side_loads: S,
+) -> Page<R, P, S> {
+    *progress = Progress {
+        position: position.clone(),
+        pages: number,
+        finished: end_of_stream,
+    };
+    Page {
+        number,
+        records,
+        side_loads,
+        position,
+        end_of_stream,
+    }
+}
+
 impl<P> Progress<P> {
     fn new(position: P) -> Self {
         Self {
@@ -370,18 +393,14 @@ impl<E: CursorEnvelope> CursorExport<E> {
             after_cursor,
             end_of_stream,
         )?;
-        self.progress = Progress {
-            position: position.clone(),
-            pages: number,
-            finished: end_of_stream,
-        };
-        Ok(Some(Page {
+        Ok(Some(advance(
+            &mut self.progress,
             number,
-            records,
-            side_loads,
             position,
             end_of_stream,
-        }))
+            records,
+            side_loads,
+        )))
     }
 }
 
@@ -456,18 +475,14 @@ where
         start_time: next_start,
         boundary_ids,
     };
-    *progress = Progress {
-        position: position.clone(),
-        pages: number,
-        finished: end_of_stream,
-    };
-    Ok(Some(Page {
+    Ok(Some(advance(
+        progress,
         number,
-        records,
-        side_loads: (),
         position,
         end_of_stream,
-    }))
+        records,
+        (),
+    )))
 }
 
 /// The time-based organization export; repeats of the boundary second are dropped.
@@ -572,18 +587,14 @@ where
         ));
     }
     let end_of_stream = position == ListPosition::Finished;
-    *progress = Progress {
-        position: position.clone(),
-        pages: number,
-        finished: end_of_stream,
-    };
-    Ok(Some(Page {
+    Ok(Some(advance(
+        progress,
         number,
-        records,
-        side_loads: (),
         position,
         end_of_stream,
-    }))
+        records,
+        (),
+    )))
 }
 
 /// Keeps the path and query of a next-page link, which must name the endpoint being listed:
