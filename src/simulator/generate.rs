@@ -853,15 +853,7 @@ mod tests {
     fn spreads_are_realistic() {
         let data = generate(&params(1), NOW);
         assert_eq!(data.tickets.len(), 3_000);
-        for status in [
-            Status::New,
-            Status::Open,
-            Status::Pending,
-            Status::Hold,
-            Status::Solved,
-            Status::Closed,
-            Status::Deleted,
-        ] {
+        for status in Status::ALL {
             assert!(
                 data.tickets.iter().any(|t| t.status == status),
                 "no {status:?} ticket"

@@ -174,7 +174,7 @@ impl Serialize for TicketJson<'_> {
         map.serialize_entry("raw_subject", subject)?;
         map.serialize_entry("description", description)?;
         map.serialize_entry("priority", &t.priority.map(|p| p.as_str()))?;
-        map.serialize_entry("status", t.status.as_str())?;
+        map.serialize_entry("status", t.status.name())?;
         map.serialize_entry("recipient", &None::<()>)?;
         map.serialize_entry("requester_id", &t.requester_id)?;
         map.serialize_entry("submitter_id", &t.submitter_id)?;
@@ -421,8 +421,8 @@ impl Serialize for ChildEvents<'_> {
                 id: a.id * 4,
                 create: a.create,
                 field_name: "status",
-                value: Some(value.as_str()),
-                previous_value: previous.map(|p| p.as_str()),
+                value: Some(value.name()),
+                previous_value: previous.map(|p| p.name()),
             })?;
         }
         if let Some((previous, value)) = a.priority {
