@@ -89,28 +89,25 @@ pub fn router(
             .map_err(|err| GrpcError::Tls(err.to_string()))?;
     }
 
-    let accounts = AccountDirectoryServiceServer::new(accounts::AccountDirectory::new(
+    // Every service refuses requests over MAX_REQUEST_BYTES and never sends more than MAX_RESPONSE_BYTES.
+    macro_rules! limited {
+        ($server:expr) => {
+            $server
+                .max_decoding_message_size(MAX_REQUEST_BYTES)
+                .max_encoding_message_size(MAX_RESPONSE_BYTES)
+        };
+    }
+    let accounts = limited!(AccountDirectoryServiceServer::new(
+        accounts::AccountDirectory::new(deps.store.clone(), deps.shutdown.clone())
+    ));
+    let integration = limited!(IntegrationServiceServer::new(
+        integration::Integration::new(deps.store.clone(), deps.engine.clone(), deps.clock.clone(),)
+    ));
+    let metrics = limited!(MetricsServiceServer::new(metrics::Metrics::new(
         deps.store.clone(),
-        deps.shutdown.clone(),
-    ))
-    .max_decoding_message_size(MAX_REQUEST_BYTES)
-    .max_encoding_message_size(MAX_RESPONSE_BYTES);
-
-    let integration = IntegrationServiceServer::new(integration::Integration::new(
-        deps.store.clone(),
-        deps.engine.clone(),
         deps.clock.clone(),
-    ))
-    .max_decoding_message_size(MAX_REQUEST_BYTES)
-    .max_encoding_message_size(MAX_RESPONSE_BYTES);
-
-    let metrics = MetricsServiceServer::new(metrics::Metrics::new(
-        deps.store.clone(),
-        deps.clock.clone(),
         deps.shutdown.clone(),
-    ))
-    .max_decoding_message_size(MAX_REQUEST_BYTES)
-    .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    )));
 
     let router = builder
         .add_service(health_service)

@@ -226,18 +226,9 @@ pub(crate) fn upsert_org(
     org_id: u64,
     org: &OrganizationRecord,
 ) -> Result<(), StoreError> {
-    let old_values = {
-        let matches = txn.open_table(tables::ORG_MATCHES)?;
-        let value = matches.get(org_id)?;
-        match value {
-            Some(bytes) => {
-                OrgMatchRecord::decode(bytes.value())
-                    .map_err(|err| corrupt("org_matches", org_id, err))?
-                    .key_values
-            }
-            None => Vec::new(),
-        }
-    };
+    let old_values = stored_match(txn, org_id)?
+        .map(|stored| stored.key_values)
+        .unwrap_or_default();
     let keys = super::facts::org_keys(org_id, org);
     let values: Vec<String> = key
         .org_values(&keys)
@@ -257,6 +248,17 @@ pub(crate) fn upsert_org(
     set_match(txn, org_id, &matched, values)
 }
 
+/// The stored match of an organization, if it has one.
+fn stored_match(txn: &WriteTransaction, org_id: u64) -> Result<Option<OrgMatchRecord>, StoreError> {
+    let matches = txn.open_table(tables::ORG_MATCHES)?;
+    let value = matches.get(org_id)?;
+    value
+        .map(|bytes| {
+            OrgMatchRecord::decode(bytes.value()).map_err(|err| corrupt("org_matches", org_id, err))
+        })
+        .transpose()
+}
+
 /// Re-matches every organization carrying one of `values` (after accounts changed).
 pub(crate) fn rematch_values(txn: &WriteTransaction, values: &[String]) -> Result<(), StoreError> {
     let mut orgs = BTreeSet::new();
@@ -270,17 +272,8 @@ pub(crate) fn rematch_values(txn: &WriteTransaction, values: &[String]) -> Resul
         }
     }
     for org_id in orgs {
-        let values = {
-            let matches = txn.open_table(tables::ORG_MATCHES)?;
-            let value = matches.get(org_id)?;
-            match value {
-                Some(bytes) => {
-                    OrgMatchRecord::decode(bytes.value())
-                        .map_err(|err| corrupt("org_matches", org_id, err))?
-                        .key_values
-                }
-                None => continue,
-            }
+        let Some(values) = stored_match(txn, org_id)?.map(|stored| stored.key_values) else {
+            continue;
         };
         let matched = match_values(txn, &values)?;
         set_match(txn, org_id, &matched, values)?;
