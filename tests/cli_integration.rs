@@ -4,7 +4,6 @@ mod common;
 use std::process::Command;
 
 use common::{eventually, inproc, Daemon, DaemonOptions};
-use zdsync::simulator::SimulatorConfig;
 
 fn cli(daemon: &Daemon, args: &[&str]) -> (bool, String, String) {
     let output = Command::new(common::binary())
@@ -29,13 +28,7 @@ fn status_json(daemon: &Daemon) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_integration_is_driven_from_the_command_line() {
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 1_500,
-        organizations: 20,
-        users: 100,
-        ..Default::default()
-    })
-    .await;
+    let sim = inproc::simulator(inproc::sized(1_500, 20, 100)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let options = DaemonOptions {
         config: format!(

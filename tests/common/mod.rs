@@ -1,6 +1,8 @@
 //! Shared harness of the end-to-end tests: the real `zdsync` binary on an ephemeral loopback port.
 #![allow(dead_code)]
 
+pub mod harness;
+pub mod http;
 pub mod inproc;
 
 use std::io::{BufRead, BufReader};
