@@ -1,24 +1,7 @@
 //! `zdsync configure|status|sync|pause|resume|delete` against a real daemon and the simulator.
 mod common;
 
-use std::process::Command;
-
-use common::{eventually, inproc, Daemon, DaemonOptions};
-
-fn cli(daemon: &Daemon, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(common::binary())
-        .args(args)
-        .args(["--addr", &daemon.addr, "--token-file"])
-        .arg(daemon.data_dir.join("admin.token"))
-        .env_remove("ZDSYNC_ADMIN_TOKEN")
-        .output()
-        .expect("run zdsync");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use common::{cli, eventually, inproc, Daemon, DaemonOptions};
 
 fn status_json(daemon: &Daemon) -> serde_json::Value {
     let (ok, out, err) = cli(daemon, &["status", "--json"]);

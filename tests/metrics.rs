@@ -14,7 +14,6 @@ use rand::{Rng, SeedableRng};
 use tonic::Code;
 use zdsync::domain::metrics::{Day, Timeframe};
 use zdsync::proto::v1 as pb;
-use zdsync::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
 use zdsync::proto::v1::metrics_service_client::MetricsServiceClient;
 use zdsync::simulator::{NewRating, Priority, Score, SimulatorControl, Status, TicketUpdate};
 
@@ -272,7 +271,6 @@ async fn metrics_equal_a_direct_computation_after_random_mutations_and_syncs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_rpcs_answer_the_documented_codes_and_sort() {
     let (sim, _dir, daemon, mut client) = Harness::start(sized(200, 6, 30)).await.into_parts();
-    let mut accounts = AccountDirectoryServiceClient::new(daemon.channel().await);
     let control = sim.control();
     let mut batch = vec![pb::Account {
         id: "no-org".into(),
@@ -290,13 +288,7 @@ async fn metrics_rpcs_answer_the_documented_codes_and_sort() {
         }
     }
     let count = batch.len();
-    accounts
-        .upsert_accounts(with_token(
-            pb::UpsertAccountsRequest { accounts: batch },
-            ADMIN_TOKEN,
-        ))
-        .await
-        .expect("accounts");
+    upsert_accounts(&daemon, batch).await;
     configure_and_sync(&mut client).await;
     let mut metrics = MetricsServiceClient::new(daemon.channel().await);
 

@@ -208,6 +208,23 @@ pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
+/// Runs the `zdsync` command line with `args` against `daemon` (its address and generated admin
+/// token file); returns (success, stdout, stderr).
+pub fn cli(daemon: &Daemon, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(binary())
+        .args(args)
+        .args(["--addr", &daemon.addr, "--token-file"])
+        .arg(daemon.data_dir.join("admin.token"))
+        .env_remove("ZDSYNC_ADMIN_TOKEN")
+        .output()
+        .expect("run zdsync");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// Runs grpcurl (installed by `.ci/run`) and returns (success, stdout, stderr).
 pub fn grpcurl(args: &[&str]) -> (bool, String, String) {
     let output = Command::new("grpcurl")
