@@ -176,11 +176,24 @@ fn cursor_page<'d>(
     Ok((keys, envelope))
 }
 
+/// What a time-based export request asks for, and the now it was checked against.
+#[derive(Debug, Clone, Copy)]
+struct TimeWindow {
+    per_page: usize,
+    start: i64,
+    now: i64,
+}
+
 /// Page size and `start_time` of a time-based export request.
-fn time_params(shared: &Shared, params: &QueryMap) -> Result<(usize, i64), BadRequest> {
+fn time_params(shared: &Shared, params: &QueryMap) -> Result<TimeWindow, BadRequest> {
     let per_page = per_page(params, "per_page", EXPORT_PAGE_MAX)?;
-    let start = start_time(params, shared.now_unix())?;
-    Ok((per_page, start))
+    let now = shared.now_unix();
+    let start = start_time(params, now)?;
+    Ok(TimeWindow {
+        per_page,
+        start,
+        now,
+    })
 }
 
 /// One page of a time-based export at `path`: `from_start` holds the time-ordered records at
@@ -194,11 +207,16 @@ fn time_page<'d, T>(
     shared: &Shared,
     params: &QueryMap,
     path: &str,
-    (per_page, start): (usize, i64),
+    window: TimeWindow,
     from_start: &'d [T],
     timestamp: impl Fn(&T) -> i64,
 ) -> (&'d [T], Envelope) {
-    let cutoff = shared.now_unix() - MIN_START_AGE;
+    let TimeWindow {
+        per_page,
+        start,
+        now,
+    } = window;
+    let cutoff = now - MIN_START_AGE;
     let rest = &from_start[..from_start.partition_point(|r| timestamp(r) < cutoff)];
     let len = time_page_len(rest, per_page, &timestamp);
     let records = &rest[..len];
@@ -437,7 +455,7 @@ fn incremental_users(shared: &Shared, params: &QueryMap) -> Answer {
 fn incremental_organizations(shared: &Shared, params: &QueryMap) -> Answer {
     let window = time_params(shared, params)?;
     let data = shared.read();
-    let from_start = data.organization_order.starting_at(window.1);
+    let from_start = data.organization_order.starting_at(window.start);
     let path = "/api/v2/incremental/organizations.json";
     let (keys, envelope) = time_page(shared, params, path, window, from_start, |k| k.0);
     let show = |id| {
@@ -451,7 +469,7 @@ fn incremental_organizations(shared: &Shared, params: &QueryMap) -> Answer {
 fn ticket_events(shared: &Shared, params: &QueryMap) -> Answer {
     let window = time_params(shared, params)?;
     let data = shared.read();
-    let from = data.audits.partition_point(|a| a.timestamp < window.1);
+    let from = data.audits.partition_point(|a| a.timestamp < window.start);
     let path = "/api/v2/incremental/ticket_events.json";
     let timestamp = |a: &Audit| a.timestamp;
     let (audits, envelope) = time_page(
