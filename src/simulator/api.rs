@@ -1,6 +1,7 @@
 //! The Zendesk API endpoints: `users/me`, the incremental exports, groups and satisfaction
 //! ratings, with Zendesk's paging semantics.
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
@@ -340,6 +341,15 @@ fn includes(params: &QueryMap) -> Includes {
     out
 }
 
+/// The people of a ticket: requester, submitter and assignee.
+fn people(ticket: &Ticket) -> [Option<NonZeroU64>; 3] {
+    [
+        NonZeroU64::new(ticket.requester_id),
+        NonZeroU64::new(ticket.submitter_id),
+        ticket.assignee_id,
+    ]
+}
+
 /// One page of the cursor ticket export.
 struct TicketPage<'a> {
     data: &'a Dataset,
@@ -354,26 +364,26 @@ impl TicketPage<'_> {
         self.keys.iter().filter_map(|k| self.data.ticket(k.1))
     }
 
-    /// Writes the side-load `key`: the records `find` finds for the ids `pick` takes from the
+    /// Writes the side-load `key`: the records `show` renders for the ids `pick` takes from the
     /// page's tickets, in id order, each once.
-    fn side_load<M, T>(
+    fn side_load<M, T, const N: usize>(
         &self,
         map: &mut M,
         key: &'static str,
-        pick: impl Fn(&Ticket, &mut Vec<u64>),
-        find: impl Fn(u64) -> Option<T>,
+        pick: impl Fn(&Ticket) -> [Option<NonZeroU64>; N],
+        show: impl Fn(u64) -> Option<T>,
     ) -> Result<(), M::Error>
     where
         M: SerializeMap,
         T: Serialize,
     {
-        let mut ids = Vec::with_capacity(self.keys.len() * 2);
-        for ticket in self.tickets() {
-            pick(ticket, &mut ids);
-        }
+        let mut ids: Vec<u64> = self
+            .tickets()
+            .flat_map(|ticket| pick(ticket).into_iter().flatten().map(NonZeroU64::get))
+            .collect();
         ids.sort_unstable();
         ids.dedup();
-        map.serialize_entry(key, &SeqOf(|| ids.iter().filter_map(|id| find(*id))))
+        map.serialize_entry(key, &SeqOf(|| ids.iter().filter_map(|id| show(*id))))
     }
 }
 
@@ -387,35 +397,19 @@ impl Serialize for TicketPage<'_> {
         )?;
         self.envelope.write(&mut map)?;
         if self.includes.users {
-            self.side_load(
-                &mut map,
-                "users",
-                |t, ids| {
-                    ids.push(t.requester_id);
-                    ids.push(t.submitter_id);
-                    ids.extend(t.assignee_id.map(|a| a.get()));
-                },
-                |id| data.user(id).map(|u| UserJson::new(u, base)),
-            )?;
+            let show = |id| data.user(id).map(|u| UserJson::new(u, base));
+            self.side_load(&mut map, "users", people, show)?;
         }
         if self.includes.groups {
-            self.side_load(
-                &mut map,
-                "groups",
-                |t, ids| ids.extend(t.group_id.map(|g| g.get())),
-                |id| data.group(id).map(|g| GroupJson::new(g, base)),
-            )?;
+            let show = |id| data.group(id).map(|g| GroupJson::new(g, base));
+            self.side_load(&mut map, "groups", |t| [t.group_id], show)?;
         }
         if self.includes.organizations {
-            self.side_load(
-                &mut map,
-                "organizations",
-                |t, ids| ids.extend(t.organization_id.map(|o| o.get())),
-                |id| {
-                    data.organization(id)
-                        .map(|o| OrganizationJson::new(o, base))
-                },
-            )?;
+            let show = |id| {
+                data.organization(id)
+                    .map(|o| OrganizationJson::new(o, base))
+            };
+            self.side_load(&mut map, "organizations", |t| [t.organization_id], show)?;
         }
         if self.includes.metric_sets {
             map.serialize_entry(
