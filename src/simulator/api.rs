@@ -1,13 +1,17 @@
 //! The Zendesk API endpoints: `users/me`, the incremental exports, groups and satisfaction
 //! ratings, with Zendesk's paging semantics.
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::routing::{get, MethodRouter};
+use axum::Router;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
+use serde_json::Value;
 
 use super::admission::serve;
 use super::cursor;
@@ -24,6 +28,12 @@ use super::render::{
 };
 use super::state::Shared;
 
+/// The query parameters of a request, by name.
+type QueryMap = HashMap<String, String>;
+
+/// What a handler answers: its response, or a 400.
+type Answer = Result<Response, BadRequest>;
+
 /// Default and maximum page size of the incremental exports.
 const EXPORT_PAGE_MAX: usize = 1000;
 /// Default and maximum page size of the satisfaction ratings list.
@@ -32,7 +42,7 @@ const RATINGS_PAGE_MAX: usize = 100;
 const MIN_START_AGE: i64 = 60;
 
 /// Parses `start_time` and applies the 60-second rule.
-fn start_time(params: &HashMap<String, String>, now: i64) -> Result<i64, BadRequest> {
+fn start_time(params: &QueryMap, now: i64) -> Result<i64, BadRequest> {
     let Some(raw) = params.get("start_time") else {
         return Err(BadRequest::new("InvalidValue", "start_time is required"));
     };
@@ -52,7 +62,7 @@ fn start_time(params: &HashMap<String, String>, now: i64) -> Result<i64, BadRequ
 }
 
 /// Where a cursor export starts: after the `cursor`, or at `start_time`.
-fn cursor_position(params: &HashMap<String, String>, now: i64) -> Result<(i64, u64), BadRequest> {
+fn cursor_position(params: &QueryMap, now: i64) -> Result<(i64, u64), BadRequest> {
     match params.get("cursor") {
         Some(raw) => cursor::decode(raw).ok_or_else(|| {
             BadRequest::new("InvalidCursor", "The cursor is invalid or has expired")
@@ -79,21 +89,27 @@ where
     }
 }
 
-/// The fields a page writes after its records.
-trait Envelope {
+/// The fields a page writes after its records, in order.
+struct Envelope(Vec<(&'static str, Value)>);
+
+impl Envelope {
     /// Writes the fields into the page's map.
-    fn write<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error>;
+    fn write<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        self.0
+            .iter()
+            .try_for_each(|(key, value)| map.serialize_entry(key, value))
+    }
 }
 
 /// `{key: [records…], …envelope}`: one page of a list or export.
-struct Page<F, E> {
+struct Page<F> {
     key: &'static str,
     records: SeqOf<F>,
-    envelope: E,
+    envelope: Envelope,
 }
 
-impl<F, E> Page<F, E> {
-    fn new(key: &'static str, records: F, envelope: E) -> Self {
+impl<F> Page<F> {
+    fn new(key: &'static str, records: F, envelope: Envelope) -> Self {
         Self {
             key,
             records: SeqOf(records),
@@ -102,12 +118,9 @@ impl<F, E> Page<F, E> {
     }
 }
 
-impl<F, I, T, E> Serialize for Page<F, E>
+impl<F> Serialize for Page<F>
 where
-    F: Fn() -> I,
-    I: Iterator<Item = T>,
-    T: Serialize,
-    E: Envelope,
+    SeqOf<F>: Serialize,
 {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
@@ -117,30 +130,32 @@ where
     }
 }
 
-/// The cursor-export envelope fields after the records.
-struct CursorEnvelope {
-    after_url: String,
-    after_cursor: String,
-    end_of_stream: bool,
+/// The page `{key: [records…], …envelope}` of the records `keys` name (`show` renders one),
+/// serialized; `per_record` is a size hint in bytes.
+fn records_page<J: Serialize>(
+    key: &'static str,
+    keys: &[(i64, u64)],
+    show: impl Fn(u64) -> Option<J>,
+    envelope: Envelope,
+    per_record: usize,
+) -> Response {
+    let records = || keys.iter().filter_map(|k| show(k.1));
+    serialize_body(
+        &Page::new(key, records, envelope),
+        keys.len() * per_record + 512,
+    )
 }
 
-impl Envelope for CursorEnvelope {
-    fn write<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        map.serialize_entry("after_url", &self.after_url)?;
-        map.serialize_entry("before_url", &None::<()>)?;
-        map.serialize_entry("after_cursor", &self.after_cursor)?;
-        map.serialize_entry("before_cursor", &None::<()>)?;
-        map.serialize_entry("end_of_stream", &self.end_of_stream)
-    }
-}
+/// The `(timestamp, id)` keys of one page of records.
+type Keys<'d> = &'d [(i64, u64)];
 
 /// One page of a cursor export at `path` over `order`: its keys and the envelope after them.
 fn cursor_page<'d>(
     shared: &Shared,
-    params: &HashMap<String, String>,
+    params: &QueryMap,
     path: &str,
     order: &'d SortedIndex,
-) -> Result<(&'d [(i64, u64)], CursorEnvelope), BadRequest> {
+) -> Result<(Keys<'d>, Envelope), BadRequest> {
     let per_page = per_page(params, "per_page", EXPORT_PAGE_MAX)?;
     let position = cursor_position(params, shared.now_unix())?;
     let rest = order.after(position);
@@ -152,39 +167,34 @@ fn cursor_page<'d>(
         percent_encode(&after_cursor),
         per_page_suffix(params.get("per_page"))
     );
-    let envelope = CursorEnvelope {
-        after_url,
-        after_cursor,
-        end_of_stream: rest.len() <= per_page,
-    };
+    let envelope = Envelope(vec![
+        ("after_url", after_url.into()),
+        ("before_url", Value::Null),
+        ("after_cursor", after_cursor.into()),
+        ("before_cursor", Value::Null),
+        ("end_of_stream", (rest.len() <= per_page).into()),
+    ]);
     Ok((keys, envelope))
 }
 
-/// The time-based export envelope.
-struct TimeEnvelope {
-    count: usize,
-    end_time: i64,
-    next_page: String,
-    end_of_stream: bool,
-}
-
-impl Envelope for TimeEnvelope {
-    fn write<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        map.serialize_entry("count", &self.count)?;
-        map.serialize_entry("end_time", &self.end_time)?;
-        map.serialize_entry("next_page", &self.next_page)?;
-        map.serialize_entry("end_of_stream", &self.end_of_stream)
-    }
+/// What a time-based export request asks for, and the now it was checked against.
+#[derive(Debug, Clone, Copy)]
+struct TimeWindow {
+    per_page: usize,
+    start: i64,
+    now: i64,
 }
 
 /// Page size and `start_time` of a time-based export request.
-fn time_params(
-    shared: &Shared,
-    params: &HashMap<String, String>,
-) -> Result<(usize, i64), BadRequest> {
+fn time_params(shared: &Shared, params: &QueryMap) -> Result<TimeWindow, BadRequest> {
     let per_page = per_page(params, "per_page", EXPORT_PAGE_MAX)?;
-    let start = start_time(params, shared.now_unix())?;
-    Ok((per_page, start))
+    let now = shared.now_unix();
+    let start = start_time(params, now)?;
+    Ok(TimeWindow {
+        per_page,
+        start,
+        now,
+    })
 }
 
 /// One page of a time-based export at `path`: `from_start` holds the time-ordered records at
@@ -196,13 +206,18 @@ fn time_params(
 /// (the page holds that whole second).
 fn time_page<'d, T>(
     shared: &Shared,
-    params: &HashMap<String, String>,
+    params: &QueryMap,
     path: &str,
-    (per_page, start): (usize, i64),
+    window: TimeWindow,
     from_start: &'d [T],
     timestamp: impl Fn(&T) -> i64,
-) -> (&'d [T], TimeEnvelope) {
-    let cutoff = shared.now_unix() - MIN_START_AGE;
+) -> (&'d [T], Envelope) {
+    let TimeWindow {
+        per_page,
+        start,
+        now,
+    } = window;
+    let cutoff = now - MIN_START_AGE;
     let rest = &from_start[..from_start.partition_point(|r| timestamp(r) < cutoff)];
     let len = time_page_len(rest, per_page, &timestamp);
     let records = &rest[..len];
@@ -217,36 +232,85 @@ fn time_page<'d, T>(
         shared.base_url,
         per_page_suffix(params.get("per_page"))
     );
-    let envelope = TimeEnvelope {
-        count: records.len(),
-        end_time,
-        next_page,
-        end_of_stream,
-    };
+    let envelope = Envelope(vec![
+        ("count", records.len().into()),
+        ("end_time", end_time.into()),
+        ("next_page", next_page.into()),
+        ("end_of_stream", end_of_stream.into()),
+    ]);
     (records, envelope)
 }
 
+/// The API routes: each one admits the request (counter, fault, rate limit, auth), then
+/// answers with its handler.
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    let both = |router: Router<Arc<Shared>>, path: &str, route: MethodRouter<Arc<Shared>>| {
+        router
+            .route(&format!("{path}.json"), route.clone())
+            .route(path, route)
+    };
+    let router = Router::new()
+        .route(
+            "/api/v2/incremental/tickets/cursor.json",
+            api(Endpoint::IncrementalTickets, incremental_tickets),
+        )
+        .route(
+            "/api/v2/incremental/users/cursor.json",
+            api(Endpoint::IncrementalUsers, incremental_users),
+        )
+        .route(
+            "/api/v2/incremental/organizations.json",
+            api(
+                Endpoint::IncrementalOrganizations,
+                incremental_organizations,
+            ),
+        )
+        .route(
+            "/api/v2/incremental/ticket_events.json",
+            api(Endpoint::TicketEvents, ticket_events),
+        );
+    let router = both(router, "/api/v2/users/me", api(Endpoint::UsersMe, users_me));
+    let router = both(router, "/api/v2/groups", api(Endpoint::Groups, groups));
+    both(
+        router,
+        "/api/v2/satisfaction_ratings",
+        api(Endpoint::SatisfactionRatings, satisfaction_ratings),
+    )
+}
+
+/// What an API endpoint answers to an admitted request with these query parameters.
+type Handler = fn(&Shared, &QueryMap) -> Answer;
+
+/// `GET` of an API endpoint: admission, then `handler` (the shape of every API route).
+fn api(endpoint: Endpoint, handler: Handler) -> MethodRouter<Arc<Shared>> {
+    get(
+        move |State(shared): State<Arc<Shared>>, headers: HeaderMap, Query(params): Params| async move {
+            serve(&shared, endpoint, &headers, |shared| {
+                handler(shared, &params)
+            })
+            .await
+        },
+    )
+}
+
 /// `GET /api/v2/users/me.json`.
-pub(crate) async fn users_me(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    serve(&shared, Endpoint::UsersMe, &headers, |shared| {
-        let data = shared.read();
-        let Some(admin) = data.admin() else {
-            return Err(not_found("Not found"));
-        };
-        struct Me<'a>(UserJson<'a>);
-        impl Serialize for Me<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut map = s.serialize_map(Some(1))?;
-                map.serialize_entry("user", &self.0)?;
-                map.end()
-            }
+fn users_me(shared: &Shared, _params: &QueryMap) -> Answer {
+    let data = shared.read();
+    let Some(admin) = data.admin() else {
+        return Ok(not_found("Not found"));
+    };
+    struct Me<'a>(UserJson<'a>);
+    impl Serialize for Me<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(1))?;
+            map.serialize_entry("user", &self.0)?;
+            map.end()
         }
-        Ok(serialize_body(
-            &Me(UserJson::new(admin, &shared.base_url)),
-            2048,
-        ))
-    })
-    .await
+    }
+    Ok(serialize_body(
+        &Me(UserJson::new(admin, &shared.base_url)),
+        2048,
+    ))
 }
 
 /// The side-loads a ticket page may carry.
@@ -258,7 +322,7 @@ struct Includes {
     metric_sets: bool,
 }
 
-fn includes(params: &HashMap<String, String>) -> Includes {
+fn includes(params: &QueryMap) -> Includes {
     let mut out = Includes::default();
     for name in params
         .get("include")
@@ -277,12 +341,21 @@ fn includes(params: &HashMap<String, String>) -> Includes {
     out
 }
 
+/// The people of a ticket: requester, submitter and assignee.
+fn people(ticket: &Ticket) -> [Option<NonZeroU64>; 3] {
+    [
+        NonZeroU64::new(ticket.requester_id),
+        NonZeroU64::new(ticket.submitter_id),
+        ticket.assignee_id,
+    ]
+}
+
 /// One page of the cursor ticket export.
 struct TicketPage<'a> {
     data: &'a Dataset,
     keys: &'a [(i64, u64)],
     base: &'a str,
-    envelope: CursorEnvelope,
+    envelope: Envelope,
     includes: Includes,
 }
 
@@ -291,26 +364,26 @@ impl TicketPage<'_> {
         self.keys.iter().filter_map(|k| self.data.ticket(k.1))
     }
 
-    /// Writes the side-load `key`: the records `find` finds for the ids `pick` takes from the
+    /// Writes the side-load `key`: the records `show` renders for the ids `pick` takes from the
     /// page's tickets, in id order, each once.
-    fn side_load<M, T>(
+    fn side_load<M, T, const N: usize>(
         &self,
         map: &mut M,
         key: &'static str,
-        pick: impl Fn(&Ticket, &mut Vec<u64>),
-        find: impl Fn(u64) -> Option<T>,
+        pick: impl Fn(&Ticket) -> [Option<NonZeroU64>; N],
+        show: impl Fn(u64) -> Option<T>,
     ) -> Result<(), M::Error>
     where
         M: SerializeMap,
         T: Serialize,
     {
-        let mut ids = Vec::with_capacity(self.keys.len() * 2);
-        for ticket in self.tickets() {
-            pick(ticket, &mut ids);
-        }
+        let mut ids: Vec<u64> = self
+            .tickets()
+            .flat_map(|ticket| pick(ticket).into_iter().flatten().map(NonZeroU64::get))
+            .collect();
         ids.sort_unstable();
         ids.dedup();
-        map.serialize_entry(key, &SeqOf(|| ids.iter().filter_map(|id| find(*id))))
+        map.serialize_entry(key, &SeqOf(|| ids.iter().filter_map(|id| show(*id))))
     }
 }
 
@@ -324,35 +397,19 @@ impl Serialize for TicketPage<'_> {
         )?;
         self.envelope.write(&mut map)?;
         if self.includes.users {
-            self.side_load(
-                &mut map,
-                "users",
-                |t, ids| {
-                    ids.push(t.requester_id);
-                    ids.push(t.submitter_id);
-                    ids.extend(t.assignee_id.map(|a| a.get()));
-                },
-                |id| data.user(id).map(|u| UserJson::new(u, base)),
-            )?;
+            let show = |id| data.user(id).map(|u| UserJson::new(u, base));
+            self.side_load(&mut map, "users", people, show)?;
         }
         if self.includes.groups {
-            self.side_load(
-                &mut map,
-                "groups",
-                |t, ids| ids.extend(t.group_id.map(|g| g.get())),
-                |id| data.group(id).map(|g| GroupJson::new(g, base)),
-            )?;
+            let show = |id| data.group(id).map(|g| GroupJson::new(g, base));
+            self.side_load(&mut map, "groups", |t| [t.group_id], show)?;
         }
         if self.includes.organizations {
-            self.side_load(
-                &mut map,
-                "organizations",
-                |t, ids| ids.extend(t.organization_id.map(|o| o.get())),
-                |id| {
-                    data.organization(id)
-                        .map(|o| OrganizationJson::new(o, base))
-                },
-            )?;
+            let show = |id| {
+                data.organization(id)
+                    .map(|o| OrganizationJson::new(o, base))
+            };
+            self.side_load(&mut map, "organizations", |t| [t.organization_id], show)?;
         }
         if self.includes.metric_sets {
             map.serialize_entry(
@@ -365,129 +422,79 @@ impl Serialize for TicketPage<'_> {
 }
 
 /// `GET /api/v2/incremental/tickets/cursor.json`.
-pub(crate) async fn incremental_tickets(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    serve(&shared, Endpoint::IncrementalTickets, &headers, |shared| {
-        let data = shared.read();
-        let path = "/api/v2/incremental/tickets/cursor.json";
-        let (keys, envelope) = cursor_page(shared, &params, path, &data.ticket_order)?;
-        let page = TicketPage {
-            data: &data,
-            keys,
-            base: &shared.base_url,
-            envelope,
-            includes: includes(&params),
-        };
-        Ok::<_, BadRequest>(serialize_body(&page, keys.len() * 1800 + 512))
-    })
-    .await
+fn incremental_tickets(shared: &Shared, params: &QueryMap) -> Answer {
+    let data = shared.read();
+    let path = "/api/v2/incremental/tickets/cursor.json";
+    let (keys, envelope) = cursor_page(shared, params, path, &data.ticket_order)?;
+    let page = TicketPage {
+        data: &data,
+        keys,
+        base: &shared.base_url,
+        envelope,
+        includes: includes(params),
+    };
+    Ok(serialize_body(&page, keys.len() * 1800 + 512))
 }
 
 /// `GET /api/v2/incremental/users/cursor.json`.
-pub(crate) async fn incremental_users(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    serve(&shared, Endpoint::IncrementalUsers, &headers, |shared| {
-        let data = shared.read();
-        let path = "/api/v2/incremental/users/cursor.json";
-        let (keys, envelope) = cursor_page(shared, &params, path, &data.user_order)?;
-        let users = || keys.iter().filter_map(|k| data.user(k.1));
-        let page = Page::new(
-            "users",
-            || users().map(|u| UserJson::new(u, &shared.base_url)),
-            envelope,
-        );
-        Ok::<_, BadRequest>(serialize_body(&page, keys.len() * 1200 + 512))
-    })
-    .await
+fn incremental_users(shared: &Shared, params: &QueryMap) -> Answer {
+    let data = shared.read();
+    let path = "/api/v2/incremental/users/cursor.json";
+    let (keys, envelope) = cursor_page(shared, params, path, &data.user_order)?;
+    let show = |id| data.user(id).map(|u| UserJson::new(u, &shared.base_url));
+    Ok(records_page("users", keys, show, envelope, 1200))
 }
 
 /// `GET /api/v2/incremental/organizations.json`.
-pub(crate) async fn incremental_organizations(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    serve(
-        &shared,
-        Endpoint::IncrementalOrganizations,
-        &headers,
-        |shared| {
-            let window = time_params(shared, &params)?;
-            let data = shared.read();
-            let from_start = data.organization_order.starting_at(window.1);
-            let path = "/api/v2/incremental/organizations.json";
-            let (keys, envelope) = time_page(shared, &params, path, window, from_start, |k| k.0);
-            let organizations = || keys.iter().filter_map(|k| data.organization(k.1));
-            let page = Page::new(
-                "organizations",
-                || organizations().map(|o| OrganizationJson::new(o, &shared.base_url)),
-                envelope,
-            );
-            Ok::<_, BadRequest>(serialize_body(&page, keys.len() * 700 + 512))
-        },
-    )
-    .await
+fn incremental_organizations(shared: &Shared, params: &QueryMap) -> Answer {
+    let window = time_params(shared, params)?;
+    let data = shared.read();
+    let from_start = data.organization_order.starting_at(window.start);
+    let path = "/api/v2/incremental/organizations.json";
+    let (keys, envelope) = time_page(shared, params, path, window, from_start, |k| k.0);
+    let show = |id| {
+        data.organization(id)
+            .map(|o| OrganizationJson::new(o, &shared.base_url))
+    };
+    Ok(records_page("organizations", keys, show, envelope, 700))
 }
 
 /// `GET /api/v2/incremental/ticket_events.json`.
-pub(crate) async fn ticket_events(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    serve(&shared, Endpoint::TicketEvents, &headers, |shared| {
-        let window = time_params(shared, &params)?;
-        let data = shared.read();
-        let from = data.audits.partition_point(|a| a.timestamp < window.1);
-        let path = "/api/v2/incremental/ticket_events.json";
-        let timestamp = |a: &Audit| a.timestamp;
-        let (audits, envelope) = time_page(
-            shared,
-            &params,
-            path,
-            window,
-            &data.audits[from..],
-            timestamp,
-        );
-        let page = Page::new("ticket_events", || audits.iter().map(AuditJson), envelope);
-        Ok::<_, BadRequest>(serialize_body(&page, audits.len() * 400 + 512))
-    })
-    .await
-}
-
-/// `next_page`, `previous_page` (both null) and `count` of the one-page groups list.
-struct GroupsEnvelope(usize);
-
-impl Envelope for GroupsEnvelope {
-    fn write<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        map.serialize_entry("next_page", &None::<()>)?;
-        map.serialize_entry("previous_page", &None::<()>)?;
-        map.serialize_entry("count", &self.0)
-    }
+fn ticket_events(shared: &Shared, params: &QueryMap) -> Answer {
+    let window = time_params(shared, params)?;
+    let data = shared.read();
+    let from = data.audits.partition_point(|a| a.timestamp < window.start);
+    let path = "/api/v2/incremental/ticket_events.json";
+    let timestamp = |a: &Audit| a.timestamp;
+    let (audits, envelope) = time_page(
+        shared,
+        params,
+        path,
+        window,
+        &data.audits[from..],
+        timestamp,
+    );
+    let page = Page::new("ticket_events", || audits.iter().map(AuditJson), envelope);
+    Ok(serialize_body(&page, audits.len() * 400 + 512))
 }
 
 /// `GET /api/v2/groups.json`: every group on one page.
-pub(crate) async fn groups(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    serve(&shared, Endpoint::Groups, &headers, |shared| {
-        let data = shared.read();
-        let page = Page::new(
-            "groups",
-            || {
-                data.groups
-                    .iter()
-                    .map(|g| GroupJson::new(g, &shared.base_url))
-            },
-            GroupsEnvelope(data.groups.len()),
-        );
-        Ok::<_, BadRequest>(serialize_body(&page, 4096))
-    })
-    .await
+fn groups(shared: &Shared, _params: &QueryMap) -> Answer {
+    let data = shared.read();
+    let page = Page::new(
+        "groups",
+        || {
+            data.groups
+                .iter()
+                .map(|g| GroupJson::new(g, &shared.base_url))
+        },
+        Envelope(vec![
+            ("next_page", Value::Null),
+            ("previous_page", Value::Null),
+            ("count", data.groups.len().into()),
+        ]),
+    );
+    Ok(serialize_body(&page, 4096))
 }
 
 /// Which ratings a `score` filter keeps.
@@ -509,81 +516,64 @@ fn score_filter(name: &str) -> Option<fn(&Rating) -> bool> {
     })
 }
 
-/// `meta` and `links` of a satisfaction ratings page.
-struct RatingsEnvelope {
-    meta: serde_json::Value,
-    links: serde_json::Value,
-}
-
-impl Envelope for RatingsEnvelope {
-    fn write<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        map.serialize_entry("meta", &self.meta)?;
-        map.serialize_entry("links", &self.links)
-    }
-}
-
 /// `GET /api/v2/satisfaction_ratings.json`.
-pub(crate) async fn satisfaction_ratings(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Response {
-    serve(&shared, Endpoint::SatisfactionRatings, &headers, |shared| {
-        let size = per_page(&params, "page[size]", RATINGS_PAGE_MAX)?;
-        let start = unix_param(&params, "start_time")?;
-        let end = unix_param(&params, "end_time")?;
-        let filter = match params.get("score") {
-            Some(name) => Some(score_filter(name).ok_or_else(|| {
-                BadRequest::new("InvalidValue", &format!("unknown score filter {name}"))
-            })?),
-            None => None,
-        };
-        let mut position = start.map_or((i64::MIN, 0), |s| (s - 1, u64::MAX));
-        if let Some(raw) = params.get("page[after]") {
-            let after = cursor::decode(raw)
-                .ok_or_else(|| BadRequest::new("InvalidCursor", "page[after] is invalid"))?;
-            position = position.max(after);
+fn satisfaction_ratings(shared: &Shared, params: &QueryMap) -> Answer {
+    let size = per_page(params, "page[size]", RATINGS_PAGE_MAX)?;
+    let start = unix_param(params, "start_time")?;
+    let end = unix_param(params, "end_time")?;
+    let filter = match params.get("score") {
+        Some(name) => Some(score_filter(name).ok_or_else(|| {
+            BadRequest::new("InvalidValue", &format!("unknown score filter {name}"))
+        })?),
+        None => None,
+    };
+    let mut position = start.map_or((i64::MIN, 0), |s| (s - 1, u64::MAX));
+    if let Some(raw) = params.get("page[after]") {
+        let after = cursor::decode(raw)
+            .ok_or_else(|| BadRequest::new("InvalidCursor", "page[after] is invalid"))?;
+        position = position.max(after);
+    }
+    let data = shared.read();
+    let mut matched: Vec<&Rating> = Vec::with_capacity(size + 1);
+    for key in data.rating_order.after(position) {
+        if end.is_some_and(|end| key.0 >= end) || matched.len() > size {
+            break;
         }
-        let data = shared.read();
-        let mut matched: Vec<&Rating> = Vec::with_capacity(size + 1);
-        for key in data.rating_order.after(position) {
-            if end.is_some_and(|end| key.0 >= end) || matched.len() > size {
-                break;
-            }
-            if let Some(rating) = data.rating(key.1) {
-                if filter.is_none_or(|keep| keep(rating)) {
-                    matched.push(rating);
-                }
+        if let Some(rating) = data.rating(key.1) {
+            if filter.is_none_or(|keep| keep(rating)) {
+                matched.push(rating);
             }
         }
-        let has_more = matched.len() > size;
-        matched.truncate(size);
-        let after_cursor = matched.last().map(|r| cursor::encode((r.created_at, r.id)));
-        let next = after_cursor.as_ref().filter(|_| has_more).map(|c| {
-            let mut url = format!(
-                "{}/api/v2/satisfaction_ratings.json?page%5Bafter%5D={}&page%5Bsize%5D={size}",
-                shared.base_url,
-                percent_encode(c)
-            );
-            for key in ["start_time", "end_time", "score"] {
-                if let Some(value) = params.get(key) {
-                    url.push_str(&format!("&{key}={}", percent_encode(value)));
-                }
+    }
+    let has_more = matched.len() > size;
+    matched.truncate(size);
+    let after_cursor = matched.last().map(|r| cursor::encode((r.created_at, r.id)));
+    let next = after_cursor.as_ref().filter(|_| has_more).map(|c| {
+        let mut url = format!(
+            "{}/api/v2/satisfaction_ratings.json?page%5Bafter%5D={}&page%5Bsize%5D={size}",
+            shared.base_url,
+            percent_encode(c)
+        );
+        for key in ["start_time", "end_time", "score"] {
+            if let Some(value) = params.get(key) {
+                url.push_str(&format!("&{key}={}", percent_encode(value)));
             }
-            url
-        });
-        let envelope = RatingsEnvelope {
-            meta: serde_json::json!({
+        }
+        url
+    });
+    let envelope = Envelope(vec![
+        (
+            "meta",
+            serde_json::json!({
                 "has_more": has_more, "after_cursor": after_cursor, "before_cursor": null
             }),
-            links: serde_json::json!({"next": next, "prev": null}),
-        };
-        let page = Page::new(
-            "satisfaction_ratings",
-            || matched.iter().map(|r| RatingJson::new(r, &shared.base_url)),
-            envelope,
-        );
-        Ok::<_, BadRequest>(serialize_body(&page, size * 400 + 512))
-    })
-    .await
+        ),
+        ("links", serde_json::json!({"next": next, "prev": null})),
+    ]);
+    let page = Page::new(
+        "satisfaction_ratings",
+        || matched.iter().map(|r| RatingJson::new(r, &shared.base_url)),
+        envelope,
+    );
+    Ok(serialize_body(&page, size * 400 + 512))
 }

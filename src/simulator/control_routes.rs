@@ -1,11 +1,10 @@
 //! HTTP routes of the control API under `/_sim/`, thin wrappers over [`SimulatorControl`].
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -22,24 +21,13 @@ use super::state::Shared;
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/_sim/stats", get(stats))
-        .route("/_sim/tickets", post(create::<Tickets>))
-        .route(
-            "/_sim/tickets/{id}",
-            get(show::<Tickets>)
-                .patch(update::<Tickets>)
-                .delete(delete_ticket),
-        )
+        .route("/_sim/tickets", TICKETS.collection())
+        .route("/_sim/tickets/{id}", TICKETS.member().delete(delete_ticket))
         .route("/_sim/tickets/{id}/satisfaction_rating", post(add_rating))
-        .route("/_sim/organizations", post(create::<Organizations>))
-        .route(
-            "/_sim/organizations/{id}",
-            get(show::<Organizations>).patch(update::<Organizations>),
-        )
-        .route("/_sim/users", post(create::<Users>))
-        .route(
-            "/_sim/users/{id}",
-            get(show::<Users>).patch(update::<Users>),
-        )
+        .route("/_sim/organizations", ORGANIZATIONS.collection())
+        .route("/_sim/organizations/{id}", ORGANIZATIONS.member())
+        .route("/_sim/users", USERS.collection())
+        .route("/_sim/users/{id}", USERS.member())
         .route(
             "/_sim/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
@@ -48,70 +36,83 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/clock", get(clock).put(set_clock))
 }
 
-/// A record kind the control API creates, shows and changes: `GET`, `PATCH /_sim/{kind}s/{id}`
-/// and `POST /_sim/{kind}s`.
-trait Resource {
+/// A record kind the control API creates, shows and changes: `POST /_sim/{kind}s`, `GET` and
+/// `PATCH /_sim/{kind}s/{id}`.
+struct Resource<New, Update> {
     /// The record's name: the key of its body and the word of its 404.
-    const NAME: &'static str;
-    /// The body of a create.
-    type New: DeserializeOwned + Send + 'static;
-    /// The body of a change.
-    type Update: DeserializeOwned + Send + 'static;
+    name: &'static str,
     /// The record as the export shows it.
-    fn show(control: &SimulatorControl, id: u64) -> Option<Value>;
+    show: fn(&SimulatorControl, u64) -> Option<Value>,
     /// Creates the record; returns its id.
-    fn create(control: &SimulatorControl, new: Self::New) -> Result<u64, MutationError>;
+    create: fn(&SimulatorControl, New) -> Result<u64, MutationError>,
     /// Changes the record.
-    fn update(
-        control: &SimulatorControl,
-        id: u64,
-        update: Self::Update,
-    ) -> Result<(), MutationError>;
+    update: fn(&SimulatorControl, u64, Update) -> Result<(), MutationError>,
 }
 
-/// Declares a [`Resource`] over the control's `show`, `create` and `update` methods of one kind.
-macro_rules! resource {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $new:ty, $update:ty, $show:ident, $create:ident, $change:ident) => {
-        $(#[$doc])*
-        struct $name;
+// Manual impls: the derives would require `New: Clone`, `Update: Clone`.
+impl<New, Update> Clone for Resource<New, Update> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
 
-        impl Resource for $name {
-            const NAME: &'static str = $kind;
-            type New = $new;
-            type Update = $update;
-            fn show(control: &SimulatorControl, id: u64) -> Option<Value> {
-                control.$show(id)
-            }
-            fn create(control: &SimulatorControl, new: $new) -> Result<u64, MutationError> {
-                control.$create(new)
-            }
-            fn update(control: &SimulatorControl, id: u64, update: $update) -> Result<(), MutationError> {
-                control.$change(id, update)
-            }
+impl<New, Update> Copy for Resource<New, Update> {}
+
+const TICKETS: Resource<NewTicket, TicketUpdate> = Resource {
+    name: "ticket",
+    show: SimulatorControl::ticket_json,
+    create: SimulatorControl::create_ticket,
+    update: SimulatorControl::update_ticket,
+};
+
+const ORGANIZATIONS: Resource<OrganizationInput, OrganizationInput> = Resource {
+    name: "organization",
+    show: SimulatorControl::organization_json,
+    create: SimulatorControl::create_organization,
+    update: SimulatorControl::update_organization,
+};
+
+const USERS: Resource<UserInput, UserInput> = Resource {
+    name: "user",
+    show: SimulatorControl::user_json,
+    create: SimulatorControl::create_user,
+    update: SimulatorControl::update_user,
+};
+
+impl<New, Update> Resource<New, Update>
+where
+    New: DeserializeOwned + Send + 'static,
+    Update: DeserializeOwned + Send + 'static,
+{
+    /// `POST /_sim/{kind}s`.
+    fn collection(self) -> MethodRouter<Arc<Shared>> {
+        post(move |State(shared), body| create(self, shared, body))
+    }
+
+    /// `GET` and `PATCH /_sim/{kind}s/{id}`.
+    fn member(self) -> MethodRouter<Arc<Shared>> {
+        get(move |State(shared), Path(id)| async move { show(self, shared, id) })
+            .patch(move |State(shared), Path(id), body| update(self, shared, id, body))
+    }
+}
+
+/// A JSON request body; an unreadable one is answered with 422 `InvalidJson`.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(zendesk_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "InvalidJson",
+                &rejection.body_text(),
+            )),
         }
-    };
+    }
 }
-
-resource!(
-    /// Tickets (`/_sim/tickets`).
-    Tickets, "ticket", NewTicket, TicketUpdate, ticket_json, create_ticket, update_ticket
-);
-resource!(
-    /// Organizations (`/_sim/organizations`).
-    Organizations,
-    "organization",
-    OrganizationInput,
-    OrganizationInput,
-    organization_json,
-    create_organization,
-    update_organization
-);
-resource!(
-    /// Users (`/_sim/users`).
-    Users, "user", UserInput, UserInput, user_json, create_user, update_user
-);
-
-type Body<T> = Result<Json<T>, JsonRejection>;
 
 fn control(shared: Arc<Shared>) -> SimulatorControl {
     SimulatorControl { shared }
@@ -132,17 +133,6 @@ fn mutation_error(error: MutationError) -> Response {
     }
 }
 
-/// The body, or the 422 `InvalidJson` answer.
-fn read_body<T>(body: Body<T>) -> Result<T, Response> {
-    body.map(|Json(value)| value).map_err(|rejection| {
-        zendesk_error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "InvalidJson",
-            &rejection.body_text(),
-        )
-    })
-}
-
 /// After a mutation: `{name: record}` with `status`, or the mutation's error.
 fn saved<T>(
     result: Result<T, MutationError>,
@@ -156,43 +146,36 @@ fn saved<T>(
     }
 }
 
-async fn show<R: Resource>(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
-    match R::show(&control(shared), id) {
+fn show<N, U>(resource: Resource<N, U>, shared: Arc<Shared>, id: u64) -> Response {
+    match (resource.show)(&control(shared), id) {
         Some(value) => Json(value).into_response(),
-        None => not_found(&format!("{} {id} not found", R::NAME)),
+        None => not_found(&format!("{} {id} not found", resource.name)),
     }
 }
 
-async fn create<R: Resource>(State(shared): State<Arc<Shared>>, body: Body<R::New>) -> Response {
-    let new = match read_body(body) {
-        Ok(new) => new,
-        Err(response) => return response,
-    };
+async fn create<N, U>(
+    resource: Resource<N, U>,
+    shared: Arc<Shared>,
+    Body(new): Body<N>,
+) -> Response {
     let control = control(shared);
-    saved(
-        R::create(&control, new),
-        StatusCode::CREATED,
-        R::NAME,
-        |id| R::show(&control, id),
-    )
+    let created = (resource.create)(&control, new);
+    saved(created, StatusCode::CREATED, resource.name, |id| {
+        (resource.show)(&control, id)
+    })
 }
 
-async fn update<R: Resource>(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<u64>,
-    body: Body<R::Update>,
+async fn update<N, U>(
+    resource: Resource<N, U>,
+    shared: Arc<Shared>,
+    id: u64,
+    Body(update): Body<U>,
 ) -> Response {
-    let update = match read_body(body) {
-        Ok(update) => update,
-        Err(response) => return response,
-    };
     let control = control(shared);
-    saved(
-        R::update(&control, id, update),
-        StatusCode::OK,
-        R::NAME,
-        |()| R::show(&control, id),
-    )
+    let updated = (resource.update)(&control, id, update);
+    saved(updated, StatusCode::OK, resource.name, |()| {
+        (resource.show)(&control, id)
+    })
 }
 
 async fn delete_ticket(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
@@ -205,12 +188,8 @@ async fn delete_ticket(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -
 async fn add_rating(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<u64>,
-    body: Body<NewRating>,
+    Body(rating): Body<NewRating>,
 ) -> Response {
-    let rating = match read_body(body) {
-        Ok(rating) => rating,
-        Err(response) => return response,
-    };
     let control = control(shared);
     saved(
         control.add_rating(id, rating),
@@ -228,11 +207,7 @@ async fn list_faults(State(shared): State<Arc<Shared>>) -> Response {
     Json(json!({ "faults": control(shared).pending_faults() })).into_response()
 }
 
-async fn add_fault(State(shared): State<Arc<Shared>>, body: Body<FaultSpec>) -> Response {
-    let spec = match read_body(body) {
-        Ok(spec) => spec,
-        Err(response) => return response,
-    };
+async fn add_fault(State(shared): State<Arc<Shared>>, Body(spec): Body<FaultSpec>) -> Response {
     let control = control(shared);
     control.inject_fault(spec);
     (
@@ -277,11 +252,7 @@ struct ClockOffset {
     offset_seconds: i64,
 }
 
-async fn set_clock(State(shared): State<Arc<Shared>>, body: Body<ClockOffset>) -> Response {
-    let offset = match read_body(body) {
-        Ok(offset) => offset,
-        Err(response) => return response,
-    };
+async fn set_clock(State(shared): State<Arc<Shared>>, Body(offset): Body<ClockOffset>) -> Response {
     let control = control(shared);
     control.set_time_offset(offset.offset_seconds);
     clock_json(&control)

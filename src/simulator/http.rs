@@ -186,13 +186,9 @@ mod tests {
     }
 
     #[test]
-    fn percent_encoding() {
+    fn query_helpers() {
         assert_eq!(percent_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
         assert_eq!(percent_encode("AZaz09-._~"), "AZaz09-._~");
-    }
-
-    #[test]
-    fn page_sizes() {
         let params: HashMap<String, String> = [("per_page".to_string(), "5000".to_string())].into();
         assert_eq!(per_page(&params, "per_page", 1000).unwrap(), 1000);
         assert_eq!(per_page(&params, "page[size]", 100).unwrap(), 100);

@@ -80,7 +80,7 @@ impl Role {
 
 /// The channel a ticket or an update came through (`via.channel`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Channel {
+pub(crate) enum Channel {
     /// `web`
     Web,
     /// `email`
@@ -91,7 +91,7 @@ pub enum Channel {
 
 impl Channel {
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Channel::Web => "web",
             Channel::Email => "email",

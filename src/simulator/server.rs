@@ -17,34 +17,7 @@ use super::{api, auth, control_routes};
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let control = control_routes::routes().layer(middleware::from_fn(loopback_only));
     Router::new()
-        .route("/api/v2/users/me.json", get(api::users_me))
-        .route("/api/v2/users/me", get(api::users_me))
-        .route(
-            "/api/v2/incremental/tickets/cursor.json",
-            get(api::incremental_tickets),
-        )
-        .route(
-            "/api/v2/incremental/users/cursor.json",
-            get(api::incremental_users),
-        )
-        .route(
-            "/api/v2/incremental/organizations.json",
-            get(api::incremental_organizations),
-        )
-        .route(
-            "/api/v2/incremental/ticket_events.json",
-            get(api::ticket_events),
-        )
-        .route("/api/v2/groups.json", get(api::groups))
-        .route("/api/v2/groups", get(api::groups))
-        .route(
-            "/api/v2/satisfaction_ratings.json",
-            get(api::satisfaction_ratings),
-        )
-        .route(
-            "/api/v2/satisfaction_ratings",
-            get(api::satisfaction_ratings),
-        )
+        .merge(api::routes())
         .route("/oauth/tokens", post(auth::tokens))
         .route("/oauth/authorizations/new", get(auth::authorize))
         .merge(control)
