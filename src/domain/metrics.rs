@@ -743,18 +743,18 @@ mod tests {
                 .expect("apply");
         }
         let week = rollup.metrics(now, tf(7)).expect("metrics");
-        assert_eq!(week.tickets_created, 3);
-        assert_eq!(week.high_urgent_tickets_created, 3);
-        assert_eq!(week.open_tickets, 5);
-        assert_eq!(week.total_tickets, 5);
+        assert_eq!(week.created.created, 3);
+        assert_eq!(week.created.high_urgent_created, 3);
+        assert_eq!(week.counters.open, 5);
+        assert_eq!(week.counters.total, 5);
         // One more day of timeframe takes in the 23:59:59 ticket of 2024-03-03.
         let fortnight = rollup.metrics(now, tf(14)).expect("metrics");
-        assert_eq!(fortnight.tickets_created, 4);
+        assert_eq!(fortnight.created.created, 4);
         // At midnight the window moves: 2024-03-04 drops out a day later.
         let next_week = rollup
             .metrics(at(2024, 3, 11, 0, 0, 0), tf(7))
             .expect("metrics");
-        assert_eq!(next_week.tickets_created, 3);
+        assert_eq!(next_week.created.created, 3);
         assert_eq!(
             window_sum(&rollup.created, at(2024, 3, 11, 0, 0, 0), tf(7))
                 .expect("sum")
@@ -1290,7 +1290,7 @@ mod tests {
                                 && Day::of(facts.created_at) <= Day::of(now))
                             .count() as u64;
                         let metrics = rollup.metrics(now, timeframe).expect("metrics");
-                        prop_assert_eq!(metrics.tickets_created, expected_created);
+                        prop_assert_eq!(metrics.created.created, expected_created);
                         let expected_good: u64 = given.iter()
                             .filter(|(day, _)| *day >= first_day && *day <= Day::of(now))
                             .map(|(_, counts)| counts.good)

@@ -10,7 +10,7 @@ use crate::proto::v1::account_directory_service_server::AccountDirectoryService;
 use crate::store::Store;
 
 use super::convert::{account_to_proto, accounts_from_proto};
-use super::status::{from_join, from_store, invalid_field};
+use super::status::{from_store, invalid_field};
 
 /// Most accounts one `UpsertAccounts` or `DeleteAccounts` call may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -35,15 +35,11 @@ impl AccountDirectory {
         Self { store, shutdown }
     }
 
-    async fn blocking<T, F>(&self, work: F) -> Result<T, Status>
-    where
-        T: Send + 'static,
-        F: FnOnce(Store) -> Result<T, Status> + Send + 'static,
-    {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || work(store))
-            .await
-            .map_err(from_join)?
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Store) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        super::status::on_store(&self.store, work).await
     }
 }
 
@@ -58,12 +54,7 @@ fn decode_page_token(token: &str) -> Result<String, Status> {
 }
 
 fn validate_ids(ids: &[String]) -> Result<(), Status> {
-    if ids.len() > MAX_BATCH {
-        return Err(Status::invalid_argument(format!(
-            "ids: at most {MAX_BATCH} per call, got {}",
-            ids.len()
-        )));
-    }
+    super::status::check_batch("ids", ids.len(), MAX_BATCH, "")?;
     for (index, id) in ids.iter().enumerate() {
         account::validate_id(id)
             .map_err(|reason| invalid_field(&FieldError::new(format!("ids[{index}]"), reason)))?;
@@ -116,12 +107,12 @@ impl AccountDirectoryService for AccountDirectory {
         request: Request<pb::UpsertAccountsRequest>,
     ) -> Result<Response<pb::UpsertAccountsResponse>, Status> {
         let messages = request.into_inner().accounts;
-        if messages.len() > MAX_BATCH {
-            return Err(Status::invalid_argument(format!(
-                "accounts: at most {MAX_BATCH} per call, got {}; use ImportAccounts for bulk",
-                messages.len()
-            )));
-        }
+        super::status::check_batch(
+            "accounts",
+            messages.len(),
+            MAX_BATCH,
+            "; use ImportAccounts for bulk",
+        )?;
         let accounts = accounts_from_proto(messages, 0).map_err(|err| invalid_field(&err))?;
         account::validate_batch(&accounts).map_err(|err| invalid_field(&err))?;
         let outcome = self

@@ -53,11 +53,7 @@ impl Integration {
         &self,
         work: impl FnOnce(Store) -> Result<T, crate::store::StoreError> + Send + 'static,
     ) -> Result<T, Status> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || work(store))
-            .await
-            .map_err(from_join)?
-            .map_err(from_store)
+        super::status::on_store(&self.store, |store| work(store).map_err(from_store)).await
     }
 
     async fn integration(&self) -> Result<Option<IntegrationRecord>, Status> {

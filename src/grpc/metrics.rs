@@ -12,7 +12,7 @@ use crate::store::rollups::Figures;
 use crate::store::Store;
 
 use super::convert::timestamp_to_proto;
-use super::status::{from_join, from_store};
+use super::status::from_store;
 
 /// Most accounts one `BatchGetAccountMetrics` may ask for.
 pub const MAX_BATCH: usize = 1000;
@@ -42,10 +42,7 @@ impl Metrics {
         &self,
         work: impl FnOnce(Store) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || work(store))
-            .await
-            .map_err(from_join)?
+        super::status::on_store(&self.store, work).await
     }
 }
 
@@ -186,12 +183,7 @@ impl MetricsService for Metrics {
         request: Request<pb::BatchGetAccountMetricsRequest>,
     ) -> Result<Response<pb::BatchGetAccountMetricsResponse>, Status> {
         let ids = request.into_inner().account_ids;
-        if ids.len() > MAX_BATCH {
-            return Err(Status::invalid_argument(format!(
-                "account_ids: at most {MAX_BATCH} per call, got {}",
-                ids.len()
-            )));
-        }
+        super::status::check_batch("account_ids", ids.len(), MAX_BATCH, "")?;
         for (index, id) in ids.iter().enumerate() {
             invalid_id(&format!("account_ids[{index}]"), id)?;
         }

@@ -9,7 +9,7 @@ use crate::clock::SharedClock;
 use crate::store::page::{ApplyOutcome, PageContext, PageWrite};
 use crate::store::tables::cursor_keys;
 use crate::store::{Store, StoreError};
-use crate::zendesk::streams::PageStream;
+use crate::zendesk::streams::{Page, PageStream};
 use crate::zendesk::{ExportPosition, ListPosition, TimePosition, ZendeskClient, ZendeskError};
 
 use super::convert;
@@ -555,16 +555,31 @@ async fn drain<S: PageStream>(
 }
 
 async fn groups(ctx: &RunContext) -> Result<(), RunError> {
-    let list = ctx.client.groups();
-    drain(ctx, list, |page| {
-        let groups = by_id(&page.records, |g| g.id, convert::group);
-        Staged::records(
-            PageWrite {
-                groups,
-                ..Default::default()
-            },
-            page.end_of_stream,
-        )
+    drain_side(ctx, ctx.client.groups(), None, |records, write| {
+        write.groups = by_id(records, |g| g.id, convert::group);
+    })
+    .await
+}
+
+/// Drains a stream of side records (no tickets): `fill` puts a page's records into its write, and
+/// the page's position is stored under `key` when the stream has one.
+async fn drain_side<S, R, P>(
+    ctx: &RunContext,
+    stream: S,
+    key: Option<&'static str>,
+    fill: impl Fn(&[R], &mut PageWrite),
+) -> Result<(), RunError>
+where
+    S: PageStream<Page = Page<R, P>>,
+    P: serde::Serialize,
+{
+    drain(ctx, stream, |page| {
+        let mut write = PageWrite::default();
+        fill(&page.records, &mut write);
+        if let Some(key) = key {
+            write.cursors = cursor(key, &page.position);
+        }
+        Staged::records(write, page.end_of_stream)
     })
     .await
     .map(|_| ())
@@ -576,20 +591,15 @@ async fn organizations(ctx: &RunContext) -> Result<(), RunError> {
         .await?
         .unwrap_or_else(|| TimePosition::from_start_time(0));
     let export = ctx.client.organization_export(from);
-    drain(ctx, export, |page| {
-        let organizations = by_id(&page.records, |o| o.id, convert::organization);
-        let cursors = cursor(cursor_keys::ORGANIZATIONS, &page.position);
-        Staged::records(
-            PageWrite {
-                organizations,
-                cursors,
-                ..Default::default()
-            },
-            page.end_of_stream,
-        )
-    })
+    drain_side(
+        ctx,
+        export,
+        Some(cursor_keys::ORGANIZATIONS),
+        |records, write| {
+            write.organizations = by_id(records, |o| o.id, convert::organization);
+        },
+    )
     .await
-    .map(|_| ())
 }
 
 async fn users(ctx: &RunContext) -> Result<(), RunError> {
@@ -598,20 +608,10 @@ async fn users(ctx: &RunContext) -> Result<(), RunError> {
         .await?
         .unwrap_or(ExportPosition::StartTime(0));
     let export = ctx.client.user_export(from);
-    drain(ctx, export, |page| {
-        let users = by_id(&page.records, |u| u.id, convert::user);
-        let cursors = cursor(cursor_keys::USERS, &page.position);
-        Staged::records(
-            PageWrite {
-                users,
-                cursors,
-                ..Default::default()
-            },
-            page.end_of_stream,
-        )
+    drain_side(ctx, export, Some(cursor_keys::USERS), |records, write| {
+        write.users = by_id(records, |u| u.id, convert::user);
     })
     .await
-    .map(|_| ())
 }
 
 /// Reads the ticket export from the stored cursor under `key` (or `start`); returns tickets that drifted.
@@ -650,20 +650,15 @@ async fn ticket_events(ctx: &RunContext) -> Result<(), RunError> {
         .await?
         .unwrap_or_else(|| TimePosition::from_start_time(ctx.history_start()));
     let export = ctx.client.ticket_event_export(from);
-    drain(ctx, export, |page| {
-        let changes = convert::ticket_changes(&page.records);
-        let cursors = cursor(cursor_keys::TICKET_EVENTS, &page.position);
-        Staged::records(
-            PageWrite {
-                changes,
-                cursors,
-                ..Default::default()
-            },
-            page.end_of_stream,
-        )
-    })
+    drain_side(
+        ctx,
+        export,
+        Some(cursor_keys::TICKET_EVENTS),
+        |records, write| {
+            write.changes = convert::ticket_changes(records);
+        },
+    )
     .await
-    .map(|_| ())
 }
 
 async fn ratings(ctx: &RunContext, resuming: bool) -> Result<(), RunError> {

@@ -140,18 +140,10 @@ pub(super) struct AccountRollup {
 /// The metric figures of one account for one timeframe.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct WindowMetrics {
-    /// The timeframe.
-    pub(super) timeframe: Timeframe,
-    /// `open_tickets`.
-    pub(super) open_tickets: u64,
-    /// `total_tickets`.
-    pub(super) total_tickets: u64,
-    /// `open_high_urgent_tickets`.
-    pub(super) open_high_urgent_tickets: u64,
-    /// `tickets_created`.
-    pub(super) tickets_created: u64,
-    /// `high_urgent_tickets_created`.
-    pub(super) high_urgent_tickets_created: u64,
+    /// The current counters.
+    pub(super) counters: Counters,
+    /// Tickets created in the window.
+    pub(super) created: TicketDayCounts,
     /// Good and bad ratings given in the window.
     pub(super) ratings: RatingDayCounts,
 }
@@ -189,14 +181,9 @@ impl AccountRollup {
         now: DateTime<Utc>,
         timeframe: Timeframe,
     ) -> Result<WindowMetrics, MetricsError> {
-        let created = window_sum(&self.created, now, timeframe)?;
         Ok(WindowMetrics {
-            timeframe,
-            open_tickets: self.counters.open,
-            total_tickets: self.counters.total,
-            open_high_urgent_tickets: self.counters.open_high_urgent,
-            tickets_created: created.created,
-            high_urgent_tickets_created: created.high_urgent_created,
+            counters: self.counters,
+            created: window_sum(&self.created, now, timeframe)?,
             ratings: window_sum(&self.ratings, now, timeframe)?,
         })
     }
