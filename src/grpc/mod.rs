@@ -165,24 +165,19 @@ fn reflection_v1alpha() -> Result<
 
 /// Marks the daemon and every served service SERVING.
 pub async fn set_serving(reporter: &tonic_health::server::HealthReporter) {
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    for name in SERVED_SERVICES {
-        reporter
-            .set_service_status(*name, tonic_health::ServingStatus::Serving)
-            .await;
-    }
+    set_status(reporter, tonic_health::ServingStatus::Serving).await;
 }
 
 /// Marks the daemon and every served service NOT_SERVING (draining).
 pub async fn set_not_serving(reporter: &tonic_health::server::HealthReporter) {
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::NotServing)
-        .await;
-    for name in SERVED_SERVICES {
-        reporter
-            .set_service_status(*name, tonic_health::ServingStatus::NotServing)
-            .await;
+    set_status(reporter, tonic_health::ServingStatus::NotServing).await;
+}
+
+async fn set_status(
+    reporter: &tonic_health::server::HealthReporter,
+    status: tonic_health::ServingStatus,
+) {
+    for name in std::iter::once("").chain(SERVED_SERVICES.iter().copied()) {
+        reporter.set_service_status(name, status).await;
     }
 }

@@ -254,27 +254,22 @@ impl Watcher {
     }
 }
 
-fn list_scope(
-    scope: Option<pb::list_timeline_events_request::Scope>,
-) -> Result<EventScope, Status> {
-    use pb::list_timeline_events_request::Scope;
-    match scope {
-        None => Ok(EventScope::AllAccounts),
-        Some(Scope::AccountId(id)) => account_scope(id),
-        Some(Scope::Owner(owner)) => owner_scope(owner),
-    }
+/// The scope of a request's `scope` oneof (list and watch requests have their own, alike).
+macro_rules! request_scope {
+    ($name:ident, $scope:ty) => {
+        fn $name(scope: Option<$scope>) -> Result<EventScope, Status> {
+            type Scope = $scope;
+            match scope {
+                None => Ok(EventScope::AllAccounts),
+                Some(Scope::AccountId(id)) => account_scope(id),
+                Some(Scope::Owner(owner)) => owner_scope(owner),
+            }
+        }
+    };
 }
 
-fn watch_scope(
-    scope: Option<pb::watch_timeline_events_request::Scope>,
-) -> Result<EventScope, Status> {
-    use pb::watch_timeline_events_request::Scope;
-    match scope {
-        None => Ok(EventScope::AllAccounts),
-        Some(Scope::AccountId(id)) => account_scope(id),
-        Some(Scope::Owner(owner)) => owner_scope(owner),
-    }
-}
+request_scope!(list_scope, pb::list_timeline_events_request::Scope);
+request_scope!(watch_scope, pb::watch_timeline_events_request::Scope);
 
 fn account_scope(id: String) -> Result<EventScope, Status> {
     if id.trim().is_empty() {
