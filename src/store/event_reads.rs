@@ -157,15 +157,9 @@ impl Store {
                 let owner = owner.to_lowercase();
                 let owners = txn.open_table(tables::ACCOUNT_OWNERS)?;
                 let mut orgs = BTreeSet::new();
-                // Account ids are non-empty, so "" sorts before every one and the range is exact.
-                for row in owners.range((owner.as_str(), "")..)? {
-                    let (key, _) = row?;
-                    let (row_owner, account) = key.value();
-                    if row_owner != owner {
-                        break;
-                    }
-                    orgs_of(account, &mut orgs)?;
-                }
+                super::scan::for_each_second(&owners, &owner, |account| {
+                    orgs_of(account, &mut orgs)
+                })?;
                 Ok(Some(orgs))
             }
         }

@@ -153,18 +153,7 @@ pub struct LogBatch {
     pub scanned_to: u64,
 }
 
-/// Decodes a stored record; the key is only formatted when the record is corrupt.
-pub(super) fn decode<M: Message + Default>(
-    table: &'static str,
-    key: impl std::fmt::Display,
-    bytes: &[u8],
-) -> Result<M, StoreError> {
-    M::decode(bytes).map_err(|err| StoreError::Corrupt {
-        table,
-        key: key.to_string(),
-        detail: err.to_string(),
-    })
-}
+pub(super) use super::codec::decode;
 
 pub(super) fn decode_seq(bytes: &[u8]) -> Result<u64, StoreError> {
     <[u8; 8]>::try_from(bytes)

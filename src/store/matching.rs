@@ -101,22 +101,14 @@ pub struct UnmatchedOrg {
     pub ambiguous: bool,
 }
 
-fn corrupt(table: &'static str, key: impl ToString, err: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        table,
-        key: key.to_string(),
-        detail: err.to_string(),
-    }
-}
-
 /// The match key of the configured integration, if any (an unreadable one matches nothing).
 pub(crate) fn current_key(txn: &WriteTransaction) -> Result<Option<MatchKey>, StoreError> {
     let table = txn.open_table(tables::INTEGRATION)?;
     let Some(bytes) = table.get(meta_keys::INTEGRATION)? else {
         return Ok(None);
     };
-    let record = IntegrationRecord::decode(bytes.value())
-        .map_err(|err| corrupt("integration", "integration", err))?;
+    let record =
+        super::codec::decode::<IntegrationRecord>("integration", "integration", bytes.value())?;
     Ok(MatchKey::parse(&record.match_zendesk_field, &record.match_account_attribute).ok())
 }
 
@@ -176,14 +168,10 @@ fn match_values(txn: &WriteTransaction, values: &[String]) -> Result<OrgMatch, S
     let keys = txn.open_table(tables::ACCOUNT_KEYS)?;
     let mut candidates = BTreeSet::new();
     for value in values {
-        for entry in keys.range((value.as_str(), "")..)? {
-            let (entry_key, _) = entry?;
-            let (entry_value, account) = entry_key.value();
-            if entry_value != value {
-                break;
-            }
+        super::scan::for_each_second(&keys, value, |account| {
             candidates.insert(account.to_owned());
-        }
+            Ok(())
+        })?;
     }
     Ok(decide(candidates, || values.to_vec()))
 }
@@ -198,10 +186,11 @@ fn set_match(
     let mut matches = txn.open_table(tables::ORG_MATCHES)?;
     let mut account_orgs = txn.open_table(tables::ACCOUNT_ORGS)?;
     let old = match matches.get(org_id)? {
-        Some(bytes) => Some(
-            OrgMatchRecord::decode(bytes.value())
-                .map_err(|err| corrupt("org_matches", org_id, err))?,
-        ),
+        Some(bytes) => Some(super::codec::decode::<OrgMatchRecord>(
+            "org_matches",
+            org_id,
+            bytes.value(),
+        )?),
         None => None,
     };
     let record = OrgMatchRecord::of(new, values);
@@ -253,9 +242,7 @@ fn stored_match(txn: &WriteTransaction, org_id: u64) -> Result<Option<OrgMatchRe
     let matches = txn.open_table(tables::ORG_MATCHES)?;
     let value = matches.get(org_id)?;
     value
-        .map(|bytes| {
-            OrgMatchRecord::decode(bytes.value()).map_err(|err| corrupt("org_matches", org_id, err))
-        })
+        .map(|bytes| super::codec::decode::<OrgMatchRecord>("org_matches", org_id, bytes.value()))
         .transpose()
 }
 
@@ -321,8 +308,8 @@ pub(crate) fn rebuild(txn: &WriteTransaction, key: Option<&MatchKey>) -> Result<
         crate::background::step_aside();
         let (id, bytes) = entry?;
         let org_id = id.value();
-        let record = OrganizationRecord::decode(bytes.value())
-            .map_err(|err| corrupt("organizations", org_id, err))?;
+        let record =
+            super::codec::decode::<OrganizationRecord>("organizations", org_id, bytes.value())?;
         let keys = super::facts::org_keys(org_id, &record);
         let values: Vec<String> = key
             .org_values(&keys)
@@ -362,8 +349,8 @@ impl Store {
         counts.organizations_total = txn.open_table(tables::ORGANIZATIONS)?.len()?;
         for entry in matches.iter()? {
             let (id, bytes) = entry?;
-            let record = OrgMatchRecord::decode(bytes.value())
-                .map_err(|err| corrupt("org_matches", id.value(), err))?;
+            let record =
+                super::codec::decode::<OrgMatchRecord>("org_matches", id.value(), bytes.value())?;
             match record.state {
                 MATCHED => counts.matched += 1,
                 AMBIGUOUS => counts.ambiguous += 1,
@@ -400,16 +387,22 @@ impl Store {
                 let Some(bytes) = users.get(user_id)? else {
                     continue;
                 };
-                let user = super::zendesk_records::ZendeskUserRecord::decode(bytes.value())
-                    .map_err(|err| corrupt("users", user_id, err))?;
+                let user = super::codec::decode::<super::zendesk_records::ZendeskUserRecord>(
+                    "users",
+                    user_id,
+                    bytes.value(),
+                )?;
                 if user.organization_id == 0 {
                     continue;
                 }
                 let Some(org_match) = matches.get(user.organization_id)? else {
                     continue;
                 };
-                let record = OrgMatchRecord::decode(org_match.value())
-                    .map_err(|err| corrupt("org_matches", user.organization_id, err))?;
+                let record = super::codec::decode::<OrgMatchRecord>(
+                    "org_matches",
+                    user.organization_id,
+                    org_match.value(),
+                )?;
                 if record.state == MATCHED && record.account_id == account_id {
                     counts.users_matched += 1;
                 }
@@ -428,8 +421,7 @@ impl Store {
             let (id, bytes) = entry?;
             let id = id.value();
             let record = match matches.get(id)? {
-                Some(m) => OrgMatchRecord::decode(m.value())
-                    .map_err(|err| corrupt("org_matches", id, err))?,
+                Some(m) => super::codec::decode::<OrgMatchRecord>("org_matches", id, m.value())?,
                 None => OrgMatchRecord {
                     state: UNMATCHED,
                     ..Default::default()
@@ -438,8 +430,8 @@ impl Store {
             if record.state == MATCHED {
                 continue;
             }
-            let org = OrganizationRecord::decode(bytes.value())
-                .map_err(|err| corrupt("organizations", id, err))?;
+            let org =
+                super::codec::decode::<OrganizationRecord>("organizations", id, bytes.value())?;
             found.push(UnmatchedOrg {
                 id,
                 name: org.name,
@@ -467,13 +459,12 @@ impl Store {
         let txn = self.db().begin_read()?;
         let table = txn.open_table(tables::ORG_MATCHES)?;
         let value = table.get(org_id)?;
-        value
+        let stored = value
             .map(|bytes| {
-                OrgMatchRecord::decode(bytes.value())
-                    .map(|r| r.to_match())
-                    .map_err(|err| corrupt("org_matches", org_id, err))
+                super::codec::decode::<OrgMatchRecord>("org_matches", org_id, bytes.value())
             })
-            .transpose()
+            .transpose()?;
+        Ok(stored.as_ref().map(OrgMatchRecord::to_match))
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub mod accounts;
+mod codec;
 pub mod credentials;
 pub mod event_reads;
 pub mod event_writes;
@@ -17,6 +18,7 @@ pub mod page;
 pub mod pages;
 pub mod records;
 pub mod rollups;
+mod scan;
 pub mod settings_change;
 pub mod sync_state;
 pub mod tables;

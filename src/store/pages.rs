@@ -38,11 +38,7 @@ fn upsert_newest<M: Message + Default>(
         // Side-loaded users and organizations come again with every page that mentions them; rewriting an
         // identical copy would dirty a copy-on-write page (and its indexes) for nothing.
         Some(bytes) if bytes.value() == encoded.as_slice() => return Ok(Upsert::Unchanged),
-        Some(bytes) => Some(M::decode(bytes.value()).map_err(|err| StoreError::Corrupt {
-            table: name,
-            key: key.to_string(),
-            detail: err.to_string(),
-        })?),
+        Some(bytes) => Some(super::codec::decode::<M>(name, key, bytes.value())?),
         None => None,
     };
     if let Some(old) = &previous {
@@ -232,13 +228,7 @@ impl Store {
         let table = txn.open_table(tables::TICKETS)?;
         let value = table.get(id)?;
         value
-            .map(|bytes| {
-                TicketRecord::decode(bytes.value()).map_err(|err| StoreError::Corrupt {
-                    table: "tickets",
-                    key: id.to_string(),
-                    detail: err.to_string(),
-                })
-            })
+            .map(|bytes| super::codec::decode::<TicketRecord>("tickets", id, bytes.value()))
             .transpose()
     }
 
@@ -274,12 +264,7 @@ impl Store {
                 crate::background::step_aside();
                 let (key, value) = entry?;
                 let id = key.value();
-                let ticket =
-                    TicketRecord::decode(value.value()).map_err(|err| StoreError::Corrupt {
-                        table: "tickets",
-                        key: id.to_string(),
-                        detail: err.to_string(),
-                    })?;
+                let ticket = super::codec::decode::<TicketRecord>("tickets", id, value.value())?;
                 if ticket.gone || ticket.generated_timestamp < since {
                     continue;
                 }

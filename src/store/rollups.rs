@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use prost::Message;
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::domain::metrics::{
@@ -100,11 +99,7 @@ fn owner_of(ticket: &TicketRecord) -> Owner {
 }
 
 fn decode_rating(id: u64, bytes: &[u8]) -> Result<RatingRecord, StoreError> {
-    RatingRecord::decode(bytes).map_err(|err| StoreError::Corrupt {
-        table: "ratings",
-        key: id.to_string(),
-        detail: err.to_string(),
-    })
+    super::codec::decode("ratings", id, bytes)
 }
 
 /// Moves the rollups by what the page's written tickets and ratings changed; returns the rows that
@@ -172,13 +167,11 @@ pub(crate) fn apply(
             }
             ticket_ratings.insert((new.ticket_id, *id), ())?;
             let ticket = match stored_tickets.get(new.ticket_id)? {
-                Some(bytes) => Some(TicketRecord::decode(bytes.value()).map_err(|err| {
-                    StoreError::Corrupt {
-                        table: "tickets",
-                        key: new.ticket_id.to_string(),
-                        detail: err.to_string(),
-                    }
-                })?),
+                Some(bytes) => Some(super::codec::decode::<TicketRecord>(
+                    "tickets",
+                    new.ticket_id,
+                    bytes.value(),
+                )?),
                 None => None,
             };
             let ticket_facts = ticket
@@ -435,11 +428,7 @@ impl Store {
                 crate::background::step_aside();
                 let (id, bytes) = entry?;
                 let ticket =
-                    TicketRecord::decode(bytes.value()).map_err(|err| StoreError::Corrupt {
-                        table: "tickets",
-                        key: id.value().to_string(),
-                        detail: err.to_string(),
-                    })?;
+                    super::codec::decode::<TicketRecord>("tickets", id.value(), bytes.value())?;
                 tickets.push((id.value(), None, ticket));
             }
             let table = txn.open_table(tables::RATINGS)?;
@@ -619,14 +608,10 @@ impl Store {
         let table = txn.open_table(tables::ACCOUNT_EMAILS)?;
         let email = email.to_lowercase();
         let mut ids = Vec::new();
-        for entry in table.range((email.as_str(), "")..)? {
-            let (key, _) = entry?;
-            let (entry_email, account) = key.value();
-            if entry_email != email {
-                break;
-            }
+        super::scan::for_each_second(&table, &email, |account| {
             ids.push(account.to_owned());
-        }
+            Ok(())
+        })?;
         Ok(ids)
     }
 }

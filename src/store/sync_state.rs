@@ -162,17 +162,7 @@ pub struct StoredCounts {
     pub ticket_changes: u64,
 }
 
-fn decode<M: Message + Default>(
-    table: &'static str,
-    key: &str,
-    bytes: &[u8],
-) -> Result<M, StoreError> {
-    M::decode(bytes).map_err(|err| StoreError::Corrupt {
-        table,
-        key: key.to_owned(),
-        detail: err.to_string(),
-    })
-}
+use super::codec::decode;
 
 impl Store {
     /// The integration's settings, if one is configured.

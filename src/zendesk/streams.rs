@@ -393,14 +393,15 @@ impl<E: CursorEnvelope> CursorExport<E> {
             after_cursor,
             end_of_stream,
         )?;
-        Ok(Some(advance(
+        let page = advance(
             &mut self.progress,
             number,
             position,
             end_of_stream,
             records,
             side_loads,
-        )))
+        );
+        Ok(Some(page))
     }
 }
 
@@ -475,14 +476,8 @@ where
         start_time: next_start,
         boundary_ids,
     };
-    Ok(Some(advance(
-        progress,
-        number,
-        position,
-        end_of_stream,
-        records,
-        (),
-    )))
+    let page = advance(progress, number, position, end_of_stream, records, ());
+    Ok(Some(page))
 }
 
 /// The time-based organization export; repeats of the boundary second are dropped.
@@ -587,14 +582,8 @@ where
         ));
     }
     let end_of_stream = position == ListPosition::Finished;
-    Ok(Some(advance(
-        progress,
-        number,
-        position,
-        end_of_stream,
-        records,
-        (),
-    )))
+    let page = advance(progress, number, position, end_of_stream, records, ());
+    Ok(Some(page))
 }
 
 /// Keeps the path and query of a next-page link, which must name the endpoint being listed:
