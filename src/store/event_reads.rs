@@ -141,9 +141,7 @@ impl Store {
     ) -> Result<Option<BTreeSet<u64>>, StoreError> {
         let account_orgs = txn.open_table(tables::ACCOUNT_ORGS)?;
         let orgs_of = |account: &str, orgs: &mut BTreeSet<u64>| -> Result<(), StoreError> {
-            for row in account_orgs.range((account, 0)..=(account, u64::MAX))? {
-                orgs.insert(row?.0.value().1);
-            }
+            orgs.extend(super::scan::ids_under(&account_orgs, account)?);
             Ok(())
         };
         match scope {

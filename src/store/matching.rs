@@ -252,10 +252,7 @@ pub(crate) fn rematch_values(txn: &WriteTransaction, values: &[String]) -> Resul
     {
         let org_keys = txn.open_table(tables::ORG_KEYS)?;
         for value in values {
-            for entry in org_keys.range((value.as_str(), 0u64)..=(value.as_str(), u64::MAX))? {
-                let (entry_key, _) = entry?;
-                orgs.insert(entry_key.value().1);
-            }
+            orgs.extend(super::scan::ids_under(&org_keys, value)?);
         }
     }
     for org_id in orgs {
@@ -382,8 +379,7 @@ impl Store {
         for entry in emails.iter()? {
             let (key, _) = entry?;
             let (email, account_id) = key.value();
-            for listed in users_by_email.range((email, 0u64)..=(email, u64::MAX))? {
-                let user_id = listed?.0.value().1;
+            for user_id in super::scan::ids_under(&users_by_email, email)? {
                 let Some(bytes) = users.get(user_id)? else {
                     continue;
                 };
@@ -447,11 +443,7 @@ impl Store {
     pub fn account_org_ids(&self, account_id: &str) -> Result<Vec<u64>, StoreError> {
         let txn = self.db().begin_read()?;
         let table = txn.open_table(tables::ACCOUNT_ORGS)?;
-        let mut ids = Vec::new();
-        for entry in table.range((account_id, 0u64)..=(account_id, u64::MAX))? {
-            ids.push(entry?.0.value().1);
-        }
-        Ok(ids)
+        super::scan::ids_under(&table, account_id)
     }
 
     /// The stored match of an organization.

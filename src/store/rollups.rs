@@ -468,13 +468,7 @@ fn account_figures_in(
     }
     let (days, satisfaction) = super::sync_state::read_metrics_settings(txn)?;
     let timeframe = Timeframe::stored_or_default(days);
-    let mut orgs = Vec::new();
-    for entry in txn
-        .open_table(tables::ACCOUNT_ORGS)?
-        .range((account_id, 0u64)..=(account_id, u64::MAX))?
-    {
-        orgs.push(entry?.0.value().1);
-    }
+    let orgs = super::scan::ids_under(&txn.open_table(tables::ACCOUNT_ORGS)?, account_id)?;
     let figures = sum_org_figures(txn, &orgs, timeframe, now)?;
     Ok(Some(AccountFigures {
         orgs,
@@ -497,18 +491,28 @@ fn sum_org_figures(
     let (from, to) = (window.start().number(), window.end().number());
     let mut figures = Figures::default();
     for org in orgs {
-        if let Some(value) = counters.get(*org)? {
-            add_counts(&mut figures, value.value());
-        }
-        for entry in days.range((*org, from)..=(*org, to))? {
-            add_ticket_day(&mut figures, entry?.1.value());
-        }
-        for entry in ratings.range((*org, from)..=(*org, to))? {
-            add_rating_day(&mut figures, entry?.1.value());
-        }
+        add_owner!(figures, (&counters, &days, &ratings), [*org], from..=to);
     }
     Ok(figures)
 }
+
+/// Adds one owner's figures (an organization, or a requester in one) over the days `from..=to`:
+/// its counters row and its day rows, keyed by the owner's key parts followed by the day.
+macro_rules! add_owner {
+    ($figures:ident, $tables:expr, [$($key:expr),+], $from:ident..=$to:ident) => {{
+        let (counters, days, ratings) = $tables;
+        if let Some(value) = counters.get(($($key),+))? {
+            add_counts(&mut $figures, value.value());
+        }
+        for entry in days.range(($($key,)+ $from)..=($($key,)+ $to))? {
+            add_ticket_day(&mut $figures, entry?.1.value());
+        }
+        for entry in ratings.range(($($key,)+ $from)..=($($key,)+ $to))? {
+            add_rating_day(&mut $figures, entry?.1.value());
+        }
+    }};
+}
+use add_owner;
 
 /// Adds one day bucket of created tickets: (created, high/urgent created).
 fn add_ticket_day(figures: &mut Figures, (created, high_urgent): (u64, u64)) {
@@ -576,15 +580,8 @@ impl Store {
         let mut figures = Figures::default();
         for org in orgs {
             for requester in requesters {
-                if let Some(value) = counters.get((*org, *requester))? {
-                    add_counts(&mut figures, value.value());
-                }
-                for entry in days.range((*org, *requester, from)..=(*org, *requester, to))? {
-                    add_ticket_day(&mut figures, entry?.1.value());
-                }
-                for entry in ratings.range((*org, *requester, from)..=(*org, *requester, to))? {
-                    add_rating_day(&mut figures, entry?.1.value());
-                }
+                let tables = (&counters, &days, &ratings);
+                add_owner!(figures, tables, [*org, *requester], from..=to);
             }
         }
         Ok(figures)
@@ -594,12 +591,7 @@ impl Store {
     pub fn zendesk_users_with_email(&self, email: &str) -> Result<Vec<u64>, StoreError> {
         let txn = self.db().begin_read()?;
         let table = txn.open_table(tables::USERS_BY_EMAIL)?;
-        let email = email.to_lowercase();
-        let mut ids = Vec::new();
-        for entry in table.range((email.as_str(), 0u64)..=(email.as_str(), u64::MAX))? {
-            ids.push(entry?.0.value().1);
-        }
-        Ok(ids)
+        super::scan::ids_under(&table, &email.to_lowercase())
     }
 
     /// Accounts that list a user with `email` (compared lower-cased).

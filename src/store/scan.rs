@@ -20,3 +20,15 @@ pub(crate) fn for_each_second(
     }
     Ok(())
 }
+
+/// The ids of every `(first, id)` key whose first part is `first`, in id order.
+pub(crate) fn ids_under(
+    table: &impl ReadableTable<(&'static str, u64), ()>,
+    first: &str,
+) -> Result<Vec<u64>, StoreError> {
+    let mut ids = Vec::new();
+    for row in table.range((first, 0u64)..=(first, u64::MAX))? {
+        ids.push(row?.0.value().1);
+    }
+    Ok(ids)
+}
