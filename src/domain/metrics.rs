@@ -538,6 +538,27 @@ impl Counters {
     }
 }
 
+/// What one record (a ticket, a rating) adds to its account's rollup, and the exact change between
+/// two versions of it. A record moving between accounts applies `old.removed()` to the old account
+/// and `new.added()` to the new one.
+pub trait Contributes: Default {
+    /// The change of an account's rollup.
+    type Delta;
+
+    /// `new - old` within one account.
+    fn between(old: &Self, new: &Self) -> Self::Delta;
+
+    /// The delta that adds this contribution to an account (a new record, or the new account).
+    fn added(&self) -> Self::Delta {
+        Self::between(&Self::default(), self)
+    }
+
+    /// The delta that removes it (a deleted record, or the account it left).
+    fn removed(&self) -> Self::Delta {
+        Self::between(self, &Self::default())
+    }
+}
+
 /// What one ticket adds to its account's rollup.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Contribution {
@@ -568,15 +589,16 @@ impl Contribution {
             )),
         }
     }
+}
 
-    /// The delta that adds this contribution to an account (a new ticket, or the new account).
-    pub fn added(&self) -> Delta {
-        Delta::between(&Self::default(), self)
-    }
+impl Contributes for Contribution {
+    type Delta = Delta;
 
-    /// The delta that removes it (a deleted ticket, or the account the ticket left).
-    pub fn removed(&self) -> Delta {
-        Delta::between(self, &Self::default())
+    fn between(old: &Self, new: &Self) -> Delta {
+        Delta {
+            counters: new.counters.minus(old.counters),
+            days: DayDeltas::between(old.created, new.created),
+        }
     }
 }
 
@@ -587,16 +609,6 @@ pub struct Delta {
     pub counters: CounterDelta,
     /// Change of the creation day buckets.
     pub days: DayDeltas<TicketDayDelta>,
-}
-
-impl Delta {
-    /// `new - old` within one account.
-    pub fn between(old: &Contribution, new: &Contribution) -> Self {
-        Self {
-            counters: new.counters.minus(old.counters),
-            days: DayDeltas::between(old.created, new.created),
-        }
-    }
 }
 
 /// What one rating adds to its ticket's account: a good or bad rating on the day it was given.
@@ -634,15 +646,15 @@ impl RatingContribution {
             )),
         }
     }
+}
 
-    /// The delta that adds this contribution to an account.
-    pub fn added(&self) -> RatingDelta {
-        RatingDelta::between(&Self::default(), self)
-    }
+impl Contributes for RatingContribution {
+    type Delta = RatingDelta;
 
-    /// The delta that removes it from an account.
-    pub fn removed(&self) -> RatingDelta {
-        RatingDelta::between(self, &Self::default())
+    fn between(old: &Self, new: &Self) -> RatingDelta {
+        RatingDelta {
+            days: DayDeltas::between(old.given, new.given),
+        }
     }
 }
 
@@ -651,15 +663,6 @@ impl RatingContribution {
 pub struct RatingDelta {
     /// Change of the satisfaction day buckets.
     pub days: DayDeltas<RatingDayDelta>,
-}
-
-impl RatingDelta {
-    /// `new - old` within one account.
-    pub fn between(old: &RatingContribution, new: &RatingContribution) -> Self {
-        Self {
-            days: DayDeltas::between(old.given, new.given),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -818,7 +821,7 @@ mod tests {
             priority: Priority::Urgent,
             ..v1.clone()
         };
-        let delta = Delta::between(&Contribution::of(&v1), &Contribution::of(&v2));
+        let delta = Contribution::between(&Contribution::of(&v1), &Contribution::of(&v2));
         assert_eq!(
             delta.counters,
             CounterDelta {
@@ -845,7 +848,7 @@ mod tests {
             ..v2.clone()
         };
         account_a
-            .apply_ticket(&Delta::between(
+            .apply_ticket(&Contribution::between(
                 &Contribution::of(&v2),
                 &Contribution::of(&v3),
             ))
@@ -878,7 +881,7 @@ mod tests {
             created_at: at(2024, 5, 3, 0, 0, 0),
             ..v3.clone()
         };
-        let moved = Delta::between(&Contribution::of(&v3), &Contribution::of(&v4));
+        let moved = Contribution::between(&Contribution::of(&v3), &Contribution::of(&v4));
         assert_eq!(moved.days.iter().count(), 2);
         account_b.apply_ticket(&moved).expect("apply");
         assert_eq!(
@@ -893,7 +896,7 @@ mod tests {
             ..v4.clone()
         };
         account_b
-            .apply_ticket(&Delta::between(
+            .apply_ticket(&Contribution::between(
                 &Contribution::of(&v4),
                 &Contribution::of(&v5),
             ))
@@ -1022,7 +1025,7 @@ mod tests {
             score: RatingScore::Good,
             ..bad.clone()
         };
-        let delta = RatingDelta::between(
+        let delta = RatingContribution::between(
             &RatingContribution::of(bad, Some(&urgent)),
             &RatingContribution::of(&now_good, Some(&urgent)),
         );
@@ -1165,8 +1168,10 @@ mod tests {
                         let new_contribution = Contribution::of(&new.1);
                         match &old {
                             Some((old_account, old_facts)) if *old_account == account => {
-                                let delta =
-                                    Delta::between(&Contribution::of(old_facts), &new_contribution);
+                                let delta = Contribution::between(
+                                    &Contribution::of(old_facts),
+                                    &new_contribution,
+                                );
                                 self.rollup(account).apply_ticket(&delta).expect("no drift");
                             }
                             Some((old_account, old_facts)) => {

@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::domain::metrics::{
-    Checked, Contribution, CounterDelta, Counters, Day, DayDeltas, DayTally, RatingContribution,
-    RatingDayCounts, RatingDayDelta, TicketDayCounts, TicketDayDelta, Timeframe,
+    Checked, Contributes, Contribution, CounterDelta, Counters, Day, DayDeltas, DayTally,
+    RatingContribution, RatingDayCounts, RatingDayDelta, TicketDayCounts, TicketDayDelta,
+    Timeframe,
 };
 
 use super::facts::{stored_rating, stored_ticket};
@@ -130,8 +131,7 @@ pub(crate) fn apply(
             let old_owner = old.as_ref().map(owner_of).unwrap_or_default();
             let new_owner = owner_of(new);
             if old_owner == new_owner {
-                let delta =
-                    crate::domain::metrics::Delta::between(&old_contribution, &new_contribution);
+                let delta = Contribution::between(&old_contribution, &new_contribution);
                 deltas.ticket(new_owner, &delta.counters, &delta.days);
             } else {
                 let removed = old_contribution.removed();
