@@ -370,9 +370,8 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
         stopping.elapsed().as_secs_f64()
     );
     simulator.terminate().await?;
-    let store_bytes = std::fs::metadata(dir.path().join("data").join("zdsync.redb"))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let store_bytes =
+        std::fs::metadata(dir.path().join("data").join("zdsync.redb")).map_or(0, |m| m.len());
     Ok(Measurement {
         tickets,
         elapsed,
@@ -425,10 +424,10 @@ fn report(results: &[Measurement]) {
         "store B/tk"
     );
     for m in results {
-        let phase = m
-            .ticket_phase
-            .map(|d| format!("{:.0}/s", m.tickets_applied as f64 / d.as_secs_f64()))
-            .unwrap_or_else(|| "-".into());
+        let phase = m.ticket_phase.map_or_else(
+            || "-".into(),
+            |d| format!("{:.0}/s", m.tickets_applied as f64 / d.as_secs_f64()),
+        );
         println!(
             "{:>9} {:>9.2} {:>10.0} {:>12} {:>6}/{:<4} {:>9} {:>9} {:>7} {:>7.1}MiB {:>7.1}MiB {:>11.0}",
             m.tickets,

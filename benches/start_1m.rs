@@ -232,9 +232,10 @@ fn fill(data_dir: &Path) -> Result<(), BoxError> {
 }
 
 fn binary() -> Result<PathBuf, BoxError> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")),
+        PathBuf::from,
+    );
     let path = target.join("release").join("zdsync");
     if !path.exists() {
         let status = Command::new(env!("CARGO"))

@@ -44,7 +44,7 @@ pub fn step_aside() {
 fn lower_thread_priority() {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: a plain syscall on the calling thread with a parameter that lives across it.
-    let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) };
     if result != 0 {
         tracing::debug!("cannot lower the priority of a background thread");
     }

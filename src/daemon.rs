@@ -195,7 +195,7 @@ pub async fn run_with_clock(
     tokio::pin!(shutdown);
     let mut server = server;
     let early = tokio::select! {
-        _ = &mut shutdown => None,
+        () = &mut shutdown => None,
         result = &mut server => Some(result),
     };
     if let Some(result) = early {
@@ -211,12 +211,11 @@ pub async fn run_with_clock(
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     grpc::set_not_serving(&health).await;
     let _ = stop_tx.send(true);
-    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
-        Ok(result) => result??,
-        Err(_) => {
-            tracing::warn!("grace period over: cutting the remaining RPCs");
-            server.abort();
-        }
+    if let Ok(result) = tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+        result??;
+    } else {
+        tracing::warn!("grace period over: cutting the remaining RPCs");
+        server.abort();
     }
     if let Some(watchdog) = watchdog {
         watchdog.abort();

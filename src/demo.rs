@@ -196,7 +196,7 @@ async fn run_daemon(
         tokio::pin!(shutdown);
         let (status, example) = tokio::select! {
             status = set_up(grpc_addr, &token, sim.control()) => status?,
-            _ = &mut shutdown => return Ok(()),
+            () = &mut shutdown => return Ok(()),
         };
         print_guide(&Guide {
             grpc_addr,
@@ -388,8 +388,7 @@ async fn wait_for_first_sync(
         if status.state == pb::SyncState::Failed as i32 {
             let message = status
                 .last_error
-                .map(|error| error.message)
-                .unwrap_or_else(|| "no error message".into());
+                .map_or_else(|| "no error message".into(), |error| error.message);
             return Err(DemoError::FirstSyncFailed(message));
         }
         if tokio::time::Instant::now() >= deadline {
@@ -502,10 +501,10 @@ fn build_accounts(organizations: &[(u64, SimOrganization)], users: &[SimUser]) -
             pb::Account {
                 id: account_id.to_owned(),
                 name: organization.name.clone(),
-                owner: owners
-                    .get(index % owners.len().max(1))
-                    .map(|owner| (*owner).to_owned())
-                    .unwrap_or_else(|| simulator::DEFAULT_API_TOKEN_EMAIL.to_owned()),
+                owner: owners.get(index % owners.len().max(1)).map_or_else(
+                    || simulator::DEFAULT_API_TOKEN_EMAIL.to_owned(),
+                    |owner| (*owner).to_owned(),
+                ),
                 attributes,
                 users: Vec::new(),
             }

@@ -51,21 +51,18 @@ fn start_demo() -> Demo {
     let deadline = Instant::now() + DEADLINE;
     let mut printed: Vec<String> = Vec::new();
     loop {
-        match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                let end = line.starts_with(GUIDE_END);
-                printed.push(line);
-                if end {
-                    break;
-                }
+        if let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            let end = line.starts_with(GUIDE_END);
+            printed.push(line);
+            if end {
+                break;
             }
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "zdsync demo printed no complete guide in time; stdout so far:\n{}",
-                    printed.join("\n")
-                );
-            }
+        } else {
+            let _ = child.kill();
+            panic!(
+                "zdsync demo printed no complete guide in time; stdout so far:\n{}",
+                printed.join("\n")
+            );
         }
     }
 

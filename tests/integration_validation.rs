@@ -325,7 +325,7 @@ async fn configure_names_every_bad_field() {
         (
             "oauth_client without client_secret",
             configure_with(|r| {
-                r.credentials = Some(C::OauthClient(oauth_client("zdsync-sim", "")))
+                r.credentials = Some(C::OauthClient(oauth_client("zdsync-sim", "")));
             }),
             "oauth_client.client_secret",
         ),
@@ -347,14 +347,14 @@ async fn configure_names_every_bad_field() {
                     "refresh",
                     "zdsync-sim",
                     "",
-                )))
+                )));
             }),
             "oauth.client_secret",
         ),
         (
             "oauth with client_secret but no client_id",
             configure_with(|r| {
-                r.credentials = Some(C::Oauth(oauth_tokens("access", "refresh", "", "s3cret")))
+                r.credentials = Some(C::Oauth(oauth_tokens("access", "refresh", "", "s3cret")));
             }),
             "oauth.client_id",
         ),
@@ -366,14 +366,14 @@ async fn configure_names_every_bad_field() {
         (
             "api_token with a bad email",
             configure_with(|r| {
-                r.credentials = Some(C::ApiToken(api_token("not-an-email", "token")))
+                r.credentials = Some(C::ApiToken(api_token("not-an-email", "token")));
             }),
             "api_token.email",
         ),
         (
             "api_token without token",
             configure_with(|r| {
-                r.credentials = Some(C::ApiToken(api_token("admin@example.com", "")))
+                r.credentials = Some(C::ApiToken(api_token("admin@example.com", "")));
             }),
             "api_token.token",
         ),
@@ -434,7 +434,7 @@ async fn configure_names_every_bad_field() {
             r.match_key = Some(match_key(
                 "organization_fields.account_id",
                 "attributes.arr",
-            ))
+            ));
         }))
         .await;
     let refused = setup.fails(
@@ -452,7 +452,7 @@ async fn configure_names_every_bad_field() {
     // Zendesk's refusals come back with Zendesk's reason.
     let result = setup
         .configure(configure_with(|r| {
-            r.credentials = Some(C::OauthClient(oauth_client("zdsync-sim", "wrong-secret")))
+            r.credentials = Some(C::OauthClient(oauth_client("zdsync-sim", "wrong-secret")));
         }))
         .await;
     setup.fails(
@@ -466,7 +466,7 @@ async fn configure_names_every_bad_field() {
             r.credentials = Some(C::ApiToken(api_token(
                 simulator::DEFAULT_API_TOKEN_EMAIL,
                 "wrong-token",
-            )))
+            )));
         }))
         .await;
     setup.fails(

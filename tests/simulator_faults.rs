@@ -84,7 +84,7 @@ async fn each_fault_kind_fires_exactly_count_times() {
                     assert_eq!(
                         parsed.unwrap(),
                         json!({"error": "Couldn't authenticate you"})
-                    )
+                    );
                 }
                 _ => assert!(parsed.unwrap()["error"].is_string()),
             }

@@ -183,7 +183,7 @@ fn assert_one_successful_first_sync(state: &SyncStateRecord, which: &str) {
     let run = &state.history[0];
     assert_eq!(run.id, 1, "{which}");
     assert_eq!(run.kind, RunKind::Initial.code(), "{which}");
-    assert_eq!(run.outcome, outcome::SUCCEEDED, "{which}: {:?}", run);
+    assert_eq!(run.outcome, outcome::SUCCEEDED, "{which}: {run:?}");
 }
 
 /// The ticket export position `(generated_timestamp, id)` an opaque simulator cursor points after.
@@ -389,7 +389,7 @@ async fn sigkill_at_random_points_of_the_first_sync_loses_and_duplicates_nothing
         }
         kill_daemon(daemon).await;
         kills += 1;
-        println!("kill {kill}: {point:?}", kill = kills);
+        println!("kill {kills}: {point:?}");
         if rng.random_bool(0.5) {
             counts = inspect_after_kill(&sim, crash_dir.clone(), &counts).await;
         }

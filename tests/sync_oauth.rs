@@ -83,8 +83,10 @@ async fn approve(begun: &pb::BeginOAuthResponse) -> (String, String) {
         location
             .query_pairs()
             .find(|(key, _)| key == name)
-            .map(|(_, value)| value.into_owned())
-            .unwrap_or_else(|| panic!("{name} in {location}"))
+            .map_or_else(
+                || panic!("{name} in {location}"),
+                |(_, value)| value.into_owned(),
+            )
     };
     let (code, state) = (query("code"), query("state"));
     assert_eq!(state, begun.state);

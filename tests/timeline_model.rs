@@ -790,22 +790,19 @@ fn key_and_fields(event: &pb::TimelineEvent) -> (Key, Fields) {
         "{}: Zendesk times are whole seconds",
         event.event_id
     );
-    let detail = match kind {
-        Kind::BadRating => {
-            let rating = event
-                .satisfaction
-                .as_ref()
-                .expect("rating event satisfaction");
-            (rating.score.clone(), rating.comment.clone())
-        }
-        _ => {
-            assert!(
-                event.satisfaction.is_none(),
-                "{}: satisfaction on a ticket event",
-                event.event_id
-            );
-            (ticket.status.clone(), ticket.priority.clone())
-        }
+    let detail = if kind == Kind::BadRating {
+        let rating = event
+            .satisfaction
+            .as_ref()
+            .expect("rating event satisfaction");
+        (rating.score.clone(), rating.comment.clone())
+    } else {
+        assert!(
+            event.satisfaction.is_none(),
+            "{}: satisfaction on a ticket event",
+            event.event_id
+        );
+        (ticket.status.clone(), ticket.priority.clone())
     };
     (
         Key {

@@ -561,7 +561,7 @@ async fn client_credentials_mint_once_reuse_and_remint_on_401_and_expiry() {
         .expect_err("bad client");
     match &err {
         ZendeskError::Authentication { message, .. } => {
-            assert!(message.contains("invalid_client"), "{message}")
+            assert!(message.contains("invalid_client"), "{message}");
         }
         other => panic!("expected Authentication, got {other:?}"),
     }
@@ -717,7 +717,7 @@ async fn refresh_rotates_tokens_and_persists_them_before_use() {
     let err = stale.verify().await.expect_err("stale tokens");
     match &err {
         ZendeskError::Authentication { message, .. } => {
-            assert!(message.contains("invalid_grant"), "{message}")
+            assert!(message.contains("invalid_grant"), "{message}");
         }
         other => panic!("expected Authentication, got {other:?}"),
     }
@@ -974,7 +974,7 @@ async fn a_malformed_body_is_a_malformed_error_and_not_retried() {
     let err = export.next_page().await.expect_err("malformed");
     match &err {
         ZendeskError::Malformed { endpoint, .. } => {
-            assert_eq!(endpoint, "/api/v2/incremental/organizations.json")
+            assert_eq!(endpoint, "/api/v2/incremental/organizations.json");
         }
         other => panic!("expected Malformed, got {other:?}"),
     }

@@ -107,14 +107,11 @@ fn timestamp(value: &Option<prost_types::Timestamp>) -> String {
     value
         .as_ref()
         .and_then(crate::grpc::convert::timestamp_from_proto)
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_else(|| "-".into())
+        .map_or_else(|| "-".into(), |t| t.to_rfc3339())
 }
 
 fn state_name(state: i32) -> &'static str {
-    pb::SyncState::try_from(state)
-        .map(|s| s.as_str_name())
-        .unwrap_or("UNKNOWN")
+    pb::SyncState::try_from(state).map_or("UNKNOWN", |s| s.as_str_name())
 }
 
 fn print_status(out: &mut impl Write, status: &pb::IntegrationStatus) -> Result<(), CliError> {
@@ -161,9 +158,7 @@ fn print_status(out: &mut impl Write, status: &pb::IntegrationStatus) -> Result<
         writeln!(out, "warning:               {warning}")?;
     }
     for run in status.history.iter().take(5) {
-        let outcome = pb::RunOutcome::try_from(run.outcome)
-            .map(|o| o.as_str_name())
-            .unwrap_or("?");
+        let outcome = pb::RunOutcome::try_from(run.outcome).map_or("?", |o| o.as_str_name());
         writeln!(
             out,
             "history:               {} {} {} {} tickets, {} requests",
@@ -306,9 +301,8 @@ async fn run_inner(command: IntegrationCommand, connect: ConnectArgs) -> Result<
             }
             while let Some(item) = tokio_stream::StreamExt::next(&mut stream).await {
                 let item = item?;
-                let reason = pb::UnmatchedReason::try_from(item.reason)
-                    .map(|r| r.as_str_name())
-                    .unwrap_or("?");
+                let reason =
+                    pb::UnmatchedReason::try_from(item.reason).map_or("?", |r| r.as_str_name());
                 let key_value = item.key_value.clone().unwrap_or_default();
                 let candidates = item.candidate_account_ids.join(";");
                 if let Some(writer) = writer.as_mut() {
@@ -336,8 +330,7 @@ async fn run_inner(command: IntegrationCommand, connect: ConnectArgs) -> Result<
                     let shown = item
                         .key_value
                         .as_deref()
-                        .map(|v| format!("{v:?}"))
-                        .unwrap_or_else(|| "(no key value)".into());
+                        .map_or_else(|| "(no key value)".into(), |v| format!("{v:?}"));
                     writeln!(
                         out,
                         "{}\t{}\t{}\t{}\t{}",

@@ -230,7 +230,7 @@ impl MatchKey {
             ZendeskField::ExternalId => org.external_id.iter().for_each(|v| visit_filled(v)),
             ZendeskField::DomainNames => org.domain_names.iter().for_each(|v| visit_filled(v)),
             ZendeskField::OrganizationField(key) => {
-                org.fields.get(key).iter().for_each(|v| visit_filled(v))
+                org.fields.get(key).iter().for_each(|v| visit_filled(v));
             }
         }
     }

@@ -467,33 +467,29 @@ impl IntegrationService for Integration {
         };
         validate_redirect_uri(&request.redirect_uri)?;
         let existing = self.integration().await?;
-        let (subdomain, settings) = match &existing {
-            Some(record) => {
-                if !request.subdomain.is_empty()
-                    && validate_subdomain(&request.subdomain).map_err(login_status)?
-                        != record.subdomain
-                {
-                    return Err(Status::invalid_argument(format!(
-                        "subdomain: the integration is for {:?}; delete it to connect another instance",
-                        record.subdomain
-                    )));
-                }
-                (record.subdomain.clone(), None)
+        let (subdomain, settings) = if let Some(record) = &existing {
+            if !request.subdomain.is_empty()
+                && validate_subdomain(&request.subdomain).map_err(login_status)? != record.subdomain
+            {
+                return Err(Status::invalid_argument(format!(
+                    "subdomain: the integration is for {:?}; delete it to connect another instance",
+                    record.subdomain
+                )));
             }
-            None => {
-                let subdomain = validate_subdomain(&request.subdomain).map_err(login_status)?;
-                let key = self.check_match_key(request.match_key.as_ref()).await?;
-                let timeframe = validate_timeframe("timeframe_days", request.timeframe_days)?;
-                (
-                    subdomain,
-                    Some(PendingSettings {
-                        zendesk_field: key.zendesk_field,
-                        account_attribute: key.account_attribute,
-                        timeframe_days: timeframe,
-                        include_satisfaction: request.include_satisfaction,
-                    }),
-                )
-            }
+            (record.subdomain.clone(), None)
+        } else {
+            let subdomain = validate_subdomain(&request.subdomain).map_err(login_status)?;
+            let key = self.check_match_key(request.match_key.as_ref()).await?;
+            let timeframe = validate_timeframe("timeframe_days", request.timeframe_days)?;
+            (
+                subdomain,
+                Some(PendingSettings {
+                    zendesk_field: key.zendesk_field,
+                    account_attribute: key.account_attribute,
+                    timeframe_days: timeframe,
+                    include_satisfaction: request.include_satisfaction,
+                }),
+            )
         };
         let begun = self
             .login
@@ -592,12 +588,7 @@ impl IntegrationService for Integration {
             }
         };
         let run_id = self.engine.force(kind).await.map_err(command_status)?;
-        let kind = self
-            .engine
-            .live()
-            .current
-            .map(|run| run.kind)
-            .unwrap_or(kind);
+        let kind = self.engine.live().current.map_or(kind, |run| run.kind);
         Ok(Response::new(pb::ForceSyncResponse {
             run_id,
             kind: kind_to_proto(kind) as i32,

@@ -347,8 +347,7 @@ impl MetricsService for Metrics {
                     computed_at: Some(timestamp_to_proto(now)),
                     zendesk_user_id: requesters
                         .first()
-                        .map(|id| i64::try_from(*id).unwrap_or(i64::MAX))
-                        .unwrap_or(0),
+                        .map_or(0, |id| i64::try_from(*id).unwrap_or(i64::MAX)),
                     ..figure_fields!(pb::UserMetrics, figures, satisfaction)
                 })
             })

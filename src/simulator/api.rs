@@ -324,12 +324,7 @@ struct Includes {
 
 fn includes(params: &QueryMap) -> Includes {
     let mut out = Includes::default();
-    for name in params
-        .get("include")
-        .map(String::as_str)
-        .unwrap_or("")
-        .split(',')
-    {
+    for name in params.get("include").map_or("", String::as_str).split(',') {
         match name.trim() {
             "users" => out.users = true,
             "groups" => out.groups = true,

@@ -476,7 +476,7 @@ struct TicketWorld<'a> {
 
 impl TicketWorld<'_> {
     fn final_status(&mut self, age: i64) -> Status {
-        use Status::*;
+        use Status::{Closed, Deleted, Hold, New, Open, Pending, Solved};
         if age > 28 * DAY {
             weighted(
                 self.rng,
@@ -520,7 +520,7 @@ impl TicketWorld<'_> {
 
     /// The status path from creation to `last`, with reopen cycles.
     fn status_path(&mut self, last: Status) -> Vec<Status> {
-        use Status::*;
+        use Status::{Closed, Hold, New, Open, Pending, Solved};
         let mut path = vec![New];
         if last == New {
             return path;

@@ -173,7 +173,7 @@ impl Serialize for TicketJson<'_> {
         map.serialize_entry("subject", subject)?;
         map.serialize_entry("raw_subject", subject)?;
         map.serialize_entry("description", description)?;
-        map.serialize_entry("priority", &t.priority.map(|p| p.as_str()))?;
+        map.serialize_entry("priority", &t.priority.map(super::model::Priority::as_str))?;
         map.serialize_entry("status", t.status.name())?;
         map.serialize_entry("recipient", &None::<()>)?;
         map.serialize_entry("requester_id", &t.requester_id)?;
@@ -422,7 +422,7 @@ impl Serialize for ChildEvents<'_> {
                 create: a.create,
                 field_name: "status",
                 value: Some(value.name()),
-                previous_value: previous.map(|p| p.name()),
+                previous_value: previous.map(super::super::domain::ticket::Status::name),
             })?;
         }
         if let Some((previous, value)) = a.priority {
@@ -430,8 +430,8 @@ impl Serialize for ChildEvents<'_> {
                 id: a.id * 4 + 1,
                 create: a.create,
                 field_name: "priority",
-                value: value.map(|p| p.as_str()),
-                previous_value: previous.map(|p| p.as_str()),
+                value: value.map(super::model::Priority::as_str),
+                previous_value: previous.map(super::model::Priority::as_str),
             })?;
         }
         seq.end()

@@ -222,7 +222,7 @@ pub(crate) fn upsert_org(
     let values: Vec<String> = key
         .org_values(&keys)
         .into_iter()
-        .map(|v| v.into_owned())
+        .map(std::borrow::Cow::into_owned)
         .collect();
     if values != old_values {
         let mut org_keys = txn.open_table(tables::ORG_KEYS)?;
@@ -311,7 +311,7 @@ pub(crate) fn rebuild(txn: &WriteTransaction, key: Option<&MatchKey>) -> Result<
         let values: Vec<String> = key
             .org_values(&keys)
             .into_iter()
-            .map(|v| v.into_owned())
+            .map(std::borrow::Cow::into_owned)
             .collect();
         value_entries.extend(values.iter().map(|value| (value.clone(), org_id)));
         let found = match_org(&keys, &index);

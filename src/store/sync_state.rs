@@ -275,8 +275,7 @@ pub(crate) fn read_metrics_settings(
     let timeframe = meta
         .get(meta_keys::METRICS_TIMEFRAME)?
         .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
-        .map(u32::from_le_bytes)
-        .unwrap_or(30);
+        .map_or(30, u32::from_le_bytes);
     let satisfaction = meta
         .get(meta_keys::METRICS_SATISFACTION)?
         .is_some_and(|v| v.value().first() == Some(&1));

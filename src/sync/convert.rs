@@ -32,8 +32,7 @@ pub fn ticket(ticket: &Ticket, metrics: Option<&TicketMetricSet>) -> TicketRecor
         reopens: metrics.and_then(|m| m.reopens).unwrap_or(0),
         solved_at: metrics
             .and_then(|m| m.solved_at)
-            .map(|t| t.timestamp())
-            .unwrap_or(0),
+            .map_or(0, |t| t.timestamp()),
         gone: false,
     }
 }
@@ -126,7 +125,7 @@ pub fn ticket_changes(events: &[TicketEvent]) -> Vec<TicketChange> {
             let record = match change {
                 FieldChange::Status { from, to, .. } => ChangeRecord {
                     field: CHANGE_FIELD_STATUS,
-                    from: from.map(|s| s.code()).unwrap_or(0),
+                    from: from.map_or(0, super::super::domain::ticket::Status::code),
                     to: to.code(),
                 },
                 FieldChange::Priority { from, to, .. } => ChangeRecord {

@@ -303,7 +303,7 @@ impl Engine {
                     _ = shutdown.wait_for(|stop| *stop) => Wake::Shutdown,
                     command = commands.recv() => Wake::Command(command),
                     done = async { match task { Some(task) => task.await, None => std::future::pending().await } } => Wake::RunDone(done),
-                    _ = tokio::time::sleep(sleep_for) => Wake::Timer,
+                    () = tokio::time::sleep(sleep_for) => Wake::Timer,
                 }
             };
             match wake {
@@ -423,19 +423,18 @@ impl Engine {
         let state = self
             .blocking(move |store| {
                 store.update_sync_state(|state| {
-                    let record = match resume {
-                        Some(record) => record,
-                        None => {
-                            state.next_run_id = state.next_run_id.max(1);
-                            let id = state.next_run_id;
-                            state.next_run_id += 1;
-                            RunRecord {
-                                id,
-                                kind: kind.code(),
-                                started_at_ms: now.timestamp_millis(),
-                                outcome: outcome::RUNNING,
-                                ..Default::default()
-                            }
+                    let record = if let Some(record) = resume {
+                        record
+                    } else {
+                        state.next_run_id = state.next_run_id.max(1);
+                        let id = state.next_run_id;
+                        state.next_run_id += 1;
+                        RunRecord {
+                            id,
+                            kind: kind.code(),
+                            started_at_ms: now.timestamp_millis(),
+                            outcome: outcome::RUNNING,
+                            ..Default::default()
                         }
                     };
                     state.active_run = Some(record);
@@ -531,7 +530,7 @@ impl Engine {
                 "sync run succeeded"
             ),
             Err(RunError::Stopped) => {
-                tracing::info!(run = id, "sync run stopped at a page boundary")
+                tracing::info!(run = id, "sync run stopped at a page boundary");
             }
             Err(err) => tracing::warn!(run = id, error = %err, "sync run failed"),
         }
@@ -560,7 +559,7 @@ impl Engine {
                     match RunKind::from_code(record.kind) {
                         Some(RunKind::Initial) => state.initial_complete = true,
                         Some(RunKind::FullValidation) => {
-                            state.last_validation_ms = now.timestamp_millis()
+                            state.last_validation_ms = now.timestamp_millis();
                         }
                         _ => {}
                     }
@@ -613,13 +612,12 @@ impl Engine {
         };
         running.stop_outcome = stop_outcome;
         running.stop.raise();
-        let result = match tokio::time::timeout(STOP_GRACE, &mut running.task).await {
-            Ok(result) => result,
-            Err(_) => {
-                // Cutting a run between commits is safe: every page is one transaction.
-                running.task.abort();
-                Ok(Err(RunError::Stopped))
-            }
+        let result = if let Ok(result) = tokio::time::timeout(STOP_GRACE, &mut running.task).await {
+            result
+        } else {
+            // Cutting a run between commits is safe: every page is one transaction.
+            running.task.abort();
+            Ok(Err(RunError::Stopped))
         };
         self.finish(result).await;
     }

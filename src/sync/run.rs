@@ -370,12 +370,12 @@ impl RunContext {
         let fetched = loop {
             tokio::select! {
                 fetched = &mut fetch => break fetched,
-                _ = self.stop.raised() => {
+                () = self.stop.raised() => {
                     self.commit_all(batch).await?;
                     return Err(RunError::Stopped);
                 }
                 // Once flushed nothing is staged, so this branch is off for the rest of the fetch.
-                _ = tokio::time::sleep(FLUSH_AFTER), if batch.pages > 0 => self.flush(batch).await?,
+                () = tokio::time::sleep(FLUSH_AFTER), if batch.pages > 0 => self.flush(batch).await?,
             }
         };
         match fetched {

@@ -144,7 +144,7 @@ mod tests {
             expires_in: u64,
         }
         let err = decode_json_redacted::<Token>("token", br#"{"expires_in": "supersecretvalue"}"#);
-        let text = err.map(|_| String::new()).unwrap_or_else(|e| e.to_string());
+        let text = err.map_or_else(|e| e.to_string(), |_| String::new());
         assert!(
             !text.contains("supersecretvalue") && text.contains("expires_in"),
             "{text}"

@@ -448,7 +448,7 @@ fn optional_text(value: Option<&Value>) -> Result<Option<&str>, String> {
 /// Parses `open`, `high`, ...; empty text (how older data writes "no priority") is none.
 fn parse_word<T: for<'de> Deserialize<'de>>(text: Option<&str>) -> Result<Option<T>, String> {
     match text.map(str::trim) {
-        None | Some("") | Some("-") => Ok(None),
+        None | Some("" | "-") => Ok(None),
         Some(word) => T::deserialize(de::value::StrDeserializer::<de::value::Error>::new(word))
             .map(Some)
             .map_err(|err| err.to_string()),

@@ -88,7 +88,7 @@ mod tests {
     #[test]
     fn backoff_stays_under_the_capped_ceiling() {
         let base = Duration::from_millis(100);
-        let cap = Duration::from_millis(1000);
+        let cap = Duration::from_secs(1);
         for attempt in 1..40 {
             let ceiling = (base * 2u32.pow(attempt.min(20) - 1)).min(cap);
             for _ in 0..50 {

@@ -19,7 +19,7 @@ use super::inproc::{configure_request, simulator, wait_for_successful_runs, Daem
 use super::with_token;
 
 /// A simulator of `tickets`, `organizations` and `users`, every other setting at its default.
-pub fn sized(tickets: u32, organizations: u32, users: u32) -> SimulatorConfig {
+pub(crate) fn sized(tickets: u32, organizations: u32, users: u32) -> SimulatorConfig {
     SimulatorConfig {
         tickets,
         organizations,
@@ -31,7 +31,7 @@ pub fn sized(tickets: u32, organizations: u32, users: u32) -> SimulatorConfig {
 /// A simulator and a daemon on `dir/data` that talks to it, both in this process.
 ///
 /// Tests usually take it apart with [`Harness::into_parts`].
-pub struct Harness {
+pub(crate) struct Harness {
     /// The simulator.
     pub sim: SimulatorHandle,
     /// The temporary directory that holds the daemon's data directory (`data`).
@@ -44,17 +44,21 @@ pub struct Harness {
 
 impl Harness {
     /// Starts a simulator with `config` and a daemon against it (system clock, no extra config).
-    pub async fn start(config: SimulatorConfig) -> Harness {
+    pub(crate) async fn start(config: SimulatorConfig) -> Harness {
         Self::start_with(config, "", zdsync::clock::system()).await
     }
 
     /// Like [`Harness::start`], with `extra` TOML lines for the daemon and its `clock`.
-    pub async fn start_with(config: SimulatorConfig, extra: &str, clock: SharedClock) -> Harness {
+    pub(crate) async fn start_with(
+        config: SimulatorConfig,
+        extra: &str,
+        clock: SharedClock,
+    ) -> Harness {
         Self::around(simulator(config).await, extra, clock, |_| {}).await
     }
 
     /// Like [`Harness::start`], letting the test change the daemon's parsed config first.
-    pub async fn start_adjusted(
+    pub(crate) async fn start_adjusted(
         config: SimulatorConfig,
         adjust: impl FnOnce(&mut Config),
     ) -> Harness {
@@ -63,13 +67,13 @@ impl Harness {
 
     /// Starts a daemon against `sim`, already running (and perhaps changed by the test), with the
     /// system clock and no extra config.
-    pub async fn with_simulator(sim: SimulatorHandle) -> Harness {
+    pub(crate) async fn with_simulator(sim: SimulatorHandle) -> Harness {
         Self::around(sim, "", zdsync::clock::system(), |_| {}).await
     }
 
     /// Starts a daemon against `sim`, already running (and perhaps changed by the test), with
     /// `extra` TOML lines, its `clock` and a change to its parsed config.
-    pub async fn around(
+    pub(crate) async fn around(
         sim: SimulatorHandle,
         extra: &str,
         clock: SharedClock,
@@ -95,7 +99,7 @@ impl Harness {
 
     /// The parts, for a test to take apart in one line: `(sim, dir, daemon, client)`. Keep
     /// `dir` bound (`_dir`) for as long as the daemon runs.
-    pub fn into_parts(
+    pub(crate) fn into_parts(
         self,
     ) -> (
         SimulatorHandle,
@@ -107,17 +111,17 @@ impl Harness {
     }
 
     /// The daemon's data directory.
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
     /// Configures the integration and waits for the first sync; returns the status after it.
-    pub async fn configure_and_sync(&mut self) -> pb::IntegrationStatus {
+    pub(crate) async fn configure_and_sync(&mut self) -> pb::IntegrationStatus {
         configure_and_sync(&mut self.client).await
     }
 
     /// Stops the daemon, then the simulator.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.daemon.stop().await;
         self.sim.shutdown().await.expect("simulator stops");
     }
@@ -125,7 +129,7 @@ impl Harness {
 
 /// Configures the integration with `configure_request()` and waits for the first successful
 /// run; returns the status after it.
-pub async fn configure_and_sync(
+pub(crate) async fn configure_and_sync(
     client: &mut IntegrationServiceClient<Channel>,
 ) -> pb::IntegrationStatus {
     client
@@ -137,7 +141,7 @@ pub async fn configure_and_sync(
 
 /// Creates an organization `name` whose `organization_fields.account_id` is `account_id`, and
 /// an end-user `user_name` <`email`> in it; returns (organization id, user id).
-pub fn organization_with_requester(
+pub(crate) fn organization_with_requester(
     control: &SimulatorControl,
     name: &str,
     account_id: &str,
@@ -160,7 +164,12 @@ pub fn organization_with_requester(
 }
 
 /// Creates an end-user `name` <`email`> in `organization`; returns the user id.
-pub fn member(control: &SimulatorControl, name: &str, email: &str, organization: u64) -> u64 {
+pub(crate) fn member(
+    control: &SimulatorControl,
+    name: &str,
+    email: &str,
+    organization: u64,
+) -> u64 {
     control
         .create_user(UserInput {
             name: Some(name.into()),
@@ -172,7 +181,7 @@ pub fn member(control: &SimulatorControl, name: &str, email: &str, organization:
 }
 
 /// Creates a ticket `subject` of `requester` with `priority`; returns the ticket id.
-pub fn new_ticket(
+pub(crate) fn new_ticket(
     control: &SimulatorControl,
     subject: &str,
     requester: u64,
@@ -189,7 +198,7 @@ pub fn new_ticket(
 }
 
 /// `WatchTimelineEvents` from the start of the log (history first), with the admin token.
-pub async fn watch_with_history(
+pub(crate) async fn watch_with_history(
     metrics: &mut MetricsServiceClient<Channel>,
 ) -> tonic::Streaming<pb::WatchTimelineEventsResponse> {
     metrics
@@ -206,7 +215,7 @@ pub async fn watch_with_history(
 }
 
 /// `UpsertAccounts` of `accounts` with the admin token.
-pub async fn upsert_accounts(daemon: &Daemon, accounts: Vec<pb::Account>) {
+pub(crate) async fn upsert_accounts(daemon: &Daemon, accounts: Vec<pb::Account>) {
     AccountDirectoryServiceClient::new(daemon.channel().await)
         .upsert_accounts(with_token(
             pb::UpsertAccountsRequest { accounts },

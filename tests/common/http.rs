@@ -2,7 +2,7 @@
 use serde_json::Value;
 
 /// Sends `request` and parses its JSON body (panics on a transport or decoding error).
-pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+pub(crate) async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request
         .send()
         .await
@@ -14,7 +14,7 @@ pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
 
 /// Sends `request` with the simulator's default API token and parses its JSON body; `what`
 /// names the request in a failure.
-pub async fn api_json(request: reqwest::RequestBuilder, what: &str) -> Value {
+pub(crate) async fn api_json(request: reqwest::RequestBuilder, what: &str) -> Value {
     request
         .basic_auth(
             format!("{}/token", zdsync::simulator::DEFAULT_API_TOKEN_EMAIL),

@@ -16,7 +16,7 @@ use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
 use zdsync::simulator::{self, SimulatorConfig, SimulatorHandle};
 
 #[allow(unused_imports)] // each test binary uses a different part
-pub use super::harness::{
+pub(crate) use super::harness::{
     configure_and_sync, member, new_ticket, organization_with_requester, sized, upsert_accounts,
     watch_with_history, Harness,
 };
@@ -24,10 +24,10 @@ pub use super::harness::{
 use super::{with_token, DEADLINE};
 
 /// The admin token the in-process daemons use.
-pub const ADMIN_TOKEN: &str = "in-process-admin-token-0123456789";
+pub(crate) const ADMIN_TOKEN: &str = "in-process-admin-token-0123456789";
 
 /// Starts a simulator on an ephemeral loopback port.
-pub async fn simulator(config: SimulatorConfig) -> SimulatorHandle {
+pub(crate) async fn simulator(config: SimulatorConfig) -> SimulatorHandle {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind simulator");
@@ -37,7 +37,7 @@ pub async fn simulator(config: SimulatorConfig) -> SimulatorHandle {
 }
 
 /// A daemon running in this process.
-pub struct Daemon {
+pub(crate) struct Daemon {
     /// Its gRPC address.
     pub addr: String,
     /// Its data directory.
@@ -48,12 +48,17 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts a daemon on `data_dir` against the simulator at `base_url`, with `extra` TOML lines.
-    pub async fn start(data_dir: &Path, base_url: &str, extra: &str, clock: SharedClock) -> Daemon {
+    pub(crate) async fn start(
+        data_dir: &Path,
+        base_url: &str,
+        extra: &str,
+        clock: SharedClock,
+    ) -> Daemon {
         Self::start_adjusted(data_dir, base_url, extra, clock, |_| {}).await
     }
 
     /// A channel to the daemon (retried until it accepts).
-    pub async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         super::eventually("the daemon to accept connections", || async {
             Channel::from_shared(format!("http://{}", self.addr))
                 .expect("uri")
@@ -65,12 +70,12 @@ impl Daemon {
     }
 
     /// An integration client.
-    pub async fn integration(&self) -> IntegrationServiceClient<Channel> {
+    pub(crate) async fn integration(&self) -> IntegrationServiceClient<Channel> {
         IntegrationServiceClient::new(self.channel().await)
     }
 
     /// Stops the daemon and waits for it.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -84,7 +89,9 @@ impl Daemon {
 }
 
 /// `GetStatus` with the admin token.
-pub async fn status(client: &mut IntegrationServiceClient<Channel>) -> pb::IntegrationStatus {
+pub(crate) async fn status(
+    client: &mut IntegrationServiceClient<Channel>,
+) -> pb::IntegrationStatus {
     client
         .get_status(with_token(pb::GetStatusRequest {}, ADMIN_TOKEN))
         .await
@@ -93,7 +100,7 @@ pub async fn status(client: &mut IntegrationServiceClient<Channel>) -> pb::Integ
 }
 
 /// Waits until the run count of successful runs reaches `runs` and nothing is running; returns the status.
-pub async fn wait_for_successful_runs(
+pub(crate) async fn wait_for_successful_runs(
     client: &mut IntegrationServiceClient<Channel>,
     runs: usize,
 ) -> pb::IntegrationStatus {
@@ -113,7 +120,7 @@ pub async fn wait_for_successful_runs(
 }
 
 /// Configure with the simulator's OAuth client and a match key on `organization_fields.account_id`.
-pub fn configure_request() -> pb::ConfigureRequest {
+pub(crate) fn configure_request() -> pb::ConfigureRequest {
     pb::ConfigureRequest {
         subdomain: "acme".into(),
         credentials: Some(pb::configure_request::Credentials::OauthClient(
@@ -132,11 +139,11 @@ pub fn configure_request() -> pb::ConfigureRequest {
 }
 
 /// How long the tests let a poll run before failing.
-pub const POLL: Duration = Duration::from_millis(20);
+pub(crate) const POLL: Duration = Duration::from_millis(20);
 
 impl Daemon {
     /// Like `start`, but lets the test change the parsed config (for instance the export budget) first.
-    pub async fn start_adjusted(
+    pub(crate) async fn start_adjusted(
         data_dir: &Path,
         base_url: &str,
         extra: &str,
@@ -175,7 +182,7 @@ impl Daemon {
 }
 
 /// `ForceSync` of `kind` with the admin token.
-pub async fn force(
+pub(crate) async fn force(
     client: &mut IntegrationServiceClient<Channel>,
     kind: pb::SyncKind,
 ) -> Result<pb::ForceSyncResponse, tonic::Status> {
@@ -189,7 +196,7 @@ pub async fn force(
 }
 
 /// Polls `GetStatus` until `check` accepts it; returns that status.
-pub async fn wait_for_status(
+pub(crate) async fn wait_for_status(
     client: &mut IntegrationServiceClient<Channel>,
     what: &str,
     check: impl Fn(&pb::IntegrationStatus) -> bool,
@@ -206,7 +213,7 @@ pub async fn wait_for_status(
 }
 
 /// Configures the integration with `configure_request()` and returns the first run's id.
-pub async fn configure(client: &mut IntegrationServiceClient<Channel>) -> String {
+pub(crate) async fn configure(client: &mut IntegrationServiceClient<Channel>) -> String {
     client
         .configure(with_token(configure_request(), ADMIN_TOKEN))
         .await
@@ -216,12 +223,12 @@ pub async fn configure(client: &mut IntegrationServiceClient<Channel>) -> String
 }
 
 /// Opens the store of a stopped daemon.
-pub fn open_store(data_dir: &Path) -> zdsync::store::Store {
+pub(crate) fn open_store(data_dir: &Path) -> zdsync::store::Store {
     zdsync::store::Store::open(data_dir).expect("open the store of the stopped daemon")
 }
 
 /// A proto timestamp as a UTC instant.
-pub fn instant(timestamp: &prost_types::Timestamp) -> chrono::DateTime<chrono::Utc> {
+pub(crate) fn instant(timestamp: &prost_types::Timestamp) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(
         timestamp.seconds,
         u32::try_from(timestamp.nanos).unwrap_or(0),

@@ -1,9 +1,9 @@
 //! Shared harness of the end-to-end tests: the real `zdsync` binary on an ephemeral loopback port.
 #![allow(dead_code)]
 
-pub mod harness;
-pub mod http;
-pub mod inproc;
+pub(crate) mod harness;
+pub(crate) mod http;
+pub(crate) mod inproc;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -14,15 +14,15 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
 /// How long any start, stop or poll may take before a test fails.
-pub const DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Path of the binary under test.
-pub fn binary() -> &'static str {
+pub(crate) fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_zdsync")
 }
 
 /// A running `zdsync serve` process.
-pub struct Daemon {
+pub(crate) struct Daemon {
     /// The child process.
     pub child: Child,
     /// The address it listens on.
@@ -35,7 +35,7 @@ pub struct Daemon {
 
 /// How to start a daemon.
 #[derive(Default, Clone)]
-pub struct DaemonOptions {
+pub(crate) struct DaemonOptions {
     /// Extra lines of TOML config.
     pub config: String,
     /// Extra environment variables.
@@ -56,7 +56,10 @@ fn forward_lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<
 }
 
 /// Spawns `zdsync serve` with `data_dir` and `options`, returning the child and its stderr lines.
-pub fn spawn_serve(data_dir: &Path, options: &DaemonOptions) -> (Child, mpsc::Receiver<String>) {
+pub(crate) fn spawn_serve(
+    data_dir: &Path,
+    options: &DaemonOptions,
+) -> (Child, mpsc::Receiver<String>) {
     let config_path = data_dir.with_extension("toml");
     let config = format!(
         "data_dir = {:?}\n{}",
@@ -84,39 +87,36 @@ pub fn spawn_serve(data_dir: &Path, options: &DaemonOptions) -> (Child, mpsc::Re
 
 impl Daemon {
     /// Starts a daemon and waits until it logs its listening address.
-    pub fn start(data_dir: &Path, options: &DaemonOptions) -> Daemon {
+    pub(crate) fn start(data_dir: &Path, options: &DaemonOptions) -> Daemon {
         let (mut child, log) = spawn_serve(data_dir, options);
         let deadline = Instant::now() + DEADLINE;
         let mut seen = Vec::new();
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            match log.recv_timeout(remaining) {
-                Ok(line) => {
-                    if line.contains("zdsync listening") {
-                        let addr = line
-                            .split_whitespace()
-                            .find_map(|word| word.strip_prefix("addr="))
-                            .expect("addr= in the listening line")
-                            .to_owned();
-                        return Daemon {
-                            child,
-                            addr,
-                            data_dir: data_dir.to_owned(),
-                            log,
-                        };
-                    }
-                    seen.push(line);
+            if let Ok(line) = log.recv_timeout(remaining) {
+                if line.contains("zdsync listening") {
+                    let addr = line
+                        .split_whitespace()
+                        .find_map(|word| word.strip_prefix("addr="))
+                        .expect("addr= in the listening line")
+                        .to_owned();
+                    return Daemon {
+                        child,
+                        addr,
+                        data_dir: data_dir.to_owned(),
+                        log,
+                    };
                 }
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("zdsync did not start; it said:\n{}", seen.join("\n"));
-                }
+                seen.push(line);
+            } else {
+                let _ = child.kill();
+                panic!("zdsync did not start; it said:\n{}", seen.join("\n"));
             }
         }
     }
 
     /// A plaintext gRPC channel to the daemon.
-    pub async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr))
             .expect("uri")
             .connect()
@@ -125,7 +125,7 @@ impl Daemon {
     }
 
     /// The admin token the daemon generated in its data directory.
-    pub fn generated_admin_token(&self) -> String {
+    pub(crate) fn generated_admin_token(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("admin.token"))
             .expect("admin.token")
             .trim()
@@ -133,17 +133,17 @@ impl Daemon {
     }
 
     /// Sends SIGTERM.
-    pub fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         signal(&self.child, "TERM");
     }
 
     /// Waits (bounded) for the process to exit.
-    pub fn wait_exit(&mut self) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self) -> ExitStatus {
         wait_exit(&mut self.child)
     }
 
     /// SIGTERM, then waits for a clean exit.
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         self.terminate();
         let status = self.wait_exit();
         assert!(status.success(), "zdsync exited with {status}");
@@ -158,7 +158,7 @@ impl Drop for Daemon {
 }
 
 /// Sends a signal by name to a child.
-pub fn signal(child: &Child, name: &str) {
+pub(crate) fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .arg(format!("-{name}"))
         .arg(child.id().to_string())
@@ -168,7 +168,7 @@ pub fn signal(child: &Child, name: &str) {
 }
 
 /// Waits for a child to exit, failing the test after the deadline.
-pub fn wait_exit(child: &mut Child) -> ExitStatus {
+pub(crate) fn wait_exit(child: &mut Child) -> ExitStatus {
     let deadline = Instant::now() + DEADLINE;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
@@ -180,7 +180,7 @@ pub fn wait_exit(child: &mut Child) -> ExitStatus {
 }
 
 /// Polls `check` until it returns Some, failing after the deadline.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -199,7 +199,7 @@ where
 }
 
 /// Wraps a message with `authorization: Bearer <token>` metadata.
-pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+pub(crate) fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert(
         "authorization",
@@ -210,7 +210,7 @@ pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
 
 /// Runs the `zdsync` command line with `args` against `daemon` (its address and generated admin
 /// token file); returns (success, stdout, stderr).
-pub fn cli(daemon: &Daemon, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn cli(daemon: &Daemon, args: &[&str]) -> (bool, String, String) {
     let output = Command::new(binary())
         .args(args)
         .args(["--addr", &daemon.addr, "--token-file"])
@@ -226,7 +226,7 @@ pub fn cli(daemon: &Daemon, args: &[&str]) -> (bool, String, String) {
 }
 
 /// Runs grpcurl (installed by `.ci/run`) and returns (success, stdout, stderr).
-pub fn grpcurl(args: &[&str]) -> (bool, String, String) {
+pub(crate) fn grpcurl(args: &[&str]) -> (bool, String, String) {
     let output = Command::new("grpcurl")
         .args(args)
         .output()

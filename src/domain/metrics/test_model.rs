@@ -122,8 +122,7 @@ pub(super) fn window_sum<T: DayTally + Plus>(
 pub(super) fn sum_days<T: DayTally + Plus>(
     days: impl IntoIterator<Item = T>,
 ) -> Result<T, MetricsError> {
-    days.into_iter()
-        .try_fold(T::default(), |sum, counts| sum.plus(counts))
+    days.into_iter().try_fold(T::default(), Plus::plus)
 }
 
 /// Everything one account's metrics are read from.
