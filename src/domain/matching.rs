@@ -1,9 +1,9 @@
-//! Matching Zendesk organizations to accounts by a match key, and users by email within a matched account.
+//! Matching Zendesk organizations to accounts by a match key.
 //!
-//! Pure rules: no I/O. The caller keeps an [`AccountIndex`] (key value -> account ids) and an
-//! [`OrgIndex`] (key value -> organization ids) next to its stored data and updates both in the
-//! same transaction as the records, so a changed account re-matches only the organizations that
-//! share one of its old or new key values.
+//! Pure rules: no I/O. The store keeps key-value indexes of both sides next to its records and
+//! asks [`decide`] for the ambiguity decision and [`values_to_rematch`] for what an account change
+//! touches, so a changed account re-matches only the organizations that share one of its old or
+//! new key values; a new key re-matches everything through an [`AccountIndex`] and [`match_org`].
 //!
 //! Values compare exactly (case-sensitive, untrimmed). An empty value is treated as no value on
 //! either side, so blank fields never tie organizations to accounts.
