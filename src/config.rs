@@ -241,8 +241,13 @@ impl Config {
 fn listen_from(env: &dyn Env, file_value: Option<String>) -> Result<SocketAddr, ConfigError> {
     let (key, text) = pick(env, "ZDSYNC_LISTEN", file_value, "listen")
         .unwrap_or_else(|| ("listen".into(), DEFAULT_LISTEN.into()));
-    text.parse::<SocketAddr>()
-        .map_err(|_| invalid(&key, &text, "expected HOST:PORT, e.g. 127.0.0.1:50051"))
+    text.parse::<SocketAddr>().map_err(|_| {
+        invalid(
+            &key,
+            &text,
+            "expected an IP address and port, e.g. 127.0.0.1:50051 or [::1]:50051 (a host name such as localhost is not resolved)",
+        )
+    })
 }
 
 fn data_dir_from(env: &dyn Env, file_value: Option<PathBuf>) -> Result<PathBuf, ConfigError> {

@@ -77,6 +77,10 @@ fn resolve_tokens(config: &Config) -> Result<Tokens, SecretError> {
         (None, Some(path)) => Some(secrets::read_token_file(path)?),
         (None, None) => None,
     };
+    if read.as_deref() == Some(admin.as_str()) {
+        // One value for both roles would make every reader an admin.
+        return Err(SecretError::SameTokens);
+    }
     Ok(Tokens::new(&admin, read.as_deref()))
 }
 
@@ -110,7 +114,9 @@ fn watchdog_usec() -> Option<u64> {
 
 fn spawn_watchdog() -> Option<tokio::task::JoinHandle<()>> {
     let usec = watchdog_usec()?;
-    let period = Duration::from_micros(usec / 2);
+    // Ping at half the timeout, but not more often than every millisecond (a tiny WATCHDOG_USEC must
+    // not make a zero-length interval).
+    let period = Duration::from_micros(usec / 2).max(Duration::from_millis(1));
     tracing::info!(
         period_ms = period.as_millis() as u64,
         "systemd watchdog enabled"
@@ -122,6 +128,29 @@ fn spawn_watchdog() -> Option<tokio::task::JoinHandle<()>> {
             notify_systemd(&[sd_notify::NotifyState::Watchdog]);
         }
     }))
+}
+
+/// Warns when tokens or Zendesk credentials would cross a network in clear text: gRPC on a
+/// non-loopback address without TLS, or a non-loopback `http://` Zendesk base URL.
+fn warn_about_clear_text(config: &Config, addr: std::net::SocketAddr, tls: bool) {
+    if !tls && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "gRPC listens on a non-loopback address without TLS: bearer tokens cross the network in clear text; set [tls] cert_file and key_file, or listen on 127.0.0.1");
+    }
+    let clear_zendesk = config.zendesk.base_url.as_deref().and_then(|base| {
+        let url = reqwest::Url::parse(base).ok()?;
+        let host = url
+            .host_str()?
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        (url.scheme() == "http" && !loopback).then_some(base)
+    });
+    if let Some(base_url) = clear_zendesk {
+        tracing::warn!(base_url, "[zendesk] base_url is plain http:// to a non-loopback host: Zendesk credentials cross the network in clear text");
+    }
 }
 
 /// Runs the daemon on `listener` until `shutdown` completes, then drains and closes the store.
@@ -142,7 +171,12 @@ pub async fn run_with_clock(
 ) -> Result<(), DaemonError> {
     let addr = listener.local_addr()?;
     let data_dir = config.data_dir.clone();
-    let tls_files = config.tls.clone();
+    // TLS files are read before anything is created, so a typo in them leaves no token or database behind.
+    let tls = match &config.tls {
+        Some(files) => Some(grpc::load_tls(&files.cert_file, &files.key_file)?),
+        None => None,
+    };
+    warn_about_clear_text(&config, addr, tls.is_some());
     let engine_settings = EngineSettings::from(&config);
     let (tokens, store) =
         tokio::task::spawn_blocking(move || -> Result<(Tokens, Store), DaemonError> {
@@ -152,10 +186,6 @@ pub async fn run_with_clock(
             Ok((tokens, store))
         })
         .await??;
-    let tls = match &tls_files {
-        Some(files) => Some(grpc::load_tls(&files.cert_file, &files.key_file)?),
-        None => None,
-    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (engine, engine_task) = crate::sync::spawn(

@@ -11,6 +11,9 @@ use subtle::ConstantTimeEq;
 /// Why a secret file or directory could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
+    /// The read token equals the admin token.
+    #[error("the read token equals the admin token, which would make every reader an admin: give the read token (`[auth] read_token_file` or ZDSYNC_READ_TOKEN) a value of its own")]
+    SameTokens,
     /// The file or directory could not be read, created or written.
     #[error("{path}: {source}")]
     Io {
@@ -18,6 +21,30 @@ pub enum SecretError {
         path: PathBuf,
         /// The underlying I/O error.
         source: std::io::Error,
+    },
+    /// The data directory is a file (or something else that is not a directory).
+    #[error("data_dir {path} exists and is not a directory: point data_dir at a directory (it is created if absent)")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The data directory belongs to another user.
+    #[error("data_dir {path} is owned by uid {owner}, not by zdsync's uid {me}: use a directory of zdsync's own (systemd's StateDirectory=, or a new path, which is created 0700)")]
+    ForeignDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The uid zdsync runs as.
+        me: u32,
+    },
+    /// The data directory can be written by group or others.
+    #[error("data_dir {path} has mode {mode:04o}: others could replace the database or the tokens in it; use a directory of its own (a new path is created 0700) or `chmod go-w` this one")]
+    SharedDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
     },
     /// A secret file can be read by group or others.
     #[error("{path} has mode {mode:04o}: a secret file must not be readable by group or others (chmod 600 it)")]
@@ -108,21 +135,42 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> SecretError + '_ {
     }
 }
 
-/// Creates `dir` (and parents) with mode 0700, and tightens it to 0700 if it already exists.
+/// Makes sure the data directory is private: created 0700 when absent; an existing one is used as
+/// it is, unless others could change it (group- or other-writable, or owned by another user), which
+/// is refused with the fix named. An existing directory is never chmod-ed: it may be shared.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), SecretError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_error(dir))?;
-    let mode = std::fs::metadata(dir)
-        .map_err(io_error(dir))?
-        .permissions()
-        .mode()
-        & 0o777;
-    if mode != 0o700 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(io_error(dir))?;
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_error(dir));
+        }
+        Err(err) => return Err(io_error(dir)(err)),
+    };
+    if !meta.is_dir() {
+        return Err(SecretError::NotADirectory {
+            path: dir.to_owned(),
+        });
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(SecretError::ForeignDirectory {
+            path: dir.to_owned(),
+            owner: meta.uid(),
+            me,
+        });
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(SecretError::SharedDirectory {
+            path: dir.to_owned(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -305,6 +353,46 @@ mod tests {
         ensure_private_dir(&data).expect("create");
         let mode = std::fs::metadata(&data).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn existing_data_dirs_are_checked_never_chmod_ed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mode_of =
+            |path: &Path| std::fs::metadata(path).expect("meta").permissions().mode() & 0o777;
+        // A readable shared directory of ours is used as it is.
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        ensure_private_dir(&shared).expect("a 0755 directory of ours is fine");
+        assert_eq!(
+            mode_of(&shared),
+            0o755,
+            "an existing directory is not chmod-ed"
+        );
+        // One others may write to is refused, and left as it was.
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let err = ensure_private_dir(&shared).expect_err("world-writable");
+        assert!(matches!(err, SecretError::SharedDirectory { .. }), "{err}");
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+        assert_eq!(mode_of(&shared), 0o777);
+        // A file is named as such, not "File exists".
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").expect("write");
+        let err = ensure_private_dir(&file).expect_err("a file");
+        assert!(err.to_string().contains("is not a directory"), "{err}");
+        // Another user's directory (only root can make one to test with).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let foreign = dir.path().join("foreign");
+            std::fs::create_dir(&foreign).expect("mkdir");
+            std::os::unix::fs::chown(&foreign, Some(65_534), Some(65_534)).expect("chown");
+            let err = ensure_private_dir(&foreign).expect_err("foreign");
+            assert!(
+                matches!(err, SecretError::ForeignDirectory { owner: 65_534, .. }),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -343,3 +343,121 @@ async fn sigterm_with_an_idle_client_connection_open_stops_without_waiting_out_t
     );
     drop(client);
 }
+
+#[tokio::test]
+async fn one_token_for_admin_and_read_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = "shared-token-0123456789abcdef";
+    let options = DaemonOptions {
+        env: vec![
+            ("ZDSYNC_ADMIN_TOKEN".into(), token.into()),
+            ("ZDSYNC_READ_TOKEN".into(), token.into()),
+        ],
+        ..Default::default()
+    };
+    let stderr = failed_start(&dir.path().join("data"), &options);
+    assert!(
+        stderr.contains("the read token equals the admin token"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(token),
+        "a token must never be logged: {stderr}"
+    );
+}
+
+#[test]
+fn missing_tls_files_leave_no_token_or_database_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let options = DaemonOptions {
+        config:
+            "[tls]\ncert_file = \"/nonexistent/cert.pem\"\nkey_file = \"/nonexistent/key.pem\"\n"
+                .into(),
+        ..Default::default()
+    };
+    let stderr = failed_start(&data_dir, &options);
+    assert!(stderr.contains("cert.pem"), "{stderr}");
+    assert!(
+        !data_dir.join("admin.token").exists() && !data_dir.join("zdsync.redb").exists(),
+        "nothing is created before the TLS files are read"
+    );
+}
+
+#[test]
+fn clear_text_zendesk_credentials_are_warned_about() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = DaemonOptions {
+        config: "[zendesk]\nbase_url = \"http://zendesk.invalid\"\n".into(),
+        ..Default::default()
+    };
+    let (mut child, log) = spawn_serve(&dir.path().join("data"), &options);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let mut said = Vec::new();
+    while let Ok(line) =
+        log.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        let listening = line.contains("zdsync listening");
+        said.push(line);
+        if listening {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        said.iter()
+            .any(|line| line.contains("clear text") && line.contains("zendesk.invalid")),
+        "{said:#?}"
+    );
+}
+
+#[test]
+fn an_operators_mistake_is_one_line_even_with_rust_backtrace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = DaemonOptions {
+        config: "listen = \"localhost:50051\"\n".into(),
+        env: vec![("RUST_BACKTRACE".into(), "1".into())],
+    };
+    let stderr = failed_start(&dir.path().join("data"), &options);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("zdsync: "), "{stderr}");
+    assert!(lines[0].contains("IP address"), "{stderr}");
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_tiny_watchdog_interval_does_not_stop_the_daemon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = DaemonOptions {
+        env: vec![("WATCHDOG_USEC".into(), "1".into())],
+        ..Default::default()
+    };
+    let daemon = Daemon::start(&dir.path().join("data"), &options);
+    let token = daemon.generated_admin_token();
+    let mut client = AccountDirectoryServiceClient::new(daemon.channel().await);
+    client
+        .list_accounts(with_token(pb::ListAccountsRequest::default(), &token))
+        .await
+        .expect("the daemon serves with WATCHDOG_USEC=1");
+}
+
+#[test]
+fn a_data_dir_others_can_write_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let stderr = failed_start(&shared, &DaemonOptions::default());
+    assert!(stderr.contains("chmod go-w"), "{stderr}");
+    let mode = std::fs::metadata(&shared)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o777, "an existing directory is never chmod-ed");
+}

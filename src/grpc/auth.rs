@@ -76,9 +76,11 @@ impl RequireRole {
         let value = header.to_str().map_err(|_| {
             Status::unauthenticated("`authorization` metadata is not printable ASCII")
         })?;
+        // The auth scheme is case-insensitive (RFC 9110 section 11.1): `Bearer`, `bearer`, `BEARER`.
         let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or_else(|| {
                 Status::unauthenticated("`authorization` metadata must be `Bearer <token>`")
             })?;
@@ -155,6 +157,17 @@ mod tests {
             Ok(Role::Admin)
         );
         assert_eq!(code(&read, None), Err(tonic::Code::Unauthenticated));
+        for scheme in ["bearer", "BEARER", "BeArEr"] {
+            assert_eq!(
+                code(&admin, Some(&format!("{scheme} admin-token-0123456789"))),
+                Ok(Role::Admin),
+                "{scheme}"
+            );
+        }
+        assert_eq!(
+            code(&admin, Some("Bearerxadmin-token-0123456789")),
+            Err(tonic::Code::Unauthenticated)
+        );
     }
 
     #[test]
