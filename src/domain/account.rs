@@ -194,7 +194,12 @@ pub fn validate_email(email: &str) -> Result<(), String> {
         email_address::Options::default().without_display_text(),
     )
     .map(|_| ())
-    .map_err(|err| format!("{email:?} is not a valid email address ({err})"))
+    .map_err(|err| {
+        format!(
+            "{} is not a valid email address ({err})",
+            super::text::quote(email)
+        )
+    })
 }
 
 fn validate_name(name: &str) -> Result<(), String> {
@@ -218,7 +223,8 @@ fn validate_attribute_name(name: &str) -> Result<(), String> {
         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
         return Err(format!(
-            "attribute name {name:?} may use only A-Z, a-z, 0-9, `_` and `-`"
+            "attribute name {} may use only A-Z, a-z, 0-9, `_` and `-`",
+            super::text::quote(name)
         ));
     }
     Ok(())

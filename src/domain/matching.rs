@@ -10,6 +10,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+
+use super::text::quote;
 use std::str::FromStr;
 
 use crate::domain::account::{Account, AttributeKind, AttributeValue};
@@ -54,7 +56,7 @@ pub struct MatchKey {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MatchKeyError {
     /// The Zendesk side is none of the known fields.
-    #[error("zendesk_field: {given:?} is not one of id, name, external_id, domain_names, organization_fields.<key>")]
+    #[error("zendesk_field: {} is not one of id, name, external_id, domain_names, organization_fields.<key>", quote(given))]
     UnknownZendeskField {
         /// The text given.
         given: String,
@@ -65,13 +67,16 @@ pub enum MatchKeyError {
     )]
     EmptyOrganizationFieldKey,
     /// The account side is neither `id` nor `attributes.<name>`.
-    #[error("account_attribute: {given:?} is not one of id, attributes.<name>")]
+    #[error(
+        "account_attribute: {} is not one of id, attributes.<name>",
+        quote(given)
+    )]
     UnknownAccountAttribute {
         /// The text given.
         given: String,
     },
     /// `attributes.` followed by a name no attribute can have.
-    #[error("account_attribute: {name:?} is not a valid attribute name (1 to {max} bytes of A-Z, a-z, 0-9, `_`, `-`)", max = crate::domain::account::MAX_ATTRIBUTE_NAME_BYTES)]
+    #[error("account_attribute: {} is not a valid attribute name (1 to {max} bytes of A-Z, a-z, 0-9, `_`, `-`)", quote(name), max = crate::domain::account::MAX_ATTRIBUTE_NAME_BYTES)]
     InvalidAttributeName {
         /// The name given.
         name: String,

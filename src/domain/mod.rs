@@ -4,4 +4,5 @@ pub mod account;
 pub mod events;
 pub mod matching;
 pub mod metrics;
+pub mod text;
 pub mod ticket;

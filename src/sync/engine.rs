@@ -575,7 +575,9 @@ impl Engine {
                 }
                 Err(err) => {
                     record.outcome = outcome::FAILED;
-                    record.error = err.to_string();
+                    // Bounded however long the error (a decode error may quote the payload).
+                    record.error =
+                        crate::domain::text::excerpt(&err.to_string(), STORED_ERROR_CHARS);
                     let kind = classify(err);
                     if kind == error_kind::AUTHENTICATION {
                         state.auth_failed = true;
@@ -583,7 +585,7 @@ impl Engine {
                     state.consecutive_failures += 1;
                     state.last_error = Some(ErrorRecord {
                         kind,
-                        message: err.to_string(),
+                        message: record.error.clone(),
                         at_ms: now.timestamp_millis(),
                         run_id: record.id,
                     });
@@ -755,6 +757,9 @@ pub fn due_times(
         schedule::next_incremental(schedule_settings, last_end, state.consecutive_failures);
     (next_incremental, next_validation)
 }
+
+/// Most characters of a run's error kept in the sync state (the remote parts are capped shorter).
+const STORED_ERROR_CHARS: usize = 1000;
 
 /// How long a stop request waits for the run to reach a page boundary.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);

@@ -140,7 +140,8 @@ impl ZendeskError {
 pub fn error_message(body: &[u8]) -> String {
     if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(body) {
         if let Some(message) = parsed.message() {
-            return message;
+            // Zendesk's text is remote input: one line, escaped and capped wherever it is shown.
+            return crate::domain::text::remote(&message);
         }
     }
     plain_excerpt(body)
@@ -220,24 +221,18 @@ fn join_parts<const N: usize>(parts: [Option<&String>; N]) -> String {
         .join(": ")
 }
 
-const EXCERPT_CHARS: usize = 200;
-
 fn plain_excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    let single_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if single_line.is_empty() {
+    if text.trim().is_empty() {
         return "no message".to_owned();
     }
-    let mut excerpt: String = single_line.chars().take(EXCERPT_CHARS).collect();
-    if single_line.chars().count() > EXCERPT_CHARS {
-        excerpt.push('…');
-    }
-    excerpt
+    crate::domain::text::remote(&text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::text::REMOTE_TEXT_CHARS as EXCERPT_CHARS;
 
     #[test]
     fn classic_shape_joins_code_and_description() {
@@ -255,6 +250,21 @@ mod tests {
     fn errors_array_shape() {
         let body = br#"{"errors":[{"code":"TooManyRequests","title":"Slow down"},{"code":"X","detail":"y"}]}"#;
         assert_eq!(error_message(body), "TooManyRequests: Slow down; X: y");
+    }
+
+    #[test]
+    fn json_messages_are_escaped_and_capped_too() {
+        let huge = format!(
+            r#"{{"error":"Forged","description":"line\n2026-12-06T00:00:00Z ERROR fake \u001b[31m{}"}}"#,
+            "z".repeat(3_000_000)
+        );
+        let message = error_message(huge.as_bytes());
+        assert!(
+            !message.contains('\n') && !message.contains('\u{1b}'),
+            "{message:.80}"
+        );
+        assert!(message.chars().count() <= EXCERPT_CHARS + 1);
+        assert!(message.starts_with("Forged: line\\n2026"), "{message:.80}");
     }
 
     #[test]

@@ -128,7 +128,8 @@ pub fn validate_subdomain(subdomain: &str) -> Result<String, ZendeskError> {
     let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !first_ok || !rest_ok || lowered.len() > 63 {
         return Err(ZendeskError::InvalidSettings(format!(
-            "subdomain {subdomain:?} must match ^[a-z0-9][a-z0-9-]{{0,62}}$ (no dots, no scheme)"
+            "subdomain {} must match ^[a-z0-9][a-z0-9-]{{0,62}}$ (no dots, no scheme)",
+            crate::domain::text::quote(subdomain)
         )));
     }
     Ok(lowered)
