@@ -327,6 +327,42 @@ async fn persistent_server_errors_fail_the_run_and_a_later_force_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_full_validation_forced_after_a_failed_incremental_runs_as_asked() {
+    let mut setup = Setup::start().await;
+    setup.sim.control().inject_fault(fault(
+        Endpoint::IncrementalTickets,
+        FaultKind::ServerError,
+        u32::MAX,
+    ));
+    force(&mut setup.client, pb::SyncKind::Incremental).await;
+    let failed = wait_for_finished_runs(&mut setup.client, 2).await;
+    assert_eq!(failed.history[0].outcome, pb::RunOutcome::Failed as i32);
+    assert_eq!(failed.history[0].kind, pb::SyncKind::Incremental as i32);
+
+    setup.sim.control().clear_faults();
+    let forced = setup
+        .client
+        .force_sync(with_token(
+            pb::ForceSyncRequest {
+                kind: pb::SyncKind::FullValidation as i32,
+            },
+            ADMIN_TOKEN,
+        ))
+        .await
+        .expect("force a validation")
+        .into_inner();
+    assert_eq!(forced.kind, pb::SyncKind::FullValidation as i32);
+    assert_eq!(
+        forced.run_id, "run-3",
+        "a new run, not the failed incremental"
+    );
+    let done = wait_for_successful_runs(&mut setup.client, 2).await;
+    assert_eq!(done.history[0].id, "run-3");
+    assert_eq!(done.history[0].kind, pb::SyncKind::FullValidation as i32);
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_stall_past_the_timeout_is_retried_and_a_persistent_one_fails_without_half_writes() {
     // A one-second request timeout.
     let (sim, _dir, daemon, mut client) = Harness::start_adjusted(small_simulator(), |config| {

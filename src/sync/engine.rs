@@ -721,12 +721,18 @@ impl Engine {
         if state.paused {
             return Err(CommandError::Paused);
         }
-        // An interrupted run (or an unfinished first sync) is continued rather than started over.
-        let (kind, resume) = match (&state.active_run, state.initial_complete) {
-            (Some(active), _) => (
-                RunKind::from_code(active.kind).unwrap_or(kind),
-                Some(active.clone()),
-            ),
+        // An interrupted run (or an unfinished first sync) is continued rather than started over, except
+        // that a full validation asked for replaces an interrupted incremental: it covers everything
+        // the incremental would have read, and the admin asked for it.
+        let interrupted = state
+            .active_run
+            .as_ref()
+            .map(|active| (RunKind::from_code(active.kind).unwrap_or(kind), active));
+        let (kind, resume) = match (interrupted, state.initial_complete) {
+            (Some((RunKind::Incremental, _)), true) if kind == RunKind::FullValidation => {
+                (kind, None)
+            }
+            (Some((active_kind, active)), _) => (active_kind, Some(active.clone())),
             (None, false) => (RunKind::Initial, None),
             (None, true) => (kind, None),
         };
