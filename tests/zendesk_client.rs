@@ -1001,11 +1001,27 @@ async fn unauthorized_and_forbidden_carry_zendesks_message() {
     let h = harness(|c| c.tickets = 10).await;
     let client = h.client(|_| {});
     h.fault(Endpoint::IncrementalUsers, FaultKind::Unauthorized, 1);
+    // This test runs on one thread, so the client's own tasks log into this capture too.
+    let logs: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let sink = logs.clone();
+    let capture = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("zdsync=trace"))
+        .with_ansi(false)
+        .with_writer(move || CapturedLog(sink.clone()))
+        .finish();
+    let guard = tracing::subscriber::set_default(capture);
     let err = client
         .user_export(ExportPosition::StartTime(0))
         .next_page()
         .await
         .expect_err("401");
+    drop(guard);
+    let said = String::from_utf8_lossy(&logs.lock().expect("logs")).into_owned();
+    assert!(said.contains("401"), "the capture works: {said}");
+    assert!(
+        !said.contains("renewing"),
+        "an API token has no access token to renew: {said}"
+    );
     assert!(
         matches!(err, ZendeskError::Authentication { status: 401, ref message } if message.contains("Couldn't authenticate you")),
         "{err:?}"
@@ -1064,4 +1080,18 @@ async fn secrets_stay_out_of_debug_output() {
     client.verify().await.expect("verify");
     let shown = format!("{client:?} {:?}", oauth_client());
     assert!(!shown.contains(simulator::DEFAULT_CLIENT_SECRET), "{shown}");
+}
+
+/// A log writer into a shared buffer.
+struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("logs").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

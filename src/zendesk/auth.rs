@@ -199,6 +199,7 @@ impl Authenticator {
                 {
                     return Ok(true);
                 }
+                tracing::info!("Zendesk answered 401: minting a new access token once");
                 *access = None;
                 let minted = mint_client_credentials(transport, client).await?;
                 *access = Some(minted);
@@ -208,6 +209,7 @@ impl Authenticator {
                 if bearer(&tokens.access_token) != *rejected {
                     return Ok(true);
                 }
+                tracing::info!("Zendesk answered 401: refreshing the access token once");
                 self.refresh(transport, tokens).await?;
                 Ok(true)
             }

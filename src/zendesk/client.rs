@@ -229,7 +229,6 @@ impl ZendeskClient {
     }
 
     async fn renew(&self, rejected: &Secret) -> Result<bool, ZendeskError> {
-        tracing::info!("Zendesk answered 401: renewing the access token once");
         let rejected = rejected.clone();
         // On a task of its own for the same reason as `authorization`.
         self.on_own_task(|inner| async move {
