@@ -267,6 +267,7 @@ async fn transitions_between_syncs_are_recorded_once_with_their_real_times_and_w
 
     watch_resumes_exactly_once(&store, events.len(), organization).await;
     stalled_watcher_is_told_where_to_resume(&store).await;
+    live_watchers_get_a_resume_point_and_heartbeats(&store, organization).await;
 
     // A portfolio watch of one kind replays just that kind.
     let (_shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
@@ -467,6 +468,60 @@ async fn requests_are_validated() {
     let error =
         timeline::watch(store.clone(), malformed, shutdown.clone()).expect_err("bad cursor");
     assert_eq!(error.code(), Code::InvalidArgument);
+}
+
+/// A live-only watcher that asks for heartbeats knows its resume point before any event, and hears a
+/// heartbeat while nothing happens; without heartbeats nothing but events is sent.
+async fn live_watchers_get_a_resume_point_and_heartbeats(store: &Store, organization: u64) {
+    let (_shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
+    let tip = store.last_event_seq().expect("tip");
+    let request = pb::WatchTimelineEventsRequest {
+        heartbeat_seconds: 1,
+        ..watch_request("", false)
+    };
+    let mut live = timeline::watch(store.clone(), request, shutdown.clone())
+        .expect("watch")
+        .into_inner();
+    let first = live.recv().await.expect("an item").expect("a heartbeat");
+    assert!(first.event.is_none(), "{first:?}");
+    assert_eq!(first.cursor, tip.to_string(), "the resume point is the tip");
+    let quiet = tokio::time::timeout(Duration::from_secs(30), live.recv())
+        .await
+        .expect("a heartbeat within the deadline")
+        .expect("an item")
+        .expect("a heartbeat");
+    assert!(quiet.event.is_none());
+    assert_eq!(quiet.cursor, tip.to_string());
+    // An event recorded now is delivered with its own cursor, and a resume after the heartbeat's
+    // cursor gets exactly it.
+    store
+        .apply_page(&urgent_ticket_page(9_999_001, organization))
+        .expect("apply");
+    let event = loop {
+        let item = live.recv().await.expect("an item").expect("ok");
+        if item.event.is_some() {
+            break item;
+        }
+    };
+    let mut resumed = timeline::watch(store.clone(), watch_request(&quiet.cursor, false), shutdown)
+        .expect("resume")
+        .into_inner();
+    let replayed = resumed.recv().await.expect("an item").expect("the event");
+    assert_eq!(replayed.cursor, event.cursor);
+    assert_eq!(replayed.event, event.event);
+
+    let bad = pb::WatchTimelineEventsRequest {
+        heartbeat_seconds: 3601,
+        ..watch_request("", false)
+    };
+    let (_shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
+    let error = timeline::watch(store.clone(), bad, shutdown).expect_err("out of range");
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.message().starts_with("heartbeat_seconds: "),
+        "{}",
+        error.message()
+    );
 }
 
 /// A consumer that stops reading gets what fits, then RESOURCE_EXHAUSTED naming its last cursor.

@@ -27,6 +27,9 @@ pub const WATCH_STALL_GRACE: Duration = Duration::from_secs(10);
 /// Log entries a watch reads from the store at a time.
 const WATCH_BATCH: usize = 256;
 
+/// Longest heartbeat period a watcher may ask for.
+const MAX_HEARTBEAT_SECONDS: u32 = 3600;
+
 /// Marks the current page token format; a token without it is not ours or predates filter binding.
 const PAGE_TOKEN_PREFIX: &str = "timeline.v2:";
 /// The prefix of tokens issued before they were bound to their filters.
@@ -103,6 +106,15 @@ pub fn watch_with(
             Status::invalid_argument("after_cursor: not a cursor returned by WatchTimelineEvents")
         })?)
     };
+    let heartbeat = match request.heartbeat_seconds {
+        0 => None,
+        seconds @ 1..=MAX_HEARTBEAT_SECONDS => Some(Duration::from_secs(u64::from(seconds))),
+        seconds => {
+            return Err(Status::invalid_argument(format!(
+                "heartbeat_seconds: {seconds} is not 0 (none) or 1 to {MAX_HEARTBEAT_SECONDS}"
+            )))
+        }
+    };
     check_account(&store, &scope)?;
     // Subscribe before reading the tip, so nothing recorded in between is missed.
     let tip = store.subscribe_events();
@@ -127,7 +139,12 @@ pub fn watch_with(
         shutdown,
         stall_grace,
         delivered: start,
+        heartbeat,
     };
+    if heartbeat.is_some() {
+        // The resume point, before any event: the channel is new, so this never waits.
+        let _ = watcher.sender.try_send(Ok(heartbeat_message(start)));
+    }
     tokio::spawn(watcher.run(start));
     Ok(ReceiverStream::new(receiver))
 }
@@ -143,6 +160,16 @@ struct Watcher {
     stall_grace: Duration,
     /// The cursor of the last event handed to the stream (the resume point the client has).
     delivered: u64,
+    /// How long a quiet stream waits before it sends a heartbeat; `None` sends none.
+    heartbeat: Option<Duration>,
+}
+
+/// A message with no event, carrying the position to resume from.
+fn heartbeat_message(position: u64) -> pb::WatchTimelineEventsResponse {
+    pb::WatchTimelineEventsResponse {
+        event: None,
+        cursor: position.to_string(),
+    }
 }
 
 /// Why a watch ends.
@@ -190,13 +217,24 @@ impl Watcher {
         }
     }
 
-    /// Waits until an event after `position` is recorded.
+    /// Waits until an event after `position` is recorded, sending heartbeats (the position scanned
+    /// so far) while it waits.
     async fn wait_for_tip(&mut self, position: u64) -> Result<(), End> {
         loop {
             if *self.tip.borrow_and_update() > position {
                 return Ok(());
             }
+            let quiet = async {
+                match self.heartbeat {
+                    Some(period) => tokio::time::sleep(period).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                () = quiet => {
+                    // A full stream already tells the client enough; the heartbeat is skipped then.
+                    let _ = self.sender.try_send(Ok(heartbeat_message(position)));
+                }
                 changed = self.tip.changed() => {
                     if changed.is_err() {
                         return Err(End::Done);
