@@ -218,3 +218,6 @@ pub fn grpcurl(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// A Rust server-reflection client, in place of grpcurl's `list` and `describe`.
+pub mod reflection;
