@@ -107,6 +107,8 @@ pub struct Config {
     pub zendesk: ZendeskConfig,
     /// Sync schedule.
     pub schedule: ScheduleConfig,
+    /// `[prometheus] listen`: where `GET /metrics` is served; off when unset.
+    pub prometheus_listen: Option<SocketAddr>,
 }
 
 /// Default gRPC listen address.
@@ -128,6 +130,14 @@ struct RawConfig {
     zendesk: RawZendesk,
     #[serde(default)]
     schedule: RawSchedule,
+    #[serde(default)]
+    prometheus: RawPrometheus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrometheus {
+    listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -351,6 +361,17 @@ impl Config {
             (None, None) => DEFAULT_PAGES_PER_COMMIT,
         };
 
+        let prometheus_listen = pick(
+            env,
+            "ZDSYNC_PROMETHEUS_LISTEN",
+            raw.prometheus.listen,
+            "prometheus.listen",
+        )
+        .map(|(key, value)| {
+            crate::prometheus::parse_listen(&value).map_err(|reason| invalid(&key, &value, &reason))
+        })
+        .transpose()?;
+
         Ok(Config {
             listen,
             data_dir,
@@ -367,6 +388,7 @@ impl Config {
                 full_validation_at,
                 pages_per_commit,
             },
+            prometheus_listen,
         })
     }
 }

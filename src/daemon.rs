@@ -40,6 +40,9 @@ pub enum DaemonError {
     /// The listener's address could not be read.
     #[error("listener: {0}")]
     Listener(#[from] std::io::Error),
+    /// The Prometheus endpoint could not start.
+    #[error(transparent)]
+    Prometheus(#[from] crate::prometheus::PrometheusError),
 }
 
 /// Sets up `tracing` for the chosen format; `RUST_LOG` refines the level (default `info`).
@@ -144,6 +147,7 @@ pub async fn run_with_clock(
     let addr = listener.local_addr()?;
     let data_dir = config.data_dir.clone();
     let tls_files = config.tls.clone();
+    let prometheus_listen = config.prometheus_listen;
     let engine_settings = EngineSettings {
         data_dir: config.data_dir.clone(),
         base_url: config.zendesk.base_url.clone(),
@@ -175,6 +179,24 @@ pub async fn run_with_clock(
         clock.clone(),
         stop_rx.clone(),
     );
+    let exporter = match prometheus_listen {
+        Some(addr) => Some(
+            crate::prometheus::spawn(
+                addr,
+                crate::prometheus::Source {
+                    integration: Arc::new(grpc::integration::Integration::new(
+                        store.clone(),
+                        engine.clone(),
+                        clock.clone(),
+                    )),
+                    data_dir: data_dir.clone(),
+                },
+                stop_rx.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let deps = ServiceDeps {
         store: store.clone(),
         tokens: Arc::new(tokens),
@@ -231,6 +253,10 @@ pub async fn run_with_clock(
     }
     if let Some(watchdog) = watchdog {
         watchdog.abort();
+    }
+    if let Some((_, exporter)) = exporter {
+        // It saw the stop signal: it finishes the scrape in flight, if any, and ends.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, exporter).await;
     }
     // The engine saw the same stop signal: it stops its run at a page boundary.
     if tokio::time::timeout(SHUTDOWN_GRACE, engine_task)

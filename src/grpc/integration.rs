@@ -508,6 +508,7 @@ fn run_to_proto(run: &RunRecord) -> pb::SyncRun {
             && run.outcome == outcome::SUCCEEDED)
             .then(|| drift_to_proto(run)),
         error_message: run.error.clone(),
+        progress: None,
     }
 }
 
@@ -857,6 +858,11 @@ impl IntegrationService for Integration {
             events: run.progress.events,
             drift: None,
             error_message: String::new(),
+            progress: Some(super::progress::run_progress(
+                run,
+                self.clock.now(),
+                self.engine.settings().requests_per_minute,
+            )),
         });
         let drift = state
             .history

@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod engine;
+pub mod progress;
 pub mod run;
 pub mod runtime;
 pub mod schedule;
