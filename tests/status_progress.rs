@@ -28,7 +28,7 @@ async fn progress_moves_monotonically_through_a_run() {
     // A budget generous enough never to wait, so the ETA is paced by the budget or the run's own rate.
     let daemon = Daemon::start_adjusted(
         &dir.path().join("data"),
-        &sim.base_url(),
+        sim.base_url(),
         "",
         zdsync::clock::system(),
         |config| config.zendesk.requests_per_minute = 6_000,
