@@ -221,3 +221,6 @@ pub fn grpcurl(args: &[&str]) -> (bool, String, String) {
 
 /// A Rust server-reflection client, in place of grpcurl's `list` and `describe`.
 pub mod reflection;
+
+/// `zdsync demo` as a fixture for CLI tests.
+pub mod demo_fixture;
