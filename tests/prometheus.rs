@@ -362,6 +362,15 @@ async fn metrics_after_a_sync_match_the_simulator_and_name_grpc_as_go_grpc_prome
         sum(&after, "grpc_server_handled_total", &get_status)
     );
     assert!(has(&after, "grpc_server_handling_seconds_bucket"));
+    // What the dashboard and alerts test (tests/contrib.rs) takes as exported is what is served.
+    let names = &zdsync::telemetry::metrics().names;
+    for sample in &after {
+        assert!(
+            names.contains(&sample.name),
+            "{} is served but not listed",
+            sample.name
+        );
+    }
 
     common::signal(&child, "TERM");
     let exit = common::wait_exit(&mut child);

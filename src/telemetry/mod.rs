@@ -11,6 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use crate::zendesk::WaitReason;
@@ -42,6 +43,8 @@ fn run_histogram() -> Histogram {
 pub struct Metrics {
     /// The registry the metrics below are registered in.
     pub registry: Registry,
+    /// The sample names the registry can export (`_total` of counters, `_bucket`, `_sum`, `_count` of histograms).
+    pub names: Vec<String>,
     /// Sync runs finished, by kind and outcome.
     pub sync_runs: Family<Labels<2>, Counter>,
     /// Run durations from the run's first start, by kind.
@@ -108,6 +111,7 @@ pub struct StateGauges {
 impl Metrics {
     fn new() -> Self {
         let mut registry = Registry::default();
+        let mut names = Vec::new();
         let sync_runs = Family::default();
         let sync_run_duration =
             Family::<Labels<1>, Histogram, fn() -> Histogram>::new_with_constructor(run_histogram);
@@ -126,143 +130,198 @@ impl Metrics {
             Family::<Labels<3>, Histogram, fn() -> Histogram>::new_with_constructor(grpc_histogram);
         let state = StateGauges::default();
 
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_sync_runs",
             "Sync runs finished, by kind (initial, incremental, full_validation) and outcome (succeeded, failed, paused, interrupted)",
             sync_runs.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_sync_run_duration_seconds",
             "Duration of finished sync runs from their first start, by kind",
             sync_run_duration.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_sync_pages",
             "Zendesk pages applied to the store, by phase",
             pages_applied.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_sync_tickets",
             "Tickets applied to the store",
             tickets_applied.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_sync_events",
             "Timeline events recorded by sync runs",
             events_applied.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_zendesk_requests",
             "Zendesk HTTP requests answered, by endpoint and HTTP status (`error` when no answer came)",
             zendesk_requests.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_zendesk_rate_limit_waits",
             "Waits on Zendesk 429 answers (Retry-After), by endpoint",
             rate_limit_waits.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_zendesk_rate_limit_wait_seconds",
             "Seconds waited on Zendesk 429 answers, by endpoint",
             rate_limit_wait_seconds.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_zendesk_budget_waits",
             "Waits on the client-side request budget, by endpoint",
             budget_waits.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_zendesk_budget_wait_seconds",
             "Seconds waited on the client-side request budget, by endpoint",
             budget_wait_seconds.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_zendesk_budget_remaining",
             "Requests left in the client-side budget after the last request, by endpoint class (export, other)",
             budget_remaining.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_sync_state",
             "1 for the integration's current state (NOT_CONFIGURED, IDLE, SYNCING, PAUSED, FAILED), 0 for the others",
             state.sync_state.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_last_successful_sync_timestamp_seconds",
             "Unix time the last successful sync run finished",
             state.last_successful_sync.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_last_error",
             "1 while the last run's failure stands, by kind (AUTHENTICATION, ERROR_KIND_RATE_LIMITED, ERROR_KIND_TRANSPORT, ERROR_KIND_SERVER, ERROR_KIND_MALFORMED, ERROR_KIND_INTERNAL)",
             state.last_error.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_drift",
             "What the last full validation found, by what (tickets_added, tickets_updated, tickets_gone, rollups_corrected)",
             state.drift.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_organizations",
             "Zendesk organizations in the store, by match outcome (total, matched, unmatched, ambiguous)",
             state.organizations.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_accounts",
             "Accounts of the directory, by whether a Zendesk organization matches them (with_organization, without_organization)",
             state.accounts.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_users_matched",
             "Account users matched to a Zendesk user",
             state.users_matched.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_stored_records",
             "Records in the local store, by kind (tickets, organizations, users, ratings, events)",
             state.stored.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_store_file_bytes",
             "Size of the store file (zdsync.redb) in bytes",
             state.store_file_bytes.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_store_writable",
             "1 when the data directory accepted a durable write at the last scrape, 0 when it did not",
             state.store_writable.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_sync_run_in_progress",
             "1 while a sync run is in progress",
             state.run_in_progress.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_sync_run_phase_pages",
             "Pages the run in progress has fetched in its current phase",
             state.run_phase_pages.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "zdsync_sync_run_eta_seconds",
             "Estimated seconds left of the run in progress, from the request budget",
             state.run_eta_seconds.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "grpc_server_started",
             "Total number of RPCs started on the server.",
             grpc_started.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "grpc_server_handled",
             "Total number of RPCs completed on the server, regardless of success or failure.",
             grpc_handled.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut names,
             "grpc_server_handling_seconds",
             "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
             grpc_handling_seconds.clone(),
         );
         Self {
             registry,
+            names,
             sync_runs,
             sync_run_duration,
             pages_applied,
@@ -287,6 +346,24 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)
     }
+}
+
+/// Registers `metric` under `name` and notes the sample names it exports.
+fn register<M: prometheus_client::registry::Metric + TypedMetric>(
+    registry: &mut Registry,
+    names: &mut Vec<String>,
+    name: &str,
+    help: &str,
+    metric: M,
+) {
+    match M::TYPE {
+        MetricType::Counter => names.push(format!("{name}_total")),
+        MetricType::Histogram => {
+            names.extend(["_bucket", "_sum", "_count"].map(|suffix| format!("{name}{suffix}")));
+        }
+        _ => names.push(name.to_owned()),
+    }
+    registry.register(name, help, metric);
 }
 
 /// The process's metrics.
