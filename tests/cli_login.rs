@@ -86,7 +86,7 @@ async fn login_completes_the_code_flow_through_the_loopback_redirect_and_by_past
     // Loopback: the browser (this test) opens the URL; the simulator approves and redirects to the CLI.
     let mut child = login(&daemon, &secret, &["--json"]);
     let (url, _stderr) = authorize_url(&mut child);
-    assert!(url.starts_with(&sim.base_url()), "{url}");
+    assert!(url.starts_with(sim.base_url()), "{url}");
     assert!(url.contains("/oauth/authorizations/new?"), "{url}");
     assert!(url.contains("code_challenge_method=S256"), "{url}");
     assert!(

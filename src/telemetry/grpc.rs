@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use prost::Message;
 
 /// go-grpc-prometheus's code names (grpc-go's `codes.Code.String()`), by code number.
@@ -30,15 +32,6 @@ const CODE_NAMES: [&str; 17] = [
     "DataLoss",
     "Unauthenticated",
 ];
-
-/// The go-grpc-prometheus name of a gRPC status code number.
-pub fn code_name(code: i32) -> &'static str {
-    usize::try_from(code)
-        .ok()
-        .and_then(|index| CODE_NAMES.get(index))
-        .copied()
-        .unwrap_or("Unknown")
-}
 
 /// `grpc_type` of every served method (`/package.Service/Method`), from the served descriptor sets.
 fn method_types() -> &'static HashMap<String, &'static str> {
@@ -79,67 +72,105 @@ fn method_types() -> &'static HashMap<String, &'static str> {
     })
 }
 
-/// The labels of one RPC: `grpc_type`, `grpc_service`, `grpc_method`.
-#[derive(Debug, Clone)]
-struct Rpc {
+/// The series of one method, created once: recording an RPC takes no lock and allocates nothing.
+#[derive(Debug)]
+struct MethodMetrics {
     labels: super::Labels<3>,
+    started: Counter,
+    handling: Histogram,
+    /// `grpc_server_handled_total` by code number, created at the first RPC that ends with that code.
+    handled: [OnceLock<Counter>; 17],
 }
 
-impl Rpc {
-    fn from_path(path: &str) -> Self {
-        let kind = method_types().get(path).copied().unwrap_or("unary");
-        let (service, method) = path
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or((path, ""));
+impl MethodMetrics {
+    fn new(kind: &str, service: &str, method: &str) -> Self {
+        let labels = [
+            ("grpc_type", kind.to_owned()),
+            ("grpc_service", service.to_owned()),
+            ("grpc_method", method.to_owned()),
+        ];
+        let m = super::metrics();
         Self {
-            labels: [
-                ("grpc_type", kind.to_owned()),
-                ("grpc_service", service.to_owned()),
-                ("grpc_method", method.to_owned()),
-            ],
+            started: m.grpc_started.get_or_create_owned(&labels),
+            handling: m.grpc_handling_seconds.get_or_create_owned(&labels),
+            handled: std::array::from_fn(|_| OnceLock::new()),
+            labels,
         }
     }
+
+    fn handled(&self, code: usize) -> &Counter {
+        let code = code.min(CODE_NAMES.len() - 1);
+        self.handled[code].get_or_init(|| {
+            let [kind, service, method] = self.labels.clone();
+            super::metrics().grpc_handled.get_or_create_owned(&[
+                kind,
+                service,
+                method,
+                ("grpc_code", CODE_NAMES[code].to_owned()),
+            ])
+        })
+    }
 }
+
+/// The series of every served method by path (`/package.Service/Method`), and one for any other path: a client
+/// cannot create series by calling made-up methods.
+struct Methods {
+    by_path: HashMap<String, Arc<MethodMetrics>>,
+    unknown: Arc<MethodMetrics>,
+}
+
+fn methods() -> &'static Methods {
+    static METHODS: OnceLock<Methods> = OnceLock::new();
+    METHODS.get_or_init(|| Methods {
+        by_path: method_types()
+            .iter()
+            .map(|(path, kind)| {
+                let (service, method) = path
+                    .trim_start_matches('/')
+                    .split_once('/')
+                    .unwrap_or((path.as_str(), ""));
+                (
+                    path.clone(),
+                    Arc::new(MethodMetrics::new(kind, service, method)),
+                )
+            })
+            .collect(),
+        unknown: Arc::new(MethodMetrics::new("unary", "unknown", "unknown")),
+    })
+}
+
+/// Code numbers by go-grpc-prometheus name.
+const CANCELED: usize = 1;
+const UNKNOWN: usize = 2;
 
 /// One RPC being handled: counted as handled exactly once, with `Canceled` if dropped unfinished.
 #[derive(Debug)]
 struct Tracker {
-    rpc: Rpc,
+    method: Arc<MethodMetrics>,
     started: Instant,
     done: bool,
 }
 
 impl Tracker {
-    fn start(rpc: Rpc) -> Self {
-        super::metrics()
-            .grpc_started
-            .get_or_create(&rpc.labels)
-            .inc();
+    fn start(path: &str) -> Self {
+        let all = methods();
+        let method = all.by_path.get(path).unwrap_or(&all.unknown).clone();
+        method.started.inc();
         Self {
-            rpc,
+            method,
             started: Instant::now(),
             done: false,
         }
     }
 
-    fn finish(&mut self, code: &'static str) {
+    fn finish(&mut self, code: usize) {
         if self.done {
             return;
         }
         self.done = true;
-        let m = super::metrics();
-        let [kind, service, method] = self.rpc.labels.clone();
-        m.grpc_handled
-            .get_or_create(&[
-                kind.clone(),
-                service.clone(),
-                method.clone(),
-                ("grpc_code", code.to_owned()),
-            ])
-            .inc();
-        m.grpc_handling_seconds
-            .get_or_create(&[kind, service, method])
+        self.method.handled(code).inc();
+        self.method
+            .handling
             .observe(self.started.elapsed().as_secs_f64());
     }
 }
@@ -147,16 +178,20 @@ impl Tracker {
 impl Drop for Tracker {
     fn drop(&mut self) {
         // The client went away (or the server cut the call) before a status was sent.
-        self.finish("Canceled");
+        self.finish(CANCELED);
     }
 }
 
-fn status_in(headers: &http::HeaderMap) -> Option<&'static str> {
-    headers
-        .get("grpc-status")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<i32>().ok())
-        .map(code_name)
+/// The code number of a `grpc-status` header or trailer (`Unknown` for a value that is not one).
+fn status_in(headers: &http::HeaderMap) -> Option<usize> {
+    headers.get("grpc-status").map(|value| {
+        value
+            .to_str()
+            .ok()
+            .and_then(|text| text.parse::<usize>().ok())
+            .filter(|code| *code < CODE_NAMES.len())
+            .unwrap_or(UNKNOWN)
+    })
 }
 
 /// The layer to add to the gRPC server builder.
@@ -190,7 +225,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let tracker = Tracker::start(Rpc::from_path(request.uri().path()));
+        let tracker = Tracker::start(request.uri().path());
         MeteredFuture {
             inner: self.inner.call(request),
             tracker: Some(tracker),
@@ -230,7 +265,7 @@ where
             }
             Err(err) => {
                 if let Some(tracker) = tracker.as_mut() {
-                    tracker.finish("Unknown");
+                    tracker.finish(UNKNOWN);
                 }
                 Err(err)
             }
@@ -265,9 +300,9 @@ impl<B: http_body::Body> http_body::Body for MeteredBody<B> {
                         tracker.finish(code);
                     }
                 }
-                Poll::Ready(Some(Err(_))) => tracker.finish("Unknown"),
+                Poll::Ready(Some(Err(_))) => tracker.finish(UNKNOWN),
                 // A gRPC answer always ends with a status; a body that ends without one is not a success.
-                Poll::Ready(None) => tracker.finish("Unknown"),
+                Poll::Ready(None) => tracker.finish(UNKNOWN),
                 Poll::Pending => {}
             }
         }
@@ -280,5 +315,42 @@ impl<B: http_body::Body> http_body::Body for MeteredBody<B> {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_methods_have_their_streaming_type_and_other_paths_share_one_series() {
+        let all = methods();
+        let watch = &all.by_path["/zdsync.v1.MetricsService/WatchTimelineEvents"];
+        assert_eq!(watch.labels[0].1, "server_stream");
+        assert_eq!(watch.labels[1].1, "zdsync.v1.MetricsService");
+        assert_eq!(watch.labels[2].1, "WatchTimelineEvents");
+        let import = &all.by_path["/zdsync.v1.AccountDirectoryService/ImportAccounts"];
+        assert_eq!(import.labels[0].1, "client_stream");
+        let reflection = &all.by_path["/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"];
+        assert_eq!(reflection.labels[0].1, "bidi_stream");
+        assert_eq!(
+            all.by_path["/grpc.health.v1.Health/Check"].labels[0].1,
+            "unary"
+        );
+        assert!(!all.by_path.contains_key("/made.Up/Method"));
+        assert_eq!(all.unknown.labels[2].1, "unknown");
+    }
+
+    #[test]
+    fn status_codes_come_from_the_grpc_status_header() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(status_in(&headers), None);
+        headers.insert("grpc-status", http::HeaderValue::from_static("16"));
+        assert_eq!(
+            status_in(&headers).map(|c| CODE_NAMES[c]),
+            Some("Unauthenticated")
+        );
+        headers.insert("grpc-status", http::HeaderValue::from_static("99"));
+        assert_eq!(status_in(&headers), Some(UNKNOWN));
     }
 }
