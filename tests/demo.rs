@@ -239,6 +239,34 @@ async fn demo_is_ready_its_guide_calls_work_and_sigint_exits_cleanly() {
         .into_inner();
     assert!(resumed.was_paused, "{resumed:#?}");
 
+    // The guide's CLI lines run as printed (the running binary's path, the demo's address and token file).
+    let cli_lines: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|line| line.contains(&format!("--addr {} --token-file", demo.grpc)))
+        .collect();
+    assert!(cli_lines.len() >= 4, "the guide shows the CLI: {lines:#?}");
+    for line in cli_lines
+        .iter()
+        .filter(|line| line.contains(" status ") || line.contains(" metrics "))
+    {
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .output()
+            .expect("run sh");
+        assert!(
+            output.status.success(),
+            "`{line}` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            text.contains("state:") || text.contains("open tickets") || text.starts_with("ACCOUNT"),
+            "`{line}` printed:\n{text}"
+        );
+    }
+
     signal(&demo.child, "INT");
     let status = wait_exit(&mut demo.child);
     assert!(status.success(), "zdsync demo exited with {status}");
