@@ -13,7 +13,7 @@ use base64::Engine;
 use zdsync::config::DEFAULT_PAGES_PER_COMMIT;
 use zdsync::domain::account::Account;
 use zdsync::simulator::{self, SimulatorConfig};
-use zdsync::store::pages::{PageContext, PageWrite};
+use zdsync::store::page::{PageContext, PageWrite};
 use zdsync::store::sync_state::IntegrationRecord;
 use zdsync::store::Store;
 use zdsync::sync::convert;

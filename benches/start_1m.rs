@@ -17,14 +17,15 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 use zdsync::domain::account::Account;
+use zdsync::secrets::Secret;
 use zdsync::store::credentials;
-use zdsync::store::pages::{PageContext, PageWrite};
+use zdsync::store::credentials::CredentialsRecord;
+use zdsync::store::page::{PageContext, PageWrite};
 use zdsync::store::sync_state::{IntegrationRecord, RunRecord};
 use zdsync::store::zendesk_records::{OrganizationRecord, TicketRecord, ZendeskUserRecord};
 use zdsync::store::{Store, DATABASE_FILE};
-use zdsync::sync::engine::outcome;
+use zdsync::sync::status::outcome;
 use zdsync::sync::RunKind;
-use zdsync::zendesk::{Credentials, Secret};
 
 const TICKETS: u64 = 1_000_000;
 const PER_PAGE: u64 = 1_000;
@@ -177,7 +178,7 @@ fn fill(data_dir: &Path) -> Result<(), BoxError> {
     })?;
     credentials::save(
         data_dir,
-        &Credentials::ApiToken {
+        &CredentialsRecord::ApiToken {
             email: "admin@example.com".into(),
             token: Secret::from("bench-token".to_owned()),
         },

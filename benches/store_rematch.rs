@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use zdsync::domain::account::{Account, AttributeValue};
-use zdsync::store::pages::PageWrite;
+use zdsync::store::page::PageWrite;
 use zdsync::store::sync_state::IntegrationRecord;
 use zdsync::store::zendesk_records::OrganizationRecord;
 use zdsync::store::Store;

@@ -115,6 +115,19 @@ pub struct Config {
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// Default data directory when neither the config nor systemd's `STATE_DIRECTORY` says otherwise.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/zdsync";
+/// Default export budget per minute: Zendesk's documented limit for the incremental exports.
+pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 10;
+/// Default timeout of one Zendesk request.
+pub const DEFAULT_ZENDESK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time between incremental syncs.
+pub const DEFAULT_INCREMENTAL_INTERVAL: Duration = Duration::from_secs(3600);
+/// Default time of day (UTC) of the nightly validation.
+pub const DEFAULT_FULL_VALIDATION_AT: NaiveTime = match NaiveTime::from_hms_opt(2, 0, 0) {
+    Some(time) => time,
+    None => NaiveTime::MIN,
+};
+/// Pages a sync applies per write transaction unless configured.
+pub const DEFAULT_PAGES_PER_COMMIT: u32 = 20;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -223,40 +236,69 @@ impl Config {
     }
 
     fn from_raw(raw: RawConfig, env: &dyn Env) -> Result<Self, ConfigError> {
-        let listen_text = pick(env, "ZDSYNC_LISTEN", raw.listen, "listen")
-            .unwrap_or_else(|| ("listen".into(), DEFAULT_LISTEN.into()));
-        let listen = listen_text.1.parse::<SocketAddr>().map_err(|_| {
-            invalid(
-                &listen_text.0,
-                &listen_text.1,
-                "expected HOST:PORT, e.g. 127.0.0.1:50051",
-            )
-        })?;
+        Ok(Config {
+            listen: listen_from(env, raw.listen)?,
+            data_dir: data_dir_from(env, raw.data_dir)?,
+            log_format: log_format_from(env, raw.log_format)?,
+            auth: AuthConfig::from_raw(env, raw.auth)?,
+            tls: TlsConfig::from_raw(env, raw.tls)?,
+            zendesk: ZendeskConfig::from_raw(env, raw.zendesk)?,
+            schedule: ScheduleConfig::from_raw(env, raw.schedule)?,
+            prometheus_listen: prometheus_listen_from(env, raw.prometheus.listen)?,
+        })
+    }
+}
 
-        let data_dir = env
-            .var("ZDSYNC_DATA_DIR")
-            .map(PathBuf::from)
-            .or(raw.data_dir)
-            .or_else(|| env.var("STATE_DIRECTORY").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        if data_dir.as_os_str().is_empty() {
-            return Err(invalid("data_dir", "", "must not be empty"));
-        }
+fn prometheus_listen_from(
+    env: &dyn Env,
+    file_value: Option<String>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    pick(
+        env,
+        "ZDSYNC_PROMETHEUS_LISTEN",
+        file_value,
+        "prometheus.listen",
+    )
+    .map(|(key, value)| {
+        crate::prometheus::parse_listen(&value).map_err(|reason| invalid(&key, &value, &reason))
+    })
+    .transpose()
+}
 
-        let log_format = match pick(env, "ZDSYNC_LOG_FORMAT", raw.log_format, "log_format") {
-            None => LogFormat::Text,
-            Some((_, value)) if value == "text" => LogFormat::Text,
-            Some((_, value)) if value == "json" => LogFormat::Json,
-            Some((key, value)) => return Err(invalid(&key, &value, "expected `text` or `json`")),
-        };
+fn listen_from(env: &dyn Env, file_value: Option<String>) -> Result<SocketAddr, ConfigError> {
+    let (key, text) = pick(env, "ZDSYNC_LISTEN", file_value, "listen")
+        .unwrap_or_else(|| ("listen".into(), DEFAULT_LISTEN.into()));
+    text.parse::<SocketAddr>()
+        .map_err(|_| invalid(&key, &text, "expected HOST:PORT, e.g. 127.0.0.1:50051"))
+}
 
+fn data_dir_from(env: &dyn Env, file_value: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
+    let data_dir = env
+        .var("ZDSYNC_DATA_DIR")
+        .map(PathBuf::from)
+        .or(file_value)
+        .or_else(|| env.var("STATE_DIRECTORY").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    if data_dir.as_os_str().is_empty() {
+        return Err(invalid("data_dir", "", "must not be empty"));
+    }
+    Ok(data_dir)
+}
+
+fn log_format_from(env: &dyn Env, file_value: Option<String>) -> Result<LogFormat, ConfigError> {
+    match pick(env, "ZDSYNC_LOG_FORMAT", file_value, "log_format") {
+        None => Ok(LogFormat::Text),
+        Some((_, value)) if value == "text" => Ok(LogFormat::Text),
+        Some((_, value)) if value == "json" => Ok(LogFormat::Json),
+        Some((key, value)) => Err(invalid(&key, &value, "expected `text` or `json`")),
+    }
+}
+
+impl AuthConfig {
+    fn from_raw(env: &dyn Env, raw: RawAuth) -> Result<Self, ConfigError> {
         let auth = AuthConfig {
-            admin_token_file: path_override(
-                env,
-                "ZDSYNC_ADMIN_TOKEN_FILE",
-                raw.auth.admin_token_file,
-            ),
-            read_token_file: path_override(env, "ZDSYNC_READ_TOKEN_FILE", raw.auth.read_token_file),
+            admin_token_file: path_override(env, "ZDSYNC_ADMIN_TOKEN_FILE", raw.admin_token_file),
+            read_token_file: path_override(env, "ZDSYNC_READ_TOKEN_FILE", raw.read_token_file),
             admin_token: env.var("ZDSYNC_ADMIN_TOKEN"),
             read_token: env.var("ZDSYNC_READ_TOKEN"),
         };
@@ -270,35 +312,40 @@ impl Config {
                     .map_err(|reason| invalid(key, "<hidden>", &reason))?;
             }
         }
+        Ok(auth)
+    }
+}
 
-        let cert_file = path_override(env, "ZDSYNC_TLS_CERT_FILE", raw.tls.cert_file);
-        let key_file = path_override(env, "ZDSYNC_TLS_KEY_FILE", raw.tls.key_file);
-        let tls = match (cert_file, key_file) {
-            (None, None) => None,
-            (Some(cert_file), Some(key_file)) => Some(TlsConfig {
+impl TlsConfig {
+    fn from_raw(env: &dyn Env, raw: RawTls) -> Result<Option<Self>, ConfigError> {
+        let cert_file = path_override(env, "ZDSYNC_TLS_CERT_FILE", raw.cert_file);
+        let key_file = path_override(env, "ZDSYNC_TLS_KEY_FILE", raw.key_file);
+        match (cert_file, key_file) {
+            (None, None) => Ok(None),
+            (Some(cert_file), Some(key_file)) => Ok(Some(TlsConfig {
                 cert_file,
                 key_file,
-            }),
-            (Some(cert), None) => {
-                return Err(invalid(
-                    "tls.key_file",
-                    "",
-                    &format!("required when tls.cert_file is set ({})", cert.display()),
-                ))
-            }
-            (None, Some(key)) => {
-                return Err(invalid(
-                    "tls.cert_file",
-                    "",
-                    &format!("required when tls.key_file is set ({})", key.display()),
-                ))
-            }
-        };
+            })),
+            (Some(cert), None) => Err(invalid(
+                "tls.key_file",
+                "",
+                &format!("required when tls.cert_file is set ({})", cert.display()),
+            )),
+            (None, Some(key)) => Err(invalid(
+                "tls.cert_file",
+                "",
+                &format!("required when tls.key_file is set ({})", key.display()),
+            )),
+        }
+    }
+}
 
+impl ZendeskConfig {
+    fn from_raw(env: &dyn Env, raw: RawZendesk) -> Result<Self, ConfigError> {
         let base_url = match pick(
             env,
             "ZDSYNC_ZENDESK_BASE_URL",
-            raw.zendesk.base_url,
+            raw.base_url,
             "zendesk.base_url",
         ) {
             None => None,
@@ -306,19 +353,19 @@ impl Config {
         };
         let requests_per_minute = match (
             env.var("ZDSYNC_ZENDESK_REQUESTS_PER_MINUTE"),
-            raw.zendesk.requests_per_minute,
+            raw.requests_per_minute,
         ) {
             (Some(text), _) => parse_rpm("ZDSYNC_ZENDESK_REQUESTS_PER_MINUTE", &text)?,
             (None, Some(value)) => parse_rpm("zendesk.requests_per_minute", &value.to_string())?,
-            (None, None) => 10,
+            (None, None) => DEFAULT_REQUESTS_PER_MINUTE,
         };
         let timeout = match pick(
             env,
             "ZDSYNC_ZENDESK_TIMEOUT",
-            raw.zendesk.timeout,
+            raw.timeout,
             "zendesk.timeout",
         ) {
-            None => Duration::from_secs(30),
+            None => DEFAULT_ZENDESK_TIMEOUT,
             Some((key, value)) => parse_duration(
                 &key,
                 &value,
@@ -326,14 +373,23 @@ impl Config {
                 Duration::from_secs(600),
             )?,
         };
+        Ok(ZendeskConfig {
+            base_url,
+            requests_per_minute,
+            timeout,
+        })
+    }
+}
 
+impl ScheduleConfig {
+    fn from_raw(env: &dyn Env, raw: RawSchedule) -> Result<Self, ConfigError> {
         let incremental_interval = match pick(
             env,
             "ZDSYNC_SCHEDULE_INCREMENTAL_INTERVAL",
-            raw.schedule.incremental_interval,
+            raw.incremental_interval,
             "schedule.incremental_interval",
         ) {
-            None => Duration::from_secs(3600),
+            None => DEFAULT_INCREMENTAL_INTERVAL,
             Some((key, value)) => parse_duration(
                 &key,
                 &value,
@@ -344,51 +400,26 @@ impl Config {
         let full_validation_at = match pick(
             env,
             "ZDSYNC_SCHEDULE_FULL_VALIDATION_AT",
-            raw.schedule.full_validation_at,
+            raw.full_validation_at,
             "schedule.full_validation_at",
         ) {
-            None => NaiveTime::from_hms_opt(2, 0, 0).unwrap_or_default(),
+            None => DEFAULT_FULL_VALIDATION_AT,
             Some((key, value)) => NaiveTime::parse_from_str(&value, "%H:%M").map_err(|_| {
                 invalid(&key, &value, "expected a UTC time of day HH:MM, e.g. 02:00")
             })?,
         };
         let pages_per_commit = match (
             env.var("ZDSYNC_SCHEDULE_PAGES_PER_COMMIT"),
-            raw.schedule.pages_per_commit,
+            raw.pages_per_commit,
         ) {
             (Some(text), _) => parse_pages("ZDSYNC_SCHEDULE_PAGES_PER_COMMIT", &text)?,
             (None, Some(value)) => parse_pages("schedule.pages_per_commit", &value.to_string())?,
             (None, None) => DEFAULT_PAGES_PER_COMMIT,
         };
-
-        let prometheus_listen = pick(
-            env,
-            "ZDSYNC_PROMETHEUS_LISTEN",
-            raw.prometheus.listen,
-            "prometheus.listen",
-        )
-        .map(|(key, value)| {
-            crate::prometheus::parse_listen(&value).map_err(|reason| invalid(&key, &value, &reason))
-        })
-        .transpose()?;
-
-        Ok(Config {
-            listen,
-            data_dir,
-            log_format,
-            auth,
-            tls,
-            zendesk: ZendeskConfig {
-                base_url,
-                requests_per_minute,
-                timeout,
-            },
-            schedule: ScheduleConfig {
-                incremental_interval,
-                full_validation_at,
-                pages_per_commit,
-            },
-            prometheus_listen,
+        Ok(ScheduleConfig {
+            incremental_interval,
+            full_validation_at,
+            pages_per_commit,
         })
     }
 }
@@ -416,9 +447,6 @@ fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
         reason: reason.to_owned(),
     }
 }
-
-/// Pages a sync applies per write transaction unless configured.
-pub const DEFAULT_PAGES_PER_COMMIT: u32 = 20;
 
 fn parse_pages(key: &str, text: &str) -> Result<u32, ConfigError> {
     match text.trim().parse::<u32>() {

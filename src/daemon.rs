@@ -13,7 +13,6 @@ use crate::config::{Config, LogFormat};
 use crate::grpc::{self, auth::Tokens, GrpcError, ServiceDeps};
 use crate::secrets::{self, SecretError};
 use crate::store::{Store, StoreError};
-use crate::sync::schedule::ScheduleSettings;
 use crate::sync::EngineSettings;
 
 /// How long in-flight RPCs may run on after a stop signal before they are cut.
@@ -148,17 +147,7 @@ pub async fn run_with_clock(
     let data_dir = config.data_dir.clone();
     let tls_files = config.tls.clone();
     let prometheus_listen = config.prometheus_listen;
-    let engine_settings = EngineSettings {
-        data_dir: config.data_dir.clone(),
-        base_url: config.zendesk.base_url.clone(),
-        requests_per_minute: config.zendesk.requests_per_minute,
-        timeout: config.zendesk.timeout,
-        schedule: ScheduleSettings {
-            incremental_interval: config.schedule.incremental_interval,
-            full_validation_at: config.schedule.full_validation_at,
-        },
-        pages_per_commit: config.schedule.pages_per_commit,
-    };
+    let engine_settings = EngineSettings::from(&config);
     let (tokens, store) =
         tokio::task::spawn_blocking(move || -> Result<(Tokens, Store), DaemonError> {
             secrets::ensure_private_dir(&config.data_dir)?;

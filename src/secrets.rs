@@ -63,10 +63,14 @@ pub fn generate_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Shows at most the first and last four characters of a secret (`abcd…wxyz`), or `…` when it is short.
+/// The shortest secret whose ends a mask shows.
+pub const MASK_MIN_CHARS: usize = 24;
+
+/// Shows at most the first and last four characters of a secret (`abcd…wxyz`), or `…` when it is
+/// shorter than [`MASK_MIN_CHARS`]: eight characters of a short secret would give most of it away.
 pub fn mask(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
-    if chars.len() < 12 {
+    if chars.len() < MASK_MIN_CHARS {
         return "…".into();
     }
     let head: String = chars[..4].iter().collect();
@@ -186,6 +190,56 @@ pub fn load_or_create_admin_token(data_dir: &Path) -> Result<(String, PathBuf, b
     Ok((token, path, true))
 }
 
+/// A secret string whose `Debug` and `Display` print a masked form (`abcd…wxyz` at most).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it (a header or a token request).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A masked form safe to show: the first and last four characters of long secrets, else `…`.
+    pub fn masked(&self) -> String {
+        mask(&self.0)
+    }
+
+    /// Whether the secret is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({})", self.masked())
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +248,9 @@ mod tests {
     fn masks_show_at_most_eight_characters() {
         assert_eq!(mask("abcdefghijklmnopqrstuvwxyz"), "abcd…wxyz");
         assert_eq!(mask("short"), "…");
+        assert_eq!(mask("twelve-chars"), "…");
+        assert_eq!(mask(&"x".repeat(MASK_MIN_CHARS - 1)), "…");
+        assert_eq!(mask(&"y".repeat(MASK_MIN_CHARS)), "yyyy…yyyy");
     }
 
     #[test]
@@ -248,5 +305,14 @@ mod tests {
         ensure_private_dir(&data).expect("create");
         let mode = std::fs::metadata(&data).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn secret_debug_and_display_are_masked() {
+        let secret = Secret::new("abcdefghijklmnopqrstuvwxyz");
+        assert_eq!(format!("{secret:?}"), "Secret(abcd…wxyz)");
+        assert_eq!(secret.to_string(), "abcd…wxyz");
+        assert_eq!(Secret::new("short").masked(), "…");
+        assert_eq!(secret.expose(), "abcdefghijklmnopqrstuvwxyz");
     }
 }

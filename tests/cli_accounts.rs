@@ -1,24 +1,11 @@
 //! `zdsync accounts` against a running daemon: import CSV and JSON, list, get, delete.
 mod common;
 
-use std::process::Command;
-
 use common::{Daemon, DaemonOptions};
 
+/// `zdsync accounts ARGS` against `daemon`.
 fn cli(daemon: &Daemon, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(common::binary())
-        .arg("accounts")
-        .args(args)
-        .args(["--addr", &daemon.addr, "--token-file"])
-        .arg(daemon.data_dir.join("admin.token"))
-        .env_remove("ZDSYNC_ADMIN_TOKEN")
-        .output()
-        .expect("run zdsync accounts");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    common::cli(daemon, &[&["accounts"], args].concat())
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,25 +1,7 @@
 //! `zdsync configure|status|sync|pause|resume|delete` against a real daemon and the simulator.
 mod common;
 
-use std::process::Command;
-
-use common::{eventually, inproc, Daemon, DaemonOptions};
-use zdsync::simulator::SimulatorConfig;
-
-fn cli(daemon: &Daemon, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(common::binary())
-        .args(args)
-        .args(["--addr", &daemon.addr, "--token-file"])
-        .arg(daemon.data_dir.join("admin.token"))
-        .env_remove("ZDSYNC_ADMIN_TOKEN")
-        .output()
-        .expect("run zdsync");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use common::{cli, eventually, inproc, Daemon, DaemonOptions};
 
 fn status_json(daemon: &Daemon) -> serde_json::Value {
     let (ok, out, err) = cli(daemon, &["status", "--json"]);
@@ -29,13 +11,7 @@ fn status_json(daemon: &Daemon) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_integration_is_driven_from_the_command_line() {
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 1_500,
-        organizations: 20,
-        users: 100,
-        ..Default::default()
-    })
-    .await;
+    let sim = inproc::simulator(inproc::sized(1_500, 20, 100)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let options = DaemonOptions {
         config: format!(

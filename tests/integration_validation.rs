@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use common::inproc::{
-    self, configure_request, status, wait_for_successful_runs, Daemon, ADMIN_TOKEN,
+    configure_request, sized, status, wait_for_successful_runs, Daemon, Harness, ADMIN_TOKEN,
 };
 use common::with_token;
 use tonic::transport::Channel;
@@ -14,7 +14,7 @@ use tonic::{Code, Response, Status};
 use zdsync::proto::v1 as pb;
 use zdsync::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
 use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
-use zdsync::simulator::{self, Endpoint, FaultKind, FaultSpec, SimulatorConfig, SimulatorHandle};
+use zdsync::simulator::{self, Endpoint, FaultKind, FaultSpec, SimulatorHandle};
 
 type Client = IntegrationServiceClient<Channel>;
 
@@ -75,22 +75,7 @@ struct Setup {
 
 impl Setup {
     async fn start() -> Setup {
-        let sim = inproc::simulator(SimulatorConfig {
-            tickets: 100,
-            organizations: 10,
-            users: 50,
-            ..Default::default()
-        })
-        .await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let daemon = Daemon::start(
-            &dir.path().join("data"),
-            sim.base_url(),
-            "",
-            zdsync::clock::system(),
-        )
-        .await;
-        let client = daemon.integration().await;
+        let (sim, dir, daemon, client) = Harness::start(sized(100, 10, 50)).await.into_parts();
         Setup {
             sim,
             _dir: dir,

@@ -4,7 +4,8 @@ mod common;
 use std::collections::HashMap;
 
 use common::inproc::{
-    self, configure_request, status, wait_for_successful_runs, Daemon, ADMIN_TOKEN,
+    self, configure_and_sync, configure_request, member, sized, status, wait_for_successful_runs,
+    Harness, ADMIN_TOKEN,
 };
 use common::with_token;
 use tokio_stream::StreamExt;
@@ -12,7 +13,7 @@ use tonic::transport::Channel;
 use zdsync::proto::v1 as pb;
 use zdsync::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
 use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
-use zdsync::simulator::{OrganizationInput, SimulatorConfig, UserInput};
+use zdsync::simulator::OrganizationInput;
 
 fn org(name: &str, domains: &[&str], crm: &str) -> OrganizationInput {
     let mut fields = serde_json::Map::new();
@@ -102,13 +103,7 @@ async fn set_key(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn match_keys_statistics_unmatched_list_and_instant_rematch() {
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 30,
-        organizations: 2,
-        users: 10,
-        ..Default::default()
-    })
-    .await;
+    let sim = inproc::simulator(sized(30, 2, 10)).await;
     let control = sim.control();
     let alpha = control
         .create_organization(org("Alpha Inc", &["alpha.test"], "CRM-1"))
@@ -122,27 +117,13 @@ async fn match_keys_statistics_unmatched_list_and_instant_rematch() {
     control
         .create_organization(org("Delta", &[], " CRM-1"))
         .expect("delta");
-    control
-        .create_user(UserInput {
-            name: Some("Jane".into()),
-            email: Some("Jane@Alpha.test".into()),
-            organization_id: Some(Some(alpha)),
-            ..Default::default()
-        })
-        .expect("jane");
+    member(control, "Jane", "Jane@Alpha.test", alpha);
     // Time-based exports hide the latest minute, as Zendesk does.
     control.set_time_offset(180);
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(
-        &dir.path().join("data"),
-        sim.base_url(),
-        "",
-        zdsync::clock::system(),
-    )
-    .await;
+    let (sim, _dir, daemon, mut client) = Harness::with_simulator(sim).await.into_parts();
+    let control = sim.control();
     let mut accounts = AccountDirectoryServiceClient::new(daemon.channel().await);
-    let mut client = daemon.integration().await;
     upsert(
         &mut accounts,
         vec![
@@ -292,27 +273,8 @@ async fn match_keys_statistics_unmatched_list_and_instant_rematch() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sync_where_nothing_matches_says_so_in_plain_words() {
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 20,
-        organizations: 3,
-        users: 5,
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(
-        &dir.path().join("data"),
-        sim.base_url(),
-        "",
-        zdsync::clock::system(),
-    )
-    .await;
-    let mut client = daemon.integration().await;
-    client
-        .configure(with_token(configure_request(), ADMIN_TOKEN))
-        .await
-        .expect("configure");
-    let done = wait_for_successful_runs(&mut client, 1).await;
+    let (sim, _dir, daemon, mut client) = Harness::start(sized(20, 3, 5)).await.into_parts();
+    let done = configure_and_sync(&mut client).await;
     assert_eq!(done.match_stats.expect("stats").organizations_matched, 0);
     assert!(
         done.warnings

@@ -5,17 +5,17 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use common::inproc::{self, configure_request, wait_for_successful_runs, Daemon, ADMIN_TOKEN};
+use common::inproc::{
+    self, configure_and_sync, sized, upsert_accounts, wait_for_successful_runs, Harness,
+    ADMIN_TOKEN,
+};
 use common::with_token;
 use rand::{Rng, SeedableRng};
 use tonic::Code;
 use zdsync::domain::metrics::{Day, Timeframe};
 use zdsync::proto::v1 as pb;
-use zdsync::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
 use zdsync::proto::v1::metrics_service_client::MetricsServiceClient;
-use zdsync::simulator::{
-    NewRating, Priority, Score, SimulatorConfig, SimulatorControl, Status, TicketUpdate,
-};
+use zdsync::simulator::{NewRating, Priority, Score, SimulatorControl, Status, TicketUpdate};
 
 /// What an account's metrics must be, computed straight from the simulator's tickets and ratings.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -104,13 +104,7 @@ fn score(good: u64, bad: u64) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_equal_a_direct_computation_after_random_mutations_and_syncs() {
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 400,
-        organizations: 12,
-        users: 80,
-        ..Default::default()
-    })
-    .await;
+    let sim = inproc::simulator(sized(400, 12, 80)).await;
     let control = sim.control();
     let mut org_accounts = HashMap::new();
     for id in 20_000_001..=20_000_000 + control.stats().organizations as u64 {
@@ -120,15 +114,8 @@ async fn metrics_equal_a_direct_computation_after_random_mutations_and_syncs() {
         }
     }
     assert!(!org_accounts.is_empty());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(
-        &dir.path().join("data"),
-        sim.base_url(),
-        "",
-        zdsync::clock::system(),
-    )
-    .await;
-    let mut accounts = AccountDirectoryServiceClient::new(daemon.channel().await);
+    let (sim, _dir, daemon, mut client) = Harness::with_simulator(sim).await.into_parts();
+    let control = sim.control();
     let mut ids: Vec<String> = org_accounts.values().cloned().collect();
     ids.sort();
     ids.dedup();
@@ -140,19 +127,8 @@ async fn metrics_equal_a_direct_computation_after_random_mutations_and_syncs() {
             ..Default::default()
         })
         .collect();
-    accounts
-        .upsert_accounts(with_token(
-            pb::UpsertAccountsRequest { accounts: batch },
-            ADMIN_TOKEN,
-        ))
-        .await
-        .expect("accounts");
-    let mut client = daemon.integration().await;
-    client
-        .configure(with_token(configure_request(), ADMIN_TOKEN))
-        .await
-        .expect("configure");
-    wait_for_successful_runs(&mut client, 1).await;
+    upsert_accounts(&daemon, batch).await;
+    configure_and_sync(&mut client).await;
     let mut metrics = MetricsServiceClient::new(daemon.channel().await);
 
     let seed = 0x5eed_0007_u64;
@@ -294,22 +270,7 @@ async fn metrics_equal_a_direct_computation_after_random_mutations_and_syncs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_rpcs_answer_the_documented_codes_and_sort() {
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 200,
-        organizations: 6,
-        users: 30,
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(
-        &dir.path().join("data"),
-        sim.base_url(),
-        "",
-        zdsync::clock::system(),
-    )
-    .await;
-    let mut accounts = AccountDirectoryServiceClient::new(daemon.channel().await);
+    let (sim, _dir, daemon, mut client) = Harness::start(sized(200, 6, 30)).await.into_parts();
     let control = sim.control();
     let mut batch = vec![pb::Account {
         id: "no-org".into(),
@@ -327,19 +288,8 @@ async fn metrics_rpcs_answer_the_documented_codes_and_sort() {
         }
     }
     let count = batch.len();
-    accounts
-        .upsert_accounts(with_token(
-            pb::UpsertAccountsRequest { accounts: batch },
-            ADMIN_TOKEN,
-        ))
-        .await
-        .expect("accounts");
-    let mut client = daemon.integration().await;
-    client
-        .configure(with_token(configure_request(), ADMIN_TOKEN))
-        .await
-        .expect("configure");
-    wait_for_successful_runs(&mut client, 1).await;
+    upsert_accounts(&daemon, batch).await;
+    configure_and_sync(&mut client).await;
     let mut metrics = MetricsServiceClient::new(daemon.channel().await);
 
     let missing = metrics

@@ -1,7 +1,10 @@
 //! `zdsync simulate` as a process: the first stdout line, serving, and a clean SIGTERM stop.
+mod common;
+
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::http::json_of;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -35,17 +38,14 @@ async fn simulate_prints_listening_line_first_and_serves() {
     assert!(base.starts_with("http://127.0.0.1:"), "{first}");
     assert_ne!(base, "http://127.0.0.1:0");
 
-    let body: serde_json::Value = reqwest::Client::new()
-        .get(format!(
-            "{base}/api/v2/incremental/tickets/cursor.json?start_time=0"
-        ))
-        .basic_auth("admin@example.com/token", Some("simulator-token"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: serde_json::Value = json_of(
+        reqwest::Client::new()
+            .get(format!(
+                "{base}/api/v2/incremental/tickets/cursor.json?start_time=0"
+            ))
+            .basic_auth("admin@example.com/token", Some("simulator-token")),
+    )
+    .await;
     assert_eq!(body["tickets"].as_array().unwrap().len(), 120);
 
     let pid = child.id().unwrap().to_string();

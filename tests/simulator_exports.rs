@@ -1,9 +1,12 @@
 //! The simulator's Zendesk endpoints over real HTTP: paging, cursors, side-loads, the
 //! 60-second rule, time-based exports and the control API's effect on them.
+mod common;
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
+use common::http::json_of;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use zdsync::clock::ManualClock;
@@ -550,17 +553,10 @@ async fn control_api_over_http_mutates_what_the_exports_show() {
     let base = sim.base_url().to_string();
     clock.advance(chrono::Duration::seconds(120));
 
-    let created: Value = http
-        .post(format!("{base}/_sim/tickets"))
-        .json(
-            &json!({"subject": "Printer on fire", "priority": "high", "requester_id": 10_000_010}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created: Value = json_of(http.post(format!("{base}/_sim/tickets")).json(
+        &json!({"subject": "Printer on fire", "priority": "high", "requester_id": 10_000_010}),
+    ))
+    .await;
     let id = created["ticket"]["id"].as_u64().unwrap();
     assert_eq!(id, 21);
     assert_eq!(created["ticket"]["subject"], json!("Printer on fire"));
@@ -583,14 +579,7 @@ async fn control_api_over_http_mutates_what_the_exports_show() {
         .await
         .unwrap();
     assert_eq!(rating.status(), StatusCode::CREATED);
-    let ticket: Value = http
-        .get(format!("{base}/_sim/tickets/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ticket: Value = json_of(http.get(format!("{base}/_sim/tickets/{id}"))).await;
     assert_eq!(ticket["satisfaction_rating"]["score"], json!("bad"));
 
     let reopened = http
@@ -652,15 +641,11 @@ async fn control_api_over_http_mutates_what_the_exports_show() {
         .json(&json!({"name": "Initech", "domain_names": ["initech.example"], "external_id": "ext-9", "organization_fields": {"account_id": "acct-9999"}}))
         .send().await.unwrap().json().await.unwrap();
     let org_id = org["organization"]["id"].as_u64().unwrap();
-    let org: Value = http
-        .patch(format!("{base}/_sim/organizations/{org_id}"))
-        .json(&json!({"organization_fields": {"account_id": "acct-0002"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let org: Value = json_of(
+        http.patch(format!("{base}/_sim/organizations/{org_id}"))
+            .json(&json!({"organization_fields": {"account_id": "acct-0002"}})),
+    )
+    .await;
     assert_eq!(
         org["organization"]["organization_fields"]["account_id"],
         json!("acct-0002")
@@ -678,35 +663,20 @@ async fn control_api_over_http_mutates_what_the_exports_show() {
         .json(&json!({"name": "Ann Smith", "email": "ann@initech.example", "organization_id": org_id}))
         .send().await.unwrap().json().await.unwrap();
     let user_id = user["user"]["id"].as_u64().unwrap();
-    let user: Value = http
-        .patch(format!("{base}/_sim/users/{user_id}"))
-        .json(&json!({"organization_id": null}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let user: Value = json_of(
+        http.patch(format!("{base}/_sim/users/{user_id}"))
+            .json(&json!({"organization_id": null})),
+    )
+    .await;
     assert_eq!(user["user"]["organization_id"], Value::Null);
 
-    let clock_now: Value = http
-        .put(format!("{base}/_sim/clock"))
-        .json(&json!({"offset_seconds": 3600}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let clock_now: Value = json_of(
+        http.put(format!("{base}/_sim/clock"))
+            .json(&json!({"offset_seconds": 3600})),
+    )
+    .await;
     assert_eq!(clock_now["now_unix"], json!(NOW + 120 + 3600));
-    let stats: Value = http
-        .get(format!("{base}/_sim/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = json_of(http.get(format!("{base}/_sim/stats"))).await;
     assert_eq!(stats["tickets"], json!(21));
     assert_eq!(stats["organizations"], json!(41));
     sim.shutdown().await.unwrap();

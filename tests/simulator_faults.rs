@@ -1,8 +1,11 @@
 //! Fault injection, request counters and the rate limit, over real HTTP.
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use common::http::json_of;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use zdsync::clock::ManualClock;
@@ -157,14 +160,7 @@ async fn counters_count_and_reset() {
     assert_eq!(sim.control().request_count(Endpoint::Groups), 1);
     assert_eq!(sim.control().request_count(Endpoint::TicketEvents), 0);
 
-    let counters: Value = http
-        .get(format!("{}/_sim/counters", sim.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let counters: Value = json_of(http.get(format!("{}/_sim/counters", sim.base_url()))).await;
     assert_eq!(counters["incremental_tickets"], json!(3));
     assert_eq!(counters["groups"], json!(1));
     assert_eq!(counters["oauth_tokens"], json!(0));

@@ -15,16 +15,17 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tonic::transport::Channel;
 
-use common::inproc::{self, configure_request, status, wait_for_successful_runs, ADMIN_TOKEN};
-use common::{eventually, signal, with_token, Daemon, DaemonOptions};
+use common::http::api_json;
+use common::inproc::{self, status, wait_for_successful_runs, ADMIN_TOKEN};
+use common::{eventually, signal, Daemon, DaemonOptions};
 use zdsync::proto::v1 as pb;
 use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
-use zdsync::simulator::{self, SimulatorConfig, SimulatorHandle};
+use zdsync::simulator::{SimulatorConfig, SimulatorHandle};
 use zdsync::store::sync_state::{StoredCounts, SyncStateRecord};
 use zdsync::store::tables::cursor_keys;
 use zdsync::store::Store;
-use zdsync::sync::engine::outcome;
 use zdsync::sync::run::RunKind;
+use zdsync::sync::status::outcome;
 use zdsync::zendesk::ExportPosition;
 
 /// The seed used when `ZDSYNC_CRASH_SEED` is not set.
@@ -113,12 +114,7 @@ async fn integration_client(addr: &str) -> IntegrationServiceClient<Channel> {
 }
 
 async fn configure(client: &mut IntegrationServiceClient<Channel>) {
-    let configured = client
-        .configure(with_token(configure_request(), ADMIN_TOKEN))
-        .await
-        .expect("configure")
-        .into_inner();
-    assert_eq!(configured.run_id, "run-1");
+    assert_eq!(inproc::configure(client).await, "run-1");
 }
 
 /// SIGTERM and a clean exit.
@@ -207,24 +203,13 @@ fn cursor_ticket(cursor: &str) -> (i64, u64) {
 
 /// The id of the first ticket the simulator exports after `cursor`, if any.
 async fn ticket_after(sim: &SimulatorHandle, cursor: &str) -> Option<u64> {
-    let body: serde_json::Value = reqwest::Client::new()
+    let request = reqwest::Client::new()
         .get(format!(
             "{}/api/v2/incremental/tickets/cursor.json",
             sim.base_url()
         ))
-        .query(&[("cursor", cursor), ("per_page", "1")])
-        .basic_auth(
-            format!("{}/token", simulator::DEFAULT_API_TOKEN_EMAIL),
-            Some(simulator::DEFAULT_API_TOKEN),
-        )
-        .send()
-        .await
-        .expect("simulator request")
-        .error_for_status()
-        .expect("simulator answers")
-        .json()
-        .await
-        .expect("simulator json");
+        .query(&[("cursor", cursor), ("per_page", "1")]);
+    let body = api_json(request, "simulator request").await;
     body["tickets"][0]["id"].as_u64()
 }
 
@@ -443,7 +428,7 @@ async fn sigkill_at_random_points_of_the_first_sync_loses_and_duplicates_nothing
     let crashed_digest = blocking(move || {
         let store = Store::open(&crash_dir).expect("open");
         store
-            .apply_page(&zdsync::store::pages::PageWrite {
+            .apply_page(&zdsync::store::page::PageWrite {
                 cursors: vec![(cursor_keys::RATINGS_SINCE.into(), normalised)],
                 ..Default::default()
             })

@@ -5,17 +5,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::inproc::{
-    self, configure_request, status, wait_for_successful_runs, Daemon, ADMIN_TOKEN,
+    configure_and_sync, status, wait_for_successful_runs, Daemon, Harness, ADMIN_TOKEN,
 };
 use common::{eventually, with_token};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::Code;
-use zdsync::config::{Config, ProcessEnv};
 use zdsync::proto::v1 as pb;
 use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
 use zdsync::simulator::{
@@ -57,17 +54,9 @@ impl Setup {
         config: SimulatorConfig,
         before_configure: impl FnOnce(&SimulatorHandle),
     ) -> Setup {
-        let sim = inproc::simulator(config).await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let daemon =
-            Daemon::start(&data_dir(&dir), sim.base_url(), "", zdsync::clock::system()).await;
-        let mut client = daemon.integration().await;
+        let (sim, dir, daemon, mut client) = Harness::start(config).await.into_parts();
         before_configure(&sim);
-        client
-            .configure(with_token(configure_request(), ADMIN_TOKEN))
-            .await
-            .expect("configure");
-        wait_for_successful_runs(&mut client, 1).await;
+        configure_and_sync(&mut client).await;
         Setup {
             sim,
             dir,
@@ -337,71 +326,15 @@ async fn persistent_server_errors_fail_the_run_and_a_later_force_recovers() {
     setup.stop().await;
 }
 
-/// A daemon with a 1 s Zendesk timeout (the config's minimum), started from a config of its own.
-struct ShortTimeoutDaemon {
-    addr: String,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl ShortTimeoutDaemon {
-    async fn start(data_dir: &Path, base_url: &str) -> ShortTimeoutDaemon {
-        let toml = format!(
-            "data_dir = {:?}\n[zendesk]\nbase_url = {base_url:?}\nrequests_per_minute = 0\ntimeout = \"1s\"\n",
-            data_dir.display().to_string()
-        );
-        let mut config = Config::from_toml(&toml, &ProcessEnv).expect("config");
-        config.auth.admin_token = Some(ADMIN_TOKEN.into());
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind daemon");
-        let addr = listener.local_addr().expect("addr").to_string();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            zdsync::daemon::run_with_clock(
-                config,
-                listener,
-                async {
-                    let _ = stopped.await;
-                },
-                zdsync::clock::system(),
-            )
-            .await
-            .expect("daemon run");
-        });
-        ShortTimeoutDaemon { addr, stop, task }
-    }
-
-    async fn integration(&self) -> Client {
-        let channel = eventually("the daemon to accept connections", || async {
-            Channel::from_shared(format!("http://{}", self.addr))
-                .expect("uri")
-                .connect()
-                .await
-                .ok()
-        })
-        .await;
-        IntegrationServiceClient::new(channel)
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(common::DEADLINE, self.task)
-            .await
-            .expect("daemon stops")
-            .expect("daemon task");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stall_past_the_timeout_is_retried_and_a_persistent_one_fails_without_half_writes() {
-    let sim = inproc::simulator(small_simulator()).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = ShortTimeoutDaemon::start(&data_dir(&dir), sim.base_url()).await;
-    let mut client = daemon.integration().await;
-    client
-        .configure(with_token(configure_request(), ADMIN_TOKEN))
-        .await
-        .expect("configure");
-    wait_for_successful_runs(&mut client, 1).await;
+    // A one-second request timeout.
+    let (sim, _dir, daemon, mut client) = Harness::start_adjusted(small_simulator(), |config| {
+        config.zendesk.timeout = Duration::from_secs(1);
+    })
+    .await
+    .into_parts();
+    configure_and_sync(&mut client).await;
 
     // One stalled answer: the request times out after 1 s and the retry gets the page.
     sim.control().reset_counters();

@@ -4,37 +4,20 @@ mod common;
 use std::time::Duration;
 
 use common::inproc::{
-    self, configure, configure_request, force, open_store, status, wait_for_status,
-    wait_for_successful_runs, Daemon, ADMIN_TOKEN,
+    self, configure, configure_request, force, member, open_store, sized, status, wait_for_status,
+    wait_for_successful_runs, Daemon, Harness, ADMIN_TOKEN,
 };
 use common::with_token;
 use tonic::Code;
 use zdsync::domain::ticket::{Priority as StoredPriority, Status as StoredStatus};
 use zdsync::proto::v1 as pb;
 use zdsync::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
-use zdsync::simulator::{
-    NewTicket, OrganizationInput, Priority, SimulatorConfig, Status, TicketUpdate, UserInput,
-};
+use zdsync::simulator::{NewTicket, OrganizationInput, Priority, Status, TicketUpdate};
 use zdsync::store::zendesk_records::TicketRecord;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn configure_runs_the_first_full_sync_and_status_counts_match_the_simulator() {
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 2_500,
-        organizations: 40,
-        users: 300,
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(
-        &dir.path().join("data"),
-        sim.base_url(),
-        "",
-        zdsync::clock::system(),
-    )
-    .await;
-    let mut client = daemon.integration().await;
+    let (sim, _dir, daemon, mut client) = Harness::start(sized(2_500, 40, 300)).await.into_parts();
 
     assert_eq!(
         status(&mut client).await.state,
@@ -103,17 +86,8 @@ fn open_ticket(control: &zdsync::simulator::SimulatorControl, skip: &[u64]) -> u
 
 #[tokio::test(flavor = "multi_thread")]
 async fn simulator_changes_arrive_with_the_next_incremental_sync() {
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 1_500,
-        organizations: 30,
-        users: 200,
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (sim, dir, daemon, mut client) = Harness::start(sized(1_500, 30, 200)).await.into_parts();
     let data = dir.path().join("data");
-    let daemon = Daemon::start(&data, sim.base_url(), "", zdsync::clock::system()).await;
-    let mut client = daemon.integration().await;
     assert_eq!(configure(&mut client).await, "run-1");
     let first = wait_for_successful_runs(&mut client, 1).await;
     let before = first.stored.expect("stored counts");
@@ -146,14 +120,12 @@ async fn simulator_changes_arrive_with_the_next_incremental_sync() {
             ..Default::default()
         })
         .expect("create organization");
-    control
-        .create_user(UserInput {
-            name: Some("Ann Smith".into()),
-            email: Some("ann@initech-sync.example".into()),
-            organization_id: Some(Some(organization)),
-            ..Default::default()
-        })
-        .expect("create user");
+    member(
+        control,
+        "Ann Smith",
+        "ann@initech-sync.example",
+        organization,
+    );
     // The organization export hides the latest minute, as Zendesk does.
     control.set_time_offset(120);
 
@@ -208,17 +180,8 @@ async fn simulator_changes_arrive_with_the_next_incremental_sync() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn full_validation_finds_no_drift_on_an_unchanged_source_and_repairs_a_tampered_store() {
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 1_200,
-        organizations: 20,
-        users: 100,
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (sim, dir, daemon, mut client) = Harness::start(sized(1_200, 20, 100)).await.into_parts();
     let data = dir.path().join("data");
-    let daemon = Daemon::start(&data, sim.base_url(), "", zdsync::clock::system()).await;
-    let mut client = daemon.integration().await;
     configure(&mut client).await;
     wait_for_successful_runs(&mut client, 1).await;
 
@@ -298,23 +261,10 @@ async fn full_validation_finds_no_drift_on_an_unchanged_source_and_repairs_a_tam
 
 #[tokio::test(flavor = "multi_thread")]
 async fn force_sync_is_refused_during_a_run_while_paused_and_for_the_initial_kind() {
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 3_000,
-        organizations: 30,
-        users: 200,
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start_adjusted(
-        &dir.path().join("data"),
-        sim.base_url(),
-        "",
-        zdsync::clock::system(),
-        three_exports_a_minute,
-    )
-    .await;
-    let mut client = daemon.integration().await;
+    let (sim, _dir, daemon, mut client) =
+        Harness::start_adjusted(sized(3_000, 30, 200), three_exports_a_minute)
+            .await
+            .into_parts();
     assert_eq!(configure(&mut client).await, "run-1");
     wait_for_status(&mut client, "the first ticket page of run-1", |status| {
         status
@@ -366,25 +316,12 @@ async fn force_sync_is_refused_during_a_run_while_paused_and_for_the_initial_kin
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pause_stops_a_run_at_a_page_boundary_survives_a_restart_and_resume_finishes_it() {
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 4_000,
-        organizations: 30,
-        users: 200,
-        ..Default::default()
-    })
-    .await;
+    let (sim, dir, daemon, mut client) =
+        Harness::start_adjusted(sized(4_000, 30, 200), three_exports_a_minute)
+            .await
+            .into_parts();
     let total = sim.control().stats().tickets as u64;
-    let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let daemon = Daemon::start_adjusted(
-        &data,
-        sim.base_url(),
-        "",
-        zdsync::clock::system(),
-        three_exports_a_minute,
-    )
-    .await;
-    let mut client = daemon.integration().await;
     assert_eq!(configure(&mut client).await, "run-1");
     wait_for_status(&mut client, "the first ticket page of run-1", |status| {
         status
@@ -457,17 +394,8 @@ async fn pause_stops_a_run_at_a_page_boundary_survives_a_restart_and_resume_fini
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_integration_checks_the_subdomain_drops_zendesk_data_keeps_accounts_and_allows_a_fresh_configure(
 ) {
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 800,
-        organizations: 20,
-        users: 100,
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (sim, dir, daemon, mut client) = Harness::start(sized(800, 20, 100)).await.into_parts();
     let data = dir.path().join("data");
-    let daemon = Daemon::start(&data, sim.base_url(), "", zdsync::clock::system()).await;
-    let mut client = daemon.integration().await;
     let mut accounts = AccountDirectoryServiceClient::new(daemon.channel().await);
     accounts
         .upsert_accounts(with_token(

@@ -4,34 +4,26 @@ mod common;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use common::inproc::{self, force, status, wait_for_successful_runs, Daemon, ADMIN_TOKEN};
+use common::inproc::{self, force, sized, status, wait_for_successful_runs, Harness, ADMIN_TOKEN};
 use common::with_token;
 use tonic::Code;
 use zdsync::clock::{ManualClock, SharedClock};
 use zdsync::proto::v1 as pb;
 use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
 use zdsync::simulator::{self, Endpoint, SimulatorConfig};
-use zdsync::zendesk::Credentials;
+use zdsync::store::credentials::{CredentialsRecord as Credentials, OAuthTokensRecord};
 
 const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 
 type IntegrationClient = IntegrationServiceClient<tonic::transport::Channel>;
 
-fn stored_tokens(data_dir: &std::path::Path) -> zdsync::zendesk::OAuthTokens {
+fn stored_tokens(data_dir: &std::path::Path) -> OAuthTokensRecord {
     match zdsync::store::credentials::load(data_dir)
         .expect("read credentials")
         .expect("credentials file")
     {
         Credentials::OAuthTokens(tokens) => tokens,
-        other => panic!("expected OAuth tokens, found {:?}", kind_name(&other)),
-    }
-}
-
-fn kind_name(credentials: &Credentials) -> &'static str {
-    match credentials {
-        Credentials::OAuthClient(_) => "oauth_client",
-        Credentials::OAuthTokens(_) => "oauth",
-        Credentials::ApiToken { .. } => "api_token",
+        other => panic!("expected OAuth tokens, found {:?}", other.kind_name()),
     }
 }
 
@@ -99,24 +91,25 @@ async fn approve(begun: &pb::BeginOAuthResponse) -> (String, String) {
     (code, state)
 }
 
+/// A simulator of `size` whose access tokens live ten minutes, and a daemon, both on `clock`.
+async fn start_on(clock: ManualClock, size: SimulatorConfig) -> Harness {
+    let shared: SharedClock = std::sync::Arc::new(clock);
+    let config = SimulatorConfig {
+        access_token_ttl: Duration::from_secs(600),
+        clock: shared.clone(),
+        ..size
+    };
+    Harness::start_with(config, "", shared).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn oauth_code_flow_configures_refreshes_with_rotation_and_change_login_verifies_first() {
     let start = chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("now");
     let clock = ManualClock::new(start);
-    let shared: SharedClock = std::sync::Arc::new(clock.clone());
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 500,
-        organizations: 20,
-        users: 100,
-        access_token_ttl: Duration::from_secs(600),
-        clock: shared.clone(),
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (sim, dir, daemon, mut client) = start_on(clock.clone(), sized(500, 20, 100))
+        .await
+        .into_parts();
     let data = dir.path().join("data");
-    let daemon = Daemon::start(&data, sim.base_url(), "", shared).await;
-    let mut client = daemon.integration().await;
 
     let begun = begin_oauth(&mut client).await;
     assert!(begun.authorize_url.starts_with(sim.base_url()));
@@ -246,20 +239,8 @@ async fn complete_oauth_dates_the_token_expiry_by_the_daemon_clock() {
         .expect("start")
         .with_timezone(&Utc);
     let clock = ManualClock::new(start);
-    let shared: SharedClock = std::sync::Arc::new(clock);
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 20,
-        organizations: 3,
-        users: 10,
-        access_token_ttl: Duration::from_secs(600),
-        clock: shared.clone(),
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (sim, dir, daemon, mut client) = start_on(clock, sized(20, 3, 10)).await.into_parts();
     let data = dir.path().join("data");
-    let daemon = Daemon::start(&data, sim.base_url(), "", shared).await;
-    let mut client = daemon.integration().await;
 
     let begun = begin_oauth(&mut client).await;
     let (code, state) = approve(&begun).await;

@@ -4,7 +4,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::inproc::{self, configure, instant, status, wait_for_successful_runs, Daemon, POLL};
+use common::inproc::{configure, instant, sized, status, wait_for_successful_runs, Harness, POLL};
 use zdsync::clock::{ManualClock, SharedClock};
 use zdsync::proto::v1 as pb;
 use zdsync::simulator::SimulatorConfig;
@@ -39,23 +39,14 @@ async fn incremental_runs_follow_the_interval_and_validation_runs_at_the_configu
     let start = at("2026-03-10T10:00:00Z");
     let clock = ManualClock::new(start);
     let shared: SharedClock = std::sync::Arc::new(clock.clone());
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 600,
-        organizations: 20,
-        users: 100,
+    let config = SimulatorConfig {
         clock: shared.clone(),
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(
-        &dir.path().join("data"),
-        sim.base_url(),
-        "[schedule]\nincremental_interval = \"1h\"\nfull_validation_at = \"02:00\"\n",
-        shared,
-    )
-    .await;
-    let mut client = daemon.integration().await;
+        ..sized(600, 20, 100)
+    };
+    let schedule = "[schedule]\nincremental_interval = \"1h\"\nfull_validation_at = \"02:00\"\n";
+    let (sim, _dir, daemon, mut client) = Harness::start_with(config, schedule, shared)
+        .await
+        .into_parts();
     assert_eq!(configure(&mut client).await, "run-1");
     let first = wait_for_successful_runs(&mut client, 1).await;
     assert_eq!(first.history[0].kind, pb::SyncKind::InitialSync as i32);

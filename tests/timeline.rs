@@ -8,19 +8,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::inproc::{
-    self, configure, force, instant, open_store, wait_for_successful_runs, Daemon, ADMIN_TOKEN,
+    self, configure_and_sync, force, instant, new_ticket, open_store, organization_with_requester,
+    sized, upsert_accounts, wait_for_successful_runs, Daemon, Harness,
 };
-use common::{with_token, DEADLINE};
+use common::DEADLINE;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use zdsync::grpc::timeline;
 use zdsync::proto::v1 as pb;
-use zdsync::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
-use zdsync::simulator::{
-    NewRating, NewTicket, OrganizationInput, Priority, Score, SimulatorConfig, Status,
-    TicketUpdate, UserInput,
-};
-use zdsync::store::pages::{PageContext, PageWrite, TicketChange};
+use zdsync::simulator::{NewRating, Priority, Score, Status, TicketUpdate};
+use zdsync::store::page::{PageContext, PageWrite, TicketChange};
 use zdsync::store::zendesk_records::{ChangeRecord, TicketRecord, CHANGE_FIELD_STATUS};
 use zdsync::store::Store;
 
@@ -93,74 +90,30 @@ async fn take(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transitions_between_syncs_are_recorded_once_with_their_real_times_and_watchers_resume() {
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 300,
-        organizations: 10,
-        users: 50,
-        ..Default::default()
-    })
-    .await;
+    let sim = inproc::simulator(sized(300, 10, 50)).await;
     let control = sim.control();
-    let mut fields = serde_json::Map::new();
-    fields.insert("account_id".into(), ACCOUNT.into());
-    let organization = control
-        .create_organization(OrganizationInput {
-            name: Some("Events Org".into()),
-            organization_fields: Some(fields),
-            ..Default::default()
-        })
-        .expect("create organization");
-    let requester = control
-        .create_user(UserInput {
-            name: Some("Rita Requester".into()),
-            email: Some(REQUESTER.into()),
-            organization_id: Some(Some(organization)),
-            ..Default::default()
-        })
-        .expect("create user");
-    let urgent = control
-        .create_ticket(NewTicket {
-            subject: Some("Printer on fire".into()),
-            requester_id: Some(requester),
-            priority: Some(Priority::Urgent),
-            ..Default::default()
-        })
-        .expect("create urgent ticket");
-    let normal = control
-        .create_ticket(NewTicket {
-            subject: Some("Slow printer".into()),
-            requester_id: Some(requester),
-            priority: Some(Priority::Normal),
-            ..Default::default()
-        })
-        .expect("create normal ticket");
+    let (organization, requester) =
+        organization_with_requester(control, "Events Org", ACCOUNT, "Rita Requester", REQUESTER);
+    let urgent = new_ticket(control, "Printer on fire", requester, Priority::Urgent);
+    let normal = new_ticket(control, "Slow printer", requester, Priority::Normal);
     // The ticket events export hides the latest minute, as Zendesk does.
     control.set_time_offset(120);
 
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (sim, dir, daemon, mut client) = Harness::with_simulator(sim).await.into_parts();
+    let control = sim.control();
     let data = dir.path().join("data");
-    let daemon = Daemon::start(&data, sim.base_url(), "", zdsync::clock::system()).await;
-    let mut client = daemon.integration().await;
-    configure(&mut client).await;
-    wait_for_successful_runs(&mut client, 1).await;
-    AccountDirectoryServiceClient::new(daemon.channel().await)
-        .upsert_accounts(with_token(
-            pb::UpsertAccountsRequest {
-                accounts: vec![pb::Account {
-                    id: ACCOUNT.into(),
-                    name: "Events Inc".into(),
-                    owner: OWNER.into(),
-                    users: vec![pb::User {
-                        email: REQUESTER.into(),
-                        name: "Rita".into(),
-                    }],
-                    ..Default::default()
-                }],
-            },
-            ADMIN_TOKEN,
-        ))
-        .await
-        .expect("upsert account");
+    configure_and_sync(&mut client).await;
+    let account = pb::Account {
+        id: ACCOUNT.into(),
+        name: "Events Inc".into(),
+        owner: OWNER.into(),
+        users: vec![pb::User {
+            email: REQUESTER.into(),
+            name: "Rita".into(),
+        }],
+        ..Default::default()
+    };
+    upsert_accounts(&daemon, vec![account]).await;
 
     // Between two syncs: solved, rated bad, reopened; and a normal ticket raised to high.
     control.set_time_offset(200);

@@ -1,16 +1,15 @@
 //! The timeline over real gRPC: ListTimelineEvents and WatchTimelineEvents through MetricsService.
 mod common;
 
-use common::inproc::{self, configure_request, wait_for_successful_runs, Daemon, ADMIN_TOKEN};
+use common::inproc::{
+    self, configure_and_sync, new_ticket, organization_with_requester, sized, upsert_accounts,
+    watch_with_history, Daemon, Harness, ADMIN_TOKEN,
+};
 use common::with_token;
 use tokio_stream::StreamExt;
 use zdsync::proto::v1 as pb;
-use zdsync::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
 use zdsync::proto::v1::metrics_service_client::MetricsServiceClient;
-use zdsync::simulator::{
-    NewTicket, OrganizationInput, Priority, SimulatorConfig, SimulatorHandle, Status, TicketUpdate,
-    UserInput,
-};
+use zdsync::simulator::{Priority, SimulatorHandle, Status, TicketUpdate};
 
 const OWNER: &str = "owner@grpc.test";
 
@@ -24,39 +23,11 @@ struct Synced {
 }
 
 async fn synced() -> Synced {
-    let sim = inproc::simulator(SimulatorConfig {
-        tickets: 50,
-        organizations: 3,
-        users: 10,
-        ..Default::default()
-    })
-    .await;
+    let sim = inproc::simulator(sized(50, 3, 10)).await;
     let control = sim.control();
-    let mut fields = serde_json::Map::new();
-    fields.insert("account_id".into(), "acct-grpc".into());
-    let org = control
-        .create_organization(OrganizationInput {
-            name: Some("Grpc Org".into()),
-            organization_fields: Some(fields),
-            ..Default::default()
-        })
-        .expect("org");
-    let requester = control
-        .create_user(UserInput {
-            name: Some("Gina".into()),
-            email: Some("gina@grpc.test".into()),
-            organization_id: Some(Some(org)),
-            ..Default::default()
-        })
-        .expect("user");
-    let ticket = control
-        .create_ticket(NewTicket {
-            subject: Some("Down".into()),
-            requester_id: Some(requester),
-            priority: Some(Priority::Urgent),
-            ..Default::default()
-        })
-        .expect("ticket");
+    let (_, requester) =
+        organization_with_requester(control, "Grpc Org", "acct-grpc", "Gina", "gina@grpc.test");
+    let ticket = new_ticket(control, "Down", requester, Priority::Urgent);
     control.set_time_offset(90);
     control
         .update_ticket(
@@ -69,37 +40,18 @@ async fn synced() -> Synced {
         .expect("solve");
     control.set_time_offset(200);
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(
-        &dir.path().join("data"),
-        sim.base_url(),
-        "",
-        zdsync::clock::system(),
-    )
-    .await;
-    AccountDirectoryServiceClient::new(daemon.channel().await)
-        .upsert_accounts(with_token(
-            pb::UpsertAccountsRequest {
-                accounts: vec![pb::Account {
-                    id: "acct-grpc".into(),
-                    owner: OWNER.into(),
-                    users: vec![pb::User {
-                        email: "gina@grpc.test".into(),
-                        name: String::new(),
-                    }],
-                    ..Default::default()
-                }],
-            },
-            ADMIN_TOKEN,
-        ))
-        .await
-        .expect("account");
-    let mut client = daemon.integration().await;
-    client
-        .configure(with_token(configure_request(), ADMIN_TOKEN))
-        .await
-        .expect("configure");
-    wait_for_successful_runs(&mut client, 1).await;
+    let (sim, dir, daemon, mut client) = Harness::with_simulator(sim).await.into_parts();
+    let account = pb::Account {
+        id: "acct-grpc".into(),
+        owner: OWNER.into(),
+        users: vec![pb::User {
+            email: "gina@grpc.test".into(),
+            name: String::new(),
+        }],
+        ..Default::default()
+    };
+    upsert_accounts(&daemon, vec![account]).await;
+    configure_and_sync(&mut client).await;
     Synced {
         sim,
         daemon,
@@ -147,17 +99,7 @@ async fn events_are_listed_and_watched_over_grpc() {
         (ticket as i64, "Down")
     );
 
-    let mut watch = metrics
-        .watch_timeline_events(with_token(
-            pb::WatchTimelineEventsRequest {
-                include_history: true,
-                ..Default::default()
-            },
-            ADMIN_TOKEN,
-        ))
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut watch = watch_with_history(&mut metrics).await;
     let mut seen = Vec::new();
     while seen.len() < 2 {
         let item = tokio::time::timeout(common::DEADLINE, watch.next())

@@ -35,7 +35,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::inproc::{self, instant, wait_for_status, Daemon, ADMIN_TOKEN};
+use common::http::api_json;
+use common::inproc::{
+    self, instant, sized, wait_for_status, watch_with_history, Daemon, ADMIN_TOKEN,
+};
 use common::{with_token, DEADLINE};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -48,8 +51,7 @@ use zdsync::proto::v1::account_directory_service_client::AccountDirectoryService
 use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
 use zdsync::proto::v1::metrics_service_client::MetricsServiceClient;
 use zdsync::simulator::{
-    self, NewRating, NewTicket, Priority, Score, SimulatorConfig, SimulatorControl, Status,
-    TicketUpdate,
+    NewRating, NewTicket, Priority, Score, SimulatorConfig, SimulatorControl, Status, TicketUpdate,
 };
 
 /// The environment variable that replays a seed.
@@ -453,20 +455,7 @@ async fn read_audits(http: &reqwest::Client, base: &str) -> Vec<Audit> {
         format!("{base}/api/v2/incremental/ticket_events.json?start_time=0&per_page=1000");
     let mut audits = BTreeMap::new();
     for _ in 0..10_000 {
-        let page: Value = http
-            .get(&url)
-            .basic_auth(
-                format!("{}/token", simulator::DEFAULT_API_TOKEN_EMAIL),
-                Some(simulator::DEFAULT_API_TOKEN),
-            )
-            .send()
-            .await
-            .expect("ticket events export")
-            .error_for_status()
-            .expect("ticket events export answers 200")
-            .json()
-            .await
-            .expect("ticket events JSON");
+        let page = api_json(http.get(&url), "ticket events export").await;
         for event in page["ticket_events"].as_array().expect("ticket_events") {
             let audit = parse_audit(event);
             audits.insert(audit.id, audit);
@@ -778,17 +767,7 @@ async fn watch_history(
     metrics: &mut MetricsServiceClient<Channel>,
     n: usize,
 ) -> Vec<pb::WatchTimelineEventsResponse> {
-    let mut stream = metrics
-        .watch_timeline_events(with_token(
-            pb::WatchTimelineEventsRequest {
-                include_history: true,
-                ..Default::default()
-            },
-            ADMIN_TOKEN,
-        ))
-        .await
-        .expect("watch timeline events")
-        .into_inner();
+    let mut stream = watch_with_history(metrics).await;
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let next = tokio::time::timeout(DEADLINE, stream.next())
@@ -901,11 +880,8 @@ async fn scenario(seed: u64) -> Outcome {
     let shared: SharedClock = Arc::new(clock.clone());
     let sim = inproc::simulator(SimulatorConfig {
         seed,
-        tickets: 500,
-        organizations: 12,
-        users: 100,
         clock: shared.clone(),
-        ..Default::default()
+        ..sized(500, 12, 100)
     })
     .await;
     let control = sim.control();

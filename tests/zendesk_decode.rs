@@ -7,11 +7,10 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use zdsync::zendesk::decode::decode_json;
 use zdsync::zendesk::envelope::{
-    CurrentUserEnvelope, GroupListPage, ListEnvelope, NextLink, OrganizationListPage,
-    OrganizationTimePage, SatisfactionRatingEnvelope, SatisfactionRatingListPage,
-    TicketAuditListPage, TicketCursorPage, TicketEventTimePage, TicketMetricEnvelope,
-    TicketMetricEventTimePage, TicketMetricListPage, TicketTimePage, TimeExportEnvelope,
-    UserCursorPage, UserTimePage,
+    CurrentUserEnvelope, GroupListPage, NextLink, OrganizationListPage, OrganizationTimePage,
+    PageEnvelope, SatisfactionRatingEnvelope, SatisfactionRatingListPage, TicketAuditListPage,
+    TicketCursorPage, TicketEventTimePage, TicketMetricEnvelope, TicketMetricEventTimePage,
+    TicketMetricListPage, TicketTimePage, UserCursorPage, UserTimePage,
 };
 use zdsync::zendesk::error::error_message;
 use zdsync::zendesk::payload::{

@@ -72,6 +72,24 @@ pub struct AccountFile {
     pub users: Vec<UserFile>,
 }
 
+impl From<UserFile> for pb::User {
+    fn from(user: UserFile) -> Self {
+        pb::User {
+            email: user.email,
+            name: user.name,
+        }
+    }
+}
+
+impl From<pb::User> for UserFile {
+    fn from(user: pb::User) -> Self {
+        UserFile {
+            email: user.email,
+            name: user.name,
+        }
+    }
+}
+
 /// An attribute value in a JSON file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -131,14 +149,7 @@ impl AccountFile {
             name: self.name,
             owner: self.owner,
             attributes,
-            users: self
-                .users
-                .into_iter()
-                .map(|user| pb::User {
-                    email: user.email,
-                    name: user.name,
-                })
-                .collect(),
+            users: self.users.into_iter().map(pb::User::from).collect(),
         })
     }
 
@@ -163,14 +174,7 @@ impl AccountFile {
             name: account.name,
             owner: account.owner,
             attributes,
-            users: account
-                .users
-                .into_iter()
-                .map(|user| UserFile {
-                    email: user.email,
-                    name: user.name,
-                })
-                .collect(),
+            users: account.users.into_iter().map(UserFile::from).collect(),
         }
     }
 }

@@ -17,51 +17,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::metrics::{RatingFacts, TicketFacts};
 use super::ticket::{Priority, Status};
-use crate::store::zendesk_records::{ChangeRecord, CHANGE_FIELD_PRIORITY, CHANGE_FIELD_STATUS};
 
 /// How far back the first sync backfills events.
 pub const BACKFILL_HORIZON_DAYS: i64 = 365;
-
-/// Why a stored change record could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EventsError {
-    /// The change's field code is neither status nor priority.
-    #[error("ticket {ticket_id}: ticket change field code {field} is unknown")]
-    UnknownChangeField {
-        /// The ticket.
-        ticket_id: u64,
-        /// The code found.
-        field: u32,
-    },
-    /// A status code in a change is unknown.
-    #[error("ticket {ticket_id}: status change field {side}: unknown status code {code}")]
-    UnknownStatus {
-        /// The ticket.
-        ticket_id: u64,
-        /// `from` or `to`.
-        side: &'static str,
-        /// The code found.
-        code: u32,
-    },
-    /// A priority code in a change is unknown.
-    #[error("ticket {ticket_id}: priority change field {side}: unknown priority code {code}")]
-    UnknownPriority {
-        /// The ticket.
-        ticket_id: u64,
-        /// `from` or `to`.
-        side: &'static str,
-        /// The code found.
-        code: u32,
-    },
-    /// The change's time is outside what chrono can represent.
-    #[error("ticket {ticket_id}: ticket change field at: timestamp {value} out of range")]
-    TimestampOutOfRange {
-        /// The ticket.
-        ticket_id: u64,
-        /// The stored value.
-        value: i64,
-    },
-}
 
 /// The kinds of timeline events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -224,56 +182,6 @@ pub struct HistoryEntry {
 }
 
 impl HistoryEntry {
-    /// Reads a stored change (key `(ticket, at, event id, index)` of `TICKET_CHANGES`).
-    ///
-    /// A status change with `from` code 0 is the ticket's `Create` entry.
-    pub fn from_record(
-        ticket_id: u64,
-        at: i64,
-        event_id: u64,
-        index: u32,
-        record: &ChangeRecord,
-    ) -> Result<Self, EventsError> {
-        let at = DateTime::from_timestamp(at, 0).ok_or(EventsError::TimestampOutOfRange {
-            ticket_id,
-            value: at,
-        })?;
-        let status = |side: &'static str, code: u32| {
-            Status::from_code(code).ok_or(EventsError::UnknownStatus {
-                ticket_id,
-                side,
-                code,
-            })
-        };
-        let priority = |side: &'static str, code: u32| {
-            Priority::from_code(code).ok_or(EventsError::UnknownPriority {
-                ticket_id,
-                side,
-                code,
-            })
-        };
-        let change = match record.field {
-            CHANGE_FIELD_STATUS => FieldChange::Status {
-                from: match record.from {
-                    0 => None,
-                    code => Some(status("from", code)?),
-                },
-                to: status("to", record.to)?,
-            },
-            CHANGE_FIELD_PRIORITY => FieldChange::Priority {
-                from: priority("from", record.from)?,
-                to: priority("to", record.to)?,
-            },
-            field => return Err(EventsError::UnknownChangeField { ticket_id, field }),
-        };
-        Ok(Self {
-            at,
-            event_id,
-            index,
-            change,
-        })
-    }
-
     fn creates_ticket(&self) -> bool {
         matches!(self.change, FieldChange::Status { from: None, .. })
     }
@@ -339,6 +247,41 @@ pub fn detect_from_history(
         events.clear();
     }
     HistoryDetection { events, state }
+}
+
+/// Status and priority of a ticket at an instant, as its history tells: the last change of each
+/// field at or before `at`, else the value before its first change, else the snapshot's.
+pub fn state_at(ticket: &TicketFacts, entries: &[HistoryEntry], at: DateTime<Utc>) -> TicketState {
+    let mut sorted: Vec<&HistoryEntry> = entries.iter().collect();
+    sorted.sort_by_key(|entry| (entry.at, entry.event_id, entry.index));
+    let mut status = None;
+    let mut priority = None;
+    let mut first_status_from = None;
+    let mut first_priority_from = None;
+    for entry in sorted {
+        match entry.change {
+            FieldChange::Status { from, to } => {
+                if first_status_from.is_none() {
+                    first_status_from = Some(from.unwrap_or(to));
+                }
+                if entry.at <= at {
+                    status = Some(to);
+                }
+            }
+            FieldChange::Priority { from, to } => {
+                if first_priority_from.is_none() {
+                    first_priority_from = Some(from);
+                }
+                if entry.at <= at {
+                    priority = Some(to);
+                }
+            }
+        }
+    }
+    TicketState {
+        status: status.or(first_status_from).unwrap_or(ticket.status),
+        priority: priority.or(first_priority_from).unwrap_or(ticket.priority),
+    }
 }
 
 /// The state of a never-seen ticket before its first known entry.
@@ -627,6 +570,39 @@ mod tests {
     };
 
     #[test]
+    fn state_at_reads_the_history_up_to_the_instant() {
+        let now = snapshot(Status::Solved, Priority::Low);
+        let history = [
+            priority(10, 2, Priority::Normal, Priority::Urgent),
+            status(5, 1, Some(Status::New), Status::Open),
+            status(20, 3, Some(Status::Open), Status::Solved),
+        ];
+        let state = |minute| state_at(&now, &history, time(minute));
+        // Before any change: the value each field had before its first change.
+        assert_eq!(
+            state(0),
+            TicketState {
+                status: Status::New,
+                priority: Priority::Normal
+            }
+        );
+        assert_eq!(
+            state(10),
+            TicketState {
+                status: Status::Open,
+                priority: Priority::Urgent
+            }
+        );
+        assert_eq!(state(30).status, Status::Solved);
+        // A field the history never mentions comes from the snapshot.
+        let only_status = [status(5, 1, Some(Status::New), Status::Open)];
+        assert_eq!(
+            state_at(&now, &only_status, time(6)).priority,
+            Priority::Low
+        );
+    }
+
+    #[test]
     fn keys_are_deterministic_and_readable() {
         assert_eq!(event_key(Solved, 42, T0, None), format!("t42:solved:{T0}"));
         assert_eq!(
@@ -841,94 +817,6 @@ mod tests {
             .collect();
         assert_eq!(union, keys(&full.events));
         assert_eq!(second.state, full.state);
-    }
-
-    #[test]
-    fn change_records_convert() {
-        let create = ChangeRecord {
-            field: CHANGE_FIELD_STATUS,
-            from: 0,
-            to: Status::New.code(),
-        };
-        let entry = HistoryEntry::from_record(42, T0, 7, 0, &create).expect("valid");
-        assert_eq!(
-            entry.change,
-            FieldChange::Status {
-                from: None,
-                to: Status::New
-            }
-        );
-        assert!(entry.creates_ticket());
-        let cleared = ChangeRecord {
-            field: CHANGE_FIELD_PRIORITY,
-            from: Priority::High.code(),
-            to: 0,
-        };
-        let entry = HistoryEntry::from_record(42, T0, 7, 1, &cleared).expect("valid");
-        assert_eq!(
-            entry.change,
-            FieldChange::Priority {
-                from: Priority::High,
-                to: Priority::None
-            }
-        );
-        assert_eq!(
-            HistoryEntry::from_record(
-                42,
-                T0,
-                7,
-                1,
-                &ChangeRecord {
-                    field: 3,
-                    from: 0,
-                    to: 1
-                }
-            ),
-            Err(EventsError::UnknownChangeField {
-                ticket_id: 42,
-                field: 3
-            })
-        );
-        assert_eq!(
-            HistoryEntry::from_record(
-                42,
-                T0,
-                7,
-                1,
-                &ChangeRecord {
-                    field: 1,
-                    from: 9,
-                    to: 1
-                }
-            ),
-            Err(EventsError::UnknownStatus {
-                ticket_id: 42,
-                side: "from",
-                code: 9
-            })
-        );
-        assert_eq!(
-            HistoryEntry::from_record(
-                42,
-                T0,
-                7,
-                1,
-                &ChangeRecord {
-                    field: 2,
-                    from: 0,
-                    to: 8
-                }
-            ),
-            Err(EventsError::UnknownPriority {
-                ticket_id: 42,
-                side: "to",
-                code: 8
-            })
-        );
-        assert!(matches!(
-            HistoryEntry::from_record(42, i64::MAX, 7, 1, &create),
-            Err(EventsError::TimestampOutOfRange { .. })
-        ));
     }
 
     #[test]

@@ -8,49 +8,14 @@
 //! A ticket moving between accounts applies `old.removed()` to the old account and
 //! `new.added()` to the new one.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::RangeInclusive;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::ticket::{Priority, Status};
-use crate::store::zendesk_records::{RatingRecord, TicketRecord};
 
 const SECONDS_PER_DAY: i64 = 86_400;
-
-/// Why a stored record could not be read as metric facts.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FactsError {
-    /// The ticket's status code is none of the known ones.
-    #[error("ticket {ticket_id}: field status: unknown status code {code}")]
-    UnknownStatus {
-        /// The ticket.
-        ticket_id: u64,
-        /// The code found.
-        code: u32,
-    },
-    /// The ticket's priority code is none of the known ones.
-    #[error("ticket {ticket_id}: field priority: unknown priority code {code}")]
-    UnknownPriority {
-        /// The ticket.
-        ticket_id: u64,
-        /// The code found.
-        code: u32,
-    },
-    /// A Unix timestamp is outside what chrono can represent.
-    #[error("{record} {id}: field {field}: timestamp {value} out of range")]
-    TimestampOutOfRange {
-        /// `ticket` or `rating`.
-        record: &'static str,
-        /// The record id.
-        id: u64,
-        /// The field name.
-        field: &'static str,
-        /// The stored value.
-        value: i64,
-    },
-}
 
 /// Why a metric rule refused its input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,21 +40,6 @@ pub enum MetricsError {
     },
 }
 
-/// Converts stored Unix seconds to a UTC time, naming the record and field on failure.
-fn timestamp(
-    record: &'static str,
-    id: u64,
-    field: &'static str,
-    value: i64,
-) -> Result<DateTime<Utc>, FactsError> {
-    DateTime::from_timestamp(value, 0).ok_or(FactsError::TimestampOutOfRange {
-        record,
-        id,
-        field,
-        value,
-    })
-}
-
 /// The facts about one ticket that metrics and event detection read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketFacts {
@@ -112,32 +62,6 @@ pub struct TicketFacts {
 }
 
 impl TicketFacts {
-    /// Reads a stored ticket; unknown status/priority codes or impossible times are errors.
-    pub fn from_record(id: u64, record: &TicketRecord) -> Result<Self, FactsError> {
-        let status = Status::from_code(record.status).ok_or(FactsError::UnknownStatus {
-            ticket_id: id,
-            code: record.status,
-        })?;
-        let priority = Priority::from_code(record.priority).ok_or(FactsError::UnknownPriority {
-            ticket_id: id,
-            code: record.priority,
-        })?;
-        let solved_at = match record.solved_at {
-            0 => None,
-            secs => Some(timestamp("ticket", id, "solved_at", secs)?),
-        };
-        Ok(Self {
-            id,
-            status,
-            priority,
-            created_at: timestamp("ticket", id, "created_at", record.created_at)?,
-            updated_at: timestamp("ticket", id, "updated_at", record.updated_at)?,
-            reopens: record.reopens,
-            solved_at,
-            gone: record.gone,
-        })
-    }
-
     /// Whether the ticket counts anywhere: it exists (neither deleted nor gone).
     pub fn exists(&self) -> bool {
         !self.gone && self.status != Status::Deleted
@@ -203,19 +127,6 @@ pub struct RatingFacts {
     pub updated_at: DateTime<Utc>,
 }
 
-impl RatingFacts {
-    /// Reads a stored rating; impossible times are errors.
-    pub fn from_record(id: u64, record: &RatingRecord) -> Result<Self, FactsError> {
-        Ok(Self {
-            id,
-            ticket_id: record.ticket_id,
-            score: RatingScore::from_name(&record.score),
-            created_at: timestamp("rating", id, "created_at", record.created_at)?,
-            updated_at: timestamp("rating", id, "updated_at", record.updated_at)?,
-        })
-    }
-}
-
 /// A UTC calendar day, as whole days since 1970-01-01 (the key of a day bucket).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Day(i64);
@@ -270,6 +181,13 @@ pub struct Timeframe {
 impl Timeframe {
     /// Every valid number of days.
     pub const VALID_DAYS: [u32; 5] = [7, 14, 30, 90, 180];
+    /// The window used when a request leaves it unset, and for a stored one zdsync no longer offers.
+    pub const DEFAULT: Self = Self { days: 30 };
+
+    /// The stored window, or [`Timeframe::DEFAULT`] when it is not one zdsync offers (reads never fail on it).
+    pub fn stored_or_default(days: u32) -> Self {
+        Self::from_days(days).unwrap_or(Self::DEFAULT)
+    }
 
     /// The timeframe of `days` days; anything but 7, 14, 30, 90, 180 is an error.
     pub fn from_days(days: u32) -> Result<Self, MetricsError> {
@@ -310,10 +228,37 @@ fn apply_signed(value: u64, delta: i64, counter: &'static str) -> Result<u64, Me
     }
 }
 
-fn add_counts(a: u64, b: u64, counter: &'static str) -> Result<u64, MetricsError> {
-    a.checked_add(b).ok_or(MetricsError::Overflow { counter })
+/// Adds a signed delta to an unsigned counter, stopping at zero and at `u64::MAX`.
+fn apply_signed_clamped(value: u64, delta: i64) -> u64 {
+    if delta >= 0 {
+        value.saturating_add(delta.unsigned_abs())
+    } else {
+        value.saturating_sub(delta.unsigned_abs())
+    }
 }
 
+/// The result of a checked change that the caller must keep going from: the clamped value when the
+/// change drifted (went below zero or overflowed), with the error that says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked<T> {
+    /// The new value: exact, or clamped at the bound it crossed.
+    pub value: T,
+    /// Why the exact value could not be kept, when it could not.
+    pub drift: Option<MetricsError>,
+}
+
+impl<T> Checked<T> {
+    /// Runs the checked change; on an error falls back to the clamped one and keeps the error.
+    fn of(checked: Result<T, MetricsError>, clamped: impl FnOnce() -> T) -> Self {
+        match checked {
+            Ok(value) => Self { value, drift: None },
+            Err(err) => Self {
+                value: clamped(),
+                drift: Some(err),
+            },
+        }
+    }
+}
 /// A signed change of some day's counts.
 pub trait DayDelta: Copy + Default + PartialEq + fmt::Debug {
     /// `self - other`, field by field.
@@ -328,8 +273,12 @@ pub trait DayTally: Copy + Default + PartialEq + fmt::Debug {
     type Delta: DayDelta;
     /// These counts changed by `delta`; an error when a count would go below zero or overflow.
     fn apply(self, delta: Self::Delta) -> Result<Self, MetricsError>;
-    /// The sum of two buckets.
-    fn plus(self, other: Self) -> Result<Self, MetricsError>;
+    /// These counts changed by `delta`, each count stopping at zero.
+    fn apply_clamped(self, delta: Self::Delta) -> Self;
+    /// [`DayTally::apply`], falling back to [`DayTally::apply_clamped`] with the drift it found.
+    fn apply_checked(self, delta: Self::Delta) -> Checked<Self> {
+        Checked::of(self.apply(delta), || self.apply_clamped(delta))
+    }
     /// Whether every count is zero (such a bucket is not kept).
     fn is_zero(&self) -> bool;
 }
@@ -379,15 +328,14 @@ impl DayTally for TicketDayCounts {
         })
     }
 
-    fn plus(self, other: Self) -> Result<Self, MetricsError> {
-        Ok(Self {
-            created: add_counts(self.created, other.created, "created")?,
-            high_urgent_created: add_counts(
+    fn apply_clamped(self, delta: TicketDayDelta) -> Self {
+        Self {
+            created: apply_signed_clamped(self.created, delta.created),
+            high_urgent_created: apply_signed_clamped(
                 self.high_urgent_created,
-                other.high_urgent_created,
-                "high_urgent_created",
-            )?,
-        })
+                delta.high_urgent_created,
+            ),
+        }
     }
 
     fn is_zero(&self) -> bool {
@@ -456,21 +404,13 @@ impl DayTally for RatingDayCounts {
         })
     }
 
-    fn plus(self, other: Self) -> Result<Self, MetricsError> {
-        Ok(Self {
-            good: add_counts(self.good, other.good, "good_ratings")?,
-            bad: add_counts(self.bad, other.bad, "bad_ratings")?,
-            high_urgent_good: add_counts(
-                self.high_urgent_good,
-                other.high_urgent_good,
-                "high_urgent_good_ratings",
-            )?,
-            high_urgent_bad: add_counts(
-                self.high_urgent_bad,
-                other.high_urgent_bad,
-                "high_urgent_bad_ratings",
-            )?,
-        })
+    fn apply_clamped(self, delta: RatingDayDelta) -> Self {
+        Self {
+            good: apply_signed_clamped(self.good, delta.good),
+            bad: apply_signed_clamped(self.bad, delta.bad),
+            high_urgent_good: apply_signed_clamped(self.high_urgent_good, delta.high_urgent_good),
+            high_urgent_bad: apply_signed_clamped(self.high_urgent_bad, delta.high_urgent_bad),
+        }
     }
 
     fn is_zero(&self) -> bool {
@@ -532,11 +472,6 @@ impl<D: DayDelta> DayDeltas<D> {
     pub fn iter(&self) -> impl Iterator<Item = (Day, D)> + '_ {
         self.entries.iter().flatten().copied()
     }
-
-    /// Whether no day changes.
-    pub fn is_empty(&self) -> bool {
-        self.entries.iter().all(Option::is_none)
-    }
 }
 
 /// Signed change of the "current" counters.
@@ -590,6 +525,16 @@ impl Counters {
         };
         *self = next;
         Ok(())
+    }
+
+    /// These counters changed by `delta`: exact when possible, else clamped with the drift found.
+    pub fn apply_checked(self, delta: CounterDelta) -> Checked<Self> {
+        let mut exact = self;
+        Checked::of(exact.apply(delta).map(|()| exact), || Self {
+            open: apply_signed_clamped(self.open, delta.open),
+            total: apply_signed_clamped(self.total, delta.total),
+            open_high_urgent: apply_signed_clamped(self.open_high_urgent, delta.open_high_urgent),
+        })
     }
 }
 
@@ -651,11 +596,6 @@ impl Delta {
             counters: new.counters.minus(old.counters),
             days: DayDeltas::between(old.created, new.created),
         }
-    }
-
-    /// Whether applying it changes nothing.
-    pub fn is_empty(&self) -> bool {
-        self.counters.is_zero() && self.days.is_empty()
     }
 }
 
@@ -720,149 +660,14 @@ impl RatingDelta {
             days: DayDeltas::between(old.given, new.given),
         }
     }
-
-    /// Whether applying it changes nothing.
-    pub fn is_empty(&self) -> bool {
-        self.days.is_empty()
-    }
-}
-
-/// One account's day buckets; days whose counts are all zero are not kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DayBuckets<T: DayTally> {
-    days: BTreeMap<Day, T>,
-}
-
-impl<T: DayTally> Default for DayBuckets<T> {
-    fn default() -> Self {
-        Self {
-            days: BTreeMap::new(),
-        }
-    }
-}
-
-impl<T: DayTally> DayBuckets<T> {
-    /// Applies day deltas, all or nothing; an error (underflow signals drift) changes nothing.
-    pub fn apply(&mut self, deltas: &DayDeltas<T::Delta>) -> Result<(), MetricsError> {
-        let mut updated: [Option<(Day, T)>; 2] = [None, None];
-        for (slot, (day, delta)) in updated.iter_mut().zip(deltas.iter()) {
-            let current = self.days.get(&day).copied().unwrap_or_default();
-            *slot = Some((day, current.apply(delta)?));
-        }
-        for (day, counts) in updated.into_iter().flatten() {
-            if counts.is_zero() {
-                self.days.remove(&day);
-            } else {
-                self.days.insert(day, counts);
-            }
-        }
-        Ok(())
-    }
-
-    /// The counts of one day (zero when absent).
-    pub fn get(&self, day: Day) -> T {
-        self.days.get(&day).copied().unwrap_or_default()
-    }
-
-    /// Every kept day with its counts, oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = (Day, T)> + '_ {
-        self.days.iter().map(|(day, counts)| (*day, *counts))
-    }
-}
-
-/// The counts over the last `timeframe` days at `now` (see [`Timeframe::window`] for the edges).
-pub fn window_sum<T: DayTally>(
-    buckets: &DayBuckets<T>,
-    now: DateTime<Utc>,
-    timeframe: Timeframe,
-) -> Result<T, MetricsError> {
-    sum_days(buckets.days.range(timeframe.window(now)).map(|(_, c)| *c))
-}
-
-/// Sums day buckets, e.g. the rows a store range scan over [`Timeframe::window`] returns.
-pub fn sum_days<T: DayTally>(days: impl IntoIterator<Item = T>) -> Result<T, MetricsError> {
-    days.into_iter()
-        .try_fold(T::default(), |sum, counts| sum.plus(counts))
-}
-
-/// Everything one account's metrics are read from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AccountRollup {
-    /// The current figures.
-    pub counters: Counters,
-    /// Tickets created per UTC day.
-    pub created: DayBuckets<TicketDayCounts>,
-    /// Good/bad ratings given per UTC day.
-    pub ratings: DayBuckets<RatingDayCounts>,
-}
-
-/// The metric figures of one account for one timeframe.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct WindowMetrics {
-    /// The timeframe.
-    pub timeframe: Timeframe,
-    /// `open_tickets`.
-    pub open_tickets: u64,
-    /// `total_tickets`.
-    pub total_tickets: u64,
-    /// `open_high_urgent_tickets`.
-    pub open_high_urgent_tickets: u64,
-    /// `tickets_created`.
-    pub tickets_created: u64,
-    /// `high_urgent_tickets_created`.
-    pub high_urgent_tickets_created: u64,
-    /// Good and bad ratings given in the window.
-    pub ratings: RatingDayCounts,
-}
-
-impl WindowMetrics {
-    /// `satisfaction_score`: `None` when no good or bad rating was given in the window.
-    pub fn satisfaction_score(&self) -> Option<f64> {
-        self.ratings.score()
-    }
-
-    /// `satisfaction_score_high_urgent`.
-    pub fn satisfaction_score_high_urgent(&self) -> Option<f64> {
-        self.ratings.score_high_urgent()
-    }
-}
-
-impl AccountRollup {
-    /// Applies a ticket delta to this account, all or nothing.
-    pub fn apply_ticket(&mut self, delta: &Delta) -> Result<(), MetricsError> {
-        let mut counters = self.counters;
-        counters.apply(delta.counters)?;
-        self.created.apply(&delta.days)?;
-        self.counters = counters;
-        Ok(())
-    }
-
-    /// Applies a rating delta to this account.
-    pub fn apply_rating(&mut self, delta: &RatingDelta) -> Result<(), MetricsError> {
-        self.ratings.apply(&delta.days)
-    }
-
-    /// The figures for `timeframe` at `now`.
-    pub fn metrics(
-        &self,
-        now: DateTime<Utc>,
-        timeframe: Timeframe,
-    ) -> Result<WindowMetrics, MetricsError> {
-        let created = window_sum(&self.created, now, timeframe)?;
-        Ok(WindowMetrics {
-            timeframe,
-            open_tickets: self.counters.open,
-            total_tickets: self.counters.total,
-            open_high_urgent_tickets: self.counters.open_high_urgent,
-            tickets_created: created.created,
-            high_urgent_tickets_created: created.high_urgent_created,
-            ratings: window_sum(&self.ratings, now, timeframe)?,
-        })
-    }
 }
 
 #[cfg(test)]
+mod test_model;
+
+#[cfg(test)]
 mod tests {
+    use super::test_model::*;
     use super::*;
     use chrono::TimeZone;
 
@@ -938,18 +743,18 @@ mod tests {
                 .expect("apply");
         }
         let week = rollup.metrics(now, tf(7)).expect("metrics");
-        assert_eq!(week.tickets_created, 3);
-        assert_eq!(week.high_urgent_tickets_created, 3);
-        assert_eq!(week.open_tickets, 5);
-        assert_eq!(week.total_tickets, 5);
+        assert_eq!(week.created.created, 3);
+        assert_eq!(week.created.high_urgent_created, 3);
+        assert_eq!(week.counters.open, 5);
+        assert_eq!(week.counters.total, 5);
         // One more day of timeframe takes in the 23:59:59 ticket of 2024-03-03.
         let fortnight = rollup.metrics(now, tf(14)).expect("metrics");
-        assert_eq!(fortnight.tickets_created, 4);
+        assert_eq!(fortnight.created.created, 4);
         // At midnight the window moves: 2024-03-04 drops out a day later.
         let next_week = rollup
             .metrics(at(2024, 3, 11, 0, 0, 0), tf(7))
             .expect("metrics");
-        assert_eq!(next_week.tickets_created, 3);
+        assert_eq!(next_week.created.created, 3);
         assert_eq!(
             window_sum(&rollup.created, at(2024, 3, 11, 0, 0, 0), tf(7))
                 .expect("sum")
@@ -1235,78 +1040,6 @@ mod tests {
             .is_empty());
     }
 
-    #[test]
-    fn records_convert_and_unknown_codes_are_errors() {
-        let record = TicketRecord {
-            status: 2,
-            priority: 4,
-            created_at: 1_700_000_000,
-            updated_at: 1_700_000_100,
-            reopens: 2,
-            solved_at: 0,
-            ..TicketRecord::default()
-        };
-        let facts = TicketFacts::from_record(9, &record).expect("valid");
-        assert_eq!(
-            (facts.status, facts.priority),
-            (Status::Open, Priority::Urgent)
-        );
-        assert_eq!(facts.solved_at, None);
-        assert_eq!(facts.created_at.timestamp(), 1_700_000_000);
-        assert_eq!(
-            TicketFacts::from_record(
-                9,
-                &TicketRecord {
-                    status: 0,
-                    ..record.clone()
-                }
-            ),
-            Err(FactsError::UnknownStatus {
-                ticket_id: 9,
-                code: 0
-            })
-        );
-        assert_eq!(
-            TicketFacts::from_record(
-                9,
-                &TicketRecord {
-                    priority: 5,
-                    ..record.clone()
-                }
-            ),
-            Err(FactsError::UnknownPriority {
-                ticket_id: 9,
-                code: 5
-            })
-        );
-        assert!(matches!(
-            TicketFacts::from_record(
-                9,
-                &TicketRecord {
-                    created_at: i64::MAX,
-                    ..record
-                }
-            ),
-            Err(FactsError::TimestampOutOfRange {
-                field: "created_at",
-                ..
-            })
-        ));
-        let rating = RatingFacts::from_record(
-            3,
-            &RatingRecord {
-                ticket_id: 9,
-                score: "bad_with_comment".to_owned(),
-                created_at: 10,
-                updated_at: 20,
-                ..RatingRecord::default()
-            },
-        )
-        .expect("valid");
-        assert_eq!(rating.score, RatingScore::BadWithComment);
-        assert_eq!(RatingScore::from_name("something_new"), RatingScore::Other);
-    }
-
     mod exactness {
         use super::*;
         use proptest::prelude::*;
@@ -1557,7 +1290,7 @@ mod tests {
                                 && Day::of(facts.created_at) <= Day::of(now))
                             .count() as u64;
                         let metrics = rollup.metrics(now, timeframe).expect("metrics");
-                        prop_assert_eq!(metrics.tickets_created, expected_created);
+                        prop_assert_eq!(metrics.created.created, expected_created);
                         let expected_good: u64 = given.iter()
                             .filter(|(day, _)| *day >= first_day && *day <= Day::of(now))
                             .map(|(_, counts)| counts.good)

@@ -1,7 +1,10 @@
 //! Ticket states and priorities as zdsync reasons about them, with stable storage codes.
 
-/// A ticket status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A ticket status, spelled as Zendesk spells it on the wire.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Not yet looked at.
     New,
@@ -77,7 +80,10 @@ impl Status {
 }
 
 /// A ticket priority; `None` when the ticket has none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// No priority set.
     None,

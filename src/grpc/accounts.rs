@@ -1,7 +1,6 @@
 //! `zdsync.v1.AccountDirectoryService`: the team's accounts, validated and stored atomically.
 use std::collections::HashSet;
 
-use base64::Engine;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -11,7 +10,7 @@ use crate::proto::v1::account_directory_service_server::AccountDirectoryService;
 use crate::store::Store;
 
 use super::convert::{account_to_proto, accounts_from_proto};
-use super::status::{from_join, from_store, invalid_field};
+use super::status::{from_store, invalid_field};
 
 /// Most accounts one `UpsertAccounts` or `DeleteAccounts` call may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -19,8 +18,7 @@ pub const MAX_BATCH: usize = 1000;
 pub const IMPORT_CHUNK: usize = 1000;
 /// Default and largest `ListAccounts` page.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
-/// Largest `ListAccounts` page.
-pub const MAX_PAGE_SIZE: usize = 1000;
+pub use super::paging::MAX_PAGE_SIZE;
 
 const PAGE_TOKEN_PREFIX: &str = "acct:";
 
@@ -37,40 +35,26 @@ impl AccountDirectory {
         Self { store, shutdown }
     }
 
-    async fn blocking<T, F>(&self, work: F) -> Result<T, Status>
-    where
-        T: Send + 'static,
-        F: FnOnce(Store) -> Result<T, Status> + Send + 'static,
-    {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || work(store))
-            .await
-            .map_err(from_join)?
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Store) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        super::status::on_store(&self.store, work).await
     }
 }
 
 fn encode_page_token(last_id: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_PREFIX}{last_id}"))
+    super::paging::encode_token(PAGE_TOKEN_PREFIX, last_id)
 }
 
 fn decode_page_token(token: &str) -> Result<String, Status> {
-    let bad = || Status::invalid_argument("page_token: not a token returned by ListAccounts");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    text.strip_prefix(PAGE_TOKEN_PREFIX)
-        .map(str::to_owned)
-        .ok_or_else(bad)
+    super::paging::decode_token(token, PAGE_TOKEN_PREFIX, || {
+        Status::invalid_argument("page_token: not a token returned by ListAccounts")
+    })
 }
 
 fn validate_ids(ids: &[String]) -> Result<(), Status> {
-    if ids.len() > MAX_BATCH {
-        return Err(Status::invalid_argument(format!(
-            "ids: at most {MAX_BATCH} per call, got {}",
-            ids.len()
-        )));
-    }
+    super::status::check_batch("ids", ids.len(), MAX_BATCH, "")?;
     for (index, id) in ids.iter().enumerate() {
         account::validate_id(id)
             .map_err(|reason| invalid_field(&FieldError::new(format!("ids[{index}]"), reason)))?;
@@ -123,12 +107,12 @@ impl AccountDirectoryService for AccountDirectory {
         request: Request<pb::UpsertAccountsRequest>,
     ) -> Result<Response<pb::UpsertAccountsResponse>, Status> {
         let messages = request.into_inner().accounts;
-        if messages.len() > MAX_BATCH {
-            return Err(Status::invalid_argument(format!(
-                "accounts: at most {MAX_BATCH} per call, got {}; use ImportAccounts for bulk",
-                messages.len()
-            )));
-        }
+        super::status::check_batch(
+            "accounts",
+            messages.len(),
+            MAX_BATCH,
+            "; use ImportAccounts for bulk",
+        )?;
         let accounts = accounts_from_proto(messages, 0).map_err(|err| invalid_field(&err))?;
         account::validate_batch(&accounts).map_err(|err| invalid_field(&err))?;
         let outcome = self
@@ -248,15 +232,7 @@ impl AccountDirectoryService for AccountDirectory {
         request: Request<pb::ListAccountsRequest>,
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
         let request = request.into_inner();
-        let page_size = match usize::try_from(request.page_size).unwrap_or(usize::MAX) {
-            0 => DEFAULT_PAGE_SIZE,
-            size if size <= MAX_PAGE_SIZE => size,
-            size => {
-                return Err(Status::invalid_argument(format!(
-                    "page_size: at most {MAX_PAGE_SIZE}, got {size}"
-                )))
-            }
-        };
+        let page_size = super::paging::page_size(request.page_size, DEFAULT_PAGE_SIZE)?;
         let after = if request.page_token.is_empty() {
             None
         } else {
@@ -284,6 +260,7 @@ impl AccountDirectoryService for AccountDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     #[test]
     fn page_tokens_round_trip_and_reject_garbage() {

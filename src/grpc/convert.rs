@@ -32,14 +32,7 @@ pub fn account_from_proto(message: pb::Account) -> Result<Account, FieldError> {
         name: message.name,
         owner: message.owner,
         attributes,
-        users: message
-            .users
-            .into_iter()
-            .map(|user| AccountUser {
-                email: user.email,
-                name: user.name,
-            })
-            .collect(),
+        users: message.users.into_iter().map(user_from_proto).collect(),
     })
 }
 
@@ -63,14 +56,21 @@ pub fn account_to_proto(account: Account) -> pb::Account {
                 (name, pb::AttributeValue { value: Some(value) })
             })
             .collect(),
-        users: account
-            .users
-            .into_iter()
-            .map(|user| pb::User {
-                email: user.email,
-                name: user.name,
-            })
-            .collect(),
+        users: account.users.into_iter().map(user_to_proto).collect(),
+    }
+}
+
+fn user_from_proto(user: pb::User) -> AccountUser {
+    AccountUser {
+        email: user.email,
+        name: user.name,
+    }
+}
+
+fn user_to_proto(user: AccountUser) -> pb::User {
+    pb::User {
+        email: user.email,
+        name: user.name,
     }
 }
 

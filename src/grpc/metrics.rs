@@ -1,5 +1,4 @@
 //! `zdsync.v1.MetricsService`: per-account and per-user metrics from the rollups, and the timeline.
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
@@ -13,14 +12,13 @@ use crate::store::rollups::Figures;
 use crate::store::Store;
 
 use super::convert::timestamp_to_proto;
-use super::status::{from_join, from_store};
+use super::status::from_store;
 
 /// Most accounts one `BatchGetAccountMetrics` may ask for.
 pub const MAX_BATCH: usize = 1000;
 /// Default `ListAccountMetrics` page.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
-/// Largest `ListAccountMetrics` page.
-pub const MAX_PAGE_SIZE: usize = 1000;
+pub use super::paging::MAX_PAGE_SIZE;
 
 /// The metrics service.
 #[derive(Debug, Clone)]
@@ -44,20 +42,37 @@ impl Metrics {
         &self,
         work: impl FnOnce(Store) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || work(store))
-            .await
-            .map_err(from_join)?
+        super::status::on_store(&self.store, work).await
     }
 }
 
 /// The window settings in force (the last configured ones survive a delete).
 fn settings(store: &Store) -> Result<(Timeframe, bool), Status> {
     let (days, satisfaction) = store.metrics_settings().map_err(from_store)?;
-    let timeframe = Timeframe::from_days(days)
-        .or_else(|_| Timeframe::from_days(30))
-        .map_err(|err| Status::internal(err.to_string()))?;
-    Ok((timeframe, satisfaction))
+    Ok((Timeframe::stored_or_default(days), satisfaction))
+}
+
+/// The metric fields of a message (`AccountMetrics`, `UserMetrics`) from summed figures; the
+/// satisfaction fields stay unset or zero when satisfaction is off.
+macro_rules! figure_fields {
+    ($message:path, $figures:expr, $satisfaction:expr) => {{
+        let (figures, satisfaction): (&Figures, bool) = (&$figures, $satisfaction);
+        let shown = |count: u64| if satisfaction { count } else { 0 };
+        $message {
+            open_tickets: figures.counters.open,
+            total_tickets: figures.counters.total,
+            tickets_created: figures.created.created,
+            open_high_urgent_tickets: figures.counters.open_high_urgent,
+            high_urgent_tickets_created: figures.created.high_urgent_created,
+            satisfaction_score: satisfaction.then(|| figures.ratings.score()).flatten(),
+            satisfaction_score_high_urgent: satisfaction
+                .then(|| figures.ratings.score_high_urgent())
+                .flatten(),
+            good_ratings: shown(figures.ratings.good),
+            bad_ratings: shown(figures.ratings.bad),
+            ..Default::default()
+        }
+    }};
 }
 
 fn account_metrics(
@@ -95,21 +110,7 @@ fn to_account_proto(
             .iter()
             .map(|id| i64::try_from(*id).unwrap_or(i64::MAX))
             .collect(),
-        open_tickets: figures.counters.open,
-        total_tickets: figures.counters.total,
-        tickets_created: figures.created.created,
-        open_high_urgent_tickets: figures.counters.open_high_urgent,
-        high_urgent_tickets_created: figures.created.high_urgent_created,
-        satisfaction_score: satisfaction.then(|| figures.ratings.score()).flatten(),
-        satisfaction_score_high_urgent: satisfaction
-            .then(|| figures.ratings.score_high_urgent())
-            .flatten(),
-        good_ratings: if satisfaction {
-            figures.ratings.good
-        } else {
-            0
-        },
-        bad_ratings: if satisfaction { figures.ratings.bad } else { 0 },
+        ..figure_fields!(pb::AccountMetrics, figures, satisfaction)
     }
 }
 
@@ -136,8 +137,7 @@ fn sort_value(metrics: &pb::AccountMetrics, key: pb::MetricSortKey) -> Option<f6
 const LIST_TOKEN_PREFIX: &str = "metrics:";
 
 fn encode_list_token(offset: usize, key: i32, descending: bool) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{LIST_TOKEN_PREFIX}{offset}:{key}:{descending}"))
+    super::paging::encode_token(LIST_TOKEN_PREFIX, &format!("{offset}:{key}:{descending}"))
 }
 
 fn decode_list_token(token: &str, key: i32, descending: bool) -> Result<usize, Status> {
@@ -146,11 +146,7 @@ fn decode_list_token(token: &str, key: i32, descending: bool) -> Result<usize, S
             "page_token: not a token returned by ListAccountMetrics with this sort",
         )
     };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let rest = text.strip_prefix(LIST_TOKEN_PREFIX).ok_or_else(bad)?;
+    let rest = super::paging::decode_token(token, LIST_TOKEN_PREFIX, bad)?;
     let mut parts = rest.split(':');
     let offset = parts
         .next()
@@ -187,12 +183,7 @@ impl MetricsService for Metrics {
         request: Request<pb::BatchGetAccountMetricsRequest>,
     ) -> Result<Response<pb::BatchGetAccountMetricsResponse>, Status> {
         let ids = request.into_inner().account_ids;
-        if ids.len() > MAX_BATCH {
-            return Err(Status::invalid_argument(format!(
-                "account_ids: at most {MAX_BATCH} per call, got {}",
-                ids.len()
-            )));
-        }
+        super::status::check_batch("account_ids", ids.len(), MAX_BATCH, "")?;
         for (index, id) in ids.iter().enumerate() {
             invalid_id(&format!("account_ids[{index}]"), id)?;
         }
@@ -223,15 +214,7 @@ impl MetricsService for Metrics {
                 request.sort_by
             ))
         })?;
-        let page_size = match usize::try_from(request.page_size).unwrap_or(usize::MAX) {
-            0 => DEFAULT_PAGE_SIZE,
-            size if size <= MAX_PAGE_SIZE => size,
-            size => {
-                return Err(Status::invalid_argument(format!(
-                    "page_size: at most {MAX_PAGE_SIZE}, got {size}"
-                )))
-            }
-        };
+        let page_size = super::paging::page_size(request.page_size, DEFAULT_PAGE_SIZE)?;
         let offset = if request.page_token.is_empty() {
             0
         } else {
@@ -366,21 +349,7 @@ impl MetricsService for Metrics {
                         .first()
                         .map(|id| i64::try_from(*id).unwrap_or(i64::MAX))
                         .unwrap_or(0),
-                    open_tickets: figures.counters.open,
-                    total_tickets: figures.counters.total,
-                    tickets_created: figures.created.created,
-                    open_high_urgent_tickets: figures.counters.open_high_urgent,
-                    high_urgent_tickets_created: figures.created.high_urgent_created,
-                    satisfaction_score: satisfaction.then(|| figures.ratings.score()).flatten(),
-                    satisfaction_score_high_urgent: satisfaction
-                        .then(|| figures.ratings.score_high_urgent())
-                        .flatten(),
-                    good_ratings: if satisfaction {
-                        figures.ratings.good
-                    } else {
-                        0
-                    },
-                    bad_ratings: if satisfaction { figures.ratings.bad } else { 0 },
+                    ..figure_fields!(pb::UserMetrics, figures, satisfaction)
                 })
             })
             .await?;

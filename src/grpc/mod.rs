@@ -9,8 +9,10 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 pub mod accounts;
 pub mod auth;
 pub mod convert;
+mod credentials;
 pub mod integration;
 pub mod metrics;
+mod paging;
 pub mod progress;
 pub mod status;
 pub mod timeline;
@@ -93,28 +95,25 @@ pub fn router(
             .map_err(|err| GrpcError::Tls(err.to_string()))?;
     }
 
-    let accounts = AccountDirectoryServiceServer::new(accounts::AccountDirectory::new(
+    // Every service refuses requests over MAX_REQUEST_BYTES and never sends more than MAX_RESPONSE_BYTES.
+    macro_rules! limited {
+        ($server:expr) => {
+            $server
+                .max_decoding_message_size(MAX_REQUEST_BYTES)
+                .max_encoding_message_size(MAX_RESPONSE_BYTES)
+        };
+    }
+    let accounts = limited!(AccountDirectoryServiceServer::new(
+        accounts::AccountDirectory::new(deps.store.clone(), deps.shutdown.clone())
+    ));
+    let integration = limited!(IntegrationServiceServer::new(
+        integration::Integration::new(deps.store.clone(), deps.engine.clone(), deps.clock.clone(),)
+    ));
+    let metrics = limited!(MetricsServiceServer::new(metrics::Metrics::new(
         deps.store.clone(),
-        deps.shutdown.clone(),
-    ))
-    .max_decoding_message_size(MAX_REQUEST_BYTES)
-    .max_encoding_message_size(MAX_RESPONSE_BYTES);
-
-    let integration = IntegrationServiceServer::new(integration::Integration::new(
-        deps.store.clone(),
-        deps.engine.clone(),
         deps.clock.clone(),
-    ))
-    .max_decoding_message_size(MAX_REQUEST_BYTES)
-    .max_encoding_message_size(MAX_RESPONSE_BYTES);
-
-    let metrics = MetricsServiceServer::new(metrics::Metrics::new(
-        deps.store.clone(),
-        deps.clock.clone(),
         deps.shutdown.clone(),
-    ))
-    .max_decoding_message_size(MAX_REQUEST_BYTES)
-    .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    )));
 
     let router = builder
         .add_service(health_service)
@@ -172,24 +171,19 @@ fn reflection_v1alpha() -> Result<
 
 /// Marks the daemon and every served service SERVING.
 pub async fn set_serving(reporter: &tonic_health::server::HealthReporter) {
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    for name in SERVED_SERVICES {
-        reporter
-            .set_service_status(*name, tonic_health::ServingStatus::Serving)
-            .await;
-    }
+    set_status(reporter, tonic_health::ServingStatus::Serving).await;
 }
 
 /// Marks the daemon and every served service NOT_SERVING (draining).
 pub async fn set_not_serving(reporter: &tonic_health::server::HealthReporter) {
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::NotServing)
-        .await;
-    for name in SERVED_SERVICES {
-        reporter
-            .set_service_status(*name, tonic_health::ServingStatus::NotServing)
-            .await;
+    set_status(reporter, tonic_health::ServingStatus::NotServing).await;
+}
+
+async fn set_status(
+    reporter: &tonic_health::server::HealthReporter,
+    status: tonic_health::ServingStatus,
+) {
+    for name in std::iter::once("").chain(SERVED_SERVICES.iter().copied()) {
+        reporter.set_service_status(name, status).await;
     }
 }

@@ -23,6 +23,27 @@ pub fn from_store(error: StoreError) -> Status {
     }
 }
 
+/// Runs blocking store work off the async runtime.
+pub(super) async fn on_store<T: Send + 'static>(
+    store: &crate::store::Store,
+    work: impl FnOnce(crate::store::Store) -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || work(store))
+        .await
+        .map_err(from_join)?
+}
+
+/// `INVALID_ARGUMENT` naming `field` when a batch holds more than `max` items.
+pub(super) fn check_batch(field: &str, len: usize, max: usize, hint: &str) -> Result<(), Status> {
+    if len > max {
+        return Err(Status::invalid_argument(format!(
+            "{field}: at most {max} per call, got {len}{hint}"
+        )));
+    }
+    Ok(())
+}
+
 /// A blocking task that panicked or was cancelled.
 pub fn from_join(error: tokio::task::JoinError) -> Status {
     tracing::error!(error = %error, "blocking task failed");

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use base64::Engine;
 use chrono::DateTime;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch as tip};
@@ -20,8 +19,7 @@ use super::status::{from_join, from_store};
 
 /// Events per page when the request leaves `page_size` at 0.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
-/// The largest `page_size` a list accepts.
-pub const MAX_PAGE_SIZE: usize = 1000;
+pub use super::paging::MAX_PAGE_SIZE;
 /// Responses a watcher may have in flight before it counts as too slow.
 pub const WATCH_CAPACITY: usize = 256;
 /// How long a watch waits for a full stream to drain before it gives up on the consumer.
@@ -50,15 +48,7 @@ pub async fn list(
         }
     }
     let kinds = kinds(&request.kinds)?;
-    let page_size = match usize::try_from(request.page_size).unwrap_or(usize::MAX) {
-        0 => DEFAULT_PAGE_SIZE,
-        size if size <= MAX_PAGE_SIZE => size,
-        size => {
-            return Err(Status::invalid_argument(format!(
-                "page_size: at most {MAX_PAGE_SIZE}, got {size}"
-            )))
-        }
-    };
+    let page_size = super::paging::page_size(request.page_size, DEFAULT_PAGE_SIZE)?;
     let filter = EventFilter {
         scope,
         since_ms,
@@ -264,27 +254,22 @@ impl Watcher {
     }
 }
 
-fn list_scope(
-    scope: Option<pb::list_timeline_events_request::Scope>,
-) -> Result<EventScope, Status> {
-    use pb::list_timeline_events_request::Scope;
-    match scope {
-        None => Ok(EventScope::AllAccounts),
-        Some(Scope::AccountId(id)) => account_scope(id),
-        Some(Scope::Owner(owner)) => owner_scope(owner),
-    }
+/// The scope of a request's `scope` oneof (list and watch requests have their own, alike).
+macro_rules! request_scope {
+    ($name:ident, $scope:ty) => {
+        fn $name(scope: Option<$scope>) -> Result<EventScope, Status> {
+            type Scope = $scope;
+            match scope {
+                None => Ok(EventScope::AllAccounts),
+                Some(Scope::AccountId(id)) => account_scope(id),
+                Some(Scope::Owner(owner)) => owner_scope(owner),
+            }
+        }
+    };
 }
 
-fn watch_scope(
-    scope: Option<pb::watch_timeline_events_request::Scope>,
-) -> Result<EventScope, Status> {
-    use pb::watch_timeline_events_request::Scope;
-    match scope {
-        None => Ok(EventScope::AllAccounts),
-        Some(Scope::AccountId(id)) => account_scope(id),
-        Some(Scope::Owner(owner)) => owner_scope(owner),
-    }
-}
+request_scope!(list_scope, pb::list_timeline_events_request::Scope);
+request_scope!(watch_scope, pb::watch_timeline_events_request::Scope);
 
 fn account_scope(id: String) -> Result<EventScope, Status> {
     if id.trim().is_empty() {
@@ -337,21 +322,21 @@ fn kinds(kinds: &[i32]) -> Result<BTreeSet<u32>, Status> {
 
 /// A token for the page after `position`, bound to `filter` so it cannot continue another query.
 fn encode_page_token(position: EventPosition, filter: &EventFilter) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-        "{PAGE_TOKEN_PREFIX}{}:{}:{}",
-        position.occurred_ms,
-        position.seq,
-        filter_digest(filter)
-    ))
+    super::paging::encode_token(
+        PAGE_TOKEN_PREFIX,
+        &format!(
+            "{}:{}:{}",
+            position.occurred_ms,
+            position.seq,
+            filter_digest(filter)
+        ),
+    )
 }
 
 /// The position a token continues from, refused unless it was issued for this same `filter`.
 fn decode_page_token(token: &str, filter: &EventFilter) -> Result<EventPosition, Status> {
     let bad = || Status::invalid_argument("page_token: not a token returned by ListTimelineEvents");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let text = super::paging::token_text(token, bad)?;
     let Some(rest) = text.strip_prefix(PAGE_TOKEN_PREFIX) else {
         if text.starts_with(UNBOUND_PAGE_TOKEN_PREFIX) {
             return Err(Status::invalid_argument(
@@ -462,6 +447,7 @@ pub fn event_to_proto(event: StoredEvent) -> pb::TimelineEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     fn filter(scope: EventScope) -> EventFilter {
         EventFilter {

@@ -1,6 +1,4 @@
-//! Credentials: the API token (HTTP basic), OAuth access tokens (Bearer), and the OAuth
-//! endpoints `/oauth/tokens` and `/oauth/authorizations/new`.
-use std::collections::HashMap;
+//! The OAuth endpoints `/oauth/tokens` and `/oauth/authorizations/new`.
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Query, Request, State};
@@ -9,103 +7,16 @@ use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use rand::Rng;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
+use super::admission::admit;
 use super::endpoint::Endpoint;
-use super::server::{admit, oauth_error};
+use super::http::{oauth_error, percent_encode};
 use super::state::Shared;
-
-/// Authorization codes live this long (seconds).
-const CODE_TTL: i64 = 600;
-/// Refresh tokens live this long (seconds).
-const REFRESH_TTL: i64 = 30 * 86_400;
-
-#[derive(Debug, Clone)]
-struct AccessToken {
-    expires_at: i64,
-}
-
-#[derive(Debug, Clone)]
-struct RefreshToken {
-    client_id: String,
-    access_token: String,
-    expires_at: i64,
-}
-
-#[derive(Debug, Clone)]
-struct AuthorizationCode {
-    client_id: String,
-    redirect_uri: String,
-    code_challenge: Option<String>,
-    expires_at: i64,
-}
-
-/// Issued tokens and codes.
-#[derive(Debug, Default)]
-pub(crate) struct TokenStore {
-    access: HashMap<String, AccessToken>,
-    refresh: HashMap<String, RefreshToken>,
-    codes: HashMap<String, AuthorizationCode>,
-}
-
-impl TokenStore {
-    fn prune(&mut self, now: i64) {
-        self.access.retain(|_, t| t.expires_at > now);
-        self.refresh.retain(|_, t| t.expires_at > now);
-        self.codes.retain(|_, c| c.expires_at > now);
-    }
-
-    /// Whether `token` is a live access token.
-    pub(crate) fn access_valid(&self, token: &str, now: i64) -> bool {
-        self.access.get(token).is_some_and(|t| t.expires_at > now)
-    }
-}
-
-fn random_token(prefix: &str) -> String {
-    let bytes: [u8; 24] = rand::rng().random();
-    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
-}
-
-fn constant_eq(a: &str, b: &str) -> bool {
-    a.as_bytes().ct_eq(b.as_bytes()).into()
-}
-
-/// Whether the request carries the API token or a live Bearer token.
-pub(crate) fn authenticated(shared: &Shared, headers: &HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
-    let credentials = credentials.trim();
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return shared.tokens().access_valid(credentials, shared.now_unix());
-    }
-    if scheme.eq_ignore_ascii_case("basic") {
-        let Some(decoded) = STANDARD
-            .decode(credentials)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-        else {
-            return false;
-        };
-        let Some((user, token)) = decoded.split_once(':') else {
-            return false;
-        };
-        let Some(email) = user.strip_suffix("/token") else {
-            return false;
-        };
-        let expected = &shared.credentials;
-        return email.eq_ignore_ascii_case(&expected.api_token_email)
-            && constant_eq(token, &expected.api_token);
-    }
-    false
-}
+use super::tokens::{
+    constant_eq, random_token, AccessToken, AuthorizationCode, RefreshToken, CODE_TTL, REFRESH_TTL,
+};
 
 /// The fields of a token request, JSON or form.
 #[derive(Debug, Default, Deserialize)]
@@ -309,19 +220,6 @@ pub(crate) struct AuthorizeQuery {
     code_challenge_method: Option<String>,
 }
 
-/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
-pub(crate) fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 /// `GET /oauth/authorizations/new`: approves at once and redirects with a code.
 pub(crate) async fn authorize(
     State(shared): State<Arc<Shared>>,
@@ -386,15 +284,4 @@ pub(crate) async fn authorize(
         location.push_str(&format!("&state={}", percent_encode(&state)));
     }
     admission.finish((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_encoding() {
-        assert_eq!(percent_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
-        assert_eq!(percent_encode("AZaz09-._~"), "AZaz09-._~");
-    }
 }

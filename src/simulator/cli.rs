@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{start, SimulatorConfig, SimulatorError};
+use super::run::{start, SimulatorConfig, SimulatorError};
 
 /// Flags of `zdsync simulate`.
 #[derive(Debug, Clone, Args)]

@@ -1,40 +1,33 @@
 //! HTTP routes of the control API under `/_sim/`, thin wrappers over [`SimulatorControl`].
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::control::{
-    NewRating, NewTicket, OrganizationInput, SimulatorControl, TicketUpdate, UserInput,
-};
+use super::control::SimulatorControl;
 use super::data::MutationError;
 use super::faults::FaultSpec;
-use super::server::zendesk_error;
+use super::http::{not_found, zendesk_error};
+use super::inputs::{NewRating, NewTicket, OrganizationInput, TicketUpdate, UserInput};
 use super::state::Shared;
 
 /// The `/_sim/` routes.
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/_sim/stats", get(stats))
-        .route("/_sim/tickets", post(create_ticket))
-        .route(
-            "/_sim/tickets/{id}",
-            get(get_ticket).patch(update_ticket).delete(delete_ticket),
-        )
+        .route("/_sim/tickets", TICKETS.collection())
+        .route("/_sim/tickets/{id}", TICKETS.member().delete(delete_ticket))
         .route("/_sim/tickets/{id}/satisfaction_rating", post(add_rating))
-        .route("/_sim/organizations", post(create_organization))
-        .route(
-            "/_sim/organizations/{id}",
-            get(get_organization).patch(update_organization),
-        )
-        .route("/_sim/users", post(create_user))
-        .route("/_sim/users/{id}", get(get_user).patch(update_user))
+        .route("/_sim/organizations", ORGANIZATIONS.collection())
+        .route("/_sim/organizations/{id}", ORGANIZATIONS.member())
+        .route("/_sim/users", USERS.collection())
+        .route("/_sim/users/{id}", USERS.member())
         .route(
             "/_sim/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
@@ -43,15 +36,91 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/clock", get(clock).put(set_clock))
 }
 
+/// A record kind the control API creates, shows and changes: `POST /_sim/{kind}s`, `GET` and
+/// `PATCH /_sim/{kind}s/{id}`.
+struct Resource<New, Update> {
+    /// The record's name: the key of its body and the word of its 404.
+    name: &'static str,
+    /// The record as the export shows it.
+    show: fn(&SimulatorControl, u64) -> Option<Value>,
+    /// Creates the record; returns its id.
+    create: fn(&SimulatorControl, New) -> Result<u64, MutationError>,
+    /// Changes the record.
+    update: fn(&SimulatorControl, u64, Update) -> Result<(), MutationError>,
+}
+
+// Manual impls: the derives would require `New: Clone`, `Update: Clone`.
+impl<New, Update> Clone for Resource<New, Update> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<New, Update> Copy for Resource<New, Update> {}
+
+const TICKETS: Resource<NewTicket, TicketUpdate> = Resource {
+    name: "ticket",
+    show: SimulatorControl::ticket_json,
+    create: SimulatorControl::create_ticket,
+    update: SimulatorControl::update_ticket,
+};
+
+const ORGANIZATIONS: Resource<OrganizationInput, OrganizationInput> = Resource {
+    name: "organization",
+    show: SimulatorControl::organization_json,
+    create: SimulatorControl::create_organization,
+    update: SimulatorControl::update_organization,
+};
+
+const USERS: Resource<UserInput, UserInput> = Resource {
+    name: "user",
+    show: SimulatorControl::user_json,
+    create: SimulatorControl::create_user,
+    update: SimulatorControl::update_user,
+};
+
+impl<New, Update> Resource<New, Update>
+where
+    New: DeserializeOwned + Send + 'static,
+    Update: DeserializeOwned + Send + 'static,
+{
+    /// `POST /_sim/{kind}s`.
+    fn collection(self) -> MethodRouter<Arc<Shared>> {
+        post(move |State(shared), body| create(self, shared, body))
+    }
+
+    /// `GET` and `PATCH /_sim/{kind}s/{id}`.
+    fn member(self) -> MethodRouter<Arc<Shared>> {
+        get(move |State(shared), Path(id)| async move { show(self, shared, id) })
+            .patch(move |State(shared), Path(id), body| update(self, shared, id, body))
+    }
+}
+
+/// A JSON request body; an unreadable one is answered with 422 `InvalidJson`.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(zendesk_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "InvalidJson",
+                &rejection.body_text(),
+            )),
+        }
+    }
+}
+
 fn control(shared: Arc<Shared>) -> SimulatorControl {
     SimulatorControl { shared }
 }
 
 fn mutation_error(error: MutationError) -> Response {
     match &error {
-        MutationError::NotFound { .. } => {
-            zendesk_error(StatusCode::NOT_FOUND, "RecordNotFound", &error.to_string())
-        }
+        MutationError::NotFound { .. } => not_found(&error.to_string()),
         MutationError::Invalid { field, reason } => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(json!({
@@ -64,66 +133,49 @@ fn mutation_error(error: MutationError) -> Response {
     }
 }
 
-fn bad_json(rejection: JsonRejection) -> Response {
-    zendesk_error(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "InvalidJson",
-        &rejection.body_text(),
-    )
+/// After a mutation: `{name: record}` with `status`, or the mutation's error.
+fn saved<T>(
+    result: Result<T, MutationError>,
+    status: StatusCode,
+    name: &str,
+    record: impl FnOnce(T) -> Option<Value>,
+) -> Response {
+    match result {
+        Ok(id) => (status, Json(json!({ name: record(id) }))).into_response(),
+        Err(e) => mutation_error(e),
+    }
 }
 
-fn found(value: Option<serde_json::Value>, kind: &str, id: u64) -> Response {
-    match value {
+fn show<N, U>(resource: Resource<N, U>, shared: Arc<Shared>, id: u64) -> Response {
+    match (resource.show)(&control(shared), id) {
         Some(value) => Json(value).into_response(),
-        None => zendesk_error(
-            StatusCode::NOT_FOUND,
-            "RecordNotFound",
-            &format!("{kind} {id} not found"),
-        ),
+        None => not_found(&format!("{} {id} not found", resource.name)),
     }
 }
 
-async fn stats(State(shared): State<Arc<Shared>>) -> Response {
-    Json(control(shared).stats()).into_response()
-}
-
-async fn get_ticket(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
-    found(control(shared).ticket_json(id), "ticket", id)
-}
-
-async fn create_ticket(
-    State(shared): State<Arc<Shared>>,
-    body: Result<Json<NewTicket>, JsonRejection>,
+async fn create<N, U>(
+    resource: Resource<N, U>,
+    shared: Arc<Shared>,
+    Body(new): Body<N>,
 ) -> Response {
-    let Json(new) = match body {
-        Ok(body) => body,
-        Err(rejection) => return bad_json(rejection),
-    };
     let control = control(shared);
-    match control.create_ticket(new) {
-        Ok(id) => (
-            StatusCode::CREATED,
-            Json(json!({ "ticket": control.ticket_json(id) })),
-        )
-            .into_response(),
-        Err(e) => mutation_error(e),
-    }
+    let created = (resource.create)(&control, new);
+    saved(created, StatusCode::CREATED, resource.name, |id| {
+        (resource.show)(&control, id)
+    })
 }
 
-async fn update_ticket(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<u64>,
-    body: Result<Json<TicketUpdate>, JsonRejection>,
+async fn update<N, U>(
+    resource: Resource<N, U>,
+    shared: Arc<Shared>,
+    id: u64,
+    Body(update): Body<U>,
 ) -> Response {
-    let Json(update) = match body {
-        Ok(body) => body,
-        Err(rejection) => return bad_json(rejection),
-    };
     let control = control(shared);
-    match control.update_ticket(id, update) {
-        Ok(()) => Json(json!({ "ticket": control.ticket_json(id) })).into_response(),
-        Err(e) => mutation_error(e),
-    }
+    let updated = (resource.update)(&control, id, update);
+    saved(updated, StatusCode::OK, resource.name, |()| {
+        (resource.show)(&control, id)
+    })
 }
 
 async fn delete_ticket(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
@@ -136,113 +188,26 @@ async fn delete_ticket(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -
 async fn add_rating(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<u64>,
-    body: Result<Json<NewRating>, JsonRejection>,
+    Body(rating): Body<NewRating>,
 ) -> Response {
-    let Json(rating) = match body {
-        Ok(body) => body,
-        Err(rejection) => return bad_json(rejection),
-    };
     let control = control(shared);
-    match control.add_rating(id, rating) {
-        Ok(rating_id) => (
-            StatusCode::CREATED,
-            Json(json!({ "satisfaction_rating": control.rating_json(rating_id) })),
-        )
-            .into_response(),
-        Err(e) => mutation_error(e),
-    }
+    saved(
+        control.add_rating(id, rating),
+        StatusCode::CREATED,
+        "satisfaction_rating",
+        |rating_id| control.rating_json(rating_id),
+    )
 }
 
-async fn get_organization(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
-    found(control(shared).organization_json(id), "organization", id)
-}
-
-async fn create_organization(
-    State(shared): State<Arc<Shared>>,
-    body: Result<Json<OrganizationInput>, JsonRejection>,
-) -> Response {
-    let Json(input) = match body {
-        Ok(body) => body,
-        Err(rejection) => return bad_json(rejection),
-    };
-    let control = control(shared);
-    match control.create_organization(input) {
-        Ok(id) => (
-            StatusCode::CREATED,
-            Json(json!({ "organization": control.organization_json(id) })),
-        )
-            .into_response(),
-        Err(e) => mutation_error(e),
-    }
-}
-
-async fn update_organization(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<u64>,
-    body: Result<Json<OrganizationInput>, JsonRejection>,
-) -> Response {
-    let Json(input) = match body {
-        Ok(body) => body,
-        Err(rejection) => return bad_json(rejection),
-    };
-    let control = control(shared);
-    match control.update_organization(id, input) {
-        Ok(()) => Json(json!({ "organization": control.organization_json(id) })).into_response(),
-        Err(e) => mutation_error(e),
-    }
-}
-
-async fn get_user(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
-    found(control(shared).user_json(id), "user", id)
-}
-
-async fn create_user(
-    State(shared): State<Arc<Shared>>,
-    body: Result<Json<UserInput>, JsonRejection>,
-) -> Response {
-    let Json(input) = match body {
-        Ok(body) => body,
-        Err(rejection) => return bad_json(rejection),
-    };
-    let control = control(shared);
-    match control.create_user(input) {
-        Ok(id) => (
-            StatusCode::CREATED,
-            Json(json!({ "user": control.user_json(id) })),
-        )
-            .into_response(),
-        Err(e) => mutation_error(e),
-    }
-}
-
-async fn update_user(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<u64>,
-    body: Result<Json<UserInput>, JsonRejection>,
-) -> Response {
-    let Json(input) = match body {
-        Ok(body) => body,
-        Err(rejection) => return bad_json(rejection),
-    };
-    let control = control(shared);
-    match control.update_user(id, input) {
-        Ok(()) => Json(json!({ "user": control.user_json(id) })).into_response(),
-        Err(e) => mutation_error(e),
-    }
+async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    Json(control(shared).stats()).into_response()
 }
 
 async fn list_faults(State(shared): State<Arc<Shared>>) -> Response {
     Json(json!({ "faults": control(shared).pending_faults() })).into_response()
 }
 
-async fn add_fault(
-    State(shared): State<Arc<Shared>>,
-    body: Result<Json<FaultSpec>, JsonRejection>,
-) -> Response {
-    let Json(spec) = match body {
-        Ok(body) => body,
-        Err(rejection) => return bad_json(rejection),
-    };
+async fn add_fault(State(shared): State<Arc<Shared>>, Body(spec): Body<FaultSpec>) -> Response {
     let control = control(shared);
     control.inject_fault(spec);
     (
@@ -266,17 +231,18 @@ async fn reset_counters(State(shared): State<Arc<Shared>>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-fn clock_json(control: &SimulatorControl) -> serde_json::Value {
+fn clock_json(control: &SimulatorControl) -> Response {
     let now = control.now();
-    json!({
+    Json(json!({
         "now": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "now_unix": now.timestamp(),
         "offset_seconds": control.time_offset(),
-    })
+    }))
+    .into_response()
 }
 
 async fn clock(State(shared): State<Arc<Shared>>) -> Response {
-    Json(clock_json(&control(shared))).into_response()
+    clock_json(&control(shared))
 }
 
 /// Body of `PUT /_sim/clock`.
@@ -286,15 +252,8 @@ struct ClockOffset {
     offset_seconds: i64,
 }
 
-async fn set_clock(
-    State(shared): State<Arc<Shared>>,
-    body: Result<Json<ClockOffset>, JsonRejection>,
-) -> Response {
-    let Json(offset) = match body {
-        Ok(body) => body,
-        Err(rejection) => return bad_json(rejection),
-    };
+async fn set_clock(State(shared): State<Arc<Shared>>, Body(offset): Body<ClockOffset>) -> Response {
     let control = control(shared);
     control.set_time_offset(offset.offset_seconds);
-    Json(clock_json(&control)).into_response()
+    clock_json(&control)
 }

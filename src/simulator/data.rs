@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::index::SortedIndex;
+use super::inputs::{NewRating, NewTicket, OrganizationInput, TicketUpdate, UserInput};
 use super::model::{Channel, Priority, Role, Score, Status};
 
 /// Users have ids `USER_ID_BASE + 1 ..`; the first is the admin.
@@ -175,6 +176,49 @@ pub enum MutationError {
     },
 }
 
+/// A refused change of `field`.
+fn invalid(field: &'static str, reason: impl Into<String>) -> MutationError {
+    MutationError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A required field's value, refused when absent.
+fn required(field: &'static str, value: &Option<String>) -> Result<String, MutationError> {
+    value
+        .clone()
+        .ok_or_else(|| invalid(field, "cannot be blank"))
+}
+
+/// Checks the new value of a clearable field: `Some(None)` (clear) and `None` (keep) pass.
+fn check_change<T>(
+    change: Option<Option<u64>>,
+    check: impl FnOnce(u64) -> Result<T, MutationError>,
+) -> Result<Option<Option<T>>, MutationError> {
+    change.map(|value| value.map(check).transpose()).transpose()
+}
+
+/// The key of a record changed at `now` in `order`: never behind the newest key, so a change
+/// always lands after every cursor already handed out.
+fn next_key(order: &SortedIndex, id: u64, now: i64) -> i64 {
+    match order.last() {
+        Some(newest) if newest >= (now, id) && newest.1 != id => newest.0 + 1,
+        Some(newest) if newest.1 == id => now.max(newest.0),
+        _ => now,
+    }
+}
+
+/// Index of record `id` (of `kind`) among `len` records with ids `base + 1 ..`.
+fn record_index(
+    kind: &'static str,
+    id: u64,
+    base: u64,
+    len: usize,
+) -> Result<usize, MutationError> {
+    dense_index(id, base, len).ok_or(MutationError::NotFound { kind, id })
+}
+
 fn dense_index(id: u64, base: u64, len: usize) -> Option<usize> {
     let offset = id.checked_sub(base + 1)?;
     let index = usize::try_from(offset).ok()?;
@@ -229,30 +273,12 @@ impl Dataset {
         self.audits.insert(at, audit);
     }
 
-    /// A generated timestamp for a ticket changed at `now`: never behind the newest ticket,
-    /// so a change always lands after every cursor already handed out.
-    fn next_generated_timestamp(&self, id: u64, now: i64) -> i64 {
-        match self.ticket_order.last() {
-            Some(newest) if newest >= (now, id) && newest.1 != id => newest.0 + 1,
-            Some(newest) if newest.1 == id => now.max(newest.0),
-            _ => now,
-        }
-    }
-
-    fn user_index_key(&self, id: u64, now: i64) -> i64 {
-        match self.user_order.last() {
-            Some(newest) if newest >= (now, id) && newest.1 != id => newest.0 + 1,
-            Some(newest) if newest.1 == id => now.max(newest.0),
-            _ => now,
-        }
-    }
-
     /// Marks ticket `index` as changed at `now` (updated_at and generated_timestamp).
     fn touch_ticket(&mut self, index: usize, now: i64) {
         let id = self.tickets[index].id;
         let old_key = (self.tickets[index].generated_timestamp, id);
         self.ticket_order.remove(old_key);
-        let generated = self.next_generated_timestamp(id, now);
+        let generated = next_key(&self.ticket_order, id, now);
         let ticket = &mut self.tickets[index];
         ticket.updated_at = now.max(ticket.updated_at);
         ticket.generated_timestamp = generated.max(old_key.0);
@@ -260,48 +286,34 @@ impl Dataset {
     }
 
     fn check_user(&self, field: &'static str, id: u64) -> Result<&User, MutationError> {
-        self.user(id).ok_or_else(|| MutationError::Invalid {
-            field,
-            reason: format!("no user {id}"),
-        })
+        self.user(id)
+            .ok_or_else(|| invalid(field, format!("no user {id}")))
     }
 
     fn check_agent(&self, field: &'static str, id: u64) -> Result<NonZeroU64, MutationError> {
         let user = self.check_user(field, id)?;
         if user.role == Role::EndUser {
-            return Err(MutationError::Invalid {
-                field,
-                reason: format!("user {id} is not an agent"),
-            });
+            return Err(invalid(field, format!("user {id} is not an agent")));
         }
-        NonZeroU64::new(id).ok_or_else(|| MutationError::Invalid {
-            field,
-            reason: "id 0".into(),
-        })
+        NonZeroU64::new(id).ok_or_else(|| invalid(field, "id 0"))
     }
 
     fn check_group(&self, id: u64) -> Result<NonZeroU64, MutationError> {
         self.group(id)
             .and_then(|g| NonZeroU64::new(g.id))
-            .ok_or_else(|| MutationError::Invalid {
-                field: "group_id",
-                reason: format!("no group {id}"),
-            })
+            .ok_or_else(|| invalid("group_id", format!("no group {id}")))
     }
 
     fn check_organization(&self, id: u64) -> Result<NonZeroU64, MutationError> {
         self.organization(id)
             .and_then(|o| NonZeroU64::new(o.id))
-            .ok_or_else(|| MutationError::Invalid {
-                field: "organization_id",
-                reason: format!("no organization {id}"),
-            })
+            .ok_or_else(|| invalid("organization_id", format!("no organization {id}")))
     }
 
     /// Creates a ticket at `now`; returns its id.
     pub(crate) fn create_ticket(
         &mut self,
-        new: &super::control::NewTicket,
+        new: &NewTicket,
         now: i64,
     ) -> Result<u64, MutationError> {
         let requester_id = match new.requester_id {
@@ -316,10 +328,7 @@ impl Dataset {
         let organization_id = requester.organization_id;
         let status = new.status.unwrap_or(Status::New);
         if status == Status::Deleted {
-            return Err(MutationError::Invalid {
-                field: "status",
-                reason: "a ticket cannot be created deleted".into(),
-            });
+            return Err(invalid("status", "a ticket cannot be created deleted"));
         }
         let group_id = new.group_id.map(|g| self.check_group(g)).transpose()?;
         let assignee_id = new
@@ -328,7 +337,7 @@ impl Dataset {
             .transpose()?;
         let subject = new.subject.clone().unwrap_or_else(|| "New ticket".into());
         let id = self.tickets.len() as u64 + 1;
-        let generated = self.next_generated_timestamp(id, now);
+        let generated = next_key(&self.ticket_order, id, now);
         let ticket = Ticket {
             id,
             created_at: now,
@@ -369,46 +378,32 @@ impl Dataset {
     }
 
     fn ticket_index(&self, id: u64) -> Result<usize, MutationError> {
-        dense_index(id, 0, self.tickets.len()).ok_or(MutationError::NotFound { kind: "ticket", id })
+        record_index("ticket", id, 0, self.tickets.len())
     }
 
     /// Applies `update` to ticket `id` at `now`, recording status/priority events.
     pub(crate) fn update_ticket(
         &mut self,
         id: u64,
-        update: &super::control::TicketUpdate,
+        update: &TicketUpdate,
         now: i64,
     ) -> Result<(), MutationError> {
         let index = self.ticket_index(id)?;
         let current = &self.tickets[index];
         if current.status == Status::Deleted {
-            return Err(MutationError::Invalid {
-                field: "status",
-                reason: format!("ticket {id} is deleted"),
-            });
+            return Err(invalid("status", format!("ticket {id} is deleted")));
         }
         if current.status == Status::Closed {
-            return Err(MutationError::Invalid {
-                field: "status",
-                reason: format!("ticket {id} is closed and cannot be updated"),
-            });
+            return Err(invalid(
+                "status",
+                format!("ticket {id} is closed and cannot be updated"),
+            ));
         }
         if update.status == Some(Status::Deleted) {
-            return Err(MutationError::Invalid {
-                field: "status",
-                reason: "delete the ticket instead".into(),
-            });
+            return Err(invalid("status", "delete the ticket instead"));
         }
-        let group_id = match update.group_id {
-            Some(Some(g)) => Some(Some(self.check_group(g)?)),
-            Some(None) => Some(None),
-            None => None,
-        };
-        let assignee_id = match update.assignee_id {
-            Some(Some(a)) => Some(Some(self.check_agent("assignee_id", a)?)),
-            Some(None) => Some(None),
-            None => None,
-        };
+        let group_id = check_change(update.group_id, |g| self.check_group(g))?;
+        let assignee_id = check_change(update.assignee_id, |a| self.check_agent("assignee_id", a))?;
         let updater_id = match update.updater_id {
             Some(u) => self.check_user("updater_id", u)?.id,
             None => current.assignee_id.map_or_else(
@@ -491,7 +486,7 @@ impl Dataset {
     pub(crate) fn add_rating(
         &mut self,
         ticket_id: u64,
-        new: &super::control::NewRating,
+        new: &NewRating,
         now: i64,
     ) -> Result<u64, MutationError> {
         let index = self.ticket_index(ticket_id)?;
@@ -503,16 +498,10 @@ impl Dataset {
             });
         }
         if new.score == Score::Offered && new.comment.is_some() {
-            return Err(MutationError::Invalid {
-                field: "comment",
-                reason: "an offered rating has no comment".into(),
-            });
+            return Err(invalid("comment", "an offered rating has no comment"));
         }
         let rating_index =
-            u32::try_from(self.ratings.len()).map_err(|_| MutationError::Invalid {
-                field: "score",
-                reason: "too many ratings".into(),
-            })?;
+            u32::try_from(self.ratings.len()).map_err(|_| invalid("score", "too many ratings"))?;
         let id = RATING_ID_BASE + u64::from(rating_index) + 1;
         let created_at = match self.rating_order.last() {
             Some(newest) if newest.0 > now => newest.0,
@@ -539,13 +528,10 @@ impl Dataset {
     /// Creates an organization at `now`; returns its id.
     pub(crate) fn create_organization(
         &mut self,
-        new: &super::control::OrganizationInput,
+        new: &OrganizationInput,
         now: i64,
     ) -> Result<u64, MutationError> {
-        let name = new.name.clone().ok_or(MutationError::Invalid {
-            field: "name",
-            reason: "cannot be blank".into(),
-        })?;
+        let name = required("name", &new.name)?;
         self.check_organization_name(&name, None)?;
         let id = ORG_ID_BASE + self.organizations.len() as u64 + 1;
         let mut organization = Organization {
@@ -571,20 +557,14 @@ impl Dataset {
         except: Option<u64>,
     ) -> Result<(), MutationError> {
         if name.trim().is_empty() {
-            return Err(MutationError::Invalid {
-                field: "name",
-                reason: "cannot be blank".into(),
-            });
+            return Err(invalid("name", "cannot be blank"));
         }
         if self
             .organizations
             .iter()
             .any(|o| &*o.name == name && Some(o.id) != except)
         {
-            return Err(MutationError::Invalid {
-                field: "name",
-                reason: format!("{name} has already been taken"),
-            });
+            return Err(invalid("name", format!("{name} has already been taken")));
         }
         Ok(())
     }
@@ -593,15 +573,10 @@ impl Dataset {
     pub(crate) fn update_organization(
         &mut self,
         id: u64,
-        update: &super::control::OrganizationInput,
+        update: &OrganizationInput,
         now: i64,
     ) -> Result<(), MutationError> {
-        let index = dense_index(id, ORG_ID_BASE, self.organizations.len()).ok_or(
-            MutationError::NotFound {
-                kind: "organization",
-                id,
-            },
-        )?;
+        let index = record_index("organization", id, ORG_ID_BASE, self.organizations.len())?;
         if let Some(name) = &update.name {
             self.check_organization_name(name, Some(id))?;
         }
@@ -617,10 +592,10 @@ impl Dataset {
 
     fn check_email(&self, email: &str, except: Option<u64>) -> Result<(), MutationError> {
         if !email.contains('@') {
-            return Err(MutationError::Invalid {
-                field: "email",
-                reason: format!("{email} is not a valid email address"),
-            });
+            return Err(invalid(
+                "email",
+                format!("{email} is not a valid email address"),
+            ));
         }
         let lower = email.to_lowercase();
         if self
@@ -628,35 +603,23 @@ impl Dataset {
             .iter()
             .any(|u| u.email.to_lowercase() == lower && Some(u.id) != except)
         {
-            return Err(MutationError::Invalid {
-                field: "email",
-                reason: format!("{email} is already being used by another user"),
-            });
+            return Err(invalid(
+                "email",
+                format!("{email} is already being used by another user"),
+            ));
         }
         Ok(())
     }
 
     /// Creates a user at `now`; returns its id.
-    pub(crate) fn create_user(
-        &mut self,
-        new: &super::control::UserInput,
-        now: i64,
-    ) -> Result<u64, MutationError> {
-        let name = new.name.clone().ok_or(MutationError::Invalid {
-            field: "name",
-            reason: "cannot be blank".into(),
-        })?;
-        let email = new.email.clone().ok_or(MutationError::Invalid {
-            field: "email",
-            reason: "cannot be blank".into(),
-        })?;
+    pub(crate) fn create_user(&mut self, new: &UserInput, now: i64) -> Result<u64, MutationError> {
+        let name = required("name", &new.name)?;
+        let email = required("email", &new.email)?;
         self.check_email(&email, None)?;
-        let organization_id = match new.organization_id {
-            Some(Some(o)) => Some(self.check_organization(o)?),
-            _ => None,
-        };
+        let organization_id =
+            check_change(new.organization_id, |o| self.check_organization(o))?.flatten();
         let id = USER_ID_BASE + self.users.len() as u64 + 1;
-        let updated_at = self.user_index_key(id, now);
+        let updated_at = next_key(&self.user_order, id, now);
         let user = User {
             id,
             name: name.into_boxed_str(),
@@ -680,20 +643,15 @@ impl Dataset {
     pub(crate) fn update_user(
         &mut self,
         id: u64,
-        update: &super::control::UserInput,
+        update: &UserInput,
         now: i64,
     ) -> Result<(), MutationError> {
-        let index = dense_index(id, USER_ID_BASE, self.users.len())
-            .ok_or(MutationError::NotFound { kind: "user", id })?;
+        let index = record_index("user", id, USER_ID_BASE, self.users.len())?;
         if let Some(email) = &update.email {
             self.check_email(email, Some(id))?;
         }
-        let organization_id = match update.organization_id {
-            Some(Some(o)) => Some(Some(self.check_organization(o)?)),
-            Some(None) => Some(None),
-            None => None,
-        };
-        let updated_at = self.user_index_key(id, now);
+        let organization_id = check_change(update.organization_id, |o| self.check_organization(o))?;
+        let updated_at = next_key(&self.user_order, id, now);
         let user = &mut self.users[index];
         self.user_order.remove((user.updated_at, id));
         if let Some(name) = &update.name {
@@ -720,10 +678,7 @@ impl Dataset {
     }
 }
 
-fn apply_organization_input(
-    organization: &mut Organization,
-    input: &super::control::OrganizationInput,
-) {
+fn apply_organization_input(organization: &mut Organization, input: &OrganizationInput) {
     if let Some(name) = &input.name {
         organization.name = name.clone().into_boxed_str();
     }

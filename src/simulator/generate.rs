@@ -851,17 +851,10 @@ mod tests {
 
     #[test]
     fn spreads_are_realistic() {
+        use Status::{Closed, Deleted, Hold, New, Open, Pending, Solved};
         let data = generate(&params(1), NOW);
         assert_eq!(data.tickets.len(), 3_000);
-        for status in [
-            Status::New,
-            Status::Open,
-            Status::Pending,
-            Status::Hold,
-            Status::Solved,
-            Status::Closed,
-            Status::Deleted,
-        ] {
+        for status in [New, Open, Pending, Hold, Solved, Closed, Deleted] {
             assert!(
                 data.tickets.iter().any(|t| t.status == status),
                 "no {status:?} ticket"

@@ -2,268 +2,45 @@
 //!
 //! See `SIMULATOR_API.md` at the crate root for every route, the default credentials and the
 //! control API.
-use std::net::SocketAddr;
-use std::sync::atomic::AtomicI64;
-use std::sync::{Mutex, RwLock};
-use std::time::Duration;
-
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-
-use crate::clock::SharedClock;
-
+//!
+//! Layout, leaves first (no module imports one that imports it back):
+//! - `http`: response builders, error bodies, query and paging helpers (imports no sibling);
+//! - `model`, `index`, `cursor`, `timefmt`, `endpoint`, `credentials`, `inputs`: plain types;
+//! - `data` (records and mutations), `generate` (seeded data), `render` (Zendesk's JSON);
+//! - `faults`, `tokens`, then `state` (what every request shares) and `admission`;
+//! - the routes: `api` (Zendesk endpoints), `auth` (OAuth), `control` and `control_routes`;
+//! - `server` (the router), `run` (start-up and handle), `cli`.
+mod admission;
 mod api;
 mod auth;
 pub mod cli;
 mod control;
 mod control_routes;
+mod credentials;
 mod cursor;
 mod data;
 mod endpoint;
 mod faults;
 mod generate;
+mod http;
 mod index;
+mod inputs;
 mod model;
 mod render;
+mod run;
 mod server;
 mod state;
 mod timefmt;
+mod tokens;
 
-pub use control::{
-    DatasetStats, NewRating, NewTicket, OrganizationInput, SimulatorControl, TicketUpdate,
-    UserInput,
+pub use control::{DatasetStats, SimulatorControl};
+pub use credentials::{
+    Credentials, DEFAULT_API_TOKEN, DEFAULT_API_TOKEN_EMAIL, DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
 };
 pub use data::MutationError;
 pub use endpoint::Endpoint;
 pub use faults::{FaultKind, FaultSpec};
+pub use inputs::{NewRating, NewTicket, OrganizationInput, TicketUpdate, UserInput};
 pub use model::{Priority, Role, Score, Status};
-
-/// Email of the API-token user (HTTP basic `admin@example.com/token:simulator-token`).
-pub const DEFAULT_API_TOKEN_EMAIL: &str = "admin@example.com";
-/// The API token accepted by default.
-pub const DEFAULT_API_TOKEN: &str = "simulator-token";
-/// The OAuth client id accepted by default.
-pub const DEFAULT_CLIENT_ID: &str = "zdsync-sim";
-/// The OAuth client secret accepted by default.
-pub const DEFAULT_CLIENT_SECRET: &str = "simulator-secret";
-
-/// The credentials the simulator accepts.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// Email half of the API-token basic credentials.
-    pub api_token_email: String,
-    /// The API token.
-    pub api_token: String,
-    /// The confidential OAuth client's id.
-    pub client_id: String,
-    /// The confidential OAuth client's secret.
-    pub client_secret: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("api_token_email", &self.api_token_email)
-            .field("api_token", &"<redacted>")
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .finish()
-    }
-}
-
-impl Default for Credentials {
-    fn default() -> Self {
-        Self {
-            api_token_email: DEFAULT_API_TOKEN_EMAIL.into(),
-            api_token: DEFAULT_API_TOKEN.into(),
-            client_id: DEFAULT_CLIENT_ID.into(),
-            client_secret: DEFAULT_CLIENT_SECRET.into(),
-        }
-    }
-}
-
-/// How to build and run a simulator.
-#[derive(Debug, Clone)]
-pub struct SimulatorConfig {
-    /// Seed of the data generator: same seed, counts and start time give the same data.
-    pub seed: u64,
-    /// Number of tickets generated.
-    pub tickets: u32,
-    /// Number of organizations generated.
-    pub organizations: u32,
-    /// Number of end-users generated (the admin and agents come on top).
-    pub users: u32,
-    /// Number of groups generated (at least 1).
-    pub groups: u32,
-    /// Tickets are created over this many past years.
-    pub years: u32,
-    /// Requests per minute on `/api/v2/*` before 429; None = unlimited.
-    pub rate_limit_per_minute: Option<u32>,
-    /// Lifetime of minted access tokens.
-    pub access_token_ttl: Duration,
-    /// Accepted credentials.
-    pub credentials: Credentials,
-    /// The simulator's source of now (data are generated relative to it at start).
-    pub clock: SharedClock,
-}
-
-impl Default for SimulatorConfig {
-    fn default() -> Self {
-        Self {
-            seed: 42,
-            tickets: 10_000,
-            organizations: 200,
-            users: 2_000,
-            groups: 5,
-            years: 2,
-            rate_limit_per_minute: None,
-            access_token_ttl: Duration::from_secs(2 * 3600),
-            credentials: Credentials::default(),
-            clock: crate::clock::system(),
-        }
-    }
-}
-
-/// Why the simulator could not start or run.
-#[derive(Debug, thiserror::Error)]
-pub enum SimulatorError {
-    /// The listen address could not be bound or read.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        /// The address asked for.
-        addr: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The HTTP server failed.
-    #[error("simulator server failed: {0}")]
-    Serve(std::io::Error),
-    /// The server task panicked or was cancelled.
-    #[error("simulator server task ended abnormally: {0}")]
-    Task(String),
-    /// Signal handlers could not be installed.
-    #[error("cannot install signal handler: {0}")]
-    Signal(std::io::Error),
-    /// Writing the `listening on` line failed.
-    #[error("cannot write to stdout: {0}")]
-    Stdout(std::io::Error),
-    /// The configuration is unusable.
-    #[error("invalid simulator configuration: {0}")]
-    InvalidConfig(String),
-}
-
-/// A running simulator.
-#[derive(Debug)]
-pub struct SimulatorHandle {
-    local_addr: SocketAddr,
-    base_url: String,
-    control: SimulatorControl,
-    task: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl SimulatorHandle {
-    /// `http://HOST:PORT`, no trailing slash.
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    /// The bound socket address.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// In-process control: mutations, faults, counters, clock offset.
-    pub fn control(&self) -> &SimulatorControl {
-        &self.control
-    }
-
-    /// Stops accepting, finishes in-flight requests, and waits for the server to end.
-    pub async fn shutdown(mut self) -> Result<(), SimulatorError> {
-        self.control.shared.stopping.send_replace(true);
-        match self.task.take() {
-            Some(task) => match task.await {
-                Ok(result) => result.map_err(SimulatorError::Serve),
-                Err(e) => Err(SimulatorError::Task(e.to_string())),
-            },
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for SimulatorHandle {
-    fn drop(&mut self) {
-        self.control.shared.stopping.send_replace(true);
-    }
-}
-
-/// Generates the data set and serves it on `listener` until the handle is shut down.
-pub async fn start(
-    config: SimulatorConfig,
-    listener: TcpListener,
-) -> Result<SimulatorHandle, SimulatorError> {
-    if config.groups == 0 {
-        return Err(SimulatorError::InvalidConfig(
-            "groups must be at least 1".into(),
-        ));
-    }
-    if config.rate_limit_per_minute == Some(0) {
-        return Err(SimulatorError::InvalidConfig(
-            "rate limit must be at least 1 request per minute".into(),
-        ));
-    }
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| SimulatorError::Listen {
-            addr: "<bound listener>".into(),
-            source,
-        })?;
-    let base_url = format!("http://{local_addr}");
-    let now = config.clock.now().timestamp();
-    let params = generate::GenParams {
-        seed: config.seed,
-        tickets: config.tickets,
-        organizations: config.organizations,
-        users: config.users,
-        groups: config.groups,
-        years: config.years,
-        admin_email: config.credentials.api_token_email.clone(),
-    };
-    let dataset = tokio::task::spawn_blocking(move || generate::generate(&params, now))
-        .await
-        .map_err(|e| SimulatorError::Task(e.to_string()))?;
-    let shared = std::sync::Arc::new(state::Shared {
-        data: RwLock::new(dataset),
-        clock: config.clock,
-        offset_seconds: AtomicI64::new(0),
-        base_url: base_url.clone(),
-        credentials: config.credentials,
-        access_token_ttl: config.access_token_ttl,
-        tokens: Mutex::new(auth::TokenStore::default()),
-        faults: Mutex::new(faults::FaultQueue::default()),
-        counters: faults::Counters::default(),
-        rate: config
-            .rate_limit_per_minute
-            .map(|limit| Mutex::new(faults::RateWindow::new(limit))),
-        stopping: tokio::sync::watch::channel(false).0,
-    });
-    let mut stopping = shared.stopping.subscribe();
-    let router = server::router(shared.clone());
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            // An error means the sender is gone, which also means stop.
-            let _ = stopping.wait_for(|stop| *stop).await;
-        })
-        .await
-    });
-    tracing::info!(%base_url, "zendesk simulator listening");
-    Ok(SimulatorHandle {
-        local_addr,
-        base_url,
-        control: SimulatorControl { shared },
-        task: Some(task),
-    })
-}
+pub use run::{start, SimulatorConfig, SimulatorError, SimulatorHandle};

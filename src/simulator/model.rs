@@ -1,40 +1,8 @@
 //! Value types shared by the data set, the JSON writers and the control API.
 use serde::{Deserialize, Serialize};
 
-/// A ticket status as Zendesk names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// `new`
-    New,
-    /// `open`
-    Open,
-    /// `pending`
-    Pending,
-    /// `hold`
-    Hold,
-    /// `solved`
-    Solved,
-    /// `closed`
-    Closed,
-    /// `deleted` (only ever set by deleting a ticket)
-    Deleted,
-}
-
-impl Status {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::New => "new",
-            Status::Open => "open",
-            Status::Pending => "pending",
-            Status::Hold => "hold",
-            Status::Solved => "solved",
-            Status::Closed => "closed",
-            Status::Deleted => "deleted",
-        }
-    }
-}
+/// A ticket status (the domain's, spelled as Zendesk spells it).
+pub use crate::domain::ticket::Status;
 
 /// A ticket priority (a ticket may have none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -112,7 +80,7 @@ impl Role {
 
 /// The channel a ticket or an update came through (`via.channel`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Channel {
+pub(crate) enum Channel {
     /// `web`
     Web,
     /// `email`
@@ -123,7 +91,7 @@ pub enum Channel {
 
 impl Channel {
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Channel::Web => "web",
             Channel::Email => "email",

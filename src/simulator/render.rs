@@ -78,6 +78,43 @@ impl Serialize for Url<'_> {
     }
 }
 
+/// A record wrapped for serialization, with the base URL of its `url`.
+pub(crate) struct Rendered<'a, T> {
+    record: &'a T,
+    base: &'a str,
+}
+
+impl<'a, T> Rendered<'a, T> {
+    /// Wraps a record for serialization.
+    pub(crate) fn new(record: &'a T, base: &'a str) -> Self {
+        Self { record, base }
+    }
+}
+
+/// A user as the users export and `users/me` show it.
+pub(crate) type UserJson<'a> = Rendered<'a, User>;
+/// An organization as the organizations export shows it.
+pub(crate) type OrganizationJson<'a> = Rendered<'a, Organization>;
+/// A group as `groups.json` shows it.
+pub(crate) type GroupJson<'a> = Rendered<'a, Group>;
+/// A satisfaction rating as `satisfaction_ratings.json` shows it.
+pub(crate) type RatingJson<'a> = Rendered<'a, Rating>;
+
+/// Opens the map of a record of `len` fields that starts with its `url`
+/// (`{base}/api/v2/{kind}/{id}.json`).
+fn open_record<S: Serializer>(
+    s: S,
+    len: usize,
+    base: &str,
+    kind: &'static str,
+    id: u64,
+) -> Result<S::SerializeMap, S::Error> {
+    crate::background::step_aside();
+    let mut map = s.serialize_map(Some(len))?;
+    map.serialize_entry("url", &Url { base, kind, id })?;
+    Ok(map)
+}
+
 fn text<'a>(value: &'a Text, templates: &'static [&'static str]) -> &'a str {
     match value {
         Text::Template(i) => templates.get(usize::from(*i)).copied().unwrap_or(""),
@@ -114,7 +151,6 @@ impl Serialize for TicketRating<'_> {
 
 impl Serialize for TicketJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::background::step_aside();
         let t = self.ticket;
         let subject = match &t.subject {
             Text::Template(_) => text(&t.subject, SUBJECTS),
@@ -124,15 +160,7 @@ impl Serialize for TicketJson<'_> {
             Text::Template(i) => DESCRIPTIONS.get(usize::from(*i)).copied().unwrap_or(""),
             Text::Custom(s) => s,
         };
-        let mut map = s.serialize_map(Some(44))?;
-        map.serialize_entry(
-            "url",
-            &Url {
-                base: self.base,
-                kind: "tickets",
-                id: t.id,
-            },
-        )?;
+        let mut map = open_record(s, 44, self.base, "tickets", t.id)?;
         map.serialize_entry("id", &t.id)?;
         map.serialize_entry("external_id", &None::<()>)?;
         map.serialize_entry("via", &Via(t.via.as_str()))?;
@@ -146,7 +174,7 @@ impl Serialize for TicketJson<'_> {
         map.serialize_entry("raw_subject", subject)?;
         map.serialize_entry("description", description)?;
         map.serialize_entry("priority", &t.priority.map(|p| p.as_str()))?;
-        map.serialize_entry("status", t.status.as_str())?;
+        map.serialize_entry("status", t.status.name())?;
         map.serialize_entry("recipient", &None::<()>)?;
         map.serialize_entry("requester_id", &t.requester_id)?;
         map.serialize_entry("submitter_id", &t.submitter_id)?;
@@ -210,19 +238,10 @@ impl Serialize for Minutes {
 
 impl Serialize for MetricSetJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::background::step_aside();
         let t = self.ticket;
         let id = METRIC_SET_ID_BASE + t.id;
         let resolution = t.solved_at.map(|at| (at - t.created_at) / 60);
-        let mut map = s.serialize_map(Some(22))?;
-        map.serialize_entry(
-            "url",
-            &Url {
-                base: self.base,
-                kind: "ticket_metrics",
-                id,
-            },
-        )?;
+        let mut map = open_record(s, 22, self.base, "ticket_metrics", id)?;
         map.serialize_entry("id", &id)?;
         map.serialize_entry("ticket_id", &t.id)?;
         map.serialize_entry("created_at", &iso8601(t.created_at))?;
@@ -248,23 +267,10 @@ impl Serialize for MetricSetJson<'_> {
     }
 }
 
-/// A user as the users export and `users/me` show it.
-pub(crate) struct UserJson<'a> {
-    user: &'a User,
-    base: &'a str,
-}
-
-impl<'a> UserJson<'a> {
-    /// Wraps a user for serialization.
-    pub(crate) fn new(user: &'a User, base: &'a str) -> Self {
-        Self { user, base }
-    }
-}
-
 impl Serialize for UserJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         crate::background::step_aside();
-        let u = self.user;
+        let u = self.record;
         let zone = TIME_ZONES
             .get(usize::from(u.time_zone))
             .copied()
@@ -321,32 +327,10 @@ impl Serialize for UserJson<'_> {
     }
 }
 
-/// An organization as the organizations export shows it.
-pub(crate) struct OrganizationJson<'a> {
-    organization: &'a Organization,
-    base: &'a str,
-}
-
-impl<'a> OrganizationJson<'a> {
-    /// Wraps an organization for serialization.
-    pub(crate) fn new(organization: &'a Organization, base: &'a str) -> Self {
-        Self { organization, base }
-    }
-}
-
 impl Serialize for OrganizationJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::background::step_aside();
-        let o = self.organization;
-        let mut map = s.serialize_map(Some(14))?;
-        map.serialize_entry(
-            "url",
-            &Url {
-                base: self.base,
-                kind: "organizations",
-                id: o.id,
-            },
-        )?;
+        let o = self.record;
+        let mut map = open_record(s, 14, self.base, "organizations", o.id)?;
         map.serialize_entry("id", &o.id)?;
         map.serialize_entry("name", &*o.name)?;
         map.serialize_entry("shared_tickets", &false)?;
@@ -364,32 +348,10 @@ impl Serialize for OrganizationJson<'_> {
     }
 }
 
-/// A group as `groups.json` shows it.
-pub(crate) struct GroupJson<'a> {
-    group: &'a Group,
-    base: &'a str,
-}
-
-impl<'a> GroupJson<'a> {
-    /// Wraps a group for serialization.
-    pub(crate) fn new(group: &'a Group, base: &'a str) -> Self {
-        Self { group, base }
-    }
-}
-
 impl Serialize for GroupJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::background::step_aside();
-        let g = self.group;
-        let mut map = s.serialize_map(Some(9))?;
-        map.serialize_entry(
-            "url",
-            &Url {
-                base: self.base,
-                kind: "groups",
-                id: g.id,
-            },
-        )?;
+        let g = self.record;
+        let mut map = open_record(s, 9, self.base, "groups", g.id)?;
         map.serialize_entry("id", &g.id)?;
         map.serialize_entry("name", &*g.name)?;
         map.serialize_entry("description", &*g.description)?;
@@ -402,32 +364,10 @@ impl Serialize for GroupJson<'_> {
     }
 }
 
-/// A satisfaction rating as `satisfaction_ratings.json` shows it.
-pub(crate) struct RatingJson<'a> {
-    rating: &'a Rating,
-    base: &'a str,
-}
-
-impl<'a> RatingJson<'a> {
-    /// Wraps a rating for serialization.
-    pub(crate) fn new(rating: &'a Rating, base: &'a str) -> Self {
-        Self { rating, base }
-    }
-}
-
 impl Serialize for RatingJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::background::step_aside();
-        let r = self.rating;
-        let mut map = s.serialize_map(Some(12))?;
-        map.serialize_entry(
-            "url",
-            &Url {
-                base: self.base,
-                kind: "satisfaction_ratings",
-                id: r.id,
-            },
-        )?;
+        let r = self.record;
+        let mut map = open_record(s, 12, self.base, "satisfaction_ratings", r.id)?;
         map.serialize_entry("id", &r.id)?;
         map.serialize_entry("assignee_id", &r.assignee_id)?;
         map.serialize_entry("group_id", &r.group_id)?;
@@ -481,8 +421,8 @@ impl Serialize for ChildEvents<'_> {
                 id: a.id * 4,
                 create: a.create,
                 field_name: "status",
-                value: Some(value.as_str()),
-                previous_value: previous.map(|p| p.as_str()),
+                value: Some(value.name()),
+                previous_value: previous.map(|p| p.name()),
             })?;
         }
         if let Some((previous, value)) = a.priority {

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::auth::TokenStore;
+use super::credentials::Credentials;
 use super::data::Dataset;
 use super::faults::{Counters, FaultQueue, RateWindow};
-use super::Credentials;
+use super::tokens::TokenStore;
 use crate::clock::SharedClock;
 
 /// Everything a request may read or change.

@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::secrets::{self, SecretError};
-use crate::zendesk::{Credentials, OAuthClient, OAuthTokens, Secret};
+use crate::secrets::{self, Secret, SecretError};
 
 /// File name of the credentials inside the data directory.
 pub const CREDENTIALS_FILE: &str = "zendesk-credentials.json";
@@ -26,6 +25,56 @@ pub enum CredentialsError {
     },
 }
 
+/// Zendesk credentials as zdsync keeps them (the sync converts them to the client's at its boundary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialsRecord {
+    /// An OAuth client for the client-credentials grant.
+    OAuthClient(OAuthClientRecord),
+    /// A token pair from the authorization-code flow.
+    OAuthTokens(OAuthTokensRecord),
+    /// A legacy API token.
+    ApiToken {
+        /// The agent's email.
+        email: String,
+        /// The API token.
+        token: Secret,
+    },
+}
+
+/// A confidential OAuth client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthClientRecord {
+    /// The client's id.
+    pub client_id: String,
+    /// The client's secret.
+    pub client_secret: Secret,
+}
+
+/// An OAuth token pair, with the client that refreshes it when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthTokensRecord {
+    /// The access token.
+    pub access_token: Secret,
+    /// The refresh token (Zendesk rotates both on each refresh).
+    pub refresh_token: Secret,
+    /// When the access token expires, when Zendesk said.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The client the pair was issued to (the refresh grant needs it).
+    pub client: Option<OAuthClientRecord>,
+}
+
+impl CredentialsRecord {
+    /// The kind's name as `GetIntegration` and the integration record spell it.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Self::OAuthClient(_) => "oauth_client",
+            Self::OAuthTokens(_) => "oauth",
+            Self::ApiToken { .. } => "api_token",
+        }
+    }
+}
+
+/// The file's JSON shape.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum StoredCredentials {
@@ -46,14 +95,14 @@ enum StoredCredentials {
     },
 }
 
-impl From<&Credentials> for StoredCredentials {
-    fn from(credentials: &Credentials) -> Self {
+impl From<&CredentialsRecord> for StoredCredentials {
+    fn from(credentials: &CredentialsRecord) -> Self {
         match credentials {
-            Credentials::OAuthClient(client) => StoredCredentials::OauthClient {
+            CredentialsRecord::OAuthClient(client) => StoredCredentials::OauthClient {
                 client_id: client.client_id.clone(),
                 client_secret: client.client_secret.expose().to_owned(),
             },
-            Credentials::OAuthTokens(tokens) => StoredCredentials::Oauth {
+            CredentialsRecord::OAuthTokens(tokens) => StoredCredentials::Oauth {
                 access_token: tokens.access_token.expose().to_owned(),
                 refresh_token: tokens.refresh_token.expose().to_owned(),
                 expires_at: tokens.expires_at,
@@ -63,7 +112,7 @@ impl From<&Credentials> for StoredCredentials {
                     .as_ref()
                     .map(|c| c.client_secret.expose().to_owned()),
             },
-            Credentials::ApiToken { email, token } => StoredCredentials::ApiToken {
+            CredentialsRecord::ApiToken { email, token } => StoredCredentials::ApiToken {
                 email: email.clone(),
                 token: token.expose().to_owned(),
             },
@@ -71,13 +120,13 @@ impl From<&Credentials> for StoredCredentials {
     }
 }
 
-impl From<StoredCredentials> for Credentials {
+impl From<StoredCredentials> for CredentialsRecord {
     fn from(stored: StoredCredentials) -> Self {
         match stored {
             StoredCredentials::OauthClient {
                 client_id,
                 client_secret,
-            } => Credentials::OAuthClient(OAuthClient {
+            } => CredentialsRecord::OAuthClient(OAuthClientRecord {
                 client_id,
                 client_secret: Secret::new(client_secret),
             }),
@@ -87,19 +136,19 @@ impl From<StoredCredentials> for Credentials {
                 expires_at,
                 client_id,
                 client_secret,
-            } => Credentials::OAuthTokens(OAuthTokens {
+            } => CredentialsRecord::OAuthTokens(OAuthTokensRecord {
                 access_token: Secret::new(access_token),
                 refresh_token: Secret::new(refresh_token),
                 expires_at,
                 client: match (client_id, client_secret) {
-                    (Some(client_id), Some(secret)) => Some(OAuthClient {
+                    (Some(client_id), Some(secret)) => Some(OAuthClientRecord {
                         client_id,
                         client_secret: Secret::new(secret),
                     }),
                     _ => None,
                 },
             }),
-            StoredCredentials::ApiToken { email, token } => Credentials::ApiToken {
+            StoredCredentials::ApiToken { email, token } => CredentialsRecord::ApiToken {
                 email,
                 token: Secret::new(token),
             },
@@ -113,7 +162,7 @@ pub fn path(data_dir: &Path) -> PathBuf {
 }
 
 /// Writes the credentials durably (temp file, fsync, rename) with mode 0600.
-pub fn save(data_dir: &Path, credentials: &Credentials) -> Result<(), CredentialsError> {
+pub fn save(data_dir: &Path, credentials: &CredentialsRecord) -> Result<(), CredentialsError> {
     let json = serde_json::to_vec(&StoredCredentials::from(credentials)).map_err(|err| {
         CredentialsError::Format {
             path: path(data_dir),
@@ -125,7 +174,7 @@ pub fn save(data_dir: &Path, credentials: &Credentials) -> Result<(), Credential
 }
 
 /// Reads the credentials, if the file exists; refuses a file group or others can read.
-pub fn load(data_dir: &Path) -> Result<Option<Credentials>, CredentialsError> {
+pub fn load(data_dir: &Path) -> Result<Option<CredentialsRecord>, CredentialsError> {
     let file = path(data_dir);
     if !file.exists() {
         return Ok(None);
@@ -160,20 +209,20 @@ mod tests {
     fn every_kind_round_trips_through_a_0600_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let kinds = [
-            Credentials::OAuthClient(OAuthClient {
+            CredentialsRecord::OAuthClient(OAuthClientRecord {
                 client_id: "id".into(),
                 client_secret: Secret::new("secret"),
             }),
-            Credentials::OAuthTokens(OAuthTokens {
+            CredentialsRecord::OAuthTokens(OAuthTokensRecord {
                 access_token: Secret::new("access"),
                 refresh_token: Secret::new("refresh"),
                 expires_at: DateTime::from_timestamp(1_800_000_000, 0),
-                client: Some(OAuthClient {
+                client: Some(OAuthClientRecord {
                     client_id: "id".into(),
                     client_secret: Secret::new("secret"),
                 }),
             }),
-            Credentials::ApiToken {
+            CredentialsRecord::ApiToken {
                 email: "a@b.test".into(),
                 token: Secret::new("tok"),
             },

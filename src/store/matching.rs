@@ -6,7 +6,7 @@ use prost::Message;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use crate::domain::account::Account;
-use crate::domain::matching::{match_org, AccountIndex, MatchKey, OrgKeys, OrgMatch};
+use crate::domain::matching::{decide, match_org, AccountIndex, MatchKey, OrgMatch};
 
 use super::records::decode_account;
 use super::sync_state::IntegrationRecord;
@@ -36,6 +36,21 @@ const UNMATCHED: u32 = 2;
 const AMBIGUOUS: u32 = 3;
 
 impl OrgMatchRecord {
+    /// The stored form of `found`, with the organization's key values under the current key.
+    fn of(found: &OrgMatch, key_values: Vec<String>) -> Self {
+        let (state, account_id, candidates) = match found {
+            OrgMatch::Matched { account_id } => (MATCHED, account_id.clone(), Vec::new()),
+            OrgMatch::Unmatched { .. } => (UNMATCHED, String::new(), Vec::new()),
+            OrgMatch::Ambiguous { candidates } => (AMBIGUOUS, String::new(), candidates.clone()),
+        };
+        Self {
+            state,
+            account_id,
+            candidates,
+            key_values,
+        }
+    }
+
     /// The domain view of the stored match.
     pub fn to_match(&self) -> OrgMatch {
         match self.state {
@@ -86,22 +101,14 @@ pub struct UnmatchedOrg {
     pub ambiguous: bool,
 }
 
-fn corrupt(table: &'static str, key: impl ToString, err: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        table,
-        key: key.to_string(),
-        detail: err.to_string(),
-    }
-}
-
 /// The match key of the configured integration, if any (an unreadable one matches nothing).
 pub(crate) fn current_key(txn: &WriteTransaction) -> Result<Option<MatchKey>, StoreError> {
     let table = txn.open_table(tables::INTEGRATION)?;
     let Some(bytes) = table.get(meta_keys::INTEGRATION)? else {
         return Ok(None);
     };
-    let record = IntegrationRecord::decode(bytes.value())
-        .map_err(|err| corrupt("integration", "integration", err))?;
+    let record =
+        super::codec::decode::<IntegrationRecord>("integration", "integration", bytes.value())?;
     Ok(MatchKey::parse(&record.match_zendesk_field, &record.match_account_attribute).ok())
 }
 
@@ -161,26 +168,12 @@ fn match_values(txn: &WriteTransaction, values: &[String]) -> Result<OrgMatch, S
     let keys = txn.open_table(tables::ACCOUNT_KEYS)?;
     let mut candidates = BTreeSet::new();
     for value in values {
-        for entry in keys.range((value.as_str(), "")..)? {
-            let (entry_key, _) = entry?;
-            let (entry_value, account) = entry_key.value();
-            if entry_value != value {
-                break;
-            }
+        super::scan::for_each_second(&keys, value, |account| {
             candidates.insert(account.to_owned());
-        }
+            Ok(())
+        })?;
     }
-    Ok(match candidates.len() {
-        0 => OrgMatch::Unmatched {
-            key_values: values.to_vec(),
-        },
-        1 => OrgMatch::Matched {
-            account_id: candidates.into_iter().next().unwrap_or_default(),
-        },
-        _ => OrgMatch::Ambiguous {
-            candidates: candidates.into_iter().collect(),
-        },
-    })
+    Ok(decide(candidates, || values.to_vec()))
 }
 
 /// Stores `new` as the organization's match, moving it in `ACCOUNT_ORGS`.
@@ -193,31 +186,14 @@ fn set_match(
     let mut matches = txn.open_table(tables::ORG_MATCHES)?;
     let mut account_orgs = txn.open_table(tables::ACCOUNT_ORGS)?;
     let old = match matches.get(org_id)? {
-        Some(bytes) => Some(
-            OrgMatchRecord::decode(bytes.value())
-                .map_err(|err| corrupt("org_matches", org_id, err))?,
-        ),
+        Some(bytes) => Some(super::codec::decode::<OrgMatchRecord>(
+            "org_matches",
+            org_id,
+            bytes.value(),
+        )?),
         None => None,
     };
-    let record = match new {
-        OrgMatch::Matched { account_id } => OrgMatchRecord {
-            state: MATCHED,
-            account_id: account_id.clone(),
-            candidates: Vec::new(),
-            key_values: values,
-        },
-        OrgMatch::Unmatched { .. } => OrgMatchRecord {
-            state: UNMATCHED,
-            key_values: values,
-            ..Default::default()
-        },
-        OrgMatch::Ambiguous { candidates } => OrgMatchRecord {
-            state: AMBIGUOUS,
-            candidates: candidates.clone(),
-            key_values: values,
-            ..Default::default()
-        },
-    };
+    let record = OrgMatchRecord::of(new, values);
     if old.as_ref() == Some(&record) {
         // Re-writing the same match would dirty copy-on-write pages for nothing.
         return Ok(());
@@ -239,19 +215,10 @@ pub(crate) fn upsert_org(
     org_id: u64,
     org: &OrganizationRecord,
 ) -> Result<(), StoreError> {
-    let old_values = {
-        let matches = txn.open_table(tables::ORG_MATCHES)?;
-        let value = matches.get(org_id)?;
-        match value {
-            Some(bytes) => {
-                OrgMatchRecord::decode(bytes.value())
-                    .map_err(|err| corrupt("org_matches", org_id, err))?
-                    .key_values
-            }
-            None => Vec::new(),
-        }
-    };
-    let keys = OrgKeys::from((org_id, org));
+    let old_values = stored_match(txn, org_id)?
+        .map(|stored| stored.key_values)
+        .unwrap_or_default();
+    let keys = super::facts::org_keys(org_id, org);
     let values: Vec<String> = key
         .org_values(&keys)
         .into_iter()
@@ -270,6 +237,15 @@ pub(crate) fn upsert_org(
     set_match(txn, org_id, &matched, values)
 }
 
+/// The stored match of an organization, if it has one.
+fn stored_match(txn: &WriteTransaction, org_id: u64) -> Result<Option<OrgMatchRecord>, StoreError> {
+    let matches = txn.open_table(tables::ORG_MATCHES)?;
+    let value = matches.get(org_id)?;
+    value
+        .map(|bytes| super::codec::decode::<OrgMatchRecord>("org_matches", org_id, bytes.value()))
+        .transpose()
+}
+
 /// Re-matches every organization carrying one of `values` (after accounts changed).
 pub(crate) fn rematch_values(txn: &WriteTransaction, values: &[String]) -> Result<(), StoreError> {
     let mut orgs = BTreeSet::new();
@@ -283,17 +259,8 @@ pub(crate) fn rematch_values(txn: &WriteTransaction, values: &[String]) -> Resul
         }
     }
     for org_id in orgs {
-        let values = {
-            let matches = txn.open_table(tables::ORG_MATCHES)?;
-            let value = matches.get(org_id)?;
-            match value {
-                Some(bytes) => {
-                    OrgMatchRecord::decode(bytes.value())
-                        .map_err(|err| corrupt("org_matches", org_id, err))?
-                        .key_values
-                }
-                None => continue,
-            }
+        let Some(values) = stored_match(txn, org_id)?.map(|stored| stored.key_values) else {
+            continue;
         };
         let matched = match_values(txn, &values)?;
         set_match(txn, org_id, &matched, values)?;
@@ -341,37 +308,20 @@ pub(crate) fn rebuild(txn: &WriteTransaction, key: Option<&MatchKey>) -> Result<
         crate::background::step_aside();
         let (id, bytes) = entry?;
         let org_id = id.value();
-        let record = OrganizationRecord::decode(bytes.value())
-            .map_err(|err| corrupt("organizations", org_id, err))?;
-        let keys = OrgKeys::from((org_id, &record));
+        let record =
+            super::codec::decode::<OrganizationRecord>("organizations", org_id, bytes.value())?;
+        let keys = super::facts::org_keys(org_id, &record);
         let values: Vec<String> = key
             .org_values(&keys)
             .into_iter()
             .map(|v| v.into_owned())
             .collect();
         value_entries.extend(values.iter().map(|value| (value.clone(), org_id)));
-        let stored = match match_org(&keys, &index) {
-            OrgMatch::Matched { account_id } => {
-                account_entries.push((account_id.clone(), org_id));
-                OrgMatchRecord {
-                    state: MATCHED,
-                    account_id,
-                    candidates: Vec::new(),
-                    key_values: values,
-                }
-            }
-            OrgMatch::Unmatched { .. } => OrgMatchRecord {
-                state: UNMATCHED,
-                key_values: values,
-                ..Default::default()
-            },
-            OrgMatch::Ambiguous { candidates } => OrgMatchRecord {
-                state: AMBIGUOUS,
-                candidates,
-                key_values: values,
-                ..Default::default()
-            },
-        };
+        let found = match_org(&keys, &index);
+        if let OrgMatch::Matched { account_id } = &found {
+            account_entries.push((account_id.clone(), org_id));
+        }
+        let stored = OrgMatchRecord::of(&found, values);
         // Organization ids come in key order, so this insert appends.
         matches.insert(org_id, stored.encode_to_vec().as_slice())?;
     }
@@ -399,8 +349,8 @@ impl Store {
         counts.organizations_total = txn.open_table(tables::ORGANIZATIONS)?.len()?;
         for entry in matches.iter()? {
             let (id, bytes) = entry?;
-            let record = OrgMatchRecord::decode(bytes.value())
-                .map_err(|err| corrupt("org_matches", id.value(), err))?;
+            let record =
+                super::codec::decode::<OrgMatchRecord>("org_matches", id.value(), bytes.value())?;
             match record.state {
                 MATCHED => counts.matched += 1,
                 AMBIGUOUS => counts.ambiguous += 1,
@@ -437,16 +387,22 @@ impl Store {
                 let Some(bytes) = users.get(user_id)? else {
                     continue;
                 };
-                let user = super::zendesk_records::ZendeskUserRecord::decode(bytes.value())
-                    .map_err(|err| corrupt("users", user_id, err))?;
+                let user = super::codec::decode::<super::zendesk_records::ZendeskUserRecord>(
+                    "users",
+                    user_id,
+                    bytes.value(),
+                )?;
                 if user.organization_id == 0 {
                     continue;
                 }
                 let Some(org_match) = matches.get(user.organization_id)? else {
                     continue;
                 };
-                let record = OrgMatchRecord::decode(org_match.value())
-                    .map_err(|err| corrupt("org_matches", user.organization_id, err))?;
+                let record = super::codec::decode::<OrgMatchRecord>(
+                    "org_matches",
+                    user.organization_id,
+                    org_match.value(),
+                )?;
                 if record.state == MATCHED && record.account_id == account_id {
                     counts.users_matched += 1;
                 }
@@ -465,8 +421,7 @@ impl Store {
             let (id, bytes) = entry?;
             let id = id.value();
             let record = match matches.get(id)? {
-                Some(m) => OrgMatchRecord::decode(m.value())
-                    .map_err(|err| corrupt("org_matches", id, err))?,
+                Some(m) => super::codec::decode::<OrgMatchRecord>("org_matches", id, m.value())?,
                 None => OrgMatchRecord {
                     state: UNMATCHED,
                     ..Default::default()
@@ -475,8 +430,8 @@ impl Store {
             if record.state == MATCHED {
                 continue;
             }
-            let org = OrganizationRecord::decode(bytes.value())
-                .map_err(|err| corrupt("organizations", id, err))?;
+            let org =
+                super::codec::decode::<OrganizationRecord>("organizations", id, bytes.value())?;
             found.push(UnmatchedOrg {
                 id,
                 name: org.name,
@@ -504,13 +459,12 @@ impl Store {
         let txn = self.db().begin_read()?;
         let table = txn.open_table(tables::ORG_MATCHES)?;
         let value = table.get(org_id)?;
-        value
+        let stored = value
             .map(|bytes| {
-                OrgMatchRecord::decode(bytes.value())
-                    .map(|r| r.to_match())
-                    .map_err(|err| corrupt("org_matches", org_id, err))
+                super::codec::decode::<OrgMatchRecord>("org_matches", org_id, bytes.value())
             })
-            .transpose()
+            .transpose()?;
+        Ok(stored.as_ref().map(OrgMatchRecord::to_match))
     }
 }
 
@@ -522,8 +476,8 @@ mod tests {
 
     use super::*;
     use crate::domain::account::{Account, AttributeValue};
-    use crate::domain::matching::{match_all, AccountIndex};
-    use crate::store::pages::PageWrite;
+    use crate::domain::matching::{match_org, AccountIndex};
+    use crate::store::page::PageWrite;
 
     const KEYS: [(&str, &str); 3] = [
         ("organization_fields.crm", "attributes.crm"),
@@ -702,9 +656,9 @@ mod tests {
             for entry in table.iter().expect("iter") {
                 let (id, bytes) = entry.expect("entry");
                 let record = OrganizationRecord::decode(bytes.value()).expect("decode");
-                orgs.push(OrgKeys::from((id.value(), &record)));
+                orgs.push(crate::store::facts::org_keys(id.value(), &record));
             }
-            for (id, expected) in match_all(&orgs, &index) {
+            for (id, expected) in orgs.iter().map(|org| (org.id, match_org(org, &index))) {
                 prop_assert_eq!(store.org_match(id).expect("match"), Some(expected), "org {}", id);
             }
             let with_org: BTreeSet<String> = accounts

@@ -6,12 +6,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub mod accounts;
+mod codec;
 pub mod credentials;
+pub mod event_reads;
+pub mod event_writes;
 pub mod events;
+pub mod facts;
+pub mod figures;
 pub mod matching;
+pub mod page;
 pub mod pages;
 pub mod records;
 pub mod rollups;
+mod scan;
+pub mod settings_change;
 pub mod sync_state;
 pub mod tables;
 pub mod zendesk_records;
@@ -300,7 +308,7 @@ struct SharedReads {
     figure_changes: AtomicU64,
     /// `GetAccountMetrics` figures by account id, with the day they were computed for; emptied by every
     /// commit counted in `figure_changes`, so an entry is never older than the state it describes.
-    figures: Mutex<std::collections::HashMap<String, (i64, Option<rollups::AccountFigures>)>>,
+    figures: Mutex<std::collections::HashMap<String, (i64, Option<figures::AccountFigures>)>>,
 }
 
 impl Store {
@@ -309,7 +317,7 @@ impl Store {
         &self,
         account_id: &str,
         day: i64,
-    ) -> Option<Option<rollups::AccountFigures>> {
+    ) -> Option<Option<figures::AccountFigures>> {
         locked(&self.reads.figures)
             .get(account_id)
             .filter(|(at, _)| *at == day)
@@ -329,7 +337,7 @@ impl Store {
         seen: u64,
         account_id: &str,
         day: i64,
-        figures: Option<rollups::AccountFigures>,
+        figures: Option<figures::AccountFigures>,
     ) {
         let mut cache = locked(&self.reads.figures);
         if self.reads.figure_changes.load(Ordering::Acquire) != seen {
@@ -405,7 +413,7 @@ mod tests {
     #[test]
     fn cached_account_figures_roll_forward_with_the_day_and_follow_every_commit() {
         use crate::domain::account::AttributeValue;
-        use crate::store::pages::PageWrite;
+        use crate::store::page::PageWrite;
         use crate::store::sync_state::IntegrationRecord;
         use crate::store::zendesk_records::{OrganizationRecord, TicketRecord};
         use chrono::{Duration, TimeZone, Utc};

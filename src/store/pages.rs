@@ -2,109 +2,10 @@
 use prost::Message;
 use redb::{ReadableDatabase, ReadableTable, Table, TableHandle, WriteTransaction};
 
+use super::page::{ApplyOutcome, PageWrite, Written};
 use super::tables;
-use super::zendesk_records::{
-    ChangeRecord, GroupRecord, OrganizationRecord, RatingRecord, TicketRecord, ZendeskUserRecord,
-};
+use super::zendesk_records::{RatingRecord, TicketRecord};
 use super::{Store, StoreError};
-
-/// One status or priority change to store.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TicketChange {
-    /// The ticket.
-    pub ticket_id: u64,
-    /// When it happened (Unix seconds).
-    pub at: i64,
-    /// The Zendesk event id.
-    pub event_id: u64,
-    /// Position of the change within the event.
-    pub index: u32,
-    /// The change.
-    pub change: ChangeRecord,
-}
-
-/// Everything one page writes.
-#[derive(Debug, Clone, Default)]
-pub struct PageWrite {
-    /// Tickets by id.
-    pub tickets: Vec<(u64, TicketRecord)>,
-    /// Users by id.
-    pub users: Vec<(u64, ZendeskUserRecord)>,
-    /// Organizations by id.
-    pub organizations: Vec<(u64, OrganizationRecord)>,
-    /// Groups by id.
-    pub groups: Vec<(u64, GroupRecord)>,
-    /// Ratings by id.
-    pub ratings: Vec<(u64, RatingRecord)>,
-    /// Status and priority changes.
-    pub changes: Vec<TicketChange>,
-    /// Stream positions to store with the page (the one that follows it, and any other to move along).
-    pub cursors: Vec<(String, Vec<u8>)>,
-    /// When set, the page belongs to this nightly validation run: tickets are marked seen and drift counted.
-    pub validation_run: Option<u64>,
-    /// How derived state (rollups, timeline events) treats this page.
-    pub context: PageContext,
-    /// The run's (pages, tickets) applied including this page, kept with the page so a killed run
-    /// resumes with its counts.
-    pub run_progress: Option<(u64, u64)>,
-}
-
-impl PageWrite {
-    /// Records this write holds (tickets, side-loads, ratings and changes).
-    pub fn records(&self) -> usize {
-        self.tickets.len()
-            + self.users.len()
-            + self.organizations.len()
-            + self.groups.len()
-            + self.ratings.len()
-            + self.changes.len()
-    }
-
-    /// Appends a later page, so both commit in one transaction; the later page's cursors win.
-    pub fn append(&mut self, page: PageWrite) {
-        self.tickets.extend(page.tickets);
-        self.users.extend(page.users);
-        self.organizations.extend(page.organizations);
-        self.groups.extend(page.groups);
-        self.ratings.extend(page.ratings);
-        self.changes.extend(page.changes);
-        // Positions are written in order, so the last page's cursor is the one stored.
-        self.cursors.extend(page.cursors);
-        self.validation_run = self.validation_run.or(page.validation_run);
-        self.context = page.context;
-        self.run_progress = page.run_progress.or(self.run_progress);
-    }
-}
-
-/// What derived state needs to know about the run a page belongs to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PageContext {
-    /// The page belongs to the first full sync: events it yields are backfill (past year only).
-    pub first_sync: bool,
-    /// Zendesk refused the ticket events export: detect events from ticket snapshots instead.
-    pub snapshot_events: bool,
-    /// When the page is applied (Unix milliseconds), the events' `detected_at`.
-    pub now_ms: i64,
-}
-
-/// A record a page wrote: its id, the copy it replaced (if any) and the new copy.
-pub type Written<R> = (u64, Option<R>, R);
-
-/// What applying a page did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ApplyOutcome {
-    /// Tickets written (new or newer than the stored copy).
-    pub tickets_written: u64,
-    /// Records skipped because the stored copy was newer.
-    pub stale_skipped: u64,
-    /// For a validation page: stored tickets that differed from what Zendesk returned.
-    pub tickets_drifted: u64,
-    /// Timeline events this page recorded (new ones only).
-    pub events_recorded: u64,
-    /// Whether the page wrote a ticket, a rating or an organization: what account figures and matches are
-    /// computed from (a validation page that finds every record unchanged writes none).
-    pub figure_inputs_written: bool,
-}
 
 /// What `upsert_newest` did with one record.
 enum Upsert<M> {
@@ -137,11 +38,7 @@ fn upsert_newest<M: Message + Default>(
         // Side-loaded users and organizations come again with every page that mentions them; rewriting an
         // identical copy would dirty a copy-on-write page (and its indexes) for nothing.
         Some(bytes) if bytes.value() == encoded.as_slice() => return Ok(Upsert::Unchanged),
-        Some(bytes) => Some(M::decode(bytes.value()).map_err(|err| StoreError::Corrupt {
-            table: name,
-            key: key.to_string(),
-            detail: err.to_string(),
-        })?),
+        Some(bytes) => Some(super::codec::decode::<M>(name, key, bytes.value())?),
         None => None,
     };
     if let Some(old) = &previous {
@@ -256,8 +153,8 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
     }
     outcome.figure_inputs_written |= !written_tickets.is_empty() || !written_ratings.is_empty();
     // Derived state moves in the same transaction as the records it comes from.
-    super::rollups::apply(txn, &written_tickets, &written_ratings)?;
-    outcome.events_recorded = super::events::apply(
+    outcome.rollup_rows_drifted = super::rollups::apply(txn, &written_tickets, &written_ratings)?;
+    outcome.events_recorded = super::event_writes::apply(
         txn,
         &written_tickets,
         &written_ratings,
@@ -331,13 +228,7 @@ impl Store {
         let table = txn.open_table(tables::TICKETS)?;
         let value = table.get(id)?;
         value
-            .map(|bytes| {
-                TicketRecord::decode(bytes.value()).map_err(|err| StoreError::Corrupt {
-                    table: "tickets",
-                    key: id.to_string(),
-                    detail: err.to_string(),
-                })
-            })
+            .map(|bytes| super::codec::decode::<TicketRecord>("tickets", id, bytes.value()))
             .transpose()
     }
 
@@ -373,12 +264,7 @@ impl Store {
                 crate::background::step_aside();
                 let (key, value) = entry?;
                 let id = key.value();
-                let ticket =
-                    TicketRecord::decode(value.value()).map_err(|err| StoreError::Corrupt {
-                        table: "tickets",
-                        key: id.to_string(),
-                        detail: err.to_string(),
-                    })?;
+                let ticket = super::codec::decode::<TicketRecord>("tickets", id, value.value())?;
                 if ticket.gone || ticket.generated_timestamp < since {
                     continue;
                 }
@@ -402,13 +288,7 @@ impl Store {
         use sha2::{Digest, Sha256};
         let txn = self.db().begin_read()?;
         let mut hasher = Sha256::new();
-        for def in [
-            tables::TICKETS,
-            tables::ORGANIZATIONS,
-            tables::USERS,
-            tables::GROUPS,
-            tables::RATINGS,
-        ] {
+        for def in tables::ZENDESK_RECORDS {
             let table = txn.open_table(def)?;
             hasher.update(def.name().as_bytes());
             for entry in table.iter()? {

@@ -128,13 +128,15 @@ pub fn decode_account(id: &str, bytes: &[u8]) -> Result<Account, StoreError> {
         name: record.name,
         owner: record.owner,
         attributes,
-        users: record
-            .users
-            .into_iter()
-            .map(|user| AccountUser {
-                email: user.email,
-                name: user.name,
-            })
-            .collect(),
+        users: record.users.into_iter().map(AccountUser::from).collect(),
     })
+}
+
+impl From<UserRecord> for AccountUser {
+    fn from(user: UserRecord) -> Self {
+        AccountUser {
+            email: user.email,
+            name: user.name,
+        }
+    }
 }

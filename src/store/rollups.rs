@@ -4,15 +4,16 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use prost::Message;
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::domain::metrics::{
-    Contribution, CounterDelta, Counters, Day, DayDeltas, RatingContribution, RatingDayCounts,
-    RatingDayDelta, RatingFacts, TicketDayCounts, TicketDayDelta, TicketFacts, Timeframe,
+    Checked, Contribution, CounterDelta, Counters, Day, DayDeltas, DayTally, RatingContribution,
+    RatingDayCounts, RatingDayDelta, TicketDayCounts, TicketDayDelta, Timeframe,
 };
 
-use super::pages::Written;
+use super::facts::{stored_rating, stored_ticket};
+pub use super::figures::{AccountFigures, Figures};
+use super::page::Written;
 use super::tables;
 use super::zendesk_records::{RatingRecord, TicketRecord};
 use super::{Store, StoreError};
@@ -97,47 +98,19 @@ fn owner_of(ticket: &TicketRecord) -> Owner {
     (ticket.organization_id, ticket.requester_id)
 }
 
-fn facts(id: u64, ticket: &TicketRecord) -> Result<TicketFacts, StoreError> {
-    TicketFacts::from_record(id, ticket).map_err(|err| StoreError::Corrupt {
-        table: "tickets",
-        key: id.to_string(),
-        detail: err.to_string(),
-    })
-}
-
-fn rating_facts(id: u64, rating: &RatingRecord) -> Result<RatingFacts, StoreError> {
-    RatingFacts::from_record(id, rating).map_err(|err| StoreError::Corrupt {
-        table: "ratings",
-        key: id.to_string(),
-        detail: err.to_string(),
-    })
-}
-
 fn decode_rating(id: u64, bytes: &[u8]) -> Result<RatingRecord, StoreError> {
-    RatingRecord::decode(bytes).map_err(|err| StoreError::Corrupt {
-        table: "ratings",
-        key: id.to_string(),
-        detail: err.to_string(),
-    })
+    super::codec::decode("ratings", id, bytes)
 }
 
-/// Clamps a counter at zero: a negative figure can only come from drift, which the nightly rebuild repairs.
-fn shift(value: u64, delta: i64) -> u64 {
-    if delta >= 0 {
-        value.saturating_add(delta.unsigned_abs())
-    } else {
-        value.saturating_sub(delta.unsigned_abs())
-    }
-}
-
-/// Moves the rollups by what the page's written tickets and ratings changed.
+/// Moves the rollups by what the page's written tickets and ratings changed; returns the rows that
+/// drifted (see [`settle`]).
 pub(crate) fn apply(
     txn: &WriteTransaction,
     tickets: &[Written<TicketRecord>],
     ratings: &[Written<RatingRecord>],
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     if tickets.is_empty() && ratings.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let mut deltas = Deltas::default();
     // Ratings written by this page still count as they were before it while their tickets move.
@@ -150,8 +123,8 @@ pub(crate) fn apply(
         let stored_ratings = txn.open_table(tables::RATINGS)?;
         for (id, old, new) in tickets {
             crate::background::step_aside();
-            let old_facts = old.as_ref().map(|t| facts(*id, t)).transpose()?;
-            let new_facts = facts(*id, new)?;
+            let old_facts = old.as_ref().map(|t| stored_ticket(*id, t)).transpose()?;
+            let new_facts = stored_ticket(*id, new)?;
             let old_contribution = old_facts.as_ref().map(Contribution::of).unwrap_or_default();
             let new_contribution = Contribution::of(&new_facts);
             let old_owner = old.as_ref().map(owner_of).unwrap_or_default();
@@ -176,7 +149,7 @@ pub(crate) fn apply(
                         None => continue,
                     },
                 };
-                let rating = rating_facts(rating_id, &rating)?;
+                let rating = stored_rating(rating_id, &rating)?;
                 let removed = RatingContribution::of(&rating, old_facts.as_ref()).removed();
                 deltas.rating(old_owner, &removed.days);
                 let added = RatingContribution::of(&rating, Some(&new_facts)).added();
@@ -194,18 +167,16 @@ pub(crate) fn apply(
             }
             ticket_ratings.insert((new.ticket_id, *id), ())?;
             let ticket = match stored_tickets.get(new.ticket_id)? {
-                Some(bytes) => Some(TicketRecord::decode(bytes.value()).map_err(|err| {
-                    StoreError::Corrupt {
-                        table: "tickets",
-                        key: new.ticket_id.to_string(),
-                        detail: err.to_string(),
-                    }
-                })?),
+                Some(bytes) => Some(super::codec::decode::<TicketRecord>(
+                    "tickets",
+                    new.ticket_id,
+                    bytes.value(),
+                )?),
                 None => None,
             };
             let ticket_facts = ticket
                 .as_ref()
-                .map(|t| facts(new.ticket_id, t))
+                .map(|t| stored_ticket(new.ticket_id, t))
                 .transpose()?;
             let owner = ticket.as_ref().map(owner_of).unwrap_or_default();
             if let Some(old) = old {
@@ -222,11 +193,12 @@ pub(crate) fn apply(
                     (0, 0)
                 };
                 let removed =
-                    RatingContribution::of(&rating_facts(*id, old)?, old_ticket.as_ref()).removed();
+                    RatingContribution::of(&stored_rating(*id, old)?, old_ticket.as_ref())
+                        .removed();
                 deltas.rating(old_owner, &removed.days);
             }
             let added =
-                RatingContribution::of(&rating_facts(*id, new)?, ticket_facts.as_ref()).added();
+                RatingContribution::of(&stored_rating(*id, new)?, ticket_facts.as_ref()).added();
             deltas.rating(owner, &added.days);
         }
     }
@@ -235,12 +207,12 @@ pub(crate) fn apply(
 
 /// Adds each summed delta to its row; a row that reaches all zeroes is removed.
 macro_rules! merge_rows {
-    ($txn:expr, $table:expr, $deltas:expr, $zero:expr, $next:path) => {{
+    ($txn:expr, $table:expr, $deltas:expr, $zero:expr, $next:path, $drift:ident) => {{
         let mut table = $txn.open_table($table)?;
         for (key, delta) in $deltas {
             crate::background::step_aside();
             let old = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
-            let next = $next(old, delta);
+            let next = $next(old, delta, &mut $drift);
             if next == old {
                 // An unchanged row is not rewritten: a copy-on-write page would be dirtied for nothing.
                 continue;
@@ -257,74 +229,107 @@ macro_rules! merge_rows {
 type CounterRow = (u64, u64, u64);
 type TicketDayRow = (u64, u64);
 
-fn next_counters(old: CounterRow, delta: &CounterDelta) -> CounterRow {
+/// Keeps a checked result; drift (a counter that would go below zero) is logged and counted, and the
+/// row is kept at the clamped value until the nightly rebuild repairs it.
+fn settle<T>(checked: Checked<T>, table: &'static str, drift: &mut u64) -> T {
+    if let Some(err) = checked.drift {
+        *drift += 1;
+        tracing::warn!(table, error = %err, "rollup drift: a delta did not fit the stored row");
+    }
+    checked.value
+}
+
+fn next_counters(old: CounterRow, delta: &CounterDelta, drift: &mut u64) -> CounterRow {
+    let counters = Counters {
+        open: old.0,
+        total: old.1,
+        open_high_urgent: old.2,
+    };
+    let next = settle(counters.apply_checked(*delta), "counters", drift);
+    (next.open, next.total, next.open_high_urgent)
+}
+
+fn next_ticket_day(old: TicketDayRow, delta: &TicketDayDelta, drift: &mut u64) -> TicketDayRow {
+    let counts = TicketDayCounts {
+        created: old.0,
+        high_urgent_created: old.1,
+    };
+    let next = settle(counts.apply_checked(*delta), "ticket_days", drift);
+    (next.created, next.high_urgent_created)
+}
+
+fn next_rating_day(
+    old: tables::RatingDay,
+    delta: &RatingDayDelta,
+    drift: &mut u64,
+) -> tables::RatingDay {
+    let counts = RatingDayCounts {
+        good: old.0,
+        bad: old.1,
+        high_urgent_good: old.2,
+        high_urgent_bad: old.3,
+    };
+    let next = settle(counts.apply_checked(*delta), "rating_days", drift);
     (
-        shift(old.0, delta.open),
-        shift(old.1, delta.total),
-        shift(old.2, delta.open_high_urgent),
+        next.good,
+        next.bad,
+        next.high_urgent_good,
+        next.high_urgent_bad,
     )
 }
 
-fn next_ticket_day(old: TicketDayRow, delta: &TicketDayDelta) -> TicketDayRow {
-    (
-        shift(old.0, delta.created),
-        shift(old.1, delta.high_urgent_created),
-    )
-}
-
-fn next_rating_day(old: tables::RatingDay, delta: &RatingDayDelta) -> tables::RatingDay {
-    (
-        shift(old.0, delta.good),
-        shift(old.1, delta.bad),
-        shift(old.2, delta.high_urgent_good),
-        shift(old.3, delta.high_urgent_bad),
-    )
-}
-
-fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<(), StoreError> {
+/// Writes the summed deltas; returns how many rows drifted (a delta that did not fit).
+fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
+    let mut drift = 0;
     merge_rows!(
         txn,
         tables::ORG_COUNTERS,
         &deltas.org_counters,
         (0, 0, 0),
-        next_counters
+        next_counters,
+        drift
     );
     merge_rows!(
         txn,
         tables::USER_COUNTERS,
         &deltas.user_counters,
         (0, 0, 0),
-        next_counters
+        next_counters,
+        drift
     );
     merge_rows!(
         txn,
         tables::ORG_TICKET_DAYS,
         &deltas.org_days,
         (0, 0),
-        next_ticket_day
+        next_ticket_day,
+        drift
     );
     merge_rows!(
         txn,
         tables::USER_TICKET_DAYS,
         &deltas.user_days,
         (0, 0),
-        next_ticket_day
+        next_ticket_day,
+        drift
     );
     merge_rows!(
         txn,
         tables::ORG_RATING_DAYS,
         &deltas.org_ratings,
         (0, 0, 0, 0),
-        next_rating_day
+        next_rating_day,
+        drift
     );
     merge_rows!(
         txn,
         tables::USER_RATING_DAYS,
         &deltas.user_ratings,
         (0, 0, 0, 0),
-        next_rating_day
+        next_rating_day,
+        drift
     );
-    Ok(())
+    Ok(drift)
 }
 
 /// Drops every rollup (a fresh integration starts from zero).
@@ -423,11 +428,7 @@ impl Store {
                 crate::background::step_aside();
                 let (id, bytes) = entry?;
                 let ticket =
-                    TicketRecord::decode(bytes.value()).map_err(|err| StoreError::Corrupt {
-                        table: "tickets",
-                        key: id.value().to_string(),
-                        detail: err.to_string(),
-                    })?;
+                    super::codec::decode::<TicketRecord>("tickets", id.value(), bytes.value())?;
                 tickets.push((id.value(), None, ticket));
             }
             let table = txn.open_table(tables::RATINGS)?;
@@ -456,30 +457,6 @@ impl Store {
     }
 }
 
-/// The figures of one account (or one user) over a timeframe.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Figures {
-    /// Current counters.
-    pub counters: Counters,
-    /// Tickets created in the window.
-    pub created: TicketDayCounts,
-    /// Ratings given in the window.
-    pub ratings: RatingDayCounts,
-}
-
-/// One account's metric inputs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AccountFigures {
-    /// Its matched organizations, in id order.
-    pub orgs: Vec<u64>,
-    /// Their summed figures over `timeframe`.
-    pub figures: Figures,
-    /// The window in force.
-    pub timeframe: Timeframe,
-    /// Whether satisfaction scores are computed.
-    pub satisfaction: bool,
-}
-
 /// One account's organizations and figures as `txn` sees them; `None` when there is no such account.
 fn account_figures_in(
     txn: &redb::ReadTransaction,
@@ -490,10 +467,7 @@ fn account_figures_in(
         return Ok(None);
     }
     let (days, satisfaction) = super::sync_state::read_metrics_settings(txn)?;
-    // A stored window zdsync no longer offers falls back to the default rather than failing reads.
-    let timeframe = Timeframe::from_days(days)
-        .or_else(|_| Timeframe::from_days(30))
-        .map_err(|err| StoreError::Database(err.to_string()))?;
+    let timeframe = Timeframe::stored_or_default(days);
     let mut orgs = Vec::new();
     for entry in txn
         .open_table(tables::ACCOUNT_ORGS)?
@@ -634,14 +608,10 @@ impl Store {
         let table = txn.open_table(tables::ACCOUNT_EMAILS)?;
         let email = email.to_lowercase();
         let mut ids = Vec::new();
-        for entry in table.range((email.as_str(), "")..)? {
-            let (key, _) = entry?;
-            let (entry_email, account) = key.value();
-            if entry_email != email {
-                break;
-            }
+        super::scan::for_each_second(&table, &email, |account| {
             ids.push(account.to_owned());
-        }
+            Ok(())
+        })?;
         Ok(ids)
     }
 }

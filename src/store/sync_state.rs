@@ -162,17 +162,7 @@ pub struct StoredCounts {
     pub ticket_changes: u64,
 }
 
-fn decode<M: Message + Default>(
-    table: &'static str,
-    key: &str,
-    bytes: &[u8],
-) -> Result<M, StoreError> {
-    M::decode(bytes).map_err(|err| StoreError::Corrupt {
-        table,
-        key: key.to_owned(),
-        detail: err.to_string(),
-    })
-}
+use super::codec::decode;
 
 impl Store {
     /// The integration's settings, if one is configured.
@@ -183,37 +173,6 @@ impl Store {
         value
             .map(|bytes| decode("integration", meta_keys::INTEGRATION, bytes.value()))
             .transpose()
-    }
-
-    /// Stores the integration's settings; a changed match key re-matches everything in the same transaction.
-    pub fn put_integration(&self, record: &IntegrationRecord) -> Result<(), StoreError> {
-        let txn = self.db().begin_write()?;
-        let old_key = super::matching::current_key(&txn)?;
-        {
-            let mut table = txn.open_table(tables::INTEGRATION)?;
-            let fresh = table.get(meta_keys::INTEGRATION)?.is_none();
-            table.insert(meta_keys::INTEGRATION, record.encode_to_vec().as_slice())?;
-            if fresh {
-                // A new integration starts from zero: rollups of an earlier one (kept after a delete) go.
-                super::rollups::clear_all(&txn)?;
-            }
-            let mut meta = txn.open_table(tables::META)?;
-            meta.insert(
-                meta_keys::METRICS_TIMEFRAME,
-                record.timeframe_days.to_le_bytes().as_slice(),
-            )?;
-            meta.insert(
-                meta_keys::METRICS_SATISFACTION,
-                [u8::from(record.include_satisfaction)].as_slice(),
-            )?;
-        }
-        let new_key = super::matching::current_key(&txn)?;
-        // A new key re-matches every organization from the store, in this same transaction.
-        if old_key != new_key {
-            super::matching::rebuild(&txn, new_key.as_ref())?;
-        }
-        self.commit(txn)?;
-        Ok(())
     }
 
     /// The durable sync state (default when none is stored).
@@ -295,13 +254,7 @@ impl Store {
         for def in [tables::INTEGRATION, tables::SYNC_STATE, tables::CURSORS] {
             clear_table(&txn, def)?;
         }
-        for def in [
-            tables::TICKETS,
-            tables::ORGANIZATIONS,
-            tables::USERS,
-            tables::GROUPS,
-            tables::RATINGS,
-        ] {
+        for def in tables::ZENDESK_RECORDS {
             clear_table(&txn, def)?;
         }
         clear_table(&txn, tables::TICKET_CHANGES)?;

@@ -52,6 +52,10 @@ pub const GROUPS: TableDefinition<u64, &[u8]> = TableDefinition::new("groups");
 /// Satisfaction ratings. Key: rating id; value: an encoded `RatingRecord`.
 pub const RATINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("ratings");
 
+/// The tables of Zendesk records keyed by their Zendesk id.
+pub const ZENDESK_RECORDS: [TableDefinition<u64, &[u8]>; 5] =
+    [TICKETS, ORGANIZATIONS, USERS, GROUPS, RATINGS];
+
 /// Status and priority changes from the ticket events export.
 /// Key: (ticket id, Unix seconds of the change, event id, index in the event); value: an encoded `ChangeRecord`.
 pub const TICKET_CHANGES: TableDefinition<(u64, i64, u64, u32), &[u8]> =

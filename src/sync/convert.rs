@@ -1,45 +1,26 @@
 //! Turns decoded Zendesk pages into the records one page transaction writes.
-use crate::domain::ticket::{Priority, Status};
-use crate::store::pages::{PageWrite, TicketChange};
+use crate::domain::ticket::Priority;
+use crate::store::page::{PageWrite, TicketChange};
 use crate::store::zendesk_records::{
     ChangeRecord, GroupRecord, OrganizationRecord, RatingRecord, TicketRecord, ZendeskUserRecord,
     CHANGE_FIELD_PRIORITY, CHANGE_FIELD_STATUS,
 };
 use crate::zendesk::payload::{
     FieldChange, Group, Organization, SatisfactionRating, Ticket, TicketEvent, TicketMetricSet,
-    TicketPriority, TicketStatus, User,
+    User,
 };
 use crate::zendesk::TicketSideLoads;
 
-/// The domain status of a Zendesk status.
-pub fn status(status: TicketStatus) -> Status {
-    match status {
-        TicketStatus::New => Status::New,
-        TicketStatus::Open => Status::Open,
-        TicketStatus::Pending => Status::Pending,
-        TicketStatus::Hold => Status::Hold,
-        TicketStatus::Solved => Status::Solved,
-        TicketStatus::Closed => Status::Closed,
-        TicketStatus::Deleted => Status::Deleted,
-    }
-}
-
 /// The domain priority of a Zendesk priority (none when unset).
-pub fn priority(priority: Option<TicketPriority>) -> Priority {
-    match priority {
-        None => Priority::None,
-        Some(TicketPriority::Low) => Priority::Low,
-        Some(TicketPriority::Normal) => Priority::Normal,
-        Some(TicketPriority::High) => Priority::High,
-        Some(TicketPriority::Urgent) => Priority::Urgent,
-    }
+pub fn priority(priority: Option<Priority>) -> Priority {
+    priority.unwrap_or(Priority::None)
 }
 
 /// The stored form of a ticket, with its metric set if the page side-loaded one.
 pub fn ticket(ticket: &Ticket, metrics: Option<&TicketMetricSet>) -> TicketRecord {
     TicketRecord {
         subject: ticket.subject.clone().unwrap_or_default(),
-        status: status(ticket.status).code(),
+        status: ticket.status.code(),
         priority: priority(ticket.priority).code(),
         requester_id: ticket.requester_id.unwrap_or(0),
         assignee_id: ticket.assignee_id.unwrap_or(0),
@@ -145,8 +126,8 @@ pub fn ticket_changes(events: &[TicketEvent]) -> Vec<TicketChange> {
             let record = match change {
                 FieldChange::Status { from, to, .. } => ChangeRecord {
                     field: CHANGE_FIELD_STATUS,
-                    from: from.map(|s| status(s).code()).unwrap_or(0),
-                    to: status(*to).code(),
+                    from: from.map(|s| s.code()).unwrap_or(0),
+                    to: to.code(),
                 },
                 FieldChange::Priority { from, to, .. } => ChangeRecord {
                     field: CHANGE_FIELD_PRIORITY,

@@ -1,5 +1,4 @@
 //! The sync engine: one task that owns the schedule and the run in progress; gRPC talks to it by commands.
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -10,63 +9,16 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::clock::SharedClock;
-use crate::store::credentials;
+use crate::store::credentials::{self, CredentialsRecord};
 use crate::store::sync_state::{ErrorRecord, IntegrationRecord, RunRecord, SyncStateRecord};
 use crate::store::{Store, StoreError};
-use crate::zendesk::{
-    ClientObserver, ClientSettings, Credentials, WaitReason, ZendeskClient, ZendeskError,
-};
+use crate::zendesk::{ClientObserver, Credentials, WaitReason, ZendeskClient, ZendeskError};
 
+use super::codes::{error_kind, outcome, run_label};
 use super::run::{self, Progress, RunContext, RunError, RunKind, RunSummary, StopSignal};
 use super::runtime::SyncRuntime;
 use super::schedule::{self, ScheduleSettings};
-
-/// Outcome codes of runs (the numbers of the contract's `RunOutcome`).
-pub mod outcome {
-    /// Still running.
-    pub const RUNNING: u32 = 1;
-    /// Finished successfully.
-    pub const SUCCEEDED: u32 = 2;
-    /// Stopped by an error.
-    pub const FAILED: u32 = 3;
-    /// Stopped by `Pause`.
-    pub const PAUSED: u32 = 4;
-    /// Stopped by a shutdown, a crash or a delete.
-    pub const INTERRUPTED: u32 = 5;
-}
-
-/// Error kind codes (the numbers of the contract's `ErrorKind`).
-pub mod error_kind {
-    /// Credentials refused (401/403, failed refresh).
-    pub const AUTHENTICATION: u32 = 1;
-    /// Zendesk kept answering 429.
-    pub const RATE_LIMITED: u32 = 2;
-    /// Connection failures and timeouts.
-    pub const TRANSPORT: u32 = 3;
-    /// Zendesk answered 5xx.
-    pub const SERVER: u32 = 4;
-    /// A payload zdsync cannot read.
-    pub const MALFORMED: u32 = 5;
-    /// Anything else (store, tasks).
-    pub const INTERNAL: u32 = 6;
-}
-
-/// What the engine needs to know besides the store.
-#[derive(Debug, Clone)]
-pub struct EngineSettings {
-    /// Data directory (the credentials file lives there).
-    pub data_dir: PathBuf,
-    /// `[zendesk] base_url` from the config file, for tests and the simulator.
-    pub base_url: Option<String>,
-    /// Export budget per minute; 0 turns it off.
-    pub requests_per_minute: u32,
-    /// HTTP request timeout.
-    pub timeout: Duration,
-    /// The schedule.
-    pub schedule: ScheduleSettings,
-    /// Fetched pages applied per write transaction at most.
-    pub pages_per_commit: u32,
-}
+pub use super::settings::{client_settings, EngineSettings};
 
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error)]
@@ -89,11 +41,6 @@ pub enum CommandError {
     /// The engine has stopped (daemon shutting down).
     #[error("the sync engine is shutting down")]
     Stopped,
-}
-
-/// The text id of a run (`run-7`).
-pub fn run_label(id: u64) -> String {
-    format!("run-{id}")
 }
 
 /// The run in progress as `GetStatus` shows it.
@@ -228,27 +175,11 @@ impl SyncHandle {
     pub fn settings(&self) -> &EngineSettings {
         &self.settings
     }
-}
 
-/// Client settings for `subdomain`, honouring the config's `base_url` override (the only way to change the host).
-pub fn client_settings(
-    settings: &EngineSettings,
-    subdomain: &str,
-) -> Result<ClientSettings, ZendeskError> {
-    let mut client = match &settings.base_url {
-        Some(base) => ClientSettings::for_base_url(base)?,
-        None => ClientSettings::for_subdomain(subdomain)?,
-    };
-    client.requests_per_minute =
-        (settings.requests_per_minute > 0).then_some(settings.requests_per_minute);
-    if settings.requests_per_minute == 0 {
-        // "Budget off" means no client-side pacing at all: without this the list endpoints
-        // (satisfaction ratings, 100 a page) kept their 200/min budget and a budget-off initial
-        // sync of 200,000 tickets spent 80 s waiting for it. Zendesk's 429 handling still applies.
-        client.other_requests_per_minute = None;
+    /// The clock the engine schedules by.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
-    client.timeout = settings.timeout;
-    Ok(client)
 }
 
 #[derive(Debug)]
@@ -413,7 +344,8 @@ impl Engine {
             .map_err(|err| CommandError::Client(err.to_string()))?
             .map_err(|err| CommandError::Client(err.to_string()))?
             .ok_or_else(|| CommandError::Client("the credentials file is missing".into()))?;
-        self.client = Some(self.build_client(&integration, credentials)?);
+        self.client =
+            Some(self.build_client(&integration, super::credentials::to_client(credentials))?);
         Ok(())
     }
 
@@ -430,7 +362,10 @@ impl Engine {
             async move {
                 // Zendesk rotated the pair: the new one is on disk (fsync + rename) before it is used.
                 tokio::task::spawn_blocking(move || {
-                    credentials::save(&data_dir, &Credentials::OAuthTokens(tokens))
+                    credentials::save(
+                        &data_dir,
+                        &CredentialsRecord::OAuthTokens(super::credentials::tokens_record(tokens)),
+                    )
                 })
                 .await
                 .map_err(|err| err.to_string())?
@@ -633,7 +568,8 @@ impl Engine {
                     record.outcome = outcome::SUCCEEDED;
                     record.drift_tickets_changed = summary.tickets_changed;
                     record.drift_tickets_missing = summary.tickets_missing;
-                    record.drift_derived = summary.derived_differences;
+                    record.drift_derived =
+                        summary.derived_differences + progress.rollup_rows_drifted;
                     state.active_run = None;
                     state.last_successful_sync_ms = now.timestamp_millis();
                     state.last_error = None;
@@ -869,7 +805,7 @@ mod tests {
 
     fn engine_settings(requests_per_minute: u32) -> EngineSettings {
         EngineSettings {
-            data_dir: PathBuf::from("/nonexistent"),
+            data_dir: std::path::PathBuf::from("/nonexistent"),
             base_url: Some("http://127.0.0.1:9".into()),
             requests_per_minute,
             timeout: Duration::from_secs(5),

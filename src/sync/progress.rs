@@ -3,9 +3,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::zendesk::WaitReason;
+use crate::zendesk::{payload, WaitReason};
 
-use super::engine::outcome;
+use super::codes::outcome;
 use super::run::{Phase, Progress, RunError, RunKind, RunSummary};
 
 /// Resets the per-phase counters when a run enters the phase stored as `code`.
@@ -43,6 +43,37 @@ pub fn count_wait(progress: &mut Progress, reason: WaitReason, duration: Duratio
             progress.rate_limit_wait_ms = progress.rate_limit_wait_ms.saturating_add(ms);
         }
         WaitReason::Backoff => {}
+    }
+}
+
+/// A record of a time-ordered export: its update time places the export's position.
+pub trait TimeOrdered {
+    /// When the record changed, if the export is ordered by it.
+    fn updated_at(&self) -> Option<DateTime<Utc>>;
+}
+
+impl TimeOrdered for payload::Organization {
+    fn updated_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.updated_at)
+    }
+}
+
+impl TimeOrdered for payload::User {
+    fn updated_at(&self) -> Option<DateTime<Utc>> {
+        Some(self.updated_at)
+    }
+}
+
+impl TimeOrdered for payload::TicketEvent {
+    fn updated_at(&self) -> Option<DateTime<Utc>> {
+        self.occurred_at
+    }
+}
+
+impl TimeOrdered for payload::Group {
+    /// The group list is not time-ordered.
+    fn updated_at(&self) -> Option<DateTime<Utc>> {
+        None
     }
 }
 

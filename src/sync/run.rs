@@ -6,10 +6,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tracing::Instrument;
 
 use crate::clock::SharedClock;
-use crate::store::pages::{ApplyOutcome, PageContext, PageWrite};
+use crate::store::page::{ApplyOutcome, PageContext, PageWrite};
 use crate::store::tables::cursor_keys;
 use crate::store::{Store, StoreError};
-use crate::zendesk::streams::PageStream;
+use crate::zendesk::streams::{Page, PageStream};
 use crate::zendesk::{ExportPosition, ListPosition, TimePosition, ZendeskClient, ZendeskError};
 
 use super::convert;
@@ -156,6 +156,8 @@ pub struct Progress {
     pub tickets: u64,
     /// Timeline events recorded.
     pub events: u64,
+    /// Rollup rows a delta did not fit (drift found while applying, repaired by the nightly rebuild).
+    pub rollup_rows_drifted: u64,
     /// Requests made by this run.
     pub requests: u64,
     /// Stream being read.
@@ -328,6 +330,7 @@ impl RunContext {
             p.tickets += in_flight.tickets;
             p.events += outcome.events_recorded;
             phase = p.phase;
+            p.rollup_rows_drifted += outcome.rollup_rows_drifted;
         });
         crate::telemetry::pages_applied(
             super::progress::phase_name(phase),
@@ -527,6 +530,28 @@ struct Staged {
     times: Option<(i64, i64)>,
 }
 
+impl Staged {
+    /// A page of side records (no tickets).
+    fn records(write: PageWrite, end: bool) -> Self {
+        Self {
+            write,
+            tickets: 0,
+            end,
+            times: None,
+        }
+    }
+}
+
+/// A page's records by id, as the store keeps them.
+fn by_id<R, T>(records: &[R], id: impl Fn(&R) -> u64, convert: impl Fn(&R) -> T) -> Vec<(u64, T)> {
+    records.iter().map(|r| (id(r), convert(r))).collect()
+}
+
+/// The cursor `key` moves to with a page.
+fn cursor<P: serde::Serialize>(key: &str, position: &P) -> Vec<(String, Vec<u8>)> {
+    vec![(key.into(), position_bytes(position))]
+}
+
 /// Drives one stream to its end: fetches page after page, stages what `stage` makes of each, commits in
 /// batches, and stops at a page boundary when asked. Returns what the commits applied.
 async fn drain<S: PageStream>(
@@ -555,19 +580,39 @@ async fn drain<S: PageStream>(
 }
 
 async fn groups(ctx: &RunContext) -> Result<(), RunError> {
-    let list = ctx.client.groups();
-    drain(ctx, list, |page| Staged {
-        write: PageWrite {
-            groups: page
-                .records
-                .iter()
-                .map(|g| (g.id, convert::group(g)))
-                .collect(),
-            ..Default::default()
-        },
-        tickets: 0,
-        end: page.end_of_stream,
-        times: None,
+    drain_side(ctx, ctx.client.groups(), None, |records, write| {
+        write.groups = by_id(records, |g| g.id, convert::group);
+    })
+    .await
+}
+
+/// Drains a stream of side records (no tickets): `fill` puts a page's records into its write, and
+/// the page's position is stored under `key` when the stream has one.
+async fn drain_side<S, R, P>(
+    ctx: &RunContext,
+    stream: S,
+    key: Option<&'static str>,
+    fill: impl Fn(&[R], &mut PageWrite),
+) -> Result<(), RunError>
+where
+    S: PageStream<Page = Page<R, P>>,
+    P: serde::Serialize,
+    R: super::progress::TimeOrdered,
+{
+    drain(ctx, stream, |page| {
+        let mut write = PageWrite::default();
+        fill(&page.records, &mut write);
+        if let Some(key) = key {
+            write.cursors = cursor(key, &page.position);
+        }
+        Staged {
+            times: super::progress::time_span(
+                page.records
+                    .iter()
+                    .filter_map(super::progress::TimeOrdered::updated_at),
+            ),
+            ..Staged::records(write, page.end_of_stream)
+        }
     })
     .await
     .map(|_| ())
@@ -579,25 +624,15 @@ async fn organizations(ctx: &RunContext) -> Result<(), RunError> {
         .await?
         .unwrap_or_else(|| TimePosition::from_start_time(0));
     let export = ctx.client.organization_export(from);
-    drain(ctx, export, |page| Staged {
-        write: PageWrite {
-            organizations: page
-                .records
-                .iter()
-                .map(|o| (o.id, convert::organization(o)))
-                .collect(),
-            cursors: vec![(
-                cursor_keys::ORGANIZATIONS.into(),
-                position_bytes(&page.position),
-            )],
-            ..Default::default()
+    drain_side(
+        ctx,
+        export,
+        Some(cursor_keys::ORGANIZATIONS),
+        |records, write| {
+            write.organizations = by_id(records, |o| o.id, convert::organization);
         },
-        tickets: 0,
-        end: page.end_of_stream,
-        times: super::progress::time_span(page.records.iter().map(|o| o.updated_at)),
-    })
+    )
     .await
-    .map(|_| ())
 }
 
 async fn users(ctx: &RunContext) -> Result<(), RunError> {
@@ -606,22 +641,10 @@ async fn users(ctx: &RunContext) -> Result<(), RunError> {
         .await?
         .unwrap_or(ExportPosition::StartTime(0));
     let export = ctx.client.user_export(from);
-    drain(ctx, export, |page| Staged {
-        write: PageWrite {
-            users: page
-                .records
-                .iter()
-                .map(|u| (u.id, convert::user(u)))
-                .collect(),
-            cursors: vec![(cursor_keys::USERS.into(), position_bytes(&page.position))],
-            ..Default::default()
-        },
-        tickets: 0,
-        end: page.end_of_stream,
-        times: super::progress::time_span(page.records.iter().map(|u| u.updated_at)),
+    drain_side(ctx, export, Some(cursor_keys::USERS), |records, write| {
+        write.users = by_id(records, |u| u.id, convert::user);
     })
     .await
-    .map(|_| ())
 }
 
 /// Reads the ticket export from the stored cursor under `key` (or `start`); returns tickets that drifted.
@@ -661,21 +684,15 @@ async fn ticket_events(ctx: &RunContext) -> Result<(), RunError> {
         .await?
         .unwrap_or_else(|| TimePosition::from_start_time(ctx.history_start()));
     let export = ctx.client.ticket_event_export(from);
-    drain(ctx, export, |page| Staged {
-        write: PageWrite {
-            changes: convert::ticket_changes(&page.records),
-            cursors: vec![(
-                cursor_keys::TICKET_EVENTS.into(),
-                position_bytes(&page.position),
-            )],
-            ..Default::default()
+    drain_side(
+        ctx,
+        export,
+        Some(cursor_keys::TICKET_EVENTS),
+        |records, write| {
+            write.changes = convert::ticket_changes(records);
         },
-        tickets: 0,
-        end: page.end_of_stream,
-        times: super::progress::time_span(page.records.iter().filter_map(|e| e.occurred_at)),
-    })
+    )
     .await
-    .map(|_| ())
 }
 
 async fn ratings(ctx: &RunContext, resuming: bool) -> Result<(), RunError> {
@@ -710,22 +727,17 @@ async fn ratings(ctx: &RunContext, resuming: bool) -> Result<(), RunError> {
                 ),
             ]
         } else {
-            vec![(cursor_keys::RATINGS.into(), position_bytes(&page.position))]
+            cursor(cursor_keys::RATINGS, &page.position)
         };
-        Staged {
-            write: PageWrite {
-                ratings: page
-                    .records
-                    .iter()
-                    .map(|r| (r.id, convert::rating(r)))
-                    .collect(),
+        let ratings = by_id(&page.records, |r| r.id, convert::rating);
+        Staged::records(
+            PageWrite {
+                ratings,
                 cursors,
                 ..Default::default()
             },
-            tickets: 0,
-            end: page.end_of_stream,
-            times: None,
-        }
+            page.end_of_stream,
+        )
     })
     .await
     .map(|_| ())

@@ -88,26 +88,19 @@ mod tests {
     #[test]
     fn failures_back_off_up_to_the_interval() {
         let end = at("2026-11-29T10:00:00Z");
-        assert_eq!(
-            next_incremental(&settings(), end, 1),
-            at("2026-11-29T10:01:00Z")
-        );
-        assert_eq!(
-            next_incremental(&settings(), end, 2),
-            at("2026-11-29T10:02:00Z")
-        );
-        assert_eq!(
-            next_incremental(&settings(), end, 4),
-            at("2026-11-29T10:08:00Z")
-        );
-        assert_eq!(
-            next_incremental(&settings(), end, 7),
-            at("2026-11-29T11:00:00Z")
-        );
-        assert_eq!(
-            next_incremental(&settings(), end, 40),
-            at("2026-11-29T11:00:00Z")
-        );
+        for (failures, expected) in [
+            (1, "2026-11-29T10:01:00Z"),
+            (2, "2026-11-29T10:02:00Z"),
+            (4, "2026-11-29T10:08:00Z"),
+            (7, "2026-11-29T11:00:00Z"),
+            (40, "2026-11-29T11:00:00Z"),
+        ] {
+            assert_eq!(
+                next_incremental(&settings(), end, failures),
+                at(expected),
+                "{failures} failures"
+            );
+        }
     }
 
     #[test]

@@ -16,8 +16,8 @@ use super::decode::decode_json_redacted;
 use super::error::{error_message, ZendeskError};
 use super::observe::StatsCounters;
 use super::retry::BoxFuture;
-use super::secret::Secret;
 use super::transport::{RequestSpec, Transport};
+use crate::secrets::Secret;
 
 /// The token endpoint.
 pub const TOKEN_PATH: &str = "/oauth/tokens";

@@ -13,10 +13,10 @@ use super::envelope::CurrentUserEnvelope;
 use super::error::{error_message, ZendeskError};
 use super::observe::{ClientObserver, ClientStats};
 use super::retry::{Sleeper, TokioSleeper};
-use super::secret::Secret;
 use super::settings::ClientSettings;
 use super::transport::{RequestSpec, Transport};
 use crate::clock::{self, SharedClock};
+use crate::secrets::Secret;
 
 /// The path of the identity check.
 pub const USERS_ME_PATH: &str = "/api/v2/users/me.json";

@@ -61,16 +61,19 @@ pub struct TimeExportMeta {
     pub next_page: Option<String>,
 }
 
-/// A time-based export page: its records and paging facts.
-pub trait TimeExportEnvelope {
+/// A page of records with the paging facts that come with them.
+pub trait PageEnvelope {
     /// The record type.
     type Record;
+    /// The paging facts ([`TimeExportMeta`] or [`ListMeta`]).
+    type Meta;
     /// Splits the page into records and paging facts.
-    fn into_parts(self) -> (Vec<Self::Record>, TimeExportMeta);
+    fn into_parts(self) -> (Vec<Self::Record>, Self::Meta);
 }
 
-macro_rules! time_export_page {
-    ($(#[$doc:meta])* $name:ident, $field:ident, $record:ty) => {
+/// Declares a page struct holding `$field: Vec<$record>` and flattened `$meta` paging facts.
+macro_rules! page_envelope {
+    ($(#[$doc:meta])* $name:ident, $field:ident, $record:ty, $meta:ty) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Deserialize)]
         pub struct $name {
@@ -79,37 +82,53 @@ macro_rules! time_export_page {
             pub $field: Vec<$record>,
             /// Paging facts.
             #[serde(flatten)]
-            pub meta: TimeExportMeta,
+            pub meta: $meta,
         }
 
-        impl TimeExportEnvelope for $name {
+        impl PageEnvelope for $name {
             type Record = $record;
-            fn into_parts(self) -> (Vec<$record>, TimeExportMeta) {
+            type Meta = $meta;
+            fn into_parts(self) -> (Vec<$record>, $meta) {
                 (self.$field, self.meta)
             }
         }
     };
 }
 
-time_export_page!(
+page_envelope!(
     /// One page of `/incremental/organizations.json`.
-    OrganizationTimePage, organizations, Organization
+    OrganizationTimePage,
+    organizations,
+    Organization,
+    TimeExportMeta
 );
-time_export_page!(
+page_envelope!(
     /// One page of `/incremental/ticket_events.json`.
-    TicketEventTimePage, ticket_events, TicketEvent
+    TicketEventTimePage,
+    ticket_events,
+    TicketEvent,
+    TimeExportMeta
 );
-time_export_page!(
+page_envelope!(
     /// One page of the time-based `/incremental/tickets.json`.
-    TicketTimePage, tickets, Ticket
+    TicketTimePage,
+    tickets,
+    Ticket,
+    TimeExportMeta
 );
-time_export_page!(
+page_envelope!(
     /// One page of the time-based `/incremental/users.json`.
-    UserTimePage, users, User
+    UserTimePage,
+    users,
+    User,
+    TimeExportMeta
 );
-time_export_page!(
+page_envelope!(
     /// One page of `/incremental/ticket_metric_events.json`.
-    TicketMetricEventTimePage, ticket_metric_events, TicketMetricEvent
+    TicketMetricEventTimePage,
+    ticket_metric_events,
+    TicketMetricEvent,
+    TimeExportMeta
 );
 
 /// Paging facts of a list endpoint, in either the offset or the cursor form.
@@ -177,51 +196,33 @@ impl ListMeta {
     }
 }
 
-/// A list page: its records and paging facts.
-pub trait ListEnvelope {
-    /// The record type.
-    type Record;
-    /// Splits the page into records and paging facts.
-    fn into_parts(self) -> (Vec<Self::Record>, ListMeta);
-}
-
-macro_rules! list_page {
-    ($(#[$doc:meta])* $name:ident, $field:ident, $record:ty) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Deserialize)]
-        pub struct $name {
-            /// The records.
-            #[serde(deserialize_with = "records")]
-            pub $field: Vec<$record>,
-            /// Paging facts.
-            #[serde(flatten)]
-            pub meta: ListMeta,
-        }
-
-        impl ListEnvelope for $name {
-            type Record = $record;
-            fn into_parts(self) -> (Vec<$record>, ListMeta) {
-                (self.$field, self.meta)
-            }
-        }
-    };
-}
-
-list_page!(
+page_envelope!(
     /// One page of `/groups.json`.
-    GroupListPage, groups, Group
+    GroupListPage,
+    groups,
+    Group,
+    ListMeta
 );
-list_page!(
+page_envelope!(
     /// One page of `/satisfaction_ratings.json`.
-    SatisfactionRatingListPage, satisfaction_ratings, SatisfactionRating
+    SatisfactionRatingListPage,
+    satisfaction_ratings,
+    SatisfactionRating,
+    ListMeta
 );
-list_page!(
+page_envelope!(
     /// One page of `/organizations.json`.
-    OrganizationListPage, organizations, Organization
+    OrganizationListPage,
+    organizations,
+    Organization,
+    ListMeta
 );
-list_page!(
+page_envelope!(
     /// One page of `/ticket_metrics.json`.
-    TicketMetricListPage, ticket_metrics, TicketMetricSet
+    TicketMetricListPage,
+    ticket_metrics,
+    TicketMetricSet,
+    ListMeta
 );
 
 /// One page of `/tickets/{id}/audits.json`, with side-loaded users when asked.

@@ -21,11 +21,11 @@ pub mod error;
 pub mod observe;
 pub mod payload;
 pub mod retry;
-pub mod secret;
 pub mod settings;
 pub mod streams;
 mod transport;
 
+pub use crate::secrets::Secret;
 pub use auth::{
     persist_tokens_with, AuthorizeRequest, Credentials, OAuthClient, OAuthTokens, PersistTokens,
 };
@@ -35,7 +35,6 @@ pub use client::{
 pub use error::{ZendeskError, ZendeskErrorKind};
 pub use observe::{ClientObserver, ClientStats, WaitReason};
 pub use retry::{RecordingSleeper, Sleeper, TokioSleeper};
-pub use secret::Secret;
 pub use settings::ClientSettings;
 pub use streams::{
     ExportPosition, GroupList, ListPosition, OrganizationExport, Page, SatisfactionRatingList,

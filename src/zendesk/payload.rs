@@ -45,53 +45,11 @@ pub struct Ticket {
     pub generated_timestamp: i64,
 }
 
-/// A ticket status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TicketStatus {
-    /// Not yet looked at.
-    New,
-    /// Being worked on.
-    Open,
-    /// Waiting for the requester.
-    Pending,
-    /// Waiting for a third party.
-    Hold,
-    /// Solved; can still be reopened.
-    Solved,
-    /// Closed for good.
-    Closed,
-    /// Deleted (the export still returns it).
-    Deleted,
-}
+/// A ticket status as the payloads carry it (the domain's, spelled as Zendesk spells it).
+pub use crate::domain::ticket::Status as TicketStatus;
 
-impl TicketStatus {
-    /// New, open, pending or hold: what the metrics call "unsolved".
-    pub fn is_unsolved(self) -> bool {
-        matches!(self, Self::New | Self::Open | Self::Pending | Self::Hold)
-    }
-}
-
-/// A ticket priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TicketPriority {
-    /// Low.
-    Low,
-    /// Normal.
-    Normal,
-    /// High.
-    High,
-    /// Urgent.
-    Urgent,
-}
-
-impl TicketPriority {
-    /// High or urgent, the priorities timeline events are about.
-    pub fn is_high_or_urgent(self) -> bool {
-        matches!(self, Self::High | Self::Urgent)
-    }
-}
+/// A ticket priority as the payloads carry it; a ticket without one has `None` (never `Priority::None`).
+pub use crate::domain::ticket::Priority as TicketPriority;
 
 /// A Zendesk user (requester, agent or admin).
 #[derive(Debug, Clone, PartialEq, Deserialize)]

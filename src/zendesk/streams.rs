@@ -18,8 +18,9 @@ use tracing::Instrument;
 use super::budget::EndpointClass;
 use super::client::ZendeskClient;
 use super::envelope::{
-    GroupListPage, ListEnvelope, NextLink, OrganizationTimePage, SatisfactionRatingListPage,
-    TicketCursorPage, TicketEventTimePage, TimeExportEnvelope, UserCursorPage,
+    GroupListPage, ListMeta, NextLink, OrganizationTimePage, PageEnvelope,
+    SatisfactionRatingListPage, TicketCursorPage, TicketEventTimePage, TimeExportMeta,
+    UserCursorPage,
 };
 use super::error::ZendeskError;
 use super::payload::{
@@ -130,6 +131,29 @@ struct Progress<P> {
     finished: bool,
 }
 
+/// Moves `progress` past page `number` and builds the page.
+fn advance<R, P: Clone, S>(
+    progress: &mut Progress<P>,
+    number: u32,
+    position: P,
+    end_of_stream: bool,
+    records: Vec<R>,
+    side_loads: S,
+) -> Page<R, P, S> {
+    *progress = Progress {
+        position: position.clone(),
+        pages: number,
+        finished: end_of_stream,
+    };
+    Page {
+        number,
+        records,
+        side_loads,
+        position,
+        end_of_stream,
+    }
+}
+
 impl<P> Progress<P> {
     fn new(position: P) -> Self {
         Self {
@@ -143,18 +167,12 @@ impl<P> Progress<P> {
 impl ZendeskClient {
     /// The cursor-based ticket export (`per_page`, side-loads users, groups, organizations, metric sets).
     pub fn ticket_export(&self, from: ExportPosition) -> TicketExport {
-        TicketExport {
-            client: self.clone(),
-            progress: Progress::new(from),
-        }
+        CursorExport::new(self, from)
     }
 
     /// The cursor-based user export.
     pub fn user_export(&self, from: ExportPosition) -> UserExport {
-        UserExport {
-            client: self.clone(),
-            progress: Progress::new(from),
-        }
+        CursorExport::new(self, from)
     }
 
     /// The time-based organization export.
@@ -275,108 +293,115 @@ fn next_cursor_position(
     }
 }
 
-/// The cursor-based ticket export; see the module docs for duplicates and positions.
-#[derive(Debug)]
-pub struct TicketExport {
-    client: ZendeskClient,
-    progress: Progress<ExportPosition>,
+/// A cursor export page: what [`CursorExport`] needs to know of it.
+pub trait CursorEnvelope: DeserializeOwned {
+    /// The record type.
+    type Record;
+    /// What is side-loaded with the records (`()` for none).
+    type SideLoads;
+    /// The endpoint's path.
+    const PATH: &'static str;
+    /// The stream's name in spans.
+    const STREAM: &'static str;
+    /// The `include=` side-loads to ask for.
+    const INCLUDE: Option<&'static str>;
+    /// Splits the page into records, side-loads, the cursor that follows and `end_of_stream`.
+    fn into_parts(self) -> (Vec<Self::Record>, Self::SideLoads, Option<String>, bool);
 }
 
-impl TicketExport {
-    /// The position the next page starts from.
-    pub fn position(&self) -> &ExportPosition {
-        &self.progress.position
-    }
-
-    /// The next page, or `None` after the page with `end_of_stream`.
-    pub async fn next_page(&mut self) -> Result<Option<TicketPage>, ZendeskError> {
-        if self.progress.finished {
-            return Ok(None);
-        }
-        let number = self.progress.pages + 1;
-        let url = self.client.cursor_export_url(
-            TICKETS_PATH,
-            &self.progress.position,
-            Some(TICKET_SIDE_LOADS),
-        )?;
-        let span = tracing::info_span!("zendesk_page", stream = "tickets", page = number);
-        let envelope: TicketCursorPage = self
-            .client
-            .get_json(EndpointClass::Export, TICKETS_PATH, url)
-            .instrument(span)
-            .await?;
-        let position = next_cursor_position(
-            TICKETS_PATH,
-            &self.progress.position,
-            envelope.after_cursor,
-            envelope.end_of_stream,
-        )?;
-        self.progress = Progress {
-            position: position.clone(),
-            pages: number,
-            finished: envelope.end_of_stream,
+impl CursorEnvelope for TicketCursorPage {
+    type Record = Ticket;
+    type SideLoads = TicketSideLoads;
+    const PATH: &'static str = TICKETS_PATH;
+    const STREAM: &'static str = "tickets";
+    const INCLUDE: Option<&'static str> = Some(TICKET_SIDE_LOADS);
+    fn into_parts(self) -> (Vec<Ticket>, TicketSideLoads, Option<String>, bool) {
+        let side_loads = TicketSideLoads {
+            users: self.users,
+            groups: self.groups,
+            organizations: self.organizations,
+            metric_sets: self.metric_sets,
         };
-        Ok(Some(Page {
-            number,
-            records: envelope.tickets,
-            side_loads: TicketSideLoads {
-                users: envelope.users,
-                groups: envelope.groups,
-                organizations: envelope.organizations,
-                metric_sets: envelope.metric_sets,
-            },
-            position,
-            end_of_stream: envelope.end_of_stream,
-        }))
+        (
+            self.tickets,
+            side_loads,
+            self.after_cursor,
+            self.end_of_stream,
+        )
     }
 }
 
-/// The cursor-based user export.
-#[derive(Debug)]
-pub struct UserExport {
-    client: ZendeskClient,
-    progress: Progress<ExportPosition>,
+impl CursorEnvelope for UserCursorPage {
+    type Record = User;
+    type SideLoads = ();
+    const PATH: &'static str = USERS_PATH;
+    const STREAM: &'static str = "users";
+    const INCLUDE: Option<&'static str> = None;
+    fn into_parts(self) -> (Vec<User>, (), Option<String>, bool) {
+        (self.users, (), self.after_cursor, self.end_of_stream)
+    }
 }
 
-impl UserExport {
+/// A cursor-based export (tickets, users); see the module docs for duplicates and positions.
+#[derive(Debug)]
+pub struct CursorExport<E> {
+    client: ZendeskClient,
+    progress: Progress<ExportPosition>,
+    envelope: std::marker::PhantomData<fn() -> E>,
+}
+
+/// The cursor-based ticket export.
+pub type TicketExport = CursorExport<TicketCursorPage>;
+/// The cursor-based user export.
+pub type UserExport = CursorExport<UserCursorPage>;
+
+impl<E: CursorEnvelope> CursorExport<E> {
+    fn new(client: &ZendeskClient, from: ExportPosition) -> Self {
+        Self {
+            client: client.clone(),
+            progress: Progress::new(from),
+            envelope: std::marker::PhantomData,
+        }
+    }
+
     /// The position the next page starts from.
     pub fn position(&self) -> &ExportPosition {
         &self.progress.position
     }
 
     /// The next page, or `None` after the page with `end_of_stream`.
-    pub async fn next_page(&mut self) -> Result<Option<UserPage>, ZendeskError> {
+    pub async fn next_page(
+        &mut self,
+    ) -> Result<Option<Page<E::Record, ExportPosition, E::SideLoads>>, ZendeskError> {
         if self.progress.finished {
             return Ok(None);
         }
         let number = self.progress.pages + 1;
         let url = self
             .client
-            .cursor_export_url(USERS_PATH, &self.progress.position, None)?;
-        let span = tracing::info_span!("zendesk_page", stream = "users", page = number);
-        let envelope: UserCursorPage = self
+            .cursor_export_url(E::PATH, &self.progress.position, E::INCLUDE)?;
+        let span = tracing::info_span!("zendesk_page", stream = E::STREAM, page = number);
+        let envelope: E = self
             .client
-            .get_json(EndpointClass::Export, USERS_PATH, url)
+            .get_json(EndpointClass::Export, E::PATH, url)
             .instrument(span)
             .await?;
+        let (records, side_loads, after_cursor, end_of_stream) = envelope.into_parts();
         let position = next_cursor_position(
-            USERS_PATH,
+            E::PATH,
             &self.progress.position,
-            envelope.after_cursor,
-            envelope.end_of_stream,
+            after_cursor,
+            end_of_stream,
         )?;
-        self.progress = Progress {
-            position: position.clone(),
-            pages: number,
-            finished: envelope.end_of_stream,
-        };
-        Ok(Some(Page {
+        let page = advance(
+            &mut self.progress,
             number,
-            records: envelope.users,
-            side_loads: (),
             position,
-            end_of_stream: envelope.end_of_stream,
-        }))
+            end_of_stream,
+            records,
+            side_loads,
+        );
+        Ok(Some(page))
     }
 }
 
@@ -390,7 +415,7 @@ async fn next_time_page<E>(
     stamp: fn(&E::Record) -> (u64, Option<i64>),
 ) -> Result<Option<Page<E::Record, TimePosition>>, ZendeskError>
 where
-    E: TimeExportEnvelope + DeserializeOwned,
+    E: PageEnvelope<Meta = TimeExportMeta> + DeserializeOwned,
 {
     if progress.finished {
         return Ok(None);
@@ -451,18 +476,8 @@ where
         start_time: next_start,
         boundary_ids,
     };
-    *progress = Progress {
-        position: position.clone(),
-        pages: number,
-        finished: end_of_stream,
-    };
-    Ok(Some(Page {
-        number,
-        records,
-        side_loads: (),
-        position,
-        end_of_stream,
-    }))
+    let page = advance(progress, number, position, end_of_stream, records, ());
+    Ok(Some(page))
 }
 
 /// The time-based organization export; repeats of the boundary second are dropped.
@@ -526,7 +541,7 @@ async fn next_list_page<E>(
     progress: &mut Progress<ListPosition>,
 ) -> Result<Option<Page<E::Record, ListPosition>>, ZendeskError>
 where
-    E: ListEnvelope + DeserializeOwned,
+    E: PageEnvelope<Meta = ListMeta> + DeserializeOwned,
 {
     let page_size = ("page[size]", client.settings().list_page_size.to_string());
     let url = match &progress.position {
@@ -567,18 +582,8 @@ where
         ));
     }
     let end_of_stream = position == ListPosition::Finished;
-    *progress = Progress {
-        position: position.clone(),
-        pages: number,
-        finished: end_of_stream,
-    };
-    Ok(Some(Page {
-        number,
-        records,
-        side_loads: (),
-        position,
-        end_of_stream,
-    }))
+    let page = advance(progress, number, position, end_of_stream, records, ());
+    Ok(Some(page))
 }
 
 /// Keeps the path and query of a next-page link, which must name the endpoint being listed:
@@ -679,9 +684,23 @@ macro_rules! page_stream {
     };
 }
 
+impl<E> PageStream for CursorExport<E>
+where
+    E: CursorEnvelope + Send,
+    E::Record: Send,
+    E::SideLoads: Send,
+{
+    type Page = Page<E::Record, ExportPosition, E::SideLoads>;
+
+    fn next_page(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Self::Page>, ZendeskError>> + Send {
+        // The inherent method of the same name.
+        CursorExport::next_page(self)
+    }
+}
+
 page_stream!(
-    TicketExport => TicketPage,
-    UserExport => UserPage,
     OrganizationExport => OrganizationPage,
     TicketEventExport => TicketEventPage,
     GroupList => GroupPage,

@@ -13,9 +13,9 @@ use super::budget::{Budgets, EndpointClass};
 use super::error::{error_message, ZendeskError};
 use super::observe::{ClientObserver, StatsCounters, WaitReason};
 use super::retry::{backoff_with_jitter, parse_retry_after, Sleeper};
-use super::secret::Secret;
 use super::settings::ClientSettings;
 use crate::clock::SharedClock;
+use crate::secrets::Secret;
 
 /// A response whose status the transport does not handle itself.
 #[derive(Debug)]

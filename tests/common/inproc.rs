@@ -15,6 +15,12 @@ use zdsync::proto::v1 as pb;
 use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
 use zdsync::simulator::{self, SimulatorConfig, SimulatorHandle};
 
+#[allow(unused_imports)] // each test binary uses a different part
+pub use super::harness::{
+    configure_and_sync, member, new_ticket, organization_with_requester, sized, upsert_accounts,
+    watch_with_history, Harness,
+};
+
 use super::{with_token, DEADLINE};
 
 /// The admin token the in-process daemons use.
@@ -43,33 +49,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a daemon on `data_dir` against the simulator at `base_url`, with `extra` TOML lines.
     pub async fn start(data_dir: &Path, base_url: &str, extra: &str, clock: SharedClock) -> Daemon {
-        let toml = format!(
-            "data_dir = {:?}\n[zendesk]\nbase_url = {base_url:?}\nrequests_per_minute = 0\ntimeout = \"5s\"\n{extra}",
-            data_dir.display().to_string()
-        );
-        let mut config = Config::from_toml(&toml, &ProcessEnv).expect("config");
-        config.auth.admin_token = Some(ADMIN_TOKEN.into());
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind daemon");
-        let addr = listener.local_addr().expect("addr").to_string();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            zdsync::daemon::run_with_clock(
-                config,
-                listener,
-                async {
-                    let _ = stopped.await;
-                },
-                clock,
-            )
-            .await
-            .expect("daemon run");
-        });
-        Daemon {
-            addr,
-            data_dir: data_dir.to_owned(),
-            stop: Some(stop),
-            task: Some(task),
-        }
+        Self::start_adjusted(data_dir, base_url, extra, clock, |_| {}).await
     }
 
     /// A channel to the daemon (retried until it accepts).

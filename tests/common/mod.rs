@@ -1,6 +1,8 @@
 //! Shared harness of the end-to-end tests: the real `zdsync` binary on an ephemeral loopback port.
 #![allow(dead_code)]
 
+pub mod harness;
+pub mod http;
 pub mod inproc;
 
 use std::io::{BufRead, BufReader};
@@ -204,6 +206,23 @@ pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
         format!("Bearer {token}").parse().expect("ascii"),
     );
     request
+}
+
+/// Runs the `zdsync` command line with `args` against `daemon` (its address and generated admin
+/// token file); returns (success, stdout, stderr).
+pub fn cli(daemon: &Daemon, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(binary())
+        .args(args)
+        .args(["--addr", &daemon.addr, "--token-file"])
+        .arg(daemon.data_dir.join("admin.token"))
+        .env_remove("ZDSYNC_ADMIN_TOKEN")
+        .output()
+        .expect("run zdsync");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// Runs grpcurl (installed by `.ci/run`) and returns (success, stdout, stderr).

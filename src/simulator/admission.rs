@@ -1,0 +1,116 @@
+//! Per-request admission: the request counter, a pending fault, the rate limit and
+//! authentication, in that order.
+use std::sync::PoisonError;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+
+use super::endpoint::Endpoint;
+use super::faults::{FaultKind, RateDecision};
+use super::http::{forbidden, json_body, too_many_requests, unauthorized, zendesk_error};
+use super::state::Shared;
+use super::tokens;
+
+/// A request that passed admission; adds the rate-limit headers to its response.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admission {
+    rate: Option<(u32, u32)>,
+}
+
+impl Admission {
+    /// Adds `X-Rate-Limit` / `X-Rate-Limit-Remaining` when a limit is configured.
+    pub(crate) fn finish(self, mut response: Response) -> Response {
+        if let Some((limit, remaining)) = self.rate {
+            let headers = response.headers_mut();
+            headers.insert("x-rate-limit", HeaderValue::from(limit));
+            headers.insert("x-rate-limit-remaining", HeaderValue::from(remaining));
+        }
+        response
+    }
+}
+
+/// Counts the request, then applies a pending fault, the rate limit and (for `/api/v2`)
+/// authentication, in that order.
+pub(crate) async fn admit(
+    shared: &Shared,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    needs_auth: bool,
+) -> Result<Admission, Response> {
+    shared.counters.hit(endpoint);
+    let fault = shared.faults().take(endpoint);
+    if let Some(fault) = fault {
+        tracing::debug!(endpoint = endpoint.as_str(), ?fault, "injecting fault");
+        match fault {
+            FaultKind::RateLimited { retry_after_secs } => {
+                return Err(too_many_requests(retry_after_secs))
+            }
+            FaultKind::ServerError => {
+                return Err(zendesk_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalServerError",
+                    "Simulated server error",
+                ))
+            }
+            FaultKind::Stall { stall_ms } => {
+                let mut stopping = shared.stopping.subscribe();
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(stall_ms)) => {}
+                    _ = stopping.wait_for(|stop| *stop) => {
+                        return Err(zendesk_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Simulator shutting down"));
+                    }
+                }
+            }
+            FaultKind::MalformedBody => {
+                return Err(json_body(
+                    StatusCode::OK,
+                    br#"{"tickets":[{"id":1,"url":"http://trunc"#.to_vec(),
+                ))
+            }
+            FaultKind::Unauthorized => return Err(unauthorized()),
+            FaultKind::Forbidden => return Err(forbidden()),
+        }
+    }
+    let mut rate = None;
+    if endpoint.is_api() {
+        if let Some(window) = &shared.rate {
+            let mut window = window.lock().unwrap_or_else(PoisonError::into_inner);
+            match window.check(shared.now_unix()) {
+                RateDecision::Allowed { remaining } => rate = Some((window.limit(), remaining)),
+                RateDecision::Limited { retry_after_secs } => {
+                    let mut response = too_many_requests(retry_after_secs);
+                    response
+                        .headers_mut()
+                        .insert("x-rate-limit", HeaderValue::from(window.limit()));
+                    response
+                        .headers_mut()
+                        .insert("x-rate-limit-remaining", HeaderValue::from(0));
+                    return Err(response);
+                }
+            }
+        }
+    }
+    if needs_auth
+        && !tokens::authenticated(headers, &shared.credentials, |token| {
+            shared.tokens().access_valid(token, shared.now_unix())
+        })
+    {
+        return Err(Admission { rate }.finish(unauthorized()));
+    }
+    Ok(Admission { rate })
+}
+
+/// Admits the request, then answers with `respond`'s response (or its error) carrying the
+/// rate-limit headers: the shape of every API handler.
+pub(crate) async fn serve<E: axum::response::IntoResponse>(
+    shared: &Shared,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    respond: impl FnOnce(&Shared) -> Result<Response, E>,
+) -> Response {
+    match admit(shared, endpoint, headers, true).await {
+        Ok(admission) => admission.finish(respond(shared).unwrap_or_else(E::into_response)),
+        Err(response) => response,
+    }
+}

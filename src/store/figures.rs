@@ -1,0 +1,26 @@
+//! The figures metric reads are made of: what the rollups sum for an account or a user over a window.
+use crate::domain::metrics::{Counters, RatingDayCounts, TicketDayCounts, Timeframe};
+
+/// The figures of one account (or one user) over a timeframe.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Figures {
+    /// Current counters.
+    pub counters: Counters,
+    /// Tickets created in the window.
+    pub created: TicketDayCounts,
+    /// Ratings given in the window.
+    pub ratings: RatingDayCounts,
+}
+
+/// One account's metric inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountFigures {
+    /// Its matched organizations, in id order.
+    pub orgs: Vec<u64>,
+    /// Their summed figures over `timeframe`.
+    pub figures: Figures,
+    /// The window in force.
+    pub timeframe: Timeframe,
+    /// Whether satisfaction scores are computed.
+    pub satisfaction: bool,
+}

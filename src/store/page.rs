@@ -1,0 +1,106 @@
+//! The page pipeline's shared types: what one page (or a batch of pages) writes, the context derived
+//! state reads, and what applying it did.
+use super::zendesk_records::{
+    ChangeRecord, GroupRecord, OrganizationRecord, RatingRecord, TicketRecord, ZendeskUserRecord,
+};
+
+/// One status or priority change to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketChange {
+    /// The ticket.
+    pub ticket_id: u64,
+    /// When it happened (Unix seconds).
+    pub at: i64,
+    /// The Zendesk event id.
+    pub event_id: u64,
+    /// Position of the change within the event.
+    pub index: u32,
+    /// The change.
+    pub change: ChangeRecord,
+}
+
+/// Everything one page writes.
+#[derive(Debug, Clone, Default)]
+pub struct PageWrite {
+    /// Tickets by id.
+    pub tickets: Vec<(u64, TicketRecord)>,
+    /// Users by id.
+    pub users: Vec<(u64, ZendeskUserRecord)>,
+    /// Organizations by id.
+    pub organizations: Vec<(u64, OrganizationRecord)>,
+    /// Groups by id.
+    pub groups: Vec<(u64, GroupRecord)>,
+    /// Ratings by id.
+    pub ratings: Vec<(u64, RatingRecord)>,
+    /// Status and priority changes.
+    pub changes: Vec<TicketChange>,
+    /// Stream positions to store with the page (the one that follows it, and any other to move along).
+    pub cursors: Vec<(String, Vec<u8>)>,
+    /// When set, the page belongs to this nightly validation run: tickets are marked seen and drift counted.
+    pub validation_run: Option<u64>,
+    /// How derived state (rollups, timeline events) treats this page.
+    pub context: PageContext,
+    /// The run's (pages, tickets) applied including this page, kept with the page so a killed run
+    /// resumes with its counts.
+    pub run_progress: Option<(u64, u64)>,
+}
+
+impl PageWrite {
+    /// Records this write holds (tickets, side-loads, ratings and changes).
+    pub fn records(&self) -> usize {
+        self.tickets.len()
+            + self.users.len()
+            + self.organizations.len()
+            + self.groups.len()
+            + self.ratings.len()
+            + self.changes.len()
+    }
+
+    /// Appends a later page, so both commit in one transaction; the later page's cursors win.
+    pub fn append(&mut self, page: PageWrite) {
+        self.tickets.extend(page.tickets);
+        self.users.extend(page.users);
+        self.organizations.extend(page.organizations);
+        self.groups.extend(page.groups);
+        self.ratings.extend(page.ratings);
+        self.changes.extend(page.changes);
+        // Positions are written in order, so the last page's cursor is the one stored.
+        self.cursors.extend(page.cursors);
+        self.validation_run = self.validation_run.or(page.validation_run);
+        self.context = page.context;
+        self.run_progress = page.run_progress.or(self.run_progress);
+    }
+}
+
+/// What derived state needs to know about the run a page belongs to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageContext {
+    /// The page belongs to the first full sync: events it yields are backfill (past year only).
+    pub first_sync: bool,
+    /// Zendesk refused the ticket events export: detect events from ticket snapshots instead.
+    pub snapshot_events: bool,
+    /// When the page is applied (Unix milliseconds), the events' `detected_at`.
+    pub now_ms: i64,
+}
+
+/// A record a page wrote: its id, the copy it replaced (if any) and the new copy.
+pub type Written<R> = (u64, Option<R>, R);
+
+/// What applying a page did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// Tickets written (new or newer than the stored copy).
+    pub tickets_written: u64,
+    /// Records skipped because the stored copy was newer.
+    pub stale_skipped: u64,
+    /// For a validation page: stored tickets that differed from what Zendesk returned.
+    pub tickets_drifted: u64,
+    /// Rollup rows a delta did not fit (a counter would have gone below zero): drift, logged, kept
+    /// clamped until the nightly rebuild repairs it.
+    pub rollup_rows_drifted: u64,
+    /// Timeline events this page recorded (new ones only).
+    pub events_recorded: u64,
+    /// Whether the page wrote a ticket, a rating or an organization: what account figures and matches are
+    /// computed from (a validation page that finds every record unchanged writes none).
+    pub figure_inputs_written: bool,
+}
