@@ -107,6 +107,8 @@ pub struct Config {
     pub zendesk: ZendeskConfig,
     /// Sync schedule.
     pub schedule: ScheduleConfig,
+    /// `[prometheus] listen`: where `GET /metrics` is served; off when unset.
+    pub prometheus_listen: Option<SocketAddr>,
 }
 
 /// Default gRPC listen address.
@@ -141,6 +143,14 @@ struct RawConfig {
     zendesk: RawZendesk,
     #[serde(default)]
     schedule: RawSchedule,
+    #[serde(default)]
+    prometheus: RawPrometheus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrometheus {
+    listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,8 +244,25 @@ impl Config {
             tls: TlsConfig::from_raw(env, raw.tls)?,
             zendesk: ZendeskConfig::from_raw(env, raw.zendesk)?,
             schedule: ScheduleConfig::from_raw(env, raw.schedule)?,
+            prometheus_listen: prometheus_listen_from(env, raw.prometheus.listen)?,
         })
     }
+}
+
+fn prometheus_listen_from(
+    env: &dyn Env,
+    file_value: Option<String>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    pick(
+        env,
+        "ZDSYNC_PROMETHEUS_LISTEN",
+        file_value,
+        "prometheus.listen",
+    )
+    .map(|(key, value)| {
+        crate::prometheus::parse_listen(&value).map_err(|reason| invalid(&key, &value, &reason))
+    })
+    .transpose()
 }
 
 fn listen_from(env: &dyn Env, file_value: Option<String>) -> Result<SocketAddr, ConfigError> {

@@ -39,6 +39,9 @@ pub enum DaemonError {
     /// The listener's address could not be read.
     #[error("listener: {0}")]
     Listener(#[from] std::io::Error),
+    /// The Prometheus endpoint could not start.
+    #[error(transparent)]
+    Prometheus(#[from] crate::prometheus::PrometheusError),
 }
 
 /// Sets up `tracing` for the chosen format; `RUST_LOG` refines the level (default `info`).
@@ -177,6 +180,7 @@ pub async fn run_with_clock(
         None => None,
     };
     warn_about_clear_text(&config, addr, tls.is_some());
+    let prometheus_listen = config.prometheus_listen;
     let engine_settings = EngineSettings::from(&config);
     let (tokens, store) =
         tokio::task::spawn_blocking(move || -> Result<(Tokens, Store), DaemonError> {
@@ -194,6 +198,24 @@ pub async fn run_with_clock(
         clock.clone(),
         stop_rx.clone(),
     );
+    let exporter = match prometheus_listen {
+        Some(addr) => Some(
+            crate::prometheus::spawn(
+                addr,
+                crate::prometheus::Source {
+                    integration: Arc::new(grpc::integration::Integration::new(
+                        store.clone(),
+                        engine.clone(),
+                        clock.clone(),
+                    )),
+                    data_dir: data_dir.clone(),
+                },
+                stop_rx.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let deps = ServiceDeps {
         store: store.clone(),
         tokens: Arc::new(tokens),
@@ -249,6 +271,10 @@ pub async fn run_with_clock(
     }
     if let Some(watchdog) = watchdog {
         watchdog.abort();
+    }
+    if let Some((_, exporter)) = exporter {
+        // It saw the stop signal: it finishes the scrape in flight, if any, and ends.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, exporter).await;
     }
     // The engine saw the same stop signal: it stops its run at a page boundary.
     if tokio::time::timeout(SHUTDOWN_GRACE, engine_task)

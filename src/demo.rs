@@ -577,6 +577,13 @@ Try (copy and paste):
   grpcurl -plaintext {auth} {addr} zdsync.v1.IntegrationService/Pause
   grpcurl -plaintext {auth} {addr} zdsync.v1.IntegrationService/Resume
 
+Or with the CLI:
+  {exe} status {connect}
+  {exe} metrics --top 5 --by open_high_urgent_tickets {connect}
+  {exe} metrics {account} {connect}
+  {exe} events --owner {owner} --limit 5 {connect}
+  {exe} sync --wait {connect}
+
 Change Zendesk data through the simulator, then ForceSync:
   curl -s {sim}/_sim/stats
   curl -s -X PATCH {sim}/_sim/tickets/17 -H 'content-type: application/json' -d '{{\"status\":\"solved\"}}'
@@ -590,6 +597,9 @@ Ctrl-C stops the daemon and the simulator and removes the data directory.
         users = stored.users,
         account = guide.example.id,
         owner = guide.example.owner,
+        // The running binary, so the lines work from `cargo run` too (where no zdsync is on PATH).
+        exe = std::env::current_exe().map_or_else(|_| "zdsync".into(), |path| path.display().to_string()),
+        connect = format_args!("--addr {addr} --token-file {token}"),
     )
 }
 

@@ -40,6 +40,16 @@ enum Command {
     Accounts(zdsync::cli::accounts::AccountsArgs),
     #[command(flatten)]
     Integration(zdsync::cli::integration::IntegrationCommand),
+    /// Show an account's support metrics, or the top accounts by a metric (--top N --by METRIC).
+    Metrics(zdsync::cli::metrics::MetricsArgs),
+    /// Show an account user's support metrics.
+    UserMetrics(zdsync::cli::metrics::UserMetricsArgs),
+    /// List timeline events, newest first, as a table, CSV (--csv) or JSON (--json).
+    Events(zdsync::cli::events::EventsArgs),
+    /// Follow timeline events as they are recorded, one line each; reconnects and resumes from the last cursor.
+    Watch(zdsync::cli::events::WatchArgs),
+    /// Log in with OAuth (authorization code): prints the authorize URL and receives the redirect on a loopback port.
+    Login(zdsync::cli::login::LoginArgs),
 }
 
 /// Caps glibc's malloc at two arenas. glibc gives each thread that allocates under contention an arena of its
@@ -97,6 +107,13 @@ fn run() -> anyhow::Result<()> {
         Command::Integration(command) => {
             runtime.block_on(zdsync::cli::integration::run(command, cli.connect))
         }
+        Command::Metrics(args) => runtime.block_on(zdsync::cli::metrics::run(args, cli.connect)),
+        Command::UserMetrics(args) => {
+            runtime.block_on(zdsync::cli::metrics::run_user(args, cli.connect))
+        }
+        Command::Events(args) => runtime.block_on(zdsync::cli::events::run(args, cli.connect)),
+        Command::Watch(args) => runtime.block_on(zdsync::cli::events::watch(args, cli.connect)),
+        Command::Login(args) => runtime.block_on(zdsync::cli::login::run(args, cli.connect)),
     }
 }
 

@@ -1,4 +1,5 @@
-//! `zdsync demo` end to end: the real binary, its ready line, and the grpcurl commands of its guide run as printed.
+//! `zdsync demo` end to end: the real binary, its ready line, its guide, and the calls the guide's grpcurl lines make
+//! (through tonic clients; `.ci/readme_grpcurl.sh` runs the grpcurl lines themselves).
 mod common;
 
 use std::io::{BufRead, BufReader};
@@ -7,7 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use common::{binary, signal, wait_exit, DEADLINE};
+use common::{binary, reflection, signal, wait_exit, with_token, DEADLINE};
+use zdsync::proto::v1 as pb;
+use zdsync::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
+use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
 
 const READY_PREFIX: &str = "zdsync demo ready: ";
 /// The last line of the guide.
@@ -94,22 +98,6 @@ fn start_demo() -> Demo {
     }
 }
 
-/// Runs one command line of the guide with `sh`, after the guide's `TOKEN=$(cat ...)` line, exactly as printed.
-fn run_printed(token_line: &str, command: &str) -> String {
-    let output = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{token_line}\n{command}"))
-        .output()
-        .expect("run sh");
-    assert!(
-        output.status.success(),
-        "`{command}` failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// The guide's grpcurl line calling `method` (e.g. `IntegrationService/GetStatus`).
 fn grpcurl_line<'a>(commands: &[&'a str], method: &str) -> &'a str {
     commands
@@ -119,21 +107,8 @@ fn grpcurl_line<'a>(commands: &[&'a str], method: &str) -> &'a str {
         .unwrap_or_else(|| panic!("the guide has no grpcurl line for {method}: {commands:#?}"))
 }
 
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|err| panic!("not JSON ({err}): {text}"))
-}
-
-/// A proto3 JSON uint64 (grpcurl prints it as a string).
-fn uint64(value: &serde_json::Value) -> u64 {
-    value
-        .as_str()
-        .map(|text| text.parse().expect("uint64 text"))
-        .or_else(|| value.as_u64())
-        .unwrap_or_else(|| panic!("not a uint64: {value}"))
-}
-
 #[tokio::test(flavor = "multi_thread")]
-async fn demo_is_ready_its_printed_grpcurl_commands_work_and_sigint_exits_cleanly() {
+async fn demo_is_ready_its_guide_calls_work_and_sigint_exits_cleanly() {
     let mut demo = start_demo();
     assert!(
         demo.grpc.starts_with("127.0.0.1:") && !demo.grpc.ends_with(":0"),
@@ -174,67 +149,120 @@ async fn demo_is_ready_its_printed_grpcurl_commands_work_and_sigint_exits_cleanl
     let simulator_tickets = stats["tickets"].as_u64().expect("tickets count");
     assert!(simulator_tickets > 0);
 
-    let listed = run_printed(&token_line, grpcurl_line(&commands, " list"));
+    // The guide's grpcurl lines are run as printed by `.ci/readme_grpcurl.sh`; here the same calls go through
+    // tonic clients, so `cargo test` needs nothing but Rust.
+    for method in [
+        " list",
+        "IntegrationService/GetStatus",
+        "AccountDirectoryService/ListAccounts",
+        "IntegrationService/ForceSync",
+        "IntegrationService/Pause",
+        "IntegrationService/Resume",
+    ] {
+        grpcurl_line(&commands, method);
+    }
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", demo.grpc))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect to the demo");
+    let token = token.trim().to_owned();
+
+    let listed = reflection::list_services(channel.clone(), reflection::Version::V1Alpha).await;
     for service in [
         "zdsync.v1.IntegrationService",
         "zdsync.v1.AccountDirectoryService",
     ] {
         assert!(
-            listed.lines().any(|line| line == service),
-            "list shows {service}:\n{listed}"
+            listed.iter().any(|line| line == service),
+            "list shows {service}: {listed:?}"
         );
     }
 
-    let status = json(&run_printed(
-        &token_line,
-        grpcurl_line(&commands, "IntegrationService/GetStatus"),
-    ));
-    assert_eq!(status["state"], "IDLE", "{status:#}");
-    assert_eq!(uint64(&status["stored"]["tickets"]), simulator_tickets);
-
-    let accounts = json(&run_printed(
-        &token_line,
-        grpcurl_line(&commands, "AccountDirectoryService/ListAccounts"),
-    ));
-    assert!(uint64(&accounts["total"]) > 0, "{accounts:#}");
-    let first = &accounts["accounts"][0];
-    assert!(
-        first["id"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("acct-")),
-        "accounts carry the simulator's account ids: {first:#}"
-    );
-    assert!(
-        first["users"]
-            .as_array()
-            .is_some_and(|users| !users.is_empty()),
-        "accounts carry simulator users: {first:#}"
+    let mut integration = IntegrationServiceClient::new(channel.clone());
+    let status = integration
+        .get_status(with_token(pb::GetStatusRequest {}, &token))
+        .await
+        .expect("GetStatus")
+        .into_inner();
+    assert_eq!(status.state(), pb::SyncState::Idle, "{status:#?}");
+    assert_eq!(
+        status.stored.as_ref().map(|s| s.tickets),
+        Some(simulator_tickets)
     );
 
-    let forced = json(&run_printed(
-        &token_line,
-        grpcurl_line(&commands, "IntegrationService/ForceSync"),
-    ));
+    let accounts = AccountDirectoryServiceClient::new(channel.clone())
+        .list_accounts(with_token(
+            pb::ListAccountsRequest {
+                page_size: 5,
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .expect("ListAccounts")
+        .into_inner();
+    assert!(accounts.total > 0, "{accounts:#?}");
+    let first = &accounts.accounts[0];
     assert!(
-        forced["runId"]
-            .as_str()
-            .is_some_and(|id| id.starts_with("run-")),
-        "{forced:#}"
+        first.id.starts_with("acct-"),
+        "accounts carry the simulator's account ids: {first:#?}"
     );
-    run_printed(
-        &token_line,
-        grpcurl_line(&commands, "IntegrationService/Pause"),
+    assert!(
+        !first.users.is_empty(),
+        "accounts carry simulator users: {first:#?}"
     );
-    let paused = json(&run_printed(
-        &token_line,
-        grpcurl_line(&commands, "IntegrationService/GetStatus"),
-    ));
-    assert_eq!(paused["state"], "PAUSED", "{paused:#}");
-    let resumed = json(&run_printed(
-        &token_line,
-        grpcurl_line(&commands, "IntegrationService/Resume"),
-    ));
-    assert_eq!(resumed["wasPaused"], true, "{resumed:#}");
+
+    let forced = integration
+        .force_sync(with_token(pb::ForceSyncRequest::default(), &token))
+        .await
+        .expect("ForceSync")
+        .into_inner();
+    assert!(forced.run_id.starts_with("run-"), "{forced:#?}");
+    integration
+        .pause(with_token(pb::PauseRequest {}, &token))
+        .await
+        .expect("Pause");
+    let paused = integration
+        .get_status(with_token(pb::GetStatusRequest {}, &token))
+        .await
+        .expect("GetStatus")
+        .into_inner();
+    assert_eq!(paused.state(), pb::SyncState::Paused, "{paused:#?}");
+    let resumed = integration
+        .resume(with_token(pb::ResumeRequest {}, &token))
+        .await
+        .expect("Resume")
+        .into_inner();
+    assert!(resumed.was_paused, "{resumed:#?}");
+
+    // The guide's CLI lines run as printed (the running binary's path, the demo's address and token file).
+    let cli_lines: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|line| line.contains(&format!("--addr {} --token-file", demo.grpc)))
+        .collect();
+    assert!(cli_lines.len() >= 4, "the guide shows the CLI: {lines:#?}");
+    for line in cli_lines
+        .iter()
+        .filter(|line| line.contains(" status ") || line.contains(" metrics "))
+    {
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .output()
+            .expect("run sh");
+        assert!(
+            output.status.success(),
+            "`{line}` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            text.contains("state:") || text.contains("open tickets") || text.starts_with("ACCOUNT"),
+            "`{line}` printed:\n{text}"
+        );
+    }
 
     signal(&demo.child, "INT");
     let status = wait_exit(&mut demo.child);

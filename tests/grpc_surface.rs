@@ -1,7 +1,8 @@
-//! The served gRPC surface: reflection through grpcurl, health, and the auth matrix.
+//! The served gRPC surface: reflection (through a Rust reflection client), health, and the auth matrix.
 mod common;
 
-use common::{grpcurl, with_token, Daemon, DaemonOptions};
+use common::reflection::{self, Version};
+use common::{with_token, Daemon, DaemonOptions};
 use tonic::Code;
 use zdsync::proto::v1 as pb;
 use zdsync::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
@@ -9,70 +10,134 @@ use zdsync::proto::v1::account_directory_service_client::AccountDirectoryService
 const READ_TOKEN: &str = "read-token-for-tests-0123456789";
 
 #[tokio::test(flavor = "multi_thread")]
-async fn grpcurl_lists_describes_and_calls_through_reflection() {
+async fn reflection_lists_describes_and_health_answers_without_a_token() {
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = Daemon::start(&dir.path().join("data"), &DaemonOptions::default());
+    let channel = daemon.channel().await;
 
-    // grpcurl 1.8 speaks reflection v1alpha.
-    let (ok, listed, err) = grpcurl(&["-plaintext", &daemon.addr, "list"]);
-    assert!(ok, "{err}");
-    let mut services: Vec<&str> = listed.lines().collect();
-    services.sort_unstable();
-    assert_eq!(
-        services,
-        [
-            "grpc.health.v1.Health",
-            "grpc.reflection.v1.ServerReflection",
-            "grpc.reflection.v1alpha.ServerReflection",
-            "zdsync.v1.AccountDirectoryService",
-            "zdsync.v1.IntegrationService",
-            "zdsync.v1.MetricsService",
-        ],
-        "only fully implemented services are advertised"
-    );
+    // Both protocol versions: grpcurl before 1.9 speaks only v1alpha.
+    for version in [Version::V1, Version::V1Alpha] {
+        let services = reflection::list_services(channel.clone(), version).await;
+        assert_eq!(
+            services,
+            [
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+                "zdsync.v1.AccountDirectoryService",
+                "zdsync.v1.IntegrationService",
+                "zdsync.v1.MetricsService",
+            ],
+            "only fully implemented services are advertised ({version:?})"
+        );
 
-    let (ok, described, err) =
-        grpcurl(&["-plaintext", &daemon.addr, "describe", "zdsync.v1.Account"]);
-    assert!(ok, "{err}");
-    assert!(described.contains("message Account"), "{described}");
-    assert!(
-        described.contains("Email of the account manager"),
-        "doc comments reach grpcurl: {described}"
-    );
+        let files = reflection::files_containing(channel.clone(), version, "zdsync.v1.Account")
+            .await
+            .expect("describe zdsync.v1.Account");
+        let types = files
+            .iter()
+            .find(|file| file.name() == "zdsync/v1/types.proto")
+            .expect("types.proto is sent");
+        assert!(
+            types.message_type.iter().any(|m| m.name() == "Account"),
+            "message Account is described"
+        );
+        let comment = reflection::leading_comment(types, "Account", Some("owner"))
+            .expect("doc comments reach reflection clients");
+        assert!(
+            comment.contains("Email of the account manager"),
+            "{comment}"
+        );
 
-    let (ok, health, err) = grpcurl(&["-plaintext", &daemon.addr, "grpc.health.v1.Health/Check"]);
-    assert!(ok, "{err}");
-    assert!(health.contains("SERVING"), "{health}");
-    let (ok, health, err) = grpcurl(&[
-        "-plaintext",
-        "-d",
-        r#"{"service":"zdsync.v1.AccountDirectoryService"}"#,
-        &daemon.addr,
-        "grpc.health.v1.Health/Check",
-    ]);
-    assert!(ok && health.contains("SERVING"), "{health}{err}");
+        // Every service can be described, with every RPC, without .proto files.
+        for (service, file, rpc) in [
+            (
+                "IntegrationService",
+                "zdsync/v1/integration.proto",
+                "GetStatus",
+            ),
+            (
+                "MetricsService",
+                "zdsync/v1/metrics.proto",
+                "WatchTimelineEvents",
+            ),
+            (
+                "AccountDirectoryService",
+                "zdsync/v1/accounts.proto",
+                "ImportAccounts",
+            ),
+        ] {
+            let files = reflection::files_containing(
+                channel.clone(),
+                version,
+                &format!("zdsync.v1.{service}"),
+            )
+            .await
+            .expect("describe a service");
+            let declaring = files
+                .iter()
+                .find(|f| f.name() == file)
+                .unwrap_or_else(|| panic!("{file} is sent for {service}"));
+            assert!(
+                reflection::methods(declaring, service)
+                    .iter()
+                    .any(|m| m == rpc),
+                "{service} describes {rpc}"
+            );
+        }
+        let unknown =
+            reflection::files_containing(channel.clone(), version, "zdsync.v1.NoSuchThing").await;
+        assert!(unknown.is_err(), "an unknown symbol is an error response");
+    }
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    for service in ["", "zdsync.v1.AccountDirectoryService"] {
+        let answer = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health needs no token")
+            .into_inner();
+        assert_eq!(
+            answer.status(),
+            tonic_health::pb::health_check_response::ServingStatus::Serving,
+            "health of {service:?}"
+        );
+    }
 
     let token = daemon.generated_admin_token();
-    let header = format!("authorization: Bearer {token}");
-    let (ok, upserted, err) = grpcurl(&[
-        "-plaintext",
-        "-H",
-        &header,
-        "-d",
-        r#"{"accounts":[{"id":"acct-1","name":"Acme","attributes":{"tier":{"text":"gold"}}}]}"#,
-        &daemon.addr,
-        "zdsync.v1.AccountDirectoryService/UpsertAccounts",
-    ]);
-    assert!(ok, "{err}");
-    assert!(upserted.contains("\"created\": 1"), "{upserted}");
-    let (ok, _, err) = grpcurl(&[
-        "-plaintext",
-        "-d",
-        r#"{"id":"acct-1"}"#,
-        &daemon.addr,
-        "zdsync.v1.AccountDirectoryService/GetAccount",
-    ]);
-    assert!(!ok && err.contains("Unauthenticated"), "{err}");
+    let mut accounts = AccountDirectoryServiceClient::new(channel);
+    let upserted = accounts
+        .upsert_accounts(with_token(
+            pb::UpsertAccountsRequest {
+                accounts: vec![pb::Account {
+                    id: "acct-1".into(),
+                    name: "Acme".into(),
+                    attributes: [(
+                        "tier".to_owned(),
+                        pb::AttributeValue {
+                            value: Some(pb::attribute_value::Value::Text("gold".into())),
+                        },
+                    )]
+                    .into(),
+                    ..Default::default()
+                }],
+            },
+            &token,
+        ))
+        .await
+        .expect("upsert with the admin token")
+        .into_inner();
+    assert_eq!(upserted.created, 1);
+    let code = accounts
+        .get_account(tonic::Request::new(pb::GetAccountRequest {
+            id: "acct-1".into(),
+        }))
+        .await
+        .expect_err("no token")
+        .code();
+    assert_eq!(code, Code::Unauthenticated);
     daemon.stop();
 }
 

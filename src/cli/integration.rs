@@ -19,6 +19,9 @@ pub enum IntegrationCommand {
         /// Run the nightly full validation instead of an incremental sync.
         #[arg(long)]
         full: bool,
+        /// Follow the run with a progress bar until it ends; fails unless it succeeds.
+        #[arg(long)]
+        wait: bool,
     },
     /// Pause the schedule; a run in progress stops at its next page boundary.
     Pause,
@@ -70,7 +73,8 @@ pub struct ConfigureArgs {
     satisfaction: bool,
 }
 
-fn read_secret(path: &PathBuf) -> Result<String, CliError> {
+/// Reads a secret from a file (or stdin with `-`), without its line ending.
+pub(crate) fn read_secret(path: &PathBuf) -> Result<String, CliError> {
     let text = if path.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin().read_line(&mut text)?;
@@ -138,6 +142,9 @@ fn print_status(out: &mut impl Write, status: &pb::IntegrationStatus) -> Result<
             "running:               {} ({} pages, {} tickets, {} requests)",
             run.id, run.pages, run.tickets, run.requests
         )?;
+        if let Some(progress) = &run.progress {
+            super::progress::print_progress(out, progress)?;
+        }
     }
     if let Some(stored) = &status.stored {
         writeln!(
@@ -202,6 +209,11 @@ async fn run_inner(command: IntegrationCommand, connect: ConnectArgs) -> Result<
                         "last_successful_sync_at": timestamp(&status.last_successful_sync_at),
                         "next_incremental_at": timestamp(&status.next_incremental_at),
                         "current_run": status.current_run.as_ref().map(|r| r.id.clone()),
+                        "current_run_progress": status
+                            .current_run
+                            .as_ref()
+                            .and_then(|r| r.progress.as_ref())
+                            .map(super::progress::progress_json),
                         "stored_tickets": status.stored.as_ref().map(|s| s.tickets),
                         "last_error": status.last_error.as_ref().map(|e| e.message.clone()),
                         "warnings": status.warnings,
@@ -236,7 +248,7 @@ async fn run_inner(command: IntegrationCommand, connect: ConnectArgs) -> Result<
                 )?;
             }
         }
-        IntegrationCommand::Sync { full } => {
+        IntegrationCommand::Sync { full, wait } => {
             let kind = if full {
                 pb::SyncKind::FullValidation
             } else {
@@ -246,7 +258,16 @@ async fn run_inner(command: IntegrationCommand, connect: ConnectArgs) -> Result<
                 .force_sync(connection.request(pb::ForceSyncRequest { kind: kind as i32 }))
                 .await?
                 .into_inner();
-            if connect.json {
+            if wait {
+                super::progress::wait_for_run(
+                    &mut client,
+                    &connection,
+                    &response.run_id,
+                    connect.json,
+                    &mut out,
+                )
+                .await?;
+            } else if connect.json {
                 json(&mut out, serde_json::json!({"run_id": response.run_id}))?;
             } else {
                 writeln!(out, "started {}", response.run_id)?;

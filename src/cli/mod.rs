@@ -5,7 +5,11 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 pub mod accounts;
+pub mod events;
 pub mod integration;
+pub mod login;
+pub mod metrics;
+pub mod progress;
 
 /// Why an admin command failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +41,19 @@ pub enum CliError {
     /// Writing the output failed.
     #[error("output: {0}")]
     Output(#[from] std::io::Error),
+    /// The OAuth login could not complete.
+    #[error("login: {0}")]
+    Login(String),
+    /// A run `sync --wait` followed ended other than successfully.
+    #[error("{run_id} {outcome}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
+    RunEnded {
+        /// The run.
+        run_id: String,
+        /// How it ended.
+        outcome: &'static str,
+        /// Why, when it failed.
+        message: String,
+    },
 }
 
 /// How to reach the daemon; shared by every admin subcommand.

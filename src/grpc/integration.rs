@@ -242,6 +242,7 @@ fn run_to_proto(run: &RunRecord) -> pb::SyncRun {
         events: run.events,
         drift: is_finished_validation(run).then(|| drift_to_proto(run)),
         error_message: run.error.clone(),
+        progress: None,
     }
 }
 
@@ -301,6 +302,7 @@ fn status_to_proto(report: StatusReport) -> pb::IntegrationStatus {
         events: run.progress.events,
         drift: None,
         error_message: String::new(),
+        progress: None,
     });
     pb::IntegrationStatus {
         state: state as i32,
@@ -571,7 +573,16 @@ impl IntegrationService for Integration {
                 ..Default::default()
             }));
         };
-        Ok(Response::new(status_to_proto(report)))
+        let current = report.current.clone();
+        let mut status = status_to_proto(report);
+        if let (Some(run), Some(shown)) = (current.as_ref(), status.current_run.as_mut()) {
+            shown.progress = Some(super::progress::run_progress(
+                run,
+                self.clock.now(),
+                self.engine.settings().requests_per_minute,
+            ));
+        }
+        Ok(Response::new(status))
     }
 
     async fn force_sync(

@@ -13,6 +13,7 @@ mod credentials;
 pub mod integration;
 pub mod metrics;
 mod paging;
+pub mod progress;
 pub mod status;
 pub mod timeline;
 
@@ -34,6 +35,10 @@ pub const SERVED_SERVICES: &[&str] = &[
     "zdsync.v1.IntegrationService",
     "zdsync.v1.MetricsService",
 ];
+
+/// The server's router, every RPC counted by [`crate::telemetry::grpc::GrpcMetricsLayer`].
+pub type MeteredRouter =
+    Router<tower_layer::Stack<crate::telemetry::grpc::GrpcMetricsLayer, tower_layer::Identity>>;
 
 /// Why the gRPC server could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -77,12 +82,13 @@ pub fn load_tls(
 pub fn router(
     deps: ServiceDeps,
     tls: Option<ServerTlsConfig>,
-) -> Result<(Router, tonic_health::server::HealthReporter), GrpcError> {
+) -> Result<(MeteredRouter, tonic_health::server::HealthReporter), GrpcError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
 
     let mut builder = Server::builder()
         .concurrency_limit_per_connection(256)
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)));
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .layer(crate::telemetry::grpc::GrpcMetricsLayer);
     if let Some(tls) = tls {
         builder = builder
             .tls_config(tls)

@@ -189,7 +189,21 @@ struct RateLimitObserver {
 }
 
 impl ClientObserver for RateLimitObserver {
+    fn on_response(&self, endpoint: &str, status: Option<u16>) {
+        crate::telemetry::zendesk_response(endpoint, status);
+    }
+
     fn on_wait(&self, endpoint: &str, reason: WaitReason, duration: Duration) {
+        crate::telemetry::zendesk_wait(endpoint, reason, duration);
+        if let Some(run) = &self
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .current
+        {
+            let mut progress = run.progress.lock().unwrap_or_else(PoisonError::into_inner);
+            super::progress::count_wait(&mut progress, reason, duration);
+        }
         if reason == WaitReason::RateLimited {
             tracing::info!(
                 endpoint,
@@ -500,9 +514,10 @@ impl Engine {
         let Some(running) = self.running.take() else {
             return;
         };
+        let finished;
         {
             let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
-            live.current = None;
+            finished = live.current.take().map(|run| (run.kind, run.started_at));
             // No fetch waits once the run is over (a pause drops a fetch in the middle of a rate-limit wait).
             live.rate_limited_until = None;
         }
@@ -533,6 +548,9 @@ impl Engine {
                 tracing::info!(run = id, "sync run stopped at a page boundary");
             }
             Err(err) => tracing::warn!(run = id, error = %err, "sync run failed"),
+        }
+        if let Some((kind, started_at)) = finished {
+            crate::sync::progress::record_finished(kind, &result, stop_outcome, started_at, now);
         }
         let update = move |state: &mut SyncStateRecord| {
             let mut record = state.active_run.clone().unwrap_or_default();

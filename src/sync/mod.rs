@@ -5,6 +5,7 @@ pub mod convert;
 pub mod credentials;
 pub mod engine;
 pub mod login;
+pub mod progress;
 pub mod run;
 pub mod runtime;
 pub mod schedule;

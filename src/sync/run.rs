@@ -164,6 +164,18 @@ pub struct Progress {
     pub phase: u32,
     /// The client is waiting out a rate limit.
     pub rate_limited: bool,
+    /// Pages fetched in the current phase.
+    pub phase_pages: u64,
+    /// Pages the current phase takes, once Zendesk said so (the page with `end_of_stream`).
+    pub phase_pages_expected: Option<u64>,
+    /// Update time (Unix ms) of the oldest record of the phase's first page (time-ordered exports).
+    pub phase_first_ms: Option<i64>,
+    /// Update time (Unix ms) of the newest record the phase has read (time-ordered exports).
+    pub phase_position_ms: Option<i64>,
+    /// Milliseconds waited on the client-side request budget.
+    pub budget_wait_ms: u64,
+    /// Milliseconds waited on Zendesk's 429 answers.
+    pub rate_limit_wait_ms: u64,
 }
 
 /// What a finished run found.
@@ -312,12 +324,20 @@ impl RunContext {
             .await
             .map_err(|err| RunError::Task(err.to_string()))??;
         batch.applied.tickets_drifted += outcome.tickets_drifted;
+        let mut phase = 0;
         self.with_progress(|p| {
             p.pages += in_flight.pages;
             p.tickets += in_flight.tickets;
             p.events += outcome.events_recorded;
+            phase = p.phase;
             p.rollup_rows_drifted += outcome.rollup_rows_drifted;
         });
+        crate::telemetry::pages_applied(
+            super::progress::phase_name(phase),
+            in_flight.pages,
+            in_flight.tickets,
+            outcome.events_recorded,
+        );
         Ok(())
     }
 
@@ -415,7 +435,7 @@ impl RunContext {
         })
         .await
         .map_err(|err| RunError::Task(err.to_string()))??;
-        self.with_progress(|p| p.phase = code);
+        self.with_progress(|p| super::progress::enter_phase(p, code));
         Ok(())
     }
 
@@ -501,11 +521,13 @@ pub async fn execute(ctx: RunContext) -> Result<RunSummary, RunError> {
     Ok(summary)
 }
 
-/// What one fetched page stages: its write, the tickets it holds, and whether the stream ended with it.
+/// What one fetched page stages: its write, the tickets it holds, whether the stream ended with it, and the
+/// update times (Unix ms, oldest and newest) its records span in a time-ordered export.
 struct Staged {
     write: PageWrite,
     tickets: u64,
     end: bool,
+    times: Option<(i64, i64)>,
 }
 
 impl Staged {
@@ -515,6 +537,7 @@ impl Staged {
             write,
             tickets: 0,
             end,
+            times: None,
         }
     }
 }
@@ -546,7 +569,9 @@ async fn drain<S: PageStream>(
             write,
             tickets,
             end,
+            times,
         } = stage(page);
+        ctx.with_progress(|p| super::progress::page_fetched(p, times, end));
         ctx.stage(&mut batch, write, tickets, end).await?;
         if end {
             return Ok(batch.applied);
@@ -572,6 +597,7 @@ async fn drain_side<S, R, P>(
 where
     S: PageStream<Page = Page<R, P>>,
     P: serde::Serialize,
+    R: super::progress::TimeOrdered,
 {
     drain(ctx, stream, |page| {
         let mut write = PageWrite::default();
@@ -579,7 +605,14 @@ where
         if let Some(key) = key {
             write.cursors = cursor(key, &page.position);
         }
-        Staged::records(write, page.end_of_stream)
+        Staged {
+            times: super::progress::time_span(
+                page.records
+                    .iter()
+                    .filter_map(super::progress::TimeOrdered::updated_at),
+            ),
+            ..Staged::records(write, page.end_of_stream)
+        }
     })
     .await
     .map(|_| ())
@@ -635,6 +668,7 @@ async fn tickets(
             .push((key.into(), position_bytes(&page.position)));
         write.validation_run = validation_run;
         Staged {
+            times: super::progress::time_span(page.records.iter().map(|t| t.updated_at)),
             write,
             tickets: page.records.len() as u64,
             end: page.end_of_stream,

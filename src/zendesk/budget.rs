@@ -61,6 +61,16 @@ impl TokenBucket {
         }
     }
 
+    /// Requests the bucket allows now without waiting (0 when callers queue); `None` without a budget.
+    pub fn remaining(&self) -> Option<f64> {
+        let per_minute = f64::from(self.per_minute?);
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let elapsed = Instant::now()
+            .saturating_duration_since(state.updated)
+            .as_secs_f64();
+        Some((state.tokens + elapsed * per_minute / 60.0).clamp(0.0, per_minute))
+    }
+
     /// Empties the bucket, after Zendesk said 429, so the next requests do not burst.
     pub fn drain(&self) {
         if self.per_minute.is_some() {

@@ -93,6 +93,13 @@ impl Transport {
         let mut rate_limit_waits = 0u32;
         loop {
             let budget_wait = self.budgets.bucket(spec.class).reserve();
+            if let Some(left) = self.budgets.bucket(spec.class).remaining() {
+                let class = match spec.class {
+                    EndpointClass::Export => "export",
+                    EndpointClass::Other => "other",
+                };
+                crate::telemetry::budget_remaining(class, left);
+            }
             if !budget_wait.is_zero() {
                 StatsCounters::bump(&self.stats.budget_waits);
                 self.wait(spec.endpoint, WaitReason::Budget, budget_wait)

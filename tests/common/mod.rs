@@ -237,3 +237,9 @@ pub(crate) fn grpcurl(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// A Rust server-reflection client, in place of grpcurl's `list` and `describe`.
+pub(crate) mod reflection;
+
+/// `zdsync demo` as a fixture for CLI tests.
+pub(crate) mod demo_fixture;
