@@ -17,10 +17,27 @@ pub fn enter_phase(progress: &mut Progress, code: u32) {
     progress.phase_position_ms = None;
 }
 
+/// Pages a listing of `total` records takes at the size of a page that held `page_len` of them (the
+/// first pages are full); `None` when the endpoint gives no total.
+pub fn pages_for(total: Option<u64>, page_len: usize) -> Option<u64> {
+    let page_len = u64::try_from(page_len).ok().filter(|len| *len > 0)?;
+    Some(total?.div_ceil(page_len))
+}
+
 /// Counts a fetched page of the current phase: `times` are the update times (Unix ms, oldest and newest) its
-/// records span in a time-ordered export, `end` whether it carried `end_of_stream`.
-pub fn page_fetched(progress: &mut Progress, times: Option<(i64, i64)>, end: bool) {
+/// records span in a time-ordered export, `end` whether it carried `end_of_stream`, `expected` the pages
+/// the whole listing takes where the endpoint says (a list's `count`).
+pub fn page_fetched(
+    progress: &mut Progress,
+    times: Option<(i64, i64)>,
+    end: bool,
+    expected: Option<u64>,
+) {
     progress.phase_pages += 1;
+    if let Some(expected) = expected.filter(|_| progress.phase_pages_expected.is_none()) {
+        // From the first page's size; never fewer than the pages already seen.
+        progress.phase_pages_expected = Some(expected.max(progress.phase_pages));
+    }
     if let Some((oldest, newest)) = times {
         if progress.phase_first_ms.is_none() {
             progress.phase_first_ms = Some(oldest);
@@ -219,9 +236,9 @@ mod tests {
     fn a_phase_counts_its_pages_and_learns_its_size_at_end_of_stream() {
         let mut progress = Progress::default();
         enter_phase(&mut progress, Phase::Tickets.code());
-        page_fetched(&mut progress, Some((1_000, 2_000)), false);
-        page_fetched(&mut progress, Some((1_500, 3_000)), false);
-        page_fetched(&mut progress, Some((2_500, 2_900)), true);
+        page_fetched(&mut progress, Some((1_000, 2_000)), false, None);
+        page_fetched(&mut progress, Some((1_500, 3_000)), false, None);
+        page_fetched(&mut progress, Some((2_500, 2_900)), true, None);
         assert_eq!(progress.phase_pages, 3);
         assert_eq!(progress.phase_pages_expected, Some(3));
         assert_eq!(progress.phase_first_ms, Some(1_000));
@@ -237,7 +254,7 @@ mod tests {
         enter_phase(&mut progress, Phase::Tickets.code());
         // Half of the time from the first record to now is read, in 10 pages.
         for _ in 0..10 {
-            page_fetched(&mut progress, Some((0, 50_000)), false);
+            page_fetched(&mut progress, Some((0, 50_000)), false, None);
         }
         progress.requests = 10;
         let estimate = estimate(RunKind::Initial, &progress, at(100_000), 1.0, 10);
@@ -252,11 +269,11 @@ mod tests {
     fn with_the_budget_off_the_run_paces_itself_and_lists_are_unknown_until_they_end() {
         let mut progress = Progress::default();
         enter_phase(&mut progress, Phase::Groups.code());
-        page_fetched(&mut progress, None, false);
+        page_fetched(&mut progress, None, false, None);
         progress.requests = 4;
         let unknown = estimate(RunKind::Incremental, &progress, at(0), 2.0, 0);
         assert_eq!(unknown.eta_seconds, None);
-        page_fetched(&mut progress, None, true);
+        page_fetched(&mut progress, None, true, None);
         let known = estimate(RunKind::Incremental, &progress, at(0), 2.0, 0);
         assert_eq!(known.phase_number, 1);
         // 5 later phases at the observed 0.5 s a request.
@@ -267,5 +284,20 @@ mod tests {
     fn time_span_is_oldest_and_newest() {
         assert_eq!(time_span(std::iter::empty()), None);
         assert_eq!(time_span([at(5), at(1), at(3)].into_iter()), Some((1, 5)));
+    }
+
+    #[test]
+    fn a_list_that_says_its_count_is_expected_from_its_first_page() {
+        let mut progress = Progress::default();
+        enter_phase(&mut progress, 1);
+        assert_eq!(pages_for(Some(250), 100), Some(3));
+        assert_eq!(pages_for(Some(250), 0), None);
+        assert_eq!(pages_for(None, 100), None);
+        page_fetched(&mut progress, None, false, pages_for(Some(250), 100));
+        assert_eq!(progress.phase_pages_expected, Some(3));
+        page_fetched(&mut progress, None, false, pages_for(Some(250), 100));
+        assert_eq!(progress.phase_pages_expected, Some(3));
+        page_fetched(&mut progress, None, true, pages_for(Some(250), 50));
+        assert_eq!(progress.phase_pages_expected, Some(3));
     }
 }

@@ -528,6 +528,8 @@ struct Staged {
     tickets: u64,
     end: bool,
     times: Option<(i64, i64)>,
+    /// Pages the whole listing takes, where the endpoint says how many records it holds.
+    expected_pages: Option<u64>,
 }
 
 impl Staged {
@@ -538,6 +540,7 @@ impl Staged {
             tickets: 0,
             end,
             times: None,
+            expected_pages: None,
         }
     }
 }
@@ -570,8 +573,9 @@ async fn drain<S: PageStream>(
             tickets,
             end,
             times,
+            expected_pages,
         } = stage(page);
-        ctx.with_progress(|p| super::progress::page_fetched(p, times, end));
+        ctx.with_progress(|p| super::progress::page_fetched(p, times, end, expected_pages));
         ctx.stage(&mut batch, write, tickets, end).await?;
         if end {
             return Ok(batch.applied);
@@ -611,6 +615,7 @@ where
                     .iter()
                     .filter_map(super::progress::TimeOrdered::updated_at),
             ),
+            expected_pages: super::progress::pages_for(page.total, page.records.len()),
             ..Staged::records(write, page.end_of_stream)
         }
     })
@@ -672,6 +677,7 @@ async fn tickets(
             write,
             tickets: page.records.len() as u64,
             end: page.end_of_stream,
+            expected_pages: None,
         }
     })
     .await?;

@@ -57,6 +57,8 @@ pub struct Page<T, P, S = ()> {
     pub position: P,
     /// True on the last page of this run; the stream then yields nothing more.
     pub end_of_stream: bool,
+    /// Records in the whole listing, where the endpoint says (an offset-paginated list's `count`).
+    pub total: Option<u64>,
 }
 
 /// Where a cursor-based export (tickets, users) resumes.
@@ -151,6 +153,7 @@ fn advance<R, P: Clone, S>(
         side_loads,
         position,
         end_of_stream,
+        total: None,
     }
 }
 
@@ -582,7 +585,8 @@ where
         ));
     }
     let end_of_stream = position == ListPosition::Finished;
-    let page = advance(progress, number, position, end_of_stream, records, ());
+    let mut page = advance(progress, number, position, end_of_stream, records, ());
+    page.total = meta.count;
     Ok(Some(page))
 }
 
