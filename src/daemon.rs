@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::clock::SharedClock;
 use crate::config::{Config, LogFormat};
@@ -228,14 +227,7 @@ pub async fn run_with_clock(
 
     let mut drain_rx = stop_rx.clone();
     let server = tokio::spawn(router.serve_with_incoming_shutdown(
-        // tonic ignores `tcp_nodelay` for an incoming stream: set it per connection, or small replies
-        // wait for the client's delayed ACK (about 40 ms).
-        tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |conn| {
-            if let Ok(stream) = &conn {
-                let _ = stream.set_nodelay(true);
-            }
-            conn
-        }),
+        grpc::incoming::incoming(listener),
         async move {
             let _ = drain_rx.wait_for(|stopping| *stopping).await;
         },

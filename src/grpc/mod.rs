@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod auth;
 pub mod convert;
 mod credentials;
+pub mod incoming;
 pub mod integration;
 pub mod metrics;
 mod paging;
@@ -26,6 +27,8 @@ use crate::sync::SyncHandle;
 
 /// Largest request message the daemon decodes.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Concurrent streams one client connection may open.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 /// Largest response message the daemon encodes.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -87,7 +90,10 @@ pub fn router(
 
     let mut builder = Server::builder()
         .concurrency_limit_per_connection(256)
+        // Streams per connection are capped too (a Health/Watch each is cheap, thousands are not).
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
         .layer(crate::telemetry::grpc::GrpcMetricsLayer);
     if let Some(tls) = tls {
         builder = builder

@@ -73,7 +73,9 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
     }
     if let Ok(seconds) = trimmed.parse::<f64>() {
         if seconds.is_finite() && seconds >= 0.0 {
-            return Some(Duration::from_secs_f64(seconds));
+            // Too large for a Duration (2^64 s and up) is as good as "forever": the caller refuses
+            // a wait past its `max_retry_after` either way, so it must not panic here.
+            return Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
         }
     }
     let date = chrono::DateTime::parse_from_rfc2822(trimmed).ok()?;
@@ -84,6 +86,27 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_retry_after_values_do_not_panic() {
+        let now = chrono::Utc::now();
+        for value in [
+            "18446744073709551616",
+            "99999999999999999999",
+            "18446744073709551615.5",
+            "1e300",
+        ] {
+            assert_eq!(
+                parse_retry_after(value, now),
+                Some(Duration::MAX),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            parse_retry_after("2.5", now),
+            Some(Duration::from_millis(2500))
+        );
+    }
 
     #[test]
     fn backoff_stays_under_the_capped_ceiling() {
