@@ -1088,6 +1088,8 @@ fn metrics_seeds() -> Vec<Vec<u8>> {
                 scope: Some(pb::watch_timeline_events_request::Scope::AccountId(
                     "acme".into(),
                 )),
+                // Fields added later (the heartbeat) keep their defaults.
+                ..Default::default()
             },
         ),
     ]
