@@ -58,3 +58,94 @@ async fn huge_bad_values_are_quoted_at_most_a_hundred_characters() {
     }
     daemon.stop().await;
 }
+
+/// Sends already-encoded protobuf bytes as a unary request and reads the reply as bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Self::Error> {
+        prost::bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, Self::Error> {
+        let bytes = prost::bytes::Buf::copy_to_bytes(src, prost::bytes::Buf::remaining(src));
+        Ok(Some(bytes.to_vec()))
+    }
+}
+
+async fn raw_call(daemon: &Daemon, path: &'static str, body: Vec<u8>) -> tonic::Status {
+    let mut grpc =
+        tonic::client::Grpc::new(daemon.channel().await).max_encoding_message_size(usize::MAX);
+    grpc.ready().await.expect("ready");
+    grpc.unary::<Vec<u8>, Vec<u8>, _>(
+        with_token(body, ADMIN_TOKEN),
+        http::uri::PathAndQuery::from_static(path),
+        RawCodec,
+    )
+    .await
+    .expect_err("refused")
+}
+
+#[tokio::test]
+async fn undecodable_and_oversized_requests_get_the_contracts_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(
+        dir.path(),
+        "http://127.0.0.1:9",
+        "",
+        zdsync::clock::system(),
+    )
+    .await;
+    let path = "/zdsync.v1.AccountDirectoryService/GetAccount";
+    // Field 1 (`id`, a string) holding bytes that are not UTF-8.
+    let invalid_utf8 = vec![0x0a, 0x02, 0xff, 0xfe];
+    let status = raw_call(&daemon, path, invalid_utf8).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+    // A length prefix that promises more bytes than the message has.
+    let truncated = vec![0x0a, 0x10, b'a'];
+    let status = raw_call(&daemon, path, truncated).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+    // More than the 4 MiB a request may carry.
+    let mut oversized = vec![0x0a, 0x80, 0x80, 0x80, 0x03];
+    oversized.extend(std::iter::repeat_n(b'a', 6 * 1024 * 1024));
+    let status = raw_call(&daemon, path, oversized).await;
+    assert_eq!(
+        status.code(),
+        Code::ResourceExhausted,
+        "{}",
+        status.message()
+    );
+    daemon.stop().await;
+}

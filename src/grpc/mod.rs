@@ -16,6 +16,7 @@ pub mod metrics;
 mod paging;
 pub mod progress;
 pub mod status;
+pub mod status_codes;
 pub mod timeline;
 
 use crate::clock::SharedClock;
@@ -39,9 +40,14 @@ pub const SERVED_SERVICES: &[&str] = &[
     "zdsync.v1.MetricsService",
 ];
 
-/// The server's router, every RPC counted by [`crate::telemetry::grpc::GrpcMetricsLayer`].
-pub type MeteredRouter =
-    Router<tower_layer::Stack<crate::telemetry::grpc::GrpcMetricsLayer, tower_layer::Identity>>;
+/// The server's router, every RPC counted by [`crate::telemetry::grpc::GrpcMetricsLayer`] after
+/// [`status_codes::StatusCodesLayer`] gave tonic's own rejections the contract's codes.
+pub type MeteredRouter = Router<
+    tower_layer::Stack<
+        status_codes::StatusCodesLayer,
+        tower_layer::Stack<crate::telemetry::grpc::GrpcMetricsLayer, tower_layer::Identity>,
+    >,
+>;
 
 /// Why the gRPC server could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +100,8 @@ pub fn router(
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
-        .layer(crate::telemetry::grpc::GrpcMetricsLayer);
+        .layer(crate::telemetry::grpc::GrpcMetricsLayer)
+        .layer(status_codes::StatusCodesLayer);
     if let Some(tls) = tls {
         builder = builder
             .tls_config(tls)
