@@ -195,7 +195,7 @@ async fn full_validation_finds_no_drift_on_an_unchanged_source_and_repairs_a_tam
     assert!(clean.history[0].tickets > 0, "validation re-read tickets");
     let drift = clean.drift.expect("drift of the validation");
     assert_eq!(drift.run_id, "run-2");
-    assert_eq!(drift.tickets_updated, 0);
+    assert_eq!((drift.tickets_updated, drift.tickets_added), (0, 0));
     assert_eq!(drift.tickets_gone, 0);
     daemon.stop().await;
 
@@ -230,6 +230,10 @@ async fn full_validation_finds_no_drift_on_an_unchanged_source_and_repairs_a_tam
         .put_ticket_raw(stray_id, &stray)
         .expect("insert stray");
     drop(store);
+    // A ticket Zendesk has and the store never saw (created while the daemon was down).
+    sim.control()
+        .create_ticket(zdsync::simulator::NewTicket::default())
+        .expect("create a ticket");
 
     let daemon = Daemon::start(&data, sim.base_url(), "", zdsync::clock::system()).await;
     let mut client = daemon.integration().await;
@@ -241,6 +245,10 @@ async fn full_validation_finds_no_drift_on_an_unchanged_source_and_repairs_a_tam
     let drift = repaired.drift.expect("drift of the second validation");
     assert_eq!(drift.run_id, "run-3");
     assert!(drift.tickets_updated >= 1, "drift: {drift:?}");
+    assert_eq!(
+        drift.tickets_added, 1,
+        "the new ticket is added, not updated: {drift:?}"
+    );
     assert_eq!(drift.tickets_gone, 1, "drift: {drift:?}");
     daemon.stop().await;
 

@@ -250,7 +250,7 @@ fn drift_to_proto(run: &RunRecord) -> pb::Drift {
     pb::Drift {
         run_id: run_label(run.id),
         validated_at: time(run.finished_at_ms),
-        tickets_added: 0,
+        tickets_added: run.drift_tickets_added,
         tickets_updated: run.drift_tickets_changed,
         tickets_gone: run.drift_tickets_missing,
         rollups_corrected: run.drift_derived,

@@ -95,6 +95,8 @@ pub struct ApplyOutcome {
     pub stale_skipped: u64,
     /// For a validation page: stored tickets that differed from what Zendesk returned.
     pub tickets_drifted: u64,
+    /// For a validation page: tickets Zendesk returned that the store did not have.
+    pub tickets_drift_added: u64,
     /// Rollup rows a delta did not fit (a counter would have gone below zero): drift, logged, kept
     /// clamped until the nightly rebuild repairs it.
     pub rollup_rows_drifted: u64,

@@ -110,23 +110,26 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
             let upsert = upsert_newest(&mut table, "tickets", *id, ticket, |t| {
                 t.generated_timestamp
             })?;
-            let differs = match &upsert {
+            // (changed a stored copy, added a ticket the store did not have)
+            let (differs, added) = match &upsert {
                 Upsert::Stale => {
                     outcome.stale_skipped += 1;
-                    false
+                    (false, false)
                 }
-                Upsert::Unchanged => false,
+                Upsert::Unchanged => (false, false),
                 Upsert::Written(previous) => {
                     outcome.tickets_written += 1;
-                    let differs = previous
-                        .as_ref()
-                        .is_none_or(|old| !same_ticket(old, ticket));
+                    let drift = match previous {
+                        Some(old) => (!same_ticket(old, ticket), false),
+                        None => (false, true),
+                    };
                     written_tickets.push((*id, previous.clone(), ticket.clone()));
-                    differs
+                    drift
                 }
             };
             if let Some(run) = page.validation_run {
                 outcome.tickets_drifted += u64::from(differs);
+                outcome.tickets_drift_added += u64::from(added);
                 seen.insert(*id, run)?;
             }
         }
@@ -370,20 +373,23 @@ mod tests {
         store.apply_page(&seed).expect("seed");
         store.reset_validation().expect("reset");
         let validation = PageWrite {
-            tickets: vec![(1, ticket(100, "a")), (2, ticket(100, "b changed"))],
+            tickets: vec![
+                (1, ticket(100, "a")),
+                (2, ticket(100, "b changed")),
+                (4, ticket(100, "new")),
+            ],
             validation_run: Some(7),
             ..Default::default()
         };
+        let outcome = store.apply_page(&validation).expect("apply");
         assert_eq!(
-            store
-                .apply_page(&validation)
-                .expect("apply")
-                .tickets_drifted,
-            1
+            (outcome.tickets_drifted, outcome.tickets_drift_added),
+            (1, 1),
+            "one changed, one added"
         );
         assert_eq!(store.mark_unseen_tickets_gone(7, 50).expect("mark"), 0);
         let partial = PageWrite {
-            tickets: vec![(1, ticket(100, "a"))],
+            tickets: vec![(1, ticket(100, "a")), (4, ticket(100, "new"))],
             validation_run: Some(8),
             ..Default::default()
         };

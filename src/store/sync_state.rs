@@ -82,6 +82,9 @@ pub struct RunRecord {
     /// Timeline events the run recorded (kept with each page's commit).
     #[prost(uint64, tag = "14")]
     pub events: u64,
+    /// For a validation: tickets Zendesk returned that the store did not have.
+    #[prost(uint64, tag = "15")]
+    pub drift_tickets_added: u64,
 }
 
 /// The last error that stopped a run.

@@ -566,6 +566,7 @@ impl Engine {
                 Ok(summary) => {
                     record.outcome = outcome::SUCCEEDED;
                     record.drift_tickets_changed = summary.tickets_changed;
+                    record.drift_tickets_added = summary.tickets_added;
                     record.drift_tickets_missing = summary.tickets_missing;
                     record.drift_derived =
                         summary.derived_differences + progress.rollup_rows_drifted;

@@ -183,6 +183,8 @@ pub struct Progress {
 pub struct RunSummary {
     /// Validation: tickets whose stored copy differed.
     pub tickets_changed: u64,
+    /// Validation: tickets Zendesk returned that the store did not have.
+    pub tickets_added: u64,
     /// Validation: tickets Zendesk no longer returns.
     pub tickets_missing: u64,
     /// Zendesk refused the ticket events export (403).
@@ -324,6 +326,7 @@ impl RunContext {
             .await
             .map_err(|err| RunError::Task(err.to_string()))??;
         batch.applied.tickets_drifted += outcome.tickets_drifted;
+        batch.applied.tickets_drift_added += outcome.tickets_drift_added;
         let mut phase = 0;
         self.with_progress(|p| {
             p.pages += in_flight.pages;
@@ -482,7 +485,7 @@ pub async fn execute(ctx: RunContext) -> Result<RunSummary, RunError> {
             .map(|_| ())?,
             Phase::ValidationTickets => {
                 let start = ctx.history_start();
-                summary.tickets_changed = tickets(
+                let drift = tickets(
                     &ctx,
                     cursor_keys::VALIDATION_TICKETS,
                     ExportPosition::StartTime(start),
@@ -490,6 +493,8 @@ pub async fn execute(ctx: RunContext) -> Result<RunSummary, RunError> {
                 )
                 .instrument(span)
                 .await?;
+                summary.tickets_changed = drift.tickets_drifted;
+                summary.tickets_added = drift.tickets_drift_added;
                 let store = ctx.store.clone();
                 let run = ctx.run_id;
                 summary.tickets_missing =
@@ -652,13 +657,14 @@ async fn users(ctx: &RunContext) -> Result<(), RunError> {
     .await
 }
 
-/// Reads the ticket export from the stored cursor under `key` (or `start`); returns tickets that drifted.
+/// Reads the ticket export from the stored cursor under `key` (or `start`); returns what its pages applied
+/// (for a validation: the tickets that drifted).
 async fn tickets(
     ctx: &RunContext,
     key: &'static str,
     start: ExportPosition,
     validation_run: Option<u64>,
-) -> Result<u64, RunError> {
+) -> Result<ApplyOutcome, RunError> {
     let from = ctx
         .stored_position::<ExportPosition>(key)
         .await?
@@ -681,7 +687,7 @@ async fn tickets(
         }
     })
     .await?;
-    Ok(applied.tickets_drifted)
+    Ok(applied)
 }
 
 async fn ticket_events(ctx: &RunContext) -> Result<(), RunError> {
