@@ -115,6 +115,27 @@ async fn transitions_between_syncs_are_recorded_once_with_their_real_times_and_w
     };
     upsert_accounts(&daemon, vec![account]).await;
 
+    // The agent and group the urgent ticket is solved by (the admin is the first user, agents follow).
+    let agent = 10_000_002;
+    let agent_json = control.user_json(agent).expect("an agent");
+    assert_eq!(agent_json["role"], "agent");
+    let agent_name = agent_json["name"].as_str().expect("agent name").to_owned();
+    let groups = common::http::api_json(
+        reqwest::Client::new().get(format!("{}/api/v2/groups.json", sim.base_url())),
+        "groups",
+    )
+    .await;
+    let group = &groups["groups"][0];
+    let (group_id, group_name) = (
+        group["id"].as_u64().expect("group id"),
+        group["name"].as_str().expect("group name").to_owned(),
+    );
+    let urgent_created_at = control.ticket_json(urgent).expect("ticket")["created_at"]
+        .as_str()
+        .expect("created_at")
+        .parse::<DateTime<Utc>>()
+        .expect("a time");
+
     // Between two syncs: solved, rated bad, reopened; and a normal ticket raised to high.
     control.set_time_offset(200);
     let solved_at = control.now();
@@ -123,6 +144,8 @@ async fn transitions_between_syncs_are_recorded_once_with_their_real_times_and_w
             urgent,
             TicketUpdate {
                 status: Some(Status::Solved),
+                group_id: Some(Some(group_id)),
+                assignee_id: Some(Some(agent)),
                 ..Default::default()
             },
         )
@@ -220,7 +243,22 @@ async fn transitions_between_syncs_are_recorded_once_with_their_real_times_and_w
         ("solved", "urgent")
     );
     assert_eq!(ticket.subject, "Printer on fire");
-    assert_eq!(ticket.reporter.as_ref().expect("reporter").email, REQUESTER);
+    let reporter = ticket.reporter.as_ref().expect("reporter");
+    assert_eq!(
+        (reporter.email.as_str(), reporter.name.as_str()),
+        (REQUESTER, "Rita Requester")
+    );
+    assert_eq!(ticket.assigned_group, group_name);
+    assert_eq!(ticket.assignee, agent_name);
+    let reported_at = ticket
+        .reported_at
+        .as_ref()
+        .and_then(zdsync::grpc::convert::timestamp_from_proto)
+        .expect("reported_at");
+    assert_eq!(
+        reported_at, urgent_created_at,
+        "reported_at is the ticket's created_at"
+    );
     assert_eq!(solved[0].account_id, ACCOUNT);
     assert_eq!(solved[0].user_email, REQUESTER);
     let reopened = of(urgent, Kind::HighUrgentTicketReopened);
