@@ -7,6 +7,7 @@ pub mod engine;
 pub mod login;
 pub mod progress;
 pub mod run;
+pub mod run_types;
 pub mod runtime;
 pub mod schedule;
 pub mod settings;

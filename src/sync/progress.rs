@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::zendesk::{payload, WaitReason};
 
 use super::codes::outcome;
-use super::run::{Phase, Progress, RunError, RunKind, RunSummary};
+use super::run_types::{Phase, Progress, RunError, RunKind, RunSummary};
 
 /// Resets the per-phase counters when a run enters the phase stored as `code`.
 pub fn enter_phase(progress: &mut Progress, code: u32) {
