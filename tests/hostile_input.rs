@@ -6,10 +6,10 @@ use common::with_token;
 use tonic::Code;
 use zdsync::proto::v1 as pb;
 
-#[tokio::test]
-async fn huge_bad_values_are_quoted_at_most_a_hundred_characters() {
+/// A daemon whose Zendesk is unreachable: every request of these tests fails validation before
+/// Zendesk would be contacted.
+async fn daemon_without_zendesk() -> (tempfile::TempDir, Daemon) {
     let dir = tempfile::tempdir().expect("tempdir");
-    // No Zendesk is contacted: every request here fails validation first.
     let daemon = Daemon::start(
         dir.path(),
         "http://127.0.0.1:9",
@@ -17,6 +17,12 @@ async fn huge_bad_values_are_quoted_at_most_a_hundred_characters() {
         zdsync::clock::system(),
     )
     .await;
+    (dir, daemon)
+}
+
+#[tokio::test]
+async fn huge_bad_values_are_quoted_at_most_a_hundred_characters() {
+    let (_dir, daemon) = daemon_without_zendesk().await;
     let mut client = daemon.integration().await;
     let huge = format!("evil\n{}", "x".repeat(500_000));
     let requests = [
@@ -120,14 +126,7 @@ async fn raw_call(daemon: &Daemon, path: &'static str, body: Vec<u8>) -> tonic::
 
 #[tokio::test]
 async fn undecodable_and_oversized_requests_get_the_contracts_codes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(
-        dir.path(),
-        "http://127.0.0.1:9",
-        "",
-        zdsync::clock::system(),
-    )
-    .await;
+    let (_dir, daemon) = daemon_without_zendesk().await;
     let path = "/zdsync.v1.AccountDirectoryService/GetAccount";
     // Field 1 (`id`, a string) holding bytes that are not UTF-8.
     let invalid_utf8 = vec![0x0a, 0x02, 0xff, 0xfe];

@@ -18,87 +18,55 @@ enum Answer {
     Error(String),
 }
 
+/// One reflection exchange against the API in module `$r` (v1 and v1alpha have the same shapes).
+macro_rules! ask_with {
+    ($r:path, $channel:expr, $request:expr) => {{
+        use $r as r;
+        let (channel, request) = ($channel, $request);
+        let message = match request {
+            Request::List => {
+                r::server_reflection_request::MessageRequest::ListServices(String::new())
+            }
+            Request::Symbol(symbol) => {
+                r::server_reflection_request::MessageRequest::FileContainingSymbol(symbol)
+            }
+        };
+        let mut client = r::server_reflection_client::ServerReflectionClient::new(channel);
+        let outbound = tokio_stream::iter([r::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(message),
+        }]);
+        let mut inbound = client
+            .server_reflection_info(outbound)
+            .await
+            .expect("reflection call")
+            .into_inner();
+        // tonic's server answers an unknown symbol with a status on the stream, grpc-go's with an
+        // error response: both are an error to the caller.
+        let response = match inbound.message().await {
+            Ok(response) => response.expect("one answer"),
+            Err(status) => return Answer::Error(status.message().to_owned()),
+        };
+        match response.message_response.expect("a message response") {
+            r::server_reflection_response::MessageResponse::ListServicesResponse(list) => {
+                Answer::Services(list.service.into_iter().map(|s| s.name).collect())
+            }
+            r::server_reflection_response::MessageResponse::FileDescriptorResponse(files) => {
+                Answer::Files(files.file_descriptor_proto)
+            }
+            r::server_reflection_response::MessageResponse::ErrorResponse(error) => {
+                Answer::Error(error.error_message)
+            }
+            other => panic!("unexpected reflection answer {other:?}"),
+        }
+    }};
+}
+
 /// Sends one reflection request and returns its answer.
 async fn ask(channel: Channel, version: Version, request: Request) -> Answer {
     match version {
-        Version::V1 => {
-            use tonic_reflection::pb::v1 as r;
-            let message = match request {
-                Request::List => {
-                    r::server_reflection_request::MessageRequest::ListServices(String::new())
-                }
-                Request::Symbol(symbol) => {
-                    r::server_reflection_request::MessageRequest::FileContainingSymbol(symbol)
-                }
-            };
-            let mut client = r::server_reflection_client::ServerReflectionClient::new(channel);
-            let outbound = tokio_stream::iter([r::ServerReflectionRequest {
-                host: String::new(),
-                message_request: Some(message),
-            }]);
-            let mut inbound = client
-                .server_reflection_info(outbound)
-                .await
-                .expect("reflection v1 call")
-                .into_inner();
-            // tonic's server answers an unknown symbol with a status on the stream, grpc-go's with an
-            // error response: both are an error to the caller.
-            let response = match inbound.message().await {
-                Ok(response) => response.expect("one answer"),
-                Err(status) => return Answer::Error(status.message().to_owned()),
-            };
-            match response.message_response.expect("a message response") {
-                r::server_reflection_response::MessageResponse::ListServicesResponse(list) => {
-                    Answer::Services(list.service.into_iter().map(|s| s.name).collect())
-                }
-                r::server_reflection_response::MessageResponse::FileDescriptorResponse(files) => {
-                    Answer::Files(files.file_descriptor_proto)
-                }
-                r::server_reflection_response::MessageResponse::ErrorResponse(error) => {
-                    Answer::Error(error.error_message)
-                }
-                other => panic!("unexpected reflection answer {other:?}"),
-            }
-        }
-        Version::V1Alpha => {
-            use tonic_reflection::pb::v1alpha as r;
-            let message = match request {
-                Request::List => {
-                    r::server_reflection_request::MessageRequest::ListServices(String::new())
-                }
-                Request::Symbol(symbol) => {
-                    r::server_reflection_request::MessageRequest::FileContainingSymbol(symbol)
-                }
-            };
-            let mut client = r::server_reflection_client::ServerReflectionClient::new(channel);
-            let outbound = tokio_stream::iter([r::ServerReflectionRequest {
-                host: String::new(),
-                message_request: Some(message),
-            }]);
-            let mut inbound = client
-                .server_reflection_info(outbound)
-                .await
-                .expect("reflection v1alpha call")
-                .into_inner();
-            // tonic's server answers an unknown symbol with a status on the stream, grpc-go's with an
-            // error response: both are an error to the caller.
-            let response = match inbound.message().await {
-                Ok(response) => response.expect("one answer"),
-                Err(status) => return Answer::Error(status.message().to_owned()),
-            };
-            match response.message_response.expect("a message response") {
-                r::server_reflection_response::MessageResponse::ListServicesResponse(list) => {
-                    Answer::Services(list.service.into_iter().map(|s| s.name).collect())
-                }
-                r::server_reflection_response::MessageResponse::FileDescriptorResponse(files) => {
-                    Answer::Files(files.file_descriptor_proto)
-                }
-                r::server_reflection_response::MessageResponse::ErrorResponse(error) => {
-                    Answer::Error(error.error_message)
-                }
-                other => panic!("unexpected reflection answer {other:?}"),
-            }
-        }
+        Version::V1 => ask_with!(tonic_reflection::pb::v1, channel, request),
+        Version::V1Alpha => ask_with!(tonic_reflection::pb::v1alpha, channel, request),
     }
 }
 
