@@ -181,11 +181,12 @@ pub async fn run_with_clock(
     warn_about_clear_text(&config, addr, tls.is_some());
     let prometheus_listen = config.prometheus_listen;
     let engine_settings = EngineSettings::from(&config);
+    let store_clock = clock.clone();
     let (tokens, store) =
         tokio::task::spawn_blocking(move || -> Result<(Tokens, Store), DaemonError> {
             secrets::ensure_private_dir(&config.data_dir)?;
             let tokens = resolve_tokens(&config)?;
-            let store = Store::open(&config.data_dir)?;
+            let store = Store::open(&config.data_dir)?.with_clock(store_clock);
             Ok((tokens, store))
         })
         .await??;

@@ -63,9 +63,10 @@ pub fn event_key(
     }
 }
 
-/// The deterministic key of a bad-rating event: `r{rating_id}:bad`, one per rating ever.
-pub fn rating_event_key(rating_id: u64) -> String {
-    format!("r{rating_id}:bad")
+/// The deterministic key of a bad-rating event: `r{rating_id}:bad:{scored_at}` (Unix seconds of the
+/// score), so a rating that turns bad again after a good score is a new event.
+pub fn rating_event_key(rating_id: u64, scored_at: DateTime<Utc>) -> String {
+    format!("r{rating_id}:bad:{}", scored_at.timestamp())
 }
 
 /// Where a detected event came from.
@@ -456,14 +457,14 @@ pub fn detect_from_snapshots(
 /// Detects a bad-rating event: the rating is bad now and was not known to be bad before.
 ///
 /// `prior` is the stored copy (`None` when never seen). The event occurs at `updated_at`, when
-/// the score was given (a rating is created when the survey is offered). The key is the rating
-/// id, so a rating yields at most one such event however often its score flips.
+/// the score was given (a rating is created when the survey is offered). Each turn to bad is an
+/// event (bad -> good -> bad is two); a bad score rewritten as bad (a comment added) is none.
 pub fn detect_rating(prior: Option<&RatingFacts>, current: &RatingFacts) -> Option<DetectedEvent> {
     if !current.score.is_bad() || prior.is_some_and(|prior| prior.score.is_bad()) {
         return None;
     }
     Some(DetectedEvent {
-        key: rating_event_key(current.id),
+        key: rating_event_key(current.id, current.updated_at),
         kind: EventKind::BadSatisfactionRating,
         ticket_id: current.ticket_id,
         rating_id: Some(current.id),
@@ -610,7 +611,10 @@ mod tests {
             format!("t42:reopened:{T0}:n3")
         );
         assert_eq!(event_key(Created, 1, 5, None), "t1:created:5");
-        assert_eq!(rating_event_key(77), "r77:bad");
+        assert_eq!(
+            rating_event_key(77, time(5)),
+            format!("r77:bad:{}", T0 + 5 * 60)
+        );
     }
 
     #[test]
@@ -944,7 +948,7 @@ mod tests {
         let bad = rating(RatingScore::Bad);
         let event = detect_rating(None, &bad).expect("bad rating event");
         assert_eq!(event.kind, EventKind::BadSatisfactionRating);
-        assert_eq!(event.key, "r9:bad");
+        assert_eq!(event.key, format!("r9:bad:{}", T0 + 30 * 60));
         assert_eq!((event.ticket_id, event.rating_id), (42, Some(9)));
         assert_eq!(event.occurred_at, time(30));
         assert!(detect_rating(None, &rating(RatingScore::BadWithComment)).is_some());
@@ -965,11 +969,16 @@ mod tests {
         };
         let event = detect_rating(Some(&offered), &answered).expect("turned bad");
         assert_eq!(event.occurred_at, time(500));
-        // Still bad: nothing new. Bad -> good -> bad: same key, so the caller stores it once.
+        // Still bad: nothing new. Bad -> good -> bad: a new event, keyed by the time of the new score.
         assert!(detect_rating(Some(&bad), &answered).is_none());
+        let bad_again = RatingFacts {
+            updated_at: time(900),
+            ..bad.clone()
+        };
         let flipped =
-            detect_rating(Some(&rating(RatingScore::Good)), &answered).expect("bad again");
-        assert_eq!(flipped.key, event.key);
+            detect_rating(Some(&rating(RatingScore::Good)), &bad_again).expect("bad again");
+        assert_ne!(flipped.key, event.key);
+        assert_eq!(flipped.occurred_at, time(900));
     }
 
     #[test]

@@ -323,10 +323,13 @@ fn owner_scope(owner: String) -> Result<EventScope, Status> {
     Ok(EventScope::Owner(owner.trim().to_lowercase()))
 }
 
-/// NOT_FOUND for an account scope naming no account of the directory.
+/// NOT_FOUND for an account scope naming no account of the directory, unless it is a deleted account
+/// whose timeline is kept (events are facts: they stay readable, DESIGN 1.4).
 fn check_account(store: &Store, scope: &EventScope) -> Result<(), Status> {
     if let EventScope::Account(id) = scope {
-        if store.get_account(id).map_err(from_store)?.is_none() {
+        if store.get_account(id).map_err(from_store)?.is_none()
+            && !store.has_timeline(id).map_err(from_store)?
+        {
             return Err(Status::not_found(format!("account_id: no account {id:?}")));
         }
     }
@@ -459,8 +462,8 @@ pub fn event_to_proto(event: StoredEvent) -> pb::TimelineEvent {
     pb::TimelineEvent {
         event_id: record.key,
         kind: i32::try_from(record.kind).unwrap_or(0),
-        account_id: event.account_id.unwrap_or_default(),
-        user_email: event.user_email,
+        account_id: record.account_id,
+        user_email: record.user_email,
         occurred_at: millis(record.occurred_at_ms),
         detected_at: millis(record.detected_at_ms),
         backfill: record.backfill,

@@ -45,8 +45,9 @@ impl Store {
         index_base: usize,
     ) -> Result<UpsertOutcome, StoreError> {
         let txn = self.db().begin_write()?;
-        let outcome = upsert_in(&txn, accounts, index_base)?;
+        let outcome = upsert_in(&txn, accounts, index_base, self.now_ms())?;
         self.commit(txn)?;
+        self.publish_event_tip()?;
         Ok(outcome)
     }
 
@@ -79,9 +80,10 @@ impl Store {
             // Re-matching in the same transaction: a deleted account never leaves a stale match behind.
             rematch.sort_unstable();
             rematch.dedup();
-            matching::rematch_values(&txn, &rematch)?;
+            matching::rematch_values(&txn, &rematch, self.now_ms())?;
         }
         self.commit(txn)?;
+        self.publish_event_tip()?;
         Ok(outcome)
     }
 
@@ -142,6 +144,7 @@ fn upsert_in(
     txn: &WriteTransaction,
     accounts: &[Account],
     index_base: usize,
+    now_ms: i64,
 ) -> Result<UpsertOutcome, StoreError> {
     let mut outcome = UpsertOutcome::default();
     let key = matching::current_key(txn)?;
@@ -197,7 +200,7 @@ fn upsert_in(
     }
     rematch.sort_unstable();
     rematch.dedup();
-    matching::rematch_values(txn, &rematch)?;
+    matching::rematch_values(txn, &rematch, now_ms)?;
     Ok(outcome)
 }
 

@@ -2,9 +2,8 @@
 //! the log in recording order for watchers.
 use std::collections::{BTreeSet, BinaryHeap};
 
-use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase};
+use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
 
-use super::matching::OrgMatchRecord;
 use super::tables::{self, meta_keys};
 use super::{Store, StoreError};
 
@@ -15,77 +14,27 @@ use super::events::{
 
 /// The read side: tables of one read transaction.
 struct Reader {
-    events: ReadOnlyTable<&'static str, &'static [u8]>,
-    log: ReadOnlyTable<u64, &'static str>,
-    matches: ReadOnlyTable<u64, &'static [u8]>,
-    emails: ReadOnlyTable<(&'static str, &'static str), ()>,
+    timeline: ReadOnlyTable<u64, &'static [u8]>,
     owners: ReadOnlyTable<(&'static str, &'static str), ()>,
 }
 
 impl Reader {
     fn open(txn: &ReadTransaction) -> Result<Self, StoreError> {
         Ok(Self {
-            events: txn.open_table(tables::EVENTS)?,
-            log: txn.open_table(tables::EVENT_LOG)?,
-            matches: txn.open_table(tables::ORG_MATCHES)?,
-            emails: txn.open_table(tables::ACCOUNT_EMAILS)?,
+            timeline: txn.open_table(tables::TIMELINE)?,
             owners: txn.open_table(tables::ACCOUNT_OWNERS)?,
         })
     }
 
     fn record(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
-        let Some(key) = self.log.get(seq)? else {
-            return Ok(None);
-        };
-        let key = key.value().to_owned();
-        self.events
-            .get(key.as_str())?
-            .map(|bytes| decode::<EventRecord>("events", &key, bytes.value()))
+        self.timeline
+            .get(seq)?
+            .map(|bytes| decode::<EventRecord>("timeline", seq, bytes.value()))
             .transpose()
     }
 
-    fn account_of(&self, org: u64) -> Result<Option<String>, StoreError> {
-        if org == 0 {
-            return Ok(None);
-        }
-        let Some(bytes) = self.matches.get(org)? else {
-            return Ok(None);
-        };
-        let record = decode::<OrgMatchRecord>("org_matches", org, bytes.value())?;
-        Ok(match record.to_match() {
-            crate::domain::matching::OrgMatch::Matched { account_id } => Some(account_id),
-            _ => None,
-        })
-    }
-
-    fn resolve(&self, record: EventRecord) -> Result<StoredEvent, StoreError> {
-        let account_id = self.account_of(record.organization_id)?;
-        let email = record.requester_email.to_lowercase();
-        let user_email = match &account_id {
-            Some(account) if !email.is_empty() => {
-                if self
-                    .emails
-                    .get((email.as_str(), account.as_str()))?
-                    .is_some()
-                {
-                    email
-                } else {
-                    String::new()
-                }
-            }
-            _ => String::new(),
-        };
-        Ok(StoredEvent {
-            record,
-            account_id,
-            user_email,
-        })
-    }
-
-    fn in_scope(&self, scope: &EventScope, account: Option<&str>) -> Result<bool, StoreError> {
-        let Some(account) = account else {
-            return Ok(false);
-        };
+    /// Whether an entry on `account`'s timeline is in `scope` (an owner's accounts are those it owns now).
+    fn in_scope(&self, scope: &EventScope, account: &str) -> Result<bool, StoreError> {
         Ok(match scope {
             EventScope::AllAccounts => true,
             EventScope::Account(id) => id == account,
@@ -107,6 +56,13 @@ fn matches_filter(record: &EventRecord, filter: &EventFilter) -> bool {
             .is_none_or(|until| record.occurred_at_ms < until)
 }
 
+/// The sequence number of the last timeline entry as `txn` sees it (0: none yet).
+pub(crate) fn last_seq_in(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
+    let meta = txn.open_table(tables::META)?;
+    let value = meta.get(meta_keys::EVENT_SEQ)?;
+    value.map_or(Ok(0), |bytes| decode_seq(bytes.value()))
+}
+
 impl Store {
     /// The sequence number of the last recorded event (0: none yet).
     pub fn last_event_seq(&self) -> Result<u64, StoreError> {
@@ -116,7 +72,8 @@ impl Store {
         value.map_or(Ok(0), |bytes| decode_seq(bytes.value()))
     }
 
-    /// How many events are stored.
+    /// How many events were detected (facts: unmatched organizations' included, each counted once
+    /// however many accounts' timelines hold it).
     pub fn event_count(&self) -> Result<u64, StoreError> {
         let txn = self.db().begin_read()?;
         Ok(redb::ReadableTableMetadata::len(
@@ -124,7 +81,15 @@ impl Store {
         )?)
     }
 
-    /// One stored event by its key.
+    /// Whether `account` has anything on its timeline (it stays readable after the account is deleted).
+    pub fn has_timeline(&self, account: &str) -> Result<bool, StoreError> {
+        let txn = self.db().begin_read()?;
+        let table = txn.open_table(tables::ACCOUNT_TIMELINE)?;
+        let mut range = table.range((account, i64::MIN, 0)..=(account, i64::MAX, u64::MAX))?;
+        Ok(range.next().transpose()?.is_some())
+    }
+
+    /// One stored fact (an event as detected, before any account) by its key.
     pub fn event(&self, key: &str) -> Result<Option<EventRecord>, StoreError> {
         let txn = self.db().begin_read()?;
         let table = txn.open_table(tables::EVENTS)?;
@@ -134,31 +99,23 @@ impl Store {
             .transpose()
     }
 
-    /// The organizations a scope covers now; `None` for every account (decided per event).
-    fn scope_orgs(
+    /// The accounts a scope covers; `None` for every account.
+    fn scope_accounts(
         txn: &ReadTransaction,
         scope: &EventScope,
-    ) -> Result<Option<BTreeSet<u64>>, StoreError> {
-        let account_orgs = txn.open_table(tables::ACCOUNT_ORGS)?;
-        let orgs_of = |account: &str, orgs: &mut BTreeSet<u64>| -> Result<(), StoreError> {
-            orgs.extend(super::scan::ids_under(&account_orgs, account)?);
-            Ok(())
-        };
+    ) -> Result<Option<BTreeSet<String>>, StoreError> {
         match scope {
             EventScope::AllAccounts => Ok(None),
-            EventScope::Account(id) => {
-                let mut orgs = BTreeSet::new();
-                orgs_of(id, &mut orgs)?;
-                Ok(Some(orgs))
-            }
+            EventScope::Account(id) => Ok(Some(BTreeSet::from([id.clone()]))),
             EventScope::Owner(owner) => {
                 let owner = owner.to_lowercase();
                 let owners = txn.open_table(tables::ACCOUNT_OWNERS)?;
-                let mut orgs = BTreeSet::new();
+                let mut accounts = BTreeSet::new();
                 super::scan::for_each_second(&owners, &owner, |account| {
-                    orgs_of(account, &mut orgs)
+                    accounts.insert(account.to_owned());
+                    Ok(())
                 })?;
-                Ok(Some(orgs))
+                Ok(Some(accounts))
             }
         }
     }
@@ -188,18 +145,14 @@ impl Store {
             if !matches_filter(&record, filter) {
                 return Ok(false);
             }
-            let event = reader.resolve(record)?;
-            if !reader.in_scope(&filter.scope, event.account_id.as_deref())? {
-                return Ok(false);
-            }
-            events.push(event);
+            events.push(StoredEvent { record });
             Ok(true)
         };
         let mut last = None;
         let mut more = false;
-        match Self::scope_orgs(&txn, &filter.scope)? {
+        match Self::scope_accounts(&txn, &filter.scope)? {
             None => {
-                let by_time = txn.open_table(tables::EVENT_TIMES)?;
+                let by_time = txn.open_table(tables::TIMELINE_TIMES)?;
                 for row in by_time.range(low..high)?.rev() {
                     let (key, _) = row?;
                     let (occurred_ms, seq) = key.value();
@@ -212,14 +165,15 @@ impl Store {
                     }
                 }
             }
-            Some(orgs) => {
-                let by_org = txn.open_table(tables::ORG_EVENTS)?;
-                let mut ranges = Vec::with_capacity(orgs.len());
-                // A max-heap of each organization's next entry: the newest pops first.
+            Some(accounts) => {
+                let by_account = txn.open_table(tables::ACCOUNT_TIMELINE)?;
+                let mut ranges = Vec::with_capacity(accounts.len());
+                // A max-heap of each account's next entry: the newest pops first.
                 let mut heap = BinaryHeap::new();
-                for org in orgs {
-                    let mut range = by_org
-                        .range((org, low.0, low.1)..(org, high.0, high.1))?
+                for account in &accounts {
+                    let account = account.as_str();
+                    let mut range = by_account
+                        .range((account, low.0, low.1)..(account, high.0, high.1))?
                         .rev();
                     if let Some(row) = range.next() {
                         let (_, occurred_ms, seq) = row?.0.value();
@@ -262,18 +216,15 @@ impl Store {
         let mut events = Vec::new();
         let mut scanned_to = after_seq;
         let start = after_seq.saturating_add(1);
-        for row in reader.log.range(start..)?.take(limit) {
-            let (seq, _) = row?;
+        for row in reader.timeline.range(start..)?.take(limit) {
+            let (seq, bytes) = row?;
             scanned_to = seq.value();
-            let Some(record) = reader.record(scanned_to)? else {
-                continue;
-            };
+            let record = decode::<EventRecord>("timeline", scanned_to, bytes.value())?;
             if !matches_filter(&record, filter) {
                 continue;
             }
-            let event = reader.resolve(record)?;
-            if reader.in_scope(&filter.scope, event.account_id.as_deref())? {
-                events.push(event);
+            if reader.in_scope(&filter.scope, &record.account_id)? {
+                events.push(StoredEvent { record });
             }
         }
         Ok(LogBatch { events, scanned_to })

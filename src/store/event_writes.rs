@@ -4,23 +4,26 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use prost::Message;
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::domain::events::{
     backfill_horizon, detect_from_history, detect_from_snapshots, detect_rating, finalize_for_sync,
-    state_at, DetectedEvent, TicketState,
+    state_at, DetectedEvent, DetectionSource, EventKind, TicketState,
 };
+use crate::domain::matching::OrgMatch;
 use crate::domain::ticket::{Priority, Status};
 
 use super::facts::{stored_rating, stored_ticket};
+use super::matching::OrgMatchRecord;
 use super::page::{PageContext, TicketChange, Written};
-use super::tables::{self, meta_keys};
+use super::tables;
+use super::timeline::TimelineWriter;
 use super::zendesk_records::{
     ChangeRecord, GroupRecord, RatingRecord, TicketRecord, ZendeskUserRecord, CHANGE_FIELD_PRIORITY,
 };
 use super::StoreError;
 
-use super::events::{decode, decode_seq, kind_number, EventRecord};
+use super::events::{decode, kind_number, EventRecord};
 
 /// Detects and records the events of a page; returns how many new events were recorded.
 pub(crate) fn apply(
@@ -125,7 +128,7 @@ pub(crate) fn apply(
             }
         }
     }
-    record_new(txn, detected, ratings, context, now)
+    record_new(txn, detected, tickets, ratings, context, now)
 }
 
 /// Whether the stored ticket `id` is deleted or gone in Zendesk (an unknown ticket is not).
@@ -137,58 +140,69 @@ fn ticket_deleted(tickets: &redb::Table<u64, &[u8]>, id: u64) -> Result<bool, St
     Ok(!stored_ticket(id, &record)?.exists())
 }
 
-/// Writes the events whose keys are not stored yet; returns how many.
-fn record_new(
-    txn: &WriteTransaction,
-    detected: Vec<(DetectedEvent, Option<TicketState>)>,
-    ratings: &[Written<RatingRecord>],
-    context: &PageContext,
-    now: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    if detected.is_empty() {
-        return Ok(0);
+/// The tables a fact is built from and stored in.
+struct FactTables<'txn> {
+    events: Table<'txn, &'static str, &'static [u8]>,
+    org_facts: Table<'txn, (u64, i64, &'static str), ()>,
+    pending: Table<'txn, (u64, &'static str), tables::PendingRating>,
+    matches: Table<'txn, u64, &'static [u8]>,
+    tickets: Table<'txn, u64, &'static [u8]>,
+    users: Table<'txn, u64, &'static [u8]>,
+    groups: Table<'txn, u64, &'static [u8]>,
+}
+
+impl<'txn> FactTables<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            events: txn.open_table(tables::EVENTS)?,
+            org_facts: txn.open_table(tables::ORG_FACTS)?,
+            pending: txn.open_table(tables::PENDING_RATING_EVENTS)?,
+            matches: txn.open_table(tables::ORG_MATCHES)?,
+            tickets: txn.open_table(tables::TICKETS)?,
+            users: txn.open_table(tables::USERS)?,
+            groups: txn.open_table(tables::GROUPS)?,
+        })
     }
-    // An event older than a year is history no sync backfills, also when a later sync re-derives it.
-    let horizon = backfill_horizon(now);
-    let ratings: BTreeMap<u64, &RatingRecord> = ratings
-        .iter()
-        .map(|(id, _, rating)| (*id, rating))
-        .collect();
-    let mut events = txn.open_table(tables::EVENTS)?;
-    let mut log = txn.open_table(tables::EVENT_LOG)?;
-    let mut by_org = txn.open_table(tables::ORG_EVENTS)?;
-    let mut by_time = txn.open_table(tables::EVENT_TIMES)?;
-    let mut meta = txn.open_table(tables::META)?;
-    let tickets = txn.open_table(tables::TICKETS)?;
-    let users = txn.open_table(tables::USERS)?;
-    let groups = txn.open_table(tables::GROUPS)?;
-    let mut seq = match meta.get(meta_keys::EVENT_SEQ)? {
-        Some(bytes) => decode_seq(bytes.value())?,
-        None => 0,
-    };
-    let mut recorded = 0;
-    for (event, state) in detected {
-        if event.occurred_at < horizon || events.get(event.key.as_str())?.is_some() {
-            continue;
+
+    fn ticket(&self, id: u64) -> Result<Option<TicketRecord>, StoreError> {
+        self.tickets
+            .get(id)?
+            .map(|bytes| decode::<TicketRecord>("tickets", id, bytes.value()))
+            .transpose()
+    }
+
+    /// The account `org` matches now, if any.
+    fn account_of(&self, org: u64) -> Result<Option<String>, StoreError> {
+        if org == 0 {
+            return Ok(None);
         }
-        let ticket = match tickets.get(event.ticket_id)? {
-            Some(bytes) => Some(decode::<TicketRecord>(
-                "tickets",
-                event.ticket_id,
-                bytes.value(),
-            )?),
-            None => None,
+        let Some(bytes) = self.matches.get(org)? else {
+            return Ok(None);
         };
-        let rating = event.rating_id.and_then(|id| ratings.get(&id).copied());
-        let ticket = ticket.unwrap_or_default();
+        let record = decode::<OrgMatchRecord>("org_matches", org, bytes.value())?;
+        Ok(match record.to_match() {
+            OrgMatch::Matched { account_id } => Some(account_id),
+            _ => None,
+        })
+    }
+
+    /// The fact of `event` on `ticket`, with the ticket's people and group as stored now.
+    fn fact(
+        &self,
+        event: &DetectedEvent,
+        state: Option<TicketState>,
+        ticket: &TicketRecord,
+        rating: Option<(&str, &str, u64)>,
+        now_ms: i64,
+    ) -> Result<EventRecord, StoreError> {
         let requester_id = if ticket.requester_id != 0 {
             ticket.requester_id
         } else {
-            rating.map_or(0, |rating| rating.requester_id)
+            rating.map_or(0, |(_, _, requester)| requester)
         };
-        let requester = user(&users, requester_id)?;
-        let assignee = user(&users, ticket.assignee_id)?;
-        let group = match groups.get(ticket.group_id)? {
+        let requester = user(&self.users, requester_id)?;
+        let assignee = user(&self.users, ticket.assignee_id)?;
+        let group = match self.groups.get(ticket.group_id)? {
             Some(bytes) if ticket.group_id != 0 => Some(decode::<GroupRecord>(
                 "groups",
                 ticket.group_id,
@@ -209,21 +223,23 @@ fn record_new(
                     .unwrap_or_default(),
             ),
         };
-        seq += 1;
-        let occurred_ms = event.occurred_at.timestamp_millis();
-        let record = EventRecord {
-            seq,
+        Ok(EventRecord {
+            seq: 0,
             kind: kind_number(event.kind),
             ticket_id: event.ticket_id,
             rating_id: event.rating_id.unwrap_or(0),
             organization_id: ticket.organization_id,
             requester_id,
-            occurred_at_ms: occurred_ms,
-            detected_at_ms: context.now_ms,
+            occurred_at_ms: event.occurred_at.timestamp_millis(),
+            detected_at_ms: now_ms,
             backfill: event.backfill,
             escalated: event.escalated,
-            score: rating.map(|r| r.score.clone()).unwrap_or_default(),
-            comment: rating.map(|r| r.comment.clone()).unwrap_or_default(),
+            score: rating
+                .map(|(score, _, _)| score.to_owned())
+                .unwrap_or_default(),
+            comment: rating
+                .map(|(_, comment, _)| comment.to_owned())
+                .unwrap_or_default(),
             subject: ticket.subject.clone(),
             priority,
             status,
@@ -236,14 +252,154 @@ fn record_new(
             group_name: group.map(|g| g.name).unwrap_or_default(),
             assignee_name: assignee.map(|u| u.name).unwrap_or_default(),
             key: event.key.clone(),
+            account_id: String::new(),
+            user_email: String::new(),
+        })
+    }
+
+    /// Stores `fact` and puts it on the timeline of the account its organization matches now.
+    fn record(
+        &mut self,
+        fact: &EventRecord,
+        timeline: &mut TimelineWriter<'_>,
+    ) -> Result<(), StoreError> {
+        self.events
+            .insert(fact.key.as_str(), fact.encode_to_vec().as_slice())?;
+        self.org_facts.insert(
+            (fact.organization_id, fact.occurred_at_ms, fact.key.as_str()),
+            (),
+        )?;
+        if let Some(account) = self.account_of(fact.organization_id)? {
+            timeline.append(fact, &account, fact.backfill, fact.detected_at_ms)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the facts whose keys are not stored yet, and completes the bad ratings held for tickets that
+/// arrived; returns how many facts were recorded.
+fn record_new(
+    txn: &WriteTransaction,
+    detected: Vec<(DetectedEvent, Option<TicketState>)>,
+    tickets: &[Written<TicketRecord>],
+    ratings: &[Written<RatingRecord>],
+    context: &PageContext,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let arrived: Vec<u64> = tickets
+        .iter()
+        .filter(|(_, previous, _)| previous.is_none())
+        .map(|(id, _, _)| *id)
+        .collect();
+    if detected.is_empty() && arrived.is_empty() {
+        return Ok(0);
+    }
+    // An event older than a year is history no sync backfills, also when a later sync re-derives it.
+    let horizon = backfill_horizon(now);
+    let ratings: BTreeMap<u64, &RatingRecord> = ratings
+        .iter()
+        .map(|(id, _, rating)| (*id, rating))
+        .collect();
+    let mut facts = FactTables::open(txn)?;
+    let mut timeline = TimelineWriter::open(txn)?;
+    let mut recorded = 0;
+    for (event, state) in detected {
+        if event.occurred_at < horizon || facts.events.get(event.key.as_str())?.is_some() {
+            continue;
+        }
+        let rating = event.rating_id.and_then(|id| ratings.get(&id).copied());
+        let Some(ticket) = facts.ticket(event.ticket_id)? else {
+            // A bad rating of a ticket not stored yet: held until the ticket arrives, so the event carries
+            // the ticket's fields and goes to its organization's account.
+            if let (Some(rating_id), Some(rating)) = (event.rating_id, rating) {
+                facts.pending.insert(
+                    (event.ticket_id, event.key.as_str()),
+                    (
+                        rating_id,
+                        event.occurred_at.timestamp(),
+                        event.backfill,
+                        rating.score.as_str(),
+                        rating.comment.as_str(),
+                    ),
+                )?;
+            }
+            continue;
         };
-        events.insert(event.key.as_str(), record.encode_to_vec().as_slice())?;
-        log.insert(seq, event.key.as_str())?;
-        by_org.insert((ticket.organization_id, occurred_ms, seq), ())?;
-        by_time.insert((occurred_ms, seq), ticket.organization_id)?;
+        let fact = facts.fact(
+            &event,
+            state,
+            &ticket,
+            rating.map(|r| (r.score.as_str(), r.comment.as_str(), r.requester_id)),
+            context.now_ms,
+        )?;
+        facts.record(&fact, &mut timeline)?;
         recorded += 1;
     }
-    meta.insert(meta_keys::EVENT_SEQ, seq.to_le_bytes().as_slice())?;
+    for ticket_id in arrived {
+        recorded += complete_pending(&mut facts, &mut timeline, ticket_id, horizon, context)?;
+    }
+    timeline.finish()?;
+    Ok(recorded)
+}
+
+/// Records the bad ratings held for `ticket_id`, now that the ticket is stored; returns how many.
+fn complete_pending(
+    facts: &mut FactTables<'_>,
+    timeline: &mut TimelineWriter<'_>,
+    ticket_id: u64,
+    horizon: DateTime<Utc>,
+    context: &PageContext,
+) -> Result<u64, StoreError> {
+    let mut held = Vec::new();
+    for row in facts.pending.range((ticket_id, "")..)? {
+        let (key, value) = row?;
+        let (row_ticket, fact_key) = key.value();
+        if row_ticket != ticket_id {
+            break;
+        }
+        let (rating_id, at, backfill, score, comment) = value.value();
+        held.push((
+            fact_key.to_owned(),
+            rating_id,
+            at,
+            backfill,
+            score.to_owned(),
+            comment.to_owned(),
+        ));
+    }
+    let Some(ticket) = facts.ticket(ticket_id)? else {
+        return Ok(0);
+    };
+    let exists = stored_ticket(ticket_id, &ticket)?.exists();
+    let mut recorded = 0;
+    for (key, rating_id, at, backfill, score, comment) in held {
+        facts.pending.remove((ticket_id, key.as_str()))?;
+        let occurred_at = DateTime::from_timestamp(at, 0).unwrap_or_default();
+        // A rating of a ticket deleted in Zendesk yields nothing, like the ticket's transitions.
+        if !exists || occurred_at < horizon || facts.events.get(key.as_str())?.is_some() {
+            continue;
+        }
+        let event = DetectedEvent {
+            key,
+            kind: EventKind::BadSatisfactionRating,
+            ticket_id,
+            rating_id: Some(rating_id),
+            occurred_at,
+            exact_time: true,
+            escalated: false,
+            backfill,
+            source: DetectionSource::Rating,
+        };
+        let fact = facts.fact(
+            &event,
+            None,
+            &ticket,
+            Some((score.as_str(), comment.as_str(), ticket.requester_id)),
+            context.now_ms,
+        )?;
+        facts.record(&fact, timeline)?;
+        recorded += 1;
+    }
     Ok(recorded)
 }
 

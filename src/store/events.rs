@@ -1,9 +1,11 @@
 //! Timeline events: detected in the page transaction, stored once by deterministic key, listed and watched.
 //!
-//! An event is written once under its deterministic key (`EVENTS`), gets the next sequence number
-//! (`EVENT_LOG`, the watch cursor) and is indexed by organization and time (`ORG_EVENTS`) and by
-//! time alone (`EVENT_TIMES`). The account an event belongs to is resolved when it is read, through
-//! the organization's current match, so a re-match re-attributes events without rewriting them.
+//! What a sync detects is a fact, stored once under its deterministic key (`EVENTS`) and indexed by
+//! organization (`ORG_FACTS`). A fact goes on the timeline of the account its organization matches
+//! when it is recorded: a `TIMELINE` entry with the next sequence number (the watch cursor) and that
+//! account, written once per (fact, account) and never changed. A re-match only decides where later
+//! facts go; an organization newly matched to an account backfills its past year of facts onto that
+//! account's timeline (`backfill = true`). See DESIGN 1.4.
 use std::collections::BTreeSet;
 
 use prost::Message;
@@ -76,9 +78,15 @@ pub struct EventRecord {
     /// The name of the ticket's assignee (empty: none).
     #[prost(string, tag = "20")]
     pub assignee_name: String,
-    /// The deterministic key.
+    /// The deterministic key (of the fact; a timeline entry is known by this key and its account).
     #[prost(string, tag = "21")]
     pub key: String,
+    /// The account whose timeline holds the entry; empty on a fact.
+    #[prost(string, tag = "22")]
+    pub account_id: String,
+    /// The requester's email (lower-cased) when it was a user of that account at recording; empty otherwise.
+    #[prost(string, tag = "23")]
+    pub user_email: String,
 }
 
 /// The `TimelineEventKind` number of a kind (the contract's enum values).
@@ -94,7 +102,7 @@ pub fn kind_number(kind: EventKind) -> u32 {
 /// Whose events to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventScope {
-    /// Events of every account (events of unmatched organizations are left out).
+    /// Events of every account (facts of organizations that matched no account are left out).
     AllAccounts,
     /// Events of one account.
     Account(String),
@@ -124,15 +132,18 @@ pub struct EventPosition {
     pub seq: u64,
 }
 
-/// A stored event with its account resolved at read time.
+/// A timeline entry as read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
-    /// The stored record.
+    /// The stored entry (its `account_id` and `user_email` are set).
     pub record: EventRecord,
-    /// The account the event's organization matches now; `None` when it matches none.
-    pub account_id: Option<String>,
-    /// The requester's email when it is a user of that account; empty otherwise.
-    pub user_email: String,
+}
+
+impl StoredEvent {
+    /// The account whose timeline holds the event.
+    pub fn account_id(&self) -> &str {
+        &self.record.account_id
+    }
 }
 
 /// One page of a newest-first list.
@@ -275,21 +286,17 @@ mod tests {
         }
     }
 
+    /// The facts recorded, in time order.
     fn all_events(store: &Store) -> Vec<EventRecord> {
         let txn = store.db().begin_read().expect("read");
-        let log = txn.open_table(tables::EVENT_LOG).expect("log");
         let events = txn.open_table(tables::EVENTS).expect("events");
-        log.iter()
+        let mut facts: Vec<EventRecord> = events
+            .iter()
             .expect("iter")
-            .map(|row| {
-                let (_, key) = row.expect("row");
-                let bytes = events
-                    .get(key.value())
-                    .expect("get")
-                    .expect("logged event stored");
-                EventRecord::decode(bytes.value()).expect("decode")
-            })
-            .collect()
+            .map(|row| EventRecord::decode(row.expect("row").1.value()).expect("decode"))
+            .collect();
+        facts.sort_by_key(|e| (e.occurred_at_ms, e.kind, e.ticket_id));
+        facts
     }
 
     /// Ticket 1 raised to urgent, solved while urgent, lowered again; the history arrives over three pages.
@@ -364,6 +371,7 @@ mod tests {
     fn history_events_are_recorded_once_with_real_times_and_a_ticket_snapshot() {
         let (dir, store) = store();
         people(&store);
+        link(&store, "acct", 100, "owner@example.com", "rita@example.com");
         let created = NOW - 10 * HOUR;
         let page = history_page(true, NOW, created);
         assert_eq!(store.apply_page(&page).expect("apply").events_recorded, 3);
@@ -393,7 +401,11 @@ mod tests {
         assert_eq!(solved.reported_at_ms, created * 1000);
         assert_eq!(solved.organization_id, 100);
         assert_eq!(solved.detected_at_ms, NOW * 1000);
-        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            store.last_event_seq().expect("tip"),
+            3,
+            "on the account's timeline"
+        );
 
         // The same page again, and a later page repeating the history plus a new solve.
         assert_eq!(store.apply_page(&page).expect("again").events_recorded, 0);
@@ -403,10 +415,7 @@ mod tests {
         assert_eq!(store.apply_page(&later).expect("later").events_recorded, 1);
         let events = all_events(&store);
         assert_eq!(events.len(), 4);
-        assert_eq!(
-            (events[3].kind, events[3].backfill, events[3].seq),
-            (2, false, 4)
-        );
+        assert_eq!((events[3].kind, events[3].backfill), (2, false));
         assert_eq!(store.last_event_seq().expect("tip"), 4);
 
         // A restart: the counter and the keys survive, so nothing repeats.
@@ -512,6 +521,7 @@ mod tests {
             requester_id: 7,
             created_at: NOW - 30,
             updated_at: updated,
+            from_ticket: false,
         };
         let page = |score, comment, updated| PageWrite {
             ratings: vec![(50, rating(score, comment, updated))],
@@ -546,7 +556,44 @@ mod tests {
         assert_eq!((event.kind, event.rating_id, event.ticket_id), (4, 50, 3));
         assert_eq!(event.score, "bad");
         assert_eq!(event.requester_name, "Rita Requester");
-        assert_eq!(event.key, "r50:bad");
+        assert_eq!(event.key, format!("r50:bad:{}", NOW - 10));
+    }
+
+    #[test]
+    fn a_rating_that_turns_bad_again_is_a_new_event_at_the_new_score() {
+        let (_dir, store) = store();
+        people(&store);
+        store
+            .apply_page(&PageWrite {
+                tickets: vec![(3, ticket(SOLVED, NORMAL, NOW - HOUR, NOW - HOUR))],
+                context: context(false, false, NOW),
+                ..Default::default()
+            })
+            .expect("ticket");
+        let page = |score: &str, updated: i64| PageWrite {
+            ratings: vec![(
+                50,
+                RatingRecord {
+                    ticket_id: 3,
+                    score: score.into(),
+                    created_at: NOW - 100,
+                    updated_at: updated,
+                    ..Default::default()
+                },
+            )],
+            context: context(false, false, NOW),
+            ..Default::default()
+        };
+        let recorded = |page: PageWrite| store.apply_page(&page).expect("apply").events_recorded;
+        assert_eq!(recorded(page("bad", NOW - 90)), 1);
+        assert_eq!(recorded(page("good", NOW - 50)), 0);
+        assert_eq!(recorded(page("bad", NOW - 10)), 1);
+        assert_eq!(recorded(page("bad", NOW - 10)), 0, "the same copy again");
+        let times: Vec<i64> = all_events(&store)
+            .iter()
+            .map(|e| e.occurred_at_ms / 1000)
+            .collect();
+        assert_eq!(times, [NOW - 90, NOW - 10]);
     }
 
     #[test]
@@ -587,13 +634,42 @@ mod tests {
             store.apply_page(&rated(5)).expect("live").events_recorded,
             1
         );
-        // A ticket zdsync has not stored (yet) does not hide the rating.
+        // A ticket zdsync has not stored yet: the event waits for it, then carries its fields.
         assert_eq!(
             store
                 .apply_page(&rated(6))
                 .expect("unknown")
                 .events_recorded,
+            0
+        );
+        let arrives = PageWrite {
+            tickets: vec![(6, ticket(SOLVED, NORMAL, NOW - HOUR, NOW - 5))],
+            context: context(false, false, NOW + 60),
+            ..Default::default()
+        };
+        assert_eq!(
+            store.apply_page(&arrives).expect("ticket").events_recorded,
             1
+        );
+        assert_eq!(
+            store.apply_page(&arrives).expect("again").events_recorded,
+            0
+        );
+        assert_eq!(
+            store.apply_page(&rated(6)).expect("replay").events_recorded,
+            0
+        );
+        let completed = all_events(&store)
+            .into_iter()
+            .find(|e| e.ticket_id == 6)
+            .expect("completed event");
+        assert_eq!(
+            (
+                completed.subject.as_str(),
+                completed.organization_id,
+                completed.occurred_at_ms
+            ),
+            ("Printer on fire", 100, (NOW - 30) * 1000)
         );
     }
 
@@ -659,16 +735,9 @@ mod tests {
     }
 
     #[test]
-    fn lists_page_newest_first_per_scope_and_resolve_the_account_when_read() {
+    fn lists_page_newest_first_per_scope_with_the_account_recorded() {
         let (_dir, store) = store();
         people(&store);
-        created_events(&store, 7);
-        // Nothing matched yet: the all-accounts feed is empty, events keep no account.
-        let page = store
-            .list_events(&filter(EventScope::AllAccounts), None, 10)
-            .expect("list");
-        assert!(page.events.is_empty());
-
         link(
             &store,
             "acct-odd",
@@ -683,6 +752,7 @@ mod tests {
             "other@example.com",
             "nobody@example.com",
         );
+        created_events(&store, 7);
         let all = filter(EventScope::AllAccounts);
         let first = store.list_events(&all, None, 3).expect("first");
         assert_eq!(ticket_ids(&first.events), [7, 6, 5]);
@@ -696,8 +766,8 @@ mod tests {
             .list_events(&filter(EventScope::Account("acct-odd".into())), None, 2)
             .expect("odd");
         assert_eq!(ticket_ids(&odd.events), [7, 5]);
-        assert_eq!(odd.events[0].account_id.as_deref(), Some("acct-odd"));
-        assert_eq!(odd.events[0].user_email, "rita@example.com");
+        assert_eq!(odd.events[0].account_id(), "acct-odd");
+        assert_eq!(odd.events[0].record.user_email, "rita@example.com");
         let odd_rest = store
             .list_events(
                 &filter(EventScope::Account("acct-odd".into())),
@@ -716,7 +786,7 @@ mod tests {
             .expect("owner");
         assert_eq!(ticket_ids(&even.events), [6, 4, 2]);
         assert_eq!(
-            even.events[0].user_email, "",
+            even.events[0].record.user_email, "",
             "the requester is no user of that account"
         );
 
@@ -732,25 +802,11 @@ mod tests {
             .expect("kinds")
             .events
             .is_empty());
-
-        // A re-match moves the events with their organization, without rewriting them.
-        link(
-            &store,
-            "acct-odd",
-            100,
-            "owner@example.com",
-            "rita@example.com",
-        );
-        let odd = store
-            .list_events(&filter(EventScope::Account("acct-odd".into())), None, 10)
-            .expect("re-matched");
-        assert_eq!(ticket_ids(&odd.events), [7, 6, 5, 4, 3, 2, 1]);
     }
 
     #[test]
     fn the_log_is_read_in_recording_order_after_a_sequence_number() {
         let (_dir, store) = store();
-        created_events(&store, 5);
         link(
             &store,
             "acct-odd",
@@ -758,7 +814,15 @@ mod tests {
             "owner@example.com",
             "x@example.com",
         );
-        let all = filter(EventScope::AllAccounts);
+        link(
+            &store,
+            "acct-even",
+            100,
+            "owner@example.com",
+            "x@example.com",
+        );
+        created_events(&store, 5);
+        let all = filter(EventScope::Account("acct-odd".into()));
         let batch = store.events_after(0, 2, &all).expect("batch");
         assert_eq!(batch.scanned_to, 2);
         assert_eq!(ticket_ids(&batch.events), [1]);
@@ -774,6 +838,20 @@ mod tests {
         let (_dir, store) = store();
         let mut tip = store.subscribe_events();
         assert_eq!(*tip.borrow_and_update(), 0);
+        link(
+            &store,
+            "acct-odd",
+            101,
+            "owner@example.com",
+            "x@example.com",
+        );
+        link(
+            &store,
+            "acct-even",
+            100,
+            "owner@example.com",
+            "x@example.com",
+        );
         created_events(&store, 2);
         tokio::time::timeout(std::time::Duration::from_secs(5), tip.changed())
             .await

@@ -176,35 +176,48 @@ fn match_values(txn: &WriteTransaction, values: &[String]) -> Result<OrgMatch, S
     Ok(decide(candidates, || values.to_vec()))
 }
 
-/// Stores `new` as the organization's match, moving it in `ACCOUNT_ORGS`.
+/// Stores `new` as the organization's match, moving it in `ACCOUNT_ORGS`; an account it newly matches gets
+/// the organization's past year of events (backfill, DESIGN 1.4).
 fn set_match(
     txn: &WriteTransaction,
     org_id: u64,
     new: &OrgMatch,
     values: Vec<String>,
+    now_ms: i64,
 ) -> Result<(), StoreError> {
-    let mut matches = txn.open_table(tables::ORG_MATCHES)?;
-    let mut account_orgs = txn.open_table(tables::ACCOUNT_ORGS)?;
-    let old = match matches.get(org_id)? {
-        Some(bytes) => Some(super::codec::decode::<OrgMatchRecord>(
-            "org_matches",
-            org_id,
-            bytes.value(),
-        )?),
-        None => None,
+    let newly_matched = {
+        let mut matches = txn.open_table(tables::ORG_MATCHES)?;
+        let mut account_orgs = txn.open_table(tables::ACCOUNT_ORGS)?;
+        let old = match matches.get(org_id)? {
+            Some(bytes) => Some(super::codec::decode::<OrgMatchRecord>(
+                "org_matches",
+                org_id,
+                bytes.value(),
+            )?),
+            None => None,
+        };
+        let record = OrgMatchRecord::of(new, values);
+        if old.as_ref() == Some(&record) {
+            // Re-writing the same match would dirty copy-on-write pages for nothing.
+            return Ok(());
+        }
+        let was_matched_to = old
+            .as_ref()
+            .filter(|old| old.state == MATCHED)
+            .map(|old| old.account_id.clone());
+        if let Some(old_account) = &was_matched_to {
+            account_orgs.remove((old_account.as_str(), org_id))?;
+        }
+        if record.state == MATCHED {
+            account_orgs.insert((record.account_id.as_str(), org_id), ())?;
+        }
+        matches.insert(org_id, record.encode_to_vec().as_slice())?;
+        (record.state == MATCHED && was_matched_to.as_deref() != Some(record.account_id.as_str()))
+            .then_some(record.account_id)
     };
-    let record = OrgMatchRecord::of(new, values);
-    if old.as_ref() == Some(&record) {
-        // Re-writing the same match would dirty copy-on-write pages for nothing.
-        return Ok(());
+    if let Some(account) = newly_matched {
+        super::timeline::backfill(txn, &[(org_id, account)], now_ms)?;
     }
-    if let Some(old) = old.as_ref().filter(|old| old.state == MATCHED) {
-        account_orgs.remove((old.account_id.as_str(), org_id))?;
-    }
-    if record.state == MATCHED {
-        account_orgs.insert((record.account_id.as_str(), org_id), ())?;
-    }
-    matches.insert(org_id, record.encode_to_vec().as_slice())?;
     Ok(())
 }
 
@@ -214,6 +227,7 @@ pub(crate) fn upsert_org(
     key: &MatchKey,
     org_id: u64,
     org: &OrganizationRecord,
+    now_ms: i64,
 ) -> Result<(), StoreError> {
     let old_values = stored_match(txn, org_id)?
         .map(|stored| stored.key_values)
@@ -234,7 +248,7 @@ pub(crate) fn upsert_org(
         }
     }
     let matched = match_values(txn, &values)?;
-    set_match(txn, org_id, &matched, values)
+    set_match(txn, org_id, &matched, values, now_ms)
 }
 
 /// The stored match of an organization, if it has one.
@@ -247,7 +261,11 @@ fn stored_match(txn: &WriteTransaction, org_id: u64) -> Result<Option<OrgMatchRe
 }
 
 /// Re-matches every organization carrying one of `values` (after accounts changed).
-pub(crate) fn rematch_values(txn: &WriteTransaction, values: &[String]) -> Result<(), StoreError> {
+pub(crate) fn rematch_values(
+    txn: &WriteTransaction,
+    values: &[String],
+    now_ms: i64,
+) -> Result<(), StoreError> {
     let mut orgs = BTreeSet::new();
     {
         let org_keys = txn.open_table(tables::ORG_KEYS)?;
@@ -260,14 +278,29 @@ pub(crate) fn rematch_values(txn: &WriteTransaction, values: &[String]) -> Resul
             continue;
         };
         let matched = match_values(txn, &values)?;
-        set_match(txn, org_id, &matched, values)?;
+        set_match(txn, org_id, &matched, values, now_ms)?;
     }
     Ok(())
 }
 
-/// Drops every match and re-matches all organizations against all accounts under `key` (a key change).
+/// Drops every match and re-matches all organizations against all accounts under `key` (a key change);
+/// each (organization, account) pair that is new gets the organization's past year of events (backfill).
 /// Tables are opened once and the account side is held in memory, so 100,000 x 100,000 stays well under a second.
-pub(crate) fn rebuild(txn: &WriteTransaction, key: Option<&MatchKey>) -> Result<(), StoreError> {
+pub(crate) fn rebuild(
+    txn: &WriteTransaction,
+    key: Option<&MatchKey>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let old_pairs: BTreeSet<(String, u64)> = {
+        let account_orgs = txn.open_table(tables::ACCOUNT_ORGS)?;
+        let mut pairs = BTreeSet::new();
+        for row in account_orgs.iter()? {
+            let (key, _) = row?;
+            let (account, org) = key.value();
+            pairs.insert((account.to_owned(), org));
+        }
+        pairs
+    };
     super::clear_table(txn, tables::ACCOUNT_KEYS)?;
     super::clear_table(txn, tables::ORG_KEYS)?;
     super::clear_table(txn, tables::ORG_MATCHES)?;
@@ -334,6 +367,12 @@ pub(crate) fn rebuild(txn: &WriteTransaction, key: Option<&MatchKey>) -> Result<
         crate::background::step_aside();
         account_orgs.insert((account_id.as_str(), *org_id), ())?;
     }
+    let new_pairs: Vec<(u64, String)> = account_entries
+        .into_iter()
+        .filter(|(account, org)| !old_pairs.contains(&(account.clone(), *org)))
+        .map(|(account, org)| (org, account))
+        .collect();
+    super::timeline::backfill(txn, &new_pairs, now_ms)?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ pub mod events;
 pub mod facts;
 pub mod figures;
 pub mod matching;
+mod migrate;
 pub mod page;
 pub mod pages;
 pub mod records;
@@ -22,12 +23,13 @@ mod scan;
 pub mod settings_change;
 pub mod sync_state;
 pub mod tables;
+mod timeline;
 pub mod zendesk_records;
 
 use tables::{meta_keys, META};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Memory redb may use for its page cache (9/10 reads, 1/10 the write buffer of a transaction).
 pub const CACHE_BYTES: usize = 8 * 1024 * 1024;
@@ -98,6 +100,8 @@ pub struct Store {
     db: Arc<Database>,
     /// The sequence number of the last recorded timeline event, for watchers.
     event_tip: Arc<tokio::sync::watch::Sender<u64>>,
+    /// What "now" is for writes that carry no time of their own (a re-match's backfill horizon).
+    clock: crate::clock::SharedClock,
 }
 
 impl Store {
@@ -123,6 +127,7 @@ impl Store {
             reads: Arc::new(SharedReads::default()),
             db: Arc::new(db),
             event_tip: Arc::new(tokio::sync::watch::Sender::new(0)),
+            clock: crate::clock::system(),
         };
         store.prepare_schema(&path)?;
         store.event_tip.send_replace(store.last_event_seq()?);
@@ -153,7 +158,13 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
-                // Version 1 is the first schema: older files do not exist yet, so there is nothing to migrate.
+                Some(1) => {
+                    migrate::events_to_timeline(&txn)?;
+                    meta.insert(
+                        meta_keys::SCHEMA_VERSION,
+                        SCHEMA_VERSION.to_le_bytes().as_slice(),
+                    )?;
+                }
                 Some(_) => {}
                 None => {
                     meta.insert(
@@ -189,9 +200,12 @@ impl Store {
             txn.open_table(tables::TICKET_RATINGS)?;
             txn.open_table(tables::USERS_BY_EMAIL)?;
             txn.open_table(tables::EVENTS)?;
-            txn.open_table(tables::EVENT_LOG)?;
-            txn.open_table(tables::ORG_EVENTS)?;
-            txn.open_table(tables::EVENT_TIMES)?;
+            txn.open_table(tables::ORG_FACTS)?;
+            txn.open_table(tables::TIMELINE)?;
+            txn.open_table(tables::TIMELINE_KEYS)?;
+            txn.open_table(tables::ACCOUNT_TIMELINE)?;
+            txn.open_table(tables::TIMELINE_TIMES)?;
+            txn.open_table(tables::PENDING_RATING_EVENTS)?;
             txn.open_table(tables::ACCOUNT_OWNERS)?;
         }
         self.commit(txn)?;
@@ -288,6 +302,18 @@ impl Store {
             newer
         });
         Ok(())
+    }
+
+    /// This store reading "now" from `clock` (the daemon's, so tests can move time).
+    #[must_use]
+    pub fn with_clock(mut self, clock: crate::clock::SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, in Unix milliseconds, by the store's clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
     }
 
     /// How many handles share this store (the daemon waits for 1 before closing).

@@ -19,6 +19,24 @@ pub struct TicketChange {
     pub change: ChangeRecord,
 }
 
+/// The current rating a ticket carries in the ticket export (`satisfaction_rating`): how a score given or
+/// changed after the rating was listed reaches zdsync (the rating list is by creation time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketRating {
+    /// The rating.
+    pub rating_id: u64,
+    /// The ticket carrying it.
+    pub ticket_id: u64,
+    /// The score as Zendesk names it.
+    pub score: String,
+    /// The comment (empty when none).
+    pub comment: String,
+    /// The ticket's requester.
+    pub requester_id: u64,
+    /// The ticket's `updated_at` (Unix seconds): a score is a ticket update, so it was given then at the latest.
+    pub seen_at: i64,
+}
+
 /// Everything one page writes.
 #[derive(Debug, Clone, Default)]
 pub struct PageWrite {
@@ -32,6 +50,8 @@ pub struct PageWrite {
     pub groups: Vec<(u64, GroupRecord)>,
     /// Ratings by id.
     pub ratings: Vec<(u64, RatingRecord)>,
+    /// The ratings the page's tickets carry.
+    pub ticket_ratings: Vec<TicketRating>,
     /// Status and priority changes.
     pub changes: Vec<TicketChange>,
     /// Stream positions to store with the page (the one that follows it, and any other to move along).
@@ -53,6 +73,7 @@ impl PageWrite {
             + self.organizations.len()
             + self.groups.len()
             + self.ratings.len()
+            + self.ticket_ratings.len()
             + self.changes.len()
     }
 
@@ -63,6 +84,7 @@ impl PageWrite {
         self.organizations.extend(page.organizations);
         self.groups.extend(page.groups);
         self.ratings.extend(page.ratings);
+        self.ticket_ratings.extend(page.ticket_ratings);
         self.changes.extend(page.changes);
         // Positions are written in order, so the last page's cursor is the one stored.
         self.cursors.extend(page.cursors);
@@ -100,8 +122,10 @@ pub struct ApplyOutcome {
     /// Rollup rows a delta did not fit (a counter would have gone below zero): drift, logged, kept
     /// clamped until the nightly rebuild repairs it.
     pub rollup_rows_drifted: u64,
-    /// Timeline events this page recorded (new ones only).
+    /// Timeline events this page recorded (new facts only).
     pub events_recorded: u64,
+    /// Whether any account's timeline grew (a new fact, or a backfill after a new match): watchers are told.
+    pub timeline_grew: bool,
     /// Whether the page wrote a ticket, a rating or an organization: what account figures and matches are
     /// computed from (a validation page that finds every record unchanged writes none).
     pub figure_inputs_written: bool,

@@ -52,6 +52,7 @@ fn upsert_newest<M: Message + Default>(
 
 fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, StoreError> {
     let mut outcome = ApplyOutcome::default();
+    let seq_before = super::event_reads::last_seq_in(txn)?;
     {
         let mut table = txn.open_table(tables::GROUPS)?;
         for (id, group) in &page.groups {
@@ -66,7 +67,7 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
             outcome.stale_skipped += u64::from(matches!(upsert, Upsert::Stale));
             outcome.figure_inputs_written |= upsert.written();
             if let (true, Some(key)) = (upsert.written(), &key) {
-                super::matching::upsert_org(txn, key, *id, org)?;
+                super::matching::upsert_org(txn, key, *id, org, page.context.now_ms)?;
             }
         }
     }
@@ -136,11 +137,29 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
     }
     {
         let mut table = txn.open_table(tables::RATINGS)?;
+        // A copy taken from a ticket carries the ticket's time; the list's own copy is exact and replaces it.
+        let version = |r: &RatingRecord| {
+            if r.from_ticket {
+                i64::MIN
+            } else {
+                r.updated_at
+            }
+        };
         for (id, rating) in &page.ratings {
-            match upsert_newest(&mut table, "ratings", *id, rating, |r| r.updated_at)? {
+            match upsert_newest(&mut table, "ratings", *id, rating, version)? {
                 Upsert::Stale => outcome.stale_skipped += 1,
                 Upsert::Unchanged => {}
                 Upsert::Written(previous) => written_ratings.push((*id, previous, rating.clone())),
+            }
+        }
+        for seen in &page.ticket_ratings {
+            let Some(rating) = rating_from_ticket(&table, seen, page.context.first_sync)? else {
+                continue;
+            };
+            if let Upsert::Written(previous) =
+                upsert_newest(&mut table, "ratings", seen.rating_id, &rating, |_| 0)?
+            {
+                written_ratings.push((seen.rating_id, previous, rating));
             }
         }
     }
@@ -164,6 +183,8 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
         &page.changes,
         &page.context,
     )?;
+    // Organizations newly matched backfill timelines too, so the sequence number is what tells.
+    outcome.timeline_grew = super::event_reads::last_seq_in(txn)? != seq_before;
     if let Some((pages, tickets)) = page.run_progress {
         let mut table = txn.open_table(tables::SYNC_STATE)?;
         let stored = table
@@ -198,6 +219,43 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
     Ok(outcome)
 }
 
+/// The rating copy a ticket's `satisfaction_rating` implies, when it shows a score the store does not have.
+///
+/// Only a changed score is taken (a comment edit alone waits for the list): the ticket's `updated_at` is
+/// when it was given at the latest, close enough for a score given since the last sync, not for an old one.
+/// So the first sync, which lists the past year of ratings itself, takes no rating it has not listed.
+fn rating_from_ticket(
+    table: &Table<u64, &[u8]>,
+    seen: &super::page::TicketRating,
+    first_sync: bool,
+) -> Result<Option<RatingRecord>, StoreError> {
+    let stored = match table.get(seen.rating_id)? {
+        Some(bytes) => Some(super::codec::decode::<RatingRecord>(
+            "ratings",
+            seen.rating_id,
+            bytes.value(),
+        )?),
+        None => None,
+    };
+    let (created_at, requester_id) = match &stored {
+        Some(stored) if stored.score == seen.score || stored.updated_at >= seen.seen_at => {
+            return Ok(None)
+        }
+        Some(stored) => (stored.created_at, stored.requester_id),
+        None if first_sync => return Ok(None),
+        None => (seen.seen_at, seen.requester_id),
+    };
+    Ok(Some(RatingRecord {
+        ticket_id: seen.ticket_id,
+        score: seen.score.clone(),
+        comment: seen.comment.clone(),
+        requester_id,
+        created_at,
+        updated_at: seen.seen_at,
+        from_ticket: true,
+    }))
+}
+
 /// Whether two copies of a ticket agree on everything zdsync uses (the generated timestamp aside).
 fn same_ticket(a: &TicketRecord, b: &TicketRecord) -> bool {
     let mut a = a.clone();
@@ -216,7 +274,7 @@ impl Store {
         } else {
             self.commit_keeping_figures(txn)?;
         }
-        if outcome.events_recorded > 0 {
+        if outcome.timeline_grew {
             // The page is durable; a failed read of the tip only delays watchers to the next bump.
             if let Err(error) = self.publish_event_tip() {
                 tracing::warn!(%error, "cannot tell timeline watchers about new events");

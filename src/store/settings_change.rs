@@ -33,9 +33,10 @@ impl Store {
         let new_key = super::matching::current_key(&txn)?;
         // A new key re-matches every organization from the store, in this same transaction.
         if old_key != new_key {
-            super::matching::rebuild(&txn, new_key.as_ref())?;
+            super::matching::rebuild(&txn, new_key.as_ref(), self.now_ms())?;
         }
         self.commit(txn)?;
+        self.publish_event_tip()?;
         Ok(())
     }
 }

@@ -133,17 +133,47 @@ pub const TICKET_RATINGS: TableDefinition<(u64, u64), ()> = TableDefinition::new
 /// Zendesk users by email: (lower-cased email, user id).
 pub const USERS_BY_EMAIL: TableDefinition<(&str, u64), ()> = TableDefinition::new("users_by_email");
 
-/// Timeline events by their deterministic key; value: an encoded `EventRecord`.
+/// Detected events (facts) by their deterministic key; value: an encoded `EventRecord` with no account.
+/// A fact is kept whether or not its organization matches an account, so a later match can backfill it.
 pub const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
 
-/// Timeline events in the order they were recorded: sequence number -> event key (the watch cursor).
-pub const EVENT_LOG: TableDefinition<u64, &str> = TableDefinition::new("event_log");
+/// Facts per organization: (organization id, occurred at in Unix ms, fact key), what a new match backfills.
+pub const ORG_FACTS: TableDefinition<(u64, i64, &str), ()> = TableDefinition::new("org_facts");
 
-/// Timeline events per organization: (organization id, occurred at in Unix ms, sequence number).
-pub const ORG_EVENTS: TableDefinition<(u64, i64, u64), ()> = TableDefinition::new("org_events");
+/// The timeline: events as recorded for an account, by sequence number (the watch cursor); value: an
+/// encoded `EventRecord` with its account. An entry never changes once written.
+pub const TIMELINE: TableDefinition<u64, &[u8]> = TableDefinition::new("timeline");
 
-/// Timeline events by time alone: (occurred at in Unix ms, sequence number) -> organization id (the all-accounts feed).
-pub const EVENT_TIMES: TableDefinition<(i64, u64), u64> = TableDefinition::new("event_times");
+/// Which facts an account's timeline holds: (account id, fact key) -> sequence number (exactly once per pair).
+pub const TIMELINE_KEYS: TableDefinition<(&str, &str), u64> = TableDefinition::new("timeline_keys");
+
+/// The timeline per account: (account id, occurred at in Unix ms, sequence number).
+pub const ACCOUNT_TIMELINE: TableDefinition<(&str, i64, u64), ()> =
+    TableDefinition::new("account_timeline");
+
+/// The timeline by time alone: (occurred at in Unix ms, sequence number) (the all-accounts feed).
+pub const TIMELINE_TIMES: TableDefinition<(i64, u64), ()> = TableDefinition::new("timeline_times");
+
+/// A held bad rating: (rating id, score time in Unix seconds, backfill, score, comment).
+pub type PendingRating = (u64, i64, bool, &'static str, &'static str);
+
+/// Bad ratings whose ticket is not stored yet: (ticket id, fact key) -> (rating id, score time in Unix
+/// seconds, backfill, score, comment). Recorded when the ticket arrives, so the event carries the
+/// ticket's fields and goes to its organization's account.
+pub const PENDING_RATING_EVENTS: TableDefinition<(u64, &str), PendingRating> =
+    TableDefinition::new("pending_rating_events");
+
+/// Schema 1's tables, dropped by the migration to schema 2.
+pub mod schema1 {
+    use redb::TableDefinition;
+
+    /// Schema 1's log: sequence number -> fact key.
+    pub const EVENT_LOG: TableDefinition<u64, &str> = TableDefinition::new("event_log");
+    /// Schema 1's index by organization: (organization id, occurred ms, sequence number).
+    pub const ORG_EVENTS: TableDefinition<(u64, i64, u64), ()> = TableDefinition::new("org_events");
+    /// Schema 1's index by time: (occurred ms, sequence number) -> organization id.
+    pub const EVENT_TIMES: TableDefinition<(i64, u64), u64> = TableDefinition::new("event_times");
+}
 
 /// Accounts by owner: (lower-cased owner email, account id), for the portfolio feed.
 pub const ACCOUNT_OWNERS: TableDefinition<(&str, &str), ()> =

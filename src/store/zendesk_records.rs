@@ -120,9 +120,13 @@ pub struct RatingRecord {
     /// When it was created (Unix seconds).
     #[prost(int64, tag = "5")]
     pub created_at: i64,
-    /// Last update (Unix seconds); the newest copy wins.
+    /// Last update (Unix seconds), when the current score was given; the newest copy wins.
     #[prost(int64, tag = "6")]
     pub updated_at: i64,
+    /// The copy comes from the ticket export's `satisfaction_rating`, where `updated_at` is the ticket's
+    /// (the latest the score can have been given): the rating list's own copy replaces it.
+    #[prost(bool, tag = "7")]
+    pub from_ticket: bool,
 }
 
 /// One status or priority change of a ticket, from the ticket events export.

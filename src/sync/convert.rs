@@ -90,6 +90,7 @@ pub fn rating(rating: &SatisfactionRating) -> RatingRecord {
         requester_id: rating.requester_id.unwrap_or(0),
         created_at: rating.created_at.timestamp(),
         updated_at: rating.updated_at.timestamp(),
+        from_ticket: false,
     }
 }
 

@@ -1,0 +1,160 @@
+//! Schema migrations, each in the transaction that records the new version.
+use prost::Message;
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::domain::matching::OrgMatch;
+
+use super::codec::decode;
+use super::events::EventRecord;
+use super::matching::OrgMatchRecord;
+use super::tables::{self, schema1};
+use super::StoreError;
+
+/// Schema 1 -> 2: events were attributed to accounts when read; now each timeline entry records its
+/// account. Every logged event goes on the timeline of the account its organization matches now (what
+/// schema 1 showed), under its old sequence number, so watchers' cursors stay valid.
+pub(super) fn events_to_timeline(txn: &WriteTransaction) -> Result<(), StoreError> {
+    {
+        let log = txn.open_table(schema1::EVENT_LOG)?;
+        let facts = txn.open_table(tables::EVENTS)?;
+        let matches = txn.open_table(tables::ORG_MATCHES)?;
+        let emails = txn.open_table(tables::ACCOUNT_EMAILS)?;
+        let mut org_facts = txn.open_table(tables::ORG_FACTS)?;
+        let mut timeline = txn.open_table(tables::TIMELINE)?;
+        let mut keys = txn.open_table(tables::TIMELINE_KEYS)?;
+        let mut by_account = txn.open_table(tables::ACCOUNT_TIMELINE)?;
+        let mut by_time = txn.open_table(tables::TIMELINE_TIMES)?;
+        for row in log.iter()? {
+            let (seq, key) = row?;
+            let (seq, key) = (seq.value(), key.value().to_owned());
+            let Some(bytes) = facts.get(key.as_str())? else {
+                continue;
+            };
+            let fact = decode::<EventRecord>("events", &key, bytes.value())?;
+            org_facts.insert(
+                (fact.organization_id, fact.occurred_at_ms, key.as_str()),
+                (),
+            )?;
+            let account = match matches.get(fact.organization_id)? {
+                Some(bytes) if fact.organization_id != 0 => {
+                    match decode::<OrgMatchRecord>(
+                        "org_matches",
+                        fact.organization_id,
+                        bytes.value(),
+                    )?
+                    .to_match()
+                    {
+                        OrgMatch::Matched { account_id } => Some(account_id),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            let Some(account) = account else { continue };
+            let email = fact.requester_email.to_lowercase();
+            let user_email =
+                if !email.is_empty() && emails.get((email.as_str(), account.as_str()))?.is_some() {
+                    email
+                } else {
+                    String::new()
+                };
+            let entry = EventRecord {
+                seq,
+                account_id: account.clone(),
+                user_email,
+                ..fact
+            };
+            timeline.insert(seq, entry.encode_to_vec().as_slice())?;
+            keys.insert((account.as_str(), key.as_str()), seq)?;
+            by_account.insert((account.as_str(), entry.occurred_at_ms, seq), ())?;
+            by_time.insert((entry.occurred_at_ms, seq), ())?;
+        }
+    }
+    txn.delete_table(schema1::EVENT_LOG)?;
+    txn.delete_table(schema1::ORG_EVENTS)?;
+    txn.delete_table(schema1::EVENT_TIMES)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use redb::ReadableDatabase;
+
+    /// A schema 1 file with two logged events, one of an organization matched to `acct`.
+    #[test]
+    fn logged_events_move_to_the_timeline_of_their_current_account_with_their_numbers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let txn = store.db().begin_write().expect("write");
+            {
+                let mut log = txn.open_table(schema1::EVENT_LOG).expect("log");
+                let mut facts = txn.open_table(tables::EVENTS).expect("events");
+                for (seq, org) in [(7_u64, 100_u64), (8, 200)] {
+                    let key = format!("t{seq}:solved:1");
+                    let fact = EventRecord {
+                        seq,
+                        ticket_id: seq,
+                        organization_id: org,
+                        occurred_at_ms: 1_000,
+                        requester_email: "Rita@Example.com".into(),
+                        key: key.clone(),
+                        ..Default::default()
+                    };
+                    facts
+                        .insert(key.as_str(), fact.encode_to_vec().as_slice())
+                        .expect("fact");
+                    log.insert(seq, key.as_str()).expect("log");
+                }
+                let matched = OrgMatchRecord {
+                    state: 1,
+                    account_id: "acct".into(),
+                    ..Default::default()
+                };
+                txn.open_table(tables::ORG_MATCHES)
+                    .expect("matches")
+                    .insert(100, matched.encode_to_vec().as_slice())
+                    .expect("match");
+                txn.open_table(tables::ACCOUNT_EMAILS)
+                    .expect("emails")
+                    .insert(("rita@example.com", "acct"), ())
+                    .expect("email");
+            }
+            txn.commit().expect("commit");
+        }
+        crate::store::force_schema_version(dir.path(), 1).expect("schema 1");
+        let store = Store::open(dir.path()).expect("migrated");
+        assert_eq!(store.schema_version().expect("version"), 2);
+        let txn = store.db().begin_read().expect("read");
+        let timeline = txn.open_table(tables::TIMELINE).expect("timeline");
+        let entries: Vec<EventRecord> = timeline
+            .iter()
+            .expect("iter")
+            .map(|row| EventRecord::decode(row.expect("row").1.value()).expect("entry"))
+            .collect();
+        assert_eq!(
+            entries.len(),
+            1,
+            "the unmatched organization's event stays a fact"
+        );
+        assert_eq!(
+            (
+                entries[0].seq,
+                entries[0].account_id.as_str(),
+                entries[0].user_email.as_str()
+            ),
+            (7, "acct", "rita@example.com")
+        );
+        let org_facts = txn.open_table(tables::ORG_FACTS).expect("org facts");
+        assert_eq!(
+            redb::ReadableTableMetadata::len(&org_facts).expect("len"),
+            2
+        );
+        assert!(
+            txn.open_table(schema1::EVENT_LOG).is_err(),
+            "schema 1 tables are gone"
+        );
+    }
+}

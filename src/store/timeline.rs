@@ -1,0 +1,361 @@
+//! The account timeline: a fact appended to an account's timeline exactly once, and an
+//! organization's past year of facts backfilled onto the account it newly matches (DESIGN 1.4).
+use chrono::Duration;
+use prost::Message;
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use crate::domain::events::BACKFILL_HORIZON_DAYS;
+
+use super::codec::decode;
+use super::events::{decode_seq, EventRecord};
+use super::tables::{self, meta_keys};
+use super::StoreError;
+
+/// The timeline tables of one write transaction, and the sequence number they append from.
+pub(crate) struct TimelineWriter<'txn> {
+    timeline: Table<'txn, u64, &'static [u8]>,
+    keys: Table<'txn, (&'static str, &'static str), u64>,
+    by_account: Table<'txn, (&'static str, i64, u64), ()>,
+    by_time: Table<'txn, (i64, u64), ()>,
+    emails: Table<'txn, (&'static str, &'static str), ()>,
+    meta: Table<'txn, &'static str, &'static [u8]>,
+    seq: u64,
+    appended: u64,
+}
+
+impl<'txn> TimelineWriter<'txn> {
+    /// Opens the timeline tables of `txn`.
+    pub(crate) fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        let meta = txn.open_table(tables::META)?;
+        let seq = match meta.get(meta_keys::EVENT_SEQ)? {
+            Some(bytes) => decode_seq(bytes.value())?,
+            None => 0,
+        };
+        Ok(Self {
+            timeline: txn.open_table(tables::TIMELINE)?,
+            keys: txn.open_table(tables::TIMELINE_KEYS)?,
+            by_account: txn.open_table(tables::ACCOUNT_TIMELINE)?,
+            by_time: txn.open_table(tables::TIMELINE_TIMES)?,
+            emails: txn.open_table(tables::ACCOUNT_EMAILS)?,
+            meta,
+            seq,
+            appended: 0,
+        })
+    }
+
+    /// Appends `fact` to `account`'s timeline unless it is there already; returns whether it was added.
+    pub(crate) fn append(
+        &mut self,
+        fact: &EventRecord,
+        account: &str,
+        backfill: bool,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        if self.keys.get((account, fact.key.as_str()))?.is_some() {
+            return Ok(false);
+        }
+        let email = fact.requester_email.to_lowercase();
+        // Whether the requester is a user of the account is a fact of the moment it is recorded, like the rest.
+        let user_email =
+            if !email.is_empty() && self.emails.get((email.as_str(), account))?.is_some() {
+                email
+            } else {
+                String::new()
+            };
+        self.seq += 1;
+        let entry = EventRecord {
+            seq: self.seq,
+            account_id: account.to_owned(),
+            user_email,
+            backfill,
+            detected_at_ms: now_ms,
+            ..fact.clone()
+        };
+        self.timeline
+            .insert(self.seq, entry.encode_to_vec().as_slice())?;
+        self.keys.insert((account, fact.key.as_str()), self.seq)?;
+        self.by_account
+            .insert((account, entry.occurred_at_ms, self.seq), ())?;
+        self.by_time.insert((entry.occurred_at_ms, self.seq), ())?;
+        self.appended += 1;
+        Ok(true)
+    }
+
+    /// Stores the new sequence number; returns how many entries were appended.
+    pub(crate) fn finish(mut self) -> Result<u64, StoreError> {
+        if self.appended > 0 {
+            self.meta
+                .insert(meta_keys::EVENT_SEQ, self.seq.to_le_bytes().as_slice())?;
+        }
+        Ok(self.appended)
+    }
+}
+
+/// Backfills each (organization, account) pair: the organization's facts of the past year go on the
+/// account's timeline with `backfill = true`, each once. Returns how many entries were added.
+pub(crate) fn backfill(
+    txn: &WriteTransaction,
+    pairs: &[(u64, String)],
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    if pairs.is_empty() {
+        return Ok(0);
+    }
+    let horizon_ms =
+        now_ms.saturating_sub(Duration::days(BACKFILL_HORIZON_DAYS).num_milliseconds());
+    let org_facts = txn.open_table(tables::ORG_FACTS)?;
+    let facts = txn.open_table(tables::EVENTS)?;
+    let mut writer = TimelineWriter::open(txn)?;
+    for (org, account) in pairs {
+        let mut keys = Vec::new();
+        for row in org_facts.range((*org, horizon_ms, "")..)? {
+            crate::background::step_aside();
+            let (key, _) = row?;
+            let (row_org, _, fact_key) = key.value();
+            if row_org != *org {
+                break;
+            }
+            keys.push(fact_key.to_owned());
+        }
+        for key in keys {
+            let Some(bytes) = facts.get(key.as_str())? else {
+                continue;
+            };
+            let fact = decode::<EventRecord>("events", &key, bytes.value())?;
+            writer.append(&fact, account, true, now_ms)?;
+        }
+    }
+    writer.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+
+    use chrono::DateTime;
+
+    use crate::clock::ManualClock;
+    use crate::domain::account::{Account, AttributeValue};
+    use crate::store::events::{EventFilter, EventScope};
+    use crate::store::page::{PageContext, PageWrite, TicketChange};
+    use crate::store::sync_state::IntegrationRecord;
+    use crate::store::zendesk_records::{
+        ChangeRecord, OrganizationRecord, TicketRecord, CHANGE_FIELD_PRIORITY, CHANGE_FIELD_STATUS,
+    };
+    use crate::store::Store;
+
+    const NOW: i64 = 1_800_000_000;
+    const HOUR: i64 = 3600;
+    const DAY: i64 = 24 * HOUR;
+
+    struct World {
+        _dir: tempfile::TempDir,
+        store: Store,
+        clock: Arc<ManualClock>,
+        org_version: i64,
+    }
+
+    impl World {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let clock = Arc::new(ManualClock::new(
+                DateTime::from_timestamp(NOW, 0).expect("time"),
+            ));
+            let store = Store::open(dir.path())
+                .expect("open")
+                .with_clock(clock.clone());
+            store
+                .put_integration(&IntegrationRecord {
+                    subdomain: "acme".into(),
+                    match_zendesk_field: "organization_fields.crm".into(),
+                    match_account_attribute: "attributes.crm".into(),
+                    ..Default::default()
+                })
+                .expect("integration");
+            Self {
+                _dir: dir,
+                store,
+                clock,
+                org_version: 0,
+            }
+        }
+
+        fn now(&self) -> i64 {
+            crate::clock::Clock::now(self.clock.as_ref()).timestamp()
+        }
+
+        fn account(&self, id: &str, crm: &str) {
+            let account = Account {
+                id: id.into(),
+                name: String::new(),
+                owner: String::new(),
+                attributes: BTreeMap::from([("crm".to_owned(), AttributeValue::Text(crm.into()))]),
+                users: Vec::new(),
+            };
+            self.store.upsert_accounts(&[account], 0).expect("account");
+        }
+
+        /// Organization 1 with `crm` as its key value.
+        fn org(&mut self, crm: &str) {
+            self.org_version += 1;
+            let org = OrganizationRecord {
+                fields: BTreeMap::from([("crm".to_owned(), crm.to_owned())]),
+                updated_at: self.org_version,
+                ..Default::default()
+            };
+            self.apply(PageWrite {
+                organizations: vec![(1, org)],
+                ..Default::default()
+            });
+        }
+
+        /// Ticket `id` of organization 1, created urgent an hour ago.
+        fn urgent_ticket(&self, id: u64) {
+            let at = self.now() - HOUR;
+            let change = |index, field, to| TicketChange {
+                ticket_id: id,
+                at,
+                event_id: id * 10,
+                index,
+                change: ChangeRecord { field, from: 0, to },
+            };
+            self.apply(PageWrite {
+                tickets: vec![(
+                    id,
+                    TicketRecord {
+                        subject: format!("ticket {id}"),
+                        status: 2,
+                        priority: 4,
+                        organization_id: 1,
+                        created_at: at,
+                        updated_at: at,
+                        generated_timestamp: at,
+                        ..Default::default()
+                    },
+                )],
+                changes: vec![
+                    change(0, CHANGE_FIELD_STATUS, 2),
+                    change(1, CHANGE_FIELD_PRIORITY, 4),
+                ],
+                ..Default::default()
+            });
+        }
+
+        fn apply(&self, page: PageWrite) {
+            let page = PageWrite {
+                context: PageContext {
+                    first_sync: false,
+                    snapshot_events: false,
+                    now_ms: self.now() * 1000,
+                },
+                ..page
+            };
+            self.store.apply_page(&page).expect("apply");
+        }
+
+        /// (ticket, backfill) of an account's timeline, oldest first.
+        fn timeline(&self, account: &str) -> Vec<(u64, bool)> {
+            let filter = EventFilter {
+                scope: EventScope::Account(account.into()),
+                since_ms: None,
+                until_ms: None,
+                kinds: BTreeSet::new(),
+            };
+            let page = self.store.list_events(&filter, None, 100).expect("list");
+            let mut entries: Vec<(u64, bool)> = page
+                .events
+                .iter()
+                .map(|e| (e.record.ticket_id, e.record.backfill))
+                .collect();
+            entries.reverse();
+            entries
+        }
+    }
+
+    #[test]
+    fn events_stay_with_the_account_they_were_recorded_for_and_new_matches_backfill() {
+        let mut world = World::new();
+        world.account("acct-a", "a");
+        world.account("acct-b", "b");
+        world.org("a");
+        world.urgent_ticket(1);
+        assert_eq!(world.timeline("acct-a"), [(1, false)]);
+
+        // The organization's key moves to acct-b: acct-a keeps its event, acct-b gets it as backfill.
+        world.org("b");
+        world.urgent_ticket(2);
+        assert_eq!(world.timeline("acct-a"), [(1, false)]);
+        assert_eq!(world.timeline("acct-b"), [(1, true), (2, false)]);
+
+        // acct-b is deleted: its timeline stays readable; new events wait as facts for a match.
+        world
+            .store
+            .delete_accounts(&["acct-b".to_owned()])
+            .expect("delete");
+        world.urgent_ticket(3);
+        assert_eq!(world.timeline("acct-b"), [(1, true), (2, false)]);
+        assert!(world.store.has_timeline("acct-b").expect("kept"));
+
+        // A new account with the key: the past year arrives as backfill, each once.
+        world.account("acct-c", "b");
+        assert_eq!(world.timeline("acct-c"), [(1, true), (2, true), (3, true)]);
+        world.account("acct-c", "b");
+        assert_eq!(
+            world.timeline("acct-c").len(),
+            3,
+            "an upsert that changes nothing backfills nothing"
+        );
+
+        // Every (event, account) pair is on the log once, in recording order.
+        let all = EventFilter {
+            scope: EventScope::AllAccounts,
+            since_ms: None,
+            until_ms: None,
+            kinds: BTreeSet::new(),
+        };
+        let log = world.store.events_after(0, 100, &all).expect("log");
+        let pairs: Vec<(String, u64)> = log
+            .events
+            .iter()
+            .map(|e| (e.record.account_id.clone(), e.record.ticket_id))
+            .collect();
+        let unique: BTreeSet<&(String, u64)> = pairs.iter().collect();
+        assert_eq!(unique.len(), pairs.len());
+        assert_eq!(pairs.len(), 1 + 2 + 3);
+        assert_eq!(world.store.last_event_seq().expect("tip"), 6);
+    }
+
+    #[test]
+    fn a_new_match_backfills_only_the_past_year_and_a_key_change_keeps_the_timeline() {
+        let mut world = World::new();
+        world.org("a");
+        world.urgent_ticket(1);
+        // No account matched: a fact only.
+        assert_eq!(world.store.last_event_seq().expect("tip"), 0);
+        world.clock.advance(chrono::Duration::seconds(400 * DAY));
+        world.urgent_ticket(2);
+        world.account("acct-a", "a");
+        assert_eq!(
+            world.timeline("acct-a"),
+            [(2, true)],
+            "ticket 1's event is over a year old"
+        );
+
+        // A new match key re-matches everything: a pair that is new backfills, one that stays does not.
+        world
+            .store
+            .put_integration(&IntegrationRecord {
+                subdomain: "acme".into(),
+                match_zendesk_field: "name".into(),
+                match_account_attribute: "attributes.crm".into(),
+                ..Default::default()
+            })
+            .expect("key change");
+        assert_eq!(
+            world.timeline("acct-a"),
+            [(2, true)],
+            "organization 1 has no name: unmatched, kept"
+        );
+    }
+}
