@@ -596,6 +596,159 @@ mod tests {
         assert_eq!(times, [NOW - 90, NOW - 10]);
     }
 
+    /// The organization 100 rating days: (day number, good, bad).
+    fn rating_days(store: &Store) -> Vec<(i64, u64, u64)> {
+        let txn = store.db().begin_read().expect("read");
+        let table = txn.open_table(tables::ORG_RATING_DAYS).expect("days");
+        table
+            .iter()
+            .expect("iter")
+            .map(|row| {
+                let (key, value) = row.expect("row");
+                let ((_, day), (good, bad, _, _)) = (key.value(), value.value());
+                (day, good, bad)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_score_given_after_the_rating_was_listed_comes_with_the_ticket_and_counts_on_its_day() {
+        use crate::store::page::TicketRating;
+        const DAY: i64 = 24 * HOUR;
+        let (_dir, store) = store();
+        people(&store);
+        let offered_at = NOW - 3 * DAY;
+        let listed = PageWrite {
+            tickets: vec![(3, ticket(SOLVED, URGENT, offered_at - HOUR, offered_at))],
+            ratings: vec![(
+                50,
+                RatingRecord {
+                    ticket_id: 3,
+                    score: "offered".into(),
+                    requester_id: 7,
+                    created_at: offered_at,
+                    updated_at: offered_at,
+                    from_ticket: false,
+                    ..Default::default()
+                },
+            )],
+            context: context(false, false, offered_at + 60),
+            ..Default::default()
+        };
+        assert_eq!(
+            store.apply_page(&listed).expect("listed").events_recorded,
+            0
+        );
+        // Two days later the requester answers bad: the rating list (by creation time) no longer returns it,
+        // the ticket export does, with the ticket's update time.
+        let scored_at = NOW - DAY;
+        let seen = |score: &str, at: i64, first_sync: bool| PageWrite {
+            tickets: vec![(3, ticket(SOLVED, URGENT, offered_at - HOUR, at))],
+            ticket_ratings: vec![TicketRating {
+                rating_id: 50,
+                ticket_id: 3,
+                score: score.into(),
+                comment: "Still broken".into(),
+                requester_id: 7,
+                seen_at: at,
+            }],
+            context: context(first_sync, false, at + 60),
+            ..Default::default()
+        };
+        assert_eq!(
+            store
+                .apply_page(&seen("bad", scored_at, false))
+                .expect("scored")
+                .events_recorded,
+            1
+        );
+        let event = all_events(&store).pop().expect("the bad rating");
+        assert_eq!(
+            (
+                event.kind,
+                event.occurred_at_ms,
+                event.score.as_str(),
+                event.comment.as_str()
+            ),
+            (4, scored_at * 1000, "bad", "Still broken")
+        );
+        assert_eq!(rating_days(&store), [(scored_at.div_euclid(DAY), 0, 1)]);
+        // The same ticket again, or a later copy with the same score: nothing new.
+        assert_eq!(
+            store
+                .apply_page(&seen("bad", scored_at, false))
+                .expect("again")
+                .events_recorded,
+            0
+        );
+        assert_eq!(
+            store
+                .apply_page(&seen("bad", NOW, false))
+                .expect("later")
+                .events_recorded,
+            0
+        );
+        // The list's own copy (exact time, same score) replaces the ticket's: the day moves, no new event.
+        let exact = PageWrite {
+            ratings: vec![(
+                50,
+                RatingRecord {
+                    ticket_id: 3,
+                    score: "bad".into(),
+                    comment: "Still broken".into(),
+                    requester_id: 7,
+                    created_at: offered_at,
+                    updated_at: scored_at - DAY,
+                    from_ticket: false,
+                },
+            )],
+            context: context(false, false, NOW),
+            ..Default::default()
+        };
+        assert_eq!(store.apply_page(&exact).expect("exact").events_recorded, 0);
+        assert_eq!(
+            rating_days(&store),
+            [((scored_at - DAY).div_euclid(DAY), 0, 1)]
+        );
+        // Re-scored good, then bad again: a second event, at the second bad score.
+        assert_eq!(
+            store
+                .apply_page(&seen("good", NOW - HOUR, false))
+                .expect("good")
+                .events_recorded,
+            0
+        );
+        assert_eq!(
+            store
+                .apply_page(&seen("bad", NOW, false))
+                .expect("bad again")
+                .events_recorded,
+            1
+        );
+        assert_eq!(all_events(&store).len(), 2);
+        // The first sync lists the past year of ratings itself: a rating it has not listed is not taken
+        // from a ticket (whose update time may be long after the score).
+        let unknown = PageWrite {
+            ticket_ratings: vec![TicketRating {
+                rating_id: 51,
+                ticket_id: 3,
+                score: "bad".into(),
+                comment: String::new(),
+                requester_id: 7,
+                seen_at: NOW,
+            }],
+            context: context(true, false, NOW),
+            ..Default::default()
+        };
+        assert_eq!(
+            store
+                .apply_page(&unknown)
+                .expect("first sync")
+                .events_recorded,
+            0
+        );
+    }
+
     #[test]
     fn a_bad_rating_of_a_deleted_ticket_is_no_event() {
         const DELETED: u32 = 7;

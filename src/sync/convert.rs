@@ -1,6 +1,6 @@
 //! Turns decoded Zendesk pages into the records one page transaction writes.
 use crate::domain::ticket::Priority;
-use crate::store::page::{PageWrite, TicketChange};
+use crate::store::page::{PageWrite, TicketChange, TicketRating};
 use crate::store::zendesk_records::{
     ChangeRecord, GroupRecord, OrganizationRecord, RatingRecord, TicketRecord, ZendeskUserRecord,
     CHANGE_FIELD_PRIORITY, CHANGE_FIELD_STATUS,
@@ -113,8 +113,22 @@ pub fn ticket_page(tickets: &[Ticket], side_loads: &TicketSideLoads) -> PageWrit
             .map(|o| (o.id, organization(o)))
             .collect(),
         groups: side_loads.groups.iter().map(|g| (g.id, group(g))).collect(),
+        ticket_ratings: tickets.iter().filter_map(ticket_rating).collect(),
         ..Default::default()
     }
+}
+
+/// The rating a ticket carries, when it has one (an offered survey without a rating id is none).
+pub fn ticket_rating(ticket: &Ticket) -> Option<TicketRating> {
+    let rating = ticket.satisfaction_rating.as_ref()?;
+    Some(TicketRating {
+        rating_id: rating.id?,
+        ticket_id: ticket.id,
+        score: rating.score.as_str().to_owned(),
+        comment: rating.comment.clone().unwrap_or_default(),
+        requester_id: ticket.requester_id.unwrap_or(0),
+        seen_at: ticket.updated_at.timestamp(),
+    })
 }
 
 /// The status and priority changes of a ticket events page.
