@@ -649,7 +649,6 @@ mod tests {
                 ticket_id: 3,
                 score: score.into(),
                 comment: "Still broken".into(),
-                requester_id: 7,
                 seen_at: at,
             }],
             context: context(first_sync, false, at + 60),
@@ -726,15 +725,14 @@ mod tests {
             1
         );
         assert_eq!(all_events(&store).len(), 2);
-        // The first sync lists the past year of ratings itself: a rating it has not listed is not taken
-        // from a ticket (whose update time may be long after the score).
+        // A rating the list never returned (older than the year the first sync lists) is not taken from a
+        // ticket, whose update time may be long after the score.
         let unknown = PageWrite {
             ticket_ratings: vec![TicketRating {
                 rating_id: 51,
                 ticket_id: 3,
                 score: "bad".into(),
                 comment: String::new(),
-                requester_id: 7,
                 seen_at: NOW,
             }],
             context: context(true, false, NOW),

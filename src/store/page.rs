@@ -31,8 +31,6 @@ pub struct TicketRating {
     pub score: String,
     /// The comment (empty when none).
     pub comment: String,
-    /// The ticket's requester.
-    pub requester_id: u64,
     /// The ticket's `updated_at` (Unix seconds): a score is a ticket update, so it was given then at the latest.
     pub seen_at: i64,
 }

@@ -153,7 +153,7 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
             }
         }
         for seen in &page.ticket_ratings {
-            let Some(rating) = rating_from_ticket(&table, seen, page.context.first_sync)? else {
+            let Some(rating) = rating_from_ticket(&table, seen)? else {
                 continue;
             };
             if let Upsert::Written(previous) =
@@ -219,40 +219,30 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
     Ok(outcome)
 }
 
-/// The rating copy a ticket's `satisfaction_rating` implies, when it shows a score the store does not have.
+/// The rating copy a ticket's `satisfaction_rating` implies, when it shows another score than the stored one.
 ///
-/// Only a changed score is taken (a comment edit alone waits for the list): the ticket's `updated_at` is
-/// when it was given at the latest, close enough for a score given since the last sync, not for an old one.
-/// So the first sync, which lists the past year of ratings itself, takes no rating it has not listed.
+/// Only a rating the list already brought is taken: the ticket's `updated_at` is when the score was given
+/// at the latest, close for a score given since the last sync but not for a rating the list never returned
+/// (one older than the year the first sync lists, whose ticket changed today). A comment edit alone waits
+/// for the list.
 fn rating_from_ticket(
     table: &Table<u64, &[u8]>,
     seen: &super::page::TicketRating,
-    first_sync: bool,
 ) -> Result<Option<RatingRecord>, StoreError> {
-    let stored = match table.get(seen.rating_id)? {
-        Some(bytes) => Some(super::codec::decode::<RatingRecord>(
-            "ratings",
-            seen.rating_id,
-            bytes.value(),
-        )?),
-        None => None,
+    let Some(bytes) = table.get(seen.rating_id)? else {
+        return Ok(None);
     };
-    let (created_at, requester_id) = match &stored {
-        Some(stored) if stored.score == seen.score || stored.updated_at >= seen.seen_at => {
-            return Ok(None)
-        }
-        Some(stored) => (stored.created_at, stored.requester_id),
-        None if first_sync => return Ok(None),
-        None => (seen.seen_at, seen.requester_id),
-    };
+    let stored = super::codec::decode::<RatingRecord>("ratings", seen.rating_id, bytes.value())?;
+    if stored.score == seen.score || stored.updated_at >= seen.seen_at {
+        return Ok(None);
+    }
     Ok(Some(RatingRecord {
         ticket_id: seen.ticket_id,
         score: seen.score.clone(),
         comment: seen.comment.clone(),
-        requester_id,
-        created_at,
         updated_at: seen.seen_at,
         from_ticket: true,
+        ..stored
     }))
 }
 

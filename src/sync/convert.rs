@@ -126,7 +126,6 @@ pub fn ticket_rating(ticket: &Ticket) -> Option<TicketRating> {
         ticket_id: ticket.id,
         score: rating.score.as_str().to_owned(),
         comment: rating.comment.clone().unwrap_or_default(),
-        requester_id: ticket.requester_id.unwrap_or(0),
         seen_at: ticket.updated_at.timestamp(),
     })
 }
