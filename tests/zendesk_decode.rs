@@ -14,7 +14,7 @@ use zdsync::zendesk::envelope::{
 };
 use zdsync::zendesk::error::error_message;
 use zdsync::zendesk::payload::{
-    ChangeKind, FieldChange, SatisfactionScore, TicketPriority, TicketStatus,
+    ChangeKind, FieldChange, SatisfactionScore, TicketPriority, TicketSatisfaction, TicketStatus,
 };
 use zdsync::zendesk::retry::parse_retry_after;
 use zdsync::zendesk::ZendeskError;
@@ -287,6 +287,10 @@ fn cursor_ticket_export_single_page() {
         Some(1_707_271_741)
     );
     assert!(page.users.is_empty() && page.groups.is_empty() && page.metric_sets.is_empty());
+    assert!(
+        page.tickets.iter().all(|t| t.satisfaction_rating.is_none()),
+        "the recording writes satisfaction_rating null on every ticket"
+    );
 }
 
 #[test]
@@ -337,6 +341,15 @@ fn cursor_ticket_export_doc_example() {
         (ticket.group_id, ticket.requester_id),
         (Some(98738), Some(20_978_392))
     );
+    let rating = Some(TicketSatisfaction {
+        id: Some(1234),
+        score: SatisfactionScore::Good,
+        comment: Some("Great support!".to_owned()),
+    });
+    assert_eq!(ticket.satisfaction_rating, rating);
+    let doc: TicketTimePage = decode("incremental_tickets_time/zendesk_oas_example.json");
+    let (tickets, _) = doc.into_parts();
+    assert_eq!(tickets[0].satisfaction_rating, rating);
 }
 
 #[test]
@@ -696,6 +709,37 @@ fn a_bad_record_in_a_fixture_is_named_by_endpoint_id_and_field() {
             assert_eq!(endpoint, "/api/v2/incremental/tickets/cursor.json");
             assert_eq!(record_id, Some(28));
             assert!(detail.contains("tickets[0].status"), "{detail}");
+        }
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_mistyped_satisfaction_rating_is_named_by_endpoint_id_and_field() {
+    let relative = "incremental_tickets_cursor/zendesk_oas_example.json";
+    let text = String::from_utf8_lossy(&read(relative)).into_owned();
+    let start = text
+        .find("\"satisfaction_rating\": {")
+        .expect("the doc example carries a rating");
+    let end = start + text[start..].find('}').expect("the rating object ends") + 1;
+    let mistyped = format!(
+        "{}\"satisfaction_rating\": \"good\"{}",
+        &text[..start],
+        &text[end..]
+    );
+    match decode_json::<TicketCursorPage>(
+        "/api/v2/incremental/tickets/cursor.json",
+        mistyped.as_bytes(),
+    ) {
+        Err(ZendeskError::Malformed {
+            record_id, detail, ..
+        }) => {
+            assert_eq!(record_id, Some(35436));
+            assert!(
+                detail.contains("tickets[0].satisfaction_rating"),
+                "{detail}"
+            );
+            assert!(detail.contains("invalid type: string"), "{detail}");
         }
         other => panic!("expected Malformed, got {other:?}"),
     }

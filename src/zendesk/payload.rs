@@ -43,6 +43,28 @@ pub struct Ticket {
     pub updated_at: Timestamp,
     /// Unix seconds of the last change of any kind; keep the copy with the highest one.
     pub generated_timestamp: i64,
+    /// The ticket's current satisfaction rating; `None` when Zendesk writes null (no rating, or
+    /// a plan without CSAT) or leaves the field out.
+    #[serde(default)]
+    pub satisfaction_rating: Option<TicketSatisfaction>,
+}
+
+/// The current satisfaction rating Zendesk keeps on a ticket.
+///
+/// A score given or changed after the rating was listed shows here (and bumps the ticket's
+/// `generated_timestamp`), while `/satisfaction_ratings` keeps listing the rating by its
+/// creation time. Zendesk writes `{"id", "score", "comment"}` for a rating and only
+/// `{"score": "offered"}` or `{"score": "unoffered"}` before one exists.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TicketSatisfaction {
+    /// The rating's id; Zendesk writes none while the survey is only offered or unoffered.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// The current score (`offered` until the requester answers).
+    pub score: SatisfactionScore,
+    /// The requester's comment, if any.
+    #[serde(default)]
+    pub comment: Option<String>,
 }
 
 /// A ticket status as the payloads carry it (the domain's, spelled as Zendesk spells it).
@@ -603,6 +625,121 @@ mod tests {
             matches!(err, Err(ref m) if m.contains("timestamp")),
             "{err:?}"
         );
+    }
+
+    fn ticket_with(rating: Option<Value>) -> Result<Ticket, String> {
+        let mut json = serde_json::json!({
+            "id": 7, "status": "solved", "created_at": "2024-01-02T03:04:05Z",
+            "updated_at": "2024-01-03T03:04:05Z", "generated_timestamp": 1704251045
+        });
+        if let (Some(rating), Some(object)) = (rating, json.as_object_mut()) {
+            object.insert("satisfaction_rating".to_owned(), rating);
+        }
+        let body =
+            serde_json::to_vec(&serde_json::json!({ "tickets": [json], "end_of_stream": true }))
+                .map_err(|e| e.to_string())?;
+        crate::zendesk::decode::decode_json::<crate::zendesk::envelope::TicketCursorPage>(
+            "tickets", &body,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|page| {
+            page.tickets
+                .into_iter()
+                .next()
+                .ok_or_else(|| "no ticket".to_owned())
+        })
+    }
+
+    fn rating_of(rating: Option<Value>) -> Result<Option<TicketSatisfaction>, String> {
+        ticket_with(rating).map(|t| t.satisfaction_rating)
+    }
+
+    #[test]
+    fn ticket_satisfaction_absent_or_null_is_none() {
+        assert_eq!(rating_of(None), Ok(None));
+        assert_eq!(rating_of(Some(Value::Null)), Ok(None));
+    }
+
+    #[test]
+    fn ticket_satisfaction_with_a_rating() {
+        let rating = serde_json::json!({"comment": "Great support!", "id": 1234, "score": "good"});
+        assert_eq!(
+            rating_of(Some(rating)),
+            Ok(Some(TicketSatisfaction {
+                id: Some(1234),
+                score: SatisfactionScore::Good,
+                comment: Some("Great support!".to_owned()),
+            }))
+        );
+        let bad = serde_json::json!({"id": 9, "score": "bad", "comment": null});
+        assert_eq!(
+            rating_of(Some(bad)),
+            Ok(Some(TicketSatisfaction {
+                id: Some(9),
+                score: SatisfactionScore::Bad,
+                comment: None,
+            }))
+        );
+    }
+
+    #[test]
+    fn ticket_satisfaction_offered_and_unoffered_have_no_id() {
+        for (word, score) in [
+            ("offered", SatisfactionScore::Offered),
+            ("unoffered", SatisfactionScore::Unoffered),
+        ] {
+            assert_eq!(
+                rating_of(Some(serde_json::json!({ "score": word }))),
+                Ok(Some(TicketSatisfaction {
+                    id: None,
+                    score,
+                    comment: None,
+                }))
+            );
+        }
+    }
+
+    #[test]
+    fn mistyped_ticket_satisfaction_names_the_field() {
+        for wrong in [
+            serde_json::json!("good"),
+            serde_json::json!({"id": "1234", "score": "good"}),
+            serde_json::json!({"id": 1, "score": 5}),
+            serde_json::json!({"id": 1}),
+        ] {
+            let err = rating_of(Some(wrong.clone()));
+            assert!(
+                matches!(err, Err(ref m) if m.contains("tickets[0].satisfaction_rating")),
+                "{wrong}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn satisfaction_child_events_are_skipped() {
+        let decoded = event(serde_json::json!({
+            "id": 1, "ticket_id": 7, "timestamp": 1375964693, "event_type": "Audit",
+            "child_events": [
+                {"id": 2, "event_type": "SatisfactionRating", "score": "bad",
+                 "assignee_id": 3, "body": "slow"},
+                {"id": 3, "event_type": "Change", "status": "closed", "previous_value": "solved"}
+            ]
+        }));
+        assert_eq!(
+            decoded.map(|e| e.changes),
+            Ok(vec![FieldChange::Status {
+                kind: ChangeKind::Change,
+                from: Some(TicketStatus::Solved),
+                to: TicketStatus::Closed
+            }])
+        );
+        let audit: Result<TicketAudit, String> = serde_json::from_value(serde_json::json!({
+            "id": 1, "ticket_id": 7, "created_at": "2024-01-02T03:04:05Z",
+            "events": [{"id": 2, "type": "SatisfactionRating", "score": "good",
+                        "assignee_id": 3, "body": null}]
+        }))
+        .map_err(|e| e.to_string());
+        assert_eq!(audit.map(|a| a.changes), Ok(Vec::new()));
     }
 
     #[test]
