@@ -315,7 +315,7 @@ async fn refused_scores_change_nothing() {
 }
 
 #[tokio::test]
-async fn a_rating_created_scored_is_a_score_given_then() {
+async fn a_rating_created_scored_is_a_shortcut_without_an_event_until_rescored() {
     let clock = ManualClock::new(Utc.timestamp_opt(NOW, 0).unwrap());
     let sim = start(&clock).await;
     let ticket = solved_ticket(&sim);
@@ -329,18 +329,12 @@ async fn a_rating_created_scored_is_a_score_given_then() {
             },
         )
         .unwrap();
-    clock.advance(chrono::Duration::seconds(120));
-    let events = satisfaction_events(&sim, NOW, ticket).await;
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0].0, NOW);
-    assert_eq!(events[0].1["score"], json!("bad"));
-    assert_eq!(events[0].1["body"], json!("slow"));
     assert_eq!(
         control.ticket_json(ticket).unwrap()["satisfaction_rating"],
         json!({"id": rating, "score": "bad", "comment": "slow"})
     );
 
-    // In process, the same lifecycle: re-score good at a given time.
+    // In process, the same lifecycle as over HTTP: re-score good at a given time.
     let at = NOW + 60;
     control
         .score_rating(
@@ -352,6 +346,12 @@ async fn a_rating_created_scored_is_a_score_given_then() {
             },
         )
         .unwrap();
+    clock.advance(chrono::Duration::seconds(180));
+    let events = satisfaction_events(&sim, NOW, ticket).await;
+    assert_eq!(events.len(), 1, "only the re-score is an event: {events:?}");
+    assert_eq!(events[0].0, at);
+    assert_eq!(events[0].1["score"], json!("good"));
+    assert_eq!(events[0].1["body"], Value::Null);
     let shown = control.rating_json(rating).unwrap();
     assert_eq!(
         (&shown["score"], &shown["comment"], &shown["updated_at"]),
