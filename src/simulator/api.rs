@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, MethodRouter};
@@ -276,6 +276,17 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         "/api/v2/satisfaction_ratings",
         api(Endpoint::SatisfactionRatings, satisfaction_ratings),
     )
+    .route(
+        "/api/v2/satisfaction_ratings/{file}",
+        get(
+            |State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(file): Path<String>| async move {
+                serve(&shared, Endpoint::SatisfactionRatings, &headers, |shared| {
+                    satisfaction_rating(shared, &file)
+                })
+                .await
+            },
+        ),
+    )
 }
 
 /// What an API endpoint answers to an admitted request with these query parameters.
@@ -509,6 +520,33 @@ fn score_filter(name: &str) -> Option<fn(&Rating) -> bool> {
         "bad_without_comment" => |r: &Rating| r.score == Score::Bad && r.comment.is_none(),
         _ => return None,
     })
+}
+
+/// `GET /api/v2/satisfaction_ratings/{id}.json` (counted as `satisfaction_ratings`):
+/// `{"satisfaction_rating": {...}}`, or 404 `RecordNotFound`.
+fn satisfaction_rating(shared: &Shared, file: &str) -> Answer {
+    let data = shared.read();
+    let rating = file
+        .strip_suffix(".json")
+        .unwrap_or(file)
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| data.rating(id));
+    let Some(rating) = rating else {
+        return Ok(not_found("Not found"));
+    };
+    struct Show<'a>(RatingJson<'a>);
+    impl Serialize for Show<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut map = s.serialize_map(Some(1))?;
+            map.serialize_entry("satisfaction_rating", &self.0)?;
+            map.end()
+        }
+    }
+    Ok(serialize_body(
+        &Show(RatingJson::new(rating, &shared.base_url)),
+        1024,
+    ))
 }
 
 /// `GET /api/v2/satisfaction_ratings.json`.

@@ -10,7 +10,9 @@ use serde_json::Value;
 use super::data::{Dataset, MutationError};
 use super::endpoint::Endpoint;
 use super::faults::FaultSpec;
-use super::inputs::{NewRating, NewTicket, OrganizationInput, TicketUpdate, UserInput};
+use super::inputs::{
+    NewRating, NewTicket, OrganizationInput, RatingScore, TicketUpdate, UserInput,
+};
 use super::render;
 use super::state::Shared;
 
@@ -27,7 +29,7 @@ pub struct DatasetStats {
     pub groups: usize,
     /// Satisfaction ratings.
     pub satisfaction_ratings: usize,
-    /// Ticket audits carrying status/priority events.
+    /// Ticket audits (status, priority and satisfaction rating events).
     pub ticket_events: usize,
     /// The simulator's now, Unix seconds.
     pub now: i64,
@@ -153,6 +155,23 @@ impl SimulatorControl {
     /// Adds a satisfaction rating to a ticket; returns the rating id.
     pub fn add_rating(&self, ticket_id: u64, rating: NewRating) -> Result<u64, MutationError> {
         self.mutate(|data, now| data.add_rating(ticket_id, &rating, now))
+    }
+
+    /// Adds a satisfaction rating to a ticket, created at `at` (Unix seconds); returns the
+    /// rating id. Offering a survey is a rating with score `offered`.
+    pub fn add_rating_at(
+        &self,
+        ticket_id: u64,
+        rating: NewRating,
+        at: i64,
+    ) -> Result<u64, MutationError> {
+        self.mutate(|data, _| data.add_rating_at(ticket_id, &rating, at))
+    }
+
+    /// Scores or re-scores a rating at `score.at` (default now): the rating, its ticket and the
+    /// ticket events export all show the new score, as Zendesk does.
+    pub fn score_rating(&self, rating_id: u64, score: RatingScore) -> Result<(), MutationError> {
+        self.mutate(|data, now| data.score_rating(rating_id, &score, now))
     }
 
     /// Creates an organization; returns its id.

@@ -14,7 +14,10 @@ use super::control::SimulatorControl;
 use super::data::MutationError;
 use super::faults::FaultSpec;
 use super::http::{not_found, zendesk_error};
-use super::inputs::{NewRating, NewTicket, OrganizationInput, TicketUpdate, UserInput};
+use super::inputs::{
+    NewRating, NewTicket, OrganizationInput, RatingScore, TicketUpdate, UserInput,
+};
+use super::model::Score;
 use super::state::Shared;
 
 /// The `/_sim/` routes.
@@ -24,6 +27,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/tickets", TICKETS.collection())
         .route("/_sim/tickets/{id}", TICKETS.member().delete(delete_ticket))
         .route("/_sim/tickets/{id}/satisfaction_rating", post(add_rating))
+        .route(
+            "/_sim/satisfaction_ratings/{id}",
+            get(show_rating).put(score_rating),
+        )
         .route("/_sim/organizations", ORGANIZATIONS.collection())
         .route("/_sim/organizations/{id}", ORGANIZATIONS.member())
         .route("/_sim/users", USERS.collection())
@@ -185,17 +192,82 @@ async fn delete_ticket(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -
     }
 }
 
+/// Body of `POST /_sim/tickets/{id}/satisfaction_rating`: a [`NewRating`], optionally created
+/// at `at` (Unix seconds) rather than now.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRatingBody {
+    score: Score,
+    comment: Option<String>,
+    at: Option<i64>,
+}
+
 async fn add_rating(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<u64>,
-    Body(rating): Body<NewRating>,
+    Body(body): Body<NewRatingBody>,
 ) -> Response {
     let control = control(shared);
+    let rating = NewRating {
+        score: body.score,
+        comment: body.comment,
+    };
+    let added = match body.at {
+        Some(at) => control.add_rating_at(id, rating, at),
+        None => control.add_rating(id, rating),
+    };
     saved(
-        control.add_rating(id, rating),
+        added,
         StatusCode::CREATED,
         "satisfaction_rating",
         |rating_id| control.rating_json(rating_id),
+    )
+}
+
+async fn show_rating(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
+    match control(shared).rating_json(id) {
+        Some(rating) => Json(json!({ "satisfaction_rating": rating })).into_response(),
+        None => not_found(&format!("satisfaction_rating {id} not found")),
+    }
+}
+
+/// Body of `PUT /_sim/satisfaction_ratings/{id}`; the score is read as a word so a wrong one
+/// gets a 400 that says which words are allowed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScoreBody {
+    score: String,
+    comment: Option<String>,
+    at: Option<i64>,
+}
+
+async fn score_rating(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u64>,
+    Body(body): Body<ScoreBody>,
+) -> Response {
+    let score = match body.score.as_str() {
+        "good" => Score::Good,
+        "bad" => Score::Bad,
+        other => {
+            return zendesk_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidValue",
+                &format!("score must be \"good\" or \"bad\", not {other:?}"),
+            )
+        }
+    };
+    let control = control(shared);
+    let change = RatingScore {
+        score,
+        comment: body.comment,
+        at: body.at,
+    };
+    saved(
+        control.score_rating(id, change),
+        StatusCode::OK,
+        "satisfaction_rating",
+        |()| control.rating_json(id),
     )
 }
 

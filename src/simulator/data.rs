@@ -6,7 +6,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::index::SortedIndex;
-use super::inputs::{NewRating, NewTicket, OrganizationInput, TicketUpdate, UserInput};
+use super::inputs::{
+    NewRating, NewTicket, OrganizationInput, RatingScore, TicketUpdate, UserInput,
+};
 use super::model::{Channel, Priority, Role, Score, Status};
 
 /// Users have ids `USER_ID_BASE + 1 ..`; the first is the admin.
@@ -98,7 +100,23 @@ pub(crate) struct Group {
     pub(crate) updated_at: i64,
 }
 
-/// One satisfaction rating.
+/// One satisfaction rating, with its lifecycle: offered (score `offered`), then scored good or
+/// bad at `updated_at`, perhaps re-scored later.
+///
+/// How Zendesk shows each step, which the simulator mirrors:
+/// - `/satisfaction_ratings` (<https://developer.zendesk.com/api-reference/ticketing/ticket-management/satisfaction_ratings/>)
+///   lists ratings by `created_at` (the offer) and filters `start_time` on it; a later score
+///   changes `score`, `comment` and `updated_at` only, so a list read from after the offer never
+///   returns the rating again;
+/// - the ticket's `satisfaction_rating` (<https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/>):
+///   "the satisfaction rating of the ticket, if it exists, or the state of satisfaction,
+///   'offered' or 'unoffered'": `{"score": "offered"}` before an answer, `{id, score, comment}`
+///   after; a score is a ticket update, so the ticket comes out of the incremental export again;
+/// - that update is an audit holding a "Satisfaction rating event" (`type` `SatisfactionRating`,
+///   `score`, `assignee_id`, `body` = the comment), per the Ticket Audit events reference
+///   (<https://developer.zendesk.com/documentation/ticketing/reference-guides/ticket-audit-events-reference/>);
+///   the incremental ticket events export (<https://developer.zendesk.com/api-reference/ticketing/ticket-management/incremental_exports/#incremental-ticket-event-export>)
+///   writes it as a child event with `event_type` in place of `type`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rating {
     pub(crate) id: u64,
@@ -112,8 +130,18 @@ pub(crate) struct Rating {
     pub(crate) updated_at: i64,
 }
 
-/// One ticket audit carrying status and/or priority events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The satisfaction rating event of an audit: the score the requester gave then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SatisfactionEvent {
+    pub(crate) score: Score,
+    /// The comment given with the score (the event's `body`).
+    pub(crate) comment: Option<Box<str>>,
+    /// The ticket's assignee when the score was given.
+    pub(crate) assignee_id: Option<NonZeroU64>,
+}
+
+/// One ticket audit carrying status, priority and/or satisfaction rating events.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Audit {
     pub(crate) id: u64,
     pub(crate) ticket_id: u64,
@@ -126,6 +154,8 @@ pub(crate) struct Audit {
     pub(crate) status: Option<(Option<Status>, Status)>,
     /// `(previous, value)` of a priority event.
     pub(crate) priority: Option<(Option<Priority>, Option<Priority>)>,
+    /// A score given to the ticket's rating (boxed: most audits have none).
+    pub(crate) satisfaction: Option<Box<SatisfactionEvent>>,
 }
 
 /// The whole simulated account.
@@ -372,6 +402,7 @@ impl Dataset {
             create: true,
             status: Some((None, status)),
             priority: Some((None, new.priority)),
+            satisfaction: None,
         };
         self.push_audit(audit);
         Ok(id)
@@ -465,6 +496,7 @@ impl Dataset {
                 create: false,
                 status: status_change,
                 priority: priority_change,
+                satisfaction: None,
             };
             self.push_audit(audit);
         }
@@ -482,31 +514,42 @@ impl Dataset {
         Ok(())
     }
 
-    /// Adds a satisfaction rating to ticket `id`; returns the rating id.
+    /// Adds a satisfaction rating to ticket `id` at `now`; returns the rating id.
     pub(crate) fn add_rating(
         &mut self,
         ticket_id: u64,
         new: &NewRating,
         now: i64,
     ) -> Result<u64, MutationError> {
-        let index = self.ticket_index(ticket_id)?;
+        // Never behind the newest rating, so a `page[after]` cursor already handed out still
+        // sees it.
+        let created_at = match self.rating_order.last() {
+            Some(newest) if newest.0 > now => newest.0,
+            _ => now,
+        };
+        self.add_rating_at(ticket_id, new, created_at)
+    }
+
+    /// Adds a satisfaction rating to ticket `id`, created at `at` (which may be in the past:
+    /// the list then shows it among older ratings); returns the rating id.
+    ///
+    /// A rating created already good or bad is a shortcut that records no satisfaction rating
+    /// event (the ticket events export stays as it always was for it, which model tests of the
+    /// export rely on); offer it and [`Dataset::score_rating`] it for Zendesk's full picture.
+    pub(crate) fn add_rating_at(
+        &mut self,
+        ticket_id: u64,
+        new: &NewRating,
+        at: i64,
+    ) -> Result<u64, MutationError> {
+        let index = self.live_ticket_index(ticket_id)?;
         let ticket = &self.tickets[index];
-        if ticket.status == Status::Deleted {
-            return Err(MutationError::NotFound {
-                kind: "ticket",
-                id: ticket_id,
-            });
-        }
         if new.score == Score::Offered && new.comment.is_some() {
             return Err(invalid("comment", "an offered rating has no comment"));
         }
         let rating_index =
             u32::try_from(self.ratings.len()).map_err(|_| invalid("score", "too many ratings"))?;
         let id = RATING_ID_BASE + u64::from(rating_index) + 1;
-        let created_at = match self.rating_order.last() {
-            Some(newest) if newest.0 > now => newest.0,
-            _ => now,
-        };
         let rating = Rating {
             id,
             ticket_id,
@@ -515,14 +558,92 @@ impl Dataset {
             requester_id: ticket.requester_id,
             assignee_id: ticket.assignee_id,
             group_id: ticket.group_id,
-            created_at,
-            updated_at: created_at,
+            created_at: at,
+            updated_at: at,
         };
-        self.rating_order.insert((created_at, id));
+        self.rating_order.insert((at, id));
         self.ratings.push(rating);
         self.tickets[index].rating = Some(rating_index);
-        self.touch_ticket(index, now);
+        self.touch_ticket(index, at);
         Ok(id)
+    }
+
+    /// Scores (or re-scores) rating `id` at `change.at` (default `now`): the rating's score,
+    /// comment and `updated_at` change, its `created_at` stays; the ticket is updated at that
+    /// time with a satisfaction rating event.
+    pub(crate) fn score_rating(
+        &mut self,
+        id: u64,
+        change: &RatingScore,
+        now: i64,
+    ) -> Result<(), MutationError> {
+        let rating_index = record_index(
+            "satisfaction_rating",
+            id,
+            RATING_ID_BASE,
+            self.ratings.len(),
+        )?;
+        if change.score == Score::Offered {
+            return Err(invalid(
+                "score",
+                "a rating is scored good or bad; it cannot be offered again",
+            ));
+        }
+        let at = change.at.unwrap_or(now);
+        let rating = &self.ratings[rating_index];
+        if at < rating.updated_at {
+            return Err(invalid(
+                "at",
+                format!(
+                    "{at} is before the rating's last change at {}",
+                    rating.updated_at
+                ),
+            ));
+        }
+        let ticket_index = self.live_ticket_index(rating.ticket_id)?;
+        let rating = &mut self.ratings[rating_index];
+        rating.score = change.score;
+        rating.comment = change.comment.clone().map(String::into_boxed_str);
+        rating.updated_at = at;
+        let rating_index =
+            u32::try_from(rating_index).map_err(|_| invalid("score", "too many ratings"))?;
+        self.push_satisfaction_audit(ticket_index, rating_index, at);
+        self.touch_ticket(ticket_index, at);
+        Ok(())
+    }
+
+    /// The index of ticket `id`, refused as not found when it is deleted.
+    fn live_ticket_index(&self, id: u64) -> Result<usize, MutationError> {
+        let index = self.ticket_index(id)?;
+        if self.tickets[index].status == Status::Deleted {
+            return Err(MutationError::NotFound { kind: "ticket", id });
+        }
+        Ok(index)
+    }
+
+    /// Records, at `at`, the audit of ticket `ticket_index` in which its requester gave rating
+    /// `rating_index` its current score.
+    fn push_satisfaction_audit(&mut self, ticket_index: usize, rating_index: u32, at: i64) {
+        let ticket = &self.tickets[ticket_index];
+        let Some(rating) = self.rating_at(rating_index) else {
+            return;
+        };
+        let audit = Audit {
+            id: self.next_audit_id(),
+            ticket_id: ticket.id,
+            timestamp: at,
+            updater_id: rating.requester_id,
+            via: Channel::Web,
+            create: false,
+            status: None,
+            priority: None,
+            satisfaction: Some(Box::new(SatisfactionEvent {
+                score: rating.score,
+                comment: rating.comment.clone(),
+                assignee_id: ticket.assignee_id,
+            })),
+        };
+        self.push_audit(audit);
     }
 
     /// Creates an organization at `now`; returns its id.

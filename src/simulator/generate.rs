@@ -691,6 +691,7 @@ impl TicketWorld<'_> {
             create: true,
             status: path.first().map(|s| (None, *s)),
             priority: Some((None, initial_priority)),
+            satisfaction: None,
         });
         let priority_step = if initial_priority != priority && transitions > 0 {
             Some(self.rng.random_range(0..transitions))
@@ -723,6 +724,7 @@ impl TicketWorld<'_> {
                 create: false,
                 status: Some((Some(from), to)),
                 priority: (priority_step == Some(step)).then_some((initial_priority, priority)),
+                satisfaction: None,
             });
         }
         let mut last_change = times.last().copied().unwrap_or(created_at);
@@ -737,6 +739,7 @@ impl TicketWorld<'_> {
                 create: false,
                 status: None,
                 priority: Some((initial_priority, priority)),
+                satisfaction: None,
             });
             last_change = last_change.max(at);
         }

@@ -67,6 +67,20 @@ pub struct NewRating {
     pub comment: Option<String>,
 }
 
+/// A score given to an existing satisfaction rating: the requester answers the survey, or
+/// changes an earlier answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatingScore {
+    /// The new score: `good` or `bad` (`offered` is refused).
+    pub score: Score,
+    /// The comment given with it; replaces the earlier one (none leaves no comment).
+    pub comment: Option<String>,
+    /// When the score was given, Unix seconds (default: the simulator's now); not before the
+    /// rating's last change.
+    pub at: Option<i64>,
+}
+
 /// Organization fields to create with or change; absent fields stay.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,9 +4,11 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
 use super::data::{
-    Audit, Dataset, Group, Organization, Rating, Text, Ticket, User, METRIC_SET_ID_BASE,
+    Audit, Dataset, Group, Organization, Rating, SatisfactionEvent, Text, Ticket, User,
+    METRIC_SET_ID_BASE,
 };
 use super::generate::{DESCRIPTIONS, SUBJECTS, TICKET_TYPES, TIME_ZONES};
+use super::model::Score;
 use super::timefmt::iso8601;
 
 /// `{}` in `via.source.from` / `to`.
@@ -136,11 +138,18 @@ impl<'a> TicketJson<'a> {
     }
 }
 
-/// `satisfaction_rating` on a ticket: `{id, score, comment}`.
+/// `satisfaction_rating` on a ticket: `{id, score, comment}` once scored, only
+/// `{"score": "offered"}` while the survey waits for an answer (Zendesk's "state of
+/// satisfaction"; see [`Rating`]).
 struct TicketRating<'a>(&'a Rating);
 
 impl Serialize for TicketRating<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.score == Score::Offered {
+            let mut map = s.serialize_map(Some(1))?;
+            map.serialize_entry("score", self.0.score.as_str())?;
+            return map.end();
+        }
         let mut map = s.serialize_map(Some(3))?;
         map.serialize_entry("id", &self.0.id)?;
         map.serialize_entry("score", self.0.score.as_str())?;
@@ -409,6 +418,25 @@ impl Serialize for ChildEvent {
     }
 }
 
+/// A satisfaction rating child event, as the ticket events export writes the audit event
+/// `{"type": "SatisfactionRating", "score", "assignee_id", "body"}` (see [`Rating`]).
+struct SatisfactionChild<'a> {
+    id: u64,
+    event: &'a SatisfactionEvent,
+}
+
+impl Serialize for SatisfactionChild<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(5))?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("event_type", "SatisfactionRating")?;
+        map.serialize_entry("score", self.event.score.as_str())?;
+        map.serialize_entry("assignee_id", &self.event.assignee_id)?;
+        map.serialize_entry("body", &self.event.comment.as_deref())?;
+        map.end()
+    }
+}
+
 /// The child events of an audit.
 struct ChildEvents<'a>(&'a Audit);
 
@@ -432,6 +460,12 @@ impl Serialize for ChildEvents<'_> {
                 field_name: "priority",
                 value: value.map(super::model::Priority::as_str),
                 previous_value: previous.map(super::model::Priority::as_str),
+            })?;
+        }
+        if let Some(event) = &a.satisfaction {
+            seq.serialize_element(&SatisfactionChild {
+                id: a.id * 4 + 2,
+                event,
             })?;
         }
         seq.end()

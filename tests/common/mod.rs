@@ -4,6 +4,7 @@
 pub(crate) mod harness;
 pub(crate) mod http;
 pub(crate) mod inproc;
+pub(crate) mod sim;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
