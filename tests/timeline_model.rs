@@ -1,7 +1,9 @@
-//! Timeline events as a model test: random ticket mutations and syncs against the in-process
-//! simulator (a daemon restart and full validations among them), then the whole event log, read
-//! over gRPC, equals the set computed straight from the simulator's ticket histories and ratings,
-//! with no duplicates and `backfill` exactly on the events the first sync recorded.
+//! Timeline events as a model test: random ticket mutations, ratings offered, scored and
+//! re-scored, organizations whose match key moves, accounts deleted and created, and syncs
+//! against the in-process simulator (a daemon restart and full validations among them); then the
+//! whole event log, read over gRPC, equals the timelines computed straight from the simulator's
+//! ticket histories and ratings, with no duplicates and `backfill` exactly on the events the first
+//! sync recorded or a new match brought. (kill -9 during syncs is `sync_crash`'s part.)
 //!
 //! The model re-states DESIGN 1.4 on its own; it does not call `zdsync::domain::events`:
 //! - replaying a ticket's audits (the ticket events export, oldest first), with "high/urgent"
@@ -10,18 +12,26 @@
 //!     (`escalated`);
 //!   - solved: the status becomes solved or closed from new/open/pending/hold (or at creation);
 //!   - reopened: the status goes from solved to new/open/pending/hold;
-//! - a bad rating is an event at its `updated_at`, whatever the ticket's priority;
-//! - an event happens once: it is identified by kind, ticket and Zendesk time;
+//! - ratings have a lifecycle (offered, scored, re-scored): a bad rating is an event each time a
+//!   sync finds a rating bad that the previous sync did not (bad -> good -> bad is two events), at
+//!   the time of that score, whatever the ticket's priority;
+//! - an event happens once per account: it is identified by kind, ticket and Zendesk time;
+//! - an event is a fact (DESIGN 1.4): it goes on the timeline of the account its organization
+//!   matches when it is recorded, and stays there; an organization that becomes matched to an
+//!   account (its key field moved, the account created again) brings its past year of events to
+//!   that account as `backfill`; deleting an account keeps its timeline;
 //! - what a sync sees is recorded and stays recorded: the log is the union, over the syncs, of
 //!   the events each sync can see, where a sync sees nothing of a ticket that is deleted at that
 //!   moment (its bad ratings included: deleted tickets count nowhere), and nothing older than 365
 //!   days before the sync;
-//! - an event is `backfill` exactly when the first sync already saw it.
+//! - an event is `backfill` exactly when the first sync already saw it, or when a new match
+//!   brought it to the account.
 //!
-//! Compared per event: kind, ticket, `occurred_at`, account, `backfill`, `escalated`, and the
+//! Compared per (event, account): kind, ticket, `occurred_at`, `backfill`, `escalated`, and the
 //! ticket's status and priority after the change (ticket events) or the rating's score and comment
-//! (the contract carries no rating id, so a rating event is known by its ticket and time). Only
-//! events of matched organizations are listed; the stored count in `GetStatus` covers the rest.
+//! (the contract carries no rating id, so a rating event is known by its ticket and time). Events
+//! of organizations that matched no account are on no timeline; the stored count in `GetStatus`
+//! covers them too.
 //! A full validation does not read ticket events, so each one runs right after an incremental
 //! sync and must record nothing.
 //!
@@ -51,7 +61,8 @@ use zdsync::proto::v1::account_directory_service_client::AccountDirectoryService
 use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
 use zdsync::proto::v1::metrics_service_client::MetricsServiceClient;
 use zdsync::simulator::{
-    NewRating, NewTicket, Priority, Score, SimulatorConfig, SimulatorControl, Status, TicketUpdate,
+    NewRating, NewTicket, OrganizationInput, Priority, RatingScore, Score, SimulatorConfig,
+    SimulatorControl, Status, TicketUpdate,
 };
 
 /// The environment variable that replays a seed.
@@ -63,11 +74,11 @@ const START: &str = "2026-03-10T10:00:00Z";
 /// How far back a sync sees events, in seconds (DESIGN 1.4: the past year, 365 days).
 const HORIZON_SECS: i64 = 365 * 86_400;
 /// Rounds of mutations, each followed by a sync.
-const ROUNDS: usize = 6;
+const ROUNDS: usize = 8;
 /// The round after whose mutations the daemon restarts on the same data directory.
 const RESTART_ROUND: usize = 3;
 /// The rounds whose incremental sync is followed at once by a full validation.
-const VALIDATION_ROUNDS: [usize; 2] = [2, 5];
+const VALIDATION_ROUNDS: [usize; 2] = [2, 6];
 /// Page size of the list reads (small, so paging is exercised).
 const LIST_PAGE_SIZE: u32 = 7;
 
@@ -138,10 +149,12 @@ impl fmt::Display for Key {
     }
 }
 
+/// An event on one account's timeline.
+type Entry = (Key, String);
+
 /// What else an event must carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Fields {
-    account: String,
     backfill: bool,
     escalated: bool,
     /// Ticket events: the ticket's status and priority after the change. Ratings: score and comment.
@@ -152,8 +165,8 @@ impl fmt::Display for Fields {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "account={} backfill={} escalated={} detail=({:?}, {:?})",
-            self.account, self.backfill, self.escalated, self.detail.0, self.detail.1
+            "backfill={} escalated={} detail=({:?}, {:?})",
+            self.backfill, self.escalated, self.detail.0, self.detail.1
         )
     }
 }
@@ -161,8 +174,8 @@ impl fmt::Display for Fields {
 /// One event a sync can see.
 #[derive(Debug, Clone)]
 struct Seen {
-    /// The account of the ticket's organization; `None` when it matches none (not listed then).
-    account: Option<String>,
+    /// The ticket's organization when the sync saw the event.
+    org: Option<u64>,
     escalated: bool,
     detail: (String, String),
     /// The rating, for bad-rating events (for messages).
@@ -197,6 +210,12 @@ struct TicketSnap {
 }
 
 #[derive(Debug, Clone)]
+struct OrgSnap {
+    /// The organization's `account_id` field: the match key.
+    account_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
 struct RatingSnap {
     id: u64,
     ticket: u64,
@@ -212,6 +231,7 @@ struct Snapshot {
     /// Every ticket's audits, oldest first.
     audits: BTreeMap<u64, Vec<Audit>>,
     ratings: Vec<RatingSnap>,
+    organizations: BTreeMap<u64, OrgSnap>,
 }
 
 fn high_or_urgent(priority: Option<&str>) -> bool {
@@ -226,20 +246,10 @@ fn solved_or_closed(status: &str) -> bool {
     matches!(status, "solved" | "closed")
 }
 
-/// Every event a sync at `now` sees in `snapshot`: DESIGN 1.4 restated, see the module docs.
-fn visible_events(
-    snapshot: &Snapshot,
-    org_accounts: &HashMap<u64, String>,
-    now: i64,
-) -> BTreeMap<Key, Seen> {
+/// Every ticket event a sync at `now` sees in `snapshot`: DESIGN 1.4 restated, see the module docs.
+fn visible_events(snapshot: &Snapshot, now: i64) -> BTreeMap<Key, Seen> {
     let horizon = now - HORIZON_SECS;
     let mut events = BTreeMap::new();
-    let account_of = |ticket: &TicketSnap| {
-        ticket
-            .organization
-            .and_then(|org| org_accounts.get(&org))
-            .cloned()
-    };
     for (&id, audits) in &snapshot.audits {
         let ticket = snapshot
             .tickets
@@ -303,7 +313,7 @@ fn visible_events(
                         at: audit.at,
                     };
                     let seen = Seen {
-                        account: account_of(ticket),
+                        org: ticket.organization,
                         escalated,
                         detail: (after.0.clone(), after.1.clone().unwrap_or_default()),
                         rating: None,
@@ -329,8 +339,22 @@ fn visible_events(
             );
         }
     }
+    events
+}
+
+/// The bad-rating events a sync at `now` sees: ratings it finds bad that the previous sync did not
+/// (`last_scores`, updated here), at the time of the score.
+fn rating_events(
+    snapshot: &Snapshot,
+    last_scores: &mut HashMap<u64, String>,
+    now: i64,
+) -> BTreeMap<Key, Seen> {
+    let horizon = now - HORIZON_SECS;
+    let mut events = BTreeMap::new();
     for rating in &snapshot.ratings {
-        if rating.score != "bad" || rating.updated_at < horizon {
+        let before = last_scores.insert(rating.id, rating.score.clone());
+        if rating.score != "bad" || before.as_deref() == Some("bad") || rating.updated_at < horizon
+        {
             continue;
         }
         let ticket = snapshot.tickets.get(&rating.ticket).unwrap_or_else(|| {
@@ -349,7 +373,7 @@ fn visible_events(
             at: rating.updated_at,
         };
         let seen = Seen {
-            account: account_of(ticket),
+            org: ticket.organization,
             escalated: false,
             detail: (rating.score.clone(), rating.comment.clone()),
             rating: Some(rating.id),
@@ -362,45 +386,86 @@ fn visible_events(
     events
 }
 
+/// Which account each organization matches: its `account_id` field, when the directory has it.
+fn matches_of(
+    organizations: &BTreeMap<u64, OrgSnap>,
+    directory: &BTreeSet<String>,
+) -> HashMap<u64, String> {
+    organizations
+        .iter()
+        .filter_map(|(id, org)| {
+            let account = org.account_id.as_ref()?;
+            directory.contains(account).then(|| (*id, account.clone()))
+        })
+        .collect()
+}
+
 /// The log the daemon must hold: the union over the syncs of what each saw.
 #[derive(Debug, Default)]
 struct Model {
+    /// Every event detected (a fact), matched organization or not.
     expected: BTreeMap<Key, Expected>,
+    /// The timelines: what `ListTimelineEvents` must return.
+    timeline: BTreeMap<Entry, Fields>,
+    /// Which account each organization matches, as the daemon knows it.
+    matches: HashMap<u64, String>,
+    /// Each rating's score as the last sync saw it.
+    last_scores: HashMap<u64, String>,
     /// Per sync: its label and how many events it must have recorded (listed or not).
     syncs: Vec<(String, u64)>,
 }
 
 impl Model {
-    /// Adds what sync number `self.syncs.len()` sees.
+    /// The daemon's matches become `matches` at `now`: an organization newly matched to an account
+    /// brings its past year of events to it as backfill; nothing leaves a timeline.
+    fn rematch(&mut self, matches: HashMap<u64, String>, now: i64) {
+        for (org, account) in &matches {
+            if self.matches.get(org) == Some(account) {
+                continue;
+            }
+            for (key, expected) in &self.expected {
+                if expected.seen.org == Some(*org) && key.at >= now - HORIZON_SECS {
+                    self.timeline
+                        .entry((*key, account.clone()))
+                        .or_insert_with(|| Fields {
+                            backfill: true,
+                            escalated: expected.seen.escalated,
+                            detail: expected.seen.detail.clone(),
+                        });
+                }
+            }
+        }
+        self.matches = matches;
+    }
+
+    /// Adds what sync number `self.syncs.len()` sees: each new event goes to the account its
+    /// organization matches now.
     fn observe(&mut self, label: String, seen: BTreeMap<Key, Seen>) {
         let sync = self.syncs.len();
         let mut new = 0;
         for (key, seen) in seen {
-            self.expected.entry(key).or_insert_with(|| {
-                new += 1;
-                Expected { seen, sync }
-            });
+            if self.expected.contains_key(&key) {
+                continue;
+            }
+            new += 1;
+            if let Some(account) = seen.org.and_then(|org| self.matches.get(&org)) {
+                self.timeline.insert(
+                    (key, account.clone()),
+                    Fields {
+                        backfill: sync == 0,
+                        escalated: seen.escalated,
+                        detail: seen.detail.clone(),
+                    },
+                );
+            }
+            self.expected.insert(key, Expected { seen, sync });
         }
         self.syncs.push((label, new));
     }
 
-    /// The events `ListTimelineEvents` must return: those of matched organizations.
-    fn listed(&self) -> BTreeMap<Key, Fields> {
-        self.expected
-            .iter()
-            .filter_map(|(key, expected)| {
-                let account = expected.seen.account.clone()?;
-                Some((
-                    *key,
-                    Fields {
-                        account,
-                        backfill: expected.sync == 0,
-                        escalated: expected.seen.escalated,
-                        detail: expected.seen.detail.clone(),
-                    },
-                ))
-            })
-            .collect()
+    /// The events `ListTimelineEvents` must return.
+    fn listed(&self) -> BTreeMap<Entry, Fields> {
+        self.timeline.clone()
     }
 }
 
@@ -431,6 +496,8 @@ fn parse_audit(event: &Value) -> Audit {
         match child["event_type"].as_str() {
             Some("Create") => audit.create = true,
             Some("Change") => {}
+            // A score given: the model reads ratings from the rating itself.
+            Some("SatisfactionRating") => continue,
             other => panic!("audit {id}: child event type {other:?}"),
         }
         match child["field_name"].as_str() {
@@ -498,10 +565,21 @@ async fn snapshot(control: &SimulatorControl, http: &reqwest::Client, base: &str
             updated_at: unix(&rating["updated_at"]),
         });
     }
+    let mut organizations = BTreeMap::new();
+    for id in 20_000_001..=20_000_000 + control.stats().organizations as u64 {
+        let org = control.organization_json(id).expect("organization");
+        organizations.insert(
+            id,
+            OrgSnap {
+                account_id: text(&org["organization_fields"]["account_id"]),
+            },
+        );
+    }
     Snapshot {
         tickets,
         audits,
         ratings,
+        organizations,
     }
 }
 
@@ -554,14 +632,21 @@ const PRIORITIES: [Option<Priority>; 6] = [
 const REOPEN_TO: [Status; 4] = [Status::Open, Status::Open, Status::Pending, Status::Hold];
 
 /// One round of random mutations; the clock moves one to thirty seconds before each.
+///
+/// `latest_ratings` holds, per ticket, the newest rating this test added (the one its ticket
+/// shows). A ticket whose rating was scored takes no other change in the round, so its
+/// `updated_at` is the time of the score (what the ticket export tells the daemon).
 fn mutate(
     rng: &mut StdRng,
     control: &SimulatorControl,
     clock: &ManualClock,
     requesters: &[u64],
+    latest_ratings: &mut BTreeMap<u64, u64>,
+    scored: &mut BTreeSet<u64>,
     count: usize,
 ) -> Tally {
     let mut tally = Tally::default();
+    let mut frozen: BTreeSet<u64> = BTreeSet::new();
     // Tickets that still take changes; a few "hot" ones get most of them, so one ticket often
     // changes several times between two syncs.
     let mut open: Vec<u64> = control
@@ -583,6 +668,9 @@ fn mutate(
         } else {
             pick(rng, &open)
         };
+        if frozen.contains(&id) {
+            continue;
+        }
         let update = |status: Option<Status>, priority: Option<Option<Priority>>| TicketUpdate {
             status,
             priority,
@@ -661,7 +749,44 @@ fn mutate(
                     }
                 }
             }
-            77..93 => {
+            77..86 => {
+                // Score or re-score a rating this test added: offered -> scored -> re-scored.
+                // Mostly ratings scored before, so some go bad -> good -> bad across rounds.
+                let again = rng.random_bool(0.6);
+                let scorable: Vec<(u64, u64)> = latest_ratings
+                    .iter()
+                    .filter(|(ticket, rating)| {
+                        !frozen.contains(ticket) && (!again || scored.contains(rating))
+                    })
+                    .map(|(ticket, rating)| (*ticket, *rating))
+                    .collect();
+                if scorable.is_empty() {
+                    continue;
+                }
+                let (ticket, rating) = pick(rng, &scorable);
+                // Flip the score most of the time, so ratings go bad -> good -> bad across rounds.
+                let now_bad = control.rating_json(rating).expect("rating")["score"] == "bad";
+                let flip = if now_bad { Score::Good } else { Score::Bad };
+                let score = RatingScore {
+                    score: if rng.random_bool(0.8) {
+                        flip
+                    } else {
+                        Score::Bad
+                    },
+                    comment: rng
+                        .random_bool(0.5)
+                        .then(|| format!("Round comment {}", rng.random_range(0..1000))),
+                    at: None,
+                };
+                if tally
+                    .note("score", control.score_rating(rating, score))
+                    .is_some()
+                {
+                    frozen.insert(ticket);
+                    scored.insert(rating);
+                }
+            }
+            86..93 => {
                 let rating = match rng.random_range(0..4) {
                     0 => NewRating {
                         score: Score::Bad,
@@ -680,7 +805,9 @@ fn mutate(
                         comment: None,
                     },
                 };
-                tally.note("rating", control.add_rating(id, rating));
+                if let Some(rating) = tally.note("rating", control.add_rating(id, rating)) {
+                    latest_ratings.insert(id, rating);
+                }
             }
             _ => {
                 tally.note("delete", control.delete_ticket(id));
@@ -780,7 +907,7 @@ async fn watch_history(
     out
 }
 
-fn key_and_fields(event: &pb::TimelineEvent) -> (Key, Fields) {
+fn key_and_fields(event: &pb::TimelineEvent) -> (Entry, Fields) {
     let kind = Kind::of(event);
     let ticket = event.ticket.as_ref().expect("event ticket");
     let occurred = instant(event.occurred_at.as_ref().expect("occurred_at"));
@@ -805,13 +932,15 @@ fn key_and_fields(event: &pb::TimelineEvent) -> (Key, Fields) {
         (ticket.status.clone(), ticket.priority.clone())
     };
     (
-        Key {
-            kind,
-            ticket: u64::try_from(ticket.id).expect("ticket id"),
-            at: occurred.timestamp(),
-        },
+        (
+            Key {
+                kind,
+                ticket: u64::try_from(ticket.id).expect("ticket id"),
+                at: occurred.timestamp(),
+            },
+            event.account_id.clone(),
+        ),
         Fields {
-            account: event.account_id.clone(),
             backfill: event.backfill,
             escalated: event.escalated,
             detail,
@@ -820,8 +949,8 @@ fn key_and_fields(event: &pb::TimelineEvent) -> (Key, Fields) {
 }
 
 /// A readable difference between the expected and the recorded events; empty when equal.
-fn diff(model: &Model, want: &BTreeMap<Key, Fields>, got: &BTreeMap<Key, Fields>) -> String {
-    let note = |key: &Key| {
+fn diff(model: &Model, want: &BTreeMap<Entry, Fields>, got: &BTreeMap<Entry, Fields>) -> String {
+    let note = |(key, _): &Entry| {
         model.expected.get(key).map_or(String::new(), |expected| {
             let rating = expected
                 .seen
@@ -831,23 +960,30 @@ fn diff(model: &Model, want: &BTreeMap<Key, Fields>, got: &BTreeMap<Key, Fields>
         })
     };
     let mut out = String::new();
-    for (key, fields) in want {
-        match got.get(key) {
-            None => out.push_str(&format!("  missing:    {key}: {fields}{}\n", note(key))),
+    for (entry, fields) in want {
+        let (key, account) = entry;
+        match got.get(entry) {
+            None => out.push_str(&format!(
+                "  missing:    {key} for {account}: {fields}{}\n",
+                note(entry)
+            )),
             Some(seen) if seen != fields => out.push_str(&format!(
-                "  different:  {key}{}\n      expected {fields}\n      recorded {seen}\n",
-                note(key)
+                "  different:  {key} for {account}{}\n      expected {fields}\n      recorded {seen}\n",
+                note(entry)
             )),
             Some(_) => {}
         }
     }
-    for (key, fields) in got {
-        if !want.contains_key(key) {
+    for (entry, fields) in got {
+        if !want.contains_key(entry) {
+            let (key, account) = entry;
             let hidden = model
                 .expected
                 .get(key)
-                .map_or("", |_| " (expected, but of an unmatched organization)");
-            out.push_str(&format!("  unexpected: {key}: {fields}{hidden}\n"));
+                .map_or("", |_| " (detected, but not for this account)");
+            out.push_str(&format!(
+                "  unexpected: {key} for {account}: {fields}{hidden}\n"
+            ));
         }
     }
     out
@@ -903,6 +1039,20 @@ async fn scenario(seed: u64) -> Outcome {
     }
     assert!(!org_accounts.is_empty() && !requesters.is_empty());
     let accounts: BTreeSet<&String> = org_accounts.values().collect();
+    // The directory as the daemon has it; the ids organizations may be moved to (some not in it).
+    let mut directory: BTreeSet<String> = accounts.iter().map(|id| (*id).clone()).collect();
+    let account_pool: Vec<String> = directory
+        .iter()
+        .cloned()
+        .chain((1..=3).map(|n| format!("acct-later-{n}")))
+        .collect();
+    let org_ids: Vec<u64> = {
+        let mut ids: Vec<u64> = org_accounts.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    };
+    let mut latest_ratings = BTreeMap::new();
+    let mut scored = BTreeSet::new();
 
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
@@ -929,17 +1079,103 @@ async fn scenario(seed: u64) -> Outcome {
     let mut reported = Vec::new();
     let first_run = inproc::configure(&mut client).await;
     let run = finished(&mut client, &first_run).await;
-    let seen = visible_events(
-        &snapshot(control, &http, &base).await,
-        &org_accounts,
-        clock.now().timestamp(),
-    );
+    let now = clock.now().timestamp();
+    let snap = snapshot(control, &http, &base).await;
+    model.rematch(matches_of(&snap.organizations, &directory), now);
+    let mut seen = visible_events(&snap, now);
+    seen.extend(rating_events(&snap, &mut model.last_scores, now));
     model.observe(format!("{} the first sync", run.id), seen);
     reported.push(run.events);
+    let mut daemon_orgs = snap.organizations;
 
     for round in 1..=ROUNDS {
+        // The account directory and the match keys move: an organization's key field goes to
+        // another account (one the directory may not have yet), an account is deleted or created.
+        let mut moves = Vec::new();
+        if rng.random_bool(0.7) {
+            clock.advance(TimeDelta::seconds(rng.random_range(1..=30)));
+            let org = pick(&mut rng, &org_ids);
+            let to = account_pool[rng.random_range(0..account_pool.len())].clone();
+            let mut fields = control.organization_json(org).expect("organization")
+                ["organization_fields"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            fields.insert("account_id".into(), Value::String(to.clone()));
+            control
+                .update_organization(
+                    org,
+                    OrganizationInput {
+                        organization_fields: Some(fields),
+                        ..Default::default()
+                    },
+                )
+                .expect("move an organization");
+            moves.push(format!("organization {org} -> {to}"));
+        }
+        if rng.random_bool(0.4) && directory.len() > 1 {
+            clock.advance(TimeDelta::seconds(rng.random_range(1..=30)));
+            let gone = directory
+                .iter()
+                .nth(rng.random_range(0..directory.len()))
+                .cloned()
+                .expect("an account");
+            AccountDirectoryServiceClient::new(daemon.channel().await)
+                .delete_accounts(with_token(
+                    pb::DeleteAccountsRequest {
+                        ids: vec![gone.clone()],
+                    },
+                    ADMIN_TOKEN,
+                ))
+                .await
+                .expect("delete an account");
+            directory.remove(&gone);
+            model.rematch(
+                matches_of(&daemon_orgs, &directory),
+                clock.now().timestamp(),
+            );
+            moves.push(format!("deleted {gone}"));
+        }
+        if rng.random_bool(0.5) {
+            let absent: Vec<&String> = account_pool
+                .iter()
+                .filter(|id| !directory.contains(*id))
+                .collect();
+            if !absent.is_empty() {
+                clock.advance(TimeDelta::seconds(rng.random_range(1..=30)));
+                let added = absent[rng.random_range(0..absent.len())].clone();
+                AccountDirectoryServiceClient::new(daemon.channel().await)
+                    .upsert_accounts(with_token(
+                        pb::UpsertAccountsRequest {
+                            accounts: vec![pb::Account {
+                                id: added.clone(),
+                                name: format!("Account {added}"),
+                                ..Default::default()
+                            }],
+                        },
+                        ADMIN_TOKEN,
+                    ))
+                    .await
+                    .expect("create an account");
+                directory.insert(added.clone());
+                model.rematch(
+                    matches_of(&daemon_orgs, &directory),
+                    clock.now().timestamp(),
+                );
+                moves.push(format!("created {added}"));
+            }
+        }
         let count = rng.random_range(25..=40);
-        let tally = mutate(&mut rng, control, &clock, &requesters, count);
+        let tally = mutate(
+            &mut rng,
+            control,
+            &clock,
+            &requesters,
+            &mut latest_ratings,
+            &mut scored,
+            count,
+        );
+        println!("round {round}: directory and keys: {moves:?}");
         println!(
             "round {round}: {count} mutations, applied {:?}, refused {}",
             tally.applied, tally.refused
@@ -957,11 +1193,12 @@ async fn scenario(seed: u64) -> Outcome {
         }
         for kind in kinds {
             let run = force(&mut client, kind).await;
-            let seen = visible_events(
-                &snapshot(control, &http, &base).await,
-                &org_accounts,
-                clock.now().timestamp(),
-            );
+            let now = clock.now().timestamp();
+            let snap = snapshot(control, &http, &base).await;
+            model.rematch(matches_of(&snap.organizations, &directory), now);
+            let mut seen = visible_events(&snap, now);
+            seen.extend(rating_events(&snap, &mut model.last_scores, now));
+            daemon_orgs = snap.organizations;
             model.observe(
                 format!("{} {} after round {round}", run.id, kind.as_str_name()),
                 seen,
@@ -1013,12 +1250,18 @@ async fn the_event_log_equals_the_model_after_random_mutations_syncs_and_a_resta
     let mut duplicates = String::new();
     let mut event_ids = BTreeSet::new();
     for event in &listed {
-        if !event_ids.insert(event.event_id.clone()) {
-            duplicates.push_str(&format!("  event id {} listed twice\n", event.event_id));
+        if !event_ids.insert((event.event_id.clone(), event.account_id.clone())) {
+            duplicates.push_str(&format!(
+                "  event id {} listed twice for {}\n",
+                event.event_id, event.account_id
+            ));
         }
-        let (key, fields) = key_and_fields(event);
-        if let Some(previous) = got.insert(key, fields.clone()) {
-            duplicates.push_str(&format!("  {key} recorded twice: {previous} / {fields}\n"));
+        let (entry, fields) = key_and_fields(event);
+        if let Some(previous) = got.insert(entry.clone(), fields.clone()) {
+            duplicates.push_str(&format!(
+                "  {} recorded twice for {}: {previous} / {fields}\n",
+                entry.0, entry.1
+            ));
         }
     }
     let want = model.listed();
@@ -1042,9 +1285,10 @@ async fn the_event_log_equals_the_model_after_random_mutations_syncs_and_a_resta
     for item in &watched {
         let event = item.event.as_ref().expect("watched event");
         assert!(
-            watched_ids.insert(event.event_id.clone()),
-            "seed {seed}: {} watched twice",
-            event.event_id
+            watched_ids.insert((event.event_id.clone(), event.account_id.clone())),
+            "seed {seed}: {} watched twice for {}",
+            event.event_id,
+            event.account_id
         );
         cursors.push(item.cursor.parse::<u64>().expect("a numeric cursor"));
     }
@@ -1055,7 +1299,7 @@ async fn the_event_log_equals_the_model_after_random_mutations_syncs_and_a_resta
     );
 
     // The run exercised what the model is about.
-    let kinds: BTreeSet<Kind> = want.keys().map(|key| key.kind).collect();
+    let kinds: BTreeSet<Kind> = want.keys().map(|(key, _)| key.kind).collect();
     assert_eq!(kinds.len(), 4, "seed {seed}: every kind occurs: {kinds:?}");
     assert!(
         want.values().any(|f| f.escalated),
@@ -1065,6 +1309,33 @@ async fn the_event_log_equals_the_model_after_random_mutations_syncs_and_a_resta
     assert!(
         want.values().filter(|f| !f.backfill).count() >= 10,
         "seed {seed}: live events"
+    );
+    // Events of organizations that moved: backfilled for a later sync's account, and on two timelines.
+    let rematch_backfill = want
+        .iter()
+        .any(|((key, _), fields)| fields.backfill && model.expected[key].sync > 0);
+    assert!(
+        rematch_backfill,
+        "seed {seed}: a backfill after a new match"
+    );
+    let mut timelines_per_event: BTreeMap<Key, usize> = BTreeMap::new();
+    for (key, _) in want.keys() {
+        *timelines_per_event.entry(*key).or_default() += 1;
+    }
+    assert!(
+        timelines_per_event.values().any(|n| *n > 1),
+        "seed {seed}: an event on two accounts' timelines"
+    );
+    // A rating that turned bad again after a good score: two events of one rating.
+    let mut bad_per_rating: BTreeMap<u64, usize> = BTreeMap::new();
+    for expected in model.expected.values() {
+        if let Some(rating) = expected.seen.rating {
+            *bad_per_rating.entry(rating).or_default() += 1;
+        }
+    }
+    assert!(
+        bad_per_rating.values().any(|n| *n > 1),
+        "seed {seed}: a rating that turned bad, good and bad again"
     );
     let solved_then_reopened = model.expected.iter().any(|(key, expected)| {
         key.kind == Kind::Reopened
