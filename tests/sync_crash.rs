@@ -1,6 +1,7 @@
 //! Crash safety of the sync engine (DESIGN 1.5): the real daemon is SIGKILLed at seeded random points of a
 //! large first sync and restarted on the same data directory each time; at the end its store equals the
-//! store of one uninterrupted sync of the same simulator.
+//! store of one uninterrupted sync of the same simulator: records, cursors, the detected events, every
+//! account's timeline (the event log) and the rollups.
 //!
 //! Replay a failure with `ZDSYNC_CRASH_SEED=<seed printed by the failing run>`.
 mod common;
@@ -19,6 +20,7 @@ use common::http::api_json;
 use common::inproc::{self, status, wait_for_successful_runs, ADMIN_TOKEN};
 use common::{eventually, signal, Daemon, DaemonOptions};
 use zdsync::proto::v1 as pb;
+use zdsync::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
 use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
 use zdsync::simulator::{SimulatorConfig, SimulatorHandle};
 use zdsync::store::sync_state::{StoredCounts, SyncStateRecord};
@@ -113,8 +115,46 @@ async fn integration_client(addr: &str) -> IntegrationServiceClient<Channel> {
     .await
 }
 
-async fn configure(client: &mut IntegrationServiceClient<Channel>) {
-    assert_eq!(inproc::configure(client).await, "run-1");
+/// One account per account id the simulator's organizations carry, so the sync records timelines too.
+fn directory(sim: &SimulatorHandle) -> Vec<pb::Account> {
+    let control = sim.control();
+    let mut ids: Vec<String> = (20_000_001..=20_000_000 + control.stats().organizations as u64)
+        .filter_map(|id| {
+            control.organization_json(id).and_then(|org| {
+                org["organization_fields"]["account_id"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .map(|id| pb::Account {
+            id,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Imports `accounts`, then configures (which starts the first sync).
+async fn configure(addr: &str, accounts: &[pb::Account]) {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    AccountDirectoryServiceClient::new(channel)
+        .upsert_accounts(common::with_token(
+            pb::UpsertAccountsRequest {
+                accounts: accounts.to_vec(),
+            },
+            ADMIN_TOKEN,
+        ))
+        .await
+        .expect("import the accounts");
+    let mut client = integration_client(addr).await;
+    assert_eq!(inproc::configure(&mut client).await, "run-1");
 }
 
 /// SIGTERM and a clean exit.
@@ -289,10 +329,14 @@ async fn inspect_after_kill(
 }
 
 /// The uninterrupted first sync on `data_dir`.
-async fn reference_sync(data_dir: PathBuf, options: DaemonOptions) -> Snapshot {
+async fn reference_sync(
+    data_dir: PathBuf,
+    options: DaemonOptions,
+    accounts: Vec<pb::Account>,
+) -> Snapshot {
     let daemon = start_daemon(&data_dir, &options).await;
     let mut client = integration_client(&daemon.addr).await;
-    configure(&mut client).await;
+    configure(&daemon.addr, &accounts).await;
     wait_for_successful_runs(&mut client, 1).await;
     stop_daemon(daemon).await;
     snapshot(data_dir).await
@@ -364,15 +408,18 @@ async fn sigkill_at_random_points_of_the_first_sync_loses_and_duplicates_nothing
     let began = Instant::now();
 
     // The reference, one uninterrupted first sync, runs alongside the crashed one (same simulator, same data).
+    let accounts = directory(&sim);
+    assert!(!accounts.is_empty());
     let reference = tokio::spawn(reference_sync(
         dir.path().join("reference"),
         options.clone(),
+        accounts.clone(),
     ));
 
     // The crashed sync: configured once, then killed and restarted on the same data directory until it is done.
     let crash_dir = dir.path().join("crashed");
     let mut daemon = start_daemon(&crash_dir, &options).await;
-    configure(&mut integration_client(&daemon.addr).await).await;
+    configure(&daemon.addr, &accounts).await;
     // Pages of the first sync (zdsync asks for the largest pages: 1000 records, 100 ratings). A life applies
     // 1..=max_pages pages, or none when the kill lands in start-up, plus the pages that slip in between
     // seeing the target and the kill: about 1/(2 KILLS) of the sync on average, so the kills spread over

@@ -63,13 +63,17 @@ pub(crate) fn last_seq_in(txn: &redb::WriteTransaction) -> Result<u64, StoreErro
     value.map_or(Ok(0), |bytes| decode_seq(bytes.value()))
 }
 
+/// The sequence number of the last timeline entry in a read transaction (0: none yet).
+pub(crate) fn last_seq_of(txn: &ReadTransaction) -> Result<u64, StoreError> {
+    let meta = txn.open_table(tables::META)?;
+    let value = meta.get(meta_keys::EVENT_SEQ)?;
+    value.map_or(Ok(0), |bytes| decode_seq(bytes.value()))
+}
+
 impl Store {
     /// The sequence number of the last recorded event (0: none yet).
     pub fn last_event_seq(&self) -> Result<u64, StoreError> {
-        let txn = self.db().begin_read()?;
-        let meta = txn.open_table(tables::META)?;
-        let value = meta.get(meta_keys::EVENT_SEQ)?;
-        value.map_or(Ok(0), |bytes| decode_seq(bytes.value()))
+        last_seq_of(&self.db().begin_read()?)
     }
 
     /// How many events were detected (facts: unmatched organizations' included, each counted once

@@ -246,6 +246,26 @@ fn rating_from_ticket(
     }))
 }
 
+/// Hashes every row of `table` as its debug text (tuple keys and values alike), with the table's name.
+fn hash_rows<K, V>(
+    hasher: &mut sha2::Sha256,
+    table: &redb::ReadOnlyTable<K, V>,
+) -> Result<(), StoreError>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+    for<'a> K::SelfType<'a>: std::fmt::Debug,
+    for<'a> V::SelfType<'a>: std::fmt::Debug,
+{
+    use sha2::Digest;
+    hasher.update(table.name().as_bytes());
+    for entry in table.iter()? {
+        let (key, value) = entry?;
+        hasher.update(format!("{:?}={:?};", key.value(), value.value()).as_bytes());
+    }
+    Ok(())
+}
+
 /// Whether two copies of a ticket agree on everything zdsync uses (the generated timestamp aside).
 fn same_ticket(a: &TicketRecord, b: &TicketRecord) -> bool {
     let mut a = a.clone();
@@ -364,6 +384,39 @@ impl Store {
             hasher.update(key.value().as_bytes());
             hasher.update(value.value());
         }
+        // Derived state: the facts and the timelines (but for when they were recorded, which is the
+        // wall clock of the run), the event counter and every rollup.
+        let without_detection_time = |bytes: &[u8]| -> Result<Vec<u8>, StoreError> {
+            let mut event =
+                super::codec::decode::<super::events::EventRecord>("events", "", bytes)?;
+            event.detected_at_ms = 0;
+            Ok(event.encode_to_vec())
+        };
+        let facts = txn.open_table(tables::EVENTS)?;
+        for entry in facts.iter()? {
+            let (key, value) = entry?;
+            hasher.update(key.value().as_bytes());
+            hasher.update(without_detection_time(value.value())?);
+        }
+        let timeline = txn.open_table(tables::TIMELINE)?;
+        for entry in timeline.iter()? {
+            let (key, value) = entry?;
+            hasher.update(key.value().to_le_bytes());
+            hasher.update(without_detection_time(value.value())?);
+        }
+        hasher.update(super::event_reads::last_seq_of(&txn)?.to_le_bytes());
+        hash_rows(&mut hasher, &txn.open_table(tables::ORG_FACTS)?)?;
+        hash_rows(&mut hasher, &txn.open_table(tables::TIMELINE_KEYS)?)?;
+        hash_rows(&mut hasher, &txn.open_table(tables::ACCOUNT_TIMELINE)?)?;
+        hash_rows(&mut hasher, &txn.open_table(tables::TIMELINE_TIMES)?)?;
+        hash_rows(&mut hasher, &txn.open_table(tables::PENDING_RATING_EVENTS)?)?;
+        hash_rows(&mut hasher, &txn.open_table(tables::ORG_COUNTERS)?)?;
+        hash_rows(&mut hasher, &txn.open_table(tables::ORG_TICKET_DAYS)?)?;
+        hash_rows(&mut hasher, &txn.open_table(tables::ORG_RATING_DAYS)?)?;
+        hash_rows(&mut hasher, &txn.open_table(tables::USER_COUNTERS)?)?;
+        hash_rows(&mut hasher, &txn.open_table(tables::USER_TICKET_DAYS)?)?;
+        hash_rows(&mut hasher, &txn.open_table(tables::USER_RATING_DAYS)?)?;
+        hash_rows(&mut hasher, &txn.open_table(tables::TICKET_RATINGS)?)?;
         Ok(format!("{:x}", hasher.finalize()))
     }
 }
