@@ -6,7 +6,9 @@
 //! tickets so a memory growth with N shows. Prints PASS/MISS per bar; never fails on a miss
 //! (a benchmark must not flake CI).
 //!
-//! `cargo bench --bench initial_sync`; `ZDSYNC_BENCH_TICKETS=20000,80000` picks other sizes.
+//! `cargo bench --bench initial_sync`; `ZDSYNC_BENCH_TICKETS=20000,80000` picks other sizes;
+//! `ZDSYNC_BENCH_BUSY_THREADS=2` keeps that many threads spinning at normal priority during each
+//! sync (a busy host: issue #14, the sync must keep progressing).
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -305,6 +307,7 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
     let mut client = connect(&addr).await?;
     let idle_rss_kib = proc_kib(daemon.pid(), "VmRSS")?;
 
+    let _busy = BusyHost::start(busy_threads()?);
     let started = Instant::now();
     client
         .configure(with_token(configure_request()))
@@ -526,6 +529,50 @@ fn report(results: &[Measurement]) {
     }
 }
 
+/// `ZDSYNC_BENCH_BUSY_THREADS`: spinning threads beside each sync (0 when unset).
+fn busy_threads() -> anyhow::Result<usize> {
+    match std::env::var("ZDSYNC_BENCH_BUSY_THREADS") {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .with_context(|| format!("ZDSYNC_BENCH_BUSY_THREADS: {text:?} is not a count")),
+        Err(_) => Ok(0),
+    }
+}
+
+/// Threads that spin at normal priority until dropped: another service, or a build, on the host.
+struct BusyHost {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl BusyHost {
+    fn start(threads: usize) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut spins = 0_u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        spins = std::hint::black_box(spins.wrapping_add(1));
+                    }
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for BusyHost {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
 fn sizes() -> anyhow::Result<Vec<u32>> {
     match std::env::var("ZDSYNC_BENCH_TICKETS") {
         Ok(list) => list
@@ -545,6 +592,10 @@ fn sizes() -> anyhow::Result<Vec<u32>> {
 async fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench` (and any filter); this benchmark has nothing to filter.
     let sizes = sizes()?;
+    let busy = busy_threads()?;
+    if busy > 0 {
+        eprintln!("initial_sync: {busy} threads spin at normal priority during each sync");
+    }
     let mut results = Vec::new();
     for tickets in sizes {
         eprintln!("initial_sync: measuring N={tickets} ...");
