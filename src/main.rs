@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use zdsync::cli;
 use zdsync::config::{Config, ProcessEnv};
 
 /// zdsync keeps a Zendesk Support instance in sync with your customer-success account directory.
@@ -103,18 +104,24 @@ fn run() -> anyhow::Result<()> {
                 .await
                 .map_err(anyhow::Error::from)
         }),
-        Command::Accounts(args) => runtime.block_on(zdsync::cli::accounts::run(args, cli.connect)),
+        Command::Accounts(args) => admin(&runtime, cli::accounts::run(args, &cli.connect)),
         Command::Integration(command) => {
-            runtime.block_on(zdsync::cli::integration::run(command, cli.connect))
+            admin(&runtime, cli::integration::run(command, &cli.connect))
         }
-        Command::Metrics(args) => runtime.block_on(zdsync::cli::metrics::run(args, cli.connect)),
-        Command::UserMetrics(args) => {
-            runtime.block_on(zdsync::cli::metrics::run_user(args, cli.connect))
-        }
-        Command::Events(args) => runtime.block_on(zdsync::cli::events::run(args, cli.connect)),
-        Command::Watch(args) => runtime.block_on(zdsync::cli::events::watch(args, cli.connect)),
-        Command::Login(args) => runtime.block_on(zdsync::cli::login::run(args, cli.connect)),
+        Command::Metrics(args) => admin(&runtime, cli::metrics::run(args, &cli.connect)),
+        Command::UserMetrics(args) => admin(&runtime, cli::metrics::run_user(args, &cli.connect)),
+        Command::Events(args) => admin(&runtime, cli::events::run(args, &cli.connect)),
+        Command::Watch(args) => admin(&runtime, cli::events::watch(args, &cli.connect)),
+        Command::Login(args) => admin(&runtime, cli::login::run(args, &cli.connect)),
     }
+}
+
+/// Runs an admin command to its end.
+fn admin(
+    runtime: &tokio::runtime::Runtime,
+    command: impl std::future::Future<Output = Result<(), cli::CliError>>,
+) -> anyhow::Result<()> {
+    Ok(runtime.block_on(command)?)
 }
 
 async fn serve(

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::proto::v1 as pb;
 use crate::proto::v1::integration_service_server::IntegrationService;
-use crate::telemetry::{metrics, StateGauges};
+use crate::telemetry::{metrics, Labels, StateGauges};
 
 /// The content type of the OpenMetrics text format, which Prometheus scrapes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -140,6 +142,19 @@ fn gauge_value(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// Sets one series of `family` per `(value of label, count)`.
+fn set_labelled<const N: usize>(
+    family: &Family<Labels<1>, Gauge>,
+    label: &'static str,
+    counts: [(&str, u64); N],
+) {
+    for (value, count) in counts {
+        family
+            .get_or_create(&[(label, value.to_owned())])
+            .set(gauge_value(count));
+    }
+}
+
 /// Sets the state gauges from a `GetStatus` answer.
 pub fn refresh_status(gauges: &StateGauges, status: &pb::IntegrationStatus) {
     let current = status.state();
@@ -169,54 +184,50 @@ pub fn refresh_status(gauges: &StateGauges, status: &pb::IntegrationStatus) {
             .set(1);
     }
     if let Some(drift) = &status.drift {
-        for (what, value) in [
-            ("tickets_added", drift.tickets_added),
-            ("tickets_updated", drift.tickets_updated),
-            ("tickets_gone", drift.tickets_gone),
-            ("rollups_corrected", drift.rollups_corrected),
-        ] {
-            gauges
-                .drift
-                .get_or_create(&[("what", what.to_owned())])
-                .set(gauge_value(value));
-        }
+        set_labelled(
+            &gauges.drift,
+            "what",
+            [
+                ("tickets_added", drift.tickets_added),
+                ("tickets_updated", drift.tickets_updated),
+                ("tickets_gone", drift.tickets_gone),
+                ("rollups_corrected", drift.rollups_corrected),
+            ],
+        );
     }
     if let Some(stats) = &status.match_stats {
-        for (outcome, value) in [
-            ("total", stats.organizations_total),
-            ("matched", stats.organizations_matched),
-            ("unmatched", stats.organizations_unmatched),
-            ("ambiguous", stats.organizations_ambiguous),
-        ] {
-            gauges
-                .organizations
-                .get_or_create(&[("match", outcome.to_owned())])
-                .set(gauge_value(value));
-        }
-        for (which, value) in [
-            ("with_organization", stats.accounts_with_organization),
-            ("without_organization", stats.accounts_without_organization),
-        ] {
-            gauges
-                .accounts
-                .get_or_create(&[("organization", which.to_owned())])
-                .set(gauge_value(value));
-        }
+        set_labelled(
+            &gauges.organizations,
+            "match",
+            [
+                ("total", stats.organizations_total),
+                ("matched", stats.organizations_matched),
+                ("unmatched", stats.organizations_unmatched),
+                ("ambiguous", stats.organizations_ambiguous),
+            ],
+        );
+        set_labelled(
+            &gauges.accounts,
+            "organization",
+            [
+                ("with_organization", stats.accounts_with_organization),
+                ("without_organization", stats.accounts_without_organization),
+            ],
+        );
         gauges.users_matched.set(gauge_value(stats.users_matched));
     }
     if let Some(stored) = &status.stored {
-        for (kind, value) in [
-            ("tickets", stored.tickets),
-            ("organizations", stored.organizations),
-            ("users", stored.users),
-            ("ratings", stored.ratings),
-            ("events", stored.events),
-        ] {
-            gauges
-                .stored
-                .get_or_create(&[("kind", kind.to_owned())])
-                .set(gauge_value(value));
-        }
+        set_labelled(
+            &gauges.stored,
+            "kind",
+            [
+                ("tickets", stored.tickets),
+                ("organizations", stored.organizations),
+                ("users", stored.users),
+                ("ratings", stored.ratings),
+                ("events", stored.events),
+            ],
+        );
     }
     let progress = status
         .current_run

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::proto::v1 as pb;
 use crate::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
 
-use super::{CliError, ConnectArgs, Connection};
+use super::{CliError, ConnectArgs, Connection, Output};
 
 /// Accounts sent per streamed message during an import.
 const IMPORT_MESSAGE_SIZE: usize = 500;
@@ -277,14 +277,10 @@ pub fn read_json(path: &Path) -> Result<Vec<pb::Account>, CliError> {
 }
 
 /// Runs an `accounts` subcommand.
-pub async fn run(args: AccountsArgs, connect: ConnectArgs) -> anyhow::Result<()> {
-    run_inner(args, connect).await.map_err(anyhow::Error::from)
-}
-
-async fn run_inner(args: AccountsArgs, connect: ConnectArgs) -> Result<(), CliError> {
-    let connection = Connection::open(&connect).await?;
-    let mut client = AccountDirectoryServiceClient::new(connection.channel.clone());
-    let mut out = std::io::stdout().lock();
+pub async fn run(args: AccountsArgs, connect: &ConnectArgs) -> Result<(), CliError> {
+    let (connection, mut client) =
+        Connection::client(connect, AccountDirectoryServiceClient::new).await?;
+    let mut out = Output::new(connect);
     match args.command {
         AccountsCommand::Import { file } => {
             let accounts = match file.extension().and_then(|e| e.to_str()) {
@@ -307,21 +303,16 @@ async fn run_inner(args: AccountsArgs, connect: ConnectArgs) -> Result<(), CliEr
                 .import_accounts(connection.request(tokio_stream::iter(messages)))
                 .await?
                 .into_inner();
-            if connect.json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"created": response.created, "updated": response.updated, "chunks": response.chunks})
-                )?;
-            } else {
+            let value = serde_json::json!({"created": response.created, "updated": response.updated, "chunks": response.chunks});
+            out.print(&value, |out| {
                 writeln!(
                     out,
                     "imported {} account(s): {} created, {} updated",
                     response.created + response.updated,
                     response.created,
                     response.updated
-                )?;
-            }
+                )
+            })?;
         }
         AccountsCommand::List { page_size } => {
             let mut page_token = String::new();
@@ -334,7 +325,7 @@ async fn run_inner(args: AccountsArgs, connect: ConnectArgs) -> Result<(), CliEr
                     .await?
                     .into_inner();
                 for account in page.accounts {
-                    print_account(&mut out, account, connect.json)?;
+                    print_account(&mut out, account)?;
                 }
                 if page.next_page_token.is_empty() {
                     break;
@@ -347,33 +338,30 @@ async fn run_inner(args: AccountsArgs, connect: ConnectArgs) -> Result<(), CliEr
                 .get_account(connection.request(pb::GetAccountRequest { id }))
                 .await?
                 .into_inner();
-            print_account(&mut out, account, connect.json)?;
+            print_account(&mut out, account)?;
         }
         AccountsCommand::Delete { ids } => {
             let response = client
                 .delete_accounts(connection.request(pb::DeleteAccountsRequest { ids }))
                 .await?
                 .into_inner();
-            if connect.json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"deleted": response.deleted, "not_found": response.not_found})
-                )?;
-            } else {
+            let value =
+                serde_json::json!({"deleted": response.deleted, "not_found": response.not_found});
+            out.print(&value, |out| {
                 writeln!(out, "deleted {} account(s)", response.deleted)?;
-                for id in response.not_found {
-                    writeln!(out, "not found: {id}")?;
-                }
-            }
+                response
+                    .not_found
+                    .iter()
+                    .try_for_each(|id| writeln!(out, "not found: {id}"))
+            })?;
         }
     }
     Ok(())
 }
 
-fn print_account(out: &mut impl Write, account: pb::Account, json: bool) -> Result<(), CliError> {
+fn print_account(out: &mut Output, account: pb::Account) -> Result<(), CliError> {
     let file = AccountFile::from_proto(account);
-    if json {
+    if out.json {
         writeln!(
             out,
             "{}",
@@ -401,17 +389,22 @@ fn print_account(out: &mut impl Write, account: pb::Account, json: bool) -> Resu
 mod tests {
     use super::*;
 
+    /// A file `name` holding `text` in a fresh directory, which lives as long as the returned guard.
+    fn file(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        (dir, path)
+    }
+
     #[test]
     fn csv_rows_become_accounts() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("a.csv");
-        std::fs::write(
-            &path,
+        let (_dir, path) = file(
+            "a.csv",
             "id,name,owner,users,attr:zendesk_org,num:seats,date:renewal\n\
              acct-1,Acme,am@example.com,Jane Doe <jane@acme.test>;bob@acme.test,Acme Inc,12,2027-01-31\n\
              acct-2,Beta,,,,,\n",
-        )
-        .expect("write");
+        );
         let accounts = read_csv(&path).expect("parse");
         assert_eq!(accounts.len(), 2);
         assert_eq!(accounts[0].users.len(), 2);
@@ -428,13 +421,10 @@ mod tests {
 
     #[test]
     fn json_files_become_accounts() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("a.json");
-        std::fs::write(
-            &path,
+        let (_dir, path) = file(
+            "a.json",
             r#"[{"id":"a","name":"A","attributes":{"t":"x","n":2,"d":{"date":"2026-05-01"}},"users":[{"email":"u@a.test"}]}]"#,
-        )
-        .expect("write");
+        );
         let accounts = read_json(&path).expect("parse");
         assert_eq!(accounts[0].attributes.len(), 3);
         std::fs::write(&path, r#"[{"id":"a","nmae":"typo"}]"#).expect("write");

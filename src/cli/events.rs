@@ -5,7 +5,9 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::proto::v1 as pb;
+use crate::proto::v1::list_timeline_events_request::Scope as ListScope;
 use crate::proto::v1::metrics_service_client::MetricsServiceClient;
+use crate::proto::v1::watch_timeline_events_request::Scope as WatchScope;
 
 use super::{CliError, ConnectArgs, Connection};
 
@@ -214,26 +216,15 @@ pub fn table_line(event: &pb::TimelineEvent) -> String {
     )
 }
 
-fn list_scope(scope: &Scope) -> Option<pb::list_timeline_events_request::Scope> {
+/// The request's scope: the list and watch requests each have their own type of it, with the same two cases.
+fn scope<T>(
+    scope: &Scope,
+    account: impl FnOnce(String) -> T,
+    owner: impl FnOnce(String) -> T,
+) -> Option<T> {
     match (&scope.account, &scope.owner) {
-        (Some(account), _) => Some(pb::list_timeline_events_request::Scope::AccountId(
-            account.clone(),
-        )),
-        (None, Some(owner)) => Some(pb::list_timeline_events_request::Scope::Owner(
-            owner.clone(),
-        )),
-        (None, None) => None,
-    }
-}
-
-fn watch_scope(scope: &Scope) -> Option<pb::watch_timeline_events_request::Scope> {
-    match (&scope.account, &scope.owner) {
-        (Some(account), _) => Some(pb::watch_timeline_events_request::Scope::AccountId(
-            account.clone(),
-        )),
-        (None, Some(owner)) => Some(pb::watch_timeline_events_request::Scope::Owner(
-            owner.clone(),
-        )),
+        (Some(id), _) => Some(account(id.clone())),
+        (None, Some(email)) => Some(owner(email.clone())),
         (None, None) => None,
     }
 }
@@ -243,15 +234,8 @@ fn kinds(scope: &Scope) -> Vec<i32> {
 }
 
 /// Runs `zdsync events`.
-pub async fn run(args: EventsArgs, connect: ConnectArgs) -> anyhow::Result<()> {
-    run_events(args, &connect)
-        .await
-        .map_err(anyhow::Error::from)
-}
-
-async fn run_events(args: EventsArgs, connect: &ConnectArgs) -> Result<(), CliError> {
-    let connection = Connection::open(connect).await?;
-    let mut client = MetricsServiceClient::new(connection.channel.clone());
+pub async fn run(args: EventsArgs, connect: &ConnectArgs) -> Result<(), CliError> {
+    let (connection, mut client) = Connection::client(connect, MetricsServiceClient::new).await?;
     let mut out = std::io::stdout().lock();
     let mut csv = args.csv.then(|| ::csv::Writer::from_writer(Vec::new()));
     let csv_error = |err: ::csv::Error| std::io::Error::other(err.to_string());
@@ -273,7 +257,7 @@ async fn run_events(args: EventsArgs, connect: &ConnectArgs) -> Result<(), CliEr
         }
         let page = client
             .list_timeline_events(connection.request(pb::ListTimelineEventsRequest {
-                scope: list_scope(&args.scope),
+                scope: scope(&args.scope, ListScope::AccountId, ListScope::Owner),
                 since: args.since.map(crate::grpc::convert::timestamp_to_proto),
                 until: args.until.map(crate::grpc::convert::timestamp_to_proto),
                 kinds: kinds(&args.scope),
@@ -306,11 +290,6 @@ async fn run_events(args: EventsArgs, connect: &ConnectArgs) -> Result<(), CliEr
     Ok(())
 }
 
-/// Runs `zdsync watch`.
-pub async fn watch(args: WatchArgs, connect: ConnectArgs) -> anyhow::Result<()> {
-    run_watch(args, &connect).await.map_err(anyhow::Error::from)
-}
-
 /// First and longest pause before reconnecting.
 const RECONNECT_FIRST: Duration = Duration::from_millis(250);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
@@ -333,9 +312,9 @@ fn resumable(status: &tonic::Status) -> bool {
 /// Seconds of quiet after which the daemon sends `watch` a heartbeat with its resume point.
 const WATCH_HEARTBEAT_SECONDS: u32 = 30;
 
-async fn run_watch(args: WatchArgs, connect: &ConnectArgs) -> Result<(), CliError> {
-    let connection = Connection::open(connect).await?;
-    let mut client = MetricsServiceClient::new(connection.channel.clone());
+/// Runs `zdsync watch`.
+pub async fn watch(args: WatchArgs, connect: &ConnectArgs) -> Result<(), CliError> {
+    let (connection, mut client) = Connection::client(connect, MetricsServiceClient::new).await?;
     let mut cursor = args.from.clone().unwrap_or_default();
     let mut include_history = args.history;
     let mut pause = RECONNECT_FIRST;
@@ -344,7 +323,7 @@ async fn run_watch(args: WatchArgs, connect: &ConnectArgs) -> Result<(), CliErro
             after_cursor: cursor.clone(),
             include_history,
             kinds: kinds(&args.scope),
-            scope: watch_scope(&args.scope),
+            scope: scope(&args.scope, WatchScope::AccountId, WatchScope::Owner),
             heartbeat_seconds: WATCH_HEARTBEAT_SECONDS,
         };
         let failure = match client

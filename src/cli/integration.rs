@@ -2,10 +2,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use serde_json::json;
+
 use crate::proto::v1 as pb;
 use crate::proto::v1::integration_service_client::IntegrationServiceClient;
 
-use super::{CliError, ConnectArgs, Connection};
+use super::{labelled, CliError, ConnectArgs, Connection, Output};
 
 /// The integration subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -59,6 +61,13 @@ pub struct ConfigureArgs {
     /// File holding the legacy API token.
     #[arg(long, value_name = "PATH")]
     api_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    setup: SetupArgs,
+}
+
+/// The integration's settings, given where a command may create the integration (`configure`, `login`).
+#[derive(Debug, clap::Args)]
+pub struct SetupArgs {
     /// Zendesk side of the match key: id, name, external_id, domain_names or organization_fields.<key>.
     #[arg(long, default_value = "organization_fields.account_id")]
     match_zendesk_field: String,
@@ -67,10 +76,20 @@ pub struct ConfigureArgs {
     match_account_attribute: String,
     /// Metric window in days: 7, 14, 30, 90 or 180.
     #[arg(long, default_value_t = 30)]
-    timeframe_days: u32,
+    pub(crate) timeframe_days: u32,
     /// Compute satisfaction scores.
     #[arg(long)]
-    satisfaction: bool,
+    pub(crate) satisfaction: bool,
+}
+
+impl SetupArgs {
+    /// The match key as the requests carry it.
+    pub(crate) fn match_key(&self) -> pb::MatchKey {
+        pb::MatchKey {
+            zendesk_field: self.match_zendesk_field.clone(),
+            account_attribute: self.match_account_attribute.clone(),
+        }
+    }
 }
 
 /// Reads a secret from a file (or stdin with `-`), without its line ending.
@@ -119,134 +138,95 @@ fn state_name(state: i32) -> &'static str {
 }
 
 fn print_status(out: &mut impl Write, status: &pb::IntegrationStatus) -> Result<(), CliError> {
-    writeln!(out, "state:                 {}", state_name(status.state))?;
-    writeln!(out, "subdomain:             {}", status.subdomain)?;
-    writeln!(
-        out,
-        "last successful sync:  {}",
-        timestamp(&status.last_successful_sync_at)
-    )?;
-    writeln!(
-        out,
-        "next incremental:      {}",
-        timestamp(&status.next_incremental_at)
-    )?;
-    writeln!(
-        out,
-        "next full validation:  {}",
-        timestamp(&status.next_full_validation_at)
-    )?;
+    let w = super::progress::STATUS_WIDTH;
+    labelled(out, w, "state", state_name(status.state))?;
+    labelled(out, w, "subdomain", &status.subdomain)?;
+    let last_success = timestamp(&status.last_successful_sync_at);
+    labelled(out, w, "last successful sync", last_success)?;
+    let next_incremental = timestamp(&status.next_incremental_at);
+    labelled(out, w, "next incremental", next_incremental)?;
+    let next_full = timestamp(&status.next_full_validation_at);
+    labelled(out, w, "next full validation", next_full)?;
     if let Some(run) = &status.current_run {
-        writeln!(
-            out,
-            "running:               {} ({} pages, {} tickets, {} requests)",
-            run.id, run.pages, run.tickets, run.requests
-        )?;
+        let (id, pages, tickets, requests) = (&run.id, run.pages, run.tickets, run.requests);
+        let running = format!("{id} ({pages} pages, {tickets} tickets, {requests} requests)");
+        labelled(out, w, "running", running)?;
         if let Some(progress) = &run.progress {
             super::progress::print_progress(out, progress)?;
         }
     }
-    if let Some(stored) = &status.stored {
-        writeln!(
-            out,
-            "stored:                {} tickets, {} organizations, {} users, {} ratings",
-            stored.tickets, stored.organizations, stored.users, stored.ratings
-        )?;
+    if let Some(s) = &status.stored {
+        let (tickets, orgs, users, ratings) = (s.tickets, s.organizations, s.users, s.ratings);
+        let stored =
+            format!("{tickets} tickets, {orgs} organizations, {users} users, {ratings} ratings");
+        labelled(out, w, "stored", stored)?;
     }
     if let Some(error) = &status.last_error {
-        writeln!(
+        let at = timestamp(&error.at);
+        labelled(
             out,
-            "last error:            {} at {}",
-            error.message,
-            timestamp(&error.at)
+            w,
+            "last error",
+            format_args!("{} at {at}", error.message),
         )?;
     }
     for warning in &status.warnings {
-        writeln!(out, "warning:               {warning}")?;
+        labelled(out, w, "warning", warning)?;
     }
     for run in status.history.iter().take(5) {
         let outcome = pb::RunOutcome::try_from(run.outcome).map_or("?", |o| o.as_str_name());
-        writeln!(
-            out,
-            "history:               {} {} {} {} tickets, {} requests",
-            run.id,
-            timestamp(&run.started_at),
-            outcome,
-            run.tickets,
-            run.requests
-        )?;
+        let started = timestamp(&run.started_at);
+        let (id, tickets, requests) = (&run.id, run.tickets, run.requests);
+        let history = format!("{id} {started} {outcome} {tickets} tickets, {requests} requests");
+        labelled(out, w, "history", history)?;
     }
     Ok(())
 }
 
 /// Runs an integration subcommand against the daemon.
-pub async fn run(command: IntegrationCommand, connect: ConnectArgs) -> anyhow::Result<()> {
-    run_inner(command, connect)
-        .await
-        .map_err(anyhow::Error::from)
-}
-
-async fn run_inner(command: IntegrationCommand, connect: ConnectArgs) -> Result<(), CliError> {
-    let connection = Connection::open(&connect).await?;
-    let mut client = IntegrationServiceClient::new(connection.channel.clone());
-    let mut out = std::io::stdout().lock();
-    let json = |out: &mut std::io::StdoutLock, value: serde_json::Value| -> Result<(), CliError> {
-        writeln!(out, "{value}")?;
-        Ok(())
-    };
+pub async fn run(command: IntegrationCommand, connect: &ConnectArgs) -> Result<(), CliError> {
+    let (connection, mut client) =
+        Connection::client(connect, IntegrationServiceClient::new).await?;
+    let mut out = Output::new(connect);
     match command {
         IntegrationCommand::Status => {
             let status = client
                 .get_status(connection.request(pb::GetStatusRequest {}))
                 .await?
                 .into_inner();
-            if connect.json {
-                json(
-                    &mut out,
-                    serde_json::json!({
-                        "state": state_name(status.state),
-                        "subdomain": status.subdomain,
-                        "last_successful_sync_at": timestamp(&status.last_successful_sync_at),
-                        "next_incremental_at": timestamp(&status.next_incremental_at),
-                        "current_run": status.current_run.as_ref().map(|r| r.id.clone()),
-                        "current_run_progress": status
-                            .current_run
-                            .as_ref()
-                            .and_then(|r| r.progress.as_ref())
-                            .map(super::progress::progress_json),
-                        "stored_tickets": status.stored.as_ref().map(|s| s.tickets),
-                        "last_error": status.last_error.as_ref().map(|e| e.message.clone()),
-                        "warnings": status.warnings,
-                    }),
-                )?;
-            } else {
-                print_status(&mut out, &status)?;
-            }
+            let value = json!({
+                "state": state_name(status.state),
+                "subdomain": status.subdomain,
+                "last_successful_sync_at": timestamp(&status.last_successful_sync_at),
+                "next_incremental_at": timestamp(&status.next_incremental_at),
+                "current_run": status.current_run.as_ref().map(|r| r.id.clone()),
+                "current_run_progress": status
+                    .current_run
+                    .as_ref()
+                    .and_then(|r| r.progress.as_ref())
+                    .map(super::progress::progress_json),
+                "stored_tickets": status.stored.as_ref().map(|s| s.tickets),
+                "last_error": status.last_error.as_ref().map(|e| e.message.clone()),
+                "warnings": status.warnings,
+            });
+            out.print(&value, |out| print_status(out, &status))?;
         }
         IntegrationCommand::Configure(args) => {
             let request = pb::ConfigureRequest {
                 subdomain: args.subdomain.clone(),
                 credentials: Some(credentials(&args)?),
-                match_key: Some(pb::MatchKey {
-                    zendesk_field: args.match_zendesk_field.clone(),
-                    account_attribute: args.match_account_attribute.clone(),
-                }),
-                timeframe_days: args.timeframe_days,
-                include_satisfaction: args.satisfaction,
+                match_key: Some(args.setup.match_key()),
+                timeframe_days: args.setup.timeframe_days,
+                include_satisfaction: args.setup.satisfaction,
             };
             let response = client
                 .configure(connection.request(request))
                 .await?
                 .into_inner();
-            if connect.json {
-                json(&mut out, serde_json::json!({"run_id": response.run_id}))?;
-            } else {
-                writeln!(
-                    out,
-                    "configured; first full sync started as {}",
-                    response.run_id
-                )?;
-            }
+            let run_id = response.run_id;
+            out.print(&json!({ "run_id": run_id }), |out| {
+                writeln!(out, "configured; first full sync started as {run_id}")
+            })?;
         }
         IntegrationCommand::Sync { full, wait } => {
             let kind = if full {
@@ -254,54 +234,46 @@ async fn run_inner(command: IntegrationCommand, connect: ConnectArgs) -> Result<
             } else {
                 pb::SyncKind::Incremental
             };
-            let response = client
+            let run_id = client
                 .force_sync(connection.request(pb::ForceSyncRequest { kind: kind as i32 }))
                 .await?
-                .into_inner();
+                .into_inner()
+                .run_id;
             if wait {
                 super::progress::wait_for_run(
                     &mut client,
                     &connection,
-                    &response.run_id,
-                    connect.json,
+                    &run_id,
+                    out.json,
                     &mut out,
                 )
                 .await?;
-            } else if connect.json {
-                json(&mut out, serde_json::json!({"run_id": response.run_id}))?;
             } else {
-                writeln!(out, "started {}", response.run_id)?;
+                out.print(&json!({ "run_id": run_id }), |out| {
+                    writeln!(out, "started {run_id}")
+                })?;
             }
         }
         IntegrationCommand::Pause => {
-            let response = client
+            let stopping = client
                 .pause(connection.request(pb::PauseRequest {}))
                 .await?
-                .into_inner();
-            if connect.json {
-                json(
-                    &mut out,
-                    serde_json::json!({"stopping_run_id": response.stopping_run_id}),
-                )?;
-            } else if response.stopping_run_id.is_empty() {
-                writeln!(out, "paused")?;
-            } else {
-                writeln!(
-                    out,
-                    "paused; {} stops at its next page boundary",
-                    response.stopping_run_id
-                )?;
-            }
+                .into_inner()
+                .stopping_run_id;
+            let value = json!({ "stopping_run_id": stopping });
+            out.print(&value, |out| {
+                if stopping.is_empty() {
+                    writeln!(out, "paused")
+                } else {
+                    writeln!(out, "paused; {stopping} stops at its next page boundary")
+                }
+            })?;
         }
         IntegrationCommand::Resume => {
             client
                 .resume(connection.request(pb::ResumeRequest {}))
                 .await?;
-            if connect.json {
-                json(&mut out, serde_json::json!({"resumed": true}))?;
-            } else {
-                writeln!(out, "resumed")?;
-            }
+            out.print(&json!({ "resumed": true }), |out| writeln!(out, "resumed"))?;
         }
         IntegrationCommand::Unmatched { csv } => {
             let mut stream = client
@@ -336,18 +308,16 @@ async fn run_inner(command: IntegrationCommand, connect: ConnectArgs) -> Result<
                             &candidates,
                         ])
                         .map_err(|err| std::io::Error::other(err.to_string()))?;
-                } else if connect.json {
-                    json(
-                        &mut out,
-                        serde_json::json!({
-                            "organization_id": item.organization_id,
-                            "organization_name": item.organization_name,
-                            "reason": reason,
-                            "key_value": item.key_value,
-                            "candidate_account_ids": item.candidate_account_ids,
-                        }),
-                    )?;
-                } else {
+                    continue;
+                }
+                let value = json!({
+                    "organization_id": item.organization_id,
+                    "organization_name": item.organization_name,
+                    "reason": reason,
+                    "key_value": item.key_value,
+                    "candidate_account_ids": item.candidate_account_ids,
+                });
+                out.print(&value, |out| {
                     let shown = item
                         .key_value
                         .as_deref()
@@ -356,8 +326,8 @@ async fn run_inner(command: IntegrationCommand, connect: ConnectArgs) -> Result<
                         out,
                         "{}\t{}\t{}\t{}\t{}",
                         item.organization_id, item.organization_name, reason, shown, candidates
-                    )?;
-                }
+                    )
+                })?;
             }
             if let Some(writer) = writer {
                 let bytes = writer
@@ -367,17 +337,16 @@ async fn run_inner(command: IntegrationCommand, connect: ConnectArgs) -> Result<
             }
         }
         IntegrationCommand::Delete { confirm } => {
-            let response = client
+            let subdomain = client
                 .delete_integration(connection.request(pb::DeleteIntegrationRequest {
                     confirm_subdomain: confirm,
                 }))
                 .await?
-                .into_inner();
-            if connect.json {
-                json(&mut out, serde_json::json!({"deleted": response.subdomain}))?;
-            } else {
-                writeln!(out, "deleted the integration with {}", response.subdomain)?;
-            }
+                .into_inner()
+                .subdomain;
+            out.print(&json!({ "deleted": subdomain }), |out| {
+                writeln!(out, "deleted the integration with {subdomain}")
+            })?;
         }
     }
     Ok(())

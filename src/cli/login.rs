@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use crate::proto::v1 as pb;
 use crate::proto::v1::integration_service_client::IntegrationServiceClient;
 
-use super::{CliError, ConnectArgs, Connection};
+use super::integration::SetupArgs;
+use super::{CliError, ConnectArgs, Connection, Output};
 
 /// Flags of `zdsync login`.
 #[derive(Debug, clap::Args)]
@@ -40,18 +41,8 @@ pub struct LoginArgs {
     /// How long to wait for the browser's redirect.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     timeout: Duration,
-    /// Zendesk side of the match key, when this login creates the integration.
-    #[arg(long, default_value = "organization_fields.account_id")]
-    match_zendesk_field: String,
-    /// Account side of the match key, when this login creates the integration.
-    #[arg(long, default_value = "id")]
-    match_account_attribute: String,
-    /// Metric window in days (7, 14, 30, 90 or 180), when this login creates the integration.
-    #[arg(long, default_value_t = 30)]
-    timeframe_days: u32,
-    /// Compute satisfaction scores, when this login creates the integration.
-    #[arg(long)]
-    satisfaction: bool,
+    #[command(flatten, next_help_heading = "When this login creates the integration")]
+    setup: SetupArgs,
 }
 
 /// The loopback path the browser is redirected to.
@@ -159,14 +150,10 @@ async fn receive_redirect(
 }
 
 /// Runs `zdsync login`.
-pub async fn run(args: LoginArgs, connect: ConnectArgs) -> anyhow::Result<()> {
-    run_login(args, &connect).await.map_err(anyhow::Error::from)
-}
-
-async fn run_login(args: LoginArgs, connect: &ConnectArgs) -> Result<(), CliError> {
+pub async fn run(args: LoginArgs, connect: &ConnectArgs) -> Result<(), CliError> {
     let client_secret = super::integration::read_secret(&args.client_secret_file)?;
-    let connection = Connection::open(connect).await?;
-    let mut client = IntegrationServiceClient::new(connection.channel.clone());
+    let (connection, mut client) =
+        Connection::client(connect, IntegrationServiceClient::new).await?;
 
     let (listener, redirect_uri) = if args.paste {
         let uri = args
@@ -189,12 +176,9 @@ async fn run_login(args: LoginArgs, connect: &ConnectArgs) -> Result<(), CliErro
             client_secret,
             redirect_uri: redirect_uri.clone(),
             subdomain: args.subdomain.clone(),
-            match_key: Some(pb::MatchKey {
-                zendesk_field: args.match_zendesk_field.clone(),
-                account_attribute: args.match_account_attribute.clone(),
-            }),
-            timeframe_days: args.timeframe_days,
-            include_satisfaction: args.satisfaction,
+            match_key: Some(args.setup.match_key()),
+            timeframe_days: args.setup.timeframe_days,
+            include_satisfaction: args.setup.satisfaction,
         }))
         .await?
         .into_inner();
@@ -242,32 +226,27 @@ async fn run_login(args: LoginArgs, connect: &ConnectArgs) -> Result<(), CliErro
         .await?
         .into_inner();
     let integration = completed.integration.unwrap_or_default();
-    let mut out = std::io::stdout().lock();
-    if connect.json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::json!({
-                "subdomain": integration.subdomain,
-                "authenticated_as": integration.authenticated_as,
-                "configured": completed.configured,
-                "run_id": completed.run_id,
-            })
-        )?;
-    } else if completed.configured {
-        writeln!(
-            out,
-            "logged in to {} as {}; configured the integration, first full sync started as {}",
-            integration.subdomain, integration.authenticated_as, completed.run_id
-        )?;
-    } else {
-        writeln!(
-            out,
-            "logged in to {} as {}; the integration's login changed",
+    let value = serde_json::json!({
+        "subdomain": integration.subdomain,
+        "authenticated_as": integration.authenticated_as,
+        "configured": completed.configured,
+        "run_id": completed.run_id,
+    });
+    Output::new(connect).print(&value, |out| {
+        let who = format!(
+            "logged in to {} as {}",
             integration.subdomain, integration.authenticated_as
-        )?;
-    }
-    Ok(())
+        );
+        if completed.configured {
+            writeln!(
+                out,
+                "{who}; configured the integration, first full sync started as {}",
+                completed.run_id
+            )
+        } else {
+            writeln!(out, "{who}; the integration's login changed")
+        }
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::io::Write;
 use crate::proto::v1 as pb;
 use crate::proto::v1::metrics_service_client::MetricsServiceClient;
 
-use super::{CliError, ConnectArgs, Connection};
+use super::{labelled, CliError, ConnectArgs, Connection, Output};
 
 /// The metric `--by` sorts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -92,46 +92,71 @@ fn score(value: Option<f64>) -> String {
     value.map_or_else(|| "-".into(), |s| format!("{s:.1}%"))
 }
 
+/// The [`Figures`] of an `AccountMetrics` or a `UserMetrics`: the two messages share the fields but no type.
+macro_rules! figures {
+    ($m:expr) => {
+        Figures {
+            timeframe_days: $m.timeframe_days,
+            open_tickets: $m.open_tickets,
+            total_tickets: $m.total_tickets,
+            tickets_created: $m.tickets_created,
+            open_high_urgent_tickets: $m.open_high_urgent_tickets,
+            high_urgent_tickets_created: $m.high_urgent_tickets_created,
+            satisfaction_score: $m.satisfaction_score,
+            satisfaction_score_high_urgent: $m.satisfaction_score_high_urgent,
+            good_ratings: $m.good_ratings,
+            bad_ratings: $m.bad_ratings,
+        }
+    };
+}
+
 /// An account's metrics as `--json` prints them.
 pub fn account_json(m: &pb::AccountMetrics) -> serde_json::Value {
-    serde_json::json!({
-        "account_id": m.account_id,
-        "timeframe_days": m.timeframe_days,
-        "computed_at": time(m.computed_at.as_ref()),
-        "zendesk_organization_ids": m.zendesk_organization_ids,
-        "open_tickets": m.open_tickets,
-        "total_tickets": m.total_tickets,
-        "tickets_created": m.tickets_created,
-        "open_high_urgent_tickets": m.open_high_urgent_tickets,
-        "high_urgent_tickets_created": m.high_urgent_tickets_created,
-        "satisfaction_score": m.satisfaction_score,
-        "satisfaction_score_high_urgent": m.satisfaction_score_high_urgent,
-        "good_ratings": m.good_ratings,
-        "bad_ratings": m.bad_ratings,
-    })
+    with_figures(
+        serde_json::json!({
+            "account_id": m.account_id,
+            "timeframe_days": m.timeframe_days,
+            "computed_at": time(m.computed_at.as_ref()),
+            "zendesk_organization_ids": m.zendesk_organization_ids,
+        }),
+        &figures!(m),
+    )
 }
 
 /// A user's metrics as `--json` prints them.
 pub fn user_json(m: &pb::UserMetrics) -> serde_json::Value {
-    serde_json::json!({
-        "email": m.email,
-        "account_id": m.account_id,
-        "zendesk_user_id": m.zendesk_user_id,
-        "timeframe_days": m.timeframe_days,
-        "computed_at": time(m.computed_at.as_ref()),
-        "open_tickets": m.open_tickets,
-        "total_tickets": m.total_tickets,
-        "tickets_created": m.tickets_created,
-        "open_high_urgent_tickets": m.open_high_urgent_tickets,
-        "high_urgent_tickets_created": m.high_urgent_tickets_created,
-        "satisfaction_score": m.satisfaction_score,
-        "satisfaction_score_high_urgent": m.satisfaction_score_high_urgent,
-        "good_ratings": m.good_ratings,
-        "bad_ratings": m.bad_ratings,
-    })
+    with_figures(
+        serde_json::json!({
+            "email": m.email,
+            "account_id": m.account_id,
+            "zendesk_user_id": m.zendesk_user_id,
+            "timeframe_days": m.timeframe_days,
+            "computed_at": time(m.computed_at.as_ref()),
+        }),
+        &figures!(m),
+    )
 }
 
-/// The figures both kinds of metrics share, for the human layout.
+/// `head` followed by the figures both kinds of metrics share.
+fn with_figures(mut head: serde_json::Value, f: &Figures) -> serde_json::Value {
+    let figures = serde_json::json!({
+        "open_tickets": f.open_tickets,
+        "total_tickets": f.total_tickets,
+        "tickets_created": f.tickets_created,
+        "open_high_urgent_tickets": f.open_high_urgent_tickets,
+        "high_urgent_tickets_created": f.high_urgent_tickets_created,
+        "satisfaction_score": f.satisfaction_score,
+        "satisfaction_score_high_urgent": f.satisfaction_score_high_urgent,
+        "good_ratings": f.good_ratings,
+        "bad_ratings": f.bad_ratings,
+    });
+    if let (Some(head), serde_json::Value::Object(figures)) = (head.as_object_mut(), figures) {
+        head.extend(figures);
+    }
+    head
+}
+
+/// The figures both kinds of metrics share.
 struct Figures {
     timeframe_days: u32,
     open_tickets: u64,
@@ -147,8 +172,7 @@ struct Figures {
 
 /// One `label:  value` line of the human layout.
 fn line(out: &mut impl Write, label: &str, value: impl std::fmt::Display) -> Result<(), CliError> {
-    writeln!(out, "{:<31}{value}", format!("{label}:"))?;
-    Ok(())
+    Ok(labelled(out, 31, label, value)?)
 }
 
 fn print_figures(out: &mut impl Write, f: &Figures) -> Result<(), CliError> {
@@ -200,21 +224,7 @@ fn print_account(out: &mut impl Write, m: &pb::AccountMetrics) -> Result<(), Cli
         },
     )?;
     line(out, "computed at", time(m.computed_at.as_ref()))?;
-    print_figures(
-        out,
-        &Figures {
-            timeframe_days: m.timeframe_days,
-            open_tickets: m.open_tickets,
-            total_tickets: m.total_tickets,
-            tickets_created: m.tickets_created,
-            open_high_urgent_tickets: m.open_high_urgent_tickets,
-            high_urgent_tickets_created: m.high_urgent_tickets_created,
-            satisfaction_score: m.satisfaction_score,
-            satisfaction_score_high_urgent: m.satisfaction_score_high_urgent,
-            good_ratings: m.good_ratings,
-            bad_ratings: m.bad_ratings,
-        },
-    )
+    print_figures(out, &figures!(m))
 }
 
 /// The header of the `--top` table.
@@ -238,16 +248,9 @@ fn print_row(out: &mut impl Write, m: &pb::AccountMetrics) -> Result<(), CliErro
 }
 
 /// Runs `zdsync metrics`.
-pub async fn run(args: MetricsArgs, connect: ConnectArgs) -> anyhow::Result<()> {
-    run_metrics(args, &connect)
-        .await
-        .map_err(anyhow::Error::from)
-}
-
-async fn run_metrics(args: MetricsArgs, connect: &ConnectArgs) -> Result<(), CliError> {
-    let connection = Connection::open(connect).await?;
-    let mut client = MetricsServiceClient::new(connection.channel.clone());
-    let mut out = std::io::stdout().lock();
+pub async fn run(args: MetricsArgs, connect: &ConnectArgs) -> Result<(), CliError> {
+    let (connection, mut client) = Connection::client(connect, MetricsServiceClient::new).await?;
+    let mut out = Output::new(connect);
     match (args.account, args.top) {
         (Some(account_id), _) => {
             let metrics = client
@@ -256,11 +259,7 @@ async fn run_metrics(args: MetricsArgs, connect: &ConnectArgs) -> Result<(), Cli
                 )
                 .await?
                 .into_inner();
-            if connect.json {
-                writeln!(out, "{}", account_json(&metrics))?;
-            } else {
-                print_account(&mut out, &metrics)?;
-            }
+            out.print(&account_json(&metrics), |out| print_account(out, &metrics))?;
         }
         (None, top) => {
             let page = client
@@ -276,11 +275,7 @@ async fn run_metrics(args: MetricsArgs, connect: &ConnectArgs) -> Result<(), Cli
                 writeln!(out, "{TOP_HEADER}")?;
             }
             for metrics in &page.metrics {
-                if connect.json {
-                    writeln!(out, "{}", account_json(metrics))?;
-                } else {
-                    print_row(&mut out, metrics)?;
-                }
+                out.print(&account_json(metrics), |out| print_row(out, metrics))?;
             }
         }
     }
@@ -288,15 +283,8 @@ async fn run_metrics(args: MetricsArgs, connect: &ConnectArgs) -> Result<(), Cli
 }
 
 /// Runs `zdsync user-metrics`.
-pub async fn run_user(args: UserMetricsArgs, connect: ConnectArgs) -> anyhow::Result<()> {
-    run_user_metrics(args, &connect)
-        .await
-        .map_err(anyhow::Error::from)
-}
-
-async fn run_user_metrics(args: UserMetricsArgs, connect: &ConnectArgs) -> Result<(), CliError> {
-    let connection = Connection::open(connect).await?;
-    let mut client = MetricsServiceClient::new(connection.channel.clone());
+pub async fn run_user(args: UserMetricsArgs, connect: &ConnectArgs) -> Result<(), CliError> {
+    let (connection, mut client) = Connection::client(connect, MetricsServiceClient::new).await?;
     let metrics = client
         .get_user_metrics(connection.request(pb::GetUserMetricsRequest {
             email: args.email,
@@ -304,36 +292,21 @@ async fn run_user_metrics(args: UserMetricsArgs, connect: &ConnectArgs) -> Resul
         }))
         .await?
         .into_inner();
-    let mut out = std::io::stdout().lock();
-    if connect.json {
-        writeln!(out, "{}", user_json(&metrics))?;
-        return Ok(());
-    }
-    line(&mut out, "user", &metrics.email)?;
-    line(&mut out, "account", &metrics.account_id)?;
+    Output::new(connect).print(&user_json(&metrics), |out| print_user(out, &metrics))
+}
+
+fn print_user(out: &mut impl Write, m: &pb::UserMetrics) -> Result<(), CliError> {
+    line(out, "user", &m.email)?;
+    line(out, "account", &m.account_id)?;
     line(
-        &mut out,
+        out,
         "zendesk user",
-        if metrics.zendesk_user_id == 0 {
+        if m.zendesk_user_id == 0 {
             "none matched".to_owned()
         } else {
-            metrics.zendesk_user_id.to_string()
+            m.zendesk_user_id.to_string()
         },
     )?;
-    line(&mut out, "computed at", time(metrics.computed_at.as_ref()))?;
-    print_figures(
-        &mut out,
-        &Figures {
-            timeframe_days: metrics.timeframe_days,
-            open_tickets: metrics.open_tickets,
-            total_tickets: metrics.total_tickets,
-            tickets_created: metrics.tickets_created,
-            open_high_urgent_tickets: metrics.open_high_urgent_tickets,
-            high_urgent_tickets_created: metrics.high_urgent_tickets_created,
-            satisfaction_score: metrics.satisfaction_score,
-            satisfaction_score_high_urgent: metrics.satisfaction_score_high_urgent,
-            good_ratings: metrics.good_ratings,
-            bad_ratings: metrics.bad_ratings,
-        },
-    )
+    line(out, "computed at", time(m.computed_at.as_ref()))?;
+    print_figures(out, &figures!(m))
 }

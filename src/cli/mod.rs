@@ -1,4 +1,5 @@
 //! Admin subcommands: a tonic client of the running daemon.
+use std::io::Write;
 use std::path::PathBuf;
 
 use tonic::metadata::MetadataValue;
@@ -78,6 +79,57 @@ pub struct ConnectArgs {
     pub json: bool,
 }
 
+/// Standard output, in the form the command line chose: `--json` or the human layout.
+pub(crate) struct Output {
+    out: std::io::StdoutLock<'static>,
+    /// `--json` was given.
+    pub(crate) json: bool,
+}
+
+impl Output {
+    /// Standard output, locked for the command's life.
+    pub(crate) fn new(args: &ConnectArgs) -> Self {
+        Self {
+            out: std::io::stdout().lock(),
+            json: args.json,
+        }
+    }
+
+    /// Writes `value` as one line under `--json`, else what `human` writes: the two forms every command offers.
+    pub(crate) fn print<E: Into<CliError>>(
+        &mut self,
+        value: &serde_json::Value,
+        human: impl FnOnce(&mut Self) -> Result<(), E>,
+    ) -> Result<(), CliError> {
+        if self.json {
+            writeln!(self, "{value}")?;
+            Ok(())
+        } else {
+            human(self).map_err(Into::into)
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// One `label:  value` line of a human layout whose values start at column `width`.
+pub(crate) fn labelled(
+    out: &mut impl Write,
+    width: usize,
+    label: &str,
+    value: impl std::fmt::Display,
+) -> std::io::Result<()> {
+    writeln!(out, "{:<width$}{value}", format!("{label}:"))
+}
+
 /// An authenticated connection to the daemon.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -139,6 +191,16 @@ impl Connection {
             channel,
             authorization,
         })
+    }
+
+    /// Connects using `args`, with a client of one service (`new` is the client type's `new`) on the channel.
+    pub async fn client<C>(
+        args: &ConnectArgs,
+        new: impl FnOnce(Channel) -> C,
+    ) -> Result<(Self, C), CliError> {
+        let connection = Self::open(args).await?;
+        let client = new(connection.channel.clone());
+        Ok((connection, client))
     }
 
     /// Wraps a request message with the admin token.

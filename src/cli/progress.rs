@@ -9,7 +9,7 @@ use tonic::transport::Channel;
 use crate::proto::v1 as pb;
 use crate::proto::v1::integration_service_client::IntegrationServiceClient;
 
-use super::{CliError, Connection};
+use super::{labelled, CliError, Connection};
 
 /// How often `sync --wait` asks for the status.
 pub const POLL_EVERY: Duration = Duration::from_millis(500);
@@ -54,22 +54,25 @@ pub fn phase_pages(progress: &pb::RunProgress) -> String {
     }
 }
 
+/// The column the values of `zdsync status` start at.
+pub(crate) const STATUS_WIDTH: usize = 23;
+
 /// The `phase`, `waited` and `eta` lines of `zdsync status`.
 pub fn print_progress(out: &mut impl Write, progress: &pb::RunProgress) -> Result<(), CliError> {
-    writeln!(
-        out,
-        "phase:                 {} ({} of {}), {}",
+    let phase = format!(
+        "{} ({} of {}), {}",
         phase_name(progress.phase),
         progress.phase_number,
         progress.phase_count,
         phase_pages(progress)
-    )?;
-    writeln!(
-        out,
-        "waited:                {} on the request budget, {} on Zendesk rate limits (429)",
+    );
+    labelled(out, STATUS_WIDTH, "phase", phase)?;
+    let waited = format!(
+        "{} on the request budget, {} on Zendesk rate limits (429)",
         human_seconds(progress.budget_wait_seconds),
         human_seconds(progress.rate_limit_wait_seconds)
-    )?;
+    );
+    labelled(out, STATUS_WIDTH, "waited", waited)?;
     let eta = match (progress.eta_seconds, &progress.estimated_finish_at) {
         (Some(eta), Some(at)) => format!(
             "{} (about {})",
@@ -81,7 +84,7 @@ pub fn print_progress(out: &mut impl Write, progress: &pb::RunProgress) -> Resul
         (Some(eta), None) => human_seconds(eta),
         (None, _) => "unknown yet".into(),
     };
-    writeln!(out, "eta:                   {eta}")?;
+    labelled(out, STATUS_WIDTH, "eta", eta)?;
     Ok(())
 }
 

@@ -66,6 +66,12 @@ impl Integration {
         })
     }
 
+    /// Whether the schedule is paused; fails without an integration (`Pause` and `Resume` need one).
+    async fn was_paused(&self) -> Result<bool, Status> {
+        self.require_integration().await?;
+        Ok(self.blocking(|store| store.sync_state()).await?.paused)
+    }
+
     /// Checks credentials against Zendesk; returns who they belong to and the credentials to store
     /// (a token pair Zendesk rotated during the check replaces the one given, which is then spent).
     async fn verify(
@@ -610,8 +616,7 @@ impl IntegrationService for Integration {
         &self,
         _request: Request<pb::PauseRequest>,
     ) -> Result<Response<pb::PauseResponse>, Status> {
-        self.require_integration().await?;
-        let was_paused = self.blocking(|store| store.sync_state()).await?.paused;
+        let was_paused = self.was_paused().await?;
         let stopping = self.engine.pause().await.map_err(command_status)?;
         Ok(Response::new(pb::PauseResponse {
             was_paused,
@@ -623,8 +628,7 @@ impl IntegrationService for Integration {
         &self,
         _request: Request<pb::ResumeRequest>,
     ) -> Result<Response<pb::ResumeResponse>, Status> {
-        self.require_integration().await?;
-        let was_paused = self.blocking(|store| store.sync_state()).await?.paused;
+        let was_paused = self.was_paused().await?;
         self.engine.resume().await.map_err(command_status)?;
         let (integration, state) = self
             .blocking(|store| Ok((store.integration()?, store.sync_state()?)))

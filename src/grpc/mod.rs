@@ -130,8 +130,8 @@ pub fn router(
 
     let router = builder
         .add_service(health_service)
-        .add_service(reflection_v1()?)
-        .add_service(reflection_v1alpha()?)
+        .add_service(reflection_builder().build_v1()?)
+        .add_service(reflection_builder().build_v1alpha()?)
         .add_service(InterceptedService::new(
             accounts,
             auth::RequireRole::admin(deps.tokens.clone()),
@@ -162,24 +162,6 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
         builder = builder.with_service_name(*name);
     }
     builder
-}
-
-fn reflection_v1() -> Result<
-    tonic_reflection::server::v1::ServerReflectionServer<
-        impl tonic_reflection::server::v1::ServerReflection,
-    >,
-    GrpcError,
-> {
-    Ok(reflection_builder().build_v1()?)
-}
-
-fn reflection_v1alpha() -> Result<
-    tonic_reflection::server::v1alpha::ServerReflectionServer<
-        impl tonic_reflection::server::v1alpha::ServerReflection,
-    >,
-    GrpcError,
-> {
-    Ok(reflection_builder().build_v1alpha()?)
 }
 
 /// Marks the daemon and every served service SERVING.

@@ -23,39 +23,16 @@ fn corrected(code: &str, message: &str) -> Option<&'static str> {
     }
 }
 
-/// The layer to add to the gRPC server builder.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StatusCodesLayer;
-
-impl<S> tower_layer::Layer<S> for StatusCodesLayer {
-    type Service = StatusCodes<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        StatusCodes { inner }
-    }
-}
-
-/// The service [`StatusCodesLayer`] wraps around the server's routes.
-#[derive(Debug, Clone)]
-pub struct StatusCodes<S> {
-    inner: S,
-}
-
-impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for StatusCodes<S>
-where
-    S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-{
+crate::telemetry::grpc::routes_layer! {
+    /// The layer to add to the gRPC server builder.
+    StatusCodesLayer =>
+    /// The service [`StatusCodesLayer`] wraps around the server's routes.
+    StatusCodes;
     type Response = S::Response;
-    type Error = S::Error;
     type Future = CorrectedFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+    fn call(&mut this, request) {
         CorrectedFuture {
-            inner: self.inner.call(request),
+            inner: this.inner.call(request),
         }
     }
 }

@@ -106,17 +106,7 @@ pub fn time_span(times: impl Iterator<Item = DateTime<Utc>>) -> Option<(i64, i64
 
 /// The phase stored as `code`.
 pub fn phase_from_code(code: u32) -> Option<Phase> {
-    [
-        Phase::Groups,
-        Phase::Organizations,
-        Phase::Users,
-        Phase::Tickets,
-        Phase::TicketEvents,
-        Phase::Ratings,
-        Phase::ValidationTickets,
-    ]
-    .into_iter()
-    .find(|phase| phase.code() == code)
+    Phase::ALL.into_iter().find(|phase| phase.code() == code)
 }
 
 /// The phase stored as `code`, as named in metrics (`unknown` for none).

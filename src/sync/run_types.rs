@@ -46,14 +46,8 @@ impl RunKind {
     /// The streams of this kind of run, in order.
     pub fn phases(self) -> &'static [Phase] {
         match self {
-            RunKind::Incremental | RunKind::Initial => &[
-                Phase::Groups,
-                Phase::Organizations,
-                Phase::Users,
-                Phase::Tickets,
-                Phase::TicketEvents,
-                Phase::Ratings,
-            ],
+            // Every phase but the nightly validation's own ticket export, which is last.
+            RunKind::Incremental | RunKind::Initial => &Phase::ALL[..Phase::ALL.len() - 1],
             RunKind::FullValidation => &[Phase::Groups, Phase::ValidationTickets, Phase::Ratings],
         }
     }
@@ -79,6 +73,17 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in the order of their storage codes.
+    pub const ALL: [Phase; 7] = [
+        Phase::Groups,
+        Phase::Organizations,
+        Phase::Users,
+        Phase::Tickets,
+        Phase::TicketEvents,
+        Phase::Ratings,
+        Phase::ValidationTickets,
+    ];
+
     /// Storage code.
     pub fn code(self) -> u32 {
         match self {

@@ -194,40 +194,68 @@ fn status_in(headers: &http::HeaderMap) -> Option<usize> {
     })
 }
 
-/// The layer to add to the gRPC server builder.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcMetricsLayer;
+/// Declares a stateless tower layer for the gRPC server builder and the service it wraps around the
+/// server's routes; the middlewares differ only in what they answer and how a call starts.
+macro_rules! routes_layer {
+    (
+        $(#[$layer_doc:meta])* $layer:ident => $(#[$service_doc:meta])* $service:ident;
+        type Response = $response:ty;
+        type Future = $future:ty;
+        fn call(&mut $this:ident, $request:ident) $call:block
+    ) => {
+        $(#[$layer_doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $layer;
 
-impl<S> tower_layer::Layer<S> for GrpcMetricsLayer {
-    type Service = GrpcMetrics<S>;
+        impl<S> tower_layer::Layer<S> for $layer {
+            type Service = $service<S>;
 
-    fn layer(&self, inner: S) -> Self::Service {
-        GrpcMetrics { inner }
-    }
+            fn layer(&self, inner: S) -> Self::Service {
+                $service { inner }
+            }
+        }
+
+        $(#[$service_doc])*
+        #[derive(Debug, Clone)]
+        pub struct $service<S> {
+            inner: S,
+        }
+
+        impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for $service<S>
+        where
+            S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+        {
+            type Response = $response;
+            type Error = S::Error;
+            type Future = $future;
+
+            fn poll_ready(
+                &mut self,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                self.inner.poll_ready(cx)
+            }
+
+            fn call(&mut self, $request: http::Request<ReqBody>) -> Self::Future {
+                let $this = self;
+                $call
+            }
+        }
+    };
 }
+pub(crate) use routes_layer;
 
-/// The service [`GrpcMetricsLayer`] wraps around the server's routes.
-#[derive(Debug, Clone)]
-pub struct GrpcMetrics<S> {
-    inner: S,
-}
-
-impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for GrpcMetrics<S>
-where
-    S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-{
+routes_layer! {
+    /// The layer to add to the gRPC server builder.
+    GrpcMetricsLayer =>
+    /// The service [`GrpcMetricsLayer`] wraps around the server's routes.
+    GrpcMetrics;
     type Response = http::Response<MeteredBody<ResBody>>;
-    type Error = S::Error;
     type Future = MeteredFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+    fn call(&mut this, request) {
         let tracker = Tracker::start(request.uri().path());
         MeteredFuture {
-            inner: self.inner.call(request),
+            inner: this.inner.call(request),
             tracker: Some(tracker),
         }
     }

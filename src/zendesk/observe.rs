@@ -21,30 +21,24 @@ pub trait ClientObserver: Send + Sync + std::fmt::Debug {
     fn on_wait(&self, _endpoint: &str, _reason: WaitReason, _duration: Duration) {}
 }
 
-/// A copy of the client's counters at one moment.
+/// The client's counters: a copy at one moment as plain numbers, or the live set the client bumps as
+/// atomics ([`StatsCounters`]), so the two cannot drift apart.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ClientStats {
+pub struct ClientStats<C = u64> {
     /// HTTP requests sent (every attempt, token requests included).
-    pub requests: u64,
+    pub requests: C,
     /// Waits caused by Zendesk's 429 answers.
-    pub rate_limit_waits: u64,
+    pub rate_limit_waits: C,
     /// Waits caused by the client-side budget.
-    pub budget_waits: u64,
+    pub budget_waits: C,
     /// Retries after a 5xx, a timeout or a connection fault.
-    pub retries: u64,
+    pub retries: C,
     /// Access tokens minted or refreshed.
-    pub token_renewals: u64,
+    pub token_renewals: C,
 }
 
 /// The live counters behind [`ClientStats`].
-#[derive(Debug, Default)]
-pub(crate) struct StatsCounters {
-    pub(crate) requests: AtomicU64,
-    pub(crate) rate_limit_waits: AtomicU64,
-    pub(crate) budget_waits: AtomicU64,
-    pub(crate) retries: AtomicU64,
-    pub(crate) token_renewals: AtomicU64,
-}
+pub(crate) type StatsCounters = ClientStats<AtomicU64>;
 
 impl StatsCounters {
     pub(crate) fn bump(counter: &AtomicU64) {

@@ -13,37 +13,29 @@ pub(super) trait Plus: Sized {
     fn plus(self, other: Self) -> Result<Self, MetricsError>;
 }
 
-impl Plus for TicketDayCounts {
-    fn plus(self, other: Self) -> Result<Self, MetricsError> {
-        Ok(Self {
-            created: add_counts(self.created, other.created, "created")?,
-            high_urgent_created: add_counts(
-                self.high_urgent_created,
-                other.high_urgent_created,
-                "high_urgent_created",
-            )?,
-        })
-    }
+/// Implements [`Plus`] field by field, each field's overflow named as the production counters name it.
+macro_rules! plus_by_field {
+    ($type:ty { $($field:ident: $counter:literal),+ $(,)? }) => {
+        impl Plus for $type {
+            fn plus(self, other: Self) -> Result<Self, MetricsError> {
+                Ok(Self {
+                    $($field: add_counts(self.$field, other.$field, $counter)?,)+
+                })
+            }
+        }
+    };
 }
 
-impl Plus for RatingDayCounts {
-    fn plus(self, other: Self) -> Result<Self, MetricsError> {
-        Ok(Self {
-            good: add_counts(self.good, other.good, "good_ratings")?,
-            bad: add_counts(self.bad, other.bad, "bad_ratings")?,
-            high_urgent_good: add_counts(
-                self.high_urgent_good,
-                other.high_urgent_good,
-                "high_urgent_good_ratings",
-            )?,
-            high_urgent_bad: add_counts(
-                self.high_urgent_bad,
-                other.high_urgent_bad,
-                "high_urgent_bad_ratings",
-            )?,
-        })
-    }
-}
+plus_by_field!(TicketDayCounts {
+    created: "created",
+    high_urgent_created: "high_urgent_created",
+});
+plus_by_field!(RatingDayCounts {
+    good: "good_ratings",
+    bad: "bad_ratings",
+    high_urgent_good: "high_urgent_good_ratings",
+    high_urgent_bad: "high_urgent_bad_ratings",
+});
 
 impl<D: DayDelta> DayDeltas<D> {
     /// Whether no day changes.
