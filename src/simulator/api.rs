@@ -304,22 +304,25 @@ fn api(endpoint: Endpoint, handler: Handler) -> MethodRouter<Arc<Shared>> {
     )
 }
 
+/// One record under its name, `{"user": {...}}`, as Zendesk's show endpoints answer.
+struct Named<T>(&'static str, T);
+
+impl<T: Serialize> Serialize for Named<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, &self.1)?;
+        map.end()
+    }
+}
+
 /// `GET /api/v2/users/me.json`.
 fn users_me(shared: &Shared, _params: &QueryMap) -> Answer {
     let data = shared.read();
     let Some(admin) = data.admin() else {
         return Ok(not_found("Not found"));
     };
-    struct Me<'a>(UserJson<'a>);
-    impl Serialize for Me<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut map = s.serialize_map(Some(1))?;
-            map.serialize_entry("user", &self.0)?;
-            map.end()
-        }
-    }
     Ok(serialize_body(
-        &Me(UserJson::new(admin, &shared.base_url)),
+        &Named("user", UserJson::new(admin, &shared.base_url)),
         2048,
     ))
 }
@@ -535,16 +538,11 @@ fn satisfaction_rating(shared: &Shared, file: &str) -> Answer {
     let Some(rating) = rating else {
         return Ok(not_found("Not found"));
     };
-    struct Show<'a>(RatingJson<'a>);
-    impl Serialize for Show<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut map = s.serialize_map(Some(1))?;
-            map.serialize_entry("satisfaction_rating", &self.0)?;
-            map.end()
-        }
-    }
     Ok(serialize_body(
-        &Show(RatingJson::new(rating, &shared.base_url)),
+        &Named(
+            "satisfaction_rating",
+            RatingJson::new(rating, &shared.base_url),
+        ),
         1024,
     ))
 }

@@ -1,5 +1,6 @@
 //! Stored records decoded, an unreadable one reported as corrupt with its table and key.
 use prost::Message;
+use redb::ReadableTable;
 
 use super::StoreError;
 
@@ -14,4 +15,28 @@ pub(crate) fn decode<M: Message + Default>(
         key: key.to_string(),
         detail: err.to_string(),
     })
+}
+
+/// The record stored under id `id` in `table` (named `name`), decoded; `None` when there is none.
+pub(crate) fn get_by_id<M: Message + Default>(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    name: &'static str,
+    id: u64,
+) -> Result<Option<M>, StoreError> {
+    let value = table.get(id)?;
+    value
+        .map(|bytes| decode::<M>(name, id, bytes.value()))
+        .transpose()
+}
+
+/// The record stored under `key` in `table` (named `name`), decoded; `None` when there is none.
+pub(crate) fn get_by_name<M: Message + Default>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    name: &'static str,
+    key: &str,
+) -> Result<Option<M>, StoreError> {
+    let value = table.get(key)?;
+    value
+        .map(|bytes| decode::<M>(name, key, bytes.value()))
+        .transpose()
 }

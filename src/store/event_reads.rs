@@ -27,10 +27,7 @@ impl Reader {
     }
 
     fn record(&self, seq: u64) -> Result<Option<EventRecord>, StoreError> {
-        self.timeline
-            .get(seq)?
-            .map(|bytes| decode::<EventRecord>("timeline", seq, bytes.value()))
-            .transpose()
+        super::codec::get_by_id(&self.timeline, "timeline", seq)
     }
 
     /// Whether an entry on `account`'s timeline is in `scope` (an owner's accounts are those it owns now).
@@ -96,11 +93,7 @@ impl Store {
     /// One stored fact (an event as detected, before any account) by its key.
     pub fn event(&self, key: &str) -> Result<Option<EventRecord>, StoreError> {
         let txn = self.db().begin_read()?;
-        let table = txn.open_table(tables::EVENTS)?;
-        let value = table.get(key)?;
-        value
-            .map(|bytes| decode::<EventRecord>("events", key, bytes.value()))
-            .transpose()
+        super::codec::get_by_name(&txn.open_table(tables::EVENTS)?, "events", key)
     }
 
     /// The accounts a scope covers; `None` for every account.

@@ -23,6 +23,7 @@ use super::zendesk_records::{
 };
 use super::StoreError;
 
+use super::codec::get_by_id;
 use super::events::{decode, kind_number, EventRecord};
 
 /// Detects and records the events of a page; returns how many new events were recorded.
@@ -36,13 +37,8 @@ pub(crate) fn apply(
     let now = DateTime::from_timestamp_millis(context.now_ms).unwrap_or_default();
     let mut detected: Vec<(DetectedEvent, Option<TicketState>)> = Vec::new();
     if context.snapshot_events {
-        for (id, previous, current) in tickets {
-            crate::background::step_aside();
-            let current_facts = stored_ticket(*id, current)?;
-            let previous_facts = previous
-                .as_ref()
-                .map(|previous| stored_ticket(*id, previous))
-                .transpose()?;
+        for written in tickets {
+            let (previous_facts, current_facts) = facts_of(written, stored_ticket)?;
             let events = detect_from_snapshots(previous_facts.as_ref(), &current_facts);
             detected.extend(
                 finalize_for_sync(events, context.first_sync, now)
@@ -108,13 +104,9 @@ pub(crate) fn apply(
     }
     if !ratings.is_empty() {
         let stored_tickets = txn.open_table(tables::TICKETS)?;
-        for (id, previous, current) in ratings {
-            crate::background::step_aside();
-            let current_facts = stored_rating(*id, current)?;
-            let previous_facts = previous
-                .as_ref()
-                .map(|previous| stored_rating(*id, previous))
-                .transpose()?;
+        for written in ratings {
+            let (previous_facts, current_facts) = facts_of(written, stored_rating)?;
+            let current = &written.2;
             let Some(event) = detect_rating(previous_facts.as_ref(), &current_facts) else {
                 continue;
             };
@@ -129,6 +121,19 @@ pub(crate) fn apply(
         }
     }
     record_new(txn, detected, tickets, ratings, context, now)
+}
+
+/// The facts of a written record's previous and current copies.
+fn facts_of<R, F>(
+    (id, previous, current): &Written<R>,
+    facts: impl Fn(u64, &R) -> Result<F, StoreError>,
+) -> Result<(Option<F>, F), StoreError> {
+    crate::background::step_aside();
+    let previous = previous
+        .as_ref()
+        .map(|previous| facts(*id, previous))
+        .transpose()?;
+    Ok((previous, facts(*id, current)?))
 }
 
 /// Whether the stored ticket `id` is deleted or gone in Zendesk (an unknown ticket is not).
@@ -165,10 +170,7 @@ impl<'txn> FactTables<'txn> {
     }
 
     fn ticket(&self, id: u64) -> Result<Option<TicketRecord>, StoreError> {
-        self.tickets
-            .get(id)?
-            .map(|bytes| decode::<TicketRecord>("tickets", id, bytes.value()))
-            .transpose()
+        get_by_id(&self.tickets, "tickets", id)
     }
 
     /// The account `org` matches now, if any.
@@ -407,8 +409,5 @@ fn user(users: &redb::Table<u64, &[u8]>, id: u64) -> Result<Option<ZendeskUserRe
     if id == 0 {
         return Ok(None);
     }
-    users
-        .get(id)?
-        .map(|bytes| decode::<ZendeskUserRecord>("users", id, bytes.value()))
-        .transpose()
+    get_by_id(users, "users", id)
 }

@@ -955,23 +955,22 @@ mod tests {
             .is_empty());
     }
 
-    #[test]
-    fn the_log_is_read_in_recording_order_after_a_sequence_number() {
-        let (_dir, store) = store();
+    /// Organization 101 matched to `acct-odd`, 100 to `acct-even`.
+    fn link_odd_and_even(store: &Store) {
+        link(store, "acct-odd", 101, "owner@example.com", "x@example.com");
         link(
-            &store,
-            "acct-odd",
-            101,
-            "owner@example.com",
-            "x@example.com",
-        );
-        link(
-            &store,
+            store,
             "acct-even",
             100,
             "owner@example.com",
             "x@example.com",
         );
+    }
+
+    #[test]
+    fn the_log_is_read_in_recording_order_after_a_sequence_number() {
+        let (_dir, store) = store();
+        link_odd_and_even(&store);
         created_events(&store, 5);
         let all = filter(EventScope::Account("acct-odd".into()));
         let batch = store.events_after(0, 2, &all).expect("batch");
@@ -989,20 +988,7 @@ mod tests {
         let (_dir, store) = store();
         let mut tip = store.subscribe_events();
         assert_eq!(*tip.borrow_and_update(), 0);
-        link(
-            &store,
-            "acct-odd",
-            101,
-            "owner@example.com",
-            "x@example.com",
-        );
-        link(
-            &store,
-            "acct-even",
-            100,
-            "owner@example.com",
-            "x@example.com",
-        );
+        link_odd_and_even(&store);
         created_events(&store, 2);
         tokio::time::timeout(std::time::Duration::from_secs(5), tip.changed())
             .await

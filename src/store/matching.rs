@@ -253,11 +253,7 @@ pub(crate) fn upsert_org(
 
 /// The stored match of an organization, if it has one.
 fn stored_match(txn: &WriteTransaction, org_id: u64) -> Result<Option<OrgMatchRecord>, StoreError> {
-    let matches = txn.open_table(tables::ORG_MATCHES)?;
-    let value = matches.get(org_id)?;
-    value
-        .map(|bytes| super::codec::decode::<OrgMatchRecord>("org_matches", org_id, bytes.value()))
-        .transpose()
+    super::codec::get_by_id(&txn.open_table(tables::ORG_MATCHES)?, "org_matches", org_id)
 }
 
 /// Re-matches every organization carrying one of `values` (after accounts changed).

@@ -229,10 +229,10 @@ fn rating_from_ticket(
     table: &Table<u64, &[u8]>,
     seen: &super::page::TicketRating,
 ) -> Result<Option<RatingRecord>, StoreError> {
-    let Some(bytes) = table.get(seen.rating_id)? else {
+    let Some(stored) = super::codec::get_by_id::<RatingRecord>(table, "ratings", seen.rating_id)?
+    else {
         return Ok(None);
     };
-    let stored = super::codec::decode::<RatingRecord>("ratings", seen.rating_id, bytes.value())?;
     if stored.score == seen.score || stored.updated_at >= seen.seen_at {
         return Ok(None);
     }
@@ -296,11 +296,7 @@ impl Store {
     /// A stored ticket.
     pub fn ticket(&self, id: u64) -> Result<Option<TicketRecord>, StoreError> {
         let txn = self.db().begin_read()?;
-        let table = txn.open_table(tables::TICKETS)?;
-        let value = table.get(id)?;
-        value
-            .map(|bytes| super::codec::decode::<TicketRecord>("tickets", id, bytes.value()))
-            .transpose()
+        super::codec::get_by_id(&txn.open_table(tables::TICKETS)?, "tickets", id)
     }
 
     /// Overwrites a stored ticket as is; for tests that tamper with the store.
@@ -405,18 +401,26 @@ impl Store {
             hasher.update(without_detection_time(value.value())?);
         }
         hasher.update(super::event_reads::last_seq_of(&txn)?.to_le_bytes());
-        hash_rows(&mut hasher, &txn.open_table(tables::ORG_FACTS)?)?;
-        hash_rows(&mut hasher, &txn.open_table(tables::TIMELINE_KEYS)?)?;
-        hash_rows(&mut hasher, &txn.open_table(tables::ACCOUNT_TIMELINE)?)?;
-        hash_rows(&mut hasher, &txn.open_table(tables::TIMELINE_TIMES)?)?;
-        hash_rows(&mut hasher, &txn.open_table(tables::PENDING_RATING_EVENTS)?)?;
-        hash_rows(&mut hasher, &txn.open_table(tables::ORG_COUNTERS)?)?;
-        hash_rows(&mut hasher, &txn.open_table(tables::ORG_TICKET_DAYS)?)?;
-        hash_rows(&mut hasher, &txn.open_table(tables::ORG_RATING_DAYS)?)?;
-        hash_rows(&mut hasher, &txn.open_table(tables::USER_COUNTERS)?)?;
-        hash_rows(&mut hasher, &txn.open_table(tables::USER_TICKET_DAYS)?)?;
-        hash_rows(&mut hasher, &txn.open_table(tables::USER_RATING_DAYS)?)?;
-        hash_rows(&mut hasher, &txn.open_table(tables::TICKET_RATINGS)?)?;
+        // Tables of different key and value types: one call each, spelled once.
+        macro_rules! hash_tables {
+            ($($table:ident),+) => {
+                $(hash_rows(&mut hasher, &txn.open_table(tables::$table)?)?;)+
+            };
+        }
+        hash_tables!(
+            ORG_FACTS,
+            TIMELINE_KEYS,
+            ACCOUNT_TIMELINE,
+            TIMELINE_TIMES,
+            PENDING_RATING_EVENTS,
+            ORG_COUNTERS,
+            ORG_TICKET_DAYS,
+            ORG_RATING_DAYS,
+            USER_COUNTERS,
+            USER_TICKET_DAYS,
+            USER_RATING_DAYS,
+            TICKET_RATINGS
+        );
         Ok(format!("{:x}", hasher.finalize()))
     }
 }

@@ -6,7 +6,6 @@ use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::domain::events::BACKFILL_HORIZON_DAYS;
 
-use super::codec::decode;
 use super::events::{decode_seq, EventRecord};
 use super::tables::{self, meta_keys};
 use super::StoreError;
@@ -118,11 +117,9 @@ pub(crate) fn backfill(
             keys.push(fact_key.to_owned());
         }
         for key in keys {
-            let Some(bytes) = facts.get(key.as_str())? else {
-                continue;
-            };
-            let fact = decode::<EventRecord>("events", &key, bytes.value())?;
-            writer.append(&fact, account, true, now_ms)?;
+            if let Some(fact) = super::codec::get_by_name::<EventRecord>(&facts, "events", &key)? {
+                writer.append(&fact, account, true, now_ms)?;
+            }
         }
     }
     writer.finish()
