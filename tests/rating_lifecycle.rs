@@ -16,6 +16,7 @@ use common::with_token;
 use tonic::transport::Channel;
 use zdsync::clock::{Clock, ManualClock, SharedClock};
 use zdsync::proto::v1 as pb;
+use zdsync::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
 use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
 use zdsync::proto::v1::metrics_service_client::MetricsServiceClient;
 use zdsync::simulator::{Priority, SimulatorConfig};
@@ -186,6 +187,18 @@ async fn a_score_given_after_a_sync_is_picked_up_counted_on_its_day_and_an_event
     assert_eq!(validation.events, 0);
     assert_eq!(bad_ratings(&mut metrics).await.len(), 2);
     assert_eq!(ratings_in_window(&mut metrics).await, (0, 1));
+
+    // Events are facts: the account deleted, its timeline stays readable by its id.
+    AccountDirectoryServiceClient::new(daemon.channel().await)
+        .delete_accounts(with_token(
+            pb::DeleteAccountsRequest {
+                ids: vec![ACCOUNT.into()],
+            },
+            ADMIN_TOKEN,
+        ))
+        .await
+        .expect("delete the account");
+    assert_eq!(bad_ratings(&mut metrics).await.len(), 2);
     daemon.stop().await;
     sim.shutdown().await.expect("simulator stops");
 }
