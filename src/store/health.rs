@@ -185,8 +185,15 @@ impl Store {
 
     /// Why the store cannot write, in plain words for the operator (with the free space now).
     pub fn write_fault_message(&self) -> Option<String> {
-        self.write_fault()
-            .map(|fault| self.cell.health.describe(&fault))
+        self.write_fault_report().map(|(_, message)| message)
+    }
+
+    /// The fault and its plain words together (one look at the condition).
+    pub fn write_fault_report(&self) -> Option<(WriteFault, String)> {
+        self.write_fault().map(|fault| {
+            let message = self.cell.health.describe(&fault);
+            (fault, message)
+        })
     }
 
     /// Follows whether the store can write: `None` while it can, the fault while it cannot.
