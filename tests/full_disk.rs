@@ -240,3 +240,31 @@ async fn a_disk_that_fills_during_a_sync_is_reported_and_the_daemon_recovers_by_
     assert_eq!(recovered.0, reference.0, "the stores' contents");
     sim.shutdown().await.expect("simulator stops");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_brief_full_disk_during_upsert_accounts_heals_without_a_restart() {
+    let sim = inproc::simulator(inproc::sized(10, 2, 5)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let fault = StorageFault::new();
+    let daemon = start(&sim, &data_dir, Some(fault.clone())).await;
+    wait_for_health(&daemon, ServingStatus::Serving).await;
+
+    fault.fill_disk();
+    let refused = upsert(&daemon).await.expect_err("the disk is full");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("is full (") && refused.message().contains("free some space"),
+        "{}",
+        refused.message()
+    );
+    wait_for_health(&daemon, ServingStatus::NotServing).await;
+    fault.clear();
+    wait_for_health(&daemon, ServingStatus::Serving).await;
+    let created = upsert(&daemon)
+        .await
+        .expect("writes work again, no restart");
+    assert_eq!(created.created, 1, "the refused upsert stored nothing");
+    daemon.stop().await;
+    sim.shutdown().await.expect("simulator stops");
+}
