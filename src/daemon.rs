@@ -11,7 +11,7 @@ use crate::clock::SharedClock;
 use crate::config::{Config, LogFormat};
 use crate::grpc::{self, auth::Tokens, GrpcError, ServiceDeps};
 use crate::secrets::{self, SecretError};
-use crate::store::{Store, StoreError};
+use crate::store::{StorageFault, Store, StoreError};
 use crate::sync::EngineSettings;
 
 /// How long in-flight RPCs may run on after a stop signal before they are cut.
@@ -171,6 +171,26 @@ pub async fn run_with_clock(
     shutdown: impl Future<Output = ()>,
     clock: SharedClock,
 ) -> Result<(), DaemonError> {
+    run_with_options(config, listener, shutdown, clock, RunOptions::default()).await
+}
+
+/// What tests may change about a daemon beyond its config; the default is the production daemon.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Opens the store on a disk this switch can fill or break.
+    pub storage_fault: Option<StorageFault>,
+    /// Longest wait between two tries to write again while the store cannot write (default 30 s).
+    pub store_retry: Option<Duration>,
+}
+
+/// `run_with_clock` with test hooks (a disk that fills on demand, a shorter retry).
+pub async fn run_with_options(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    clock: SharedClock,
+    options: RunOptions,
+) -> Result<(), DaemonError> {
     let addr = listener.local_addr()?;
     let data_dir = config.data_dir.clone();
     // TLS files are read before anything is created, so a typo in them leaves no token or database behind.
@@ -180,13 +200,21 @@ pub async fn run_with_clock(
     };
     warn_about_clear_text(&config, addr, tls.is_some());
     let prometheus_listen = config.prometheus_listen;
-    let engine_settings = EngineSettings::from(&config);
+    let mut engine_settings = EngineSettings::from(&config);
+    if let Some(retry) = options.store_retry {
+        engine_settings.store_retry = retry;
+    }
     let store_clock = clock.clone();
+    let storage_fault = options.storage_fault;
     let (tokens, store) =
         tokio::task::spawn_blocking(move || -> Result<(Tokens, Store), DaemonError> {
             secrets::ensure_private_dir(&config.data_dir)?;
             let tokens = resolve_tokens(&config)?;
-            let store = Store::open(&config.data_dir)?.with_clock(store_clock);
+            let store = match storage_fault {
+                Some(fault) => Store::open_with_fault(&config.data_dir, fault)?,
+                None => Store::open(&config.data_dir)?,
+            }
+            .with_clock(store_clock);
             Ok((tokens, store))
         })
         .await??;
@@ -225,6 +253,10 @@ pub async fn run_with_clock(
     };
     let (router, health) = grpc::router(deps, tls)?;
     grpc::set_serving(&health).await;
+    let health_follower = tokio::spawn(follow_store_health(
+        store.subscribe_write_fault(),
+        health.clone(),
+    ));
 
     let mut drain_rx = stop_rx.clone();
     let server = tokio::spawn(router.serve_with_incoming_shutdown(
@@ -244,6 +276,7 @@ pub async fn run_with_clock(
         result = &mut server => Some(result),
     };
     if let Some(result) = early {
+        health_follower.abort();
         // The server stopped by itself: that is a failure worth reporting.
         result??;
         return Ok(());
@@ -254,6 +287,8 @@ pub async fn run_with_clock(
         "stopping: draining in-flight RPCs"
     );
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    // Stopped first, so a store that writes again cannot turn health back to SERVING while draining.
+    health_follower.abort();
     grpc::set_not_serving(&health).await;
     let _ = stop_tx.send(true);
     if let Ok(result) = tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
@@ -279,6 +314,25 @@ pub async fn run_with_clock(
     close_store(store).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Health answers NOT_SERVING while the store cannot write (a full disk, an I/O error) and SERVING again
+/// once it can, so a load balancer or systemd probe sees what `GetStatus` says.
+async fn follow_store_health(
+    mut faults: watch::Receiver<Option<crate::store::WriteFault>>,
+    health: tonic_health::server::HealthReporter,
+) {
+    loop {
+        let unwritable = faults.borrow_and_update().is_some();
+        if unwritable {
+            grpc::set_not_serving(&health).await;
+        } else {
+            grpc::set_serving(&health).await;
+        }
+        if faults.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Waits briefly for blocking store work of cut RPCs to finish. Connections a client kept open past the

@@ -16,6 +16,8 @@ pub fn from_store(error: StoreError) -> Status {
         StoreError::NewerSchema { .. } | StoreError::Open { .. } => {
             Status::unavailable(error.to_string())
         }
+        // The engine logs the fault (rate-limited); the client gets it in plain words.
+        StoreError::Unwritable(message) => Status::unavailable(message),
         StoreError::Corrupt { .. } | StoreError::Database(_) => {
             tracing::error!(error = %error, "store failure");
             Status::internal(format!("store failure: {error}"))
@@ -29,9 +31,23 @@ pub(super) async fn on_store<T: Send + 'static>(
     work: impl FnOnce(crate::store::Store) -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
     let store = store.clone();
+    let explain = store.clone();
     tokio::task::spawn_blocking(move || work(store))
         .await
         .map_err(from_join)?
+        .map_err(|status| explain_unavailable(&explain, status))
+}
+
+/// An `UNAVAILABLE` answer while the store cannot write says why in the store's words (full disk, free
+/// space), which a failure deep in redb could not know.
+fn explain_unavailable(store: &crate::store::Store, status: Status) -> Status {
+    if status.code() != tonic::Code::Unavailable {
+        return status;
+    }
+    match store.write_fault_message() {
+        Some(message) => Status::unavailable(message),
+        None => status,
+    }
 }
 
 /// `INVALID_ARGUMENT` naming `field` when a batch holds more than `max` items.

@@ -1,11 +1,12 @@
 //! The embedded redb database: opening, schema version and migrations; one module per aggregate.
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub mod accounts;
+mod backend;
 mod codec;
 pub mod credentials;
 pub mod event_reads;
@@ -13,6 +14,7 @@ pub mod event_writes;
 pub mod events;
 pub mod facts;
 pub mod figures;
+pub mod health;
 pub mod matching;
 mod migrate;
 pub mod page;
@@ -26,6 +28,8 @@ pub mod tables;
 mod timeline;
 pub mod zendesk_records;
 
+pub use backend::StorageFault;
+pub use health::{FaultKind, WriteFault};
 use tables::{meta_keys, META};
 
 /// The schema version this build writes.
@@ -74,30 +78,53 @@ pub enum StoreError {
     /// redb failed during a transaction.
     #[error("database error: {0}")]
     Database(String),
+    /// The store cannot write (full disk, I/O error); the message says so in plain words.
+    #[error("{0}")]
+    Unwritable(String),
+}
+
+impl From<redb::StorageError> for StoreError {
+    fn from(err: redb::StorageError) -> Self {
+        match err {
+            redb::StorageError::Io(io) if matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
+                StoreError::Unwritable(
+                    "the disk holding the store is full: zdsync stopped writing and retries by itself; free some space".into(),
+                )
+            }
+            redb::StorageError::Io(io) => StoreError::Unwritable(format!(
+                "the store cannot read or write ({io}): zdsync reopens it and retries by itself; check the disk"
+            )),
+            redb::StorageError::PreviousIo | redb::StorageError::DatabaseClosed => {
+                StoreError::Unwritable(
+                    "the store stopped writing after an I/O error: zdsync reopens it and retries by itself".into(),
+                )
+            }
+            other => StoreError::Database(other.to_string()),
+        }
+    }
 }
 
 macro_rules! database_error_from {
-    ($($source:ty),*) => {
-        $(impl From<$source> for StoreError {
-            fn from(err: $source) -> Self {
-                StoreError::Database(err.to_string())
+    ($($source:ident),*) => {
+        $(impl From<redb::$source> for StoreError {
+            fn from(err: redb::$source) -> Self {
+                match err {
+                    redb::$source::Storage(storage) => storage.into(),
+                    other => StoreError::Database(other.to_string()),
+                }
             }
         })*
     };
 }
-database_error_from!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+database_error_from!(TransactionError, TableError, CommitError);
 
 /// The open database, cheap to clone and share between tasks.
 #[derive(Clone, Debug)]
 pub struct Store {
     /// The snapshot and figures hot-path readers share; declared first so it is dropped before the database.
     reads: Arc<SharedReads>,
-    db: Arc<Database>,
+    /// The database handle, swapped for a fresh one after an I/O error; one cell for every clone.
+    cell: Arc<DbCell>,
     /// The sequence number of the last recorded timeline event, for watchers.
     event_tip: Arc<tokio::sync::watch::Sender<u64>>,
     /// What "now" is for writes that carry no time of their own (a re-match's backfill horizon).
@@ -107,17 +134,31 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) `<data_dir>/zdsync.redb`, creating every table and migrating or refusing its schema.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, None)
+    }
+
+    /// Like [`Store::open`], on a disk that `fault` can fill or break (for tests of a full disk).
+    pub fn open_with_fault(data_dir: &Path, fault: StorageFault) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, Some(fault))
+    }
+
+    fn open_with(data_dir: &Path, fault: Option<StorageFault>) -> Result<Self, StoreError> {
         let path = data_dir.join(DATABASE_FILE);
-        // redb's default cache is 1 GiB, so the daemon's RSS grew with the store (88-102 MiB
-        // after an initial sync of 200,000 tickets, 48 MiB at 50,000). With 8 MiB it is 47 vs
-        // 40 MiB and the sync is as fast: the OS page cache serves the reads (benches/initial_sync.rs).
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })?;
+        let open_error = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        // As redb's `Builder::create` opens it; the store keeps this descriptor so that a database reopened
+        // after an I/O error shares its lock.
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|err| open_error(redb::DatabaseError::Storage(redb::StorageError::Io(err))))?;
+        let health = Arc::new(health::Health::new(data_dir));
+        let db = health::open_database(&file, &health, fault.clone()).map_err(open_error)?;
         // The database holds customer data: owner-only, like the directory around it.
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .map_err(|err| {
@@ -125,7 +166,15 @@ impl Store {
             })?;
         let store = Store {
             reads: Arc::new(SharedReads::default()),
-            db: Arc::new(db),
+            cell: Arc::new(DbCell {
+                db: RwLock::new(Arc::new(db)),
+                file,
+                path: path.clone(),
+                data_dir: data_dir.to_owned(),
+                health,
+                fault,
+                reopening: Mutex::new(()),
+            }),
             event_tip: Arc::new(tokio::sync::watch::Sender::new(0)),
             clock: crate::clock::system(),
         };
@@ -135,7 +184,7 @@ impl Store {
     }
 
     fn prepare_schema(&self, path: &Path) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db().begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
             let found = match meta.get(meta_keys::SCHEMA_VERSION)? {
@@ -214,15 +263,20 @@ impl Store {
 
     /// The schema version recorded in the file.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db().begin_read()?;
         let meta = txn.open_table(META)?;
         let value = meta.get(meta_keys::SCHEMA_VERSION)?;
         Ok(value.and_then(|v| decode_u32(v.value())).unwrap_or(0))
     }
 
-    /// The underlying database, for modules of this store.
-    pub(crate) fn db(&self) -> &Database {
-        &self.db
+    /// The underlying database, for modules of this store: the current handle (transactions begun on it do
+    /// not borrow it, so a reopen may replace it meanwhile).
+    pub(crate) fn db(&self) -> Arc<Database> {
+        self.cell
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Commits `txn`; every write of the store goes through here (or [`Store::commit_keeping_figures`]) so
@@ -245,6 +299,12 @@ impl Store {
         txn: redb::WriteTransaction,
         figures_may_change: bool,
     ) -> Result<(), StoreError> {
+        // While the disk refuses data a commit would fail and make redb refuse writes again (and reads that
+        // miss its cache): refused here, the transaction is dropped without touching the file.
+        if let Some(refused) = self.unwritable() {
+            drop(txn);
+            return Err(refused);
+        }
         txn.commit()?;
         let shared = &self.reads;
         // The snapshot moves on first, then the figures: a reader that sees the new figure count is then sure
@@ -275,7 +335,7 @@ impl Store {
                 return Ok(txn.clone());
             }
         }
-        let txn = Arc::new(self.db.begin_read()?);
+        let txn = Arc::new(self.db().begin_read()?);
         let mut cached = locked(&self.reads.snapshot);
         // Only while no commit came in meanwhile: a snapshot labelled with an older count is refreshed anyway.
         if self.reads.commits.load(Ordering::Acquire) == commits {
@@ -318,8 +378,40 @@ impl Store {
 
     /// How many handles share this store (the daemon waits for 1 before closing).
     pub fn handle_count(&self) -> usize {
-        Arc::strong_count(&self.db)
+        Arc::strong_count(&self.cell)
     }
+
+    /// Lets go of the shared snapshot and the cached figures (the database handle is being replaced), so
+    /// that nothing of the store keeps the old handle alive and the next reads begin on the new one.
+    fn forget_reads(&self) {
+        let shared = &self.reads;
+        shared.commits.fetch_add(1, Ordering::AcqRel);
+        let stale = locked(&shared.snapshot).take();
+        drop(stale);
+        shared.figure_changes.fetch_add(1, Ordering::AcqRel);
+        let stale = std::mem::take(&mut *locked(&shared.figures));
+        drop(stale);
+    }
+}
+
+/// The database handle every clone of a store shares, and what reopening it needs.
+#[derive(Debug)]
+struct DbCell {
+    /// The current handle; replaced, not mutated, so readers clone it and let go of the lock at once.
+    db: RwLock<Arc<Database>>,
+    /// The database file, open for the store's life: every handle opens a duplicate of it, so they share
+    /// its lock (a second process still cannot open the file).
+    file: std::fs::File,
+    /// The database file's path.
+    path: PathBuf,
+    /// The data directory (for free space and the write check).
+    data_dir: PathBuf,
+    /// Whether the store can write.
+    health: Arc<health::Health>,
+    /// The test switch that fills the disk, if the store was opened with one.
+    fault: Option<StorageFault>,
+    /// Held while a reopen runs.
+    reopening: Mutex<()>,
 }
 
 /// What hot-path readers share: the read transaction [`Store::snapshot`] hands out and the account figures

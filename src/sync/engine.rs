@@ -239,6 +239,49 @@ struct Engine {
     running: Option<Running>,
     /// Where runs execute: threads of their own, below the serving threads' priority.
     sync_runtime: SyncRuntime,
+    /// Set while the store cannot write: when to try again.
+    recovery: Option<Recovery>,
+    /// Rate limit of the "cannot read the sync state" line.
+    plan_errors: LogLimit,
+}
+
+/// Retrying to write while the store cannot (full disk, I/O error).
+#[derive(Debug)]
+struct Recovery {
+    next_attempt: tokio::time::Instant,
+    backoff: Duration,
+    log: LogLimit,
+}
+
+/// First wait before trying to write again; it doubles up to `EngineSettings::store_retry`.
+const FIRST_STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// Least time between two log lines that repeat while a fault lasts.
+const REPEAT_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Lets a repeating log line through at most once per [`REPEAT_LOG_EVERY`] (as the accept loop does for
+/// EMFILE), so a fault that lasts does not flood the journal.
+#[derive(Debug, Default)]
+struct LogLimit {
+    last: Option<tokio::time::Instant>,
+}
+
+impl LogLimit {
+    /// Whether a line may be written now (it is then counted as written).
+    fn allow(&mut self) -> bool {
+        self.allow_at(tokio::time::Instant::now())
+    }
+
+    fn allow_at(&mut self, now: tokio::time::Instant) -> bool {
+        if self
+            .last
+            .is_some_and(|at| now.duration_since(at) < REPEAT_LOG_EVERY)
+        {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
 }
 
 /// Starts the engine task; it stops when `shutdown` turns true (interrupting a run at a page boundary).
@@ -249,6 +292,7 @@ pub fn spawn(
     shutdown: watch::Receiver<bool>,
 ) -> (SyncHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(32);
+    store.set_retry_every(settings.store_retry);
     let live = Arc::new(Mutex::new(LiveState::default()));
     let settings = Arc::new(settings);
     let handle = SyncHandle {
@@ -265,6 +309,8 @@ pub fn spawn(
         client: None,
         running: None,
         sync_runtime: SyncRuntime::start(),
+        recovery: None,
+        plan_errors: LogLimit::default(),
     };
     let task = tokio::spawn(
         engine
@@ -278,6 +324,7 @@ enum Wake {
     Shutdown,
     Command(Option<Command>),
     RunDone(Result<Result<RunSummary, RunError>, tokio::task::JoinError>),
+    StoreCondition,
     Timer,
 }
 
@@ -303,11 +350,14 @@ impl Engine {
         if let Err(err) = self.load_client().await {
             tracing::error!(error = %err, "cannot load the Zendesk credentials; fix them with ChangeLogin");
         }
+        let mut faults = self.store.subscribe_write_fault();
         loop {
             let sleep_for = match self.plan().await {
                 Ok(sleep_for) => sleep_for,
                 Err(err) => {
-                    tracing::error!(error = %err, "cannot read the sync state");
+                    if self.plan_errors.allow() {
+                        tracing::error!(error = %err, "cannot read the sync state");
+                    }
                     MAX_IDLE_SLEEP
                 }
             };
@@ -317,6 +367,7 @@ impl Engine {
                     _ = shutdown.wait_for(|stop| *stop) => Wake::Shutdown,
                     command = commands.recv() => Wake::Command(command),
                     done = async { match task { Some(task) => task.await, None => std::future::pending().await } } => Wake::RunDone(done),
+                    Ok(()) = faults.changed() => Wake::StoreCondition,
                     () = tokio::time::sleep(sleep_for) => Wake::Timer,
                 }
             };
@@ -327,6 +378,7 @@ impl Engine {
                 }
                 Wake::Command(Some(command)) => self.handle(command).await,
                 Wake::RunDone(result) => self.finish(result).await,
+                Wake::StoreCondition => self.on_store_condition().await,
                 Wake::Timer => {}
             }
         }
@@ -383,8 +435,66 @@ impl Engine {
             .map_err(|err| CommandError::Client(err.to_string()))
     }
 
+    /// The store stopped writing or writes again.
+    async fn on_store_condition(&mut self) {
+        let unwritable = self.store.write_fault().is_some();
+        if unwritable && self.recovery.is_none() {
+            let message = self.store.write_fault_message().unwrap_or_default();
+            tracing::error!(%message, "the store stopped writing");
+            let mut log = LogLimit::default();
+            log.allow();
+            self.recovery = Some(Recovery {
+                next_attempt: tokio::time::Instant::now(),
+                backoff: FIRST_STORE_RETRY.min(self.settings.store_retry),
+                log,
+            });
+            // Drain first: the run's next commit would be refused anyway; it stops at a page boundary, stays
+            // active in the store and resumes from its cursor once writing works.
+            self.stop_running(outcome::INTERRUPTED).await;
+            // Reopening at once brings the reads back while the disk is still full.
+            self.try_recover().await;
+        } else if !unwritable && self.recovery.take().is_some() {
+            tracing::info!("the store writes again; syncing resumes");
+        }
+    }
+
+    /// Tries to get the store writing again; on failure waits longer before the next try (up to the cap).
+    async fn try_recover(&mut self) {
+        let recovered = self
+            .blocking(|store| store.recover())
+            .await
+            .unwrap_or_else(|err| {
+                tracing::debug!(error = %err, "cannot recover the store yet");
+                false
+            });
+        if recovered {
+            if self.recovery.take().is_some() {
+                tracing::info!("the store writes again; syncing resumes");
+            }
+            return;
+        }
+        let message = self.store.write_fault_message().unwrap_or_default();
+        let cap = self.settings.store_retry;
+        if let Some(recovery) = self.recovery.as_mut() {
+            recovery.next_attempt = tokio::time::Instant::now() + recovery.backoff;
+            recovery.backoff = (recovery.backoff * 2).min(cap);
+            if recovery.log.allow() {
+                tracing::warn!(%message, "the store still cannot write");
+            }
+        }
+    }
+
     /// Starts a due run if any, and says how long to sleep.
     async fn plan(&mut self) -> Result<Duration, StoreError> {
+        if let Some(recovery) = &self.recovery {
+            if tokio::time::Instant::now() >= recovery.next_attempt {
+                self.try_recover().await;
+            }
+            if self.recovery.is_some() {
+                // Nothing starts while the store cannot write.
+                return Ok(MAX_IDLE_SLEEP);
+            }
+        }
         let now = self.clock.now();
         let (integration, state) = self
             .blocking(|store| Ok((store.integration()?, store.sync_state()?)))
@@ -618,6 +728,15 @@ impl Engine {
             }
             state.history.insert(0, record);
         };
+        if self.store.write_fault().is_some() {
+            // Nothing can be recorded: the run stays active in the store, and resumes from its cursor with
+            // its counts once writing works (a refused commit is not a failure of the run).
+            tracing::info!(
+                run = id,
+                "the store cannot write: the run resumes once it can"
+            );
+            return;
+        }
         if let Err(err) = self
             .blocking(move |store| store.update_sync_state(update))
             .await
@@ -714,6 +833,9 @@ impl Engine {
     }
 
     async fn on_configured(&mut self) -> Result<String, CommandError> {
+        if let Some(refused) = self.store.unwritable() {
+            return Err(refused.into());
+        }
         self.load_client().await?;
         if self.client.is_none() {
             return Err(CommandError::NotConfigured);
@@ -729,6 +851,9 @@ impl Engine {
     }
 
     async fn on_force(&mut self, kind: RunKind) -> Result<String, CommandError> {
+        if let Some(refused) = self.store.unwritable() {
+            return Err(refused.into());
+        }
         let integration = self.blocking(|store| store.integration()).await?;
         if integration.is_none() || self.client.is_none() {
             return Err(CommandError::NotConfigured);
@@ -824,7 +949,20 @@ mod tests {
                 full_validation_at: chrono::NaiveTime::MIN,
             },
             pages_per_commit: 20,
+            store_retry: Duration::from_secs(30),
         }
+    }
+
+    #[test]
+    fn a_repeating_log_line_is_written_at_most_once_a_minute() {
+        let start = tokio::time::Instant::now();
+        let mut limit = LogLimit::default();
+        assert!(limit.allow_at(start), "the first line");
+        assert!(!limit.allow_at(start), "not again at once");
+        let almost = start + REPEAT_LOG_EVERY - Duration::from_millis(1);
+        assert!(!limit.allow_at(almost), "nor within the minute");
+        assert!(limit.allow_at(start + REPEAT_LOG_EVERY), "a minute later");
+        assert!(!limit.allow_at(start + REPEAT_LOG_EVERY + Duration::from_secs(1)));
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct EngineSettings {
     pub schedule: ScheduleSettings,
     /// Fetched pages applied per write transaction at most.
     pub pages_per_commit: u32,
+    /// Longest wait between two tries to write again while the store cannot write (the backoff's cap).
+    pub store_retry: Duration,
 }
 
 /// Client settings for `subdomain`, honouring the config's `base_url` override (the only way to change the host).
@@ -59,6 +61,7 @@ impl From<&Config> for EngineSettings {
                 full_validation_at: config.schedule.full_validation_at,
             },
             pages_per_commit: config.schedule.pages_per_commit,
+            store_retry: crate::store::health::DEFAULT_RETRY_EVERY,
         }
     }
 }

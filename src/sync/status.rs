@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::store::matching::MatchCounts;
-use crate::store::sync_state::{IntegrationRecord, RunRecord, StoredCounts, SyncStateRecord};
+use crate::store::sync_state::{
+    ErrorRecord, IntegrationRecord, RunRecord, StoredCounts, SyncStateRecord,
+};
 use crate::store::{Store, StoreError};
 
 pub use super::codes::{error_kind, outcome, run_label};
@@ -81,22 +83,33 @@ impl SyncHandle {
         let Some(integration) = store.integration()? else {
             return Ok(None);
         };
-        let sync = store.sync_state()?;
+        let mut sync = store.sync_state()?;
         let stored = store.stored_counts()?;
         let matches = store.match_counts()?;
         let events = store.event_count()?;
         let live = self.live();
+        let fault = store.write_fault_report();
         let state = if sync.paused {
             RunState::Paused
         } else if live.current.is_some() {
             RunState::Syncing
-        } else if sync.auth_failed || sync.consecutive_failures > 0 {
+        } else if fault.is_some() || sync.auth_failed || sync.consecutive_failures > 0 {
             RunState::Failed
         } else {
             RunState::Idle
         };
         let next_times = self.next_times(&integration, &sync);
         let mut warnings = Vec::new();
+        if let Some((fault, message)) = fault {
+            // The store cannot record this error (it cannot write): it is reported from memory while it lasts.
+            sync.last_error = Some(ErrorRecord {
+                kind: error_kind::INTERNAL,
+                message: message.clone(),
+                at_ms: fault.since.timestamp_millis(),
+                run_id: sync.active_run.as_ref().map_or(0, |run| run.id),
+            });
+            warnings.push(message);
+        }
         if integration.credential_kind == "api_token" {
             warnings.push(format!(
                 "this integration uses a legacy Zendesk API token: Zendesk switches every API token off on {API_TOKEN_SWITCH_OFF}; switch to OAuth with ChangeLogin (oauth_client is recommended)"

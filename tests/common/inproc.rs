@@ -150,6 +150,26 @@ impl Daemon {
         clock: SharedClock,
         adjust: impl FnOnce(&mut Config),
     ) -> Daemon {
+        Self::start_with_options(
+            data_dir,
+            base_url,
+            extra,
+            clock,
+            adjust,
+            zdsync::daemon::RunOptions::default(),
+        )
+        .await
+    }
+
+    /// Like `start_adjusted`, with the daemon's test hooks (a disk that fills on demand, for instance).
+    pub(crate) async fn start_with_options(
+        data_dir: &Path,
+        base_url: &str,
+        extra: &str,
+        clock: SharedClock,
+        adjust: impl FnOnce(&mut Config),
+        options: zdsync::daemon::RunOptions,
+    ) -> Daemon {
         let toml = format!(
             "data_dir = {:?}\n[zendesk]\nbase_url = {base_url:?}\nrequests_per_minute = 0\ntimeout = \"5s\"\n{extra}",
             data_dir.display().to_string()
@@ -161,13 +181,14 @@ impl Daemon {
         let addr = listener.local_addr().expect("addr").to_string();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            zdsync::daemon::run_with_clock(
+            zdsync::daemon::run_with_options(
                 config,
                 listener,
                 async {
                     let _ = stopped.await;
                 },
                 clock,
+                options,
             )
             .await
             .expect("daemon run");
