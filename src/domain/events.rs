@@ -638,19 +638,16 @@ mod tests {
 
     #[test]
     fn raised_to_high_later_is_an_escalated_created_event() {
-        let history = [
-            created(Status::New, Priority::Normal),
-            vec![
-                status(10, 2, Some(Status::New), Status::Open),
-                priority(20, 3, Priority::Normal, Priority::High),
-                // Lowered and raised again: a second escalation at its own time.
-                priority(30, 4, Priority::High, Priority::Low),
-                priority(40, 5, Priority::Low, Priority::Urgent),
-                // Urgent -> high stays high/urgent: nothing.
-                priority(50, 6, Priority::Urgent, Priority::High),
-            ],
-        ]
-        .concat();
+        let mut history = created(Status::New, Priority::Normal);
+        history.extend([
+            status(10, 2, Some(Status::New), Status::Open),
+            priority(20, 3, Priority::Normal, Priority::High),
+            // Lowered and raised again: a second escalation at its own time.
+            priority(30, 4, Priority::High, Priority::Low),
+            priority(40, 5, Priority::Low, Priority::Urgent),
+            // Urgent -> high stays high/urgent: nothing.
+            priority(50, 6, Priority::Urgent, Priority::High),
+        ]);
         assert_eq!(
             detected((Status::Open, Priority::High), None, &history),
             vec![(Created, 20, true), (Created, 40, true)]
@@ -659,23 +656,20 @@ mod tests {
 
     #[test]
     fn solved_closed_and_reopened_follow_the_priority_at_the_transition() {
-        let history = [
-            created(Status::New, Priority::High),
-            vec![
-                status(10, 2, Some(Status::New), Status::Solved),
-                status(20, 3, Some(Status::Solved), Status::Open),
-                // Lowered while open: the next solve and reopen are not high/urgent.
-                priority(30, 4, Priority::High, Priority::Normal),
-                status(40, 5, Some(Status::Open), Status::Solved),
-                status(50, 6, Some(Status::Solved), Status::Pending),
-                // Raised and solved in one update: escalated, then solved, same time.
-                priority(60, 7, Priority::Normal, Priority::Urgent),
-                status(60, 7, Some(Status::Pending), Status::Solved),
-                // Solved -> closed is no new solve.
-                status(70, 8, Some(Status::Solved), Status::Closed),
-            ],
-        ]
-        .concat();
+        let mut history = created(Status::New, Priority::High);
+        history.extend([
+            status(10, 2, Some(Status::New), Status::Solved),
+            status(20, 3, Some(Status::Solved), Status::Open),
+            // Lowered while open: the next solve and reopen are not high/urgent.
+            priority(30, 4, Priority::High, Priority::Normal),
+            status(40, 5, Some(Status::Open), Status::Solved),
+            status(50, 6, Some(Status::Solved), Status::Pending),
+            // Raised and solved in one update: escalated, then solved, same time.
+            priority(60, 7, Priority::Normal, Priority::Urgent),
+            status(60, 7, Some(Status::Pending), Status::Solved),
+            // Solved -> closed is no new solve.
+            status(70, 8, Some(Status::Solved), Status::Closed),
+        ]);
         assert_eq!(
             detected((Status::Closed, Priority::Urgent), None, &history),
             vec![
@@ -752,7 +746,8 @@ mod tests {
 
     #[test]
     fn deleted_tickets_yield_nothing() {
-        let mut history = created(Status::Open, Priority::Urgent);
+        let creation = created(Status::Open, Priority::Urgent);
+        let mut history = creation.clone();
         history.push(status(10, 2, Some(Status::Open), Status::Deleted));
         let deleted = snapshot(Status::Deleted, Priority::Urgent);
         let found = detect_from_history(&deleted, None, &history);
@@ -760,7 +755,7 @@ mod tests {
         assert_eq!(found.state.map(|state| state.status), Some(Status::Deleted));
         let mut gone = snapshot(Status::Open, Priority::Urgent);
         gone.gone = true;
-        assert!(detect_from_history(&gone, None, &history[..2])
+        assert!(detect_from_history(&gone, None, &creation)
             .events
             .is_empty());
         assert!(detect_from_snapshots(None, &deleted).is_empty());
@@ -771,18 +766,15 @@ mod tests {
 
     #[test]
     fn detection_over_overlapping_histories_yields_the_same_keys() {
-        let history = [
-            created(Status::New, Priority::Normal),
-            vec![
-                priority(10, 2, Priority::Normal, Priority::Urgent),
-                status(20, 3, Some(Status::New), Status::Open),
-                status(30, 4, Some(Status::Open), Status::Solved),
-                status(40, 5, Some(Status::Solved), Status::Open),
-                status(50, 6, Some(Status::Open), Status::Solved),
-                status(60, 7, Some(Status::Solved), Status::Closed),
-            ],
-        ]
-        .concat();
+        let mut history = created(Status::New, Priority::Normal);
+        history.extend([
+            priority(10, 2, Priority::Normal, Priority::Urgent),
+            status(20, 3, Some(Status::New), Status::Open),
+            status(30, 4, Some(Status::Open), Status::Solved),
+            status(40, 5, Some(Status::Solved), Status::Open),
+            status(50, 6, Some(Status::Open), Status::Solved),
+            status(60, 7, Some(Status::Solved), Status::Closed),
+        ]);
         let ticket = snapshot(Status::Closed, Priority::Urgent);
         let full = detect_from_history(&ticket, None, &history);
         assert_eq!(
