@@ -347,86 +347,89 @@ impl TlsConfig {
 
 impl ZendeskConfig {
     fn from_raw(env: &dyn Env, raw: RawZendesk) -> Result<Self, ConfigError> {
-        let base_url = match pick(
-            env,
-            "ZDSYNC_ZENDESK_BASE_URL",
-            raw.base_url,
-            "zendesk.base_url",
-        ) {
-            None => None,
-            Some((key, value)) => Some(validate_base_url(&key, &value)?),
-        };
-        let requests_per_minute = match (
-            env.var("ZDSYNC_ZENDESK_REQUESTS_PER_MINUTE"),
-            raw.requests_per_minute,
-        ) {
-            (Some(text), _) => parse_rpm("ZDSYNC_ZENDESK_REQUESTS_PER_MINUTE", &text)?,
-            (None, Some(value)) => parse_rpm("zendesk.requests_per_minute", &value.to_string())?,
-            (None, None) => DEFAULT_REQUESTS_PER_MINUTE,
-        };
-        let timeout = match pick(
-            env,
-            "ZDSYNC_ZENDESK_TIMEOUT",
-            raw.timeout,
-            "zendesk.timeout",
-        ) {
-            None => DEFAULT_ZENDESK_TIMEOUT,
-            Some((key, value)) => parse_duration(
-                &key,
-                &value,
-                Duration::from_secs(1),
-                Duration::from_secs(600),
-            )?,
-        };
         Ok(ZendeskConfig {
-            base_url,
-            requests_per_minute,
-            timeout,
+            base_url: setting(
+                env,
+                "ZDSYNC_ZENDESK_BASE_URL",
+                raw.base_url,
+                "zendesk.base_url",
+                None,
+                |key, value| validate_base_url(key, value).map(Some),
+            )?,
+            requests_per_minute: setting(
+                env,
+                "ZDSYNC_ZENDESK_REQUESTS_PER_MINUTE",
+                raw.requests_per_minute.map(|value| value.to_string()),
+                "zendesk.requests_per_minute",
+                DEFAULT_REQUESTS_PER_MINUTE,
+                parse_rpm,
+            )?,
+            timeout: setting(
+                env,
+                "ZDSYNC_ZENDESK_TIMEOUT",
+                raw.timeout,
+                "zendesk.timeout",
+                DEFAULT_ZENDESK_TIMEOUT,
+                |key, value| {
+                    parse_duration(key, value, Duration::from_secs(1), Duration::from_secs(600))
+                },
+            )?,
         })
     }
 }
 
 impl ScheduleConfig {
     fn from_raw(env: &dyn Env, raw: RawSchedule) -> Result<Self, ConfigError> {
-        let incremental_interval = match pick(
-            env,
-            "ZDSYNC_SCHEDULE_INCREMENTAL_INTERVAL",
-            raw.incremental_interval,
-            "schedule.incremental_interval",
-        ) {
-            None => DEFAULT_INCREMENTAL_INTERVAL,
-            Some((key, value)) => parse_duration(
-                &key,
-                &value,
-                Duration::from_secs(60),
-                Duration::from_secs(7 * 86_400),
-            )?,
-        };
-        let full_validation_at = match pick(
-            env,
-            "ZDSYNC_SCHEDULE_FULL_VALIDATION_AT",
-            raw.full_validation_at,
-            "schedule.full_validation_at",
-        ) {
-            None => DEFAULT_FULL_VALIDATION_AT,
-            Some((key, value)) => NaiveTime::parse_from_str(&value, "%H:%M").map_err(|_| {
-                invalid(&key, &value, "expected a UTC time of day HH:MM, e.g. 02:00")
-            })?,
-        };
-        let pages_per_commit = match (
-            env.var("ZDSYNC_SCHEDULE_PAGES_PER_COMMIT"),
-            raw.pages_per_commit,
-        ) {
-            (Some(text), _) => parse_pages("ZDSYNC_SCHEDULE_PAGES_PER_COMMIT", &text)?,
-            (None, Some(value)) => parse_pages("schedule.pages_per_commit", &value.to_string())?,
-            (None, None) => DEFAULT_PAGES_PER_COMMIT,
-        };
         Ok(ScheduleConfig {
-            incremental_interval,
-            full_validation_at,
-            pages_per_commit,
+            incremental_interval: setting(
+                env,
+                "ZDSYNC_SCHEDULE_INCREMENTAL_INTERVAL",
+                raw.incremental_interval,
+                "schedule.incremental_interval",
+                DEFAULT_INCREMENTAL_INTERVAL,
+                |key, value| {
+                    parse_duration(
+                        key,
+                        value,
+                        Duration::from_secs(60),
+                        Duration::from_secs(7 * 86_400),
+                    )
+                },
+            )?,
+            full_validation_at: setting(
+                env,
+                "ZDSYNC_SCHEDULE_FULL_VALIDATION_AT",
+                raw.full_validation_at,
+                "schedule.full_validation_at",
+                DEFAULT_FULL_VALIDATION_AT,
+                |key, value| {
+                    NaiveTime::parse_from_str(value, "%H:%M").map_err(|_| {
+                        invalid(key, value, "expected a UTC time of day HH:MM, e.g. 02:00")
+                    })
+                },
+            )?,
+            pages_per_commit: setting(
+                env,
+                "ZDSYNC_SCHEDULE_PAGES_PER_COMMIT",
+                raw.pages_per_commit.map(|value| value.to_string()),
+                "schedule.pages_per_commit",
+                DEFAULT_PAGES_PER_COMMIT,
+                parse_pages,
+            )?,
         })
     }
+}
+
+/// The picked value (see [`pick`]) parsed by `parse` under the name it came by, else `default`.
+fn setting<T>(
+    env: &dyn Env,
+    var: &str,
+    file_value: Option<String>,
+    key: &str,
+    default: T,
+    parse: impl FnOnce(&str, &str) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    pick(env, var, file_value, key).map_or(Ok(default), |(key, value)| parse(&key, &value))
 }
 
 /// The environment value if set (named by its variable), else the file value (named by its key).
@@ -532,22 +535,33 @@ mod tests {
         }
     }
 
+    /// Asserts the Zendesk budget and timeout and the schedule's interval and time of day.
+    fn assert_timing(
+        config: &Config,
+        requests_per_minute: u32,
+        timeout_secs: u64,
+        interval_secs: u64,
+        (hour, minute): (u32, u32),
+    ) {
+        assert_eq!(config.zendesk.requests_per_minute, requests_per_minute);
+        assert_eq!(config.zendesk.timeout, Duration::from_secs(timeout_secs));
+        assert_eq!(
+            config.schedule.incremental_interval,
+            Duration::from_secs(interval_secs)
+        );
+        assert_eq!(
+            config.schedule.full_validation_at,
+            NaiveTime::from_hms_opt(hour, minute, 0).expect("time")
+        );
+    }
+
     #[test]
     fn empty_config_takes_every_default() {
         let config = Config::from_toml("", &NO_ENV).expect("defaults");
         assert_eq!(config.listen, "127.0.0.1:50051".parse().expect("addr"));
         assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert_eq!(config.log_format, LogFormat::Text);
-        assert_eq!(config.zendesk.requests_per_minute, 10);
-        assert_eq!(config.zendesk.timeout, Duration::from_secs(30));
-        assert_eq!(
-            config.schedule.incremental_interval,
-            Duration::from_secs(3600)
-        );
-        assert_eq!(
-            config.schedule.full_validation_at,
-            NaiveTime::from_hms_opt(2, 0, 0).expect("time")
-        );
+        assert_timing(&config, 10, 30, 3600, (2, 0));
         assert!(config.tls.is_none());
         assert_eq!(config.auth, AuthConfig::default());
     }
@@ -588,23 +602,14 @@ mod tests {
             Some(PathBuf::from("/etc/zdsync/read"))
         );
         assert_eq!(
-            config.tls.expect("tls").key_file,
+            config.tls.as_ref().expect("tls").key_file,
             PathBuf::from("/etc/zdsync/key.pem")
         );
         assert_eq!(
             config.zendesk.base_url.as_deref(),
             Some("http://127.0.0.1:9000")
         );
-        assert_eq!(config.zendesk.requests_per_minute, 0);
-        assert_eq!(config.zendesk.timeout, Duration::from_secs(5));
-        assert_eq!(
-            config.schedule.incremental_interval,
-            Duration::from_secs(900)
-        );
-        assert_eq!(
-            config.schedule.full_validation_at,
-            NaiveTime::from_hms_opt(3, 30, 0).expect("time")
-        );
+        assert_timing(&config, 0, 5, 900, (3, 30));
     }
 
     #[test]
@@ -640,46 +645,36 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/private/zdsync"));
     }
 
+    /// A file holding one setting: `key`, dotted for a table, set to the TOML `value`.
+    fn one_key(key: &str, value: &str) -> String {
+        match key.split_once('.') {
+            Some((table, name)) => format!("[{table}]\n{name} = {value}"),
+            None => format!("{key} = {value}"),
+        }
+    }
+
     #[test]
     fn each_bad_key_is_named_with_its_value() {
         let cases = [
-            ("listen = \"nowhere\"", "`listen`", "nowhere"),
-            ("log_format = \"xml\"", "`log_format`", "xml"),
-            (
-                "[zendesk]\nbase_url = \"ftp://x\"",
-                "`zendesk.base_url`",
-                "ftp://x",
-            ),
-            (
-                "[zendesk]\nbase_url = \"http://user:pw@x\"",
-                "`zendesk.base_url`",
-                "user",
-            ),
-            (
-                "[zendesk]\nrequests_per_minute = -1",
-                "`zendesk.requests_per_minute`",
-                "-1",
-            ),
-            ("[zendesk]\ntimeout = \"soon\"", "`zendesk.timeout`", "soon"),
-            ("[zendesk]\ntimeout = \"1ms\"", "`zendesk.timeout`", "1ms"),
-            (
-                "[schedule]\nincremental_interval = \"10s\"",
-                "`schedule.incremental_interval`",
-                "10s",
-            ),
-            (
-                "[schedule]\nfull_validation_at = \"25:00\"",
-                "`schedule.full_validation_at`",
-                "25:00",
-            ),
-            ("[tls]\ncert_file = \"/c.pem\"", "`tls.key_file`", ""),
-            ("[tls]\nkey_file = \"/k.pem\"", "`tls.cert_file`", ""),
+            ("listen", "\"nowhere\"", "nowhere"),
+            ("log_format", "\"xml\"", "xml"),
+            ("zendesk.base_url", "\"ftp://x\"", "ftp://x"),
+            ("zendesk.base_url", "\"http://user:pw@x\"", "user"),
+            ("zendesk.requests_per_minute", "-1", "-1"),
+            ("zendesk.timeout", "\"soon\"", "soon"),
+            ("zendesk.timeout", "\"1ms\"", "1ms"),
+            ("schedule.incremental_interval", "\"10s\"", "10s"),
+            ("schedule.full_validation_at", "\"25:00\"", "25:00"),
         ];
-        for (text, key, value) in cases {
-            let message = error_of(text);
-            assert!(message.contains(key), "{text}: {message}");
-            assert!(message.contains(value), "{text}: {message}");
+        for (key, value, shown) in cases {
+            let text = one_key(key, value);
+            let message = error_of(&text);
+            assert!(message.contains(&format!("`{key}`")), "{text}: {message}");
+            assert!(message.contains(shown), "{text}: {message}");
         }
+        // Half a TLS pair names the half that is missing.
+        assert!(error_of(&one_key("tls.cert_file", "\"/c.pem\"")).contains("`tls.key_file`"));
+        assert!(error_of(&one_key("tls.key_file", "\"/k.pem\"")).contains("`tls.cert_file`"));
     }
 
     #[test]

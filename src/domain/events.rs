@@ -548,6 +548,27 @@ mod tests {
         }
     }
 
+    /// A ticket created at minute 0 (event 1) with `status` and `priority`.
+    fn created(status: Status, priority: Priority) -> Vec<HistoryEntry> {
+        vec![
+            self::status(0, 1, None, status),
+            self::priority(0, 1, Priority::None, priority),
+        ]
+    }
+
+    fn state(status: Status, priority: Priority) -> TicketState {
+        TicketState { status, priority }
+    }
+
+    /// The summary of what `history` shows of the ticket now in `status` and `priority`.
+    fn detected(
+        (status, priority): (Status, Priority),
+        prior: Option<TicketState>,
+        history: &[HistoryEntry],
+    ) -> Vec<(EventKind, i64, bool)> {
+        summary(&detect_from_history(&snapshot(status, priority), prior, history).events)
+    }
+
     fn summary(events: &[DetectedEvent]) -> Vec<(EventKind, i64, bool)> {
         events
             .iter()
@@ -578,23 +599,11 @@ mod tests {
             status(5, 1, Some(Status::New), Status::Open),
             status(20, 3, Some(Status::Open), Status::Solved),
         ];
-        let state = |minute| state_at(&now, &history, time(minute));
+        let state_of = |minute| state_at(&now, &history, time(minute));
         // Before any change: the value each field had before its first change.
-        assert_eq!(
-            state(0),
-            TicketState {
-                status: Status::New,
-                priority: Priority::Normal
-            }
-        );
-        assert_eq!(
-            state(10),
-            TicketState {
-                status: Status::Open,
-                priority: Priority::Urgent
-            }
-        );
-        assert_eq!(state(30).status, Status::Solved);
+        assert_eq!(state_of(0), state(Status::New, Priority::Normal));
+        assert_eq!(state_of(10), state(Status::Open, Priority::Urgent));
+        assert_eq!(state_of(30).status, Status::Solved);
         // A field the history never mentions comes from the snapshot.
         let only_status = [status(5, 1, Some(Status::New), Status::Open)];
         assert_eq!(
@@ -619,28 +628,18 @@ mod tests {
 
     #[test]
     fn high_urgent_when_created_is_a_created_event_at_creation() {
-        let history = [
-            status(0, 1, None, Status::New),
-            priority(0, 1, Priority::None, Priority::Urgent),
-        ];
+        let history = created(Status::New, Priority::Urgent);
         let found = detect_from_history(&snapshot(Status::New, Priority::Urgent), None, &history);
         assert_eq!(summary(&found.events), vec![(Created, 0, false)]);
         assert_eq!(found.events[0].key, format!("t42:created:{T0}"));
         assert!(found.events[0].exact_time);
-        assert_eq!(
-            found.state,
-            Some(TicketState {
-                status: Status::New,
-                priority: Priority::Urgent
-            })
-        );
+        assert_eq!(found.state, Some(state(Status::New, Priority::Urgent)));
     }
 
     #[test]
     fn raised_to_high_later_is_an_escalated_created_event() {
-        let history = [
-            status(0, 1, None, Status::New),
-            priority(0, 1, Priority::None, Priority::Normal),
+        let mut history = created(Status::New, Priority::Normal);
+        history.extend([
             status(10, 2, Some(Status::New), Status::Open),
             priority(20, 3, Priority::Normal, Priority::High),
             // Lowered and raised again: a second escalation at its own time.
@@ -648,19 +647,17 @@ mod tests {
             priority(40, 5, Priority::Low, Priority::Urgent),
             // Urgent -> high stays high/urgent: nothing.
             priority(50, 6, Priority::Urgent, Priority::High),
-        ];
-        let found = detect_from_history(&snapshot(Status::Open, Priority::High), None, &history);
+        ]);
         assert_eq!(
-            summary(&found.events),
+            detected((Status::Open, Priority::High), None, &history),
             vec![(Created, 20, true), (Created, 40, true)]
         );
     }
 
     #[test]
     fn solved_closed_and_reopened_follow_the_priority_at_the_transition() {
-        let history = [
-            status(0, 1, None, Status::New),
-            priority(0, 1, Priority::None, Priority::High),
+        let mut history = created(Status::New, Priority::High);
+        history.extend([
             status(10, 2, Some(Status::New), Status::Solved),
             status(20, 3, Some(Status::Solved), Status::Open),
             // Lowered while open: the next solve and reopen are not high/urgent.
@@ -672,11 +669,9 @@ mod tests {
             status(60, 7, Some(Status::Pending), Status::Solved),
             // Solved -> closed is no new solve.
             status(70, 8, Some(Status::Solved), Status::Closed),
-        ];
-        let found =
-            detect_from_history(&snapshot(Status::Closed, Priority::Urgent), None, &history);
+        ]);
         assert_eq!(
-            summary(&found.events),
+            detected((Status::Closed, Priority::Urgent), None, &history),
             vec![
                 (Created, 0, false),
                 (Solved, 10, false),
@@ -689,10 +684,7 @@ mod tests {
 
     #[test]
     fn closed_without_passing_through_solved_counts_as_solved() {
-        let prior = Some(TicketState {
-            status: Status::Hold,
-            priority: Priority::Urgent,
-        });
+        let prior = Some(state(Status::Hold, Priority::Urgent));
         let history = [status(5, 9, Some(Status::Hold), Status::Closed)];
         let found =
             detect_from_history(&snapshot(Status::Closed, Priority::Urgent), prior, &history);
@@ -702,10 +694,7 @@ mod tests {
 
     #[test]
     fn solved_and_reopened_between_two_syncs_yields_both_at_their_real_times() {
-        let prior = Some(TicketState {
-            status: Status::Open,
-            priority: Priority::High,
-        });
+        let prior = Some(state(Status::Open, Priority::High));
         // Both snapshots say "open": only the history shows what happened in between.
         let history = [
             status(61, 20, Some(Status::Open), Status::Solved),
@@ -727,54 +716,46 @@ mod tests {
     #[test]
     fn recorded_previous_values_beat_a_stale_prior() {
         // The prior says solved, but Zendesk recorded open -> pending: no reopen.
-        let prior = Some(TicketState {
-            status: Status::Solved,
-            priority: Priority::Urgent,
-        });
+        let prior = Some(state(Status::Solved, Priority::Urgent));
         let history = [status(5, 9, Some(Status::Open), Status::Pending)];
-        let found = detect_from_history(
-            &snapshot(Status::Pending, Priority::Urgent),
-            prior,
-            &history,
-        );
-        assert!(found.events.is_empty());
+        assert!(detected((Status::Pending, Priority::Urgent), prior, &history).is_empty());
     }
 
     #[test]
     fn never_seen_ticket_without_its_create_entry_is_first_seen_at_created_at() {
         // No history at all: first seen high -> created at created_at.
-        let found = detect_from_history(&snapshot(Status::Open, Priority::Urgent), None, &[]);
-        assert_eq!(summary(&found.events), vec![(Created, 0, false)]);
+        assert_eq!(
+            detected((Status::Open, Priority::Urgent), None, &[]),
+            vec![(Created, 0, false)]
+        );
         // Not high/urgent: nothing.
-        let found = detect_from_history(&snapshot(Status::Open, Priority::Low), None, &[]);
-        assert!(found.events.is_empty());
+        assert!(detected((Status::Open, Priority::Low), None, &[]).is_empty());
         // History starts mid-life with a raise: the recorded `from` says it was normal before.
         let history = [priority(30, 3, Priority::Normal, Priority::High)];
-        let found = detect_from_history(&snapshot(Status::Open, Priority::High), None, &history);
-        assert_eq!(summary(&found.events), vec![(Created, 30, true)]);
+        assert_eq!(
+            detected((Status::Open, Priority::High), None, &history),
+            vec![(Created, 30, true)]
+        );
         // History starts mid-life with a solve of a ticket that was already high.
         let history = [status(30, 3, Some(Status::Open), Status::Solved)];
-        let found = detect_from_history(&snapshot(Status::Solved, Priority::High), None, &history);
         assert_eq!(
-            summary(&found.events),
+            detected((Status::Solved, Priority::High), None, &history),
             vec![(Created, 0, false), (Solved, 30, false)]
         );
     }
 
     #[test]
     fn deleted_tickets_yield_nothing() {
-        let history = [
-            status(0, 1, None, Status::Open),
-            priority(0, 1, Priority::None, Priority::Urgent),
-            status(10, 2, Some(Status::Open), Status::Deleted),
-        ];
+        let creation = created(Status::Open, Priority::Urgent);
+        let mut history = creation.clone();
+        history.push(status(10, 2, Some(Status::Open), Status::Deleted));
         let deleted = snapshot(Status::Deleted, Priority::Urgent);
         let found = detect_from_history(&deleted, None, &history);
         assert!(found.events.is_empty());
         assert_eq!(found.state.map(|state| state.status), Some(Status::Deleted));
         let mut gone = snapshot(Status::Open, Priority::Urgent);
         gone.gone = true;
-        assert!(detect_from_history(&gone, None, &history[..2])
+        assert!(detect_from_history(&gone, None, &creation)
             .events
             .is_empty());
         assert!(detect_from_snapshots(None, &deleted).is_empty());
@@ -785,16 +766,15 @@ mod tests {
 
     #[test]
     fn detection_over_overlapping_histories_yields_the_same_keys() {
-        let history = [
-            status(0, 1, None, Status::New),
-            priority(0, 1, Priority::None, Priority::Normal),
+        let mut history = created(Status::New, Priority::Normal);
+        history.extend([
             priority(10, 2, Priority::Normal, Priority::Urgent),
             status(20, 3, Some(Status::New), Status::Open),
             status(30, 4, Some(Status::Open), Status::Solved),
             status(40, 5, Some(Status::Solved), Status::Open),
             status(50, 6, Some(Status::Open), Status::Solved),
             status(60, 7, Some(Status::Solved), Status::Closed),
-        ];
+        ]);
         let ticket = snapshot(Status::Closed, Priority::Urgent);
         let full = detect_from_history(&ticket, None, &history);
         assert_eq!(
@@ -825,21 +805,20 @@ mod tests {
 
     #[test]
     fn fallback_sees_first_sight_solves_reopens_and_escalations() {
+        let seen = |stored: Option<&TicketFacts>, now: &TicketFacts| {
+            summary(&detect_from_snapshots(stored, now))
+        };
         // First seen, high and open: created at created_at.
         let open = snapshot(Status::Open, Priority::High);
-        assert_eq!(
-            summary(&detect_from_snapshots(None, &open)),
-            vec![(Created, 0, false)]
-        );
+        assert_eq!(seen(None, &open), vec![(Created, 0, false)]);
         // First seen, already solved: created and solved at solved_at.
         let solved = TicketFacts {
             status: Status::Solved,
             solved_at: Some(time(50)),
             ..open.clone()
         };
-        let found = detect_from_snapshots(None, &solved);
         assert_eq!(
-            summary(&found),
+            seen(None, &solved),
             vec![(Created, 0, false), (Solved, 50, false)]
         );
         // Stored open -> solved: solved at solved_at, with the key history detection gives.
@@ -867,14 +846,11 @@ mod tests {
         );
         assert!(!found[0].exact_time);
         // Solved -> open although the metric set did not count it yet: still one reopen.
-        let found = detect_from_snapshots(
-            Some(&solved),
-            &TicketFacts {
-                status: Status::Open,
-                ..solved.clone()
-            },
-        );
-        assert_eq!(summary(&found), vec![(Reopened, 100, false)]);
+        let uncounted = TicketFacts {
+            status: Status::Open,
+            ..solved.clone()
+        };
+        assert_eq!(seen(Some(&solved), &uncounted), [(Reopened, 100, false)]);
         // Open -> open, but solved and reopened in between: solved at solved_at, reopened later.
         let in_between = TicketFacts {
             reopens: 1,
@@ -882,22 +858,16 @@ mod tests {
             updated_at: time(90),
             ..open.clone()
         };
-        let found = detect_from_snapshots(Some(&open), &in_between);
-        assert_eq!(
-            summary(&found),
-            vec![(Solved, 60, false), (Reopened, 90, false)]
-        );
+        let found = seen(Some(&open), &in_between);
+        assert_eq!(found, [(Solved, 60, false), (Reopened, 90, false)]);
         // Solved -> (reopened, solved again): reopen placed no later than the new solve.
         let again = TicketFacts {
             reopens: 1,
             solved_at: Some(time(80)),
             ..solved.clone()
         };
-        let found = detect_from_snapshots(Some(&solved), &again);
-        assert_eq!(
-            summary(&found),
-            vec![(Reopened, 80, false), (Solved, 80, false)]
-        );
+        let found = seen(Some(&solved), &again);
+        assert_eq!(found, [(Reopened, 80, false), (Solved, 80, false)]);
         // Two reopens between syncs: two events with distinct keys.
         let twice = TicketFacts {
             reopens: 2,
@@ -921,8 +891,7 @@ mod tests {
         assert!(detect_from_snapshots(Some(&solved), &solved_closed).is_empty());
         // Normal -> urgent: escalated at updated_at.
         let normal = snapshot(Status::Open, Priority::Normal);
-        let found = detect_from_snapshots(Some(&normal), &open);
-        assert_eq!(summary(&found), vec![(Created, 100, true)]);
+        assert_eq!(seen(Some(&normal), &open), [(Created, 100, true)]);
         // Not high/urgent now: nothing, whatever happened.
         let normal_solved = TicketFacts {
             status: Status::Solved,

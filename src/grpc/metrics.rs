@@ -114,6 +114,62 @@ fn to_account_proto(
     }
 }
 
+/// The account `GetUserMetrics` reads: the one asked for, or the only one listing the email.
+fn user_account(store: &Store, request: &pb::GetUserMetricsRequest) -> Result<String, Status> {
+    let accounts = store
+        .accounts_with_user(&request.email)
+        .map_err(from_store)?;
+    if !request.account_id.is_empty() {
+        return if accounts.contains(&request.account_id) {
+            Ok(request.account_id.clone())
+        } else {
+            Err(Status::not_found(format!(
+                "email: {:?} is not a user of account {:?}",
+                request.email, request.account_id
+            )))
+        };
+    }
+    match accounts.as_slice() {
+        [] => Err(Status::not_found(format!(
+            "email: {:?} is not a user of any account",
+            request.email
+        ))),
+        [only] => Ok(only.clone()),
+        many => Err(Status::invalid_argument(format!(
+            "account_id: required, {:?} is a user of {} accounts",
+            request.email,
+            many.len()
+        ))),
+    }
+}
+
+/// One user's figures inside the account [`user_account`] picks.
+fn user_metrics(
+    store: &Store,
+    request: &pb::GetUserMetricsRequest,
+    now: DateTime<Utc>,
+) -> Result<pb::UserMetrics, Status> {
+    let account_id = user_account(store, request)?;
+    let (timeframe, satisfaction) = settings(store)?;
+    let orgs = store.account_org_ids(&account_id).map_err(from_store)?;
+    let requesters = store
+        .zendesk_users_with_email(&request.email)
+        .map_err(from_store)?;
+    let figures = store
+        .user_figures(&orgs, &requesters, timeframe, now)
+        .map_err(from_store)?;
+    Ok(pb::UserMetrics {
+        email: request.email.clone(),
+        account_id,
+        timeframe_days: timeframe.days(),
+        computed_at: Some(timestamp_to_proto(now)),
+        zendesk_user_id: requesters
+            .first()
+            .map_or(0, |id| i64::try_from(*id).unwrap_or(i64::MAX)),
+        ..figure_fields!(pb::UserMetrics, figures, satisfaction)
+    })
+}
+
 fn invalid_id(field: &str, id: &str) -> Result<(), Status> {
     validate_id(id).map_err(|reason| Status::invalid_argument(format!("{field}: {reason}")))
 }
@@ -302,57 +358,9 @@ impl MetricsService for Metrics {
             invalid_id("account_id", &request.account_id)?;
         }
         let now = self.clock.now();
-        let response = self
-            .blocking(move |store| {
-                let accounts = store
-                    .accounts_with_user(&request.email)
-                    .map_err(from_store)?;
-                let account_id = if request.account_id.is_empty() {
-                    match accounts.as_slice() {
-                        [] => {
-                            return Err(Status::not_found(format!(
-                                "email: {:?} is not a user of any account",
-                                request.email
-                            )))
-                        }
-                        [only] => only.clone(),
-                        many => {
-                            return Err(Status::invalid_argument(format!(
-                                "account_id: required, {:?} is a user of {} accounts",
-                                request.email,
-                                many.len()
-                            )))
-                        }
-                    }
-                } else if accounts.contains(&request.account_id) {
-                    request.account_id.clone()
-                } else {
-                    return Err(Status::not_found(format!(
-                        "email: {:?} is not a user of account {:?}",
-                        request.email, request.account_id
-                    )));
-                };
-                let (timeframe, satisfaction) = settings(&store)?;
-                let orgs = store.account_org_ids(&account_id).map_err(from_store)?;
-                let requesters = store
-                    .zendesk_users_with_email(&request.email)
-                    .map_err(from_store)?;
-                let figures = store
-                    .user_figures(&orgs, &requesters, timeframe, now)
-                    .map_err(from_store)?;
-                Ok(pb::UserMetrics {
-                    email: request.email.clone(),
-                    account_id,
-                    timeframe_days: timeframe.days(),
-                    computed_at: Some(timestamp_to_proto(now)),
-                    zendesk_user_id: requesters
-                        .first()
-                        .map_or(0, |id| i64::try_from(*id).unwrap_or(i64::MAX)),
-                    ..figure_fields!(pb::UserMetrics, figures, satisfaction)
-                })
-            })
-            .await?;
-        Ok(Response::new(response))
+        self.blocking(move |store| user_metrics(&store, &request, now))
+            .await
+            .map(Response::new)
     }
 
     async fn list_timeline_events(

@@ -192,12 +192,14 @@ async fn delete_ticket(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -
     }
 }
 
-/// Body of `POST /_sim/tickets/{id}/satisfaction_rating`: a [`NewRating`], optionally created
-/// at `at` (Unix seconds) rather than now.
+/// Body of `POST /_sim/tickets/{id}/satisfaction_rating` with `S` = [`Score`] (a [`NewRating`],
+/// optionally created at `at`, Unix seconds, rather than now), and of
+/// `PUT /_sim/satisfaction_ratings/{id}` with `S` = a word, so that a wrong score gets a 400 that
+/// says which words are allowed.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewRatingBody {
-    score: Score,
+struct RatingBody<S> {
+    score: S,
     comment: Option<String>,
     at: Option<i64>,
 }
@@ -205,7 +207,7 @@ struct NewRatingBody {
 async fn add_rating(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<u64>,
-    Body(body): Body<NewRatingBody>,
+    Body(body): Body<RatingBody<Score>>,
 ) -> Response {
     let control = control(shared);
     let rating = NewRating {
@@ -231,20 +233,10 @@ async fn show_rating(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> 
     }
 }
 
-/// Body of `PUT /_sim/satisfaction_ratings/{id}`; the score is read as a word so a wrong one
-/// gets a 400 that says which words are allowed.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ScoreBody {
-    score: String,
-    comment: Option<String>,
-    at: Option<i64>,
-}
-
 async fn score_rating(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<u64>,
-    Body(body): Body<ScoreBody>,
+    Body(body): Body<RatingBody<String>>,
 ) -> Response {
     let score = match body.score.as_str() {
         "good" => Score::Good,

@@ -103,7 +103,7 @@ pub(crate) type GroupJson<'a> = Rendered<'a, Group>;
 pub(crate) type RatingJson<'a> = Rendered<'a, Rating>;
 
 /// Opens the map of a record of `len` fields that starts with its `url`
-/// (`{base}/api/v2/{kind}/{id}.json`).
+/// (`{base}/api/v2/{kind}/{id}.json`) and its `id`, as every Zendesk record does.
 fn open_record<S: Serializer>(
     s: S,
     len: usize,
@@ -114,6 +114,7 @@ fn open_record<S: Serializer>(
     crate::background::step_aside();
     let mut map = s.serialize_map(Some(len))?;
     map.serialize_entry("url", &Url { base, kind, id })?;
+    map.serialize_entry("id", &id)?;
     Ok(map)
 }
 
@@ -170,7 +171,6 @@ impl Serialize for TicketJson<'_> {
             Text::Custom(s) => s,
         };
         let mut map = open_record(s, 44, self.base, "tickets", t.id)?;
-        map.serialize_entry("id", &t.id)?;
         map.serialize_entry("external_id", &None::<()>)?;
         map.serialize_entry("via", &Via(t.via.as_str()))?;
         map.serialize_entry("created_at", &iso8601(t.created_at))?;
@@ -251,7 +251,6 @@ impl Serialize for MetricSetJson<'_> {
         let id = METRIC_SET_ID_BASE + t.id;
         let resolution = t.solved_at.map(|at| (at - t.created_at) / 60);
         let mut map = open_record(s, 22, self.base, "ticket_metrics", id)?;
-        map.serialize_entry("id", &id)?;
         map.serialize_entry("ticket_id", &t.id)?;
         map.serialize_entry("created_at", &iso8601(t.created_at))?;
         map.serialize_entry("updated_at", &iso8601(t.updated_at))?;
@@ -340,7 +339,6 @@ impl Serialize for OrganizationJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let o = self.record;
         let mut map = open_record(s, 14, self.base, "organizations", o.id)?;
-        map.serialize_entry("id", &o.id)?;
         map.serialize_entry("name", &*o.name)?;
         map.serialize_entry("shared_tickets", &false)?;
         map.serialize_entry("shared_comments", &false)?;
@@ -361,7 +359,6 @@ impl Serialize for GroupJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let g = self.record;
         let mut map = open_record(s, 9, self.base, "groups", g.id)?;
-        map.serialize_entry("id", &g.id)?;
         map.serialize_entry("name", &*g.name)?;
         map.serialize_entry("description", &*g.description)?;
         map.serialize_entry("default", &g.default)?;
@@ -377,7 +374,6 @@ impl Serialize for RatingJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = self.record;
         let mut map = open_record(s, 12, self.base, "satisfaction_ratings", r.id)?;
-        map.serialize_entry("id", &r.id)?;
         map.serialize_entry("assignee_id", &r.assignee_id)?;
         map.serialize_entry("group_id", &r.group_id)?;
         map.serialize_entry("requester_id", &r.requester_id)?;

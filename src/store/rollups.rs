@@ -1,10 +1,11 @@
 //! Per-organization (and per requester) rollups: counters for the current figures and UTC-day buckets for
 //! the windowed ones, moved by exact deltas in the page transaction. Accounts read them through their
 //! matched organizations, so a re-match moves nothing here.
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::domain::metrics::{
     Checked, Contributes, Contribution, CounterDelta, Counters, Day, DayDeltas, DayTally,
@@ -469,7 +470,7 @@ fn account_figures_in(
     let (days, satisfaction) = super::sync_state::read_metrics_settings(txn)?;
     let timeframe = Timeframe::stored_or_default(days);
     let orgs = super::scan::ids_under(&txn.open_table(tables::ACCOUNT_ORGS)?, account_id)?;
-    let figures = sum_org_figures(txn, &orgs, timeframe, now)?;
+    let figures = sum_figures(txn, ORG_FIGURES, orgs.iter().copied(), timeframe, now)?;
     Ok(Some(AccountFigures {
         orgs,
         figures,
@@ -478,41 +479,75 @@ fn account_figures_in(
     }))
 }
 
-fn sum_org_figures(
+/// The key of one owner of figures (an organization, or a requester in one) in its counters table.
+trait FigureOwner: redb::Key + Copy + 'static + for<'a> Borrow<Self::SelfType<'a>> {
+    /// The key of the owner's day rows: the owner's key parts followed by the day.
+    type Day: redb::Key + 'static + for<'a> Borrow<<Self::Day as redb::Value>::SelfType<'a>>;
+    /// The owner's row on `day`.
+    fn on(self, day: i64) -> Self::Day;
+}
+
+impl FigureOwner for u64 {
+    type Day = (u64, i64);
+    fn on(self, day: i64) -> (u64, i64) {
+        (self, day)
+    }
+}
+
+impl FigureOwner for (u64, u64) {
+    type Day = (u64, u64, i64);
+    fn on(self, day: i64) -> (u64, u64, i64) {
+        (self.0, self.1, day)
+    }
+}
+
+/// One kind of owner's counters, ticket days and rating days.
+type FigureTables<K> = (
+    TableDefinition<'static, K, CounterRow>,
+    TableDefinition<'static, <K as FigureOwner>::Day, TicketDayRow>,
+    TableDefinition<'static, <K as FigureOwner>::Day, tables::RatingDay>,
+);
+
+const ORG_FIGURES: FigureTables<u64> = (
+    tables::ORG_COUNTERS,
+    tables::ORG_TICKET_DAYS,
+    tables::ORG_RATING_DAYS,
+);
+
+const USER_FIGURES: FigureTables<(u64, u64)> = (
+    tables::USER_COUNTERS,
+    tables::USER_TICKET_DAYS,
+    tables::USER_RATING_DAYS,
+);
+
+/// Sums the figures of `owners` over `timeframe` ending `now`: each one's counters row and its day
+/// rows inside the window.
+fn sum_figures<K: FigureOwner>(
     txn: &redb::ReadTransaction,
-    orgs: &[u64],
+    (counters, days, ratings): FigureTables<K>,
+    owners: impl IntoIterator<Item = K>,
     timeframe: Timeframe,
     now: DateTime<Utc>,
 ) -> Result<Figures, StoreError> {
-    let counters = txn.open_table(tables::ORG_COUNTERS)?;
-    let days = txn.open_table(tables::ORG_TICKET_DAYS)?;
-    let ratings = txn.open_table(tables::ORG_RATING_DAYS)?;
+    let counters = txn.open_table(counters)?;
+    let days = txn.open_table(days)?;
+    let ratings = txn.open_table(ratings)?;
     let window = timeframe.window(now);
     let (from, to) = (window.start().number(), window.end().number());
     let mut figures = Figures::default();
-    for org in orgs {
-        add_owner!(figures, (&counters, &days, &ratings), [*org], from..=to);
+    for owner in owners {
+        if let Some(value) = counters.get(owner)? {
+            add_counts(&mut figures, value.value());
+        }
+        for entry in days.range(owner.on(from)..=owner.on(to))? {
+            add_ticket_day(&mut figures, entry?.1.value());
+        }
+        for entry in ratings.range(owner.on(from)..=owner.on(to))? {
+            add_rating_day(&mut figures, entry?.1.value());
+        }
     }
     Ok(figures)
 }
-
-/// Adds one owner's figures (an organization, or a requester in one) over the days `from..=to`:
-/// its counters row and its day rows, keyed by the owner's key parts followed by the day.
-macro_rules! add_owner {
-    ($figures:ident, $tables:expr, [$($key:expr),+], $from:ident..=$to:ident) => {{
-        let (counters, days, ratings) = $tables;
-        if let Some(value) = counters.get(($($key),+))? {
-            add_counts(&mut $figures, value.value());
-        }
-        for entry in days.range(($($key,)+ $from)..=($($key,)+ $to))? {
-            add_ticket_day(&mut $figures, entry?.1.value());
-        }
-        for entry in ratings.range(($($key,)+ $from)..=($($key,)+ $to))? {
-            add_rating_day(&mut $figures, entry?.1.value());
-        }
-    }};
-}
-use add_owner;
 
 /// Adds one day bucket of created tickets: (created, high/urgent created).
 fn add_ticket_day(figures: &mut Figures, (created, high_urgent): (u64, u64)) {
@@ -542,7 +577,14 @@ impl Store {
         timeframe: Timeframe,
         now: DateTime<Utc>,
     ) -> Result<Figures, StoreError> {
-        sum_org_figures(&self.db().begin_read()?, orgs, timeframe, now)
+        let owners = orgs.iter().copied();
+        sum_figures(
+            &self.db().begin_read()?,
+            ORG_FIGURES,
+            owners,
+            timeframe,
+            now,
+        )
     }
 
     /// One account's organizations and figures under the configured window, all read in one transaction
@@ -571,20 +613,16 @@ impl Store {
         timeframe: Timeframe,
         now: DateTime<Utc>,
     ) -> Result<Figures, StoreError> {
-        let txn = self.db().begin_read()?;
-        let counters = txn.open_table(tables::USER_COUNTERS)?;
-        let days = txn.open_table(tables::USER_TICKET_DAYS)?;
-        let ratings = txn.open_table(tables::USER_RATING_DAYS)?;
-        let window = timeframe.window(now);
-        let (from, to) = (window.start().number(), window.end().number());
-        let mut figures = Figures::default();
-        for org in orgs {
-            for requester in requesters {
-                let tables = (&counters, &days, &ratings);
-                add_owner!(figures, tables, [*org, *requester], from..=to);
-            }
-        }
-        Ok(figures)
+        let owners = orgs
+            .iter()
+            .flat_map(|&org| requesters.iter().map(move |&requester| (org, requester)));
+        sum_figures(
+            &self.db().begin_read()?,
+            USER_FIGURES,
+            owners,
+            timeframe,
+            now,
+        )
     }
 
     /// Zendesk user ids with `email` (compared lower-cased).

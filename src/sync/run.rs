@@ -476,16 +476,32 @@ where
     .map(|_| ())
 }
 
+/// Drains the export `open` starts from the position stored under `key` (or `start`), storing each
+/// page's position under `key`.
+async fn drain_export<T, S, R>(
+    ctx: &RunContext,
+    key: &'static str,
+    start: T,
+    open: impl FnOnce(&ZendeskClient, T) -> S,
+    fill: impl Fn(&[R], &mut PageWrite),
+) -> Result<(), RunError>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+    S: PageStream<Page = Page<R, T>>,
+    R: super::progress::TimeOrdered,
+{
+    let from = ctx.stored_position::<T>(key).await?.unwrap_or(start);
+    drain_side(ctx, open(&ctx.client, from), Some(key), fill).await
+}
+
 async fn organizations(ctx: &RunContext) -> Result<(), RunError> {
-    let from = ctx
-        .stored_position::<TimePosition>(cursor_keys::ORGANIZATIONS)
-        .await?
-        .unwrap_or_else(|| TimePosition::from_start_time(0));
-    let export = ctx.client.organization_export(from);
-    drain_side(
+    let start = TimePosition::from_start_time(0);
+    let open = ZendeskClient::organization_export;
+    drain_export(
         ctx,
-        export,
-        Some(cursor_keys::ORGANIZATIONS),
+        cursor_keys::ORGANIZATIONS,
+        start,
+        open,
         |records, write| {
             write.organizations = by_id(records, |o| o.id, convert::organization);
         },
@@ -494,12 +510,9 @@ async fn organizations(ctx: &RunContext) -> Result<(), RunError> {
 }
 
 async fn users(ctx: &RunContext) -> Result<(), RunError> {
-    let from = ctx
-        .stored_position::<ExportPosition>(cursor_keys::USERS)
-        .await?
-        .unwrap_or(ExportPosition::StartTime(0));
-    let export = ctx.client.user_export(from);
-    drain_side(ctx, export, Some(cursor_keys::USERS), |records, write| {
+    let start = ExportPosition::StartTime(0);
+    let open = ZendeskClient::user_export;
+    drain_export(ctx, cursor_keys::USERS, start, open, |records, write| {
         write.users = by_id(records, |u| u.id, convert::user);
     })
     .await
@@ -539,15 +552,13 @@ async fn tickets(
 }
 
 async fn ticket_events(ctx: &RunContext) -> Result<(), RunError> {
-    let from = ctx
-        .stored_position::<TimePosition>(cursor_keys::TICKET_EVENTS)
-        .await?
-        .unwrap_or_else(|| TimePosition::from_start_time(ctx.history_start()));
-    let export = ctx.client.ticket_event_export(from);
-    drain_side(
+    let start = TimePosition::from_start_time(ctx.history_start());
+    let open = ZendeskClient::ticket_event_export;
+    drain_export(
         ctx,
-        export,
-        Some(cursor_keys::TICKET_EVENTS),
+        cursor_keys::TICKET_EVENTS,
+        start,
+        open,
         |records, write| {
             write.changes = convert::ticket_changes(records);
         },
