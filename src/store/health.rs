@@ -298,21 +298,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
-    use crate::domain::account::Account;
+    use crate::store::tests::account;
     use crate::store::StorageFault;
-
-    fn account(id: &str) -> Account {
-        Account {
-            id: id.into(),
-            name: format!("name of {id}"),
-            owner: String::new(),
-            attributes: BTreeMap::new(),
-            users: vec![],
-        }
-    }
 
     #[test]
     fn after_a_full_disk_the_store_reopens_reads_on_and_writes_again_once_space_is_freed() {
