@@ -19,6 +19,7 @@ pub mod matching;
 mod migrate;
 pub mod page;
 pub mod pages;
+pub mod prune;
 pub mod records;
 pub mod rollups;
 mod scan;

@@ -358,6 +358,12 @@ pub async fn execute(ctx: RunContext) -> Result<RunSummary, RunError> {
                     tokio::task::spawn_blocking(move || store.rebuild_rollups())
                         .await
                         .map_err(|err| RunError::Task(err.to_string()))??;
+                // Change history older than the year events are kept for goes, so the store stays bounded.
+                let store = ctx.store.clone();
+                let pruned = tokio::task::spawn_blocking(move || store.prune_ticket_history(start))
+                    .await
+                    .map_err(|err| RunError::Task(err.to_string()))??;
+                tracing::info!(rows = pruned, "pruned ticket history older than a year");
             }
             Phase::TicketEvents => match ticket_events(&ctx).instrument(span).await {
                 Ok(()) => {}
