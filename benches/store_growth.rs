@@ -59,14 +59,18 @@ fn change(ticket_id: u64, at: i64, event_id: u64, field: u32, from: u32, to: u32
     }
 }
 
-/// Replays a year of hourly syncs; returns (tickets, database bytes, seconds).
-fn replay(hours: u64, prune: bool) -> Result<(u64, u64, f64), BoxError> {
+/// Replays a year of hourly syncs; returns (tickets, database bytes, seconds, rows pruned, space).
+fn replay(
+    hours: u64,
+    prune: bool,
+) -> Result<(u64, u64, f64, u64, zdsync::store::prune::SpaceReport), BoxError> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
     let mut rng = StdRng::seed_from_u64(5);
     let start = 1_780_000_000_i64;
     let mut tickets: Vec<Live> = Vec::new();
     let mut event_id = 1_u64;
+    let mut pruned = 0;
     let mut page = PageWrite::default();
     let began = Instant::now();
     // The first sync: tickets created over the previous year, each with its creation history.
@@ -178,12 +182,19 @@ fn replay(hours: u64, prune: bool) -> Result<(u64, u64, f64), BoxError> {
         }
         store.apply_page(&page)?;
         if prune && hour % 24 == 0 {
-            store.prune_ticket_history(now - 365 * DAY)?;
+            pruned += store.prune_ticket_history(now - 365 * DAY)?;
         }
     }
+    let space = store.space()?;
     drop(store);
     let bytes = std::fs::metadata(dir.path().join(DATABASE_FILE))?.len();
-    Ok((tickets.len() as u64, bytes, began.elapsed().as_secs_f64()))
+    Ok((
+        tickets.len() as u64,
+        bytes,
+        began.elapsed().as_secs_f64(),
+        pruned,
+        space,
+    ))
 }
 
 fn main() -> Result<(), BoxError> {
@@ -195,13 +206,19 @@ fn main() -> Result<(), BoxError> {
         "store growth: {START_TICKETS} tickets, then {hours} hourly syncs ({CREATED_PER_HOUR} created, {UPDATED_PER_HOUR} updated each); bar {BAR_BYTES_PER_TICKET:.0} bytes per ticket"
     );
     for prune in [false, true] {
-        let (tickets, bytes, seconds) = replay(hours, prune)?;
+        let (tickets, bytes, seconds, pruned, space) = replay(hours, prune)?;
         let per_ticket = bytes as f64 / tickets as f64;
         println!(
             "  {}: {tickets} tickets, database {:.1} MB, {per_ticket:.0} bytes per ticket ({seconds:.0} s)  [{}]",
             if prune { "with the nightly pruning   " } else { "without pruning (reference)" },
             bytes as f64 / 1e6,
             if per_ticket <= BAR_BYTES_PER_TICKET { "PASS" } else { "MISS" }
+        );
+        println!(
+            "    history rows pruned {pruned}; redb: stored {:.1} MB, metadata {:.1} MB, fragmented (free) {:.1} MB",
+            space.stored_bytes as f64 / 1e6,
+            space.metadata_bytes as f64 / 1e6,
+            space.fragmented_bytes as f64 / 1e6
         );
     }
     Ok(())

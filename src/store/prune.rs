@@ -17,7 +17,30 @@ const TICKETS_PER_TRANSACTION: usize = 2_000;
 /// A row of `TICKET_CHANGES`: (ticket id, Unix seconds, event id, index in the event).
 type ChangeKey = (u64, i64, u64, u32);
 
+/// How the database file's space is used (redb's own accounting), to tell data from free pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpaceReport {
+    /// Bytes of stored keys and values.
+    pub stored_bytes: u64,
+    /// Bytes of B-tree structure and allocator state.
+    pub metadata_bytes: u64,
+    /// Bytes of pages allocated but unused (freed by copy-on-write, reusable, not given back).
+    pub fragmented_bytes: u64,
+}
+
 impl Store {
+    /// The database's space accounting (a write transaction that commits nothing).
+    pub fn space(&self) -> Result<SpaceReport, StoreError> {
+        let txn = self.db().begin_write()?;
+        let stats = txn.stats()?;
+        drop(txn);
+        Ok(SpaceReport {
+            stored_bytes: stats.stored_bytes(),
+            metadata_bytes: stats.metadata_bytes(),
+            fragmented_bytes: stats.fragmented_bytes(),
+        })
+    }
+
     /// Deletes change history older than `horizon` (Unix seconds), keeping per ticket and field the
     /// last change before it; returns how many rows went. Commits in chunks of tickets.
     pub fn prune_ticket_history(&self, horizon: i64) -> Result<u64, StoreError> {
