@@ -15,8 +15,10 @@ pub struct EngineSettings {
     pub data_dir: PathBuf,
     /// `[zendesk] base_url` from the config file, for tests and the simulator.
     pub base_url: Option<String>,
-    /// Export budget per minute; 0 turns it off.
+    /// Export budget per minute; 0 turns off every client-side budget (the other endpoints' too).
     pub requests_per_minute: u32,
+    /// Budget per minute of the other endpoints (lists, `users/me`, tokens); 0 turns it off.
+    pub other_requests_per_minute: u32,
     /// HTTP request timeout.
     pub timeout: Duration,
     /// The schedule.
@@ -38,6 +40,8 @@ pub fn client_settings(
     };
     client.requests_per_minute =
         (settings.requests_per_minute > 0).then_some(settings.requests_per_minute);
+    client.other_requests_per_minute =
+        (settings.other_requests_per_minute > 0).then_some(settings.other_requests_per_minute);
     if settings.requests_per_minute == 0 {
         // "Budget off" means no client-side pacing at all: without this the list endpoints
         // (satisfaction ratings, 100 a page) kept their 200/min budget and a budget-off initial
@@ -55,6 +59,7 @@ impl From<&Config> for EngineSettings {
             data_dir: config.data_dir.clone(),
             base_url: config.zendesk.base_url.clone(),
             requests_per_minute: config.zendesk.requests_per_minute,
+            other_requests_per_minute: config.zendesk.other_requests_per_minute,
             timeout: config.zendesk.timeout,
             schedule: ScheduleSettings {
                 incremental_interval: config.schedule.incremental_interval,

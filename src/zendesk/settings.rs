@@ -7,8 +7,10 @@ use super::error::ZendeskError;
 
 /// The documented limit of the incremental export endpoints, in requests per minute.
 pub const DEFAULT_EXPORT_REQUESTS_PER_MINUTE: u32 = 10;
-/// A conservative share of the account-wide limit (700/min on most plans) for other endpoints.
+/// The account-wide limit of the smallest plan (200 to 2,500 a minute by plan), for other endpoints.
 pub const DEFAULT_OTHER_REQUESTS_PER_MINUTE: u32 = 200;
+/// Percent of the account's limit (`x-rate-limit`) left to the customer's other apps by default.
+pub const DEFAULT_RESERVE_FOR_OTHER_APPS: u32 = 20;
 /// The largest page the incremental exports allow (also their default).
 pub const MAX_EXPORT_PAGE_SIZE: u32 = 1000;
 
