@@ -128,7 +128,7 @@ pub const DEFAULT_OTHER_REQUESTS_PER_MINUTE: u32 =
 pub const DEFAULT_RESERVE_FOR_OTHER_APPS: u32 =
     crate::zendesk::settings::DEFAULT_RESERVE_FOR_OTHER_APPS;
 /// Largest share (percent) `reserve_for_other_apps` may keep back: zdsync must still be able to sync.
-pub const MAX_RESERVE_FOR_OTHER_APPS: u32 = 90;
+pub const MAX_RESERVE_FOR_OTHER_APPS: u32 = crate::zendesk::settings::MAX_RESERVE_FOR_OTHER_APPS;
 /// Default timeout of one Zendesk request.
 pub const DEFAULT_ZENDESK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time between incremental syncs.

@@ -19,6 +19,8 @@ pub struct EngineSettings {
     pub requests_per_minute: u32,
     /// Budget per minute of the other endpoints (lists, `users/me`, tokens); 0 turns it off.
     pub other_requests_per_minute: u32,
+    /// Percent of the account's limit left to the customer's other apps.
+    pub reserve_for_other_apps: u32,
     /// HTTP request timeout.
     pub timeout: Duration,
     /// The schedule.
@@ -48,6 +50,7 @@ pub fn client_settings(
         // sync of 200,000 tickets spent 80 s waiting for it. Zendesk's 429 handling still applies.
         client.other_requests_per_minute = None;
     }
+    client.reserve_for_other_apps = settings.reserve_for_other_apps;
     client.timeout = settings.timeout;
     Ok(client)
 }
@@ -60,6 +63,7 @@ impl From<&Config> for EngineSettings {
             base_url: config.zendesk.base_url.clone(),
             requests_per_minute: config.zendesk.requests_per_minute,
             other_requests_per_minute: config.zendesk.other_requests_per_minute,
+            reserve_for_other_apps: config.zendesk.reserve_for_other_apps,
             timeout: config.zendesk.timeout,
             schedule: ScheduleSettings {
                 incremental_interval: config.schedule.incremental_interval,
