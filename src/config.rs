@@ -75,6 +75,10 @@ pub struct ZendeskConfig {
     pub base_url: Option<String>,
     /// Client-side request budget for the incremental export endpoints; 0 turns it off.
     pub requests_per_minute: u32,
+    /// Client-side request budget for every other endpoint (lists, `users/me`, tokens); 0 turns it off.
+    pub other_requests_per_minute: u32,
+    /// Percent of the account's limit (`x-rate-limit`) left to the customer's other apps.
+    pub reserve_for_other_apps: u32,
     /// Timeout of one HTTP request.
     pub timeout: Duration,
 }
@@ -117,6 +121,14 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/zdsync";
 /// Default export budget per minute: Zendesk's documented limit for the incremental exports.
 pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 10;
+/// Default budget per minute of the other endpoints: the smallest plan's account-wide limit.
+pub const DEFAULT_OTHER_REQUESTS_PER_MINUTE: u32 =
+    crate::zendesk::settings::DEFAULT_OTHER_REQUESTS_PER_MINUTE;
+/// Default share (percent) of the account's limit zdsync leaves to the customer's other apps.
+pub const DEFAULT_RESERVE_FOR_OTHER_APPS: u32 =
+    crate::zendesk::settings::DEFAULT_RESERVE_FOR_OTHER_APPS;
+/// Largest share (percent) `reserve_for_other_apps` may keep back: zdsync must still be able to sync.
+pub const MAX_RESERVE_FOR_OTHER_APPS: u32 = crate::zendesk::settings::MAX_RESERVE_FOR_OTHER_APPS;
 /// Default timeout of one Zendesk request.
 pub const DEFAULT_ZENDESK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time between incremental syncs.
@@ -172,6 +184,8 @@ struct RawTls {
 struct RawZendesk {
     base_url: Option<String>,
     requests_per_minute: Option<i64>,
+    other_requests_per_minute: Option<i64>,
+    reserve_for_other_apps: Option<i64>,
     timeout: Option<String>,
 }
 
@@ -364,6 +378,22 @@ impl ZendeskConfig {
                 DEFAULT_REQUESTS_PER_MINUTE,
                 parse_rpm,
             )?,
+            other_requests_per_minute: setting(
+                env,
+                "ZDSYNC_ZENDESK_OTHER_REQUESTS_PER_MINUTE",
+                raw.other_requests_per_minute.map(|value| value.to_string()),
+                "zendesk.other_requests_per_minute",
+                DEFAULT_OTHER_REQUESTS_PER_MINUTE,
+                parse_rpm,
+            )?,
+            reserve_for_other_apps: setting(
+                env,
+                "ZDSYNC_ZENDESK_RESERVE_FOR_OTHER_APPS",
+                raw.reserve_for_other_apps.map(|value| value.to_string()),
+                "zendesk.reserve_for_other_apps",
+                DEFAULT_RESERVE_FOR_OTHER_APPS,
+                parse_reserve,
+            )?,
             timeout: setting(
                 env,
                 "ZDSYNC_ZENDESK_TIMEOUT",
@@ -474,6 +504,17 @@ fn parse_rpm(key: &str, text: &str) -> Result<u32, ConfigError> {
     }
 }
 
+fn parse_reserve(key: &str, text: &str) -> Result<u32, ConfigError> {
+    match text.trim().parse::<u32>() {
+        Ok(value) if value <= MAX_RESERVE_FOR_OTHER_APPS => Ok(value),
+        _ => Err(invalid(
+            key,
+            text,
+            &format!("expected a percentage from 0 (use the whole account limit) to {MAX_RESERVE_FOR_OTHER_APPS}"),
+        )),
+    }
+}
+
 fn parse_duration(
     key: &str,
     text: &str,
@@ -562,6 +603,14 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert_eq!(config.log_format, LogFormat::Text);
         assert_timing(&config, 10, 30, 3600, (2, 0));
+        assert_eq!(
+            config.zendesk.other_requests_per_minute,
+            DEFAULT_OTHER_REQUESTS_PER_MINUTE
+        );
+        assert_eq!(
+            config.zendesk.reserve_for_other_apps,
+            DEFAULT_RESERVE_FOR_OTHER_APPS
+        );
         assert!(config.tls.is_none());
         assert_eq!(config.auth, AuthConfig::default());
     }
@@ -582,6 +631,8 @@ mod tests {
             [zendesk]
             base_url = "http://127.0.0.1:9000/"
             requests_per_minute = 0
+            other_requests_per_minute = 400
+            reserve_for_other_apps = 35
             timeout = "5s"
             [schedule]
             incremental_interval = "15m"
@@ -610,6 +661,8 @@ mod tests {
             Some("http://127.0.0.1:9000")
         );
         assert_timing(&config, 0, 5, 900, (3, 30));
+        assert_eq!(config.zendesk.other_requests_per_minute, 400);
+        assert_eq!(config.zendesk.reserve_for_other_apps, 35);
     }
 
     #[test]
@@ -620,10 +673,15 @@ mod tests {
             ("ZDSYNC_LOG_FORMAT", "json"),
             ("ZDSYNC_ADMIN_TOKEN", "admin-token-from-env-0123456789"),
             ("ZDSYNC_ZENDESK_REQUESTS_PER_MINUTE", "50"),
+            ("ZDSYNC_ZENDESK_OTHER_REQUESTS_PER_MINUTE", "0"),
+            ("ZDSYNC_ZENDESK_RESERVE_FOR_OTHER_APPS", "0"),
             ("ZDSYNC_SCHEDULE_FULL_VALIDATION_AT", "04:15"),
         ];
-        let config =
-            Config::from_toml("listen = \"127.0.0.1:1\"\ndata_dir = \"/a\"", &env).expect("valid");
+        let config = Config::from_toml(
+            "listen = \"127.0.0.1:1\"\ndata_dir = \"/a\"\n[zendesk]\nother_requests_per_minute = 700\nreserve_for_other_apps = 50",
+            &env,
+        )
+        .expect("valid");
         assert_eq!(config.listen.port(), 7000);
         assert_eq!(config.data_dir, PathBuf::from("/srv/zd"));
         assert_eq!(config.log_format, LogFormat::Json);
@@ -632,6 +690,8 @@ mod tests {
             Some("admin-token-from-env-0123456789")
         );
         assert_eq!(config.zendesk.requests_per_minute, 50);
+        assert_eq!(config.zendesk.other_requests_per_minute, 0, "0 = off");
+        assert_eq!(config.zendesk.reserve_for_other_apps, 0);
         assert_eq!(
             config.schedule.full_validation_at,
             NaiveTime::from_hms_opt(4, 15, 0).expect("time")
@@ -661,6 +721,10 @@ mod tests {
             ("zendesk.base_url", "\"ftp://x\"", "ftp://x"),
             ("zendesk.base_url", "\"http://user:pw@x\"", "user"),
             ("zendesk.requests_per_minute", "-1", "-1"),
+            ("zendesk.other_requests_per_minute", "-5", "-5"),
+            ("zendesk.other_requests_per_minute", "100001", "100001"),
+            ("zendesk.reserve_for_other_apps", "91", "91"),
+            ("zendesk.reserve_for_other_apps", "-1", "-1"),
             ("zendesk.timeout", "\"soon\"", "soon"),
             ("zendesk.timeout", "\"1ms\"", "1ms"),
             ("schedule.incremental_interval", "\"10s\"", "10s"),
@@ -692,6 +756,16 @@ mod tests {
             .to_string();
         assert!(
             message.contains("ZDSYNC_ZENDESK_TIMEOUT") && message.contains("forever"),
+            "{message}"
+        );
+        let env = [("ZDSYNC_ZENDESK_OTHER_REQUESTS_PER_MINUTE", "lots")];
+        let message = Config::from_toml("", &env)
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            message.contains("ZDSYNC_ZENDESK_OTHER_REQUESTS_PER_MINUTE")
+                && message.contains("lots")
+                && !message.contains('\n'),
             "{message}"
         );
         let env = [("ZDSYNC_READ_TOKEN", "short")];

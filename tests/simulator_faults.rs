@@ -189,10 +189,14 @@ async fn rate_limit_answers_429_with_retry_after_until_the_minute_turns() {
             response.headers()["x-rate-limit-remaining"],
             remaining.to_string().as_str()
         );
+        // Seconds to the window's reset, 50 s into a clock minute's 60.
+        assert_eq!(response.headers()["ratelimit-reset"], "50");
     }
     let limited = call(&http, &url).await.unwrap();
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(limited.headers()["retry-after"], "50");
+    assert_eq!(limited.headers()["ratelimit-reset"], "50");
+    assert_eq!(limited.headers()["x-rate-limit-remaining"], "0");
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["error"], json!("APIRateLimitExceeded"));
     // OAuth is not limited.

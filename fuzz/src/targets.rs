@@ -228,6 +228,46 @@ pub fn all() -> Vec<Target> {
             },
         },
         Target {
+            name: "rate_limit_headers",
+            about: "zendesk::account_limit: x-rate-limit, x-rate-limit-remaining and ratelimit-reset values (one a line), then the reserve they drive",
+            kind: InputKind::Text,
+            fixture_dirs: &[],
+            seeds: || {
+                ["700\n699\n41", "10\n0\n", "\n\n", "2500\n2500\n60", "1\n-1\n1.5", "99999999999999999999\n5\n1e300"]
+                    .iter()
+                    .map(|s| s.as_bytes().to_vec())
+                    .collect()
+            },
+            tokens: &["\n", "99999999999999999999", "4294967296", "1e308", "NaN", "inf", "-0", "0.000001"],
+            needs_services: false,
+            run: |_, data| {
+                let Ok(text) = std::str::from_utf8(data) else {
+                    return false;
+                };
+                let mut lines = text.split('\n');
+                let headers = zdsync::zendesk::account_limit::RateLimitHeaders::parse(
+                    lines.next(),
+                    lines.next(),
+                    lines.next(),
+                );
+                // The parsed values must drive the reserve without panicking; three callers queue
+                // behind at most three windows.
+                let limit = zdsync::zendesk::account_limit::AccountLimit::new(
+                    u32::try_from(data.len() % 91).unwrap_or(0),
+                );
+                let now = std::time::Instant::now();
+                limit.observe(headers, now);
+                for _ in 0..3 {
+                    let wait = limit.reserve(now);
+                    assert!(
+                        wait <= 3 * zdsync::zendesk::account_limit::WINDOW,
+                        "a header made the client wait {wait:?}"
+                    );
+                }
+                headers.limit.is_some() || headers.remaining.is_some() || headers.reset.is_some()
+            },
+        },
+        Target {
             name: "config",
             about: "Config::from_toml: TOML text plus ZDSYNC_* overrides (lines after `#ENV`)",
             kind: InputKind::Text,
@@ -236,7 +276,7 @@ pub fn all() -> Vec<Target> {
             tokens: &[
                 "listen", "data_dir", "log_format", "[auth]", "[tls]", "[zendesk]", "[schedule]",
                 "admin_token_file", "read_token_file", "cert_file", "key_file", "base_url",
-                "requests_per_minute", "timeout", "incremental_interval", "full_validation_at",
+                "requests_per_minute", "other_requests_per_minute", "reserve_for_other_apps", "timeout", "incremental_interval", "full_validation_at",
                 "pages_per_commit", "\n#ENV\n", "ZDSYNC_LISTEN=", "ZDSYNC_ADMIN_TOKEN=",
                 "ZDSYNC_READ_TOKEN=", "ZDSYNC_ZENDESK_TIMEOUT=", "ZDSYNC_SCHEDULE_FULL_VALIDATION_AT=",
                 "ZDSYNC_ZENDESK_REQUESTS_PER_MINUTE=", "ZDSYNC_DATA_DIR=", "STATE_DIRECTORY=",

@@ -12,19 +12,38 @@ use super::http::{forbidden, json_body, too_many_requests, unauthorized, zendesk
 use super::state::Shared;
 use super::tokens;
 
+/// Where the account stands in its rate-limit window, as Zendesk's headers say it.
+#[derive(Debug, Clone, Copy)]
+struct RateHeaders {
+    limit: u32,
+    remaining: u32,
+    reset_secs: u32,
+}
+
+impl RateHeaders {
+    /// Adds `x-rate-limit`, `x-rate-limit-remaining` and `ratelimit-reset` (with the `ratelimit-*`
+    /// twins Zendesk also sends), as Zendesk's rate-limit documentation shows them.
+    fn add_to(self, response: &mut Response) {
+        let headers = response.headers_mut();
+        headers.insert("x-rate-limit", HeaderValue::from(self.limit));
+        headers.insert("ratelimit-limit", HeaderValue::from(self.limit));
+        headers.insert("x-rate-limit-remaining", HeaderValue::from(self.remaining));
+        headers.insert("ratelimit-remaining", HeaderValue::from(self.remaining));
+        headers.insert("ratelimit-reset", HeaderValue::from(self.reset_secs));
+    }
+}
+
 /// A request that passed admission; adds the rate-limit headers to its response.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Admission {
-    rate: Option<(u32, u32)>,
+    rate: Option<RateHeaders>,
 }
 
 impl Admission {
-    /// Adds `X-Rate-Limit` / `X-Rate-Limit-Remaining` when a limit is configured.
+    /// Adds the rate-limit headers when a limit is configured.
     pub(crate) fn finish(self, mut response: Response) -> Response {
-        if let Some((limit, remaining)) = self.rate {
-            let headers = response.headers_mut();
-            headers.insert("x-rate-limit", HeaderValue::from(limit));
-            headers.insert("x-rate-limit-remaining", HeaderValue::from(remaining));
+        if let Some(rate) = self.rate {
+            rate.add_to(&mut response);
         }
         response
     }
@@ -77,15 +96,24 @@ pub(crate) async fn admit(
         if let Some(window) = &shared.rate {
             let mut window = window.lock().unwrap_or_else(PoisonError::into_inner);
             match window.check(shared.now_unix()) {
-                RateDecision::Allowed { remaining } => rate = Some((window.limit(), remaining)),
+                RateDecision::Allowed {
+                    remaining,
+                    reset_secs,
+                } => {
+                    rate = Some(RateHeaders {
+                        limit: window.limit(),
+                        remaining,
+                        reset_secs,
+                    });
+                }
                 RateDecision::Limited { retry_after_secs } => {
                     let mut response = too_many_requests(retry_after_secs);
-                    response
-                        .headers_mut()
-                        .insert("x-rate-limit", HeaderValue::from(window.limit()));
-                    response
-                        .headers_mut()
-                        .insert("x-rate-limit-remaining", HeaderValue::from(0));
+                    RateHeaders {
+                        limit: window.limit(),
+                        remaining: 0,
+                        reset_secs: retry_after_secs,
+                    }
+                    .add_to(&mut response);
                     return Err(response);
                 }
             }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::data::{Dataset, MutationError};
 use super::endpoint::Endpoint;
-use super::faults::FaultSpec;
+use super::faults::{FaultSpec, RateLimitUsage};
 use super::inputs::{
     NewRating, NewTicket, OrganizationInput, RatingScore, TicketUpdate, UserInput,
 };
@@ -55,6 +55,16 @@ impl SimulatorControl {
     /// Every endpoint's request count.
     pub fn counters(&self) -> BTreeMap<Endpoint, u64> {
         self.shared.counters.snapshot()
+    }
+
+    /// How clients have used the rate limit (429s sent, lowest remaining count); `None` when it is off.
+    pub fn rate_limit_usage(&self) -> Option<RateLimitUsage> {
+        self.shared.rate.as_ref().map(|window| {
+            window
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .usage()
+        })
     }
 
     /// Sets every request count to zero.

@@ -122,12 +122,23 @@ impl Counters {
     }
 }
 
-/// A fixed one-minute window limit on the simulator clock.
+/// A fixed-window limit on the simulator clock (a minute, as Zendesk's; shorter in tests).
 #[derive(Debug)]
 pub(crate) struct RateWindow {
     limit: u32,
+    window_secs: i64,
     window_start: i64,
     used: u32,
+    usage: RateLimitUsage,
+}
+
+/// How clients have used the rate limit since the simulator started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimitUsage {
+    /// Requests answered 429 because the window was spent.
+    pub refused: u64,
+    /// The lowest `x-rate-limit-remaining` an allowed request was answered with; `None` before any.
+    pub lowest_remaining: Option<u32>,
 }
 
 /// The outcome of asking the rate limiter for one request.
@@ -135,8 +146,11 @@ pub(crate) struct RateWindow {
 pub(crate) enum RateDecision {
     /// Allowed; this many remain in the window.
     Allowed {
-        /// Requests left in the current minute.
+        /// Requests left in the current window.
         remaining: u32,
+        /// Whole seconds until the window resets (never before the true reset: the clock is read in
+        /// whole seconds, and this rounds up).
+        reset_secs: u32,
     },
     /// Refused; retry after this many seconds.
     Limited {
@@ -146,13 +160,20 @@ pub(crate) enum RateDecision {
 }
 
 impl RateWindow {
-    /// A limiter allowing `limit` requests per minute.
-    pub(crate) fn new(limit: u32) -> Self {
+    /// A limiter allowing `limit` requests per window of `window_secs` seconds (at least 1).
+    pub(crate) fn new(limit: u32, window_secs: u32) -> Self {
         Self {
             limit,
+            window_secs: i64::from(window_secs.max(1)),
             window_start: i64::MIN,
             used: 0,
+            usage: RateLimitUsage::default(),
         }
+    }
+
+    /// How clients have used the limit so far.
+    pub(crate) fn usage(&self) -> RateLimitUsage {
+        self.usage
     }
 
     /// The configured limit.
@@ -162,20 +183,28 @@ impl RateWindow {
 
     /// Accounts one request at Unix time `now`.
     pub(crate) fn check(&mut self, now: i64) -> RateDecision {
-        let window = now.div_euclid(60) * 60;
+        let window = now.div_euclid(self.window_secs) * self.window_secs;
         if window != self.window_start {
             self.window_start = window;
             self.used = 0;
         }
+        let left = u32::try_from((window + self.window_secs - now).max(1)).unwrap_or(u32::MAX);
         if self.used >= self.limit {
-            let left = (window + 60 - now).max(1);
+            self.usage.refused += 1;
             return RateDecision::Limited {
-                retry_after_secs: u32::try_from(left).unwrap_or(60),
+                retry_after_secs: left,
             };
         }
         self.used += 1;
+        let remaining = self.limit - self.used;
+        self.usage.lowest_remaining = Some(
+            self.usage
+                .lowest_remaining
+                .map_or(remaining, |lowest| lowest.min(remaining)),
+        );
         RateDecision::Allowed {
-            remaining: self.limit - self.used,
+            remaining,
+            reset_secs: left,
         }
     }
 }
@@ -227,15 +256,62 @@ mod tests {
 
     #[test]
     fn rate_window_resets_each_minute() {
-        let mut window = RateWindow::new(2);
-        assert_eq!(window.check(120), RateDecision::Allowed { remaining: 1 });
-        assert_eq!(window.check(130), RateDecision::Allowed { remaining: 0 });
+        let mut window = RateWindow::new(2, 60);
+        assert_eq!(
+            window.check(120),
+            RateDecision::Allowed {
+                remaining: 1,
+                reset_secs: 60
+            }
+        );
+        assert_eq!(
+            window.check(130),
+            RateDecision::Allowed {
+                remaining: 0,
+                reset_secs: 50
+            }
+        );
         assert_eq!(
             window.check(170),
             RateDecision::Limited {
                 retry_after_secs: 10
             }
         );
-        assert_eq!(window.check(180), RateDecision::Allowed { remaining: 1 });
+        assert_eq!(
+            window.check(180),
+            RateDecision::Allowed {
+                remaining: 1,
+                reset_secs: 60
+            }
+        );
+    }
+
+    #[test]
+    fn a_short_window_for_tests_resets_sooner() {
+        let mut window = RateWindow::new(1, 3);
+        assert_eq!(
+            window.check(10),
+            RateDecision::Allowed {
+                remaining: 0,
+                reset_secs: 2
+            }
+        );
+        assert_eq!(
+            window.check(11),
+            RateDecision::Limited {
+                retry_after_secs: 1
+            }
+        );
+        assert!(matches!(
+            window.check(12),
+            RateDecision::Allowed { remaining: 0, .. }
+        ));
+        assert_eq!(
+            window.usage(),
+            RateLimitUsage {
+                refused: 1,
+                lowest_remaining: Some(0)
+            }
+        );
     }
 }

@@ -40,7 +40,7 @@ pub use credentials::{
 };
 pub use data::MutationError;
 pub use endpoint::Endpoint;
-pub use faults::{FaultKind, FaultSpec};
+pub use faults::{FaultKind, FaultSpec, RateLimitUsage};
 pub use inputs::{NewRating, NewTicket, OrganizationInput, RatingScore, TicketUpdate, UserInput};
 pub use model::{Priority, Role, Score, Status};
 pub use run::{start, SimulatorConfig, SimulatorError, SimulatorHandle};

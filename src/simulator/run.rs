@@ -29,6 +29,8 @@ pub struct SimulatorConfig {
     pub years: u32,
     /// Requests per minute on `/api/v2/*` before 429; None = unlimited.
     pub rate_limit_per_minute: Option<u32>,
+    /// Length of the rate-limit window in seconds: 60 as Zendesk's, shorter so tests need not wait minutes.
+    pub rate_window_secs: u32,
     /// Lifetime of minted access tokens.
     pub access_token_ttl: Duration,
     /// Accepted credentials.
@@ -47,6 +49,7 @@ impl Default for SimulatorConfig {
             groups: 5,
             years: 2,
             rate_limit_per_minute: None,
+            rate_window_secs: 60,
             access_token_ttl: Duration::from_secs(2 * 3600),
             credentials: Credentials::default(),
             clock: crate::clock::system(),
@@ -136,6 +139,11 @@ pub async fn start(
             "groups must be at least 1".into(),
         ));
     }
+    if config.rate_window_secs == 0 {
+        return Err(SimulatorError::InvalidConfig(
+            "the rate-limit window must be at least 1 second".into(),
+        ));
+    }
     if config.rate_limit_per_minute == Some(0) {
         return Err(SimulatorError::InvalidConfig(
             "rate limit must be at least 1 request per minute".into(),
@@ -173,7 +181,7 @@ pub async fn start(
         counters: faults::Counters::default(),
         rate: config
             .rate_limit_per_minute
-            .map(|limit| Mutex::new(faults::RateWindow::new(limit))),
+            .map(|limit| Mutex::new(faults::RateWindow::new(limit, config.rate_window_secs))),
         stopping: tokio::sync::watch::channel(false).0,
     });
     let mut stopping = shared.stopping.subscribe();

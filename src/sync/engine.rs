@@ -943,6 +943,8 @@ mod tests {
             data_dir: std::path::PathBuf::from("/nonexistent"),
             base_url: Some("http://127.0.0.1:9".into()),
             requests_per_minute,
+            other_requests_per_minute: crate::config::DEFAULT_OTHER_REQUESTS_PER_MINUTE,
+            reserve_for_other_apps: crate::config::DEFAULT_RESERVE_FOR_OTHER_APPS,
             timeout: Duration::from_secs(5),
             schedule: ScheduleSettings {
                 incremental_interval: Duration::from_secs(300),
@@ -976,5 +978,35 @@ mod tests {
             on.other_requests_per_minute,
             Some(crate::zendesk::settings::DEFAULT_OTHER_REQUESTS_PER_MINUTE)
         );
+    }
+
+    #[test]
+    fn the_other_budget_comes_from_its_own_key() {
+        let mut settings = engine_settings(10);
+        settings.other_requests_per_minute = 2500;
+        let client = client_settings(&settings, "acme").expect("settings");
+        assert_eq!(client.other_requests_per_minute, Some(2500));
+        assert_eq!(client.requests_per_minute, Some(10));
+        settings.other_requests_per_minute = 0;
+        let client = client_settings(&settings, "acme").expect("settings");
+        assert_eq!(client.other_requests_per_minute, None, "0 turns it off");
+        assert_eq!(
+            client.requests_per_minute,
+            Some(10),
+            "the export budget stays"
+        );
+    }
+
+    #[test]
+    fn the_config_keys_reach_the_client() {
+        let config = crate::config::Config::from_toml(
+            "[zendesk]\nbase_url = \"http://127.0.0.1:9\"\nrequests_per_minute = 30\nother_requests_per_minute = 700\nreserve_for_other_apps = 40",
+            &[("ZDSYNC_DATA_DIR", "/nonexistent")],
+        )
+        .expect("config");
+        let client = client_settings(&EngineSettings::from(&config), "acme").expect("settings");
+        assert_eq!(client.requests_per_minute, Some(30));
+        assert_eq!(client.other_requests_per_minute, Some(700));
+        assert_eq!(client.reserve_for_other_apps, 40);
     }
 }

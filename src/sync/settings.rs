@@ -15,8 +15,12 @@ pub struct EngineSettings {
     pub data_dir: PathBuf,
     /// `[zendesk] base_url` from the config file, for tests and the simulator.
     pub base_url: Option<String>,
-    /// Export budget per minute; 0 turns it off.
+    /// Export budget per minute; 0 turns off every client-side budget (the other endpoints' too).
     pub requests_per_minute: u32,
+    /// Budget per minute of the other endpoints (lists, `users/me`, tokens); 0 turns it off.
+    pub other_requests_per_minute: u32,
+    /// Percent of the account's limit left to the customer's other apps.
+    pub reserve_for_other_apps: u32,
     /// HTTP request timeout.
     pub timeout: Duration,
     /// The schedule.
@@ -38,12 +42,15 @@ pub fn client_settings(
     };
     client.requests_per_minute =
         (settings.requests_per_minute > 0).then_some(settings.requests_per_minute);
+    client.other_requests_per_minute =
+        (settings.other_requests_per_minute > 0).then_some(settings.other_requests_per_minute);
     if settings.requests_per_minute == 0 {
         // "Budget off" means no client-side pacing at all: without this the list endpoints
         // (satisfaction ratings, 100 a page) kept their 200/min budget and a budget-off initial
         // sync of 200,000 tickets spent 80 s waiting for it. Zendesk's 429 handling still applies.
         client.other_requests_per_minute = None;
     }
+    client.reserve_for_other_apps = settings.reserve_for_other_apps;
     client.timeout = settings.timeout;
     Ok(client)
 }
@@ -55,6 +62,8 @@ impl From<&Config> for EngineSettings {
             data_dir: config.data_dir.clone(),
             base_url: config.zendesk.base_url.clone(),
             requests_per_minute: config.zendesk.requests_per_minute,
+            other_requests_per_minute: config.zendesk.other_requests_per_minute,
+            reserve_for_other_apps: config.zendesk.reserve_for_other_apps,
             timeout: config.zendesk.timeout,
             schedule: ScheduleSettings {
                 incremental_interval: config.schedule.incremental_interval,

@@ -12,6 +12,7 @@
 //!    `updated_at`.
 //! 4. Errors: `ZendeskError::kind()` says whether to stop for new credentials, retry later, or
 //!    report a malformed answer; `client.stats()` feeds `GetStatus`.
+pub mod account_limit;
 pub mod auth;
 pub mod budget;
 pub mod client;

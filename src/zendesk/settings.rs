@@ -7,8 +7,12 @@ use super::error::ZendeskError;
 
 /// The documented limit of the incremental export endpoints, in requests per minute.
 pub const DEFAULT_EXPORT_REQUESTS_PER_MINUTE: u32 = 10;
-/// A conservative share of the account-wide limit (700/min on most plans) for other endpoints.
+/// The account-wide limit of the smallest plan (200 to 2,500 a minute by plan), for other endpoints.
 pub const DEFAULT_OTHER_REQUESTS_PER_MINUTE: u32 = 200;
+/// Percent of the account's limit (`x-rate-limit`) left to the customer's other apps by default.
+pub const DEFAULT_RESERVE_FOR_OTHER_APPS: u32 = 20;
+/// Largest share (percent) of the account's limit the client may leave to other apps: it must still sync.
+pub const MAX_RESERVE_FOR_OTHER_APPS: u32 = 90;
 /// The largest page the incremental exports allow (also their default).
 pub const MAX_EXPORT_PAGE_SIZE: u32 = 1000;
 
@@ -21,6 +25,8 @@ pub struct ClientSettings {
     pub requests_per_minute: Option<u32>,
     /// Budget for every other endpoint; `None` or 0 turns it off.
     pub other_requests_per_minute: Option<u32>,
+    /// Percent of the account's limit (`x-rate-limit`) left to the customer's other apps (0..=90).
+    pub reserve_for_other_apps: u32,
     /// Limit for one whole request: connect, send, and read the full body.
     pub timeout: Duration,
     /// Limit for establishing a connection.
@@ -65,6 +71,7 @@ impl ClientSettings {
             base_url,
             requests_per_minute: Some(DEFAULT_EXPORT_REQUESTS_PER_MINUTE),
             other_requests_per_minute: Some(DEFAULT_OTHER_REQUESTS_PER_MINUTE),
+            reserve_for_other_apps: DEFAULT_RESERVE_FOR_OTHER_APPS,
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             max_attempts: 5,
@@ -97,6 +104,9 @@ impl ClientSettings {
         }
         if self.max_response_bytes == 0 {
             return invalid("max_response_bytes must be positive");
+        }
+        if self.reserve_for_other_apps > MAX_RESERVE_FOR_OTHER_APPS {
+            return invalid("reserve_for_other_apps must be between 0 and 90 (percent)");
         }
         if self.user_agent.is_empty() {
             return invalid("user_agent must not be empty");
@@ -188,7 +198,8 @@ mod tests {
             panic!("valid subdomain refused");
         };
         assert!(good.validate().is_ok());
-        let tweaks: [fn(&mut ClientSettings); 5] = [
+        let tweaks: [fn(&mut ClientSettings); 6] = [
+            |s| s.reserve_for_other_apps = 91,
             |s| s.max_attempts = 0,
             |s| s.export_page_size = 1001,
             |s| s.list_page_size = 0,

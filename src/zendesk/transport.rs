@@ -9,6 +9,7 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use tracing::Instrument;
 
+use super::account_limit::{AccountLimit, RateLimitHeaders};
 use super::budget::{Budgets, EndpointClass};
 use super::error::{error_message, ZendeskError};
 use super::observe::{ClientObserver, StatsCounters, WaitReason};
@@ -42,6 +43,8 @@ pub(crate) struct Transport {
     pub(crate) http: reqwest::Client,
     pub(crate) settings: ClientSettings,
     pub(crate) budgets: Budgets,
+    /// The account-wide limit Zendesk reports, shared with the customer's other apps.
+    pub(crate) account: AccountLimit,
     pub(crate) sleeper: Arc<dyn Sleeper>,
     pub(crate) clock: SharedClock,
     pub(crate) stats: StatsCounters,
@@ -76,10 +79,12 @@ impl Transport {
             settings.requests_per_minute,
             settings.other_requests_per_minute,
         );
+        let account = AccountLimit::new(settings.reserve_for_other_apps);
         Ok(Self {
             http,
             settings,
             budgets,
+            account,
             sleeper,
             clock,
             stats: StatsCounters::default(),
@@ -103,6 +108,19 @@ impl Transport {
             if !budget_wait.is_zero() {
                 StatsCounters::bump(&self.stats.budget_waits);
                 self.wait(spec.endpoint, WaitReason::Budget, budget_wait)
+                    .await;
+            }
+            // After the budget's wait, which may have crossed the account window's reset.
+            let account_wait = self.account.reserve(Instant::now());
+            if !account_wait.is_zero() {
+                tracing::debug!(
+                    endpoint = spec.endpoint,
+                    wait_secs = account_wait.as_secs_f64(),
+                    reserve_percent = self.settings.reserve_for_other_apps,
+                    "leaving the rest of Zendesk's account limit to other apps until it resets"
+                );
+                StatsCounters::bump(&self.stats.budget_waits);
+                self.wait(spec.endpoint, WaitReason::Budget, account_wait)
                     .await;
             }
             let attempt = failed_attempts + 1;
@@ -219,6 +237,20 @@ impl Transport {
             .get(RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| parse_retry_after(value, self.clock.now()));
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+        };
+        self.account.observe(
+            RateLimitHeaders::parse(
+                header("x-rate-limit"),
+                header("x-rate-limit-remaining"),
+                header("ratelimit-reset"),
+            ),
+            Instant::now(),
+        );
         let limit = self.settings.max_response_bytes;
         let too_large = || {
             AttemptError::Final(ZendeskError::TooLarge {
