@@ -41,34 +41,6 @@ impl Store {
         })
     }
 
-    /// Gives the file's free pages back to the disk (redb compaction) when they are over a quarter of
-    /// the file; returns whether it compacted. Reads and writes wait while it runs (a nightly job: the
-    /// store_growth bench prints how long it takes), and it skips when a transaction is in flight.
-    pub fn compact_if_worth_it(&self) -> Result<bool, StoreError> {
-        let space = self.space()?;
-        let used = space.stored_bytes + space.metadata_bytes;
-        if space.fragmented_bytes * 3 <= used {
-            return Ok(false);
-        }
-        let mut handle = self
-            .cell
-            .db
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // The shared snapshot is a live read transaction: compaction refuses to run beside one.
-        self.forget_reads();
-        let Some(db) = std::sync::Arc::get_mut(&mut handle) else {
-            return Ok(false);
-        };
-        match db.compact() {
-            Ok(compacted) => Ok(compacted),
-            Err(redb::CompactionError::TransactionInProgress) => Ok(false),
-            Err(err) => Err(StoreError::Database(format!(
-                "cannot compact the database: {err}"
-            ))),
-        }
-    }
-
     /// Deletes change history older than `horizon` (Unix seconds), keeping per ticket and field the
     /// last change before it; returns how many rows went. Commits in chunks of tickets.
     pub fn prune_ticket_history(&self, horizon: i64) -> Result<u64, StoreError> {
@@ -239,49 +211,5 @@ mod tests {
         let recorded = store.apply_page(&later).expect("later").events_recorded;
         assert_eq!(recorded, 1, "solved while urgent");
         assert_eq!(store.event_count().expect("events"), events_before + 1);
-    }
-
-    #[test]
-    fn compaction_gives_free_pages_back_and_keeps_every_record() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
-        let file = dir.path().join(crate::store::DATABASE_FILE);
-        // Many versions of the same tickets: copy-on-write leaves the old pages free in the file.
-        for round in 0..40_i64 {
-            let page = PageWrite {
-                tickets: (1..=500_u64)
-                    .map(|id| {
-                        let ticket = TicketRecord {
-                            subject: format!(
-                                "round {round} of a ticket with a long enough subject"
-                            ),
-                            status: 2,
-                            generated_timestamp: NOW + round,
-                            ..Default::default()
-                        };
-                        (id, ticket)
-                    })
-                    .collect(),
-                ..Default::default()
-            };
-            store.apply_page(&page).expect("apply");
-        }
-        let before = std::fs::metadata(&file).expect("size").len();
-        let digest = store.content_digest().expect("digest");
-        assert!(
-            store.compact_if_worth_it().expect("compact"),
-            "{:?}",
-            store.space()
-        );
-        let after = std::fs::metadata(&file).expect("size").len();
-        assert!(after < before, "{after} < {before}");
-        assert_eq!(store.content_digest().expect("digest"), digest);
-        assert!(
-            !store.compact_if_worth_it().expect("again"),
-            "nothing left to give back"
-        );
-        drop(store);
-        let reopened = Store::open(dir.path()).expect("reopen");
-        assert_eq!(reopened.content_digest().expect("digest"), digest);
     }
 }

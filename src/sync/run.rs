@@ -364,14 +364,6 @@ pub async fn execute(ctx: RunContext) -> Result<RunSummary, RunError> {
                     .await
                     .map_err(|err| RunError::Task(err.to_string()))??;
                 tracing::info!(rows = pruned, "pruned ticket history older than a year");
-                // Copy-on-write leaves freed pages in the file; give them back when they pile up.
-                let store = ctx.store.clone();
-                let compacted = tokio::task::spawn_blocking(move || store.compact_if_worth_it())
-                    .await
-                    .map_err(|err| RunError::Task(err.to_string()))??;
-                if compacted {
-                    tracing::info!("compacted the database file");
-                }
             }
             Phase::TicketEvents => match ticket_events(&ctx).instrument(span).await {
                 Ok(()) => {}
