@@ -490,12 +490,19 @@ fn build(
     let window = timeframe.window(now);
     let window = (window.start().number(), window.end().number());
     let links = txn.open_table(tables::ACCOUNT_ORGS)?.len()?;
+    let org_side = || scan_org_tables(txn, window, links, reads);
     let (accounts, scanned) = std::thread::scope(|scope| {
-        let org_side = scope.spawn(|| scan_org_tables(txn, window, links, reads));
+        let spawned = std::thread::Builder::new()
+            .name("metric-index".into())
+            .spawn_scoped(scope, org_side);
         let accounts = read_accounts(txn);
-        let scanned = org_side
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let scanned = match spawned {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had (a process at its limit): the same reads, one after the other.
+            Err(_) => org_side(),
+        };
         (accounts, scanned)
     });
     let AccountRows {
