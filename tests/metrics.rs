@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use common::inproc::{
-    self, configure_and_sync, sized, upsert_accounts, wait_for_successful_runs, Harness,
-    ADMIN_TOKEN,
+    self, configure_and_sync, new_ticket, organization_with_requester, sized, upsert_accounts,
+    wait_for_successful_runs, Harness, ADMIN_TOKEN,
 };
 use common::with_token;
 use rand::{Rng, SeedableRng};
@@ -15,7 +15,9 @@ use tonic::Code;
 use zdsync::domain::metrics::{Day, Timeframe};
 use zdsync::proto::v1 as pb;
 use zdsync::proto::v1::metrics_service_client::MetricsServiceClient;
-use zdsync::simulator::{NewRating, Priority, Score, SimulatorControl, Status, TicketUpdate};
+use zdsync::simulator::{
+    NewRating, Priority, Score, SimulatorControl, SimulatorHandle, Status, TicketUpdate,
+};
 
 /// What an account's metrics must be, computed straight from the simulator's tickets and ratings.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -429,4 +431,408 @@ async fn seen_account_with_tickets(
     let top = page.metrics.into_iter().next().expect("an account");
     assert!(top.total_tickets > 0);
     top
+}
+
+/// A daemon synced with a simulator of `tickets` tickets over `organizations` organizations, and an
+/// account for every `organization_fields.account_id` plus two without an organization; returns the
+/// account ids in id order.
+async fn listed_directory(
+    tickets: u32,
+    organizations: u32,
+) -> (
+    SimulatorHandle,
+    tempfile::TempDir,
+    inproc::Daemon,
+    zdsync::proto::v1::integration_service_client::IntegrationServiceClient<
+        tonic::transport::Channel,
+    >,
+    Vec<String>,
+) {
+    let (sim, dir, daemon, mut client) = Harness::start(sized(tickets, organizations, 60))
+        .await
+        .into_parts();
+    let control = sim.control();
+    let mut ids = vec!["no-org-a".to_owned(), "no-org-z".to_owned()];
+    for id in 20_000_001..=20_000_000 + u64::from(organizations) {
+        let org = control.organization_json(id).expect("org");
+        if let Some(account) = org["organization_fields"]["account_id"].as_str() {
+            ids.push(account.to_owned());
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    let batch = ids
+        .iter()
+        .map(|id| pb::Account {
+            id: id.clone(),
+            ..Default::default()
+        })
+        .collect();
+    upsert_accounts(&daemon, batch).await;
+    configure_and_sync(&mut client).await;
+    (sim, dir, daemon, client, ids)
+}
+
+const ALL_SORTS: [pb::MetricSortKey; 11] = [
+    pb::MetricSortKey::Unspecified,
+    pb::MetricSortKey::AccountId,
+    pb::MetricSortKey::OpenTickets,
+    pb::MetricSortKey::TotalTickets,
+    pb::MetricSortKey::TicketsCreated,
+    pb::MetricSortKey::OpenHighUrgentTickets,
+    pb::MetricSortKey::HighUrgentTicketsCreated,
+    pb::MetricSortKey::SatisfactionScore,
+    pb::MetricSortKey::SatisfactionScoreHighUrgent,
+    pb::MetricSortKey::GoodRatings,
+    pb::MetricSortKey::BadRatings,
+];
+
+fn shown_value(metrics: &pb::AccountMetrics, key: pb::MetricSortKey) -> Option<f64> {
+    use pb::MetricSortKey as K;
+    Some(match key {
+        K::Unspecified | K::AccountId => return None,
+        K::OpenTickets => metrics.open_tickets as f64,
+        K::TotalTickets => metrics.total_tickets as f64,
+        K::TicketsCreated => metrics.tickets_created as f64,
+        K::OpenHighUrgentTickets => metrics.open_high_urgent_tickets as f64,
+        K::HighUrgentTicketsCreated => metrics.high_urgent_tickets_created as f64,
+        K::SatisfactionScore => return metrics.satisfaction_score,
+        K::SatisfactionScoreHighUrgent => return metrics.satisfaction_score_high_urgent,
+        K::GoodRatings => metrics.good_ratings as f64,
+        K::BadRatings => metrics.bad_ratings as f64,
+    })
+}
+
+/// The documented order: by the metric (largest first when descending), accounts without a value last,
+/// ties by account id ascending; by account id alone for `ACCOUNT_ID` (descending too) and unset.
+fn documented_order(
+    mut all: Vec<pb::AccountMetrics>,
+    key: pb::MetricSortKey,
+    descending: bool,
+) -> Vec<pb::AccountMetrics> {
+    use std::cmp::Ordering;
+    all.sort_by(|a, b| {
+        let by_value = match (shown_value(a, key), shown_value(b, key)) {
+            (Some(x), Some(y)) if descending => y.total_cmp(&x),
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        };
+        let by_id = if key == pb::MetricSortKey::AccountId && descending {
+            b.account_id.cmp(&a.account_id)
+        } else {
+            a.account_id.cmp(&b.account_id)
+        };
+        by_value.then(by_id)
+    });
+    all
+}
+
+async fn list_page(
+    metrics: &mut MetricsServiceClient<tonic::transport::Channel>,
+    key: pb::MetricSortKey,
+    descending: bool,
+    page_size: u32,
+    page_token: String,
+) -> Result<pb::ListAccountMetricsResponse, tonic::Status> {
+    metrics
+        .list_account_metrics(with_token(
+            pb::ListAccountMetricsRequest {
+                page_size,
+                page_token,
+                sort_by: key as i32,
+                descending,
+            },
+            ADMIN_TOKEN,
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Every page from `token` on.
+async fn list_rest(
+    metrics: &mut MetricsServiceClient<tonic::transport::Channel>,
+    key: pb::MetricSortKey,
+    descending: bool,
+    page_size: u32,
+    mut token: String,
+) -> Vec<pb::AccountMetrics> {
+    let mut all = Vec::new();
+    loop {
+        let page = list_page(metrics, key, descending, page_size, token)
+            .await
+            .expect("list");
+        assert!(page.metrics.len() <= page_size as usize);
+        all.extend(page.metrics);
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// Without `computed_at`, which every call sets to its own now.
+fn figures_only(mut metrics: pb::AccountMetrics) -> pb::AccountMetrics {
+    metrics.computed_at = None;
+    metrics
+}
+
+async fn batch(
+    metrics: &mut MetricsServiceClient<tonic::transport::Channel>,
+    ids: &[String],
+) -> Vec<pb::AccountMetrics> {
+    metrics
+        .batch_get_account_metrics(with_token(
+            pb::BatchGetAccountMetricsRequest {
+                account_ids: ids.to_vec(),
+            },
+            ADMIN_TOKEN,
+        ))
+        .await
+        .expect("batch")
+        .into_inner()
+        .metrics
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_pages_cover_every_account_once_in_each_sort_and_order() {
+    let (sim, _dir, daemon, _client, ids) = listed_directory(400, 16).await;
+    let mut metrics = MetricsServiceClient::new(daemon.channel().await);
+    let want_all = batch(&mut metrics, &ids).await;
+    assert_eq!(want_all.len(), ids.len());
+    assert!(
+        want_all.iter().any(|m| m.satisfaction_score.is_some())
+            && want_all.iter().any(|m| m.satisfaction_score.is_none()),
+        "scores and no scores, so both sort"
+    );
+    for key in ALL_SORTS {
+        for descending in [false, true] {
+            let want: Vec<pb::AccountMetrics> = documented_order(want_all.clone(), key, descending)
+                .into_iter()
+                .map(figures_only)
+                .collect();
+            for page_size in [1, 4, 1000] {
+                let first = list_page(&mut metrics, key, descending, page_size, String::new())
+                    .await
+                    .expect("first page");
+                assert_eq!(first.total, ids.len() as u64);
+                let mut got: Vec<pb::AccountMetrics> = first.metrics;
+                if !first.next_page_token.is_empty() {
+                    got.extend(
+                        list_rest(
+                            &mut metrics,
+                            key,
+                            descending,
+                            page_size,
+                            first.next_page_token,
+                        )
+                        .await,
+                    );
+                }
+                let got: Vec<pb::AccountMetrics> = got.into_iter().map(figures_only).collect();
+                assert_eq!(
+                    got, want,
+                    "{key:?} descending {descending}, {page_size} a page"
+                );
+            }
+        }
+    }
+    daemon.stop().await;
+    sim.shutdown().await.expect("simulator stops");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paging_on_after_a_commit_neither_repeats_nor_skips_an_unchanged_account() {
+    let (sim, _dir, daemon, mut client, ids) = listed_directory(300, 12).await;
+    let control = sim.control();
+    let mut metrics = MetricsServiceClient::new(daemon.channel().await);
+    let before = batch(&mut metrics, &ids).await;
+    let key = pb::MetricSortKey::OpenTickets;
+    let first = list_page(&mut metrics, key, true, 3, String::new())
+        .await
+        .expect("first page");
+    let shown: Vec<String> = first.metrics.iter().map(|m| m.account_id.clone()).collect();
+    // Paging so far: the next page, with the token, before anything changes.
+    let second = list_page(&mut metrics, key, true, 3, first.next_page_token.clone())
+        .await
+        .expect("second page");
+    let shown_then: Vec<String> = shown
+        .iter()
+        .cloned()
+        .chain(second.metrics.iter().map(|m| m.account_id.clone()))
+        .collect();
+
+    // Two commits: an account upsert (a new account), then a sync that gives an account shown on neither
+    // page yet more open tickets, through an organization of its own.
+    upsert_accounts(
+        &daemon,
+        vec![pb::Account {
+            id: "aaa-new".into(),
+            ..Default::default()
+        }],
+    )
+    .await;
+    let moved = before
+        .iter()
+        .rev()
+        .find(|m| !shown_then.contains(&m.account_id) && !m.account_id.starts_with("no-org"))
+        .expect("an account not shown yet")
+        .account_id
+        .clone();
+    let (_, requester) = organization_with_requester(
+        control,
+        "Moved Inc",
+        &moved,
+        "Mo Ved",
+        "mo@moved.example.com",
+    );
+    // Enough to move it to the top: an offset would then show the first page's last account again.
+    let more = first.metrics[0].open_tickets + 1;
+    for n in 0..more {
+        new_ticket(
+            control,
+            &format!("more work {n}"),
+            requester,
+            Priority::Normal,
+        );
+    }
+    client
+        .force_sync(with_token(pb::ForceSyncRequest::default(), ADMIN_TOKEN))
+        .await
+        .expect("force");
+    wait_for_successful_runs(&mut client, 2).await;
+
+    let mut all_ids = ids.clone();
+    all_ids.push("aaa-new".into());
+    let after = batch(&mut metrics, &all_ids).await;
+    let moved_after = after
+        .iter()
+        .find(|m| m.account_id == moved)
+        .expect("moved account");
+    let moved_before = before
+        .iter()
+        .find(|m| m.account_id == moved)
+        .expect("moved account");
+    assert_eq!(
+        moved_after.open_tickets,
+        moved_before.open_tickets + more,
+        "the sync changed its figures"
+    );
+    let top = list_page(&mut metrics, key, true, 1, String::new())
+        .await
+        .expect("top");
+    assert_eq!(
+        top.metrics[0].account_id, moved,
+        "it moved ahead of the first page"
+    );
+    let unchanged: Vec<&String> = before
+        .iter()
+        .filter(|b| {
+            after
+                .iter()
+                .any(|a| a.account_id == b.account_id && a.open_tickets == b.open_tickets)
+        })
+        .map(|b| &b.account_id)
+        .collect();
+    assert_eq!(unchanged.len(), ids.len() - 1, "only one account moved");
+
+    // Paging on with the token of the first page: what the second page showed comes again (nothing
+    // changed around it), and no account of the first page does.
+    let rest = list_rest(&mut metrics, key, true, 3, first.next_page_token).await;
+    let rest_ids: Vec<&String> = rest.iter().map(|m| &m.account_id).collect();
+    for id in &unchanged {
+        let times = rest_ids.iter().filter(|r| **r == *id).count();
+        if shown.contains(id) {
+            assert_eq!(times, 0, "{id} was on the first page and came again");
+        } else {
+            assert_eq!(times, 1, "{id} was not on the first page: it comes once");
+        }
+    }
+    assert!(
+        rest_ids.iter().any(|id| *id == "aaa-new"),
+        "the new account sorts after the first page"
+    );
+    assert_eq!(
+        rest.iter()
+            .filter(|m| second.metrics.iter().any(|s| s.account_id == m.account_id))
+            .count(),
+        second.metrics.len()
+    );
+    // What follows the first page is still in order.
+    let values: Vec<u64> = rest.iter().map(|m| m.open_tickets).collect();
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
+    daemon.stop().await;
+    sim.shutdown().await.expect("simulator stops");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_list_tokens_are_invalid_arguments_naming_page_token() {
+    use base64::Engine;
+    let (sim, _dir, daemon, _client, _ids) = listed_directory(100, 6).await;
+    let mut metrics = MetricsServiceClient::new(daemon.channel().await);
+    let key = pb::MetricSortKey::TotalTickets;
+    let first = list_page(&mut metrics, key, true, 2, String::new())
+        .await
+        .expect("first page");
+    assert!(!first.next_page_token.is_empty());
+    let encode = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+    let hostile = [
+        "%%%".to_owned(),
+        "not base64 at all".to_owned(),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xff, 0xfe, 0x00]),
+        encode("timeline.v2:1:2:abc"),
+        encode("metrics:10:3:true"),
+        encode("metrics.v2:"),
+        encode("metrics.v2:3:true"),
+        encode("metrics.v2:3:true:5"),
+        encode("metrics.v2:3:true:x:acct"),
+        encode("metrics.v2:3:true:18446744073709551616:acct"),
+        encode("metrics.v2:3:true:-1:acct"),
+        encode("metrics.v2:2:true:5:acct"),
+        encode("metrics.v2:3:false:5:acct"),
+        encode("metrics.v2:3:TRUE:5:acct"),
+        encode("metrics.v2:03:true:5:acct"),
+    ];
+    for token in hostile {
+        let err = list_page(&mut metrics, key, true, 2, token.clone())
+            .await
+            .expect_err("hostile token");
+        assert_eq!(err.code(), Code::InvalidArgument, "{token}");
+        assert!(
+            err.message().starts_with("page_token: "),
+            "{token}: {}",
+            err.message()
+        );
+    }
+    // The token of one sort does not continue another, nor the other order.
+    for (other_key, descending) in [(pb::MetricSortKey::OpenTickets, true), (key, false)] {
+        let err = list_page(
+            &mut metrics,
+            other_key,
+            descending,
+            2,
+            first.next_page_token.clone(),
+        )
+        .await
+        .expect_err("another sort");
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(
+            err.message().starts_with("page_token: "),
+            "{}",
+            err.message()
+        );
+    }
+    // A well-formed position is a place in the order, whether or not its account still exists.
+    for token in [
+        encode("metrics.v2:3:true:18446744073709551615:"),
+        encode("metrics.v2:3:true:0:zzz:with:colons"),
+        encode("metrics.v2:3:true:-:ghost"),
+    ] {
+        list_page(&mut metrics, key, true, 2, token)
+            .await
+            .expect("a position");
+    }
+    daemon.stop().await;
+    sim.shutdown().await.expect("simulator stops");
 }

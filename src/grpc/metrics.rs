@@ -8,6 +8,7 @@ use crate::domain::account::{validate_email, validate_id};
 use crate::domain::metrics::Timeframe;
 use crate::proto::v1 as pb;
 use crate::proto::v1::metrics_service_server::MetricsService;
+use crate::store::metric_index::{ListOrder, Position, SortMetric};
 use crate::store::rollups::Figures;
 use crate::store::Store;
 
@@ -174,46 +175,79 @@ fn invalid_id(field: &str, id: &str) -> Result<(), Status> {
     validate_id(id).map_err(|reason| Status::invalid_argument(format!("{field}: {reason}")))
 }
 
-fn sort_value(metrics: &pb::AccountMetrics, key: pb::MetricSortKey) -> Option<f64> {
+/// The order a `ListAccountMetrics` request asks for. Unset sorts by account id ascending whatever
+/// `descending` says, as it always has.
+fn list_order(key: pb::MetricSortKey, descending: bool) -> ListOrder {
     use pb::MetricSortKey as K;
-    Some(match key {
-        K::Unspecified | K::AccountId => return None,
-        K::OpenTickets => metrics.open_tickets as f64,
-        K::TotalTickets => metrics.total_tickets as f64,
-        K::TicketsCreated => metrics.tickets_created as f64,
-        K::OpenHighUrgentTickets => metrics.open_high_urgent_tickets as f64,
-        K::HighUrgentTicketsCreated => metrics.high_urgent_tickets_created as f64,
-        K::SatisfactionScore => return metrics.satisfaction_score,
-        K::SatisfactionScoreHighUrgent => return metrics.satisfaction_score_high_urgent,
-        K::GoodRatings => metrics.good_ratings as f64,
-        K::BadRatings => metrics.bad_ratings as f64,
-    })
+    let metric = match key {
+        K::Unspecified => {
+            return ListOrder {
+                metric: None,
+                descending: false,
+            }
+        }
+        K::AccountId => None,
+        K::OpenTickets => Some(SortMetric::OpenTickets),
+        K::TotalTickets => Some(SortMetric::TotalTickets),
+        K::TicketsCreated => Some(SortMetric::TicketsCreated),
+        K::OpenHighUrgentTickets => Some(SortMetric::OpenHighUrgentTickets),
+        K::HighUrgentTicketsCreated => Some(SortMetric::HighUrgentTicketsCreated),
+        K::SatisfactionScore => Some(SortMetric::SatisfactionScore),
+        K::SatisfactionScoreHighUrgent => Some(SortMetric::SatisfactionScoreHighUrgent),
+        K::GoodRatings => Some(SortMetric::GoodRatings),
+        K::BadRatings => Some(SortMetric::BadRatings),
+    };
+    ListOrder { metric, descending }
 }
 
-const LIST_TOKEN_PREFIX: &str = "metrics:";
+/// Tokens name the sort and order they continue, then the keyset position: the sort value of the last
+/// account shown (`-` for none) and its id, last since an id may hold any character.
+const LIST_TOKEN_PREFIX: &str = "metrics.v2:";
+/// The offset tokens of earlier versions.
+const OFFSET_TOKEN_PREFIX: &str = "metrics:";
 
-fn encode_list_token(offset: usize, key: i32, descending: bool) -> String {
-    super::paging::encode_token(LIST_TOKEN_PREFIX, &format!("{offset}:{key}:{descending}"))
+fn encode_list_token(position: &Position, key: i32, descending: bool) -> String {
+    let value = position
+        .value
+        .map_or_else(|| "-".to_owned(), |value| value.to_string());
+    super::paging::encode_token(
+        LIST_TOKEN_PREFIX,
+        &format!("{key}:{descending}:{value}:{}", position.account_id),
+    )
 }
 
-fn decode_list_token(token: &str, key: i32, descending: bool) -> Result<usize, Status> {
+fn decode_list_token(token: &str, key: i32, descending: bool) -> Result<Position, Status> {
     let bad = || {
         Status::invalid_argument(
             "page_token: not a token returned by ListAccountMetrics with this sort",
         )
     };
-    let rest = super::paging::decode_token(token, LIST_TOKEN_PREFIX, bad)?;
-    let mut parts = rest.split(':');
-    let offset = parts
-        .next()
-        .and_then(|p| p.parse::<usize>().ok())
-        .ok_or_else(bad)?;
-    let same_sort = parts.next() == Some(key.to_string().as_str())
-        && parts.next() == Some(descending.to_string().as_str());
-    if !same_sort {
+    let text = super::paging::token_text(token, bad)?;
+    let Some(rest) = text.strip_prefix(LIST_TOKEN_PREFIX) else {
+        if text.starts_with(OFFSET_TOKEN_PREFIX) {
+            return Err(Status::invalid_argument(
+                "page_token: issued by an earlier version of zdsync; list again without page_token",
+            ));
+        }
+        return Err(bad());
+    };
+    let mut parts = rest.splitn(4, ':');
+    let (Some(sort), Some(order), Some(value), Some(account_id)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    if sort != key.to_string() || order != descending.to_string() {
         return Err(bad());
     }
-    Ok(offset)
+    let value = match value {
+        "-" => None,
+        digits => Some(digits.parse::<u64>().map_err(|_| bad())?),
+    };
+    Ok(Position {
+        value,
+        account_id: account_id.to_owned(),
+    })
 }
 
 #[tonic::async_trait]
@@ -271,75 +305,45 @@ impl MetricsService for Metrics {
             ))
         })?;
         let page_size = super::paging::page_size(request.page_size, DEFAULT_PAGE_SIZE)?;
-        let offset = if request.page_token.is_empty() {
-            0
-        } else {
-            decode_list_token(&request.page_token, request.sort_by, request.descending)?
-        };
         let descending = request.descending;
+        let after = if request.page_token.is_empty() {
+            None
+        } else {
+            Some(decode_list_token(
+                &request.page_token,
+                request.sort_by,
+                descending,
+            )?)
+        };
+        let order = list_order(key, descending);
         let now = self.clock.now();
-        let (mut all, total) = self
+        // The index holds every account's figures as of the newest commit: built by the first page after a
+        // commit that may change them, then each page is a binary search and a slice of it.
+        let (metrics, next, total) = self
             .blocking(move |store| {
-                let (timeframe, satisfaction) = settings(&store)?;
-                let mut all = Vec::new();
-                let mut after: Option<String> = None;
-                loop {
-                    let page = store
-                        .list_accounts(after.as_deref(), 1000)
-                        .map_err(from_store)?;
-                    for account in &page.accounts {
-                        let orgs = store.account_org_ids(&account.id).map_err(from_store)?;
-                        let figures = store
-                            .org_figures(&orgs, timeframe, now)
-                            .map_err(from_store)?;
-                        all.push(to_account_proto(
-                            &account.id,
-                            &orgs,
-                            &figures,
-                            timeframe,
-                            satisfaction,
+                let index = store.metric_index(now).map_err(from_store)?;
+                let page = index.page(order, after.as_ref(), page_size);
+                let metrics = page
+                    .rows
+                    .iter()
+                    .map(|&row| {
+                        let account = index.row(row);
+                        to_account_proto(
+                            account.id,
+                            account.orgs,
+                            account.figures,
+                            index.timeframe(),
+                            index.satisfaction(),
                             now,
-                        ));
-                    }
-                    match page.last_id_if_more {
-                        Some(last) => after = Some(last),
-                        None => break,
-                    }
-                }
-                let total = all.len() as u64;
-                Ok((all, total))
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                Ok((metrics, page.next, index.len() as u64))
             })
             .await?;
-        // Accounts without a value (no score) sort last either way; ties keep account id order.
-        all.sort_by(|a, b| {
-            let ordering = match (sort_value(a, key), sort_value(b, key)) {
-                (Some(x), Some(y)) => {
-                    let by_value = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
-                    if descending {
-                        by_value.reverse()
-                    } else {
-                        by_value
-                    }
-                }
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => {
-                    if matches!(key, pb::MetricSortKey::AccountId) && descending {
-                        b.account_id.cmp(&a.account_id)
-                    } else {
-                        std::cmp::Ordering::Equal
-                    }
-                }
-            };
-            ordering.then_with(|| a.account_id.cmp(&b.account_id))
-        });
-        let end = offset.saturating_add(page_size).min(all.len());
-        let metrics: Vec<pb::AccountMetrics> = all.drain(offset.min(end)..end).collect();
-        let next_page_token = if end < total as usize {
-            encode_list_token(end, request.sort_by, descending)
-        } else {
-            String::new()
-        };
+        let next_page_token = next
+            .map(|position| encode_list_token(&position, request.sort_by, descending))
+            .unwrap_or_default();
         Ok(Response::new(pb::ListAccountMetricsResponse {
             metrics,
             next_page_token,

@@ -12,6 +12,21 @@ pub struct Figures {
     pub ratings: RatingDayCounts,
 }
 
+impl Figures {
+    /// Adds `other`'s figures to these (an account sums its organizations').
+    pub fn add(&mut self, other: &Figures) {
+        self.counters.open += other.counters.open;
+        self.counters.total += other.counters.total;
+        self.counters.open_high_urgent += other.counters.open_high_urgent;
+        self.created.created += other.created.created;
+        self.created.high_urgent_created += other.created.high_urgent_created;
+        self.ratings.good += other.ratings.good;
+        self.ratings.bad += other.ratings.bad;
+        self.ratings.high_urgent_good += other.ratings.high_urgent_good;
+        self.ratings.high_urgent_bad += other.ratings.high_urgent_bad;
+    }
+}
+
 /// One account's metric inputs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountFigures {

@@ -16,6 +16,7 @@ pub mod facts;
 pub mod figures;
 pub mod health;
 pub mod matching;
+pub mod metric_index;
 mod migrate;
 pub mod page;
 pub mod pages;
@@ -322,6 +323,7 @@ impl Store {
             shared.figure_changes.fetch_add(1, Ordering::AcqRel);
             let stale = std::mem::take(&mut *locked(&shared.figures));
             drop(stale);
+            shared.metric_index.forget();
         }
         Ok(())
     }
@@ -395,6 +397,7 @@ impl Store {
         shared.figure_changes.fetch_add(1, Ordering::AcqRel);
         let stale = std::mem::take(&mut *locked(&shared.figures));
         drop(stale);
+        shared.metric_index.forget();
     }
 }
 
@@ -431,6 +434,8 @@ struct SharedReads {
     /// `GetAccountMetrics` figures by account id, with the day they were computed for; emptied by every
     /// commit counted in `figure_changes`, so an entry is never older than the state it describes.
     figures: Mutex<std::collections::HashMap<String, (i64, Option<figures::AccountFigures>)>>,
+    /// Every account's figures for `ListAccountMetrics`, kept under the same rule as `figures`.
+    metric_index: metric_index::IndexCell,
 }
 
 impl Store {
