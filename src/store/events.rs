@@ -598,17 +598,11 @@ mod tests {
 
     /// The organization 100 rating days: (day number, good, bad).
     fn rating_days(store: &Store) -> Vec<(i64, u64, u64)> {
-        let txn = store.db().begin_read().expect("read");
-        let table = txn.open_table(tables::ORG_RATING_DAYS).expect("days");
-        table
-            .iter()
-            .expect("iter")
-            .map(|row| {
-                let (key, value) = row.expect("row");
-                let ((_, day), (good, bad, _, _)) = (key.value(), value.value());
-                (day, good, bad)
-            })
-            .collect()
+        crate::store::tests::rows_of(
+            store,
+            tables::ORG_RATING_DAYS,
+            |(_, day), (good, bad, _, _)| (day, good, bad),
+        )
     }
 
     #[test]

@@ -650,7 +650,6 @@ mod tests {
     use super::*;
     use crate::domain::account::AttributeValue;
     use crate::store::page::PageWrite;
-    use crate::store::sync_state::IntegrationRecord;
     use crate::store::zendesk_records::{OrganizationRecord, RatingRecord, TicketRecord};
     use chrono::TimeZone;
     use rand::{Rng, SeedableRng};
@@ -660,14 +659,7 @@ mod tests {
     fn filled(dir: &std::path::Path, accounts: u64, seed: u64) -> (Store, DateTime<Utc>) {
         let store = Store::open(dir).expect("open");
         store
-            .put_integration(&IntegrationRecord {
-                subdomain: "acme".into(),
-                match_zendesk_field: "organization_fields.crm".into(),
-                match_account_attribute: "attributes.crm".into(),
-                timeframe_days: 7,
-                include_satisfaction: true,
-                ..Default::default()
-            })
+            .put_integration(&crate::store::tests::crm_integration())
             .expect("integration");
         let directory: Vec<_> = (0..accounts)
             .map(|i| {

@@ -521,11 +521,40 @@ pub fn force_schema_version(data_dir: &Path, version: u32) -> Result<(), StoreEr
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
     use crate::domain::account::Account;
+
+    /// The integration matching `organization_fields.crm` to `attributes.crm`, with a 7-day window.
+    pub(crate) fn crm_integration() -> crate::store::sync_state::IntegrationRecord {
+        crate::store::sync_state::IntegrationRecord {
+            subdomain: "acme".into(),
+            match_zendesk_field: "organization_fields.crm".into(),
+            match_account_attribute: "attributes.crm".into(),
+            timeframe_days: 7,
+            include_satisfaction: true,
+            ..Default::default()
+        }
+    }
+
+    /// Every row of `table` as `row` maps it.
+    pub(crate) fn rows_of<K: redb::Key + 'static, V: redb::Value + 'static, T>(
+        store: &Store,
+        table: redb::TableDefinition<K, V>,
+        row: impl for<'a> Fn(K::SelfType<'a>, V::SelfType<'a>) -> T,
+    ) -> Vec<T> {
+        let txn = store.db().begin_read().expect("read");
+        let table = txn.open_table(table).expect("table");
+        redb::ReadableTable::iter(&table)
+            .expect("iter")
+            .map(|entry| {
+                let (key, value) = entry.expect("row");
+                row(key.value(), value.value())
+            })
+            .collect()
+    }
 
     /// A bare account `id` named "name of {id}", for store tests.
     pub(crate) fn account(id: &str) -> Account {
@@ -549,13 +578,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         store
-            .put_integration(&IntegrationRecord {
-                subdomain: "acme".into(),
-                match_zendesk_field: "organization_fields.crm".into(),
-                match_account_attribute: "attributes.crm".into(),
-                timeframe_days: 7,
-                ..Default::default()
-            })
+            .put_integration(&crm_integration())
             .expect("integration");
         let mut acct = account("acct-1");
         acct.attributes

@@ -119,7 +119,6 @@ mod tests {
     use crate::store::zendesk_records::{
         ChangeRecord, TicketRecord, CHANGE_FIELD_PRIORITY, CHANGE_FIELD_STATUS,
     };
-    use redb::ReadableDatabase;
 
     const DAY: i64 = 86_400;
     const NOW: i64 = 1_800_000_000;
@@ -135,19 +134,14 @@ mod tests {
     }
 
     fn rows(store: &Store) -> Vec<(u64, i64, u32)> {
-        let txn = store.db().begin_read().expect("read");
-        let table = txn.open_table(tables::TICKET_CHANGES).expect("table");
-        table
-            .iter()
-            .expect("iter")
-            .map(|row| {
-                let (key, value) = row.expect("row");
-                let (ticket, at, _, _) = key.value();
-                let change =
-                    <ChangeRecord as prost::Message>::decode(value.value()).expect("change");
+        crate::store::tests::rows_of(
+            store,
+            tables::TICKET_CHANGES,
+            |(ticket, at, _, _), value| {
+                let change = <ChangeRecord as prost::Message>::decode(value).expect("change");
                 (ticket, at, change.field)
-            })
-            .collect()
+            },
+        )
     }
 
     #[test]
