@@ -641,9 +641,7 @@ mod tests {
             &NO_ENV,
         )
         .expect("valid");
-        assert_eq!(config.listen.port(), 6000);
-        assert_eq!(config.data_dir, PathBuf::from("/tmp/zd"));
-        assert_eq!(config.log_format, LogFormat::Json);
+        assert_json_at(&config, 6000, "/tmp/zd");
         assert_eq!(
             config.auth.admin_token_file,
             Some(PathBuf::from("/etc/zdsync/admin"))
@@ -665,6 +663,18 @@ mod tests {
         assert_eq!(config.zendesk.reserve_for_other_apps, 35);
     }
 
+    /// The config listens on `port`, keeps its data in `data_dir` and logs JSON.
+    fn assert_json_at(config: &Config, port: u16, data_dir: &str) {
+        assert_eq!(
+            (
+                config.listen.port(),
+                config.data_dir.as_path(),
+                config.log_format
+            ),
+            (port, std::path::Path::new(data_dir), LogFormat::Json)
+        );
+    }
+
     #[test]
     fn environment_overrides_the_file() {
         let env = [
@@ -682,9 +692,7 @@ mod tests {
             &env,
         )
         .expect("valid");
-        assert_eq!(config.listen.port(), 7000);
-        assert_eq!(config.data_dir, PathBuf::from("/srv/zd"));
-        assert_eq!(config.log_format, LogFormat::Json);
+        assert_json_at(&config, 7000, "/srv/zd");
         assert_eq!(
             config.auth.admin_token.as_deref(),
             Some("admin-token-from-env-0123456789")

@@ -223,14 +223,7 @@ fn decode_list_token(token: &str, key: i32, descending: bool) -> Result<Position
         )
     };
     let text = super::paging::token_text(token, bad)?;
-    let Some(rest) = text.strip_prefix(LIST_TOKEN_PREFIX) else {
-        if text.starts_with(OFFSET_TOKEN_PREFIX) {
-            return Err(Status::invalid_argument(
-                "page_token: issued by an earlier version of zdsync; list again without page_token",
-            ));
-        }
-        return Err(bad());
-    };
+    let rest = super::paging::token_body(&text, LIST_TOKEN_PREFIX, OFFSET_TOKEN_PREFIX, bad)?;
     let mut parts = rest.splitn(4, ':');
     let (Some(sort), Some(order), Some(value), Some(account_id)) =
         (parts.next(), parts.next(), parts.next(), parts.next())

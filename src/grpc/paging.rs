@@ -30,6 +30,23 @@ pub(super) fn token_text(token: &str, bad: impl Fn() -> Status) -> Result<String
     String::from_utf8(bytes).map_err(|_| bad())
 }
 
+/// The part of a token's `text` after `prefix`; a token of an earlier format (`earlier` prefix) is refused
+/// saying to list again from the start, anything else with `bad`.
+pub(super) fn token_body<'t>(
+    text: &'t str,
+    prefix: &str,
+    earlier: &str,
+    bad: impl Fn() -> Status,
+) -> Result<&'t str, Status> {
+    match text.strip_prefix(prefix) {
+        Some(rest) => Ok(rest),
+        None if text.starts_with(earlier) => Err(Status::invalid_argument(
+            "page_token: issued by an earlier version of zdsync; list again without page_token",
+        )),
+        None => Err(bad()),
+    }
+}
+
 /// The body of a page token issued under `prefix`; `bad` is the error for anything else.
 pub(super) fn decode_token(
     token: &str,

@@ -378,14 +378,7 @@ fn encode_page_token(position: EventPosition, filter: &EventFilter) -> String {
 fn decode_page_token(token: &str, filter: &EventFilter) -> Result<EventPosition, Status> {
     let bad = || Status::invalid_argument("page_token: not a token returned by ListTimelineEvents");
     let text = super::paging::token_text(token, bad)?;
-    let Some(rest) = text.strip_prefix(PAGE_TOKEN_PREFIX) else {
-        if text.starts_with(UNBOUND_PAGE_TOKEN_PREFIX) {
-            return Err(Status::invalid_argument(
-                "page_token: issued by an earlier version of zdsync; list again without page_token",
-            ));
-        }
-        return Err(bad());
-    };
+    let rest = super::paging::token_body(&text, PAGE_TOKEN_PREFIX, UNBOUND_PAGE_TOKEN_PREFIX, bad)?;
     let mut parts = rest.split(':');
     let (Some(occurred_ms), Some(seq), Some(digest), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

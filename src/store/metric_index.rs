@@ -517,33 +517,41 @@ fn build(
     owners.sort_unstable();
     owners.dedup();
     let (from, to) = window;
-    let counters = match scanned.counters {
-        Some(sums) => sums,
-        None => lookup_sums(
-            &txn.open_table(tables::ORG_COUNTERS)?,
-            &owners,
-            |org| org..=org,
-            add_counters,
-        )?,
-    };
-    let days = match scanned.days {
-        Some(sums) => sums,
-        None => lookup_sums(
-            &txn.open_table(tables::ORG_TICKET_DAYS)?,
-            &owners,
-            |org| (org, from)..=(org, to),
-            add_ticket_day,
-        )?,
-    };
-    let ratings = match scanned.ratings {
-        Some(sums) => sums,
-        None => lookup_sums(
-            &txn.open_table(tables::ORG_RATING_DAYS)?,
-            &owners,
-            |org| (org, from)..=(org, to),
-            add_rating_day,
-        )?,
-    };
+    // What the scan left out (a table with many rows per organization) is looked up per organization.
+    let counters = scanned.counters.map_or_else(
+        || {
+            lookup_sums(
+                &txn.open_table(tables::ORG_COUNTERS)?,
+                &owners,
+                |org| org..=org,
+                add_counters,
+            )
+        },
+        Ok,
+    )?;
+    let window_of = |org: u64| (org, from)..=(org, to);
+    let days = scanned.days.map_or_else(
+        || {
+            lookup_sums(
+                &txn.open_table(tables::ORG_TICKET_DAYS)?,
+                &owners,
+                window_of,
+                add_ticket_day,
+            )
+        },
+        Ok,
+    )?;
+    let ratings = scanned.ratings.map_or_else(
+        || {
+            lookup_sums(
+                &txn.open_table(tables::ORG_RATING_DAYS)?,
+                &owners,
+                window_of,
+                add_rating_day,
+            )
+        },
+        Ok,
+    )?;
     let mut org_figures = vec![Figures::default(); owners.len()];
     join(
         &owners,
