@@ -1,5 +1,5 @@
 //! The threads sync runs execute on: a runtime of their own whose threads are background threads
-//! ([`crate::background`]: `SCHED_BATCH` at nice 10, and their long loops step aside), so reads stay fast while a sync
+//! ([`crate::background`]: `SCHED_IDLE`, and their long loops step aside), so reads stay fast while a sync
 //! decodes and commits pages; an otherwise idle machine syncs at full speed.
 use std::future::Future;
 
