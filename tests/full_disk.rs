@@ -158,11 +158,20 @@ async fn a_disk_that_fills_during_a_sync_is_reported_and_the_daemon_recovers_by_
     fault.fill_disk();
 
     wait_for_health(&daemon, ServingStatus::NotServing).await;
-    // Reads keep working from the store (once it is reopened, a moment after the failed commit).
-    let status = eventually("GetStatus to answer during the outage", || {
-        let mut client = client.clone();
-        async move { try_status(&mut client).await.ok() }
-    })
+    // Reads keep working from the store (once it is reopened, a moment after the failed commit); the run
+    // drains to a page boundary meanwhile, so the status is read once it has stopped.
+    let status = eventually(
+        "GetStatus to answer during the outage, the run stopped",
+        || {
+            let mut client = client.clone();
+            async move {
+                try_status(&mut client)
+                    .await
+                    .ok()
+                    .filter(|status| status.current_run.is_none() && status.last_error.is_some())
+            }
+        },
+    )
     .await;
     let error = status.last_error.expect("last_error says why");
     let expected_start = format!("the disk holding {} is full (", data_dir.display());
