@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use zdsync::clock::ManualClock;
 use zdsync::simulator::{
-    self, NewRating, NewTicket, RatingScore, Score, SimulatorConfig, SimulatorHandle, Status,
+    NewRating, NewTicket, RatingScore, Score, SimulatorConfig, SimulatorHandle, Status,
 };
 use zdsync::zendesk::decode::decode_json;
 use zdsync::zendesk::envelope::{TicketCursorPage, TicketEventTimePage};
@@ -29,8 +29,7 @@ async fn start(clock: &ManualClock) -> SimulatorHandle {
         clock: Arc::new(clock.clone()),
         ..SimulatorConfig::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    simulator::start(config, listener).await.unwrap()
+    common::inproc::simulator(config).await
 }
 
 async fn get(sim: &SimulatorHandle, path_and_query: &str) -> (StatusCode, Value) {
