@@ -466,6 +466,7 @@ fn main() -> Result<(), BoxError> {
         // The simulator stands in for Zendesk, which runs on other machines: it only gets the cores the
         // daemon and its clients leave idle, as the sync threads do.
         .on_thread_start(zdsync::background::enter_background)
+        .on_thread_stop(zdsync::background::leave_background)
         .enable_all()
         .build()?;
     let clients = tokio::runtime::Builder::new_multi_thread()

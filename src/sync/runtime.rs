@@ -23,11 +23,14 @@ pub struct SyncRuntime {
 impl SyncRuntime {
     /// Builds the dedicated runtime; falls back to the current runtime (with a warning) if it cannot.
     pub fn start() -> Self {
+        // From this (serving) thread, so the guard runs at normal priority.
+        crate::background::guard::start();
         let built = Builder::new_multi_thread()
             .worker_threads(SYNC_WORKERS)
             .max_blocking_threads(SYNC_BLOCKING_THREADS)
             .thread_name("zdsync-sync")
             .on_thread_start(crate::background::enter_background)
+            .on_thread_stop(crate::background::leave_background)
             .enable_all()
             .build();
         match built {

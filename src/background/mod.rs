@@ -1,11 +1,15 @@
 //! Background threads (sync runs, and a simulator running beside the daemon) and the points where their
 //! long CPU-bound loops step aside for the threads that serve gRPC.
 //!
-//! Background threads run under Linux's `SCHED_IDLE` policy, but that alone does not keep reads fast:
+//! Background threads run under Linux's `SCHED_IDLE` policy ([`priority`]), raised for a while when other
+//! load on the host keeps them off the CPU ([`guard`]). `SCHED_IDLE` that alone does not keep reads fast:
 //! Linux's EEVDF scheduler treats an idle-policy thread as a very light fair one, so when it is owed time
 //! it is picked over a runnable serving thread and keeps the core until the next scheduler tick (4 ms at
 //! `HZ=250`). A background thread therefore yields the core itself every [`STEP_ASIDE_EVERY`] of work;
 //! with nothing else runnable the yield returns at once, so an idle machine loses nothing measurable.
+pub mod guard;
+pub mod priority;
+
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
@@ -17,11 +21,28 @@ thread_local! {
     static LAST_STEP_ASIDE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// Makes the calling thread a background thread: `SCHED_IDLE` where the OS allows it, and its
-/// [`step_aside`] points active.
+/// Makes the calling thread a background thread: `SCHED_IDLE` where the OS allows it, watched by the
+/// starvation [`guard`], and its [`step_aside`] points active.
 pub fn enter_background() {
-    lower_thread_priority();
+    // Before this thread lowers itself: the guard thread inherits its creator's policy.
+    guard::start();
+    match priority::lower_current_thread() {
+        Ok(()) => {
+            if let Some(tid) = priority::current_thread_id() {
+                guard::watch(tid);
+            }
+        }
+        Err(error) => tracing::debug!(%error, "cannot lower the priority of a background thread"),
+    }
     LAST_STEP_ASIDE.with(|last| last.set(Some(Instant::now())));
+}
+
+/// Takes the calling background thread from the starvation guard; call it as the thread ends.
+pub fn leave_background() {
+    if let Some(tid) = priority::current_thread_id() {
+        guard::unwatch(tid);
+    }
+    LAST_STEP_ASIDE.with(|last| last.set(None));
 }
 
 /// A point in a long loop where a background thread yields its core if it has worked for
@@ -38,20 +59,6 @@ pub fn step_aside() {
         }
     });
 }
-
-/// Moves the calling thread to `SCHED_IDLE` (Linux applies scheduling policies per thread).
-#[cfg(target_os = "linux")]
-fn lower_thread_priority() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: a plain syscall on the calling thread with a parameter that lives across it.
-    let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &raw const param) };
-    if result != 0 {
-        tracing::debug!("cannot lower the priority of a background thread");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_thread_priority() {}
 
 #[cfg(test)]
 mod tests {
