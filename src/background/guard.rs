@@ -7,7 +7,7 @@
 //! a [`ThreadWatch`], the pure rule. The kernel adds a thread's wait to that file only when the thread
 //! gets a CPU again, so a starved thread's wait arrives in lumps, a second or more at a time; the rule
 //! therefore judges a sliding [`WINDOW_TICKS`] window, not single ticks. A thread that waited for a core at
-//! least half of the window is raised ([`Level::Raised`]); one that then waits at most a tenth of the
+//! least three quarters of the window is raised ([`Level::Raised`]); one that then waits at most a tenth of the
 //! window for [`LOWER_AFTER`] consecutive ticks goes back to `SCHED_IDLE`. On a quiet host a background
 //! thread never waits that long, so reads keep their priority.
 use std::collections::{BTreeMap, VecDeque};
@@ -26,8 +26,10 @@ pub const WINDOW_TICKS: usize = 4;
 /// Consecutive calm ticks before a raised thread goes back to `SCHED_IDLE`.
 pub const LOWER_AFTER: u32 = 10;
 
-/// A window is starved when the thread waited for a core at least this share of it.
-const STARVED_SHARE: f64 = 0.5;
+/// A window is starved when the thread waited for a core at least this share of it: under a busy loop a
+/// `SCHED_IDLE` thread waits 99 % of the time, while serving gRPC at half of what saturates the cores
+/// keeps it waiting well under this, so such load never raises it.
+const STARVED_SHARE: f64 = 0.75;
 
 /// A window is calm when the thread waited for a core at most this share of it.
 const CALM_SHARE: f64 = 0.1;
@@ -403,17 +405,17 @@ mod tests {
     fn a_thread_starved_over_a_window_is_raised_and_lowered_once_calm() {
         let mut watch = ThreadWatch::new();
         let mut wait = 0;
-        // The window fills first; a lump of 900 ms in 2 s is under half.
+        // The window fills first; a lump of 1.4 s in 2 s is under three quarters.
         assert_eq!(
-            feed(&mut watch, &mut wait, &[0, 0, 900, 0, 0, 0]),
+            feed(&mut watch, &mut wait, &[0, 0, 1_400, 0, 0, 0]),
             [None; 6]
         );
         assert_eq!(watch.level(), Level::Idle);
-        // A starved thread's wait arrives in lumps when it gets a core (here 1.4 s every third tick).
+        // A starved thread's wait arrives in lumps when it gets a core (here 1.5 s every third tick).
         assert_eq!(
-            feed(&mut watch, &mut wait, &[0, 1_400]),
+            feed(&mut watch, &mut wait, &[0, 1_500]),
             [None, Some(Level::Raised)],
-            "1.4 s of waiting within 2 s"
+            "1.5 s of waiting within 2 s"
         );
         // The window starts again; any window that is not calm restarts the calm streak.
         let mut moves = feed(&mut watch, &mut wait, &[0; 12]);
@@ -430,10 +432,10 @@ mod tests {
     }
 
     #[test]
-    fn a_thread_that_waits_less_than_half_a_tick_stays_idle() {
+    fn a_thread_that_waits_less_than_three_quarters_of_each_tick_stays_idle() {
         let mut watch = ThreadWatch::new();
         let mut wait = 0;
-        assert!(feed(&mut watch, &mut wait, &[249; 50])
+        assert!(feed(&mut watch, &mut wait, &[374; 50])
             .iter()
             .all(Option::is_none));
         // A counter that goes backwards (a reused thread id) is a calm tick, not an overflow.
