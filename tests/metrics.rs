@@ -266,6 +266,29 @@ async fn metrics_equal_a_direct_computation_after_random_mutations_and_syncs() {
         .expect("validation");
     let status = wait_for_successful_runs(&mut client, 5).await;
     assert_eq!(status.drift.expect("drift").rollups_corrected, 0);
+
+    // The figure cache counts its lookups (`zdsync_figure_cache_lookups_total`): with no commit in between,
+    // the second read of an account is a hit. Other tests in this process only add to the counts.
+    let read = |id: String| {
+        let mut metrics = metrics.clone();
+        async move {
+            metrics
+                .get_account_metrics(with_token(
+                    pb::GetAccountMetricsRequest { account_id: id },
+                    ADMIN_TOKEN,
+                ))
+                .await
+                .expect("metrics");
+        }
+    };
+    read(ids[0].clone()).await;
+    let (hits, misses) = zdsync::telemetry::figure_cache_lookups();
+    assert!(hits + misses > 0, "the first read was counted");
+    read(ids[0].clone()).await;
+    assert!(
+        zdsync::telemetry::figure_cache_lookups().0 > hits,
+        "the second read was a hit"
+    );
     daemon.stop().await;
     sim.shutdown().await.expect("simulator stops");
 }

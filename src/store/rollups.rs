@@ -595,7 +595,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<AccountFigures>, StoreError> {
         let day = Day::of(now).number();
-        if let Some(figures) = self.cached_figures(account_id, day) {
+        let cached = self.cached_figures(account_id, day);
+        crate::telemetry::figure_cache_lookup(cached.is_some());
+        if let Some(figures) = cached {
             return Ok(figures);
         }
         let seen = self.figure_changes();

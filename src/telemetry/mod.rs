@@ -55,6 +55,8 @@ pub struct Metrics {
     pub tickets_applied: Counter,
     /// Timeline events recorded by sync runs.
     pub events_applied: Counter,
+    /// Lookups of an account's figures in the store's cache, by result (`hit`, `miss`).
+    pub figure_cache_lookups: Family<Labels<1>, Counter>,
     /// Zendesk HTTP requests answered, by endpoint and status (`error` without an answer).
     pub zendesk_requests: Family<Labels<2>, Counter>,
     /// Waits on Zendesk's 429 answers, by endpoint.
@@ -118,6 +120,7 @@ impl Metrics {
         let pages_applied = Family::default();
         let tickets_applied = Counter::default();
         let events_applied = Counter::default();
+        let figure_cache_lookups = Family::default();
         let zendesk_requests = Family::default();
         let rate_limit_waits = Family::default();
         let rate_limit_wait_seconds = Family::default();
@@ -164,6 +167,13 @@ impl Metrics {
             "zdsync_sync_events",
             "Timeline events recorded by sync runs",
             events_applied.clone(),
+        );
+        register(
+            &mut registry,
+            &mut names,
+            "zdsync_figure_cache_lookups",
+            "Reads of an account's figures, by result: `hit` served figures computed since the last commit that changed their inputs, `miss` computed them from the rollups",
+            figure_cache_lookups.clone(),
         );
         register(
             &mut registry,
@@ -327,6 +337,7 @@ impl Metrics {
             pages_applied,
             tickets_applied,
             events_applied,
+            figure_cache_lookups,
             zendesk_requests,
             rate_limit_waits,
             rate_limit_wait_seconds,
@@ -391,6 +402,21 @@ pub fn pages_applied(phase: &str, pages: u64, tickets: u64, events: u64) {
         .inc_by(pages);
     m.tickets_applied.inc_by(tickets);
     m.events_applied.inc_by(events);
+}
+
+/// Records a read of an account's figures that the cache answered (`hit`) or did not.
+pub fn figure_cache_lookup(hit: bool) {
+    metrics()
+        .figure_cache_lookups
+        .get_or_create(&[("result", if hit { "hit" } else { "miss" }.to_owned())])
+        .inc();
+}
+
+/// The figure-cache lookups counted so far in this process: (hits, misses).
+pub fn figure_cache_lookups() -> (u64, u64) {
+    let family = &metrics().figure_cache_lookups;
+    let count = |result: &str| family.get_or_create(&[("result", result.to_owned())]).get();
+    (count("hit"), count("miss"))
 }
 
 /// Records a Zendesk answer (`None`: the request got none).
