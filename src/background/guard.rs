@@ -1,17 +1,22 @@
-//! The starvation guard: a thread at normal priority that notices a background thread kept off the CPU
-//! and raises it until the host calms down (issue #14: a busy host must not stall a sync forever, nor an
+//! The starvation guard: a thread at normal priority that notices background threads kept off the CPU
+//! and raises them until the host calms down (issue #14: a busy host must not stall a sync forever, nor an
 //! admin write wait behind a preempted commit).
 //!
 //! Every [`TICK`] it reads each background thread's scheduler statistics
-//! (`/proc/self/task/<tid>/schedstat`: time on a CPU, time runnable but waiting for one) and feeds them to
-//! a [`ThreadWatch`], the pure rule. The kernel adds a thread's wait to that file only when the thread
-//! gets a CPU again, so a starved thread's wait arrives in lumps, a second or more at a time; the rule
-//! therefore judges a sliding [`WINDOW_TICKS`] window, not single ticks. A thread that waited for a core at
-//! least three quarters of the window is raised ([`Level::Raised`]); one that then waits at most a tenth of the
-//! window for [`LOWER_AFTER`] consecutive ticks goes back to `SCHED_IDLE`. On a quiet host a background
-//! thread never waits that long, so reads keep their priority.
+//! (`/proc/self/task/<tid>/schedstat`: time on a CPU, time runnable but waiting for one). The kernel adds a
+//! thread's wait to that file only when the thread gets a CPU again, so a starved thread's wait arrives in
+//! lumps, a second or more at a time; each thread is therefore judged over a sliding window of
+//! [`WINDOW_TICKS`] ticks ([`Window`], [`ThreadState`]).
+//!
+//! A busy host is a condition of the host, not of one thread, and a sync hands its work from thread to
+//! thread (the run's task, then a commit on a blocking-pool thread that may have just started), so the
+//! level is one for all background threads ([`HostJudge`]): all are raised ([`Level::Raised`]) as soon as
+//! one waited for a core three quarters of a window, new ones start at the current level, and all go back
+//! to `SCHED_IDLE` after [`LOWER_AFTER`] ticks in which threads ran and none waited longer than it ran.
+//! Ticks in which every thread was blocked (waiting for Zendesk) tell nothing and change nothing. On a
+//! quiet host a background thread never waits that long, so reads keep their priority.
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -20,19 +25,19 @@ use super::priority::{self, Level, ThreadId};
 /// How often the guard samples the background threads.
 pub const TICK: Duration = Duration::from_millis(500);
 
-/// The ticks a judgement spans.
+/// The ticks a thread's judgement spans.
 pub const WINDOW_TICKS: usize = 4;
 
-/// Consecutive calm ticks before a raised thread goes back to `SCHED_IDLE`.
+/// Consecutive calm ticks before raised threads go back to `SCHED_IDLE`.
 pub const LOWER_AFTER: u32 = 10;
 
-/// A window is starved when the thread waited for a core at least this share of it: under a busy loop a
+/// A thread is starved when it waited for a core at least this share of a window: under a busy loop a
 /// `SCHED_IDLE` thread waits 99 % of the time, while serving gRPC at half of what saturates the cores
-/// keeps it waiting well under this, so such load never raises it.
+/// keeps it waiting well under this.
 const STARVED_SHARE: f64 = 0.75;
 
-/// A window is calm when the thread waited for a core at most this share of it.
-const CALM_SHARE: f64 = 0.1;
+/// A thread that ran and waited less than this share of a window was blocked: its window tells nothing.
+const ACTIVE_SHARE: f64 = 0.01;
 
 /// How often, at most, a raise is logged at `info` (later ones in the interval go to `debug`).
 const RAISE_LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -56,81 +61,141 @@ impl SchedStat {
     }
 }
 
-/// The pure rule for one thread: when to raise it and when to lower it again.
-#[derive(Debug, Clone)]
-pub struct ThreadWatch {
-    level: Level,
-    /// The last readings, oldest first: at most [`WINDOW_TICKS`] + 1, one a tick.
+/// What one thread's last window shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadState {
+    /// Not a whole window read yet.
+    Unknown,
+    /// Blocked nearly all the window: nothing to learn.
+    Quiet,
+    /// Ran, and waited for a core no longer than it ran.
+    Calm,
+    /// Waited for a core longer than it ran, but under the starved share.
+    Contended,
+    /// Waited for a core at least [`STARVED_SHARE`] of the window.
+    Starved,
+}
+
+/// One thread's readings over the last [`WINDOW_TICKS`] ticks.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    /// Oldest first: at most [`WINDOW_TICKS`] + 1, one a tick.
     readings: VecDeque<SchedStat>,
+}
+
+impl Window {
+    /// Takes the reading at the end of a tick of length `tick`; returns what the window now shows.
+    pub fn push(&mut self, now: SchedStat, tick: Duration) -> ThreadState {
+        if self.readings.len() > WINDOW_TICKS {
+            self.readings.pop_front();
+        }
+        self.readings.push_back(now);
+        let Some(oldest) = self.readings.front().copied() else {
+            return ThreadState::Unknown;
+        };
+        if self.readings.len() <= WINDOW_TICKS {
+            return ThreadState::Unknown;
+        }
+        // A counter that goes backwards (a reused thread id) reads as nothing done.
+        let waited = now.wait_ns.saturating_sub(oldest.wait_ns);
+        let ran = now.run_ns.saturating_sub(oldest.run_ns);
+        let window_ns = u64::try_from(tick.as_nanos())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(WINDOW_TICKS as u64)
+            .max(1) as f64;
+        if waited as f64 >= STARVED_SHARE * window_ns {
+            ThreadState::Starved
+        } else if (waited.saturating_add(ran) as f64) < ACTIVE_SHARE * window_ns {
+            ThreadState::Quiet
+        } else if waited <= ran {
+            ThreadState::Calm
+        } else {
+            ThreadState::Contended
+        }
+    }
+}
+
+/// The pure rule for the process's background threads: when to raise them all, and when to lower them.
+#[derive(Debug, Clone)]
+pub struct HostJudge {
+    level: Level,
     calm_ticks: u32,
 }
 
-impl Default for ThreadWatch {
+impl Default for HostJudge {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl ThreadWatch {
-    /// A thread at [`Level::Idle`] with no reading yet.
+impl HostJudge {
+    /// All threads at [`Level::Idle`].
     pub fn new() -> Self {
         Self {
             level: Level::Idle,
-            readings: VecDeque::with_capacity(WINDOW_TICKS + 1),
             calm_ticks: 0,
         }
     }
 
-    /// The level the rule has the thread at.
+    /// The level the rule has the threads at.
     pub fn level(&self) -> Level {
         self.level
     }
 
-    /// Takes the reading at the end of a tick of length `tick`; returns the level to move the thread to
-    /// when it changes.
-    pub fn observe(&mut self, now: SchedStat, tick: Duration) -> Option<Level> {
-        if self.readings.len() > WINDOW_TICKS {
-            self.readings.pop_front();
+    /// Takes every thread's state after a tick; returns the level to move all threads to when it changes.
+    pub fn observe(&mut self, states: impl IntoIterator<Item = ThreadState>) -> Option<Level> {
+        let (mut starved, mut contended, mut calm) = (false, false, false);
+        for state in states {
+            match state {
+                ThreadState::Starved => starved = true,
+                ThreadState::Contended => contended = true,
+                ThreadState::Calm => calm = true,
+                ThreadState::Quiet | ThreadState::Unknown => {}
+            }
         }
-        self.readings.push_back(now);
-        let oldest = *self.readings.front()?;
-        if self.readings.len() <= WINDOW_TICKS {
-            // Not a whole window yet.
-            return None;
-        }
-        let waited = now.wait_ns.saturating_sub(oldest.wait_ns);
-        let window_ns = u64::try_from(tick.as_nanos())
-            .unwrap_or(u64::MAX)
-            .saturating_mul(WINDOW_TICKS as u64);
-        let share = waited as f64 / window_ns.max(1) as f64;
         match self.level {
-            Level::Idle => (share >= STARVED_SHARE).then(|| self.move_to(Level::Raised)),
+            Level::Idle if starved => Some(self.move_to(Level::Raised)),
+            Level::Idle => None,
             Level::Raised => {
-                self.calm_ticks = if share <= CALM_SHARE {
-                    self.calm_ticks + 1
-                } else {
-                    0
-                };
+                if starved || contended {
+                    self.calm_ticks = 0;
+                } else if calm {
+                    self.calm_ticks += 1;
+                }
                 (self.calm_ticks >= LOWER_AFTER).then(|| self.move_to(Level::Idle))
             }
         }
     }
 
-    /// Starts the next judgement afresh: the thread's level was changed, or could not be.
     fn move_to(&mut self, level: Level) -> Level {
         self.level = level;
         self.calm_ticks = 0;
-        if let Some(&last) = self.readings.back() {
-            self.readings.clear();
-            self.readings.push_back(last);
-        }
         level
     }
 }
 
+/// The level every background thread runs at now (a [`Level`] as `u8`: new threads start at it).
+static CURRENT_LEVEL: AtomicU8 = AtomicU8::new(0);
+
+fn encode(level: Level) -> u8 {
+    match level {
+        Level::Idle => 0,
+        Level::Raised => 1,
+    }
+}
+
+/// The level background threads run at now; a new background thread takes it.
+pub fn current_level() -> Level {
+    if CURRENT_LEVEL.load(Ordering::Relaxed) == encode(Level::Raised) {
+        Level::Raised
+    } else {
+        Level::Idle
+    }
+}
+
 /// The background threads alive now, by thread id.
-fn watched() -> &'static Mutex<BTreeMap<ThreadId, ThreadWatch>> {
-    static WATCHED: OnceLock<Mutex<BTreeMap<ThreadId, ThreadWatch>>> = OnceLock::new();
+fn watched() -> &'static Mutex<BTreeMap<ThreadId, Window>> {
+    static WATCHED: OnceLock<Mutex<BTreeMap<ThreadId, Window>>> = OnceLock::new();
     WATCHED.get_or_init(|| Mutex::new(BTreeMap::new()))
 }
 
@@ -148,10 +213,15 @@ pub fn start() {
     });
 }
 
-/// Puts thread `tid` under the guard.
+/// Puts thread `tid` (already at `SCHED_IDLE`) under the guard, at the level the others run at.
 pub(super) fn watch(tid: ThreadId) {
     if let Ok(mut threads) = watched().lock() {
-        threads.insert(tid, ThreadWatch::new());
+        if current_level() == Level::Raised {
+            if let Err(error) = priority::set_level(tid, Level::Raised) {
+                tracing::debug!(tid, %error, "a new background thread stays at SCHED_IDLE");
+            }
+        }
+        threads.insert(tid, Window::default());
     }
 }
 
@@ -164,68 +234,78 @@ pub(super) fn unwatch(tid: ThreadId) {
 
 /// The guard's loop: one tick, then every watched thread's reading, for the life of the process.
 fn run() {
+    let mut judge = HostJudge::new();
     let mut last_raise_logged: Option<Instant> = None;
     loop {
         std::thread::sleep(TICK);
         let Ok(mut threads) = watched().lock() else {
             return;
         };
-        threads.retain(|&tid, watch| {
+        let mut states = Vec::with_capacity(threads.len());
+        threads.retain(|&tid, window| {
             if priority::level_of(tid).is_none() {
                 // Not a background thread (any more): a thread id reused by a thread that never was one must
                 // not be touched.
                 return false;
             }
-            let Some(stat) = read_schedstat(tid) else {
-                // The thread ended between its last work and its deregistration, or the kernel keeps no
-                // scheduler statistics: nothing to guard.
-                return false;
-            };
-            let Some(level) = watch.observe(stat, TICK) else {
-                return true;
-            };
-            match priority::set_level(tid, level) {
-                Ok(()) => log_move(tid, level, stat, &mut last_raise_logged),
-                // The rule keeps the level it asked for, so a thread that cannot be raised is not retried
-                // every tick, only after it has been calm again.
-                Err(error) => refused(tid, level, &error),
-            }
-            true
+            // None: the thread ended between its last work and its deregistration, or the kernel keeps no
+            // scheduler statistics; nothing to guard.
+            read_schedstat(tid).is_some_and(|stat| {
+                states.push(window.push(stat, TICK));
+                true
+            })
         });
+        let Some(level) = judge.observe(states) else {
+            continue;
+        };
+        CURRENT_LEVEL.store(encode(level), Ordering::Relaxed);
+        let mut refused = None;
+        for &tid in threads.keys() {
+            if let Err(error) = priority::set_level(tid, level) {
+                refused = Some(error);
+            }
+        }
+        // The judge keeps the level it asked for, so threads that cannot be raised are not retried every
+        // tick, only after the host has been calm again.
+        match refused {
+            Some(error) => log_refused(level, &error),
+            None => log_move(level, threads.len(), &mut last_raise_logged),
+        }
     }
 }
 
-fn log_move(tid: ThreadId, level: Level, stat: SchedStat, last_logged: &mut Option<Instant>) {
+fn log_move(level: Level, threads: usize, last_logged: &mut Option<Instant>) {
     if level == Level::Idle {
-        tracing::debug!(tid, "background thread calm again: back to SCHED_IDLE");
+        tracing::debug!(
+            threads,
+            "the host is calm again: background threads back to SCHED_IDLE"
+        );
         return;
     }
     let now = Instant::now();
     if last_logged.is_none_or(|at| now.duration_since(at) >= RAISE_LOG_INTERVAL) {
         *last_logged = Some(now);
         tracing::info!(
-            tid,
-            waited_ms = stat.wait_ns / 1_000_000,
-            "a background thread was kept off the CPU by other load; running it at SCHED_BATCH nice {} until the host calms down",
+            threads,
+            "other load on the host kept a background thread off the CPU; running background threads at SCHED_BATCH nice {} until the host calms down",
             priority::RAISED_NICE
         );
     } else {
-        tracing::debug!(tid, "background thread starved: raised");
+        tracing::debug!(threads, "background threads starved: raised");
     }
 }
 
-fn refused(tid: ThreadId, level: Level, error: &std::io::Error) {
+fn log_refused(level: Level, error: &std::io::Error) {
     static WARNED: AtomicBool = AtomicBool::new(false);
     if level == Level::Raised && !WARNED.swap(true, Ordering::Relaxed) {
         tracing::warn!(
-            tid,
             %error,
             "a background thread is starved of CPU but cannot be raised: allow nice +{} (systemd: LimitNICE=+{}, as the shipped unit does)",
             priority::RAISED_NICE,
             priority::RAISED_NICE
         );
     } else {
-        tracing::debug!(tid, %error, ?level, "cannot move a background thread");
+        tracing::debug!(%error, ?level, "cannot move the background threads");
     }
 }
 
@@ -251,17 +331,6 @@ mod tests {
             run_ns: run_ms * MS,
             wait_ns: wait_ms * MS,
         }
-    }
-
-    /// Feeds readings whose wait grows by `waits[i]` ms each tick; returns the moves.
-    fn feed(watch: &mut ThreadWatch, start: &mut u64, waits: &[u64]) -> Vec<Option<Level>> {
-        waits
-            .iter()
-            .map(|w| {
-                *start += w;
-                watch.observe(stat(0, *start), TICK)
-            })
-            .collect()
     }
 
     /// Pins the calling thread to `cpu`.
@@ -305,43 +374,47 @@ mod tests {
         }
     }
 
-    /// A background thread that shares its one CPU with a busy loop is raised, and goes back to
-    /// `SCHED_IDLE` once it no longer waits for a CPU.
+    /// A background thread that shares its one CPU with a busy loop is raised, and a background thread
+    /// that starts while the host is busy starts raised. (Lowering needs a calm CPU, which a test machine
+    /// running other tests cannot promise; [`HostJudge`]'s tests cover it.)
     #[cfg(target_os = "linux")]
     #[test]
-    fn the_guard_raises_a_background_thread_a_busy_loop_starves_and_lowers_it_after() {
+    fn the_guard_raises_background_threads_a_busy_loop_starves() {
         use std::sync::atomic::AtomicI32;
         use std::sync::Arc;
 
         start();
         let cpu = first_allowed_cpu();
-        let stop_all = Arc::new(AtomicBool::new(false));
-        let stop_busy = Arc::new(AtomicBool::new(false));
-        let tid = Arc::new(AtomicI32::new(0));
-        let spinning = Arc::new(AtomicBool::new(true));
-        let background = {
-            let (stop_all, tid, spinning) = (stop_all.clone(), tid.clone(), spinning.clone());
-            std::thread::spawn(move || {
-                pin_to(cpu);
-                super::super::enter_background();
-                tid.store(
-                    priority::current_thread_id().expect("linux"),
-                    Ordering::SeqCst,
-                );
-                let mut spins = 0_u64;
-                while spinning.load(Ordering::Relaxed) {
-                    spins = std::hint::black_box(spins.wrapping_add(1));
-                }
-                // Blocked, as a sync thread waiting for Zendesk: it wants no CPU, so it is calm.
-                while !stop_all.load(Ordering::Relaxed) {
-                    std::thread::park();
-                }
-                super::super::leave_background();
-            })
+        let stop = Arc::new(AtomicBool::new(false));
+        let spawn_background = |spin: bool| {
+            let stop = stop.clone();
+            let tid = Arc::new(AtomicI32::new(0));
+            let handle = {
+                let tid = tid.clone();
+                std::thread::spawn(move || {
+                    pin_to(cpu);
+                    super::super::enter_background();
+                    tid.store(
+                        priority::current_thread_id().expect("linux"),
+                        Ordering::SeqCst,
+                    );
+                    let mut spins = 0_u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        if spin {
+                            spins = std::hint::black_box(spins.wrapping_add(1));
+                        } else {
+                            std::thread::park();
+                        }
+                    }
+                    super::super::leave_background();
+                })
+            };
+            wait_for("a background thread to start", || {
+                tid.load(Ordering::SeqCst) != 0
+            });
+            (handle, tid.load(Ordering::SeqCst))
         };
-        wait_for("the background thread", || tid.load(Ordering::SeqCst) != 0);
-        let tid = tid.load(Ordering::SeqCst);
-        assert_eq!(priority::level_of(tid), Some(Level::Idle));
+        let (starved, starved_tid) = spawn_background(true);
         // Raising needs RLIMIT_NICE to allow nice 10, which root always has; say so where it does not.
         let probe = std::thread::spawn(|| {
             priority::lower_current_thread().and_then(|()| {
@@ -350,39 +423,43 @@ mod tests {
         })
         .join()
         .expect("probe thread");
-        if let Err(error) = probe {
-            spinning.store(false, Ordering::Relaxed);
-            stop_all.store(true, Ordering::Relaxed);
-            background.thread().unpark();
-            background.join().expect("background thread");
-            eprintln!("skipped: this process may not leave SCHED_IDLE ({error}); run as root or with RLIMIT_NICE >= 10");
-            return;
-        }
         let busy = {
-            let stop_busy = stop_busy.clone();
+            let stop = stop.clone();
             std::thread::spawn(move || {
                 pin_to(cpu);
                 let mut spins = 0_u64;
-                while !stop_busy.load(Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) {
                     spins = std::hint::black_box(spins.wrapping_add(1));
                 }
             })
         };
+        let finish = |threads: Vec<std::thread::JoinHandle<()>>| {
+            stop.store(true, Ordering::Relaxed);
+            for thread in threads {
+                thread.thread().unpark();
+                thread.join().expect("test thread");
+            }
+        };
+        if let Err(error) = probe {
+            finish(vec![starved, busy]);
+            eprintln!("skipped: this process may not leave SCHED_IDLE ({error}); run as root or with RLIMIT_NICE >= 10");
+            return;
+        }
         wait_for("the starved thread to be raised", || {
-            priority::level_of(tid) == Some(Level::Raised)
+            priority::level_of(starved_tid) == Some(Level::Raised)
         });
-        stop_busy.store(true, Ordering::Relaxed);
-        busy.join().expect("busy thread");
-        spinning.store(false, Ordering::Relaxed);
-        wait_for("the thread to go back to SCHED_IDLE", || {
-            priority::level_of(tid) == Some(Level::Idle)
-        });
-        stop_all.store(true, Ordering::Relaxed);
-        background.thread().unpark();
-        background.join().expect("background thread");
+        assert_eq!(current_level(), Level::Raised);
+        let (late, late_tid) = spawn_background(false);
+        assert_eq!(
+            priority::level_of(late_tid),
+            Some(Level::Raised),
+            "a thread that starts on a busy host starts raised"
+        );
+        finish(vec![starved, busy, late]);
+        let threads = watched().lock().expect("registry");
         assert!(
-            !watched().lock().expect("registry").contains_key(&tid),
-            "an ended thread leaves the guard"
+            !threads.contains_key(&starved_tid) && !threads.contains_key(&late_tid),
+            "ended threads leave the guard"
         );
     }
 
@@ -401,44 +478,81 @@ mod tests {
         assert_eq!(SchedStat::parse("-1 2 3"), None);
     }
 
-    #[test]
-    fn a_thread_starved_over_a_window_is_raised_and_lowered_once_calm() {
-        let mut watch = ThreadWatch::new();
-        let mut wait = 0;
-        // The window fills first; a lump of 1.4 s in 2 s is under three quarters.
-        assert_eq!(
-            feed(&mut watch, &mut wait, &[0, 0, 1_400, 0, 0, 0]),
-            [None; 6]
-        );
-        assert_eq!(watch.level(), Level::Idle);
-        // A starved thread's wait arrives in lumps when it gets a core (here 1.5 s every third tick).
-        assert_eq!(
-            feed(&mut watch, &mut wait, &[0, 1_500]),
-            [None, Some(Level::Raised)],
-            "1.5 s of waiting within 2 s"
-        );
-        // The window starts again; any window that is not calm restarts the calm streak.
-        let mut moves = feed(&mut watch, &mut wait, &[0; 12]);
-        moves.extend(feed(&mut watch, &mut wait, &[300]));
-        assert_eq!(moves, [None; 13]);
-        let moves = feed(&mut watch, &mut wait, &[0; 13]);
-        assert_eq!(
-            moves[..12],
-            [None; 12],
-            "the 300 ms stays in the window 4 ticks"
-        );
-        assert_eq!(moves[12], Some(Level::Idle));
-        assert_eq!(watch.level(), Level::Idle);
+    /// Pushes readings that grow by (`run`, `wait`) ms each tick; returns the states.
+    fn push(window: &mut Window, at: &mut (u64, u64), ticks: &[(u64, u64)]) -> Vec<ThreadState> {
+        ticks
+            .iter()
+            .map(|(run, wait)| {
+                at.0 += run;
+                at.1 += wait;
+                window.push(stat(at.0, at.1), TICK)
+            })
+            .collect()
     }
 
     #[test]
-    fn a_thread_that_waits_less_than_three_quarters_of_each_tick_stays_idle() {
-        let mut watch = ThreadWatch::new();
-        let mut wait = 0;
-        assert!(feed(&mut watch, &mut wait, &[374; 50])
-            .iter()
-            .all(Option::is_none));
-        // A counter that goes backwards (a reused thread id) is a calm tick, not an overflow.
-        assert_eq!(watch.observe(stat(0, 0), TICK), None);
+    fn a_window_tells_starved_from_contended_calm_and_quiet() {
+        use ThreadState::{Calm, Contended, Quiet, Starved, Unknown};
+        let mut window = Window::default();
+        let mut at = (0, 0);
+        // Four ticks make a window (2 s); the first reading is its start.
+        assert_eq!(push(&mut window, &mut at, &[(0, 0); 4]), [Unknown; 4]);
+        assert_eq!(push(&mut window, &mut at, &[(0, 0)]), [Quiet]);
+        // A starved thread's wait arrives in lumps when it gets a core: 1.5 s in 2 s is starved.
+        assert_eq!(
+            push(
+                &mut window,
+                &mut at,
+                &[(4, 0), (0, 1_500), (0, 0), (0, 0), (0, 0), (0, 0)]
+            ),
+            [Quiet, Starved, Starved, Starved, Starved, Quiet]
+        );
+        assert_eq!(
+            push(
+                &mut window,
+                &mut at,
+                &[(0, 0), (0, 0), (0, 0), (100, 1_400)]
+            ),
+            [Quiet, Quiet, Quiet, Contended],
+            "1.4 s is under three quarters, but longer than it ran"
+        );
+        assert_eq!(
+            push(
+                &mut window,
+                &mut at,
+                &[(0, 0), (0, 0), (0, 0), (0, 0), (300, 300)]
+            ),
+            [Contended, Contended, Contended, Quiet, Calm]
+        );
+        assert_eq!(
+            push(&mut window, &mut at, &[(5, 4)]),
+            [Calm],
+            "ran about as long as it waited"
+        );
+        // A counter that goes backwards (a reused thread id) reads as nothing done.
+        assert_eq!(window.push(stat(0, 0), TICK), Quiet);
+    }
+
+    #[test]
+    fn one_starved_thread_raises_all_and_only_calm_ticks_lower_them() {
+        use ThreadState::{Calm, Contended, Quiet, Starved, Unknown};
+        let mut judge = HostJudge::new();
+        assert_eq!(judge.observe([Unknown, Quiet, Calm, Contended]), None);
+        assert_eq!(judge.level(), Level::Idle);
+        assert_eq!(judge.observe([Quiet, Starved]), Some(Level::Raised));
+        assert_eq!(judge.level(), Level::Raised);
+        // Calm ticks count; quiet ones (every thread blocked on Zendesk) neither count nor reset.
+        for _ in 0..LOWER_AFTER - 1 {
+            assert_eq!(judge.observe([Calm, Quiet]), None);
+            assert_eq!(judge.observe([Quiet, Quiet]), None);
+        }
+        // Contention anywhere restarts the count.
+        assert_eq!(judge.observe([Calm, Contended]), None);
+        for _ in 0..LOWER_AFTER - 1 {
+            assert_eq!(judge.observe([Calm]), None);
+        }
+        assert_eq!(judge.observe([Calm]), Some(Level::Idle));
+        assert_eq!(judge.level(), Level::Idle);
+        assert_eq!(judge.observe(std::iter::empty()), None);
     }
 }
