@@ -1,54 +1,41 @@
 //! `zdsync metrics ACCOUNT`, `zdsync metrics --top N --by METRIC` and `zdsync user-metrics EMAIL`.
 use std::io::Write;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+
 use crate::proto::v1 as pb;
 use crate::proto::v1::metrics_service_client::MetricsServiceClient;
 
 use super::{labelled, CliError, ConnectArgs, Connection, Output};
 
-/// The metric `--by` sorts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum SortMetric {
-    /// Tickets currently unsolved.
-    OpenTickets,
-    /// Tickets that exist now.
-    TotalTickets,
-    /// Tickets created in the window.
-    TicketsCreated,
-    /// High/urgent tickets currently unsolved.
-    OpenHighUrgentTickets,
-    /// High/urgent tickets created in the window.
-    HighUrgentTicketsCreated,
-    /// Satisfaction score over the window.
-    SatisfactionScore,
-    /// Satisfaction score of high/urgent tickets.
-    SatisfactionScoreHighUrgent,
-    /// Good ratings in the window.
-    GoodRatings,
-    /// Bad ratings in the window.
-    BadRatings,
-    /// The account id.
-    AccountId,
-}
+/// The values `--by` takes: each names a contract sort key (as `MetricSortKey` spells it, without the
+/// `METRIC_SORT_KEY_` prefix, in lower case), with its line in `--help`.
+#[rustfmt::skip]
+const SORT_KEYS: [(pb::MetricSortKey, &str, &str); 10] = {
+    use pb::MetricSortKey as K;
+    [
+        (K::OpenTickets, "open_tickets", "Tickets currently unsolved"),
+        (K::TotalTickets, "total_tickets", "Tickets that exist now"),
+        (K::TicketsCreated, "tickets_created", "Tickets created in the window"),
+        (K::OpenHighUrgentTickets, "open_high_urgent_tickets", "High/urgent tickets currently unsolved"),
+        (K::HighUrgentTicketsCreated, "high_urgent_tickets_created", "High/urgent tickets created in the window"),
+        (K::SatisfactionScore, "satisfaction_score", "Satisfaction score over the window"),
+        (K::SatisfactionScoreHighUrgent, "satisfaction_score_high_urgent", "Satisfaction score of high/urgent tickets"),
+        (K::GoodRatings, "good_ratings", "Good ratings in the window"),
+        (K::BadRatings, "bad_ratings", "Bad ratings in the window"),
+        (K::AccountId, "account_id", "The account id"),
+    ]
+};
 
-impl SortMetric {
-    fn key(self) -> pb::MetricSortKey {
-        match self {
-            SortMetric::OpenTickets => pb::MetricSortKey::OpenTickets,
-            SortMetric::TotalTickets => pb::MetricSortKey::TotalTickets,
-            SortMetric::TicketsCreated => pb::MetricSortKey::TicketsCreated,
-            SortMetric::OpenHighUrgentTickets => pb::MetricSortKey::OpenHighUrgentTickets,
-            SortMetric::HighUrgentTicketsCreated => pb::MetricSortKey::HighUrgentTicketsCreated,
-            SortMetric::SatisfactionScore => pb::MetricSortKey::SatisfactionScore,
-            SortMetric::SatisfactionScoreHighUrgent => {
-                pb::MetricSortKey::SatisfactionScoreHighUrgent
-            }
-            SortMetric::GoodRatings => pb::MetricSortKey::GoodRatings,
-            SortMetric::BadRatings => pb::MetricSortKey::BadRatings,
-            SortMetric::AccountId => pb::MetricSortKey::AccountId,
-        }
-    }
+/// Parses `--by` into the contract's sort key.
+fn sort_key() -> impl TypedValueParser<Value = pb::MetricSortKey> {
+    let values = SORT_KEYS.map(|(_, name, help)| PossibleValue::new(name).help(help));
+    PossibleValuesParser::new(values).map(|name| {
+        SORT_KEYS
+            .iter()
+            .find(|(_, known, _)| *known == name)
+            .map_or(pb::MetricSortKey::Unspecified, |(key, ..)| *key)
+    })
 }
 
 /// Flags of `zdsync metrics`.
@@ -64,9 +51,10 @@ pub struct MetricsArgs {
     #[arg(
         long,
         value_name = "METRIC",
-        default_value = "open_high_urgent_tickets"
+        default_value = "open_high_urgent_tickets",
+        value_parser = sort_key()
     )]
-    by: SortMetric,
+    by: pb::MetricSortKey,
     /// Rank smallest first.
     #[arg(long, requires = "top")]
     ascending: bool,
@@ -266,7 +254,7 @@ pub async fn run(args: MetricsArgs, connect: &ConnectArgs) -> Result<(), CliErro
                 .list_account_metrics(connection.request(pb::ListAccountMetricsRequest {
                     page_size: top.unwrap_or(10),
                     page_token: String::new(),
-                    sort_by: args.by.key() as i32,
+                    sort_by: args.by as i32,
                     descending: !args.ascending,
                 }))
                 .await?
@@ -309,4 +297,29 @@ fn print_user(out: &mut impl Write, m: &pb::UserMetrics) -> Result<(), CliError>
     )?;
     line(out, "computed at", time(m.computed_at.as_ref()))?;
     print_figures(out, &figures!(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_offers_every_sort_key_under_its_contract_name() {
+        let keys: Vec<pb::MetricSortKey> = (1..)
+            .map_while(|number| pb::MetricSortKey::try_from(number).ok())
+            .collect();
+        assert_eq!(keys.len(), SORT_KEYS.len());
+        for key in keys {
+            let name = SORT_KEYS
+                .iter()
+                .find(|(known, ..)| *known == key)
+                .map(|(_, name, _)| *name);
+            let contract = key.as_str_name().strip_prefix("METRIC_SORT_KEY_");
+            assert_eq!(
+                name.map(str::to_ascii_uppercase).as_deref(),
+                contract,
+                "{key:?}"
+            );
+        }
+    }
 }

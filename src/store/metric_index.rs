@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
-use redb::{ReadOnlyTable, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 
 use crate::domain::metrics::{Day, Timeframe};
 
@@ -307,52 +307,117 @@ struct OrgSums {
     ratings: Option<Sums<tables::RatingDay>>,
 }
 
-fn add_counters(sum: &mut CounterRow, row: CounterRow) {
-    sum.0 += row.0;
-    sum.1 += row.1;
-    sum.2 += row.2;
+/// A row of a per-organization table: rows sum field by field.
+trait SumRow {
+    /// Adds `row` to this sum.
+    fn add(&mut self, row: Self);
 }
 
-fn add_ticket_day(sum: &mut TicketDayRow, row: TicketDayRow) {
-    sum.0 += row.0;
-    sum.1 += row.1;
+impl SumRow for TicketDayRow {
+    fn add(&mut self, row: Self) {
+        self.0 += row.0;
+        self.1 += row.1;
+    }
 }
 
-fn add_rating_day(sum: &mut tables::RatingDay, row: tables::RatingDay) {
-    sum.0 += row.0;
-    sum.1 += row.1;
-    sum.2 += row.2;
-    sum.3 += row.3;
+impl SumRow for CounterRow {
+    fn add(&mut self, row: Self) {
+        self.0 += row.0;
+        self.1 += row.1;
+        self.2 += row.2;
+    }
 }
 
-/// Sums every row of `table` per organization (`owner` gives a key's organization, or `None` to skip it);
-/// the table is in organization order, so the sums are too.
-fn scan_sums<K, V, T>(
-    table: &ReadOnlyTable<K, V>,
-    owner: impl Fn(K::SelfType<'_>) -> Option<u64>,
-    add: impl Fn(&mut T, V::SelfType<'_>),
-) -> Result<Sums<T>, StoreError>
+impl SumRow for tables::RatingDay {
+    fn add(&mut self, row: Self) {
+        self.0 += row.0;
+        self.1 += row.1;
+        self.2 += row.2;
+        self.3 += row.3;
+    }
+}
+
+/// A per-organization table: its keys start with the organization id.
+struct PerOrg<K: redb::Key + 'static, V: redb::Value + 'static>(
+    redb::TableDefinition<'static, K, V>,
+);
+
+const COUNTERS: PerOrg<u64, CounterRow> = PerOrg(tables::ORG_COUNTERS);
+const TICKET_DAYS: PerOrg<(u64, i64), TicketDayRow> = PerOrg(tables::ORG_TICKET_DAYS);
+const RATING_DAYS: PerOrg<(u64, i64), tables::RatingDay> = PerOrg(tables::ORG_RATING_DAYS);
+
+impl<K, V> PerOrg<K, V>
 where
     K: redb::Key + 'static,
     V: redb::Value + 'static,
-    T: Default,
 {
-    let mut sums: Sums<T> = Vec::new();
-    for entry in table.iter()? {
-        let (key, value) = entry?;
-        let Some(org) = owner(key.value()) else {
-            continue;
-        };
-        match sums.last_mut() {
-            Some((last, sum)) if *last == org => add(sum, value.value()),
-            _ => {
-                let mut sum = T::default();
-                add(&mut sum, value.value());
-                sums.push((org, sum));
+    /// Sums every row per organization (`owner` gives a key's organization, or `None` to skip it) when
+    /// reading the table whole costs less than a lookup for each of about `owners` organizations; `None`
+    /// when it does not. The table is in organization order, so the sums are too.
+    fn scan<T>(
+        &self,
+        txn: &redb::ReadTransaction,
+        owners: u64,
+        reads: Reads,
+        owner: impl Fn(K::SelfType<'_>) -> Option<u64>,
+    ) -> Result<Option<Sums<T>>, StoreError>
+    where
+        T: SumRow,
+        V: for<'a> redb::Value<SelfType<'a> = T>,
+    {
+        let table = txn.open_table(self.0)?;
+        if !reads.scan(table.len()?, owners) {
+            return Ok(None);
+        }
+        let mut sums: Sums<T> = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let Some(org) = owner(key.value()) else {
+                continue;
+            };
+            match sums.last_mut() {
+                Some((last, sum)) if *last == org => sum.add(value.value()),
+                _ => sums.push((org, value.value())),
             }
         }
+        Ok(Some(sums))
     }
-    Ok(sums)
+
+    /// `scanned` when [`PerOrg::scan`] read the table, else the sums of the rows of `owners` (sorted,
+    /// distinct) looked up, each one's rows being the keys `keys(owner)` gives.
+    fn lookup_unscanned<T, R>(
+        &self,
+        scanned: Option<Sums<T>>,
+        txn: &redb::ReadTransaction,
+        owners: &[u64],
+        keys: impl Fn(u64) -> R,
+    ) -> Result<Sums<T>, StoreError>
+    where
+        T: SumRow,
+        V: for<'a> redb::Value<SelfType<'a> = T>,
+        R: std::ops::RangeBounds<K::SelfType<'static>>,
+        for<'a> K::SelfType<'static>: std::borrow::Borrow<K::SelfType<'a>>,
+    {
+        if let Some(sums) = scanned {
+            return Ok(sums);
+        }
+        let table = txn.open_table(self.0)?;
+        let mut sums = Vec::new();
+        for &owner in owners {
+            let mut sum: Option<T> = None;
+            for entry in table.range(keys(owner))? {
+                let row = entry?.1.value();
+                match &mut sum {
+                    Some(sum) => sum.add(row),
+                    None => sum = Some(row),
+                }
+            }
+            if let Some(sum) = sum {
+                sums.push((owner, sum));
+            }
+        }
+        Ok(sums)
+    }
 }
 
 /// Reads the per-organization tables that are cheaper read whole than one lookup per organization (about
@@ -364,56 +429,11 @@ fn scan_org_tables(
     reads: Reads,
 ) -> Result<OrgSums, StoreError> {
     let in_window = |(org, day): (u64, i64)| (from..=to).contains(&day).then_some(org);
-    let counters = txn.open_table(tables::ORG_COUNTERS)?;
-    let counters = if reads.scan(counters.len()?, owners) {
-        Some(scan_sums(&counters, Some, add_counters)?)
-    } else {
-        None
-    };
-    let days = txn.open_table(tables::ORG_TICKET_DAYS)?;
-    let days = if reads.scan(days.len()?, owners) {
-        Some(scan_sums(&days, in_window, add_ticket_day)?)
-    } else {
-        None
-    };
-    let ratings = txn.open_table(tables::ORG_RATING_DAYS)?;
-    let ratings = if reads.scan(ratings.len()?, owners) {
-        Some(scan_sums(&ratings, in_window, add_rating_day)?)
-    } else {
-        None
-    };
     Ok(OrgSums {
-        counters,
-        days,
-        ratings,
+        counters: COUNTERS.scan(txn, owners, reads, Some)?,
+        days: TICKET_DAYS.scan(txn, owners, reads, in_window)?,
+        ratings: RATING_DAYS.scan(txn, owners, reads, in_window)?,
     })
-}
-
-/// Sums the rows of `owners` (sorted, distinct), each one's rows being the keys `keys(owner)` gives.
-fn lookup_sums<K, V, T, R>(
-    table: &ReadOnlyTable<K, V>,
-    owners: &[u64],
-    keys: impl Fn(u64) -> R,
-    add: impl Fn(&mut T, V::SelfType<'_>),
-) -> Result<Sums<T>, StoreError>
-where
-    K: redb::Key + 'static,
-    V: redb::Value + 'static,
-    T: Default,
-    R: std::ops::RangeBounds<K::SelfType<'static>>,
-    for<'a> K::SelfType<'static>: std::borrow::Borrow<K::SelfType<'a>>,
-{
-    let mut sums = Vec::new();
-    for &owner in owners {
-        let mut sum = None;
-        for entry in table.range(keys(owner))? {
-            add(sum.get_or_insert_with(T::default), entry?.1.value());
-        }
-        if let Some(sum) = sum {
-            sums.push((owner, sum));
-        }
-    }
-    Ok(sums)
 }
 
 /// Calls `each` with the slot in `owners` and the sum of every organization of `sums` that is one of
@@ -518,40 +538,10 @@ fn build(
     owners.dedup();
     let (from, to) = window;
     // What the scan left out (a table with many rows per organization) is looked up per organization.
-    let counters = scanned.counters.map_or_else(
-        || {
-            lookup_sums(
-                &txn.open_table(tables::ORG_COUNTERS)?,
-                &owners,
-                |org| org..=org,
-                add_counters,
-            )
-        },
-        Ok,
-    )?;
+    let counters = COUNTERS.lookup_unscanned(scanned.counters, txn, &owners, |org| org..=org)?;
     let window_of = |org: u64| (org, from)..=(org, to);
-    let days = scanned.days.map_or_else(
-        || {
-            lookup_sums(
-                &txn.open_table(tables::ORG_TICKET_DAYS)?,
-                &owners,
-                window_of,
-                add_ticket_day,
-            )
-        },
-        Ok,
-    )?;
-    let ratings = scanned.ratings.map_or_else(
-        || {
-            lookup_sums(
-                &txn.open_table(tables::ORG_RATING_DAYS)?,
-                &owners,
-                window_of,
-                add_rating_day,
-            )
-        },
-        Ok,
-    )?;
+    let days = TICKET_DAYS.lookup_unscanned(scanned.days, txn, &owners, window_of)?;
+    let ratings = RATING_DAYS.lookup_unscanned(scanned.ratings, txn, &owners, window_of)?;
     let mut org_figures = vec![Figures::default(); owners.len()];
     join(
         &owners,
