@@ -120,7 +120,6 @@ impl Metrics {
         let pages_applied = Family::default();
         let tickets_applied = Counter::default();
         let events_applied = Counter::default();
-        let figure_cache_lookups = Family::default();
         let zendesk_requests = Family::default();
         let rate_limit_waits = Family::default();
         let rate_limit_wait_seconds = Family::default();
@@ -168,6 +167,7 @@ impl Metrics {
             "Timeline events recorded by sync runs",
             events_applied.clone(),
         );
+        let figure_cache_lookups = Family::default();
         register(
             &mut registry,
             &mut names,
