@@ -44,6 +44,12 @@ const MEMORY_BAR_TICKETS: u32 = 1_000_000;
 const MAX_RSS_GROWTH_KIB: u64 = 10 * 1024;
 /// How long a start or a sync may take before the benchmark gives up.
 const DEADLINE: Duration = Duration::from_secs(600);
+
+/// How long a sync of `tickets` may take: [`DEADLINE`], and 3 ms more per ticket (a loaded 2-core
+/// machine syncs 1,000,000 tickets in well over ten minutes).
+fn sync_deadline(tickets: u64) -> Duration {
+    DEADLINE + Duration::from_millis(3 * tickets)
+}
 /// How often GetStatus and /proc are polled during the sync.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -312,6 +318,7 @@ fn reset_peak_rss(pid: u32) -> bool {
 async fn validate(
     client: &mut IntegrationServiceClient<Channel>,
     pid: u32,
+    expected_tickets: u64,
 ) -> anyhow::Result<Validation> {
     let reset = reset_peak_rss(pid);
     let rss_before_kib = proc_kib(pid, "VmRSS")?;
@@ -322,7 +329,7 @@ async fn validate(
         }))
         .await
         .context("ForceSync")?;
-    let deadline = started + DEADLINE;
+    let deadline = started + sync_deadline(expected_tickets);
     loop {
         let status = client
             .get_status(with_token(pb::GetStatusRequest {}))
@@ -347,7 +354,10 @@ async fn validate(
             });
         }
         if Instant::now() > deadline {
-            bail!("the validation did not finish within {DEADLINE:?}");
+            bail!(
+                "the validation did not finish within {:?}",
+                deadline - started
+            );
         }
         tokio::time::sleep(POLL).await;
     }
@@ -438,7 +448,7 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
     let mut written_at_first_request: BTreeMap<String, u64> = BTreeMap::new();
     let written_before = written_bytes(daemon.pid())?;
     let mut all_tickets_seen: Option<Instant> = None;
-    let deadline = started + DEADLINE;
+    let deadline = started + sync_deadline(u64::from(tickets));
     let (elapsed, run) = loop {
         let status = client
             .get_status(with_token(pb::GetStatusRequest {}))
@@ -472,7 +482,10 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
             );
         }
         if now > deadline {
-            bail!("the initial sync did not finish within {DEADLINE:?}");
+            bail!(
+                "the initial sync did not finish within {:?}",
+                deadline - started
+            );
         }
         tokio::time::sleep(POLL).await;
     };
@@ -485,7 +498,7 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
         .copied()
         .context("no incremental_tickets counter")?;
     eprintln!("initial_sync: N={tickets}: forcing the nightly validation ...");
-    let validation = validate(&mut client, daemon.pid()).await?;
+    let validation = validate(&mut client, daemon.pid(), u64::from(tickets)).await?;
     drop(client);
     let stopping = Instant::now();
     daemon.terminate().await?;
