@@ -1,14 +1,20 @@
 //! Initial-sync benchmark (DESIGN section 5): the simulator and the daemon as separate processes,
 //! a first full sync of N tickets over loopback with the request budget off, driven over gRPC.
 //!
+//! The simulated instance has the shape of DESIGN section 5 (issue #13): tickets created over one
+//! year, 20 organizations and 100 users per 1,000 tickets, one account imported per organization.
+//!
 //! Reports tickets/s (Configure to the first successful run), the ticket-export requests the
 //! simulator counted, all requests, and the daemon's peak RSS (VmHWM), for 50,000 and 200,000
-//! tickets so a memory growth with N shows. Prints PASS/MISS per bar; never fails on a miss
-//! (a benchmark must not flake CI).
+//! tickets so a memory growth with N shows. Then forces the nightly validation (`zdsync sync
+//! --full`) and reports its duration and its own peak RSS (VmHWM reset before it, through
+//! `/proc/<pid>/clear_refs`). Prints PASS/MISS per bar; never fails on a miss (a benchmark must not
+//! flake CI).
 //!
 //! `cargo bench --bench initial_sync`; `ZDSYNC_BENCH_TICKETS=20000,80000` picks other sizes;
 //! `ZDSYNC_BENCH_BUSY_THREADS=2` keeps that many threads spinning at normal priority during each
-//! sync (a busy host: issue #14, the sync must keep progressing).
+//! sync (a busy host: issue #14, the sync must keep progressing); `ZDSYNC_BENCH_BIN=<path>` measures
+//! another `zdsync` binary (an older build, to compare).
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -20,6 +26,7 @@ use anyhow::{bail, Context};
 use tonic::transport::Channel;
 
 use zdsync::proto::v1 as pb;
+use zdsync::proto::v1::account_directory_service_client::AccountDirectoryServiceClient;
 use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
 use zdsync::simulator;
 
@@ -31,10 +38,18 @@ const DEFAULT_SIZES: [u32; 2] = [50_000, 200_000];
 const MIN_TICKETS_PER_SECOND: f64 = 20_000.0;
 /// Peak RSS ceiling of the daemon.
 const MAX_PEAK_RSS_KIB: u64 = 100 * 1024;
+/// The size at which DESIGN section 5 judges the memory bar of every phase, the validation included.
+const MEMORY_BAR_TICKETS: u32 = 1_000_000;
 /// "Flat in N": the peak RSS of the largest size may exceed the smallest's by at most this much.
 const MAX_RSS_GROWTH_KIB: u64 = 10 * 1024;
 /// How long a start or a sync may take before the benchmark gives up.
 const DEADLINE: Duration = Duration::from_secs(600);
+
+/// How long a sync of `tickets` may take: [`DEADLINE`], and 3 ms more per ticket (a loaded 2-core
+/// machine syncs 1,000,000 tickets in well over ten minutes).
+fn sync_deadline(tickets: u64) -> Duration {
+    DEADLINE + Duration::from_millis(3 * tickets)
+}
 /// How often GetStatus and /proc are polled during the sync.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -116,16 +131,36 @@ fn wait_for_line(
     }
 }
 
-/// The `zdsync` binary cargo built for this benchmark.
-fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_zdsync")
+/// The `zdsync` binary measured: `ZDSYNC_BENCH_BIN`, or the one cargo built for this benchmark.
+fn binary() -> String {
+    std::env::var("ZDSYNC_BENCH_BIN")
+        .ok()
+        .filter(|path| !path.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_zdsync").to_owned())
 }
 
-/// Starts `zdsync simulate` with `tickets`; returns it and its base URL.
+/// Organizations of the simulated instance: 20 per 1,000 tickets (at least one).
+fn organizations(tickets: u32) -> u32 {
+    (tickets / 50).max(1)
+}
+
+/// Starts `zdsync simulate` with `tickets` (and the organizations and users that go with them);
+/// returns it and its base URL.
 fn start_simulator(tickets: u32) -> anyhow::Result<(Process, String)> {
     let mut child = Command::new(binary())
-        .args(["simulate", "--listen", "127.0.0.1:0", "--tickets"])
+        .args([
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--years",
+            "1",
+            "--tickets",
+        ])
         .arg(tickets.to_string())
+        .arg("--organizations")
+        .arg(organizations(tickets).to_string())
+        .arg("--users")
+        .arg((tickets / 10).max(1).to_string())
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -237,6 +272,97 @@ fn configure_request() -> pb::ConfigureRequest {
     }
 }
 
+/// Imports one account per simulated organization (`acct-0001`, ...: the simulator's
+/// `organization_fields.account_id`).
+async fn import_accounts(addr: &str, organizations: u32) -> anyhow::Result<()> {
+    let channel = Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await
+        .context("connect the account directory")?;
+    let mut client = AccountDirectoryServiceClient::new(channel);
+    let ids: Vec<u32> = (1..=organizations).collect();
+    for chunk in ids.chunks(500) {
+        let accounts = chunk
+            .iter()
+            .map(|i| pb::Account {
+                id: format!("acct-{i:04}"),
+                name: format!("Account {i}"),
+                ..Default::default()
+            })
+            .collect();
+        client
+            .upsert_accounts(with_token(pb::UpsertAccountsRequest { accounts }))
+            .await
+            .context("UpsertAccounts")?;
+    }
+    Ok(())
+}
+
+/// What the nightly validation forced after the first sync did.
+struct Validation {
+    elapsed: Duration,
+    /// VmHWM over the validation alone (reset just before it), when the kernel allows the reset.
+    peak_rss_kib: Option<u64>,
+    /// VmRSS when it was forced.
+    rss_before_kib: u64,
+    tickets: u64,
+    rollups_corrected: u64,
+}
+
+/// Resets the peak RSS (VmHWM) of `pid` to its current RSS; false when the kernel refuses.
+fn reset_peak_rss(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// Forces the nightly validation and waits for it (the second run) to succeed.
+async fn validate(
+    client: &mut IntegrationServiceClient<Channel>,
+    pid: u32,
+    expected_tickets: u64,
+) -> anyhow::Result<Validation> {
+    let reset = reset_peak_rss(pid);
+    let rss_before_kib = proc_kib(pid, "VmRSS")?;
+    let started = Instant::now();
+    client
+        .force_sync(with_token(pb::ForceSyncRequest {
+            kind: pb::SyncKind::FullValidation as i32,
+        }))
+        .await
+        .context("ForceSync")?;
+    let deadline = started + sync_deadline(expected_tickets);
+    loop {
+        let status = client
+            .get_status(with_token(pb::GetStatusRequest {}))
+            .await
+            .context("GetStatus")?
+            .into_inner();
+        if status.history.len() >= 2 {
+            let run = &status.history[0];
+            if run.outcome != pb::RunOutcome::Succeeded as i32 {
+                bail!(
+                    "the validation ended with outcome {}: {}",
+                    run.outcome,
+                    run.error_message
+                );
+            }
+            return Ok(Validation {
+                elapsed: started.elapsed(),
+                peak_rss_kib: reset.then(|| proc_kib(pid, "VmHWM")).transpose()?,
+                rss_before_kib,
+                tickets: run.tickets,
+                rollups_corrected: status.drift.map_or(0, |d| d.rollups_corrected),
+            });
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the validation did not finish within {:?}",
+                deadline - started
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// The figures of one size.
 struct Measurement {
     tickets: u32,
@@ -260,6 +386,8 @@ struct Measurement {
     written_at_first_request: BTreeMap<String, u64>,
     /// Bytes the daemon wrote to storage during the whole run.
     written: u64,
+    /// The nightly validation forced after the first sync.
+    validation: Validation,
 }
 
 impl Measurement {
@@ -305,6 +433,7 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
     let (simulator, base_url) = start_simulator(tickets)?;
     let (daemon, addr) = start_daemon(dir.path(), &base_url)?;
     let mut client = connect(&addr).await?;
+    import_accounts(&addr, organizations(tickets)).await?;
     let idle_rss_kib = proc_kib(daemon.pid(), "VmRSS")?;
 
     let _busy = BusyHost::start(busy_threads()?);
@@ -319,7 +448,7 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
     let mut written_at_first_request: BTreeMap<String, u64> = BTreeMap::new();
     let written_before = written_bytes(daemon.pid())?;
     let mut all_tickets_seen: Option<Instant> = None;
-    let deadline = started + DEADLINE;
+    let deadline = started + sync_deadline(u64::from(tickets));
     let (elapsed, run) = loop {
         let status = client
             .get_status(with_token(pb::GetStatusRequest {}))
@@ -353,7 +482,10 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
             );
         }
         if now > deadline {
-            bail!("the initial sync did not finish within {DEADLINE:?}");
+            bail!(
+                "the initial sync did not finish within {:?}",
+                deadline - started
+            );
         }
         tokio::time::sleep(POLL).await;
     };
@@ -365,6 +497,8 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
         .get("incremental_tickets")
         .copied()
         .context("no incremental_tickets counter")?;
+    eprintln!("initial_sync: N={tickets}: forcing the nightly validation ...");
+    let validation = validate(&mut client, daemon.pid(), u64::from(tickets)).await?;
     drop(client);
     let stopping = Instant::now();
     daemon.terminate().await?;
@@ -394,6 +528,7 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
         first_request,
         written_at_first_request,
         written,
+        validation,
     })
 }
 
@@ -512,6 +647,7 @@ fn report(results: &[Measurement]) {
             mib(MAX_PEAK_RSS_KIB)
         );
     }
+    report_validation(results);
     if let Some(smallest) = results.iter().min_by_key(|m| m.tickets) {
         if smallest.tickets < largest.tickets {
             let growth = largest.peak_rss_kib.saturating_sub(smallest.peak_rss_kib);
@@ -525,6 +661,48 @@ fn report(results: &[Measurement]) {
                 mib(growth),
                 mib(MAX_RSS_GROWTH_KIB)
             );
+        }
+    }
+}
+
+/// The nightly validation of each size, and the memory bar DESIGN section 5 sets for it at 1,000,000
+/// tickets.
+fn report_validation(results: &[Measurement]) {
+    for m in results {
+        let v = &m.validation;
+        println!(
+            "  N={}: nightly validation {:.2} s, {} tickets re-read, {} rollup rows corrected, RSS {:.1} MiB before, peak {}",
+            m.tickets,
+            v.elapsed.as_secs_f64(),
+            v.tickets,
+            v.rollups_corrected,
+            mib(v.rss_before_kib),
+            v.peak_rss_kib
+                .map_or_else(|| "unknown (VmHWM reset refused)".into(), |kib| format!("{:.1} MiB", mib(kib)))
+        );
+    }
+    match results.iter().find(|m| m.tickets == MEMORY_BAR_TICKETS) {
+        Some(m) => match m.validation.peak_rss_kib {
+            Some(kib) => println!(
+                "{} nightly validation peak RSS at N={MEMORY_BAR_TICKETS}: {:.1} MiB (bar <= {:.0} MiB)",
+                verdict(kib <= MAX_PEAK_RSS_KIB),
+                mib(kib),
+                mib(MAX_PEAK_RSS_KIB)
+            ),
+            None => println!("MISS nightly validation peak RSS at N={MEMORY_BAR_TICKETS}: not measured (VmHWM reset refused)"),
+        },
+        None => {
+            for m in results {
+                if let Some(kib) = m.validation.peak_rss_kib {
+                    println!(
+                        "{} nightly validation peak RSS at N={}: {:.1} MiB (bar <= {:.0} MiB, judged at N={MEMORY_BAR_TICKETS}, not run)",
+                        verdict(kib <= MAX_PEAK_RSS_KIB),
+                        m.tickets,
+                        mib(kib),
+                        mib(MAX_PEAK_RSS_KIB)
+                    );
+                }
+            }
         }
     }
 }

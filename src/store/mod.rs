@@ -28,6 +28,7 @@ pub mod settings_change;
 pub mod sync_state;
 pub mod tables;
 mod timeline;
+pub mod validation;
 pub mod zendesk_records;
 
 pub use backend::StorageFault;
@@ -258,6 +259,7 @@ impl Store {
             txn.open_table(tables::TIMELINE_TIMES)?;
             txn.open_table(tables::PENDING_RATING_EVENTS)?;
             txn.open_table(tables::ACCOUNT_OWNERS)?;
+            txn.open_table(tables::VALIDATION_PROGRESS)?;
         }
         self.commit(txn)?;
         Ok(())

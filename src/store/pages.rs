@@ -308,48 +308,6 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets which tickets a previous validation saw, before a new validation starts.
-    pub fn reset_validation(&self) -> Result<(), StoreError> {
-        let txn = self.db().begin_write()?;
-        super::clear_table(&txn, tables::VALIDATION_SEEN)?;
-        txn.open_table(tables::CURSORS)?
-            .remove(tables::cursor_keys::VALIDATION_TICKETS)?;
-        self.commit(txn)?;
-        Ok(())
-    }
-
-    /// Marks as gone every live ticket changed since `since` (Unix seconds) that validation `run` did not see.
-    /// Returns how many were marked. Runs once a night, so a scan of the tickets is acceptable here.
-    pub fn mark_unseen_tickets_gone(&self, run: u64, since: i64) -> Result<u64, StoreError> {
-        let txn = self.db().begin_write()?;
-        let mut marked = 0;
-        {
-            let mut tickets = txn.open_table(tables::TICKETS)?;
-            let seen = txn.open_table(tables::VALIDATION_SEEN)?;
-            let mut to_mark = Vec::new();
-            for entry in tickets.iter()? {
-                crate::background::step_aside();
-                let (key, value) = entry?;
-                let id = key.value();
-                let ticket = super::codec::decode::<TicketRecord>("tickets", id, value.value())?;
-                if ticket.gone || ticket.generated_timestamp < since {
-                    continue;
-                }
-                let seen_by_run = seen.get(id)?.map(|v| v.value()) == Some(run);
-                if !seen_by_run {
-                    to_mark.push((id, ticket));
-                }
-            }
-            for (id, mut ticket) in to_mark {
-                ticket.gone = true;
-                tickets.insert(id, ticket.encode_to_vec().as_slice())?;
-                marked += 1;
-            }
-        }
-        self.commit(txn)?;
-        Ok(marked)
-    }
-
     /// A digest of every stored Zendesk record and cursor, to compare two stores (crash tests).
     pub fn content_digest(&self) -> Result<String, StoreError> {
         use sha2::{Digest, Sha256};
@@ -412,15 +370,9 @@ impl Store {
             TIMELINE_KEYS,
             ACCOUNT_TIMELINE,
             TIMELINE_TIMES,
-            PENDING_RATING_EVENTS,
-            ORG_COUNTERS,
-            ORG_TICKET_DAYS,
-            ORG_RATING_DAYS,
-            USER_COUNTERS,
-            USER_TICKET_DAYS,
-            USER_RATING_DAYS,
-            TICKET_RATINGS
+            PENDING_RATING_EVENTS
         );
+        tables::with_rollup_tables!(hash_tables);
         Ok(format!("{:x}", hasher.finalize()))
     }
 }

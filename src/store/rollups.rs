@@ -21,18 +21,18 @@ use super::zendesk_records::{RatingRecord, TicketRecord};
 use super::{Store, StoreError};
 
 /// Where a ticket's figures go: (organization, requester); organization 0 (none) is not kept.
-type Owner = (u64, u64);
+pub(super) type Owner = (u64, u64);
 
 /// Deltas of one page (or of a rebuild), summed per key before they touch the tables; kept in key order so
 /// the writes walk each B-tree once from left to right.
 #[derive(Debug, Default)]
-struct Deltas {
-    org_counters: BTreeMap<u64, CounterDelta>,
-    org_days: BTreeMap<(u64, i64), TicketDayDelta>,
-    org_ratings: BTreeMap<(u64, i64), RatingDayDelta>,
-    user_counters: BTreeMap<(u64, u64), CounterDelta>,
-    user_days: BTreeMap<(u64, u64, i64), TicketDayDelta>,
-    user_ratings: BTreeMap<(u64, u64, i64), RatingDayDelta>,
+pub(super) struct Deltas {
+    pub(super) org_counters: BTreeMap<u64, CounterDelta>,
+    pub(super) org_days: BTreeMap<(u64, i64), TicketDayDelta>,
+    pub(super) org_ratings: BTreeMap<(u64, i64), RatingDayDelta>,
+    pub(super) user_counters: BTreeMap<(u64, u64), CounterDelta>,
+    pub(super) user_days: BTreeMap<(u64, u64, i64), TicketDayDelta>,
+    pub(super) user_ratings: BTreeMap<(u64, u64, i64), RatingDayDelta>,
 }
 
 fn add_counter(into: &mut CounterDelta, delta: &CounterDelta) {
@@ -42,7 +42,12 @@ fn add_counter(into: &mut CounterDelta, delta: &CounterDelta) {
 }
 
 impl Deltas {
-    fn ticket(&mut self, owner: Owner, counters: &CounterDelta, days: &DayDeltas<TicketDayDelta>) {
+    pub(super) fn ticket(
+        &mut self,
+        owner: Owner,
+        counters: &CounterDelta,
+        days: &DayDeltas<TicketDayDelta>,
+    ) {
         let (org, requester) = owner;
         if org == 0 {
             return;
@@ -67,7 +72,7 @@ impl Deltas {
         }
     }
 
-    fn rating(&mut self, owner: Owner, days: &DayDeltas<RatingDayDelta>) {
+    pub(super) fn rating(&mut self, owner: Owner, days: &DayDeltas<RatingDayDelta>) {
         let (org, requester) = owner;
         if org == 0 {
             return;
@@ -96,11 +101,11 @@ fn add_rating(into: &mut RatingDayDelta, delta: &RatingDayDelta) {
     into.high_urgent_bad += delta.high_urgent_bad;
 }
 
-fn owner_of(ticket: &TicketRecord) -> Owner {
+pub(super) fn owner_of(ticket: &TicketRecord) -> Owner {
     (ticket.organization_id, ticket.requester_id)
 }
 
-fn decode_rating(id: u64, bytes: &[u8]) -> Result<RatingRecord, StoreError> {
+pub(super) fn decode_rating(id: u64, bytes: &[u8]) -> Result<RatingRecord, StoreError> {
     super::codec::decode("ratings", id, bytes)
 }
 
@@ -114,6 +119,7 @@ pub(crate) fn apply(
     if tickets.is_empty() && ratings.is_empty() {
         return Ok(0);
     }
+    super::validation::rollups_moved(txn)?;
     let mut deltas = Deltas::default();
     // Ratings written by this page still count as they were before it while their tickets move.
     let before_page: HashMap<u64, Option<&RatingRecord>> = ratings
@@ -227,8 +233,10 @@ macro_rules! merge_rows {
     }};
 }
 
-type CounterRow = (u64, u64, u64);
-type TicketDayRow = (u64, u64);
+/// A counters row: (open, total, open high/urgent).
+pub(super) type CounterRow = (u64, u64, u64);
+/// A ticket day row: (created, high/urgent created).
+pub(super) type TicketDayRow = (u64, u64);
 
 /// Keeps a checked result; drift (a counter that would go below zero) is logged and counted, and the
 /// row is kept at the clamped value until the nightly rebuild repairs it.
@@ -240,7 +248,7 @@ fn settle<T>(checked: Checked<T>, table: &'static str, drift: &mut u64) -> T {
     checked.value
 }
 
-fn next_counters(old: CounterRow, delta: &CounterDelta, drift: &mut u64) -> CounterRow {
+pub(super) fn next_counters(old: CounterRow, delta: &CounterDelta, drift: &mut u64) -> CounterRow {
     let counters = Counters {
         open: old.0,
         total: old.1,
@@ -250,7 +258,11 @@ fn next_counters(old: CounterRow, delta: &CounterDelta, drift: &mut u64) -> Coun
     (next.open, next.total, next.open_high_urgent)
 }
 
-fn next_ticket_day(old: TicketDayRow, delta: &TicketDayDelta, drift: &mut u64) -> TicketDayRow {
+pub(super) fn next_ticket_day(
+    old: TicketDayRow,
+    delta: &TicketDayDelta,
+    drift: &mut u64,
+) -> TicketDayRow {
     let counts = TicketDayCounts {
         created: old.0,
         high_urgent_created: old.1,
@@ -259,7 +271,7 @@ fn next_ticket_day(old: TicketDayRow, delta: &TicketDayDelta, drift: &mut u64) -
     (next.created, next.high_urgent_created)
 }
 
-fn next_rating_day(
+pub(super) fn next_rating_day(
     old: tables::RatingDay,
     delta: &RatingDayDelta,
     drift: &mut u64,
@@ -333,8 +345,9 @@ fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
     Ok(drift)
 }
 
-/// Drops every rollup (a fresh integration starts from zero).
+/// Drops every rollup (a fresh integration starts from zero); a nightly check under way starts over.
 pub(crate) fn clear_all(txn: &WriteTransaction) -> Result<(), StoreError> {
+    super::validation::rollups_reset(txn)?;
     super::clear_table(txn, tables::ORG_COUNTERS)?;
     super::clear_table(txn, tables::ORG_TICKET_DAYS)?;
     super::clear_table(txn, tables::ORG_RATING_DAYS)?;
@@ -343,119 +356,6 @@ pub(crate) fn clear_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     super::clear_table(txn, tables::USER_RATING_DAYS)?;
     super::clear_table(txn, tables::TICKET_RATINGS)?;
     Ok(())
-}
-
-/// A snapshot of every rollup row, to compare a rebuild with what the deltas kept.
-type Snapshot = (
-    Vec<(u64, (u64, u64, u64))>,
-    Vec<((u64, i64), (u64, u64))>,
-    Vec<((u64, i64), (u64, u64, u64, u64))>,
-    Vec<((u64, u64), (u64, u64, u64))>,
-    Vec<((u64, u64, i64), (u64, u64))>,
-    Vec<((u64, u64, i64), (u64, u64, u64, u64))>,
-);
-
-fn snapshot(txn: &WriteTransaction) -> Result<Snapshot, StoreError> {
-    fn rows<K: redb::Key + 'static, V: redb::Value + 'static, KO, VO>(
-        txn: &WriteTransaction,
-        def: redb::TableDefinition<K, V>,
-        convert: impl Fn(K::SelfType<'_>, V::SelfType<'_>) -> (KO, VO),
-    ) -> Result<Vec<(KO, VO)>, StoreError> {
-        let table = txn.open_table(def)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            crate::background::step_aside();
-            let (k, v) = entry?;
-            out.push(convert(k.value(), v.value()));
-        }
-        Ok(out)
-    }
-    Ok((
-        rows(txn, tables::ORG_COUNTERS, |k, v| (k, v))?,
-        rows(txn, tables::ORG_TICKET_DAYS, |k, v| (k, v))?,
-        rows(txn, tables::ORG_RATING_DAYS, |k, v| (k, v))?,
-        rows(txn, tables::USER_COUNTERS, |k, v| (k, v))?,
-        rows(txn, tables::USER_TICKET_DAYS, |k, v| (k, v))?,
-        rows(txn, tables::USER_RATING_DAYS, |k, v| (k, v))?,
-    ))
-}
-
-fn differing<K: PartialEq + Ord + Clone, V: PartialEq>(a: &[(K, V)], b: &[(K, V)]) -> u64 {
-    let mut left = a.iter().peekable();
-    let mut right = b.iter().peekable();
-    let mut count = 0;
-    loop {
-        match (left.peek(), right.peek()) {
-            (None, None) => return count,
-            (Some(_), None) => {
-                left.next();
-                count += 1;
-            }
-            (None, Some(_)) => {
-                right.next();
-                count += 1;
-            }
-            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
-                std::cmp::Ordering::Less => {
-                    left.next();
-                    count += 1;
-                }
-                std::cmp::Ordering::Greater => {
-                    right.next();
-                    count += 1;
-                }
-                std::cmp::Ordering::Equal => {
-                    count += u64::from(va != vb);
-                    left.next();
-                    right.next();
-                }
-            },
-        }
-    }
-}
-
-impl Store {
-    /// Rebuilds every rollup from the stored tickets and ratings in one transaction; returns how many rollup
-    /// rows differed from what the deltas had kept (the nightly validation reports it as drift).
-    pub fn rebuild_rollups(&self) -> Result<u64, StoreError> {
-        let txn = self.db().begin_write()?;
-        let before = snapshot(&txn)?;
-        clear_all(&txn)?;
-        let mut tickets: Vec<Written<TicketRecord>> = Vec::new();
-        let mut ratings: Vec<Written<RatingRecord>> = Vec::new();
-        {
-            let table = txn.open_table(tables::TICKETS)?;
-            for entry in table.iter()? {
-                crate::background::step_aside();
-                let (id, bytes) = entry?;
-                let ticket =
-                    super::codec::decode::<TicketRecord>("tickets", id.value(), bytes.value())?;
-                tickets.push((id.value(), None, ticket));
-            }
-            let table = txn.open_table(tables::RATINGS)?;
-            for entry in table.iter()? {
-                crate::background::step_aside();
-                let (id, bytes) = entry?;
-                ratings.push((id.value(), None, decode_rating(id.value(), bytes.value())?));
-            }
-        }
-        // Tickets first (no rating is indexed yet, so none moves), then each rating joins its ticket once.
-        for chunk in tickets.chunks(10_000) {
-            apply(&txn, chunk, &[])?;
-        }
-        for chunk in ratings.chunks(10_000) {
-            apply(&txn, &[], chunk)?;
-        }
-        let after = snapshot(&txn)?;
-        let drift = differing(&before.0, &after.0)
-            + differing(&before.1, &after.1)
-            + differing(&before.2, &after.2)
-            + differing(&before.3, &after.3)
-            + differing(&before.4, &after.4)
-            + differing(&before.5, &after.5);
-        self.commit(txn)?;
-        Ok(drift)
-    }
 }
 
 /// One account's organizations and figures as `txn` sees them; `None` when there is no such account.

@@ -262,6 +262,7 @@ impl Store {
         }
         clear_table(&txn, tables::TICKET_CHANGES)?;
         clear_table(&txn, tables::VALIDATION_SEEN)?;
+        clear_table(&txn, tables::VALIDATION_PROGRESS)?;
         // Matches stay frozen (and rollups and events stay) so metrics and events remain readable after a delete.
         clear_table(&txn, tables::ACCOUNT_KEYS)?;
         clear_table(&txn, tables::ORG_KEYS)?;

@@ -26,6 +26,9 @@ pub mod meta_keys {
     pub const METRICS_SATISFACTION: &str = "metrics_satisfaction";
     /// The sequence number of the last recorded timeline event (u64, little-endian).
     pub const EVENT_SEQ: &str = "event_seq";
+    /// Bumped (u64, little-endian) by every write that moves the rollups outside the nightly check, so a
+    /// check that read the store before such a write knows its comparison is stale.
+    pub const ROLLUP_GENERATION: &str = "rollup_generation";
 }
 
 /// The one integration's settings. Key: `meta_keys::INTEGRATION`; value: an encoded `IntegrationRecord`.
@@ -123,6 +126,23 @@ pub const USER_COUNTERS: TableDefinition<(u64, u64), (u64, u64, u64)> =
 pub const USER_TICKET_DAYS: TableDefinition<(u64, u64, i64), (u64, u64)> =
     TableDefinition::new("user_ticket_days");
 
+/// Calls macro `$each` with the names of the rollup tables and of the ticket -> ratings index: the
+/// derived state the nightly validation checks.
+macro_rules! with_rollup_tables {
+    ($each:ident) => {
+        $each!(
+            ORG_COUNTERS,
+            ORG_TICKET_DAYS,
+            ORG_RATING_DAYS,
+            USER_COUNTERS,
+            USER_TICKET_DAYS,
+            USER_RATING_DAYS,
+            TICKET_RATINGS
+        )
+    };
+}
+pub(crate) use with_rollup_tables;
+
 /// Ratings per (organization, requester) per UTC day.
 pub const USER_RATING_DAYS: TableDefinition<(u64, u64, i64), RatingDay> =
     TableDefinition::new("user_rating_days");
@@ -178,3 +198,24 @@ pub mod schema1 {
 /// Accounts by owner: (lower-cased owner email, account id), for the portfolio feed.
 pub const ACCOUNT_OWNERS: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("account_owners");
+
+/// Where the running nightly validation's post-export steps stand, so a restart resumes them: a name
+/// from `validation_keys` and its value. Each step's position commits with the writes it covers.
+pub const VALIDATION_PROGRESS: TableDefinition<&str, u64> =
+    TableDefinition::new("validation_progress");
+
+/// Names of the rows of `VALIDATION_PROGRESS`.
+pub mod validation_keys {
+    /// The first ticket id the marking of unseen tickets has not scanned yet.
+    pub const MISSING_NEXT: &str = "missing_next";
+    /// Tickets marked gone so far.
+    pub const MISSING_COUNT: &str = "missing_count";
+    /// 1 once every ticket was scanned for being unseen.
+    pub const MISSING_DONE: &str = "missing_done";
+    /// The first organization id the rollup check has not compared yet.
+    pub const ROLLUPS_NEXT_ORG: &str = "rollups_next_org";
+    /// Rollup rows found different (and repaired) so far.
+    pub const ROLLUPS_DRIFT: &str = "rollups_drift";
+    /// 1 once every organization's rollups were compared.
+    pub const ROLLUPS_DONE: &str = "rollups_done";
+}

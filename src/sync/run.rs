@@ -1,4 +1,5 @@
 //! One sync run: the streams in order, each page applied with its cursor in one transaction.
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -8,6 +9,7 @@ use tracing::Instrument;
 use crate::clock::SharedClock;
 use crate::store::page::{ApplyOutcome, PageContext, PageWrite};
 use crate::store::tables::cursor_keys;
+use crate::store::validation::ROLLUP_ROWS_PER_PASS;
 use crate::store::{Store, StoreError};
 use crate::zendesk::streams::{Page, PageStream};
 use crate::zendesk::{ExportPosition, ListPosition, TimePosition, ZendeskClient, ZendeskError};
@@ -352,12 +354,23 @@ pub async fn execute(ctx: RunContext) -> Result<RunSummary, RunError> {
                     })
                     .await
                     .map_err(|err| RunError::Task(err.to_string()))??;
-                // Derived state is rebuilt from the tickets in a fresh transaction; what differed is drift.
+                // Derived state is checked against the tickets, one range of organizations per short
+                // transaction; what differed is drift. A stop asked meanwhile ends the run between two
+                // ranges, and the run resumes the check where it stopped.
                 let store = ctx.store.clone();
-                summary.derived_differences =
-                    tokio::task::spawn_blocking(move || store.rebuild_rollups())
-                        .await
-                        .map_err(|err| RunError::Task(err.to_string()))??;
+                let stop = ctx.stop.clone();
+                let checked = tokio::task::spawn_blocking(move || {
+                    store.check_rollups(ROLLUP_ROWS_PER_PASS, |_| {
+                        if stop.is_raised() {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        }
+                    })
+                })
+                .await
+                .map_err(|err| RunError::Task(err.to_string()))??;
+                summary.derived_differences = checked.ok_or(RunError::Stopped)?;
                 // Change history older than the year events are kept for goes, so the store stays bounded.
                 let store = ctx.store.clone();
                 let pruned = tokio::task::spawn_blocking(move || store.prune_ticket_history(start))
