@@ -186,12 +186,8 @@ impl Sums {
 
     fn rows(&self) -> usize {
         let d = &self.deltas;
-        d.org_counters.len()
-            + d.org_days.len()
-            + d.org_ratings.len()
-            + d.user_counters.len()
-            + d.user_days.len()
-            + d.user_ratings.len()
+        let organizations = d.org_counters.len() + d.org_days.len() + d.org_ratings.len();
+        organizations + d.user_counters.len() + d.user_days.len() + d.user_ratings.len()
     }
 
     /// Drops the last organizations' sums (and their range) while the sums hold more than the budget.
