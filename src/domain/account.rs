@@ -145,43 +145,13 @@ pub fn validate_id(id: &str) -> Result<(), String> {
     if id.chars().any(char::is_control) {
         return Err("must not contain control characters".into());
     }
-    if let Some(format) = id.chars().find(|c| is_format_char(*c)) {
+    if let Some(format) = id.chars().find(|c| super::text::is_format_char(*c)) {
         return Err(format!(
             "must not contain invisible formatting characters (found U+{:04X}), which can disguise an id in CLI and CSV output",
             u32::from(format)
         ));
     }
     Ok(())
-}
-
-/// Unicode format characters (general category Cf): bidirectional overrides and isolates,
-/// zero-width characters, soft hyphens and tags. They render as nothing or reorder the text around
-/// them, so an id holding one can look like another id.
-pub fn is_format_char(c: char) -> bool {
-    matches!(
-        u32::from(c),
-        0x00AD
-            | 0x0600..=0x0605
-            | 0x061C
-            | 0x06DD
-            | 0x070F
-            | 0x0890..=0x0891
-            | 0x08E2
-            | 0x180E
-            | 0x200B..=0x200F
-            | 0x202A..=0x202E
-            | 0x2060..=0x2064
-            | 0x2066..=0x206F
-            | 0xFEFF
-            | 0xFFF9..=0xFFFB
-            | 0x110BD
-            | 0x110CD
-            | 0x13430..=0x1343F
-            | 0x1BCA0..=0x1BCA3
-            | 0x1D173..=0x1D17A
-            | 0xE0001
-            | 0xE0020..=0xE007F
-    )
 }
 
 /// Checks an email address (RFC 5322 addr-spec, as the `email_address` crate reads it).

@@ -28,7 +28,7 @@ pub fn excerpt(text: &str, max: usize) -> String {
             continue;
         }
         last_space = false;
-        if c.is_control() || super::account::is_format_char(c) {
+        if c.is_control() || is_format_char(c) {
             let escaped: String = c.escape_default().collect();
             if kept + escaped.len() > max {
                 out.push('…');
@@ -52,6 +52,36 @@ pub fn remote(text: &str) -> String {
 /// A client's value quoted for an error message: [`excerpt`] at [`QUOTED_VALUE_CHARS`], in quotes.
 pub fn quote(value: &str) -> String {
     format!("\"{}\"", excerpt(value, QUOTED_VALUE_CHARS))
+}
+
+/// Unicode format characters (general category Cf): bidirectional overrides and isolates,
+/// zero-width characters, soft hyphens and tags. They render as nothing or reorder the text around
+/// them, so an id holding one can look like another id.
+pub fn is_format_char(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 #[cfg(test)]

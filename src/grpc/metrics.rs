@@ -82,7 +82,10 @@ fn account_metrics(
     now: DateTime<Utc>,
 ) -> Result<Option<pb::AccountMetrics>, Status> {
     // One read transaction per call: this is the hot read path.
-    let found = store.account_figures(account_id, now).map_err(from_store)?;
+    let (found, cached) = store
+        .account_figures_cached(account_id, now)
+        .map_err(from_store)?;
+    crate::telemetry::figure_cache_lookup(cached);
     Ok(found.map(|account| {
         to_account_proto(
             account_id,

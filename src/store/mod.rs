@@ -22,6 +22,8 @@ pub mod page;
 pub mod pages;
 pub mod prune;
 pub mod records;
+mod recovery;
+mod rollup_generation;
 pub mod rollups;
 mod scan;
 pub mod settings_change;
@@ -161,7 +163,7 @@ impl Store {
             .open(&path)
             .map_err(|err| open_error(redb::DatabaseError::Storage(redb::StorageError::Io(err))))?;
         let health = Arc::new(health::Health::new(data_dir));
-        let db = health::open_database(&file, &health, fault.clone()).map_err(open_error)?;
+        let db = recovery::open_database(&file, &health, fault.clone()).map_err(open_error)?;
         // The database holds customer data: owner-only, like the directory around it.
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .map_err(|err| {

@@ -119,7 +119,7 @@ pub(crate) fn apply(
     if tickets.is_empty() && ratings.is_empty() {
         return Ok(0);
     }
-    super::validation::rollups_moved(txn)?;
+    super::rollup_generation::rollups_moved(txn)?;
     let mut deltas = Deltas::default();
     // Ratings written by this page still count as they were before it while their tickets move.
     let before_page: HashMap<u64, Option<&RatingRecord>> = ratings
@@ -347,7 +347,7 @@ fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
 
 /// Drops every rollup (a fresh integration starts from zero); a nightly check under way starts over.
 pub(crate) fn clear_all(txn: &WriteTransaction) -> Result<(), StoreError> {
-    super::validation::rollups_reset(txn)?;
+    super::rollup_generation::rollups_reset(txn)?;
     super::clear_table(txn, tables::ORG_COUNTERS)?;
     super::clear_table(txn, tables::ORG_TICKET_DAYS)?;
     super::clear_table(txn, tables::ORG_RATING_DAYS)?;
@@ -494,17 +494,25 @@ impl Store {
         account_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<AccountFigures>, StoreError> {
+        self.account_figures_cached(account_id, now)
+            .map(|(figures, _)| figures)
+    }
+
+    /// [`Store::account_figures`], and whether the figures came from the cache (the reader counts hits).
+    pub fn account_figures_cached(
+        &self,
+        account_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<AccountFigures>, bool), StoreError> {
         let day = Day::of(now).number();
-        let cached = self.cached_figures(account_id, day);
-        crate::telemetry::figure_cache_lookup(cached.is_some());
-        if let Some(figures) = cached {
-            return Ok(figures);
+        if let Some(figures) = self.cached_figures(account_id, day) {
+            return Ok((figures, true));
         }
         let seen = self.figure_changes();
         let view = self.snapshot()?;
         let figures = account_figures_in(&view, account_id, now)?;
         self.cache_figures(seen, account_id, day, figures.clone());
-        Ok(figures)
+        Ok((figures, false))
     }
 
     /// The figures of the Zendesk users `requesters` inside organizations `orgs`.
