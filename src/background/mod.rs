@@ -2,7 +2,7 @@
 //! long CPU-bound loops step aside for the threads that serve gRPC.
 //!
 //! Background threads run under Linux's `SCHED_IDLE` policy ([`priority`]), raised for a while when other
-//! load on the host keeps them off the CPU ([`guard`]). `SCHED_IDLE` that alone does not keep reads fast:
+//! load on the host keeps them off the CPU ([`guard`]). `SCHED_IDLE` alone does not keep reads fast:
 //! Linux's EEVDF scheduler treats an idle-policy thread as a very light fair one, so when it is owed time
 //! it is picked over a runnable serving thread and keeps the core until the next scheduler tick (4 ms at
 //! `HZ=250`). A background thread therefore yields the core itself every [`STEP_ASIDE_EVERY`] of work;
