@@ -12,14 +12,17 @@
 //! thread (the run's task, then a commit on a blocking-pool thread that may have just started), so the
 //! level is one for all background threads ([`HostJudge`]): all are raised ([`Level::Raised`]) as soon as
 //! one waited for a core three quarters of a window, new ones start at the current level, and all go back
-//! to `SCHED_IDLE` after [`LOWER_AFTER`] ticks in which threads ran and none waited longer than it ran.
-//! Ticks in which every thread was blocked (waiting for Zendesk) tell nothing and change nothing. On a
-//! quiet host a background thread never waits that long, so reads keep their priority.
+//! to `SCHED_IDLE` after [`LOWER_AFTER`] ticks in which threads ran and none waited longer than it ran, or
+//! in which the process's own threads were what kept them waiting. Ticks in which every thread was blocked
+//! (waiting for Zendesk) tell nothing and change nothing. Waits the daemon's own serving causes are by
+//! design and never raise ([`super::own_load`]); on a quiet host a background thread never waits that long,
+//! so reads keep their priority.
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::own_load::{self, OwnLoadWindow};
 use super::priority::{self, Level, ThreadId};
 
 /// How often the guard samples the background threads.
@@ -142,8 +145,14 @@ impl HostJudge {
         self.level
     }
 
-    /// Takes every thread's state after a tick; returns the level to move all threads to when it changes.
-    pub fn observe(&mut self, states: impl IntoIterator<Item = ThreadState>) -> Option<Level> {
+    /// Takes every thread's state after a tick, and whether load from outside the process kept the CPUs
+    /// busy over the window ([`super::own_load`]); returns the level to move all threads to when it changes.
+    /// Waits the process's own serving caused neither raise the threads nor keep them raised.
+    pub fn observe(
+        &mut self,
+        states: impl IntoIterator<Item = ThreadState>,
+        host_busy: bool,
+    ) -> Option<Level> {
         let (mut starved, mut contended, mut calm) = (false, false, false);
         for state in states {
             match state {
@@ -154,12 +163,12 @@ impl HostJudge {
             }
         }
         match self.level {
-            Level::Idle if starved => Some(self.move_to(Level::Raised)),
+            Level::Idle if starved && host_busy => Some(self.move_to(Level::Raised)),
             Level::Idle => None,
             Level::Raised => {
-                if starved || contended {
+                if host_busy && (starved || contended) {
                     self.calm_ticks = 0;
-                } else if calm {
+                } else if calm || !host_busy {
                     self.calm_ticks += 1;
                 }
                 (self.calm_ticks >= LOWER_AFTER).then(|| self.move_to(Level::Idle))
@@ -172,6 +181,14 @@ impl HostJudge {
         self.calm_ticks = 0;
         level
     }
+}
+
+/// How many times the guard raised the background threads since the process started.
+static RAISES: AtomicU64 = AtomicU64::new(0);
+
+/// How many times the guard raised the background threads since the process started (benches print it).
+pub fn raises() -> u64 {
+    RAISES.load(Ordering::Relaxed)
 }
 
 /// The level every background thread runs at now (a [`Level`] as `u8`: new threads start at it).
@@ -235,6 +252,7 @@ pub(super) fn unwatch(tid: ThreadId) {
 /// The guard's loop: one tick, then every watched thread's reading, for the life of the process.
 fn run() {
     let mut judge = HostJudge::new();
+    let mut own_load = OwnLoadWindow::new(own_load::allowed_cpus());
     let mut last_raise_logged: Option<Instant> = None;
     loop {
         std::thread::sleep(TICK);
@@ -255,10 +273,17 @@ fn run() {
                 true
             })
         });
-        let Some(level) = judge.observe(states) else {
+        // Unreadable: every starvation counts as the host's, as before the process's own load was told apart.
+        let host_busy = own_load::process_cpu_time()
+            .and_then(|cpu_time| own_load.push(cpu_time, TICK))
+            .unwrap_or(true);
+        let Some(level) = judge.observe(states, host_busy) else {
             continue;
         };
         CURRENT_LEVEL.store(encode(level), Ordering::Relaxed);
+        if level == Level::Raised {
+            RAISES.fetch_add(1, Ordering::Relaxed);
+        }
         let mut refused = None;
         for &tid in threads.keys() {
             if let Err(error) = priority::set_level(tid, level) {
@@ -374,12 +399,12 @@ mod tests {
         }
     }
 
-    /// A background thread that shares its one CPU with a busy loop is raised, and a background thread
+    /// A background thread that shares its one CPU with another process's busy loop is raised, and a background thread
     /// that starts while the host is busy starts raised. (Lowering needs a calm CPU, which a test machine
     /// running other tests cannot promise; [`HostJudge`]'s tests cover it.)
     #[cfg(target_os = "linux")]
     #[test]
-    fn the_guard_raises_background_threads_a_busy_loop_starves() {
+    fn the_guard_raises_background_threads_another_process_starves() {
         use std::sync::atomic::AtomicI32;
         use std::sync::Arc;
 
@@ -423,25 +448,28 @@ mod tests {
         })
         .join()
         .expect("probe thread");
-        let busy = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                pin_to(cpu);
-                let mut spins = 0_u64;
-                while !stop.load(Ordering::Relaxed) {
-                    spins = std::hint::black_box(spins.wrapping_add(1));
-                }
-            })
-        };
-        let finish = |threads: Vec<std::thread::JoinHandle<()>>| {
+        // The load comes from another process, as on a busy host: the process's own load never raises.
+        let mut busy = std::thread::spawn(move || {
+            pin_to(cpu);
+            // A forked child inherits the forking thread's affinity.
+            std::process::Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .expect("spawn a busy loop")
+        })
+        .join()
+        .expect("spawning thread");
+        let finish = |threads: Vec<std::thread::JoinHandle<()>>, busy: &mut std::process::Child| {
             stop.store(true, Ordering::Relaxed);
+            busy.kill().expect("stop the busy loop");
+            busy.wait().expect("reap the busy loop");
             for thread in threads {
                 thread.thread().unpark();
                 thread.join().expect("test thread");
             }
         };
         if let Err(error) = probe {
-            finish(vec![starved, busy]);
+            finish(vec![starved], &mut busy);
             eprintln!("skipped: this process may not leave SCHED_IDLE ({error}); run as root or with RLIMIT_NICE >= 10");
             return;
         }
@@ -455,7 +483,7 @@ mod tests {
             Some(Level::Raised),
             "a thread that starts on a busy host starts raised"
         );
-        finish(vec![starved, busy, late]);
+        finish(vec![starved, late], &mut busy);
         let threads = watched().lock().expect("registry");
         assert!(
             !threads.contains_key(&starved_tid) && !threads.contains_key(&late_tid),
@@ -537,22 +565,41 @@ mod tests {
     fn one_starved_thread_raises_all_and_only_calm_ticks_lower_them() {
         use ThreadState::{Calm, Contended, Quiet, Starved, Unknown};
         let mut judge = HostJudge::new();
-        assert_eq!(judge.observe([Unknown, Quiet, Calm, Contended]), None);
+        assert_eq!(judge.observe([Unknown, Quiet, Calm, Contended], true), None);
         assert_eq!(judge.level(), Level::Idle);
-        assert_eq!(judge.observe([Quiet, Starved]), Some(Level::Raised));
+        assert_eq!(judge.observe([Quiet, Starved], true), Some(Level::Raised));
         assert_eq!(judge.level(), Level::Raised);
         // Calm ticks count; quiet ones (every thread blocked on Zendesk) neither count nor reset.
         for _ in 0..LOWER_AFTER - 1 {
-            assert_eq!(judge.observe([Calm, Quiet]), None);
-            assert_eq!(judge.observe([Quiet, Quiet]), None);
+            assert_eq!(judge.observe([Calm, Quiet], true), None);
+            assert_eq!(judge.observe([Quiet, Quiet], true), None);
         }
         // Contention anywhere restarts the count.
-        assert_eq!(judge.observe([Calm, Contended]), None);
+        assert_eq!(judge.observe([Calm, Contended], true), None);
         for _ in 0..LOWER_AFTER - 1 {
-            assert_eq!(judge.observe([Calm]), None);
+            assert_eq!(judge.observe([Calm], true), None);
         }
-        assert_eq!(judge.observe([Calm]), Some(Level::Idle));
+        assert_eq!(judge.observe([Calm], true), Some(Level::Idle));
         assert_eq!(judge.level(), Level::Idle);
-        assert_eq!(judge.observe(std::iter::empty()), None);
+        assert_eq!(judge.observe(std::iter::empty(), true), None);
+    }
+
+    #[test]
+    fn waits_the_process_itself_causes_neither_raise_nor_keep_threads_raised() {
+        use ThreadState::{Contended, Quiet, Starved};
+        let mut judge = HostJudge::new();
+        // Serving fills the cores: a starved sync is working as designed.
+        for _ in 0..3 * LOWER_AFTER {
+            assert_eq!(judge.observe([Starved], false), None);
+        }
+        assert_eq!(judge.level(), Level::Idle);
+        assert_eq!(judge.observe([Starved], true), Some(Level::Raised));
+        // The host's load went, the process's own serving stayed: the threads go back even though they
+        // still wait, and quiet ticks count too.
+        for tick in 1..LOWER_AFTER {
+            let states = if tick % 2 == 0 { [Starved] } else { [Quiet] };
+            assert_eq!(judge.observe(states, false), None);
+        }
+        assert_eq!(judge.observe([Contended], false), Some(Level::Idle));
     }
 }

@@ -8,6 +8,7 @@
 //! `HZ=250`). A background thread therefore yields the core itself every [`STEP_ASIDE_EVERY`] of work;
 //! with nothing else runnable the yield returns at once, so an idle machine loses nothing measurable.
 pub mod guard;
+pub mod own_load;
 pub mod priority;
 
 use std::cell::Cell;
