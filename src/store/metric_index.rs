@@ -5,6 +5,7 @@
 //! Pages continue from a keyset (the sort value and account id of the last row shown), not an offset: paging
 //! on after a commit neither repeats nor skips an account whose figures did not change.
 use std::cmp::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 use crate::domain::metrics::{Day, Timeframe};
 
-use super::figures::Figures;
+use super::figures::{FigureChange, Figures};
 use super::{locked, tables, Store, StoreError};
 
 /// A metric `ListAccountMetrics` sorts by.
@@ -145,6 +146,35 @@ impl MetricIndex {
             orgs: &self.orgs[start(&self.org_ends)..self.org_ends[row]],
             figures: &self.figures[row],
         }
+    }
+
+    /// This index with the figures of the accounts matched to one of `orgs` read again from `txn` (on `now`'s
+    /// day, which must be this index's): what a commit of ticket and rating pages needs, instead of a whole
+    /// new index.
+    fn refreshed(
+        &self,
+        txn: &redb::ReadTransaction,
+        orgs: &std::collections::BTreeSet<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<MetricIndex, StoreError> {
+        let mut figures = self.figures.clone();
+        for (row, sum) in figures.iter_mut().enumerate() {
+            let account_orgs = self.row(row).orgs;
+            if account_orgs.iter().any(|org| orgs.contains(org)) {
+                *sum = super::rollups::org_figures_in(txn, account_orgs, self.timeframe, now)?;
+            }
+        }
+        Ok(MetricIndex {
+            day: self.day,
+            timeframe: self.timeframe,
+            satisfaction: self.satisfaction,
+            ids: self.ids.clone(),
+            id_ends: self.id_ends.clone(),
+            orgs: self.orgs.clone(),
+            org_ends: self.org_ends.clone(),
+            figures,
+            orders: Default::default(),
+        })
     }
 
     fn id(&self, row: usize) -> &str {
@@ -596,15 +626,34 @@ fn build(
 pub(crate) struct IndexCell {
     /// The newest index, with the count of figure-changing commits it was built after.
     latest: Mutex<Option<(u64, Arc<MetricIndex>)>>,
+    /// What the commits after `latest`'s count changed; taken together with the count it ends at.
+    pending: Mutex<FigureChange>,
     /// Held while an index is built: callers that arrive meanwhile wait for it rather than build their own.
     building: Mutex<()>,
 }
 
 impl IndexCell {
-    /// Lets go of the index (a commit changed figures, or the database is being replaced).
+    /// Lets go of the index (the database is being replaced).
     pub(crate) fn forget(&self) {
         let stale = locked(&self.latest).take();
         drop(stale);
+    }
+
+    /// Records a commit's `change` and counts it in `count`, under one lock, so that a builder always takes
+    /// the changes of exactly the commits its count covers.
+    pub(crate) fn changed(&self, change: FigureChange, count: &AtomicU64) {
+        let mut pending = locked(&self.pending);
+        pending.merge(change);
+        count.fetch_add(1, AtomicOrdering::AcqRel);
+    }
+
+    /// The count of figure-changing commits so far and what they changed since the last take.
+    fn take_pending(&self, count: &AtomicU64) -> (u64, FigureChange) {
+        let mut pending = locked(&self.pending);
+        (
+            count.load(AtomicOrdering::Acquire),
+            std::mem::take(&mut *pending),
+        )
     }
 }
 
@@ -628,17 +677,33 @@ impl Store {
         if let Some(index) = current() {
             return Ok(index);
         }
-        let seen = self.figure_changes();
+        let (seen, change) = cell.take_pending(&self.reads.figure_changes);
+        let base = locked(&cell.latest)
+            .as_ref()
+            .filter(|(_, index)| index.day == day)
+            .map(|(_, index)| index.clone());
         let view = self.snapshot()?;
-        let index = Arc::new(build(&view, now, Reads::Cheapest)?);
+        // The snapshot holds at least the commits `seen` counts: rows no commit since `base` touched keep
+        // their figures, the others are read again.
+        let built = match (base, &change) {
+            (Some(base), FigureChange::Nothing) => Ok(base),
+            (Some(base), FigureChange::Orgs(orgs)) => {
+                base.refreshed(&view, orgs, now).map(Arc::new)
+            }
+            _ => build(&view, now, Reads::Cheapest).map(Arc::new),
+        };
         drop(view);
-        let mut latest = locked(&cell.latest);
-        // Kept only if no commit changed figures meanwhile (then it may be older than the store).
-        if self.figure_changes() == seen {
-            let replaced = latest.replace((seen, index.clone()));
-            drop(latest);
-            drop(replaced);
-        }
+        let index = match built {
+            Ok(index) => index,
+            Err(error) => {
+                // The changes taken are still to be applied by the next build.
+                locked(&cell.pending).merge(change);
+                return Err(error);
+            }
+        };
+        // Kept even if commits came meanwhile: it is then the base the next build refreshes, not current.
+        let replaced = locked(&cell.latest).replace((seen, index.clone()));
+        drop(replaced);
         Ok(index)
     }
 }
@@ -935,6 +1000,140 @@ mod tests {
             if !moved.iter().any(|m| m == id) && !shown.iter().any(|s| s == id) {
                 assert!(rest.iter().any(|r| r == id), "{id} skipped");
             }
+        }
+    }
+
+    /// Random pages of ticket changes (some moving a ticket to another organization, some new ratings),
+    /// each followed by a read of the index: every row equals what a whole new index reads, and only a
+    /// written organization or account makes a whole new index.
+    #[test]
+    fn an_index_refreshed_after_ticket_pages_equals_one_built_anew() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, now) = filled(dir.path(), 50, 5);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        let orgs = 50 + 50 / 4;
+        let mut index = store.metric_index(now).expect("index");
+        for round in 0..12_u64 {
+            let tickets: Vec<(u64, TicketRecord)> = (0..rng.random_range(1..8))
+                .map(|_| {
+                    let id = rng.random_range(1..=50 * 6 + 20);
+                    let created = now.timestamp() - rng.random_range(0..20 * 86_400);
+                    (
+                        id,
+                        TicketRecord {
+                            organization_id: rng.random_range(0..=orgs),
+                            status: rng.random_range(1..=6),
+                            priority: rng.random_range(0..=4),
+                            created_at: created,
+                            updated_at: now.timestamp() + i64::try_from(round).unwrap() + 1,
+                            generated_timestamp: now.timestamp()
+                                + i64::try_from(round).unwrap()
+                                + 1,
+                            ..Default::default()
+                        },
+                    )
+                })
+                .collect();
+            let ratings = tickets
+                .iter()
+                .take(2)
+                .map(|(id, ticket)| {
+                    (
+                        50_000_000 + round * 10 + id % 10,
+                        RatingRecord {
+                            ticket_id: *id,
+                            score: if rng.random_bool(0.5) { "bad" } else { "good" }.into(),
+                            created_at: ticket.created_at,
+                            updated_at: ticket.updated_at,
+                            ..Default::default()
+                        },
+                    )
+                })
+                .collect();
+            store
+                .apply_page(&PageWrite {
+                    tickets,
+                    ratings,
+                    ..Default::default()
+                })
+                .expect("page");
+            let refreshed = store.metric_index(now).expect("index");
+            assert!(
+                !Arc::ptr_eq(&index, &refreshed),
+                "round {round}: a new index"
+            );
+            let anew = built(&store, now, Reads::Cheapest);
+            assert_eq!(refreshed.len(), anew.len());
+            for row in 0..anew.len() {
+                assert_eq!(refreshed.row(row), anew.row(row), "round {round} row {row}");
+            }
+            // The refreshed index sorts like a new one.
+            for order in orders() {
+                assert_eq!(
+                    walk(&refreshed, order, 7),
+                    walk(&anew, order, 7),
+                    "{order:?}"
+                );
+            }
+            index = refreshed;
+        }
+    }
+
+    /// A ticket page drops the cached figures of the accounts of the organizations it moved, and only those.
+    #[test]
+    fn a_ticket_page_recomputes_only_its_organizations_accounts_figures() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, now) = filled(dir.path(), 20, 7);
+        let index = store.metric_index(now).expect("index");
+        let with_org: Vec<_> = (0..index.len())
+            .map(|row| index.row(row))
+            .filter(|account| !account.orgs.is_empty())
+            .map(|account| (account.id.to_owned(), account.orgs.to_vec()))
+            .collect();
+        for (id, _) in &with_org {
+            let (_, cached) = store.account_figures_cached(id, now).expect("figures");
+            assert!(!cached, "{id}: the first read computes");
+            let (_, cached) = store.account_figures_cached(id, now).expect("figures");
+            assert!(cached, "{id}: the second read hits");
+        }
+        let (moved_id, moved_orgs) = &with_org[0];
+        let before = store
+            .account_figures(moved_id, now)
+            .expect("figures")
+            .expect("account");
+        store
+            .apply_page(&PageWrite {
+                tickets: vec![(
+                    95_000,
+                    TicketRecord {
+                        organization_id: moved_orgs[0],
+                        status: 2,
+                        created_at: now.timestamp(),
+                        updated_at: now.timestamp(),
+                        generated_timestamp: now.timestamp(),
+                        ..Default::default()
+                    },
+                )],
+                ..Default::default()
+            })
+            .expect("page");
+        for (id, orgs) in &with_org {
+            let (figures, cached) = store.account_figures_cached(id, now).expect("figures");
+            let touched = orgs.contains(&moved_orgs[0]);
+            assert_eq!(cached, !touched, "{id}");
+            if id == moved_id {
+                let figures = figures.expect("account").figures;
+                assert_eq!(figures.counters.open, before.figures.counters.open + 1);
+                assert_eq!(figures.counters.total, before.figures.counters.total + 1);
+            }
+        }
+        // An account write changes what anything matches: every account's figures are computed again.
+        store
+            .upsert_accounts(&[crate::store::tests::account("acct-new")], 0)
+            .expect("upsert");
+        for (id, _) in &with_org {
+            let (_, cached) = store.account_figures_cached(id, now).expect("figures");
+            assert!(!cached, "{id} after an account write");
         }
     }
 }

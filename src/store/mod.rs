@@ -34,6 +34,7 @@ pub mod validation;
 pub mod zendesk_records;
 
 pub use backend::StorageFault;
+use figures::FigureChange;
 pub use health::{FaultKind, WriteFault};
 use tables::{meta_keys, META};
 
@@ -288,7 +289,7 @@ impl Store {
     /// Commits `txn`; every write of the store goes through here (or [`Store::commit_keeping_figures`]) so
     /// that [`Store::snapshot`] readers see it.
     pub(crate) fn commit(&self, txn: redb::WriteTransaction) -> Result<(), StoreError> {
-        self.commit_as(txn, true)
+        self.commit_as(txn, FigureChange::Everything)
     }
 
     /// Commits `txn`, which wrote none of what account figures are computed from (accounts, settings,
@@ -297,13 +298,15 @@ impl Store {
         &self,
         txn: redb::WriteTransaction,
     ) -> Result<(), StoreError> {
-        self.commit_as(txn, false)
+        self.commit_as(txn, FigureChange::Nothing)
     }
 
-    fn commit_as(
+    /// Commits `txn`, which changed what account figures are computed from as `change` says: only the
+    /// figures it may have changed are computed again.
+    pub(crate) fn commit_as(
         &self,
         mut txn: redb::WriteTransaction,
-        figures_may_change: bool,
+        change: FigureChange,
     ) -> Result<(), StoreError> {
         // Quick repair: each commit saves the allocator state, so a start after kill -9 or a power cut
         // skips redb's repair walk over the whole file (seconds at a million tickets, issue #13).
@@ -323,12 +326,7 @@ impl Store {
         // pin every page the sync frees, and the file would grow.
         let stale = locked(&shared.snapshot).take();
         drop(stale);
-        if figures_may_change {
-            shared.figure_changes.fetch_add(1, Ordering::AcqRel);
-            let stale = std::mem::take(&mut *locked(&shared.figures));
-            drop(stale);
-            shared.metric_index.forget();
-        }
+        shared.forget_figures(change);
         Ok(())
     }
 
@@ -398,9 +396,7 @@ impl Store {
         shared.commits.fetch_add(1, Ordering::AcqRel);
         let stale = locked(&shared.snapshot).take();
         drop(stale);
-        shared.figure_changes.fetch_add(1, Ordering::AcqRel);
-        let stale = std::mem::take(&mut *locked(&shared.figures));
-        drop(stale);
+        shared.forget_figures(FigureChange::Everything);
         shared.metric_index.forget();
     }
 }
@@ -435,11 +431,38 @@ struct SharedReads {
     snapshot: Mutex<Option<(u64, Arc<redb::ReadTransaction>)>>,
     /// Commits that may have changed what account figures are computed from.
     figure_changes: AtomicU64,
-    /// `GetAccountMetrics` figures by account id, with the day they were computed for; emptied by every
-    /// commit counted in `figure_changes`, so an entry is never older than the state it describes.
+    /// `GetAccountMetrics` figures by account id, with the day they were computed for; every commit counted
+    /// in `figure_changes` removes the entries it may have changed, so an entry is never older than the state
+    /// it describes.
     figures: Mutex<std::collections::HashMap<String, (i64, Option<figures::AccountFigures>)>>,
     /// Every account's figures for `ListAccountMetrics`, kept under the same rule as `figures`.
     metric_index: metric_index::IndexCell,
+}
+
+impl SharedReads {
+    /// Counts a commit that changed figure inputs as `change` says and drops the figures it may have changed.
+    fn forget_figures(&self, change: FigureChange) {
+        if change == FigureChange::Nothing {
+            return;
+        }
+        // Counted first: a reader that computed figures from an older snapshot then finds the count moved
+        // and does not put them back after they were dropped here.
+        self.metric_index
+            .changed(change.clone(), &self.figure_changes);
+        let mut cache = locked(&self.figures);
+        if change == FigureChange::Everything {
+            let stale = std::mem::take(&mut *cache);
+            drop(cache);
+            drop(stale);
+        } else {
+            // A missing account (None) has no organizations a page could change.
+            cache.retain(|_, (_, figures)| {
+                !figures
+                    .as_ref()
+                    .is_some_and(|figures| change.touches(&figures.orgs))
+            });
+        }
+    }
 }
 
 impl Store {

@@ -2,6 +2,7 @@
 use prost::Message;
 use redb::{ReadableDatabase, ReadableTable, Table, TableHandle, WriteTransaction};
 
+use super::figures::FigureChange;
 use super::page::{ApplyOutcome, PageWrite, Written};
 use super::tables;
 use super::zendesk_records::{RatingRecord, TicketRecord};
@@ -50,8 +51,13 @@ fn upsert_newest<M: Message + Default>(
     Ok(Upsert::Written(previous))
 }
 
-fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, StoreError> {
+/// Applies `page` in `txn`; returns what it did, and what it changed of the inputs of account figures.
+fn apply_in(
+    txn: &WriteTransaction,
+    page: &PageWrite,
+) -> Result<(ApplyOutcome, FigureChange), StoreError> {
     let mut outcome = ApplyOutcome::default();
+    let mut orgs_written = false;
     let seq_before = super::event_reads::last_seq_in(txn)?;
     {
         let mut table = txn.open_table(tables::GROUPS)?;
@@ -66,6 +72,7 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
             let upsert = upsert_newest(&mut table, "organizations", *id, org, |o| o.updated_at)?;
             outcome.stale_skipped += u64::from(matches!(upsert, Upsert::Stale));
             outcome.figure_inputs_written |= upsert.written();
+            orgs_written |= upsert.written();
             if let (true, Some(key)) = (upsert.written(), &key) {
                 super::matching::upsert_org(txn, key, *id, org, page.context.now_ms)?;
             }
@@ -175,7 +182,17 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
     }
     outcome.figure_inputs_written |= !written_tickets.is_empty() || !written_ratings.is_empty();
     // Derived state moves in the same transaction as the records it comes from.
-    outcome.rollup_rows_drifted = super::rollups::apply(txn, &written_tickets, &written_ratings)?;
+    let moved = super::rollups::apply(txn, &written_tickets, &written_ratings)?;
+    outcome.rollup_rows_drifted = moved.drifted;
+    // A written organization may change which accounts match what; tickets and ratings move only their
+    // organizations' rollups.
+    let figure_change = if orgs_written {
+        FigureChange::Everything
+    } else if outcome.figure_inputs_written {
+        FigureChange::Orgs(moved.orgs)
+    } else {
+        FigureChange::Nothing
+    };
     outcome.events_recorded = super::event_writes::apply(
         txn,
         &written_tickets,
@@ -216,7 +233,7 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
             table.insert(key.as_str(), position.as_slice())?;
         }
     }
-    Ok(outcome)
+    Ok((outcome, figure_change))
 }
 
 /// The rating copy a ticket's `satisfaction_rating` implies, when it shows another score than the stored one.
@@ -278,12 +295,8 @@ impl Store {
     /// Applies one page in one durable write transaction: records (newest copy wins), changes and cursors.
     pub fn apply_page(&self, page: &PageWrite) -> Result<ApplyOutcome, StoreError> {
         let txn = self.db().begin_write()?;
-        let outcome = apply_in(&txn, page)?;
-        if outcome.figure_inputs_written {
-            self.commit(txn)?;
-        } else {
-            self.commit_keeping_figures(txn)?;
-        }
+        let (outcome, figure_change) = apply_in(&txn, page)?;
+        self.commit_as(txn, figure_change)?;
         if outcome.timeline_grew {
             // The page is durable; a failed read of the tip only delays watchers to the next bump.
             if let Err(error) = self.publish_event_tip() {

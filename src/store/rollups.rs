@@ -115,9 +115,9 @@ pub(crate) fn apply(
     txn: &WriteTransaction,
     tickets: &[Written<TicketRecord>],
     ratings: &[Written<RatingRecord>],
-) -> Result<u64, StoreError> {
+) -> Result<RollupsMoved, StoreError> {
     if tickets.is_empty() && ratings.is_empty() {
-        return Ok(0);
+        return Ok(RollupsMoved::default());
     }
     super::rollup_generation::rollups_moved(txn)?;
     let mut deltas = Deltas::default();
@@ -209,7 +209,26 @@ pub(crate) fn apply(
             deltas.rating(owner, &added.days);
         }
     }
-    write(txn, &deltas)
+    let orgs = deltas
+        .org_counters
+        .keys()
+        .copied()
+        .chain(deltas.org_days.keys().map(|&(org, _)| org))
+        .chain(deltas.org_ratings.keys().map(|&(org, _)| org))
+        .collect();
+    Ok(RollupsMoved {
+        drifted: write(txn, &deltas)?,
+        orgs,
+    })
+}
+
+/// What [`apply`] moved.
+#[derive(Debug, Default)]
+pub(crate) struct RollupsMoved {
+    /// Rows a delta did not fit (see [`settle`]).
+    pub(crate) drifted: u64,
+    /// The organizations whose rollups the page moved: the only ones whose accounts' figures may differ.
+    pub(crate) orgs: std::collections::BTreeSet<u64>,
 }
 
 /// Adds each summed delta to its row; a row that reaches all zeroes is removed.
@@ -377,6 +396,16 @@ fn account_figures_in(
         timeframe,
         satisfaction,
     }))
+}
+
+/// The summed figures of organizations `orgs` over `timeframe` on `now`'s day.
+pub(super) fn org_figures_in(
+    txn: &redb::ReadTransaction,
+    orgs: &[u64],
+    timeframe: Timeframe,
+    now: DateTime<Utc>,
+) -> Result<Figures, StoreError> {
+    sum_figures(txn, ORG_FIGURES, orgs.iter().copied(), timeframe, now)
 }
 
 /// The key of one owner of figures (an organization, or a requester in one) in its counters table.
