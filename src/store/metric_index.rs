@@ -774,15 +774,10 @@ mod tests {
             .iter()
             .filter(|(id, _)| id % 3 == 0)
             .map(|(id, ticket)| {
+                let bad = rng.random_bool(0.3);
                 (
                     40_000_000 + id,
-                    RatingRecord {
-                        ticket_id: *id,
-                        score: if rng.random_bool(0.3) { "bad" } else { "good" }.into(),
-                        created_at: ticket.created_at,
-                        updated_at: ticket.created_at,
-                        ..Default::default()
-                    },
+                    rating_of(*id, ticket, bad, ticket.created_at),
                 )
             })
             .collect();
@@ -795,6 +790,22 @@ mod tests {
             })
             .expect("page");
         (store, now)
+    }
+
+    /// A rating of ticket `ticket_id`, given when the ticket was created.
+    fn rating_of(
+        ticket_id: u64,
+        ticket: &TicketRecord,
+        bad: bool,
+        updated_at: i64,
+    ) -> RatingRecord {
+        RatingRecord {
+            ticket_id,
+            score: if bad { "bad" } else { "good" }.into(),
+            created_at: ticket.created_at,
+            updated_at,
+            ..Default::default()
+        }
     }
 
     fn built(store: &Store, now: DateTime<Utc>, reads: Reads) -> MetricIndex {
@@ -1038,15 +1049,10 @@ mod tests {
                 .iter()
                 .take(2)
                 .map(|(id, ticket)| {
+                    let bad = rng.random_bool(0.5);
                     (
                         50_000_000 + round * 10 + id % 10,
-                        RatingRecord {
-                            ticket_id: *id,
-                            score: if rng.random_bool(0.5) { "bad" } else { "good" }.into(),
-                            created_at: ticket.created_at,
-                            updated_at: ticket.updated_at,
-                            ..Default::default()
-                        },
+                        rating_of(*id, ticket, bad, ticket.updated_at),
                     )
                 })
                 .collect();
