@@ -1133,6 +1133,13 @@ mod tests {
                 assert_eq!(figures.counters.total, before.figures.counters.total + 1);
             }
         }
+        // A run's state and its cursors are no figure input.
+        store.update_sync_state(|_| {}).expect("sync state");
+        store.clear_cursors(&["tickets"]).expect("cursors");
+        for (id, _) in &with_org {
+            let (_, cached) = store.account_figures_cached(id, now).expect("figures");
+            assert!(cached, "{id} after a sync state write");
+        }
         // An account write changes what anything matches: every account's figures are computed again.
         store
             .upsert_accounts(&[crate::store::tests::account("acct-new")], 0)

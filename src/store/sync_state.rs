@@ -206,7 +206,8 @@ impl Store {
             table.insert(meta_keys::SYNC_STATE, state.encode_to_vec().as_slice())?;
             state
         };
-        self.commit(txn)?;
+        // The run's state is no input of account figures: a run's start and end keep them cached.
+        self.commit_keeping_figures(txn)?;
         Ok(state)
     }
 
@@ -227,7 +228,7 @@ impl Store {
                 table.remove(*key)?;
             }
         }
-        self.commit(txn)?;
+        self.commit_keeping_figures(txn)?;
         Ok(())
     }
 
