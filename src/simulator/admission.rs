@@ -58,7 +58,10 @@ pub(crate) async fn admit(
     needs_auth: bool,
 ) -> Result<Admission, Response> {
     shared.counters.hit(endpoint);
-    let fault = shared.faults().take(endpoint);
+    let (fault, clears) = {
+        let mut faults = shared.faults();
+        (faults.take(endpoint), faults.clears())
+    };
     if let Some(fault) = fault {
         tracing::debug!(endpoint = endpoint.as_str(), ?fault, "injecting fault");
         match fault {
@@ -76,6 +79,17 @@ pub(crate) async fn admit(
                 let mut stopping = shared.stopping.subscribe();
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(stall_ms)) => {}
+                    _ = stopping.wait_for(|stop| *stop) => {
+                        return Err(zendesk_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Simulator shutting down"));
+                    }
+                }
+            }
+            FaultKind::Hold => {
+                let mut released = shared.released.subscribe();
+                let mut stopping = shared.stopping.subscribe();
+                tokio::select! {
+                    // The count was read with the fault taken: a clear since then releases at once.
+                    _ = released.wait_for(|count| *count > clears) => {}
                     _ = stopping.wait_for(|stop| *stop) => {
                         return Err(zendesk_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Simulator shutting down"));
                     }

@@ -82,9 +82,10 @@ impl SimulatorControl {
         self.shared.faults().list()
     }
 
-    /// Drops every pending fault.
+    /// Drops every pending fault and lets the requests a `hold` fault holds go on.
     pub fn clear_faults(&self) {
-        self.shared.faults().clear();
+        let clears = self.shared.faults().clear();
+        self.shared.released.send_replace(clears);
     }
 
     /// The simulator's now (clock plus offset).

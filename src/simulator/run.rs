@@ -183,6 +183,7 @@ pub async fn start(
             .rate_limit_per_minute
             .map(|limit| Mutex::new(faults::RateWindow::new(limit, config.rate_window_secs))),
         stopping: tokio::sync::watch::channel(false).0,
+        released: tokio::sync::watch::channel(0).0,
     });
     let mut stopping = shared.stopping.subscribe();
     let router = server::router(shared.clone());

@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     pub(crate) rate: Option<Mutex<RateWindow>>,
     /// Flips to true when the simulator shuts down (ends stalls and the server).
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+    /// The fault queue's clear count, published: requests held by a `Hold` fault wait for it to move on.
+    pub(crate) released: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {

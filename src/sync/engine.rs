@@ -589,6 +589,8 @@ impl Engine {
             resume_phase: resumed.then_some(record.phase).filter(|phase| *phase > 0),
             snapshot_events: Arc::new(AtomicBool::new(state.ticket_events_fallback)),
             pages_per_commit: u64::from(self.settings.pages_per_commit.max(1)),
+            lane: run::Lane::Exports,
+            writer: run::CommitWriter::new(record.pages, record.tickets),
         };
         let requests_base = client.stats().requests;
         let span = tracing::info_span!("sync_run", run = record.id, kind = kind.name(), resumed);
