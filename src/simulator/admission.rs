@@ -105,6 +105,15 @@ pub(crate) async fn admit(
             FaultKind::Forbidden => return Err(forbidden()),
         }
     }
+    if let Some(window) = shared.export_rate.as_ref().filter(|_| endpoint.is_export()) {
+        let decision = window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .check(shared.now_unix());
+        if let RateDecision::Limited { retry_after_secs } = decision {
+            return Err(too_many_requests(retry_after_secs));
+        }
+    }
     let mut rate = None;
     if endpoint.is_api() {
         if let Some(window) = &shared.rate {

@@ -67,6 +67,16 @@ impl SimulatorControl {
         })
     }
 
+    /// How clients have used the incremental exports' own limit; `None` when it is off.
+    pub fn export_rate_limit_usage(&self) -> Option<RateLimitUsage> {
+        self.shared.export_rate.as_ref().map(|window| {
+            window
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .usage()
+        })
+    }
+
     /// Sets every request count to zero.
     pub fn reset_counters(&self) {
         self.shared.counters.reset();

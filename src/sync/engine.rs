@@ -947,6 +947,7 @@ mod tests {
             requests_per_minute,
             other_requests_per_minute: crate::config::DEFAULT_OTHER_REQUESTS_PER_MINUTE,
             reserve_for_other_apps: crate::config::DEFAULT_RESERVE_FOR_OTHER_APPS,
+            rate_window: crate::zendesk::account_limit::WINDOW,
             timeout: Duration::from_secs(5),
             schedule: ScheduleSettings {
                 incremental_interval: Duration::from_secs(300),

@@ -11,7 +11,8 @@ pub enum EndpointClass {
     Other,
 }
 
-/// A token bucket that refills `per_minute` tokens a minute and holds at most `per_minute`.
+/// A token bucket that refills `per_minute` tokens per window (a minute, as Zendesk counts) and holds at most
+/// `per_minute`.
 ///
 /// Taking a token never fails: it reserves the next free slot and says how long to wait for it,
 /// so concurrent callers queue in order and a test sleeper that returns at once still sees the
@@ -19,6 +20,8 @@ pub enum EndpointClass {
 #[derive(Debug)]
 pub struct TokenBucket {
     per_minute: Option<u32>,
+    /// Seconds of one window: 60, or shorter against a simulator whose windows are.
+    window_secs: f64,
     state: Mutex<BucketState>,
 }
 
@@ -31,9 +34,19 @@ struct BucketState {
 impl TokenBucket {
     /// A full bucket for `per_minute` requests a minute; `None` or 0 means no budget at all.
     pub fn new(per_minute: Option<u32>) -> Self {
-        let per_minute = per_minute.filter(|rate| *rate > 0);
+        Self::with_window(per_minute, super::account_limit::WINDOW)
+    }
+
+    /// A full bucket for `per_window` requests per `window` (a zero window counts as one second).
+    pub fn with_window(per_window: Option<u32>, window: Duration) -> Self {
+        let per_minute = per_window.filter(|rate| *rate > 0);
         Self {
             per_minute,
+            window_secs: if window.is_zero() {
+                1.0
+            } else {
+                window.as_secs_f64()
+            },
             state: Mutex::new(BucketState {
                 tokens: per_minute.map_or(0.0, f64::from),
                 updated: Instant::now(),
@@ -47,7 +60,7 @@ impl TokenBucket {
             return Duration::ZERO;
         };
         let capacity = f64::from(per_minute);
-        let per_second = capacity / 60.0;
+        let per_second = capacity / self.window_secs;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(state.updated).as_secs_f64();
@@ -68,7 +81,7 @@ impl TokenBucket {
         let elapsed = Instant::now()
             .saturating_duration_since(state.updated)
             .as_secs_f64();
-        Some((state.tokens + elapsed * per_minute / 60.0).clamp(0.0, per_minute))
+        Some((state.tokens + elapsed * per_minute / self.window_secs).clamp(0.0, per_minute))
     }
 
     /// Empties the bucket, after Zendesk said 429, so the next requests do not burst.
@@ -88,11 +101,15 @@ pub struct Budgets {
 }
 
 impl Budgets {
-    /// Budgets for the export class and for everything else.
-    pub fn new(export_per_minute: Option<u32>, other_per_minute: Option<u32>) -> Self {
+    /// Budgets for the export class and for everything else, each refilled per `window`.
+    pub fn new(
+        export_per_minute: Option<u32>,
+        other_per_minute: Option<u32>,
+        window: Duration,
+    ) -> Self {
         Self {
-            export: TokenBucket::new(export_per_minute),
-            other: TokenBucket::new(other_per_minute),
+            export: TokenBucket::with_window(export_per_minute, window),
+            other: TokenBucket::with_window(other_per_minute, window),
         }
     }
 
@@ -131,6 +148,16 @@ mod tests {
                 assert_eq!(bucket.reserve(), Duration::ZERO);
             }
         }
+    }
+
+    #[test]
+    fn a_shorter_window_refills_as_much_sooner() {
+        let bucket = TokenBucket::with_window(Some(10), Duration::from_secs(1));
+        for _ in 0..10 {
+            assert_eq!(bucket.reserve(), Duration::ZERO);
+        }
+        let wait = bucket.reserve();
+        assert!(wait > Duration::from_millis(90) && wait <= Duration::from_millis(100));
     }
 
     #[test]
