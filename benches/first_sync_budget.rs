@@ -25,14 +25,24 @@ use zdsync::proto::v1 as pb;
 use zdsync::proto::v1::integration_service_client::IntegrationServiceClient;
 use zdsync::simulator::{self, Endpoint, SimulatorConfig};
 
-/// One simulated "minute": the window both sides count their budgets in.
-const WINDOW: Duration = Duration::from_secs(1);
-/// Export requests per window (Zendesk: 10 a minute).
-const EXPORT_PER_WINDOW: u32 = 10;
-/// Requests per window of the other endpoints, the daemon's `other_requests_per_minute` (its default).
-const OTHER_PER_WINDOW: u32 = 200;
-/// The account's limit per window, for every endpoint and every app together (a Growth plan's 400).
-const ACCOUNT_PER_WINDOW: u32 = 400;
+/// The limits both sides count, scaled down: one second stands for Zendesk's minute.
+struct Limits {
+    /// The window the limits count in (the simulator's `rate_window_secs`, the daemon's budget window).
+    window: Duration,
+    /// Export requests per window (Zendesk: 10 a minute).
+    export: u32,
+    /// Requests per window of the other endpoints: the daemon's `other_requests_per_minute` (its default).
+    other: u32,
+    /// The account's limit per window, for every endpoint and every app together (a Growth plan's 400).
+    account: u32,
+}
+
+const LIMITS: Limits = Limits {
+    window: Duration::from_secs(1),
+    export: 10,
+    other: 200,
+    account: 400,
+};
 /// Tickets synced unless `ZDSYNC_BENCH_TICKETS` says otherwise.
 const DEFAULT_TICKETS: u32 = 100_000;
 /// How often `GetStatus` is polled.
@@ -110,7 +120,7 @@ async fn first_sync(channel: Channel) -> anyhow::Result<Observed> {
 
 #[allow(clippy::cast_precision_loss)]
 fn seconds_for(requests: u64) -> f64 {
-    requests as f64 * WINDOW.as_secs_f64() / f64::from(EXPORT_PER_WINDOW)
+    requests as f64 * LIMITS.window.as_secs_f64() / f64::from(LIMITS.export)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -121,15 +131,15 @@ async fn main() -> anyhow::Result<()> {
         .transpose()
         .context("ZDSYNC_BENCH_TICKETS")?
         .unwrap_or(DEFAULT_TICKETS);
-    let window_secs = u32::try_from(WINDOW.as_secs()).context("window")?;
+    let window_secs = u32::try_from(LIMITS.window.as_secs()).context("window")?;
     let sim = simulator::start(
         SimulatorConfig {
             tickets,
             organizations: (tickets / 50).max(1),
             users: (tickets / 10).max(1),
             years: 1,
-            rate_limit_per_minute: Some(ACCOUNT_PER_WINDOW),
-            export_rate_limit: Some(EXPORT_PER_WINDOW),
+            rate_limit_per_minute: Some(LIMITS.account),
+            export_rate_limit: Some(LIMITS.export),
             rate_window_secs: window_secs,
             ..SimulatorConfig::default()
         },
@@ -139,9 +149,11 @@ async fn main() -> anyhow::Result<()> {
     .context("start the simulator")?;
     let dir = tempfile::tempdir()?;
     let toml = format!(
-        "data_dir = {:?}\n[zendesk]\nbase_url = {:?}\nrequests_per_minute = {EXPORT_PER_WINDOW}\nother_requests_per_minute = {OTHER_PER_WINDOW}\ntimeout = \"30s\"\n",
+        "data_dir = {:?}\n[zendesk]\nbase_url = {:?}\nrequests_per_minute = {}\nother_requests_per_minute = {}\ntimeout = \"30s\"\n",
         dir.path().join("data").display().to_string(),
         sim.base_url(),
+        LIMITS.export,
+        LIMITS.other,
     );
     let mut config = zdsync::config::Config::from_toml(&toml, &zdsync::config::ProcessEnv)?;
     config.auth.admin_token = Some(TOKEN.into());
@@ -156,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
         },
         zdsync::clock::system(),
         zdsync::daemon::RunOptions {
-            rate_window: Some(WINDOW),
+            rate_window: Some(LIMITS.window),
             ..Default::default()
         },
     ));
@@ -194,9 +206,13 @@ async fn main() -> anyhow::Result<()> {
     let floor = seconds_for(export_requests);
     let wall = observed.wall.as_secs_f64();
     let refused = |usage: Option<simulator::RateLimitUsage>| usage.map_or(0, |u| u.refused);
-    println!("first_sync_budget: {tickets} tickets, one simulated minute = {WINDOW:?}");
     println!(
-        "  budgets: exports {EXPORT_PER_WINDOW}/window, other endpoints {OTHER_PER_WINDOW}/window, account {ACCOUNT_PER_WINDOW}/window (20 % left to other apps)"
+        "first_sync_budget: {tickets} tickets, one simulated minute = {:?}",
+        LIMITS.window
+    );
+    println!(
+        "  budgets: exports {}/window, other endpoints {}/window, account {}/window (20 % left to other apps)",
+        LIMITS.export, LIMITS.other, LIMITS.account
     );
     println!(
         "  requests: {export_requests} export ({before_backfill} before the ticket events), {other_requests} other; the daemon counted {}",
