@@ -39,12 +39,10 @@ struct Batch {
     applied: ApplyOutcome,
 }
 
-/// A commit running on the blocking pool.
+/// A commit running on the blocking pool; it counts itself in the run's progress once durable.
 #[derive(Debug)]
 struct InFlight {
     commit: tokio::task::JoinHandle<Result<ApplyOutcome, StoreError>>,
-    pages: u64,
-    tickets: u64,
 }
 
 impl Batch {
@@ -85,19 +83,35 @@ impl CommitWriter {
         }
     }
 
-    /// Applies `write` (blocking) with the run's totals after it; the totals move only once it is durable.
+    /// Applies `write` (blocking) with the run's totals after it; the totals, and the live `progress` of
+    /// `phase`, move only once it is durable, so `GetStatus` counts a commit as soon as it is, even while
+    /// the lane's next fetch waits on the budget.
     fn apply(
         &self,
         store: &Store,
         mut write: PageWrite,
-        pages: u64,
-        tickets: u64,
+        (pages, tickets): (u64, u64),
+        progress: &Mutex<Progress>,
+        phase: u32,
     ) -> Result<ApplyOutcome, StoreError> {
         let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
         let after = (totals.0 + pages, totals.1 + tickets);
         write.run_progress = Some(after);
         let outcome = store.apply_page(&write)?;
         *totals = after;
+        {
+            let mut p = progress.lock().unwrap_or_else(PoisonError::into_inner);
+            p.pages += pages;
+            p.tickets += tickets;
+            p.events += outcome.events_recorded;
+            p.rollup_rows_drifted += outcome.rollup_rows_drifted;
+        }
+        crate::telemetry::pages_applied(
+            super::progress::phase_name(phase),
+            pages,
+            tickets,
+            outcome.events_recorded,
+        );
         Ok(outcome)
     }
 }
@@ -201,18 +215,21 @@ impl RunContext {
             snapshot_events: self.snapshot_events.load(Ordering::SeqCst),
             now_ms: self.clock.now().timestamp_millis(),
         };
-        let (store, writer) = (self.store.clone(), self.writer.clone());
+        let (store, writer, progress) = (
+            self.store.clone(),
+            self.writer.clone(),
+            self.progress.clone(),
+        );
+        let phase = batch.phase;
         batch.in_flight = Some(InFlight {
             commit: tokio::task::spawn_blocking(move || {
-                writer.apply(&store, write, pages, tickets)
+                writer.apply(&store, write, (pages, tickets), &progress, phase)
             }),
-            pages,
-            tickets,
         });
         Ok(())
     }
 
-    /// Waits for the commit in flight (if any) and counts what it applied.
+    /// Waits for the commit in flight (if any) and adds what it found to the batch's stream.
     async fn settle(&self, batch: &mut Batch) -> Result<(), RunError> {
         let Some(in_flight) = batch.in_flight.take() else {
             return Ok(());
@@ -223,18 +240,6 @@ impl RunContext {
             .map_err(|err| RunError::Task(err.to_string()))??;
         batch.applied.tickets_drifted += outcome.tickets_drifted;
         batch.applied.tickets_drift_added += outcome.tickets_drift_added;
-        self.with_progress(|p| {
-            p.pages += in_flight.pages;
-            p.tickets += in_flight.tickets;
-            p.events += outcome.events_recorded;
-            p.rollup_rows_drifted += outcome.rollup_rows_drifted;
-        });
-        crate::telemetry::pages_applied(
-            super::progress::phase_name(batch.phase),
-            in_flight.pages,
-            in_flight.tickets,
-            outcome.events_recorded,
-        );
         Ok(())
     }
 
