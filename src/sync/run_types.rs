@@ -62,6 +62,14 @@ impl RunKind {
 
     /// The streams of `phases` read beside the others rather than after them: they draw on the budget of
     /// Zendesk's other endpoints, which the incremental exports do not use (DESIGN 1.5, issue #13).
+    ///
+    /// Zendesk's "Incremental Exports" reference: "You can make up to 10 requests per minute to these
+    /// endpoints" (tickets, ticket events, users, organizations;
+    /// <https://developer.zendesk.com/api-reference/ticketing/ticket-management/incremental_exports/>).
+    /// Every other endpoint (groups, satisfaction ratings, `users/me`) counts against the account's plan
+    /// limit, 200 to 2,500 requests a minute for all of its apps together
+    /// (<https://developer.zendesk.com/api-reference/introduction/rate-limits/>). Groups stay first: one
+    /// request, and the exports' pages never wait for it.
     pub fn list_phases(self) -> &'static [Phase] {
         match self {
             RunKind::Incremental | RunKind::Initial => &[Phase::Ratings],

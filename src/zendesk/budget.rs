@@ -23,7 +23,7 @@ pub enum EndpointClass {
 /// so concurrent callers queue in order and a test sleeper that returns at once still sees the
 /// waits a real clock would impose.
 #[derive(Debug)]
-pub struct TokenBucket {
+pub struct RequestWindow {
     per_minute: Option<u32>,
     /// One window: a minute, or shorter against a simulator whose windows are.
     window: Duration,
@@ -31,7 +31,7 @@ pub struct TokenBucket {
     slots: Mutex<VecDeque<Instant>>,
 }
 
-impl TokenBucket {
+impl RequestWindow {
     /// A window for `per_minute` requests a minute; `None` or 0 means no budget at all.
     pub fn new(per_minute: Option<u32>) -> Self {
         Self::with_window(per_minute, super::account_limit::WINDOW)
@@ -108,8 +108,8 @@ impl TokenBucket {
 /// The budgets of both endpoint classes.
 #[derive(Debug)]
 pub struct Budgets {
-    export: TokenBucket,
-    other: TokenBucket,
+    export: RequestWindow,
+    other: RequestWindow,
 }
 
 impl Budgets {
@@ -120,13 +120,13 @@ impl Budgets {
         window: Duration,
     ) -> Self {
         Self {
-            export: TokenBucket::with_window(export_per_minute, window),
-            other: TokenBucket::with_window(other_per_minute, window),
+            export: RequestWindow::with_window(export_per_minute, window),
+            other: RequestWindow::with_window(other_per_minute, window),
         }
     }
 
-    /// The bucket of `class`.
-    pub fn bucket(&self, class: EndpointClass) -> &TokenBucket {
+    /// The budget of `class`.
+    pub fn bucket(&self, class: EndpointClass) -> &RequestWindow {
         match class {
             EndpointClass::Export => &self.export,
             EndpointClass::Other => &self.other,
@@ -139,13 +139,13 @@ mod tests {
     use super::*;
 
     /// The waits of `count` reservations made now.
-    fn sends(bucket: &TokenBucket, count: usize) -> Vec<Duration> {
+    fn sends(bucket: &RequestWindow, count: usize) -> Vec<Duration> {
         (0..count).map(|_| bucket.reserve()).collect()
     }
 
     #[test]
     fn a_window_of_requests_at_once_then_the_next_when_the_first_is_a_window_old() {
-        let bucket = TokenBucket::new(Some(10));
+        let bucket = RequestWindow::new(Some(10));
         let waits = sends(&bucket, 12);
         assert!(waits[..10].iter().all(Duration::is_zero), "{waits:?}");
         for wait in &waits[10..] {
@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn no_window_ever_holds_more_than_the_limit() {
-        let bucket = TokenBucket::with_window(Some(10), Duration::from_secs(1));
+        let bucket = RequestWindow::with_window(Some(10), Duration::from_secs(1));
         let started = Instant::now();
         let slots: Vec<Instant> = (0..45)
             .map(|_| {
@@ -186,7 +186,7 @@ mod tests {
     #[test]
     fn zero_or_none_is_unlimited() {
         for budget in [None, Some(0)] {
-            let bucket = TokenBucket::new(budget);
+            let bucket = RequestWindow::new(budget);
             for _ in 0..1000 {
                 assert_eq!(bucket.reserve(), Duration::ZERO);
             }
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn drain_waits_one_share_and_stops_the_burst() {
-        let bucket = TokenBucket::new(Some(60));
+        let bucket = RequestWindow::new(Some(60));
         assert_eq!(bucket.remaining(), Some(60.0));
         bucket.drain();
         let waits = sends(&bucket, 2);
