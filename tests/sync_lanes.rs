@@ -164,3 +164,80 @@ async fn metrics_answer_the_runs_figures_while_the_events_backfill_is_held() {
     daemon.stop().await;
     sim.shutdown().await.expect("simulator stops");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_list_stops_the_waiting_export_and_the_run_fails_with_the_lists_error() {
+    let sim = inproc::simulator(sized(2_500, 12, 150)).await;
+    let control = sim.control().clone();
+    // The ticket export's first request is held for as long as the faults stand, and the first
+    // page of ratings is malformed: the run ends only if the failing list stops the export lane.
+    for (endpoint, kind) in [
+        (Endpoint::IncrementalTickets, FaultKind::Hold),
+        (Endpoint::SatisfactionRatings, FaultKind::MalformedBody),
+    ] {
+        control.inject_fault(FaultSpec {
+            endpoint,
+            kind,
+            count: 1,
+        });
+    }
+    let (sim, _dir, daemon, mut client) = Harness::with_simulator(sim).await.into_parts();
+    inproc::configure(&mut client).await;
+    let failed = common::eventually("the first sync to fail", || {
+        let mut client = client.clone();
+        async move {
+            let status = inproc::status(&mut client).await;
+            (status.current_run.is_none() && !status.history.is_empty()).then_some(status)
+        }
+    })
+    .await;
+    assert_eq!(failed.history[0].outcome(), pb::RunOutcome::Failed);
+    let error = failed.last_error.expect("last_error");
+    assert_eq!(error.kind(), pb::ErrorKind::Malformed, "{error:?}");
+    assert!(
+        error.message.contains("satisfaction_ratings"),
+        "the list's error, not the stopped export's: {}",
+        error.message
+    );
+    assert_eq!(
+        failed.stored.expect("stored").tickets,
+        0,
+        "no ticket page came"
+    );
+    assert!(control.request_count(Endpoint::IncrementalTickets) <= 1);
+
+    control.clear_faults();
+    // The failed first sync continues from its cursors.
+    inproc::force(&mut client, pb::SyncKind::Incremental)
+        .await
+        .expect("force");
+    let done = wait_for_successful_runs(&mut client, 1).await;
+    assert_eq!(done.history[0].id, failed.history[0].id, "the same run");
+    // Everything a first sync that never failed stores (ratings: the past year's only).
+    let fresh_dir = tempfile::tempdir().expect("tempdir");
+    let fresh = inproc::Daemon::start(
+        &fresh_dir.path().join("data"),
+        sim.base_url(),
+        "",
+        zdsync::clock::system(),
+    )
+    .await;
+    let mut fresh_client = fresh.integration().await;
+    inproc::configure(&mut fresh_client).await;
+    let clean = wait_for_successful_runs(&mut fresh_client, 1).await;
+    fresh.stop().await;
+    let counts = |status: &pb::IntegrationStatus| {
+        let stored = status.stored.expect("stored");
+        (
+            stored.tickets,
+            stored.organizations,
+            stored.users,
+            stored.ratings,
+            stored.events,
+        )
+    };
+    assert_eq!(counts(&done), counts(&clean), "nothing lost, nothing twice");
+    assert_eq!(counts(&done).0, control.stats().tickets as u64);
+    daemon.stop().await;
+    sim.shutdown().await.expect("simulator stops");
+}
