@@ -181,6 +181,9 @@ pub struct RunOptions {
     pub storage_fault: Option<StorageFault>,
     /// Longest wait between two tries to write again while the store cannot write (default 30 s).
     pub store_retry: Option<Duration>,
+    /// The window the request budgets count in (default Zendesk's minute): a bench against a simulator
+    /// with shorter rate-limit windows scales the budgets down with it.
+    pub rate_window: Option<Duration>,
 }
 
 /// `run_with_clock` with test hooks (a disk that fills on demand, a shorter retry).
@@ -203,6 +206,9 @@ pub async fn run_with_options(
     let mut engine_settings = EngineSettings::from(&config);
     if let Some(retry) = options.store_retry {
         engine_settings.store_retry = retry;
+    }
+    if let Some(window) = options.rate_window {
+        engine_settings.rate_window = window;
     }
     let store_clock = clock.clone();
     let storage_fault = options.storage_fault;

@@ -37,6 +37,7 @@ async fn start(sim: &SimulatorHandle, data_dir: &Path, fault: Option<StorageFaul
     let options = zdsync::daemon::RunOptions {
         storage_fault: fault,
         store_retry: Some(STORE_RETRY),
+        ..Default::default()
     };
     Daemon::start_with_options(
         data_dir,

@@ -228,3 +228,71 @@ async fn unknown_routes_are_zendesk_404s() {
     );
     sim.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_exports_have_a_limit_of_their_own_and_lists_do_not_count_against_it() {
+    let clock = clock();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = simulator::start(
+        SimulatorConfig {
+            tickets: 30,
+            organizations: 5,
+            users: 20,
+            export_rate_limit: Some(2),
+            clock: Arc::new(clock.clone()),
+            ..SimulatorConfig::default()
+        },
+        listener,
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let url = tickets_url(&sim);
+    let groups = format!("{}/api/v2/groups.json", sim.base_url());
+    for _ in 0..2 {
+        assert_eq!(call(&http, &url).await.unwrap().status(), StatusCode::OK);
+        assert_eq!(call(&http, &groups).await.unwrap().status(), StatusCode::OK);
+    }
+    let limited = call(&http, &url).await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.headers()["retry-after"], "50");
+    assert_eq!(call(&http, &groups).await.unwrap().status(), StatusCode::OK);
+    clock.advance(chrono::Duration::seconds(50));
+    let next_window = call(&http, &url).await.unwrap().status();
+    assert_eq!(
+        next_window,
+        StatusCode::OK,
+        "the next window opens the exports"
+    );
+    let usage = sim.control().export_rate_limit_usage();
+    sim.shutdown().await.unwrap();
+    assert_eq!(usage.map(|u| u.refused), Some(1), "one export refused");
+}
+
+#[tokio::test]
+async fn a_held_request_answers_once_the_faults_are_cleared() {
+    let clock = clock();
+    let sim = start(&clock, None).await;
+    sim.control().inject_fault(FaultSpec {
+        endpoint: Endpoint::IncrementalTickets,
+        kind: FaultKind::Hold,
+        count: 1,
+    });
+    let http = reqwest::Client::new();
+    let url = tickets_url(&sim);
+    let held = tokio::spawn({
+        let http = http.clone();
+        let url = url.clone();
+        async move { call(&http, &url).await.unwrap().status() }
+    });
+    common::eventually("the request to arrive", || async {
+        (sim.control().request_count(Endpoint::IncrementalTickets) == 1).then_some(())
+    })
+    .await;
+    // Other requests, this endpoint's too, go by while it is held.
+    assert_eq!(call(&http, &url).await.unwrap().status(), StatusCode::OK);
+    assert!(!held.is_finished(), "still held");
+    sim.control().clear_faults();
+    assert_eq!(held.await.unwrap(), StatusCode::OK);
+    sim.shutdown().await.unwrap();
+}

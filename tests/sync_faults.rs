@@ -465,6 +465,9 @@ async fn a_malformed_ticket_page_fails_the_run_and_commits_nothing_of_it() {
         FaultKind::MalformedBody,
         1,
     ));
+    // The ratings list runs beside the exports and commits on its own: held, so that the digest
+    // shows only what the ticket export did. The failure stops it without a commit.
+    control.inject_fault(fault(Endpoint::SatisfactionRatings, FaultKind::Hold, 1));
     force(&mut client, pb::SyncKind::Incremental).await;
     let failed = wait_for_finished_runs(&mut client, 2).await;
     assert_eq!(failed.history[0].outcome, pb::RunOutcome::Failed as i32);
@@ -483,6 +486,7 @@ async fn a_malformed_ticket_page_fails_the_run_and_commits_nothing_of_it() {
         digest_after, digest_before,
         "nothing of the bad page was committed"
     );
+    control.clear_faults();
 
     let daemon = Daemon::start(&data, sim.base_url(), "", zdsync::clock::system()).await;
     let mut client = daemon.integration().await;

@@ -62,8 +62,8 @@ async fn configure_runs_the_first_full_sync_and_status_counts_match_the_simulato
 const TICKETS_PER_PAGE: u64 = 1_000;
 
 /// A budget of three export requests a minute: organizations, users and the first ticket page go
-/// at once, the second ticket page waits 20 s. That holds a first sync in progress, with tickets
-/// stored, long enough for a test to act on it without racing the run.
+/// at once, the second ticket page waits until the first request is a minute old. That holds a first
+/// sync in progress, with tickets stored, long enough for a test to act on it without racing the run.
 fn three_exports_a_minute(config: &mut zdsync::config::Config) {
     config.zendesk.requests_per_minute = 3;
 }

@@ -66,7 +66,18 @@ pub fn print_progress(out: &mut impl Write, progress: &pb::RunProgress) -> Resul
         progress.phase_count,
         phase_pages(progress)
     );
+    let phase = if progress.list_phase == pb::SyncPhase::Unspecified as i32 {
+        phase
+    } else {
+        format!("{phase}; {} beside it", phase_name(progress.list_phase))
+    };
     labelled(out, STATUS_WIDTH, "phase", phase)?;
+    let metrics = if progress.metrics_ready {
+        "ready (this run's figures; the events backfill goes on)"
+    } else {
+        "not this run's yet (tickets or ratings still syncing)"
+    };
+    labelled(out, STATUS_WIDTH, "metrics", metrics)?;
     let waited = format!(
         "{} on the request budget, {} on Zendesk rate limits (429)",
         human_seconds(progress.budget_wait_seconds),
@@ -100,6 +111,9 @@ pub fn progress_json(progress: &pb::RunProgress) -> serde_json::Value {
         "budget_wait_seconds": progress.budget_wait_seconds,
         "rate_limit_wait_seconds": progress.rate_limit_wait_seconds,
         "eta_seconds": progress.eta_seconds,
+        "list_phase": (progress.list_phase != pb::SyncPhase::Unspecified as i32)
+            .then(|| phase_name(progress.list_phase)),
+        "metrics_ready": progress.metrics_ready,
     })
 }
 

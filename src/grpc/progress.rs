@@ -53,5 +53,7 @@ pub fn run_progress(
             .eta_seconds
             .and_then(|eta| chrono::TimeDelta::try_milliseconds((eta * 1000.0) as i64))
             .map(|eta| timestamp_to_proto(now + eta)),
+        list_phase: phase_to_proto(progress.list_phase) as i32,
+        metrics_ready: progress.metrics_ready,
     }
 }

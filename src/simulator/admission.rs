@@ -58,7 +58,10 @@ pub(crate) async fn admit(
     needs_auth: bool,
 ) -> Result<Admission, Response> {
     shared.counters.hit(endpoint);
-    let fault = shared.faults().take(endpoint);
+    let (fault, clears) = {
+        let mut faults = shared.faults();
+        (faults.take(endpoint), faults.clears())
+    };
     if let Some(fault) = fault {
         tracing::debug!(endpoint = endpoint.as_str(), ?fault, "injecting fault");
         match fault {
@@ -81,6 +84,17 @@ pub(crate) async fn admit(
                     }
                 }
             }
+            FaultKind::Hold => {
+                let mut released = shared.released.subscribe();
+                let mut stopping = shared.stopping.subscribe();
+                tokio::select! {
+                    // The count was read with the fault taken: a clear since then releases at once.
+                    _ = released.wait_for(|count| *count > clears) => {}
+                    _ = stopping.wait_for(|stop| *stop) => {
+                        return Err(zendesk_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "Simulator shutting down"));
+                    }
+                }
+            }
             FaultKind::MalformedBody => {
                 return Err(json_body(
                     StatusCode::OK,
@@ -89,6 +103,15 @@ pub(crate) async fn admit(
             }
             FaultKind::Unauthorized => return Err(unauthorized()),
             FaultKind::Forbidden => return Err(forbidden()),
+        }
+    }
+    if let Some(window) = shared.export_rate.as_ref().filter(|_| endpoint.is_export()) {
+        let decision = window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .check(shared.now_unix());
+        if let RateDecision::Limited { retry_after_secs } = decision {
+            return Err(too_many_requests(retry_after_secs));
         }
     }
     let mut rate = None;

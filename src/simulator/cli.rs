@@ -34,6 +34,9 @@ pub struct SimulateArgs {
     /// Requests per minute on /api/v2 before answering 429 with Retry-After (off when absent).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: Option<u32>,
+    /// Requests per window on the incremental exports before 429, on top of --rate-limit (Zendesk: 10).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub export_rate_limit: Option<u32>,
     /// Seconds per rate-limit window (Zendesk's is a minute; shorter for quick tests and benches).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub rate_window_secs: u32,
@@ -53,6 +56,7 @@ impl SimulateArgs {
             groups: self.groups,
             years: self.years,
             rate_limit_per_minute: self.rate_limit,
+            export_rate_limit: self.export_rate_limit,
             rate_window_secs: self.rate_window_secs,
             access_token_ttl: self.token_ttl,
             ..SimulatorConfig::default()

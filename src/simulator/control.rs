@@ -59,12 +59,12 @@ impl SimulatorControl {
 
     /// How clients have used the rate limit (429s sent, lowest remaining count); `None` when it is off.
     pub fn rate_limit_usage(&self) -> Option<RateLimitUsage> {
-        self.shared.rate.as_ref().map(|window| {
-            window
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .usage()
-        })
+        usage(self.shared.rate.as_ref())
+    }
+
+    /// How clients have used the incremental exports' own limit; `None` when it is off.
+    pub fn export_rate_limit_usage(&self) -> Option<RateLimitUsage> {
+        usage(self.shared.export_rate.as_ref())
     }
 
     /// Sets every request count to zero.
@@ -82,9 +82,10 @@ impl SimulatorControl {
         self.shared.faults().list()
     }
 
-    /// Drops every pending fault.
+    /// Drops every pending fault and lets the requests a `hold` fault holds go on.
     pub fn clear_faults(&self) {
-        self.shared.faults().clear();
+        let clears = self.shared.faults().clear();
+        self.shared.released.send_replace(clears);
     }
 
     /// The simulator's now (clock plus offset).
@@ -217,4 +218,14 @@ impl SimulatorControl {
             .map(|k| k.1)
             .collect()
     }
+}
+
+/// How clients have used a limit; `None` when it is off.
+fn usage(window: Option<&std::sync::Mutex<super::faults::RateWindow>>) -> Option<RateLimitUsage> {
+    window.map(|window| {
+        window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .usage()
+    })
 }

@@ -59,6 +59,17 @@ impl Endpoint {
         self as usize
     }
 
+    /// Whether the endpoint is an incremental export, with its own limit (10 requests a minute at Zendesk).
+    pub(crate) fn is_export(self) -> bool {
+        matches!(
+            self,
+            Endpoint::IncrementalTickets
+                | Endpoint::IncrementalUsers
+                | Endpoint::IncrementalOrganizations
+                | Endpoint::TicketEvents
+        )
+    }
+
     /// Whether the endpoint is a Zendesk API route (`/api/v2/*`), subject to auth and rate limit.
     pub(crate) fn is_api(self) -> bool {
         !matches!(self, Endpoint::OauthTokens | Endpoint::OauthAuthorize)

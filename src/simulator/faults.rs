@@ -30,6 +30,9 @@ pub enum FaultKind {
     Unauthorized,
     /// 403 Forbidden.
     Forbidden,
+    /// Holds the request until the faults are cleared (`DELETE /_sim/faults`), then answers normally: a
+    /// gate a test opens when it has looked at what happens meanwhile.
+    Hold,
 }
 
 fn default_retry_after() -> u32 {
@@ -56,6 +59,8 @@ pub struct FaultSpec {
 #[derive(Debug, Default)]
 pub(crate) struct FaultQueue {
     pending: BTreeMap<Endpoint, VecDeque<FaultSpec>>,
+    /// How many times the queue was cleared: a held request waits for it to move on.
+    clears: u64,
 }
 
 impl FaultQueue {
@@ -86,9 +91,16 @@ impl FaultQueue {
         self.pending.values().flatten().copied().collect()
     }
 
-    /// Drops every pending fault.
-    pub(crate) fn clear(&mut self) {
+    /// Drops every pending fault and releases the held requests; returns the new clear count.
+    pub(crate) fn clear(&mut self) -> u64 {
         self.pending.clear();
+        self.clears += 1;
+        self.clears
+    }
+
+    /// How many times the queue was cleared.
+    pub(crate) fn clears(&self) -> u64 {
+        self.clears
     }
 }
 

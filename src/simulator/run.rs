@@ -29,6 +29,9 @@ pub struct SimulatorConfig {
     pub years: u32,
     /// Requests per minute on `/api/v2/*` before 429; None = unlimited.
     pub rate_limit_per_minute: Option<u32>,
+    /// Requests per window on the incremental exports before 429 (Zendesk allows 10 a minute), on top of the
+    /// account's limit; None = unlimited.
+    pub export_rate_limit: Option<u32>,
     /// Length of the rate-limit window in seconds: 60 as Zendesk's, shorter so tests need not wait minutes.
     pub rate_window_secs: u32,
     /// Lifetime of minted access tokens.
@@ -49,6 +52,7 @@ impl Default for SimulatorConfig {
             groups: 5,
             years: 2,
             rate_limit_per_minute: None,
+            export_rate_limit: None,
             rate_window_secs: 60,
             access_token_ttl: Duration::from_secs(2 * 3600),
             credentials: Credentials::default(),
@@ -144,7 +148,7 @@ pub async fn start(
             "the rate-limit window must be at least 1 second".into(),
         ));
     }
-    if config.rate_limit_per_minute == Some(0) {
+    if config.rate_limit_per_minute == Some(0) || config.export_rate_limit == Some(0) {
         return Err(SimulatorError::InvalidConfig(
             "rate limit must be at least 1 request per minute".into(),
         ));
@@ -182,7 +186,11 @@ pub async fn start(
         rate: config
             .rate_limit_per_minute
             .map(|limit| Mutex::new(faults::RateWindow::new(limit, config.rate_window_secs))),
+        export_rate: config
+            .export_rate_limit
+            .map(|limit| Mutex::new(faults::RateWindow::new(limit, config.rate_window_secs))),
         stopping: tokio::sync::watch::channel(false).0,
+        released: tokio::sync::watch::channel(0).0,
     });
     let mut stopping = shared.stopping.subscribe();
     let router = server::router(shared.clone());

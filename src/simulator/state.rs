@@ -24,8 +24,12 @@ pub(crate) struct Shared {
     pub(crate) faults: Mutex<FaultQueue>,
     pub(crate) counters: Counters,
     pub(crate) rate: Option<Mutex<RateWindow>>,
+    /// The incremental exports' own limit, counted before the account's.
+    pub(crate) export_rate: Option<Mutex<RateWindow>>,
     /// Flips to true when the simulator shuts down (ends stalls and the server).
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+    /// The fault queue's clear count, published: requests held by a `Hold` fault wait for it to move on.
+    pub(crate) released: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {

@@ -589,6 +589,8 @@ impl Engine {
             resume_phase: resumed.then_some(record.phase).filter(|phase| *phase > 0),
             snapshot_events: Arc::new(AtomicBool::new(state.ticket_events_fallback)),
             pages_per_commit: u64::from(self.settings.pages_per_commit.max(1)),
+            lane: run::Lane::Exports,
+            writer: run::CommitWriter::new(record.pages, record.tickets),
         };
         let requests_base = client.stats().requests;
         let span = tracing::info_span!("sync_run", run = record.id, kind = kind.name(), resumed);
@@ -945,6 +947,7 @@ mod tests {
             requests_per_minute,
             other_requests_per_minute: crate::config::DEFAULT_OTHER_REQUESTS_PER_MINUTE,
             reserve_for_other_apps: crate::config::DEFAULT_RESERVE_FOR_OTHER_APPS,
+            rate_window: crate::zendesk::account_limit::WINDOW,
             timeout: Duration::from_secs(5),
             schedule: ScheduleSettings {
                 incremental_interval: Duration::from_secs(300),

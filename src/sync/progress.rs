@@ -17,6 +17,19 @@ pub fn enter_phase(progress: &mut Progress, code: u32) {
     progress.phase_position_ms = None;
 }
 
+/// Counts the phase stored as `code` as applied to its end, and says whether the figures of a `kind` run
+/// are now complete.
+pub fn finish_phase(progress: &mut Progress, kind: RunKind, code: u32) {
+    if code < u32::BITS {
+        progress.phases_done |= 1 << code;
+    }
+    progress.metrics_ready = kind
+        .phases()
+        .iter()
+        .filter(|phase| phase.feeds_figures())
+        .all(|phase| progress.phases_done & (1 << phase.code()) != 0);
+}
+
 /// Pages a listing of `total` records takes at the size of a page that held `page_len` of them (the
 /// first pages are full); `None` when the endpoint gives no total.
 pub fn pages_for(total: Option<u64>, page_len: usize) -> Option<u64> {
@@ -268,6 +281,38 @@ mod tests {
         assert_eq!(known.phase_number, 1);
         // 5 later phases at the observed 0.5 s a request.
         assert_eq!(known.eta_seconds, Some(2.5));
+    }
+
+    #[test]
+    fn metrics_are_ready_once_every_stream_they_come_from_is_applied() {
+        let mut progress = Progress::default();
+        for phase in [
+            Phase::Groups,
+            Phase::Organizations,
+            Phase::Users,
+            Phase::Tickets,
+        ] {
+            finish_phase(&mut progress, RunKind::Initial, phase.code());
+            assert!(!progress.metrics_ready, "ratings are still missing");
+        }
+        finish_phase(&mut progress, RunKind::Initial, Phase::Ratings.code());
+        assert!(
+            progress.metrics_ready,
+            "the ticket events backfill is not needed"
+        );
+        let mut validation = Progress::default();
+        finish_phase(
+            &mut validation,
+            RunKind::FullValidation,
+            Phase::Ratings.code(),
+        );
+        assert!(!validation.metrics_ready);
+        finish_phase(
+            &mut validation,
+            RunKind::FullValidation,
+            Phase::ValidationTickets.code(),
+        );
+        assert!(validation.metrics_ready);
     }
 
     #[test]

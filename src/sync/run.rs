@@ -1,4 +1,5 @@
-//! One sync run: the streams in order, each page applied with its cursor in one transaction.
+//! One sync run: each page applied with its cursor in one transaction. The incremental exports are read in
+//! order; the lists of Zendesk's other endpoints are read beside them, on their own budget.
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,6 +27,8 @@ pub const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(25
 /// Fetched pages waiting for their commit, and the commit running in the background.
 #[derive(Debug, Default)]
 struct Batch {
+    /// The phase whose pages these are (for the metrics).
+    phase: u32,
     write: PageWrite,
     pages: u64,
     tickets: u64,
@@ -36,12 +39,10 @@ struct Batch {
     applied: ApplyOutcome,
 }
 
-/// A commit running on the blocking pool.
+/// A commit running on the blocking pool; it counts itself in the run's progress once durable.
 #[derive(Debug)]
 struct InFlight {
     commit: tokio::task::JoinHandle<Result<ApplyOutcome, StoreError>>,
-    pages: u64,
-    tickets: u64,
 }
 
 impl Batch {
@@ -54,6 +55,64 @@ impl Batch {
 
     fn is_full(&self, max_pages: u64) -> bool {
         self.records >= BATCH_RECORDS || self.pages >= max_pages
+    }
+}
+
+/// Which of a run's concurrent streams a context drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lane {
+    /// The incremental exports, in order: its phase is stored with the run, and a resumed run continues there.
+    #[default]
+    Exports,
+    /// The lists of other endpoints, read beside the exports; a resumed run reads them again from their cursors.
+    Lists,
+}
+
+/// The run's single writer: the lanes fetch side by side, but their commits go through here one at a time,
+/// each with the run's page and ticket totals as they stand after it.
+#[derive(Debug, Clone)]
+pub struct CommitWriter {
+    totals: Arc<Mutex<(u64, u64)>>,
+}
+
+impl CommitWriter {
+    /// A writer whose run has committed `pages` pages and `tickets` tickets so far.
+    pub fn new(pages: u64, tickets: u64) -> Self {
+        Self {
+            totals: Arc::new(Mutex::new((pages, tickets))),
+        }
+    }
+
+    /// Applies `write` (blocking) with the run's totals after it; the totals, and the live `progress` of
+    /// `phase`, move only once it is durable, so `GetStatus` counts a commit as soon as it is, even while
+    /// the lane's next fetch waits on the budget.
+    fn apply(
+        &self,
+        store: &Store,
+        mut write: PageWrite,
+        (pages, tickets): (u64, u64),
+        progress: &Mutex<Progress>,
+        phase: u32,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+        let after = (totals.0 + pages, totals.1 + tickets);
+        write.run_progress = Some(after);
+        let outcome = store.apply_page(&write)?;
+        *totals = after;
+        {
+            let mut p = progress.lock().unwrap_or_else(PoisonError::into_inner);
+            p.pages += pages;
+            p.tickets += tickets;
+            p.events += outcome.events_recorded;
+            p.rollup_rows_drifted += outcome.rollup_rows_drifted;
+        }
+        crate::telemetry::pages_applied(
+            super::progress::phase_name(phase),
+            pages,
+            tickets,
+            outcome.events_recorded,
+        );
+        Ok(outcome)
     }
 }
 
@@ -120,6 +179,10 @@ pub struct RunContext {
     pub snapshot_events: Arc<AtomicBool>,
     /// Fetched pages applied per write transaction at most (`[schedule] pages_per_commit`).
     pub pages_per_commit: u64,
+    /// The lane this context drives (the engine starts a run on `Lane::Exports`).
+    pub lane: Lane,
+    /// Commits every lane's pages, one at a time.
+    pub writer: CommitWriter,
 }
 
 impl RunContext {
@@ -147,26 +210,26 @@ impl RunContext {
         let mut write = std::mem::take(&mut batch.write);
         let (pages, tickets) = (batch.pages, batch.tickets);
         (batch.pages, batch.tickets, batch.records) = (0, 0, 0);
-        let (total_pages, total_tickets) = {
-            let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
-            (progress.pages + pages, progress.tickets + tickets)
-        };
-        write.run_progress = Some((total_pages, total_tickets));
         write.context = PageContext {
             first_sync: self.kind == RunKind::Initial,
             snapshot_events: self.snapshot_events.load(Ordering::SeqCst),
             now_ms: self.clock.now().timestamp_millis(),
         };
-        let store = self.store.clone();
+        let (store, writer, progress) = (
+            self.store.clone(),
+            self.writer.clone(),
+            self.progress.clone(),
+        );
+        let phase = batch.phase;
         batch.in_flight = Some(InFlight {
-            commit: tokio::task::spawn_blocking(move || store.apply_page(&write)),
-            pages,
-            tickets,
+            commit: tokio::task::spawn_blocking(move || {
+                writer.apply(&store, write, (pages, tickets), &progress, phase)
+            }),
         });
         Ok(())
     }
 
-    /// Waits for the commit in flight (if any) and counts what it applied.
+    /// Waits for the commit in flight (if any) and adds what it found to the batch's stream.
     async fn settle(&self, batch: &mut Batch) -> Result<(), RunError> {
         let Some(in_flight) = batch.in_flight.take() else {
             return Ok(());
@@ -177,20 +240,6 @@ impl RunContext {
             .map_err(|err| RunError::Task(err.to_string()))??;
         batch.applied.tickets_drifted += outcome.tickets_drifted;
         batch.applied.tickets_drift_added += outcome.tickets_drift_added;
-        let mut phase = 0;
-        self.with_progress(|p| {
-            p.pages += in_flight.pages;
-            p.tickets += in_flight.tickets;
-            p.events += outcome.events_recorded;
-            phase = p.phase;
-            p.rollup_rows_drifted += outcome.rollup_rows_drifted;
-        });
-        crate::telemetry::pages_applied(
-            super::progress::phase_name(phase),
-            in_flight.pages,
-            in_flight.tickets,
-            outcome.events_recorded,
-        );
         Ok(())
     }
 
@@ -276,7 +325,12 @@ impl RunContext {
         Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
+    /// Enters `phase`: a phase of the exports is stored with the run (a resumed run continues there).
     async fn mark_phase(&self, phase: Phase) -> Result<(), RunError> {
+        if self.lane == Lane::Lists {
+            self.with_progress(|p| p.list_phase = phase.code());
+            return Ok(());
+        }
         let store = self.store.clone();
         let code = phase.code();
         tokio::task::spawn_blocking(move || {
@@ -292,6 +346,25 @@ impl RunContext {
         Ok(())
     }
 
+    /// `phase` is applied to its end.
+    fn finish_phase(&self, phase: Phase) {
+        self.with_progress(|p| {
+            super::progress::finish_phase(p, self.kind, phase.code());
+            if self.lane == Lane::Lists {
+                p.list_phase = 0;
+            }
+        });
+    }
+
+    /// The phase this context's lane is reading.
+    fn current_phase(&self) -> u32 {
+        let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.lane {
+            Lane::Exports => progress.phase,
+            Lane::Lists => progress.list_phase,
+        }
+    }
+
     fn history_start(&self) -> i64 {
         (self.started_at - HISTORY_WINDOW).timestamp()
     }
@@ -302,94 +375,199 @@ fn position_bytes<T: serde::Serialize>(position: &T) -> Vec<u8> {
     serde_json::to_vec(position).unwrap_or_default()
 }
 
-/// Runs every phase of `ctx.kind` from `ctx.resume_phase` (or the first), page by page.
+/// Runs every phase of `ctx.kind` from `ctx.resume_phase` (or the first), page by page: the exports in order,
+/// and from the first export on, the kind's list phases beside them.
 pub async fn execute(ctx: RunContext) -> Result<RunSummary, RunError> {
-    let mut summary = RunSummary::default();
-    let phases = ctx.kind.phases();
-    let first = ctx
+    let lists = ctx.kind.list_phases();
+    let exports: Vec<Phase> = ctx
+        .kind
+        .phases()
+        .iter()
+        .copied()
+        .filter(|phase| !lists.contains(phase))
+        .collect();
+    let resumed_at = ctx
         .resume_phase
-        .and_then(|code| phases.iter().position(|p| p.code() == code))
-        .unwrap_or(0);
+        .and_then(|code| exports.iter().position(|p| p.code() == code));
+    let first = resumed_at.unwrap_or(0);
     if first == 0 && ctx.kind == RunKind::FullValidation && ctx.resume_phase.is_none() {
         let store = ctx.store.clone();
         tokio::task::spawn_blocking(move || store.reset_validation())
             .await
             .map_err(|err| RunError::Task(err.to_string()))??;
     }
-    for (index, phase) in phases.iter().enumerate().skip(first) {
-        let resuming = index == first && ctx.resume_phase.is_some();
-        ctx.mark_phase(*phase).await?;
-        let span = tracing::info_span!("phase", run = ctx.run_id, phase = ?phase);
-        match phase {
-            Phase::Groups => groups(&ctx).instrument(span).await?,
-            Phase::Organizations => organizations(&ctx).instrument(span).await?,
-            Phase::Users => users(&ctx).instrument(span).await?,
-            Phase::Tickets => tickets(
-                &ctx,
-                cursor_keys::TICKETS,
-                ExportPosition::StartTime(0),
-                None,
+    for done in &exports[..first] {
+        ctx.finish_phase(*done);
+    }
+    // The group list (one or two requests) goes first, as before: the lanes start with the first export.
+    let head = exports[first..]
+        .iter()
+        .take_while(|phase| **phase == Phase::Groups)
+        .count();
+    let mut summary = RunSummary::default();
+    for (index, phase) in exports[first..first + head].iter().enumerate() {
+        let resuming = index == 0 && resumed_at.is_some();
+        summary.merge(run_phase(&ctx, *phase, resuming).await?);
+    }
+    let exports = &exports[first + head..];
+    // The lists' cursors belong to this run once its lanes had started, i.e. it stopped in an export.
+    let lists_resuming = resumed_at.is_some_and(|at| at > 0);
+    // Boxed: both lanes' futures live in it.
+    summary.merge(
+        Box::pin(run_lanes(
+            &ctx,
+            exports,
+            head == 0 && resumed_at.is_some(),
+            lists,
+            lists_resuming,
+        ))
+        .await?,
+    );
+    Ok(summary)
+}
+
+/// Runs `exports` in order and `lists` in order beside them (`*_resuming`: the first phase of each continues
+/// from its stored cursor). A lane that fails stops the other at its next page boundary, with what it
+/// fetched committed; the run then ends with the failure.
+async fn run_lanes(
+    ctx: &RunContext,
+    exports: &[Phase],
+    exports_resuming: bool,
+    lists: &[Phase],
+    lists_resuming: bool,
+) -> Result<RunSummary, RunError> {
+    if lists.is_empty() {
+        return run_lane(ctx, exports, exports_resuming).await;
+    }
+    let stop = StopSignal::default();
+    let lane = |lane: Lane| RunContext {
+        lane,
+        stop: stop.clone(),
+        ..ctx.clone()
+    };
+    let (export_ctx, list_ctx) = (lane(Lane::Exports), lane(Lane::Lists));
+    let exporting = async {
+        let result = run_lane(&export_ctx, exports, exports_resuming).await;
+        if result.is_err() {
+            stop.raise();
+        }
+        result
+    };
+    let listing = async {
+        let result = run_lane(&list_ctx, lists, lists_resuming).await;
+        if result.is_err() {
+            stop.raise();
+        }
+        result
+    };
+    let both = async { tokio::join!(exporting, listing) };
+    tokio::pin!(both);
+    let (exported, listed) = tokio::select! {
+        results = &mut both => results,
+        () = ctx.stop.raised() => {
+            stop.raise();
+            both.await
+        }
+    };
+    match (exported, listed) {
+        (Ok(mut summary), Ok(other)) => {
+            summary.merge(other);
+            Ok(summary)
+        }
+        // The failure that stopped the other lane, rather than that lane's `Stopped`.
+        (Err(RunError::Stopped), Err(err)) => Err(err),
+        (Err(err), _) | (Ok(_), Err(err)) => Err(err),
+    }
+}
+
+/// Runs `phases` one after the other; `resuming`: the first continues from its stored cursor.
+async fn run_lane(
+    ctx: &RunContext,
+    phases: &[Phase],
+    resuming: bool,
+) -> Result<RunSummary, RunError> {
+    let mut summary = RunSummary::default();
+    for (index, phase) in phases.iter().enumerate() {
+        summary.merge(run_phase(ctx, *phase, resuming && index == 0).await?);
+    }
+    Ok(summary)
+}
+
+/// Reads one stream to its end; `resuming`: from the cursor an interrupted run of it stored.
+async fn run_phase(ctx: &RunContext, phase: Phase, resuming: bool) -> Result<RunSummary, RunError> {
+    let mut summary = RunSummary::default();
+    ctx.mark_phase(phase).await?;
+    let span = tracing::info_span!("phase", run = ctx.run_id, phase = ?phase, lane = ?ctx.lane);
+    match phase {
+        Phase::Groups => groups(ctx).instrument(span).await?,
+        Phase::Organizations => organizations(ctx).instrument(span).await?,
+        Phase::Users => users(ctx).instrument(span).await?,
+        Phase::Tickets => tickets(
+            ctx,
+            cursor_keys::TICKETS,
+            ExportPosition::StartTime(0),
+            None,
+        )
+        .instrument(span)
+        .await
+        .map(|_| ())?,
+        Phase::ValidationTickets => {
+            let start = ctx.history_start();
+            let drift = tickets(
+                ctx,
+                cursor_keys::VALIDATION_TICKETS,
+                ExportPosition::StartTime(start),
+                Some(ctx.run_id),
             )
             .instrument(span)
-            .await
-            .map(|_| ())?,
-            Phase::ValidationTickets => {
-                let start = ctx.history_start();
-                let drift = tickets(
-                    &ctx,
-                    cursor_keys::VALIDATION_TICKETS,
-                    ExportPosition::StartTime(start),
-                    Some(ctx.run_id),
-                )
-                .instrument(span)
-                .await?;
-                summary.tickets_changed = drift.tickets_drifted;
-                summary.tickets_added = drift.tickets_drift_added;
-                let store = ctx.store.clone();
-                let run = ctx.run_id;
-                summary.tickets_missing =
-                    tokio::task::spawn_blocking(move || -> Result<u64, StoreError> {
-                        let missing = store.mark_unseen_tickets_gone(run, start)?;
-                        Ok(missing)
-                    })
-                    .await
-                    .map_err(|err| RunError::Task(err.to_string()))??;
-                // Derived state is checked against the tickets, one range of organizations per short
-                // transaction; what differed is drift. A stop asked meanwhile ends the run between two
-                // ranges, and the run resumes the check where it stopped.
-                let store = ctx.store.clone();
-                let stop = ctx.stop.clone();
-                let checked = tokio::task::spawn_blocking(move || {
-                    store.check_rollups(ROLLUP_ROWS_PER_PASS, |_| {
-                        if stop.is_raised() {
-                            ControlFlow::Break(())
-                        } else {
-                            ControlFlow::Continue(())
-                        }
-                    })
+            .await?;
+            summary.tickets_changed = drift.tickets_drifted;
+            summary.tickets_added = drift.tickets_drift_added;
+            let store = ctx.store.clone();
+            let run = ctx.run_id;
+            summary.tickets_missing =
+                tokio::task::spawn_blocking(move || -> Result<u64, StoreError> {
+                    let missing = store.mark_unseen_tickets_gone(run, start)?;
+                    Ok(missing)
                 })
                 .await
                 .map_err(|err| RunError::Task(err.to_string()))??;
-                summary.derived_differences = checked.ok_or(RunError::Stopped)?;
-                // Change history older than the year events are kept for goes, so the store stays bounded.
-                let store = ctx.store.clone();
-                let pruned = tokio::task::spawn_blocking(move || store.prune_ticket_history(start))
-                    .await
-                    .map_err(|err| RunError::Task(err.to_string()))??;
-                tracing::info!(rows = pruned, "pruned ticket history older than a year");
-            }
-            Phase::TicketEvents => match ticket_events(&ctx).instrument(span).await {
-                Ok(()) => {}
-                Err(RunError::Zendesk(ZendeskError::PermissionDenied { .. })) => {
-                    ctx.snapshot_events.store(true, Ordering::SeqCst);
-                    tracing::warn!("Zendesk refused the ticket events export (403): events come from ticket snapshots");
-                    summary.ticket_events_refused = true;
-                }
-                Err(err) => return Err(err),
-            },
-            Phase::Ratings => ratings(&ctx, resuming).instrument(span).await?,
+            // Derived state is checked against the tickets, one range of organizations per short
+            // transaction; what differed is drift. A stop asked meanwhile ends the run between two
+            // ranges, and the run resumes the check where it stopped.
+            let store = ctx.store.clone();
+            let stop = ctx.stop.clone();
+            let checked = tokio::task::spawn_blocking(move || {
+                store.check_rollups(ROLLUP_ROWS_PER_PASS, |_| {
+                    if stop.is_raised() {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })
+            })
+            .await
+            .map_err(|err| RunError::Task(err.to_string()))??;
+            summary.derived_differences = checked.ok_or(RunError::Stopped)?;
+            // Change history older than the year events are kept for goes, so the store stays bounded.
+            let store = ctx.store.clone();
+            let pruned = tokio::task::spawn_blocking(move || store.prune_ticket_history(start))
+                .await
+                .map_err(|err| RunError::Task(err.to_string()))??;
+            tracing::info!(rows = pruned, "pruned ticket history older than a year");
         }
+        Phase::TicketEvents => match ticket_events(ctx).instrument(span).await {
+            Ok(()) => {}
+            Err(RunError::Zendesk(ZendeskError::PermissionDenied { .. })) => {
+                ctx.snapshot_events.store(true, Ordering::SeqCst);
+                tracing::warn!("Zendesk refused the ticket events export (403): events come from ticket snapshots");
+                summary.ticket_events_refused = true;
+            }
+            Err(err) => return Err(err),
+        },
+        Phase::Ratings => ratings(ctx, resuming).instrument(span).await?,
     }
+    ctx.finish_phase(phase);
     Ok(summary)
 }
 
@@ -434,7 +612,10 @@ async fn drain<S: PageStream>(
     mut stream: S,
     mut stage: impl FnMut(S::Page) -> Staged,
 ) -> Result<ApplyOutcome, RunError> {
-    let mut batch = Batch::default();
+    let mut batch = Batch {
+        phase: ctx.current_phase(),
+        ..Batch::default()
+    };
     loop {
         ctx.boundary(&mut batch).await?;
         let Some(page) = ctx.fetched(&mut batch, stream.next_page()).await? else {
@@ -447,7 +628,10 @@ async fn drain<S: PageStream>(
             times,
             expected_pages,
         } = stage(page);
-        ctx.with_progress(|p| super::progress::page_fetched(p, times, end, expected_pages));
+        if ctx.lane == Lane::Exports {
+            // The phase counters (and the estimate of the time left) follow the exports, which set the pace.
+            ctx.with_progress(|p| super::progress::page_fetched(p, times, end, expected_pages));
+        }
         ctx.stage(&mut batch, write, tickets, end).await?;
         if end {
             return Ok(batch.applied);

@@ -43,12 +43,38 @@ impl RunKind {
         }
     }
 
-    /// The streams of this kind of run, in order.
+    /// The streams of this kind of run, in the order they finish in a run that waits on no budget: the lists
+    /// read beside the export (`list_phases`) sit where their figures are needed, before the ticket events
+    /// backfill, which comes last so that account metrics are answerable before it ends.
     pub fn phases(self) -> &'static [Phase] {
         match self {
-            // Every phase but the nightly validation's own ticket export, which is last.
-            RunKind::Incremental | RunKind::Initial => &Phase::ALL[..Phase::ALL.len() - 1],
+            RunKind::Incremental | RunKind::Initial => &[
+                Phase::Groups,
+                Phase::Organizations,
+                Phase::Users,
+                Phase::Tickets,
+                Phase::Ratings,
+                Phase::TicketEvents,
+            ],
             RunKind::FullValidation => &[Phase::Groups, Phase::ValidationTickets, Phase::Ratings],
+        }
+    }
+
+    /// The streams of `phases` read beside the others rather than after them: they draw on the budget of
+    /// Zendesk's other endpoints, which the incremental exports do not use (DESIGN 1.5, issue #13).
+    ///
+    /// Zendesk's "Incremental Exports" reference: "You can make up to 10 requests per minute to these
+    /// endpoints" (tickets, ticket events, users, organizations;
+    /// <https://developer.zendesk.com/api-reference/ticketing/ticket-management/incremental_exports/>).
+    /// Every other endpoint (groups, satisfaction ratings, `users/me`) counts against the account's plan
+    /// limit, 200 to 2,500 requests a minute for all of its apps together
+    /// (<https://developer.zendesk.com/api-reference/introduction/rate-limits/>). Groups stay first: one
+    /// request, and the exports' pages never wait for it.
+    pub fn list_phases(self) -> &'static [Phase] {
+        match self {
+            RunKind::Incremental | RunKind::Initial => &[Phase::Ratings],
+            // The validation's rollup check reads ratings and tickets together: one stream at a time.
+            RunKind::FullValidation => &[],
         }
     }
 }
@@ -84,6 +110,13 @@ impl Phase {
         Phase::ValidationTickets,
     ];
 
+    /// Whether account metrics are computed from what this stream writes: once every such stream of a run
+    /// is applied, the run's figures are complete (the group list and the ticket events history feed only
+    /// timeline events).
+    pub fn feeds_figures(self) -> bool {
+        !matches!(self, Phase::Groups | Phase::TicketEvents)
+    }
+
     /// Storage code.
     pub fn code(self) -> u32 {
         match self {
@@ -111,8 +144,14 @@ pub struct Progress {
     pub rollup_rows_drifted: u64,
     /// Requests made by this run.
     pub requests: u64,
-    /// Stream being read.
+    /// Stream being read (the export's lane: the one a resumed run continues from).
     pub phase: u32,
+    /// List stream being read beside the export (0: none).
+    pub list_phase: u32,
+    /// Streams this run has applied to their end (bit `code` of each), or that a resumed run had.
+    pub phases_done: u32,
+    /// Every stream account metrics are computed from is applied: the figures are this run's.
+    pub metrics_ready: bool,
     /// The client is waiting out a rate limit.
     pub rate_limited: bool,
     /// Pages fetched in the current phase.
@@ -142,6 +181,17 @@ pub struct RunSummary {
     pub ticket_events_refused: bool,
     /// Validation: rollup rows the rebuild from the stored tickets changed.
     pub derived_differences: u64,
+}
+
+impl RunSummary {
+    /// Adds what another lane of the same run found.
+    pub fn merge(&mut self, other: RunSummary) {
+        self.tickets_changed += other.tickets_changed;
+        self.tickets_added += other.tickets_added;
+        self.tickets_missing += other.tickets_missing;
+        self.ticket_events_refused |= other.ticket_events_refused;
+        self.derived_differences += other.derived_differences;
+    }
 }
 
 /// Why a run stopped early.

@@ -21,6 +21,8 @@ pub struct EngineSettings {
     pub other_requests_per_minute: u32,
     /// Percent of the account's limit left to the customer's other apps.
     pub reserve_for_other_apps: u32,
+    /// The window the request budgets count in (Zendesk's minute; shorter only for benches and tests).
+    pub rate_window: Duration,
     /// HTTP request timeout.
     pub timeout: Duration,
     /// The schedule.
@@ -51,6 +53,7 @@ pub fn client_settings(
         client.other_requests_per_minute = None;
     }
     client.reserve_for_other_apps = settings.reserve_for_other_apps;
+    client.rate_window = settings.rate_window;
     client.timeout = settings.timeout;
     Ok(client)
 }
@@ -64,6 +67,7 @@ impl From<&Config> for EngineSettings {
             requests_per_minute: config.zendesk.requests_per_minute,
             other_requests_per_minute: config.zendesk.other_requests_per_minute,
             reserve_for_other_apps: config.zendesk.reserve_for_other_apps,
+            rate_window: crate::zendesk::account_limit::WINDOW,
             timeout: config.zendesk.timeout,
             schedule: ScheduleSettings {
                 incremental_interval: config.schedule.incremental_interval,

@@ -76,7 +76,7 @@ struct Reading {
 
 /// Holds back the last share of the account's limit for the customer's other apps.
 ///
-/// Like the token buckets, taking a slot never fails: it says how long to wait, and callers that
+/// Like the request budgets, taking a slot never fails: it says how long to wait, and callers that
 /// queue behind a reset are given slots of the next window, so a test sleeper that returns at once
 /// still sees the waits a real clock would impose.
 #[derive(Debug)]

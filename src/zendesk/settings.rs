@@ -27,6 +27,9 @@ pub struct ClientSettings {
     pub other_requests_per_minute: Option<u32>,
     /// Percent of the account's limit (`x-rate-limit`) left to the customer's other apps (0..=90).
     pub reserve_for_other_apps: u32,
+    /// The window the budgets count in: Zendesk's minute; shorter only against a simulator whose rate-limit
+    /// windows are (`zdsync simulate --rate-window-secs`), so a bench can scale the budgets down.
+    pub rate_window: Duration,
     /// Limit for one whole request: connect, send, and read the full body.
     pub timeout: Duration,
     /// Limit for establishing a connection.
@@ -72,6 +75,7 @@ impl ClientSettings {
             requests_per_minute: Some(DEFAULT_EXPORT_REQUESTS_PER_MINUTE),
             other_requests_per_minute: Some(DEFAULT_OTHER_REQUESTS_PER_MINUTE),
             reserve_for_other_apps: DEFAULT_RESERVE_FOR_OTHER_APPS,
+            rate_window: super::account_limit::WINDOW,
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             max_attempts: 5,

@@ -78,6 +78,7 @@ impl Transport {
         let budgets = Budgets::new(
             settings.requests_per_minute,
             settings.other_requests_per_minute,
+            settings.rate_window,
         );
         let account = AccountLimit::new(settings.reserve_for_other_apps);
         Ok(Self {
