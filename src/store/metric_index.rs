@@ -754,21 +754,7 @@ mod tests {
             })
             .collect();
         let tickets: Vec<(u64, TicketRecord)> = (1..=accounts * 6)
-            .map(|id| {
-                let created = now.timestamp() - rng.random_range(0..20 * 86_400);
-                (
-                    id,
-                    TicketRecord {
-                        organization_id: rng.random_range(0..=orgs),
-                        status: rng.random_range(1..=6),
-                        priority: rng.random_range(0..=4),
-                        created_at: created,
-                        updated_at: created,
-                        generated_timestamp: created,
-                        ..Default::default()
-                    },
-                )
-            })
+            .map(|id| (id, random_ticket(&mut rng, orgs, now, None)))
             .collect();
         let ratings = tickets
             .iter()
@@ -790,6 +776,29 @@ mod tests {
             })
             .expect("page");
         (store, now)
+    }
+
+    /// A ticket of a random organization up to `orgs` (0: none), status and priority, created in the 20 days
+    /// before `now` and last updated at `updated` (its creation when `None`).
+    fn random_ticket(
+        rng: &mut rand::rngs::StdRng,
+        orgs: u64,
+        now: DateTime<Utc>,
+        updated: Option<i64>,
+    ) -> TicketRecord {
+        let created = now.timestamp() - rng.random_range(0..20 * 86_400);
+        let organization_id = rng.random_range(0..=orgs);
+        let status = rng.random_range(1..=6);
+        let priority = rng.random_range(0..=4);
+        TicketRecord {
+            organization_id,
+            status,
+            priority,
+            created_at: created,
+            updated_at: updated.unwrap_or(created),
+            generated_timestamp: updated.unwrap_or(created),
+            ..Default::default()
+        }
     }
 
     /// A rating of ticket `ticket_id`, given when the ticket was created.
@@ -1025,24 +1034,11 @@ mod tests {
         let orgs = 50 + 50 / 4;
         let mut index = store.metric_index(now).expect("index");
         for round in 0..12_u64 {
+            let updated = now.timestamp() + i64::try_from(round).unwrap() + 1;
             let tickets: Vec<(u64, TicketRecord)> = (0..rng.random_range(1..8))
                 .map(|_| {
                     let id = rng.random_range(1..=50 * 6 + 20);
-                    let created = now.timestamp() - rng.random_range(0..20 * 86_400);
-                    (
-                        id,
-                        TicketRecord {
-                            organization_id: rng.random_range(0..=orgs),
-                            status: rng.random_range(1..=6),
-                            priority: rng.random_range(0..=4),
-                            created_at: created,
-                            updated_at: now.timestamp() + i64::try_from(round).unwrap() + 1,
-                            generated_timestamp: now.timestamp()
-                                + i64::try_from(round).unwrap()
-                                + 1,
-                            ..Default::default()
-                        },
-                    )
+                    (id, random_ticket(&mut rng, orgs, now, Some(updated)))
                 })
                 .collect();
             let ratings = tickets
