@@ -365,26 +365,14 @@ impl Store {
             hasher.update(key.value().as_bytes());
             hasher.update(without_detection_time(value.value())?);
         }
-        let timeline = txn.open_table(tables::TIMELINE)?;
-        for entry in timeline.iter()? {
-            let (key, value) = entry?;
-            hasher.update(key.value().to_le_bytes());
-            hasher.update(without_detection_time(value.value())?);
-        }
-        hasher.update(super::event_reads::last_seq_of(&txn)?.to_le_bytes());
+        super::timeline::hash_timeline_content(&txn, &mut hasher)?;
         // Tables of different key and value types: one call each, spelled once.
         macro_rules! hash_tables {
             ($($table:ident),+) => {
                 $(hash_rows(&mut hasher, &txn.open_table(tables::$table)?)?;)+
             };
         }
-        hash_tables!(
-            ORG_FACTS,
-            TIMELINE_KEYS,
-            ACCOUNT_TIMELINE,
-            TIMELINE_TIMES,
-            PENDING_RATING_EVENTS
-        );
+        hash_tables!(ORG_FACTS, PENDING_RATING_EVENTS);
         tables::with_rollup_tables!(hash_tables);
         Ok(format!("{:x}", hasher.finalize()))
     }

@@ -125,6 +125,69 @@ pub(crate) fn backfill(
     writer.finish()
 }
 
+/// Hashes the timeline as content, whatever order its events were recorded in: each event under its account
+/// and fact key (with its sequence number and detection time left out), and the key and time indexes the same
+/// way. Two lanes of a sync commit side by side, so two syncs of the same data may number the same events in
+/// another order (a rating recorded before or after its ticket's page); what each timeline holds is the same.
+pub(crate) fn hash_timeline_content(
+    txn: &redb::ReadTransaction,
+    hasher: &mut sha2::Sha256,
+) -> Result<(), StoreError> {
+    use sha2::Digest;
+    use std::collections::{BTreeMap, HashMap};
+
+    let mut events = BTreeMap::new();
+    let mut key_of = HashMap::new();
+    for entry in txn.open_table(tables::TIMELINE)?.iter()? {
+        let (seq, bytes) = entry?;
+        let mut event =
+            super::codec::decode::<EventRecord>("timeline", seq.value(), bytes.value())?;
+        let id = (event.account_id.clone(), event.key.clone());
+        event.seq = 0;
+        event.detected_at_ms = 0;
+        key_of.insert(seq.value(), id.clone());
+        events.insert(id, event.encode_to_vec());
+    }
+    let known = |seq: u64| key_of.get(&seq).cloned().unwrap_or_default();
+    hasher.update(b"timeline");
+    hasher.update((events.len() as u64).to_le_bytes());
+    for ((account, key), event) in &events {
+        hasher.update(format!("{account}/{key}={};", event.len()).as_bytes());
+        hasher.update(event);
+    }
+    let mut keys = Vec::new();
+    for entry in txn.open_table(tables::TIMELINE_KEYS)?.iter()? {
+        let (key, seq) = entry?;
+        let (account, fact) = key.value();
+        keys.push(format!("{account}/{fact}->{:?}", known(seq.value())));
+    }
+    let mut by_account = Vec::new();
+    for entry in txn.open_table(tables::ACCOUNT_TIMELINE)?.iter()? {
+        let (key, _) = entry?;
+        let (account, at, seq) = key.value();
+        by_account.push(format!("{account}@{at}->{:?}", known(seq)));
+    }
+    let mut by_time = Vec::new();
+    for entry in txn.open_table(tables::TIMELINE_TIMES)?.iter()? {
+        let (at, seq) = entry?.0.value();
+        by_time.push(format!("{at}->{:?}", known(seq)));
+    }
+    for (name, mut rows) in [
+        ("timeline_keys", keys),
+        ("account_timeline", by_account),
+        ("timeline_times", by_time),
+    ] {
+        rows.sort_unstable();
+        hasher.update(name.as_bytes());
+        for row in rows {
+            hasher.update(row.as_bytes());
+            hasher.update(b";");
+        }
+    }
+    hasher.update(super::event_reads::last_seq_of(txn)?.to_le_bytes());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
