@@ -169,7 +169,8 @@ fn apply_in(txn: &WriteTransaction, page: &PageWrite) -> Result<ApplyOutcome, St
         // leaves at random, and a batch's leaves outgrow redb's write buffer and go to the file and back. In key
         // order (stable, so a repeated key keeps its last copy) the tree is walked once from left to right.
         let mut in_key_order: Vec<&super::page::TicketChange> = page.changes.iter().collect();
-        in_key_order.sort_by_key(|change| (change.ticket_id, change.at, change.event_id, change.index));
+        in_key_order
+            .sort_by_key(|change| (change.ticket_id, change.at, change.event_id, change.index));
         for change in in_key_order {
             crate::background::step_aside();
             table.insert(
