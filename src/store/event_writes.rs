@@ -36,6 +36,8 @@ pub(crate) fn apply(
 ) -> Result<u64, StoreError> {
     let now = DateTime::from_timestamp_millis(context.now_ms).unwrap_or_default();
     let mut detected: Vec<(DetectedEvent, Option<TicketState>)> = Vec::new();
+    // The stored copies detection read of the tickets that yielded events: recording needs them again.
+    let mut read: BTreeMap<u64, TicketRecord> = BTreeMap::new();
     if context.snapshot_events {
         for written in tickets {
             let (previous_facts, current_facts) = facts_of(written, stored_ticket)?;
@@ -96,9 +98,13 @@ pub(crate) fn apply(
                 continue;
             }
             let detection = detect_from_history(&facts, None, &entries);
+            let before = detected.len();
             for event in finalize_for_sync(detection.events, context.first_sync, now) {
                 let state = state_at(&facts, &entries, event.occurred_at);
                 detected.push((event, Some(state)));
+            }
+            if detected.len() > before {
+                read.insert(id, record);
             }
         }
     }
@@ -120,7 +126,7 @@ pub(crate) fn apply(
             }
         }
     }
-    record_new(txn, detected, tickets, ratings, context, now)
+    record_new(txn, detected, &read, tickets, ratings, context, now)
 }
 
 /// The facts of a written record's previous and current copies.
@@ -283,6 +289,7 @@ impl<'txn> FactTables<'txn> {
 fn record_new(
     txn: &WriteTransaction,
     detected: Vec<(DetectedEvent, Option<TicketState>)>,
+    read: &BTreeMap<u64, TicketRecord>,
     tickets: &[Written<TicketRecord>],
     ratings: &[Written<RatingRecord>],
     context: &PageContext,
@@ -310,7 +317,15 @@ fn record_new(
             continue;
         }
         let rating = event.rating_id.and_then(|id| ratings.get(&id).copied());
-        let Some(ticket) = facts.ticket(event.ticket_id)? else {
+        // The tickets table does not change while facts are recorded: a copy detection read is current.
+        let stored;
+        let ticket = if let Some(ticket) = read.get(&event.ticket_id) {
+            Some(ticket)
+        } else {
+            stored = facts.ticket(event.ticket_id)?;
+            stored.as_ref()
+        };
+        let Some(ticket) = ticket else {
             // A bad rating of a ticket not stored yet: held until the ticket arrives, so the event carries
             // the ticket's fields and goes to its organization's account.
             if let (Some(rating_id), Some(rating)) = (event.rating_id, rating) {
@@ -330,7 +345,7 @@ fn record_new(
         let fact = facts.fact(
             &event,
             state,
-            &ticket,
+            ticket,
             rating.map(|r| (r.score.as_str(), r.comment.as_str(), r.requester_id)),
             context.now_ms,
         )?;

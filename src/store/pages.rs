@@ -172,7 +172,13 @@ fn apply_in(
     }
     {
         let mut table = txn.open_table(tables::TICKET_CHANGES)?;
-        for change in &page.changes {
+        // The export is in time order, the table in ticket order: inserted as they come, the changes dirty
+        // leaves at random, and a batch's leaves outgrow redb's write buffer and go to the file and back. In key
+        // order (stable, so a repeated key keeps its last copy) the tree is walked once from left to right.
+        let mut in_key_order: Vec<&super::page::TicketChange> = page.changes.iter().collect();
+        in_key_order
+            .sort_by_key(|change| (change.ticket_id, change.at, change.event_id, change.index));
+        for change in in_key_order {
             crate::background::step_aside();
             table.insert(
                 (change.ticket_id, change.at, change.event_id, change.index),

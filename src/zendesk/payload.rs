@@ -337,7 +337,7 @@ struct RawTicketEvent {
     #[serde(default)]
     updater_id: Option<i64>,
     #[serde(default, deserialize_with = "null_as_default")]
-    child_events: Vec<Value>,
+    child_events: Vec<Member>,
 }
 
 impl TryFrom<RawTicketEvent> for TicketEvent {
@@ -388,7 +388,7 @@ struct RawAudit {
     #[serde(default)]
     author_id: Option<i64>,
     #[serde(default, deserialize_with = "null_as_default")]
-    events: Vec<Value>,
+    events: Vec<Member>,
 }
 
 impl TryFrom<RawAudit> for TicketAudit {
@@ -410,32 +410,37 @@ impl TryFrom<RawAudit> for TicketAudit {
 /// Two shapes exist: audits write `{"type": "Change", "field_name": "status", "value",
 /// "previous_value"}`, the ticket events export writes `{"event_type": "Change", "status": "open",
 /// "previous_value"}`. Anything else is not a change zdsync tracks and is skipped.
-fn interpret_changes(children: &[Value], list_name: &str) -> Result<Vec<FieldChange>, String> {
+fn interpret_changes(children: &[Member], list_name: &str) -> Result<Vec<FieldChange>, String> {
     let mut changes = Vec::new();
     for (index, child) in children.iter().enumerate() {
         let at = |field: &str| format!("{list_name}[{index}].{field}");
-        let Some(object) = child.as_object() else {
+        // Any other kind of value is no child event zdsync knows.
+        let Member::Object(object) = child else {
             continue;
         };
-        let kind_name = object
-            .get("event_type")
-            .or_else(|| object.get("type"))
-            .and_then(Value::as_str);
+        let kind_name = if object.event_type.is_present() {
+            object.event_type.as_str()
+        } else {
+            object.kind.as_str()
+        };
         let kind = match kind_name {
             Some("Change") => ChangeKind::Change,
             Some("Create") => ChangeKind::Create,
             _ => continue,
         };
-        let (field, value_key) = match object.get("field_name").and_then(Value::as_str) {
-            Some(name @ ("status" | "priority")) => (name, "value"),
+        let (field, value_key, value) = match object.field_name.as_str() {
+            Some(name @ ("status" | "priority")) => (name, "value", &object.value),
             Some(_) => continue,
-            None if object.contains_key("status") => ("status", "status"),
-            None if object.contains_key("priority") => ("priority", "priority"),
+            None if object.status.is_present() => ("status", "status", &object.status),
+            None if object.priority.is_present() => ("priority", "priority", &object.priority),
             None => continue,
         };
-        let value =
-            optional_text(object.get(value_key)).map_err(|e| format!("{}: {e}", at(value_key)))?;
-        let previous = optional_text(object.get("previous_value"))
+        let value = value
+            .optional_text()
+            .map_err(|e| format!("{}: {e}", at(value_key)))?;
+        let previous = object
+            .previous_value
+            .optional_text()
             .map_err(|e| format!("{}: {e}", at("previous_value")))?;
         let change = if field == "status" {
             let to = parse_word::<TicketStatus>(value)
@@ -456,14 +461,175 @@ fn interpret_changes(children: &[Value], list_name: &str) -> Result<Vec<FieldCha
     Ok(changes)
 }
 
-fn optional_text(value: Option<&Value>) -> Result<Option<&str>, String> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.as_str())),
-        Some(other) => Err(format!(
-            "expected a string or null, found {}",
-            json_type(other)
-        )),
+/// The members of a child event that tell whether and how it changed a status or priority.
+#[derive(Default)]
+struct ChildMembers {
+    event_type: Member,
+    kind: Member,
+    field_name: Member,
+    status: Member,
+    priority: Member,
+    value: Member,
+    previous_value: Member,
+}
+
+/// A child event, or one of its members, as the change rules see it: absent, null, text, an object with
+/// the members they read, or another kind of JSON value (named for the error).
+///
+/// Decoded straight from the body rather than through a `serde_json::Value` (a map, its keys and every
+/// member of every child allocated, then dropped): a first sync decodes a few hundred thousand children.
+/// Every other member is skipped unread whatever its shape, as the `Value` route accepted any.
+#[derive(Default)]
+enum Member {
+    #[default]
+    Absent,
+    Null,
+    /// Text; the words these members normally hold are kept without an allocation.
+    Known(&'static str),
+    Text(String),
+    Object(Box<ChildMembers>),
+    Other(&'static str),
+}
+
+/// The words child events carry in the members zdsync reads: kinds, field names, statuses, priorities.
+const KNOWN_WORDS: &[&str] = &[
+    "Change", "Create", "status", "priority", "new", "open", "pending", "hold", "solved", "closed",
+    "deleted", "low", "normal", "high", "urgent", "",
+];
+
+impl Member {
+    /// Whether the object has the member at all (null counts), as `Map::contains_key` told.
+    fn is_present(&self) -> bool {
+        !matches!(self, Member::Absent)
+    }
+
+    /// The member's text, when it is text.
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Member::Known(word) => Some(word),
+            Member::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The text; none when absent or null, an error for any other kind of value.
+    fn optional_text(&self) -> Result<Option<&str>, String> {
+        match self {
+            Member::Object(_) => Err("expected a string or null, found an object".to_owned()),
+            Member::Other(kind) => Err(format!("expected a string or null, found {kind}")),
+            _ => Ok(self.as_str()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Member {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MemberVisitor;
+
+        impl<'de> Visitor<'de> for MemberVisitor {
+            type Value = Member;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Member, E> {
+                Ok(KNOWN_WORDS
+                    .iter()
+                    .find(|word| **word == text)
+                    .map_or_else(|| Member::Text(text.to_owned()), |word| Member::Known(word)))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Member, E> {
+                Ok(Member::Null)
+            }
+
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Member, E> {
+                Ok(Member::Other("a boolean"))
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Member, E> {
+                Ok(Member::Other("a number"))
+            }
+
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Member, E> {
+                Ok(Member::Other("a number"))
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Member, E> {
+                Ok(Member::Other("a number"))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Member::Other("an array"))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member, A::Error> {
+                let mut members = ChildMembers::default();
+                // A repeated member keeps its last value, as a `serde_json::Map` did.
+                while let Some(name) = map.next_key::<MemberName>()? {
+                    let member = match name {
+                        MemberName::EventType => &mut members.event_type,
+                        MemberName::Kind => &mut members.kind,
+                        MemberName::FieldName => &mut members.field_name,
+                        MemberName::Status => &mut members.status,
+                        MemberName::Priority => &mut members.priority,
+                        MemberName::Value => &mut members.value,
+                        MemberName::PreviousValue => &mut members.previous_value,
+                        MemberName::Ignored => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *member = map.next_value()?;
+                }
+                Ok(Member::Object(Box::new(members)))
+            }
+        }
+
+        deserializer.deserialize_any(MemberVisitor)
+    }
+}
+
+/// Which member of [`ChildMembers`] a child event's key names, if any.
+enum MemberName {
+    EventType,
+    Kind,
+    FieldName,
+    Status,
+    Priority,
+    Value,
+    PreviousValue,
+    Ignored,
+}
+
+impl<'de> Deserialize<'de> for MemberName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+
+        impl Visitor<'_> for NameVisitor {
+            type Value = MemberName;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<MemberName, E> {
+                Ok(match name {
+                    "event_type" => MemberName::EventType,
+                    "type" => MemberName::Kind,
+                    "field_name" => MemberName::FieldName,
+                    "status" => MemberName::Status,
+                    "priority" => MemberName::Priority,
+                    "value" => MemberName::Value,
+                    "previous_value" => MemberName::PreviousValue,
+                    _ => MemberName::Ignored,
+                })
+            }
+        }
+
+        deserializer.deserialize_identifier(NameVisitor)
     }
 }
 
@@ -474,17 +640,6 @@ fn parse_word<T: for<'de> Deserialize<'de>>(text: Option<&str>) -> Result<Option
         Some(word) => T::deserialize(de::value::StrDeserializer::<de::value::Error>::new(word))
             .map(Some)
             .map_err(|err| err.to_string()),
-    }
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -613,6 +768,63 @@ mod tests {
             "child_events": [{"event_type": "Change", "status": "exploded"}]
         }));
         assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn child_members_read_as_a_json_object_would() {
+        let changes = |children: Value| {
+            event(serde_json::json!({"id": 1, "ticket_id": 7, "timestamp": 1, "child_events": children}))
+                .map(|e| e.changes)
+        };
+        let status = |from, to| FieldChange::Status {
+            kind: ChangeKind::Change,
+            from,
+            to,
+        };
+        // A present `event_type` rules, even when it is not text; `type` only stands in when it is absent.
+        assert_eq!(
+            changes(serde_json::json!([
+                {"event_type": null, "type": "Change", "status": "open"},
+                {"event_type": 3, "type": "Change", "status": "open"},
+                {"type": "Change", "status": "open", "body": {"nested": [1, {"a": null}]}},
+                [1, 2], 5, null, true
+            ])),
+            Ok(vec![status(None, TicketStatus::Open)])
+        );
+        // A `field_name` that is not text falls back to the member names; the last of a repeated member counts.
+        let body = br#"{"id": 1, "ticket_id": 7, "timestamp": 1, "child_events": [
+            {"event_type": "Change", "field_name": 4, "status": "new", "status": "solved", "previous_value": "open"}
+        ]}"#;
+        let decoded: Result<TicketEvent, _> = serde_json::from_slice(body);
+        assert_eq!(
+            decoded.map(|e| e.changes).map_err(|e| e.to_string()),
+            Ok(vec![status(Some(TicketStatus::Open), TicketStatus::Solved)])
+        );
+        for (wrong, kind) in [
+            (serde_json::json!(true), "a boolean"),
+            (serde_json::json!(1.5), "a number"),
+            (serde_json::json!(["open"]), "an array"),
+            (serde_json::json!({"name": "open"}), "an object"),
+        ] {
+            let err = changes(serde_json::json!([
+                {"event_type": "Create", "field_name": "priority", "value": wrong}
+            ]));
+            assert!(
+                matches!(err, Err(ref m) if m.contains(&format!("child_events[0].value: expected a string or null, found {kind}"))),
+                "{err:?}"
+            );
+        }
+        let err = changes(serde_json::json!([
+            "skipped", {"event_type": "Change", "status": "open", "previous_value": "sideways"}
+        ]));
+        assert!(
+            matches!(err, Err(ref m) if m.contains("child_events[1].previous_value") && m.contains("sideways")),
+            "{err:?}"
+        );
+        assert!(
+            changes(serde_json::json!({"status": "open"})).is_err(),
+            "a list is required"
+        );
     }
 
     #[test]
