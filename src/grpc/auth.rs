@@ -32,8 +32,9 @@ impl Tokens {
 
     /// The role of a presented token; every comparison runs so timing does not tell which failed.
     pub fn role_of(&self, token: &str) -> Option<Role> {
-        let is_admin = self.admin.matches(token);
-        let is_read = self.read.as_ref().is_some_and(|read| read.matches(token));
+        let presented = TokenDigest::of(token);
+        let is_admin = self.admin.is(&presented);
+        let is_read = self.read.as_ref().is_some_and(|read| read.is(&presented));
         if is_admin {
             Some(Role::Admin)
         } else if is_read {
