@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use common::inproc::{
     self, configure_and_sync, new_ticket, organization_with_requester, sized, upsert_accounts,
-    wait_for_successful_runs, Harness, ADMIN_TOKEN,
+    upsert_accounts_named, wait_for_successful_runs, Harness, ADMIN_TOKEN,
 };
 use common::with_token;
 use rand::{Rng, SeedableRng};
@@ -121,15 +121,7 @@ async fn metrics_equal_a_direct_computation_after_random_mutations_and_syncs() {
     let mut ids: Vec<String> = org_accounts.values().cloned().collect();
     ids.sort();
     ids.dedup();
-    let batch = ids
-        .iter()
-        .map(|id| pb::Account {
-            id: id.clone(),
-            name: id.clone(),
-            ..Default::default()
-        })
-        .collect();
-    upsert_accounts(&daemon, batch).await;
+    upsert_accounts_named(&daemon, &ids).await;
     configure_and_sync(&mut client).await;
     let mut metrics = MetricsServiceClient::new(daemon.channel().await);
 

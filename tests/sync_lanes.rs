@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use common::inproc::{
-    self, sized, upsert_accounts, wait_for_successful_runs, Harness, ADMIN_TOKEN,
+    self, sized, upsert_accounts_named, wait_for_successful_runs, Harness, ADMIN_TOKEN,
 };
 use common::with_token;
 use zdsync::proto::v1 as pb;
@@ -95,15 +95,7 @@ async fn metrics_answer_the_runs_figures_while_the_events_backfill_is_held() {
     let mut ids: Vec<String> = org_accounts.values().cloned().collect();
     ids.sort();
     ids.dedup();
-    let accounts = ids
-        .iter()
-        .map(|id| pb::Account {
-            id: id.clone(),
-            name: id.clone(),
-            ..Default::default()
-        })
-        .collect();
-    upsert_accounts(&daemon, accounts).await;
+    upsert_accounts_named(&daemon, &ids).await;
     inproc::configure(&mut client).await;
 
     let held = common::eventually("metrics ready while the events backfill waits", || {

@@ -214,6 +214,19 @@ pub(crate) async fn watch_with_history(
         .into_inner()
 }
 
+/// `UpsertAccounts` of one account per id in `ids`, each named after its id.
+pub(crate) async fn upsert_accounts_named(daemon: &Daemon, ids: &[String]) {
+    let accounts = ids
+        .iter()
+        .map(|id| pb::Account {
+            id: id.clone(),
+            name: id.clone(),
+            ..Default::default()
+        })
+        .collect();
+    upsert_accounts(daemon, accounts).await;
+}
+
 /// `UpsertAccounts` of `accounts` with the admin token.
 pub(crate) async fn upsert_accounts(daemon: &Daemon, accounts: Vec<pb::Account>) {
     AccountDirectoryServiceClient::new(daemon.channel().await)

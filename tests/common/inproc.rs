@@ -18,7 +18,7 @@ use zdsync::simulator::{self, SimulatorConfig, SimulatorHandle};
 #[allow(unused_imports)] // each test binary uses a different part
 pub(crate) use super::harness::{
     configure_and_sync, member, new_ticket, organization_with_requester, sized, upsert_accounts,
-    watch_with_history, Harness,
+    upsert_accounts_named, watch_with_history, Harness,
 };
 
 use super::{with_token, DEADLINE};
