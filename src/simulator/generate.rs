@@ -239,6 +239,7 @@ pub(crate) fn generate(params: &GenParams, now: i64) -> Dataset {
         mut ratings,
         ..
     } = world;
+    number_in_creation_order(&mut tickets, &mut audits, &mut ratings);
 
     audits.sort_by_key(|a| (a.timestamp, a.ticket_id, a.id));
     for (i, audit) in audits.iter_mut().enumerate() {
@@ -278,6 +279,26 @@ pub(crate) fn generate(params: &GenParams, now: i64) -> Dataset {
         ratings,
         audits,
         agent_ids,
+    }
+}
+
+/// Renumbers the tickets 1, 2, ... in the order they were created, as Zendesk numbers them: ticket ids
+/// are one counter per instance (the public fixtures show it, e.g. zenpy's `start_time=0` export, whose
+/// ids rise with `created_at`). The history and ratings follow their tickets.
+fn number_in_creation_order(tickets: &mut [Ticket], audits: &mut [Audit], ratings: &mut [Rating]) {
+    tickets.sort_by_key(|t| (t.created_at, t.id));
+    // Old id - 1 -> new id.
+    let mut renumbered = vec![0_u64; tickets.len()];
+    for (index, ticket) in tickets.iter_mut().enumerate() {
+        let new_id = index as u64 + 1;
+        renumbered[(ticket.id - 1) as usize] = new_id;
+        ticket.id = new_id;
+    }
+    for audit in audits.iter_mut() {
+        audit.ticket_id = renumbered[(audit.ticket_id - 1) as usize];
+    }
+    for rating in ratings.iter_mut() {
+        rating.ticket_id = renumbered[(rating.ticket_id - 1) as usize];
     }
 }
 
@@ -898,6 +919,38 @@ mod tests {
             .iter()
             .filter(|u| u.role == Role::EndUser)
             .all(|u| u.email.contains('@')));
+    }
+
+    #[test]
+    fn ticket_ids_follow_creation_with_history_and_ratings_attached() {
+        let data = generate(&params(5), NOW);
+        for (index, ticket) in data.tickets.iter().enumerate() {
+            assert_eq!(ticket.id, index as u64 + 1);
+        }
+        assert!(data
+            .tickets
+            .windows(2)
+            .all(|pair| pair[0].created_at <= pair[1].created_at));
+        for audit in data.audits.iter().filter(|audit| audit.create) {
+            let ticket = &data.tickets[(audit.ticket_id - 1) as usize];
+            assert_eq!(audit.timestamp, ticket.created_at, "ticket {}", ticket.id);
+        }
+        assert!(!data.ratings.is_empty());
+        for (index, rating) in data.ratings.iter().enumerate() {
+            let ticket = &data.tickets[(rating.ticket_id - 1) as usize];
+            assert!(
+                rating.created_at >= ticket.created_at,
+                "rating {}",
+                rating.id
+            );
+            let latest = ticket.rating.map(|latest| latest as usize);
+            assert!(
+                latest >= Some(index),
+                "rating {} of ticket {}",
+                rating.id,
+                ticket.id
+            );
+        }
     }
 
     #[test]
