@@ -322,6 +322,9 @@ impl Store {
         // The snapshot moves on first, then the figures: a reader that sees the new figure count is then sure
         // to read a snapshot holding this commit.
         shared.commits.fetch_add(1, Ordering::AcqRel);
+        if change == FigureChange::Everything {
+            shared.match_inputs_changed();
+        }
         // Dropped here rather than at the next read: a snapshot kept through a long sync with no reads would
         // pin every page the sync frees, and the file would grow.
         let stale = locked(&shared.snapshot).take();
@@ -397,6 +400,7 @@ impl Store {
         let stale = locked(&shared.snapshot).take();
         drop(stale);
         shared.forget_figures(FigureChange::Everything);
+        shared.match_inputs_changed();
         shared.metric_index.forget();
     }
 }
@@ -437,9 +441,19 @@ struct SharedReads {
     figures: Mutex<std::collections::HashMap<String, (i64, Option<figures::AccountFigures>)>>,
     /// Every account's figures for `ListAccountMetrics`, kept under the same rule as `figures`.
     metric_index: metric_index::IndexCell,
+    /// Commits that may have changed what `GetStatus`'s match counts are computed from (organizations, users,
+    /// matches, accounts): every `FigureChange::Everything` commit and every page that wrote a user.
+    match_inputs: AtomicU64,
+    /// The last match counts computed, with the `match_inputs` count read before their transaction began.
+    match_counts: Mutex<Option<(u64, matching::MatchCounts)>>,
 }
 
 impl SharedReads {
+    /// Counts a commit that may have changed the match counts (after it is durable).
+    fn match_inputs_changed(&self) {
+        self.match_inputs.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Counts a commit that changed figure inputs as `change` says and drops the figures it may have changed.
     fn forget_figures(&self, change: FigureChange) {
         if change == FigureChange::Nothing {

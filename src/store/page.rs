@@ -127,4 +127,6 @@ pub struct ApplyOutcome {
     /// Whether the page wrote a ticket, a rating or an organization: what account figures and matches are
     /// computed from (a validation page that finds every record unchanged writes none).
     pub figure_inputs_written: bool,
+    /// Whether the page wrote an organization or a user: what `GetStatus`'s match counts are computed from.
+    pub match_inputs_written: bool,
 }

@@ -73,6 +73,7 @@ fn apply_in(
             outcome.stale_skipped += u64::from(matches!(upsert, Upsert::Stale));
             outcome.figure_inputs_written |= upsert.written();
             orgs_written |= upsert.written();
+            outcome.match_inputs_written |= upsert.written();
             if let (true, Some(key)) = (upsert.written(), &key) {
                 super::matching::upsert_org(txn, key, *id, org, page.context.now_ms)?;
             }
@@ -90,6 +91,7 @@ fn apply_in(
                 }
                 Upsert::Unchanged => continue,
             };
+            outcome.match_inputs_written = true;
             let old_email = previous
                 .as_ref()
                 .map(|p| p.email.to_lowercase())
@@ -303,6 +305,9 @@ impl Store {
         let txn = self.db().begin_write()?;
         let (outcome, figure_change) = apply_in(&txn, page)?;
         self.commit_as(txn, figure_change)?;
+        if outcome.match_inputs_written {
+            self.reads.match_inputs_changed();
+        }
         if outcome.timeline_grew {
             // The page is durable; a failed read of the tip only delays watchers to the next bump.
             if let Err(error) = self.publish_event_tip() {
