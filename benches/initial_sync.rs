@@ -397,6 +397,8 @@ struct Measurement {
     first_request: BTreeMap<String, Duration>,
     /// Bytes the daemon wrote to storage when each endpoint was first seen (poll resolution).
     written_at_first_request: BTreeMap<String, u64>,
+    /// Seconds from Configure to the poll that saw each endpoint's request count last move: which lane ends last.
+    last_request: BTreeMap<String, Duration>,
     /// Bytes the daemon wrote to storage during the whole run.
     written: u64,
     /// The nightly validation forced after the first sync.
@@ -471,6 +473,8 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
     // When each endpoint first answered a request: the phase boundaries of the run.
     let mut first_request: BTreeMap<String, Duration> = BTreeMap::new();
     let mut written_at_first_request: BTreeMap<String, u64> = BTreeMap::new();
+    let mut last_request: BTreeMap<String, Duration> = BTreeMap::new();
+    let mut last_counts: BTreeMap<String, u64> = BTreeMap::new();
     let written_before = written_bytes(daemon.pid())?;
     let mut all_tickets_seen: Option<Instant> = None;
     let deadline = started + sync_deadline(u64::from(tickets));
@@ -485,7 +489,10 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
             if count > 0 && !first_request.contains_key(&endpoint) {
                 let written = written_bytes(daemon.pid())?.saturating_sub(written_before);
                 written_at_first_request.insert(endpoint.clone(), written);
-                first_request.insert(endpoint, now - started);
+                first_request.insert(endpoint.clone(), now - started);
+            }
+            if last_counts.insert(endpoint.clone(), count) != Some(count) {
+                last_request.insert(endpoint, now - started);
             }
         }
         if let Some(current) = &status.current_run {
@@ -553,6 +560,7 @@ async fn measure(tickets: u32) -> anyhow::Result<Measurement> {
         simulator_peak_rss_kib,
         first_request,
         written_at_first_request,
+        last_request,
         written,
         validation,
         list,
@@ -670,15 +678,17 @@ fn report(results: &[Measurement]) {
             .iter()
             .map(|(endpoint, at)| {
                 let written = m.written_at_first_request.get(*endpoint).copied();
+                let last = m.last_request.get(*endpoint).copied().unwrap_or(**at);
                 format!(
-                    "{endpoint}@{:.2}s/{:.0}MB",
+                    "{endpoint}@{:.2}s/{:.0}MB-{:.2}s",
                     at.as_secs_f64(),
-                    written.unwrap_or(0) as f64 / 1e6
+                    written.unwrap_or(0) as f64 / 1e6,
+                    last.as_secs_f64()
                 )
             })
             .collect();
         println!(
-            "  N={}: first request per endpoint @ seconds / MB written so far: {} done@{:.2}s/{:.0}MB",
+            "  N={}: requests per endpoint @ first seconds / MB written so far - last seconds: {} done@{:.2}s/{:.0}MB",
             m.tickets,
             timeline.join(" "),
             m.elapsed.as_secs_f64(),

@@ -151,10 +151,16 @@ fn ticket_deleted(tickets: &redb::Table<u64, &[u8]>, id: u64) -> Result<bool, St
     Ok(!stored_ticket(id, &record)?.exists())
 }
 
-/// The tables a fact is built from and stored in.
+/// The tables a fact is built from and stored in. New facts are written at [`FactTables::finish`], each table
+/// in key order (see [`TimelineWriter`]: `ORG_FACTS` is keyed by organization, which a page's events hit at
+/// random).
 struct FactTables<'txn> {
     events: Table<'txn, &'static str, &'static [u8]>,
     org_facts: Table<'txn, (u64, i64, &'static str), ()>,
+    /// Facts recorded and not written yet: fact key -> encoded `EventRecord`.
+    new_events: BTreeMap<String, Vec<u8>>,
+    /// Rows of `ORG_FACTS` recorded and not written yet.
+    new_org_facts: Vec<(u64, i64, String)>,
     pending: Table<'txn, (u64, &'static str), tables::PendingRating>,
     matches: Table<'txn, u64, &'static [u8]>,
     tickets: Table<'txn, u64, &'static [u8]>,
@@ -167,6 +173,8 @@ impl<'txn> FactTables<'txn> {
         Ok(Self {
             events: txn.open_table(tables::EVENTS)?,
             org_facts: txn.open_table(tables::ORG_FACTS)?,
+            new_events: BTreeMap::new(),
+            new_org_facts: Vec::new(),
             pending: txn.open_table(tables::PENDING_RATING_EVENTS)?,
             matches: txn.open_table(tables::ORG_MATCHES)?,
             tickets: txn.open_table(tables::TICKETS)?,
@@ -177,6 +185,27 @@ impl<'txn> FactTables<'txn> {
 
     fn ticket(&self, id: u64) -> Result<Option<TicketRecord>, StoreError> {
         get_by_id(&self.tickets, "tickets", id)
+    }
+
+    /// Whether the fact `key` is recorded already (in this transaction or before).
+    fn known(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.new_events.contains_key(key) || self.events.get(key)?.is_some())
+    }
+
+    /// Writes the facts recorded, each table in key order.
+    fn finish(mut self) -> Result<(), StoreError> {
+        for (key, encoded) in std::mem::take(&mut self.new_events) {
+            crate::background::step_aside();
+            self.events.insert(key.as_str(), encoded.as_slice())?;
+        }
+        let mut org_facts = std::mem::take(&mut self.new_org_facts);
+        org_facts.sort_unstable();
+        for (org, occurred_at_ms, key) in org_facts {
+            crate::background::step_aside();
+            self.org_facts
+                .insert((org, occurred_at_ms, key.as_str()), ())?;
+        }
+        Ok(())
     }
 
     /// The account `org` matches now, if any.
@@ -271,12 +300,10 @@ impl<'txn> FactTables<'txn> {
         fact: &EventRecord,
         timeline: &mut TimelineWriter<'_>,
     ) -> Result<(), StoreError> {
-        self.events
-            .insert(fact.key.as_str(), fact.encode_to_vec().as_slice())?;
-        self.org_facts.insert(
-            (fact.organization_id, fact.occurred_at_ms, fact.key.as_str()),
-            (),
-        )?;
+        self.new_events
+            .insert(fact.key.clone(), fact.encode_to_vec());
+        self.new_org_facts
+            .push((fact.organization_id, fact.occurred_at_ms, fact.key.clone()));
         if let Some(account) = self.account_of(fact.organization_id)? {
             timeline.append(fact, &account, fact.backfill, fact.detected_at_ms)?;
         }
@@ -313,7 +340,7 @@ fn record_new(
     let mut timeline = TimelineWriter::open(txn)?;
     let mut recorded = 0;
     for (event, state) in detected {
-        if event.occurred_at < horizon || facts.events.get(event.key.as_str())?.is_some() {
+        if event.occurred_at < horizon || facts.known(&event.key)? {
             continue;
         }
         let rating = event.rating_id.and_then(|id| ratings.get(&id).copied());
@@ -355,6 +382,7 @@ fn record_new(
     for ticket_id in arrived {
         recorded += complete_pending(&mut facts, &mut timeline, ticket_id, horizon, context)?;
     }
+    facts.finish()?;
     timeline.finish()?;
     Ok(recorded)
 }
@@ -393,7 +421,7 @@ fn complete_pending(
         facts.pending.remove((ticket_id, key.as_str()))?;
         let occurred_at = DateTime::from_timestamp(at, 0).unwrap_or_default();
         // A rating of a ticket deleted in Zendesk yields nothing, like the ticket's transitions.
-        if !exists || occurred_at < horizon || facts.events.get(key.as_str())?.is_some() {
+        if !exists || occurred_at < horizon || facts.known(&key)? {
             continue;
         }
         let event = DetectedEvent {
@@ -425,4 +453,78 @@ fn user(users: &redb::Table<u64, &[u8]>, id: u64) -> Result<Option<ZendeskUserRe
         return Ok(None);
     }
     get_by_id(users, "users", id)
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+
+    use super::*;
+    use crate::store::page::PageWrite;
+    use crate::store::Store;
+
+    const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn a_fact_detected_twice_in_one_transaction_is_recorded_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let ticket = TicketRecord {
+            status: 2,
+            priority: 4,
+            organization_id: 1,
+            created_at: NOW - 60,
+            updated_at: NOW - 60,
+            generated_timestamp: NOW - 60,
+            ..Default::default()
+        };
+        store
+            .apply_page(&PageWrite {
+                tickets: vec![(5, ticket)],
+                context: PageContext {
+                    first_sync: false,
+                    snapshot_events: false,
+                    now_ms: (NOW - 3_600) * 1000,
+                },
+                ..Default::default()
+            })
+            .expect("ticket");
+        let facts_before = store
+            .db()
+            .begin_read()
+            .expect("read")
+            .open_table(tables::EVENTS)
+            .expect("events")
+            .len()
+            .expect("len");
+        let event = DetectedEvent {
+            key: "t5:solved:1799999970".into(),
+            kind: EventKind::HighUrgentTicketSolved,
+            ticket_id: 5,
+            rating_id: None,
+            occurred_at: DateTime::from_timestamp(NOW - 30, 0).expect("time"),
+            exact_time: true,
+            escalated: false,
+            backfill: false,
+            source: DetectionSource::History,
+        };
+        let context = PageContext {
+            first_sync: false,
+            snapshot_events: false,
+            now_ms: NOW * 1000,
+        };
+        let now = DateTime::from_timestamp(NOW, 0).expect("now");
+        let txn = store.db().begin_write().expect("write");
+        let detected = vec![(event.clone(), None), (event, None)];
+        let recorded =
+            record_new(&txn, detected, &BTreeMap::new(), &[], &[], &context, now).expect("record");
+        assert_eq!(recorded, 1);
+        store.commit(txn).expect("commit");
+        let read = store.db().begin_read().expect("read");
+        let events = read.open_table(tables::EVENTS).expect("events");
+        assert_eq!(events.len().expect("len"), facts_before + 1);
+        assert!(events.get("t5:solved:1799999970").expect("get").is_some());
+        let org_facts = read.open_table(tables::ORG_FACTS).expect("org facts");
+        assert_eq!(org_facts.len().expect("len"), facts_before + 1);
+    }
 }

@@ -1,5 +1,7 @@
 //! The account timeline: a fact appended to an account's timeline exactly once, and an
 //! organization's past year of facts backfilled onto the account it newly matches (DESIGN 1.4).
+use std::collections::BTreeMap;
+
 use chrono::Duration;
 use prost::Message;
 use redb::{ReadableTable, Table, WriteTransaction};
@@ -11,6 +13,11 @@ use super::tables::{self, meta_keys};
 use super::StoreError;
 
 /// The timeline tables of one write transaction, and the sequence number they append from.
+///
+/// The entries and the time index follow the sequence number, so they are written as they come. The two
+/// tables keyed by account are written at [`TimelineWriter::finish`], in key order: a page's events belong to
+/// accounts at random, and written as they come they dirtied leaves all over both trees, more of them than
+/// redb's write buffer holds, so leaves went to the file and were read back within one transaction.
 pub(crate) struct TimelineWriter<'txn> {
     timeline: Table<'txn, u64, &'static [u8]>,
     keys: Table<'txn, (&'static str, &'static str), u64>,
@@ -20,6 +27,10 @@ pub(crate) struct TimelineWriter<'txn> {
     meta: Table<'txn, &'static str, &'static [u8]>,
     seq: u64,
     appended: u64,
+    /// Rows of `TIMELINE_KEYS` appended and not written yet: (account id, fact key) -> sequence number.
+    new_keys: BTreeMap<(String, String), u64>,
+    /// Rows of `ACCOUNT_TIMELINE` appended and not written yet.
+    new_by_account: Vec<(String, i64, u64)>,
 }
 
 impl<'txn> TimelineWriter<'txn> {
@@ -39,6 +50,8 @@ impl<'txn> TimelineWriter<'txn> {
             meta,
             seq,
             appended: 0,
+            new_keys: BTreeMap::new(),
+            new_by_account: Vec::new(),
         })
     }
 
@@ -50,7 +63,10 @@ impl<'txn> TimelineWriter<'txn> {
         backfill: bool,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        if self.keys.get((account, fact.key.as_str()))?.is_some() {
+        let key = (account.to_owned(), fact.key.clone());
+        if self.new_keys.contains_key(&key)
+            || self.keys.get((account, fact.key.as_str()))?.is_some()
+        {
             return Ok(false);
         }
         let email = fact.requester_email.to_lowercase();
@@ -72,16 +88,29 @@ impl<'txn> TimelineWriter<'txn> {
         };
         self.timeline
             .insert(self.seq, entry.encode_to_vec().as_slice())?;
-        self.keys.insert((account, fact.key.as_str()), self.seq)?;
-        self.by_account
-            .insert((account, entry.occurred_at_ms, self.seq), ())?;
+        self.new_keys.insert(key, self.seq);
+        self.new_by_account
+            .push((entry.account_id, entry.occurred_at_ms, self.seq));
         self.by_time.insert((entry.occurred_at_ms, self.seq), ())?;
         self.appended += 1;
         Ok(true)
     }
 
-    /// Stores the new sequence number; returns how many entries were appended.
+    /// Writes the rows keyed by account and the new sequence number; returns how many entries were appended.
+    /// Nothing appended is stored until this runs.
     pub(crate) fn finish(mut self) -> Result<u64, StoreError> {
+        for ((account, fact_key), seq) in std::mem::take(&mut self.new_keys) {
+            crate::background::step_aside();
+            self.keys
+                .insert((account.as_str(), fact_key.as_str()), seq)?;
+        }
+        let mut by_account = std::mem::take(&mut self.new_by_account);
+        by_account.sort_unstable();
+        for (account, occurred_at_ms, seq) in by_account {
+            crate::background::step_aside();
+            self.by_account
+                .insert((account.as_str(), occurred_at_ms, seq), ())?;
+        }
         if self.appended > 0 {
             self.meta
                 .insert(meta_keys::EVENT_SEQ, self.seq.to_le_bytes().as_slice())?;
@@ -331,6 +360,72 @@ mod tests {
             entries.reverse();
             entries
         }
+    }
+
+    #[test]
+    fn a_fact_appended_twice_in_one_transaction_is_on_a_timeline_once() {
+        use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+        use crate::store::events::EventRecord;
+        use crate::store::tables;
+
+        let world = World::new();
+        let fact = |key: &str, at: i64| EventRecord {
+            key: key.into(),
+            ticket_id: 7,
+            occurred_at_ms: at,
+            ..Default::default()
+        };
+        let txn = world.store.db().begin_write().expect("write");
+        let mut writer = super::TimelineWriter::open(&txn).expect("open");
+        assert!(writer
+            .append(&fact("t7:created:1", 2_000), "acct-b", false, 0)
+            .expect("append"));
+        assert!(writer
+            .append(&fact("t7:solved:2", 1_000), "acct-a", false, 0)
+            .expect("append"));
+        // Not written to its table yet, and still known: the second copy is refused.
+        assert!(!writer
+            .append(&fact("t7:created:1", 2_000), "acct-b", false, 0)
+            .expect("again"));
+        assert!(writer
+            .append(&fact("t7:created:1", 2_000), "acct-a", false, 0)
+            .expect("other account"));
+        assert_eq!(writer.finish().expect("finish"), 3);
+        world.store.commit(txn).expect("commit");
+
+        let read = world.store.db().begin_read().expect("read");
+        let keys: Vec<((String, String), u64)> = read
+            .open_table(tables::TIMELINE_KEYS)
+            .expect("keys")
+            .iter()
+            .expect("iter")
+            .map(|row| {
+                let (key, seq) = row.expect("row");
+                let (account, fact_key) = key.value();
+                ((account.to_owned(), fact_key.to_owned()), seq.value())
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (("acct-a".to_owned(), "t7:created:1".to_owned()), 3),
+                (("acct-a".to_owned(), "t7:solved:2".to_owned()), 2),
+                (("acct-b".to_owned(), "t7:created:1".to_owned()), 1),
+            ]
+        );
+        let by_account = read
+            .open_table(tables::ACCOUNT_TIMELINE)
+            .expect("by account");
+        assert_eq!(by_account.len().expect("len"), 3);
+        assert_eq!(
+            read.open_table(tables::TIMELINE)
+                .expect("timeline")
+                .len()
+                .expect("len"),
+            3
+        );
+        assert_eq!(world.store.last_event_seq().expect("tip"), 3);
     }
 
     #[test]
