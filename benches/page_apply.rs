@@ -303,7 +303,7 @@ fn apply_all(
         if !(last
             || phase_ends
             || staged_pages >= pages_per_commit
-            || staged.records() >= BATCH_RECORDS)
+            || staged.commit_weight() >= BATCH_RECORDS)
         {
             if !is_ticket_page {
                 split.event_cpu += thread_cpu().saturating_sub(cpu_started);

@@ -139,7 +139,7 @@ pub const DEFAULT_FULL_VALIDATION_AT: NaiveTime = match NaiveTime::from_hms_opt(
     None => NaiveTime::MIN,
 };
 /// Pages a sync applies per write transaction unless configured.
-pub const DEFAULT_PAGES_PER_COMMIT: u32 = 20;
+pub const DEFAULT_PAGES_PER_COMMIT: u32 = 100;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -18,8 +18,9 @@ use crate::zendesk::{ExportPosition, ListPosition, TimePosition, ZendeskClient, 
 use super::convert;
 pub use super::run_types::{Phase, Progress, RunError, RunKind, RunSummary};
 
-/// Records staged before a commit: a transaction per fetched page rewrites every B-tree leaf the page
-/// touches, so several pages share one (each commit still carries the cursor that follows its last page).
+/// Records staged before a commit (as [`crate::store::page::PageWrite::commit_weight`] counts them): a
+/// transaction per fetched page rewrites every B-tree leaf the page touches, so several pages share one (each
+/// commit still carries the cursor that follows its last page).
 pub const BATCH_RECORDS: usize = 20_000;
 /// Staged pages are committed once the next fetch has taken this long.
 pub const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
@@ -47,7 +48,7 @@ struct InFlight {
 
 impl Batch {
     fn add(&mut self, page: PageWrite, tickets: u64) {
-        self.records += page.records();
+        self.records += page.commit_weight();
         self.pages += 1;
         self.tickets += tickets;
         self.write.append(page);
