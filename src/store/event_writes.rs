@@ -58,13 +58,19 @@ pub(crate) fn apply(
             *must_read |= change.change.field == CHANGE_FIELD_PRIORITY;
             *latest = (*latest).max(change.at);
         }
-        // A ticket stored after its changes (created while the run was between phases): its stored history was
-        // never read with it, whatever its priority.
-        for (id, _, _) in tickets.iter().filter(|(_, previous, _)| previous.is_none()) {
-            ids.insert(*id, (true, i64::MIN));
-        }
         let stored_tickets = txn.open_table(tables::TICKETS)?;
         let stored_changes = txn.open_table(tables::TICKET_CHANGES)?;
+        // A ticket stored after its changes (created while the run was between phases): its stored history was
+        // never read with it, whatever its priority. Most new tickets have none yet (a first sync stores every
+        // ticket before any change): one walk over their id range finds those that do.
+        let arrived: Vec<u64> = tickets
+            .iter()
+            .filter(|(_, previous, _)| previous.is_none())
+            .map(|(id, _, _)| *id)
+            .collect();
+        for id in tickets_with_history(&stored_changes, &arrived)? {
+            ids.insert(id, (true, i64::MIN));
+        }
         for (id, (must_read, latest_change)) in ids {
             crate::background::step_aside();
             let Some(bytes) = stored_tickets.get(id)? else {
@@ -379,12 +385,78 @@ fn record_new(
         facts.record(&fact, &mut timeline)?;
         recorded += 1;
     }
-    for ticket_id in arrived {
+    for ticket_id in tickets_with_held_ratings(&facts.pending, &arrived)? {
         recorded += complete_pending(&mut facts, &mut timeline, ticket_id, horizon, context)?;
     }
     facts.finish()?;
     timeline.finish()?;
     Ok(recorded)
+}
+
+/// Which of the `arrived` tickets have a stored change, in one walk over the changes of their id range.
+fn tickets_with_history(
+    changes: &Table<'_, (u64, i64, u64, u32), &'static [u8]>,
+    arrived: &[u64],
+) -> Result<std::collections::BTreeSet<u64>, StoreError> {
+    let arrived: std::collections::BTreeSet<u64> = arrived.iter().copied().collect();
+    let mut with_history = std::collections::BTreeSet::new();
+    let (Some(&first), Some(&last)) = (arrived.first(), arrived.last()) else {
+        return Ok(with_history);
+    };
+    let span = last - first;
+    if span / 8 > arrived.len() as u64 {
+        // Ids far apart (a validation that finds old tickets missing): a look per ticket walks less.
+        for &id in &arrived {
+            if changes
+                .range((id, i64::MIN, 0, 0)..=(id, i64::MAX, u64::MAX, u32::MAX))?
+                .next()
+                .is_some()
+            {
+                with_history.insert(id);
+            }
+        }
+        return Ok(with_history);
+    }
+    let mut from = first;
+    // One row per ticket is enough: after a ticket's first row the walk goes on from the next ticket id.
+    while let Some(row) = changes
+        .range((from, i64::MIN, 0, 0)..=(last, i64::MAX, u64::MAX, u32::MAX))?
+        .next()
+    {
+        crate::background::step_aside();
+        let ticket_id = row?.0.value().0;
+        if arrived.contains(&ticket_id) {
+            with_history.insert(ticket_id);
+        }
+        match ticket_id.checked_add(1) {
+            Some(next) if next <= last => from = next,
+            _ => break,
+        }
+    }
+    Ok(with_history)
+}
+
+/// Which of the `arrived` tickets have bad ratings held for them, in one walk over the held ratings of their id
+/// range rather than a lookup per ticket: a page brings up to a thousand new tickets, and few have one.
+fn tickets_with_held_ratings(
+    pending: &Table<'_, (u64, &'static str), tables::PendingRating>,
+    arrived: &[u64],
+) -> Result<std::collections::BTreeSet<u64>, StoreError> {
+    let arrived: std::collections::BTreeSet<u64> = arrived.iter().copied().collect();
+    let mut held = std::collections::BTreeSet::new();
+    let (Some(&first), Some(&last)) = (arrived.first(), arrived.last()) else {
+        return Ok(held);
+    };
+    for row in pending.range((first, "")..)? {
+        let ticket_id = row?.0.value().0;
+        if ticket_id > last {
+            break;
+        }
+        if arrived.contains(&ticket_id) {
+            held.insert(ticket_id);
+        }
+    }
+    Ok(held)
 }
 
 /// Records the bad ratings held for `ticket_id`, now that the ticket is stored; returns how many.
@@ -464,6 +536,74 @@ mod tests {
     use crate::store::Store;
 
     const NOW: i64 = 1_800_000_000;
+
+    #[test]
+    fn stored_history_is_found_for_the_arrived_tickets_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let txn = store.db().begin_write().expect("write");
+        {
+            let mut changes = txn.open_table(tables::TICKET_CHANGES).expect("changes");
+            for (ticket, at) in [
+                (3, 10),
+                (3, 20),
+                (5, 10),
+                (7, 5),
+                (7, 6),
+                (7, 7),
+                (u64::MAX, 1),
+            ] {
+                changes
+                    .insert((ticket, at, 1, 0), [].as_slice())
+                    .expect("insert");
+            }
+            let found = |arrived: &[u64]| {
+                tickets_with_history(&changes, arrived)
+                    .expect("walk")
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(found(&[2, 3, 4, 7]), [3, 7]);
+            assert_eq!(found(&[4, 6]), Vec::<u64>::new());
+            assert_eq!(found(&[5]), [5]);
+            assert_eq!(found(&[8, u64::MAX]), [u64::MAX]);
+            assert_eq!(found(&[]), Vec::<u64>::new());
+        }
+        drop(txn);
+    }
+
+    #[test]
+    fn held_ratings_are_found_for_the_arrived_tickets_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let txn = store.db().begin_write().expect("write");
+        {
+            let mut pending = txn
+                .open_table(tables::PENDING_RATING_EVENTS)
+                .expect("pending");
+            for (ticket, key) in [
+                (3, "r1:bad:1"),
+                (5, "r2:bad:1"),
+                (5, "r3:bad:2"),
+                (9, "r4:bad:1"),
+            ] {
+                pending
+                    .insert((ticket, key), (1, 1, false, "bad", ""))
+                    .expect("insert");
+            }
+            let held = |arrived: &[u64]| {
+                tickets_with_held_ratings(&pending, arrived)
+                    .expect("walk")
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(held(&[12, 2, 9, 5]), [5, 9]);
+            assert_eq!(held(&[4, 6]), Vec::<u64>::new());
+            assert_eq!(held(&[3]), [3]);
+            assert_eq!(held(&[]), Vec::<u64>::new());
+        }
+        drop(txn);
+    }
 
     #[test]
     fn a_fact_detected_twice_in_one_transaction_is_recorded_once() {
