@@ -289,49 +289,41 @@ fn configure_request() -> pb::ConfigureRequest {
     }
 }
 
-/// Imports one account per simulated organization (`acct-0001`, ...: the simulator's
-/// `organization_fields.account_id`).
 /// Adds accounts `acct-x000001`... until the directory holds `total`: ids no organization carries.
 async fn import_unmatched_accounts(addr: &str, matched: u32, total: u32) -> anyhow::Result<()> {
-    let channel = Channel::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await
-        .context("connect the account directory")?;
-    let mut client = AccountDirectoryServiceClient::new(channel);
-    let ids: Vec<u32> = (1..=total.saturating_sub(matched)).collect();
-    for chunk in ids.chunks(500) {
-        let accounts = chunk
-            .iter()
-            .map(|i| pb::Account {
-                id: format!("acct-x{i:06}"),
-                name: format!("Unmatched account {i}"),
-                ..Default::default()
-            })
-            .collect();
-        client
-            .upsert_accounts(with_token(pb::UpsertAccountsRequest { accounts }))
-            .await
-            .context("UpsertAccounts")?;
-    }
-    Ok(())
+    upsert_accounts(addr, 1..=total.saturating_sub(matched), |i| pb::Account {
+        id: format!("acct-x{i:06}"),
+        name: format!("Unmatched account {i}"),
+        ..Default::default()
+    })
+    .await
 }
 
+/// Imports one account per simulated organization (`acct-0001`, ...: the simulator's
+/// `organization_fields.account_id`).
 async fn import_accounts(addr: &str, organizations: u32) -> anyhow::Result<()> {
+    upsert_accounts(addr, 1..=organizations, |i| pb::Account {
+        id: format!("acct-{i:04}"),
+        name: format!("Account {i}"),
+        ..Default::default()
+    })
+    .await
+}
+
+/// Upserts `account(i)` for every `i` of `numbers`, 500 accounts a call.
+async fn upsert_accounts(
+    addr: &str,
+    numbers: std::ops::RangeInclusive<u32>,
+    account: impl Fn(u32) -> pb::Account,
+) -> anyhow::Result<()> {
     let channel = Channel::from_shared(format!("http://{addr}"))?
         .connect()
         .await
         .context("connect the account directory")?;
     let mut client = AccountDirectoryServiceClient::new(channel);
-    let ids: Vec<u32> = (1..=organizations).collect();
-    for chunk in ids.chunks(500) {
-        let accounts = chunk
-            .iter()
-            .map(|i| pb::Account {
-                id: format!("acct-{i:04}"),
-                name: format!("Account {i}"),
-                ..Default::default()
-            })
-            .collect();
+    let numbers: Vec<u32> = numbers.collect();
+    for chunk in numbers.chunks(500) {
+        let accounts = chunk.iter().copied().map(&account).collect();
         client
             .upsert_accounts(with_token(pb::UpsertAccountsRequest { accounts }))
             .await

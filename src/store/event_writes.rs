@@ -1,6 +1,6 @@
 //! Recording timeline events in the page transaction: detection from ticket history (or snapshots)
 //! and ratings, each event stored once under its deterministic key with the next log sequence number.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use prost::Message;
@@ -38,6 +38,12 @@ pub(crate) fn apply(
     let mut detected: Vec<(DetectedEvent, Option<TicketState>)> = Vec::new();
     // The stored copies detection read of the tickets that yielded events: recording needs them again.
     let mut read: BTreeMap<u64, TicketRecord> = BTreeMap::new();
+    // Tickets the store did not have before this page.
+    let arrived: BTreeSet<u64> = tickets
+        .iter()
+        .filter(|(_, previous, _)| previous.is_none())
+        .map(|(id, _, _)| *id)
+        .collect();
     if context.snapshot_events {
         for written in tickets {
             let (previous_facts, current_facts) = facts_of(written, stored_ticket)?;
@@ -63,11 +69,6 @@ pub(crate) fn apply(
         // A ticket stored after its changes (created while the run was between phases): its stored history was
         // never read with it, whatever its priority. Most new tickets have none yet (a first sync stores every
         // ticket before any change): one walk over their id range finds those that do.
-        let arrived: Vec<u64> = tickets
-            .iter()
-            .filter(|(_, previous, _)| previous.is_none())
-            .map(|(id, _, _)| *id)
-            .collect();
         for id in tickets_with_history(&stored_changes, &arrived)? {
             ids.insert(id, (true, i64::MIN));
         }
@@ -132,7 +133,7 @@ pub(crate) fn apply(
             }
         }
     }
-    record_new(txn, detected, &read, tickets, ratings, context, now)
+    record_new(txn, detected, &read, &arrived, ratings, context, now)
 }
 
 /// The facts of a written record's previous and current copies.
@@ -323,16 +324,11 @@ fn record_new(
     txn: &WriteTransaction,
     detected: Vec<(DetectedEvent, Option<TicketState>)>,
     read: &BTreeMap<u64, TicketRecord>,
-    tickets: &[Written<TicketRecord>],
+    arrived: &BTreeSet<u64>,
     ratings: &[Written<RatingRecord>],
     context: &PageContext,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    let arrived: Vec<u64> = tickets
-        .iter()
-        .filter(|(_, previous, _)| previous.is_none())
-        .map(|(id, _, _)| *id)
-        .collect();
     if detected.is_empty() && arrived.is_empty() {
         return Ok(0);
     }
@@ -385,7 +381,7 @@ fn record_new(
         facts.record(&fact, &mut timeline)?;
         recorded += 1;
     }
-    for ticket_id in tickets_with_held_ratings(&facts.pending, &arrived)? {
+    for ticket_id in tickets_with_held_ratings(&facts.pending, arrived)? {
         recorded += complete_pending(&mut facts, &mut timeline, ticket_id, horizon, context)?;
     }
     facts.finish()?;
@@ -396,17 +392,16 @@ fn record_new(
 /// Which of the `arrived` tickets have a stored change, in one walk over the changes of their id range.
 fn tickets_with_history(
     changes: &Table<'_, (u64, i64, u64, u32), &'static [u8]>,
-    arrived: &[u64],
-) -> Result<std::collections::BTreeSet<u64>, StoreError> {
-    let arrived: std::collections::BTreeSet<u64> = arrived.iter().copied().collect();
-    let mut with_history = std::collections::BTreeSet::new();
+    arrived: &BTreeSet<u64>,
+) -> Result<BTreeSet<u64>, StoreError> {
+    let mut with_history = BTreeSet::new();
     let (Some(&first), Some(&last)) = (arrived.first(), arrived.last()) else {
         return Ok(with_history);
     };
     let span = last - first;
     if span / 8 > arrived.len() as u64 {
         // Ids far apart (a validation that finds old tickets missing): a look per ticket walks less.
-        for &id in &arrived {
+        for &id in arrived {
             if changes
                 .range((id, i64::MIN, 0, 0)..=(id, i64::MAX, u64::MAX, u32::MAX))?
                 .next()
@@ -440,10 +435,9 @@ fn tickets_with_history(
 /// range rather than a lookup per ticket: a page brings up to a thousand new tickets, and few have one.
 fn tickets_with_held_ratings(
     pending: &Table<'_, (u64, &'static str), tables::PendingRating>,
-    arrived: &[u64],
-) -> Result<std::collections::BTreeSet<u64>, StoreError> {
-    let arrived: std::collections::BTreeSet<u64> = arrived.iter().copied().collect();
-    let mut held = std::collections::BTreeSet::new();
+    arrived: &BTreeSet<u64>,
+) -> Result<BTreeSet<u64>, StoreError> {
+    let mut held = BTreeSet::new();
     let (Some(&first), Some(&last)) = (arrived.first(), arrived.last()) else {
         return Ok(held);
     };
@@ -537,10 +531,20 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000;
 
-    #[test]
-    fn stored_history_is_found_for_the_arrived_tickets_only() {
+    /// A store of its own in a directory that lives as long as it.
+    fn scratch_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
+        (dir, store)
+    }
+
+    fn ids(list: &[u64]) -> BTreeSet<u64> {
+        list.iter().copied().collect()
+    }
+
+    #[test]
+    fn stored_history_is_found_for_the_arrived_tickets_only() {
+        let (_dir, store) = scratch_store();
         let txn = store.db().begin_write().expect("write");
         {
             let mut changes = txn.open_table(tables::TICKET_CHANGES).expect("changes");
@@ -558,7 +562,7 @@ mod tests {
                     .expect("insert");
             }
             let found = |arrived: &[u64]| {
-                tickets_with_history(&changes, arrived)
+                tickets_with_history(&changes, &ids(arrived))
                     .expect("walk")
                     .into_iter()
                     .collect::<Vec<_>>()
@@ -574,8 +578,7 @@ mod tests {
 
     #[test]
     fn held_ratings_are_found_for_the_arrived_tickets_only() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
+        let (_dir, store) = scratch_store();
         let txn = store.db().begin_write().expect("write");
         {
             let mut pending = txn
@@ -592,7 +595,7 @@ mod tests {
                     .expect("insert");
             }
             let held = |arrived: &[u64]| {
-                tickets_with_held_ratings(&pending, arrived)
+                tickets_with_held_ratings(&pending, &ids(arrived))
                     .expect("walk")
                     .into_iter()
                     .collect::<Vec<_>>()
@@ -607,8 +610,7 @@ mod tests {
 
     #[test]
     fn a_fact_detected_twice_in_one_transaction_is_recorded_once() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
+        let (_dir, store) = scratch_store();
         let ticket = TicketRecord {
             status: 2,
             priority: 4,
@@ -656,8 +658,16 @@ mod tests {
         let now = DateTime::from_timestamp(NOW, 0).expect("now");
         let txn = store.db().begin_write().expect("write");
         let detected = vec![(event.clone(), None), (event, None)];
-        let recorded =
-            record_new(&txn, detected, &BTreeMap::new(), &[], &[], &context, now).expect("record");
+        let recorded = record_new(
+            &txn,
+            detected,
+            &BTreeMap::new(),
+            &BTreeSet::new(),
+            &[],
+            &context,
+            now,
+        )
+        .expect("record");
         assert_eq!(recorded, 1);
         store.commit(txn).expect("commit");
         let read = store.db().begin_read().expect("read");
