@@ -601,7 +601,7 @@ mod tests {
         crate::store::tests::rows_of(
             store,
             tables::ORG_RATING_DAYS,
-            |(_, day), (good, bad, _, _)| (day, good, bad),
+            |(day, _), (good, bad, _, _)| (day, good, bad),
         )
     }
 

@@ -373,8 +373,8 @@ struct PerOrg<K: redb::Key + 'static, V: redb::Value + 'static>(
 );
 
 const COUNTERS: PerOrg<u64, CounterRow> = PerOrg(tables::ORG_COUNTERS);
-const TICKET_DAYS: PerOrg<(u64, i64), TicketDayRow> = PerOrg(tables::ORG_TICKET_DAYS);
-const RATING_DAYS: PerOrg<(u64, i64), tables::RatingDay> = PerOrg(tables::ORG_RATING_DAYS);
+const TICKET_DAYS: PerDay<TicketDayRow> = PerDay(tables::ORG_TICKET_DAYS);
+const RATING_DAYS: PerDay<tables::RatingDay> = PerDay(tables::ORG_RATING_DAYS);
 
 impl<K, V> PerOrg<K, V>
 where
@@ -450,19 +450,93 @@ where
     }
 }
 
-/// Reads the per-organization tables that are cheaper read whole than one lookup per organization (about
-/// `owners` of them); the window's days are `from..=to`.
+/// A per-organization day table, keyed (day, organization).
+struct PerDay<V: redb::Value + 'static>(redb::TableDefinition<'static, (i64, u64), V>);
+
+impl<V: redb::Value + 'static> PerDay<V> {
+    /// Sums the window's rows (days `from..=to`) per organization, in organization order, when that range
+    /// costs less than a lookup per day for each of about `owners` organizations; `None` when it does not.
+    fn scan<T>(
+        &self,
+        txn: &redb::ReadTransaction,
+        (from, to): (i64, i64),
+        owners: u64,
+        reads: Reads,
+    ) -> Result<Option<Sums<T>>, StoreError>
+    where
+        T: SumRow,
+        V: for<'a> redb::Value<SelfType<'a> = T>,
+    {
+        let table = txn.open_table(self.0)?;
+        let days = u64::try_from(to.saturating_sub(from).saturating_add(1)).unwrap_or(0);
+        if !reads.scan(table.len()?, owners.saturating_mul(days)) {
+            return Ok(None);
+        }
+        let mut sums: std::collections::BTreeMap<u64, T> = std::collections::BTreeMap::new();
+        for entry in table.range((from, 0)..=(to, u64::MAX))? {
+            let (key, value) = entry?;
+            let (_, org) = key.value();
+            match sums.entry(org) {
+                std::collections::btree_map::Entry::Occupied(mut sum) => {
+                    sum.get_mut().add(value.value())
+                }
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    drop(slot.insert(value.value()))
+                }
+            }
+        }
+        Ok(Some(sums.into_iter().collect()))
+    }
+
+    /// `scanned` when [`PerDay::scan`] read the window, else the sums of the rows of `owners` (sorted,
+    /// distinct) on days `from..=to`, a lookup per day.
+    fn lookup_unscanned<T>(
+        &self,
+        scanned: Option<Sums<T>>,
+        txn: &redb::ReadTransaction,
+        owners: &[u64],
+        (from, to): (i64, i64),
+    ) -> Result<Sums<T>, StoreError>
+    where
+        T: SumRow,
+        V: for<'a> redb::Value<SelfType<'a> = T>,
+    {
+        if let Some(sums) = scanned {
+            return Ok(sums);
+        }
+        let table = txn.open_table(self.0)?;
+        let mut sums = Vec::new();
+        for &owner in owners {
+            let mut sum: Option<T> = None;
+            for day in from..=to {
+                let Some(row) = table.get((day, owner))? else {
+                    continue;
+                };
+                match &mut sum {
+                    Some(sum) => sum.add(row.value()),
+                    None => sum = Some(row.value()),
+                }
+            }
+            if let Some(sum) = sum {
+                sums.push((owner, sum));
+            }
+        }
+        Ok(sums)
+    }
+}
+
+/// Reads the per-organization tables that are cheaper read whole (the day tables: their window) than
+/// lookups for each of about `owners` organizations; the window's days are `from..=to`.
 fn scan_org_tables(
     txn: &redb::ReadTransaction,
     (from, to): (i64, i64),
     owners: u64,
     reads: Reads,
 ) -> Result<OrgSums, StoreError> {
-    let in_window = |(org, day): (u64, i64)| (from..=to).contains(&day).then_some(org);
     Ok(OrgSums {
         counters: COUNTERS.scan(txn, owners, reads, Some)?,
-        days: TICKET_DAYS.scan(txn, owners, reads, in_window)?,
-        ratings: RATING_DAYS.scan(txn, owners, reads, in_window)?,
+        days: TICKET_DAYS.scan(txn, (from, to), owners, reads)?,
+        ratings: RATING_DAYS.scan(txn, (from, to), owners, reads)?,
     })
 }
 
@@ -569,9 +643,8 @@ fn build(
     let (from, to) = window;
     // What the scan left out (a table with many rows per organization) is looked up per organization.
     let counters = COUNTERS.lookup_unscanned(scanned.counters, txn, &owners, |org| org..=org)?;
-    let window_of = |org: u64| (org, from)..=(org, to);
-    let days = TICKET_DAYS.lookup_unscanned(scanned.days, txn, &owners, window_of)?;
-    let ratings = RATING_DAYS.lookup_unscanned(scanned.ratings, txn, &owners, window_of)?;
+    let days = TICKET_DAYS.lookup_unscanned(scanned.days, txn, &owners, (from, to))?;
+    let ratings = RATING_DAYS.lookup_unscanned(scanned.ratings, txn, &owners, (from, to))?;
     let mut org_figures = vec![Figures::default(); owners.len()];
     join(
         &owners,

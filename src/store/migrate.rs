@@ -7,7 +7,7 @@ use crate::domain::matching::OrgMatch;
 use super::codec::decode;
 use super::events::EventRecord;
 use super::matching::OrgMatchRecord;
-use super::tables::{self, schema1};
+use super::tables::{self, schema1, schema2};
 use super::StoreError;
 
 /// Schema 1 -> 2: events were attributed to accounts when read; now each timeline entry records its
@@ -76,10 +76,63 @@ pub(super) fn events_to_timeline(txn: &WriteTransaction) -> Result<(), StoreErro
     Ok(())
 }
 
+/// Schema 2 -> 3: the day rollups are keyed day first, so a batch of tickets created on a few days
+/// dirties a few adjacent leaves instead of most of each table. Every row moves as it is.
+pub(super) fn day_rollups_day_first(txn: &WriteTransaction) -> Result<(), StoreError> {
+    rekey(
+        txn,
+        schema2::ORG_TICKET_DAYS,
+        tables::ORG_TICKET_DAYS,
+        |(org, day)| (day, org),
+    )?;
+    rekey(
+        txn,
+        schema2::ORG_RATING_DAYS,
+        tables::ORG_RATING_DAYS,
+        |(org, day)| (day, org),
+    )?;
+    rekey(
+        txn,
+        schema2::USER_TICKET_DAYS,
+        tables::USER_TICKET_DAYS,
+        |(org, requester, day)| (day, org, requester),
+    )?;
+    rekey(
+        txn,
+        schema2::USER_RATING_DAYS,
+        tables::USER_RATING_DAYS,
+        |(org, requester, day)| (day, org, requester),
+    )
+}
+
+/// Copies every row of `old` into `new` under the key `key` gives, then deletes `old`.
+fn rekey<K, L, V>(
+    txn: &WriteTransaction,
+    old: redb::TableDefinition<'static, K, V>,
+    new: redb::TableDefinition<'static, L, V>,
+    key: impl Fn(K) -> L,
+) -> Result<(), StoreError>
+where
+    K: redb::Key + 'static + for<'a> redb::Value<SelfType<'a> = K>,
+    L: redb::Key + 'static + for<'a> redb::Value<SelfType<'a> = L> + std::borrow::Borrow<L>,
+    V: redb::Value + 'static + for<'a> redb::Value<SelfType<'a> = V> + std::borrow::Borrow<V>,
+{
+    {
+        let from = txn.open_table(old)?;
+        let mut to = txn.open_table(new)?;
+        for row in from.iter()? {
+            let (k, v) = row?;
+            to.insert(key(k.value()), v.value())?;
+        }
+    }
+    txn.delete_table(old)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::{Store, SCHEMA_VERSION};
     use redb::ReadableDatabase;
 
     /// A schema 1 file with two logged events, one of an organization matched to `acct`.
@@ -126,7 +179,7 @@ mod tests {
         }
         crate::store::force_schema_version(dir.path(), 1).expect("schema 1");
         let store = Store::open(dir.path()).expect("migrated");
-        assert_eq!(store.schema_version().expect("version"), 2);
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
         let txn = store.db().begin_read().expect("read");
         let timeline = txn.open_table(tables::TIMELINE).expect("timeline");
         let entries: Vec<EventRecord> = timeline
@@ -155,6 +208,79 @@ mod tests {
         assert!(
             txn.open_table(schema1::EVENT_LOG).is_err(),
             "schema 1 tables are gone"
+        );
+    }
+
+    /// A schema 2 file's day rollups, keyed owner first, come back keyed day first with the same values.
+    #[test]
+    fn day_rollups_are_rekeyed_day_first_with_their_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let txn = store.db().begin_write().expect("write");
+            {
+                let mut org_days = txn.open_table(schema2::ORG_TICKET_DAYS).expect("t");
+                org_days.insert((100, 20_000), (3, 1)).expect("row");
+                org_days.insert((7, 20_001), (1, 0)).expect("row");
+                let mut org_ratings = txn.open_table(schema2::ORG_RATING_DAYS).expect("t");
+                org_ratings
+                    .insert((100, 19_999), (1, 2, 0, 1))
+                    .expect("row");
+                let mut user_days = txn.open_table(schema2::USER_TICKET_DAYS).expect("t");
+                user_days.insert((100, 5, 20_000), (2, 1)).expect("row");
+                let mut user_ratings = txn.open_table(schema2::USER_RATING_DAYS).expect("t");
+                user_ratings
+                    .insert((100, 5, 19_999), (0, 1, 0, 0))
+                    .expect("row");
+            }
+            txn.commit().expect("commit");
+        }
+        crate::store::force_schema_version(dir.path(), 2).expect("schema 2");
+        let store = Store::open(dir.path()).expect("migrated");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        let txn = store.db().begin_read().expect("read");
+        let rows = |def| -> Vec<((i64, u64), (u64, u64))> {
+            let table = txn.open_table(def).expect("table");
+            table
+                .iter()
+                .expect("iter")
+                .map(|row| {
+                    let (k, v) = row.expect("row");
+                    (k.value(), v.value())
+                })
+                .collect()
+        };
+        assert_eq!(
+            rows(tables::ORG_TICKET_DAYS),
+            [((20_000, 100), (3, 1)), ((20_001, 7), (1, 0))]
+        );
+        let org_ratings = txn.open_table(tables::ORG_RATING_DAYS).expect("t");
+        assert_eq!(
+            org_ratings
+                .get((19_999, 100))
+                .expect("get")
+                .map(|v| v.value()),
+            Some((1, 2, 0, 1))
+        );
+        let user_days = txn.open_table(tables::USER_TICKET_DAYS).expect("t");
+        assert_eq!(
+            user_days
+                .get((20_000, 100, 5))
+                .expect("get")
+                .map(|v| v.value()),
+            Some((2, 1))
+        );
+        let user_ratings = txn.open_table(tables::USER_RATING_DAYS).expect("t");
+        assert_eq!(
+            user_ratings
+                .get((19_999, 100, 5))
+                .expect("get")
+                .map(|v| v.value()),
+            Some((0, 1, 0, 0))
+        );
+        assert!(
+            txn.open_table(schema2::ORG_TICKET_DAYS).is_err(),
+            "schema 2 tables are gone"
         );
     }
 }

@@ -39,7 +39,7 @@ pub use health::{FaultKind, WriteFault};
 use tables::{meta_keys, META};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Memory redb may use for its page cache (9/10 reads, 1/10 the write buffer of a transaction).
 pub const CACHE_BYTES: usize = 8 * 1024 * 1024;
@@ -213,8 +213,11 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
-                Some(1) => {
-                    migrate::events_to_timeline(&txn)?;
+                Some(found @ (1 | 2)) => {
+                    if found == 1 {
+                        migrate::events_to_timeline(&txn)?;
+                    }
+                    migrate::day_rollups_day_first(&txn)?;
                     meta.insert(
                         meta_keys::SCHEMA_VERSION,
                         SCHEMA_VERSION.to_le_bytes().as_slice(),

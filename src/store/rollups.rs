@@ -231,22 +231,23 @@ pub(crate) struct RollupsMoved {
     pub(crate) orgs: std::collections::BTreeSet<u64>,
 }
 
-/// Adds each summed delta to its row; a row that reaches all zeroes is removed.
+/// Adds each summed delta to its row (`$rows`: (table key, delta) in key order); a row that reaches all
+/// zeroes is removed.
 macro_rules! merge_rows {
-    ($txn:expr, $table:expr, $deltas:expr, $zero:expr, $next:path, $drift:ident) => {{
+    ($txn:expr, $table:expr, $rows:expr, $zero:expr, $next:path, $drift:ident) => {{
         let mut table = $txn.open_table($table)?;
-        for (key, delta) in $deltas {
+        for &(key, delta) in $rows {
             crate::background::step_aside();
-            let old = table.get(*key)?.map(|v| v.value()).unwrap_or_default();
+            let old = table.get(key)?.map(|v| v.value()).unwrap_or_default();
             let next = $next(old, delta, &mut $drift);
             if next == old {
                 // An unchanged row is not rewritten: a copy-on-write page would be dirtied for nothing.
                 continue;
             }
             if next == $zero {
-                table.remove(*key)?;
+                table.remove(key)?;
             } else {
-                table.insert(*key, next)?;
+                table.insert(key, next)?;
             }
         }
     }};
@@ -310,13 +311,33 @@ pub(super) fn next_rating_day(
     )
 }
 
+/// The rows of `deltas` under their table keys (`key` maps an owner-first key to it), in table key order.
+pub(super) fn in_table_order<K: Copy, L: Ord + Copy, D>(
+    deltas: &BTreeMap<K, D>,
+    key: impl Fn(K) -> L,
+) -> Vec<(L, &D)> {
+    let mut rows: Vec<(L, &D)> = deltas.iter().map(|(k, d)| (key(*k), d)).collect();
+    rows.sort_unstable_by_key(|(k, _)| *k);
+    rows
+}
+
+/// The table key of an organization's day row: day first.
+pub(super) fn org_day_key((org, day): (u64, i64)) -> (i64, u64) {
+    (day, org)
+}
+
+/// The table key of a requester's day row: day first.
+pub(super) fn user_day_key((org, requester, day): (u64, u64, i64)) -> (i64, u64, u64) {
+    (day, org, requester)
+}
+
 /// Writes the summed deltas; returns how many rows drifted (a delta that did not fit).
 fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
     let mut drift = 0;
     merge_rows!(
         txn,
         tables::ORG_COUNTERS,
-        &deltas.org_counters,
+        &in_table_order(&deltas.org_counters, |org| org),
         (0, 0, 0),
         next_counters,
         drift
@@ -324,7 +345,7 @@ fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
     merge_rows!(
         txn,
         tables::USER_COUNTERS,
-        &deltas.user_counters,
+        &in_table_order(&deltas.user_counters, |owner| owner),
         (0, 0, 0),
         next_counters,
         drift
@@ -332,7 +353,7 @@ fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
     merge_rows!(
         txn,
         tables::ORG_TICKET_DAYS,
-        &deltas.org_days,
+        &in_table_order(&deltas.org_days, org_day_key),
         (0, 0),
         next_ticket_day,
         drift
@@ -340,7 +361,7 @@ fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
     merge_rows!(
         txn,
         tables::USER_TICKET_DAYS,
-        &deltas.user_days,
+        &in_table_order(&deltas.user_days, user_day_key),
         (0, 0),
         next_ticket_day,
         drift
@@ -348,7 +369,7 @@ fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
     merge_rows!(
         txn,
         tables::ORG_RATING_DAYS,
-        &deltas.org_ratings,
+        &in_table_order(&deltas.org_ratings, org_day_key),
         (0, 0, 0, 0),
         next_rating_day,
         drift
@@ -356,7 +377,7 @@ fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
     merge_rows!(
         txn,
         tables::USER_RATING_DAYS,
-        &deltas.user_ratings,
+        &in_table_order(&deltas.user_ratings, user_day_key),
         (0, 0, 0, 0),
         next_rating_day,
         drift
@@ -410,23 +431,23 @@ pub(super) fn org_figures_in(
 
 /// The key of one owner of figures (an organization, or a requester in one) in its counters table.
 trait FigureOwner: redb::Key + Copy + 'static + for<'a> Borrow<Self::SelfType<'a>> {
-    /// The key of the owner's day rows: the owner's key parts followed by the day.
+    /// The key of the owner's day rows: the day followed by the owner's key parts.
     type Day: redb::Key + 'static + for<'a> Borrow<<Self::Day as redb::Value>::SelfType<'a>>;
     /// The owner's row on `day`.
     fn on(self, day: i64) -> Self::Day;
 }
 
 impl FigureOwner for u64 {
-    type Day = (u64, i64);
-    fn on(self, day: i64) -> (u64, i64) {
-        (self, day)
+    type Day = (i64, u64);
+    fn on(self, day: i64) -> (i64, u64) {
+        (day, self)
     }
 }
 
 impl FigureOwner for (u64, u64) {
-    type Day = (u64, u64, i64);
-    fn on(self, day: i64) -> (u64, u64, i64) {
-        (self.0, self.1, day)
+    type Day = (i64, u64, u64);
+    fn on(self, day: i64) -> (i64, u64, u64) {
+        (day, self.0, self.1)
     }
 }
 
@@ -449,8 +470,8 @@ const USER_FIGURES: FigureTables<(u64, u64)> = (
     tables::USER_RATING_DAYS,
 );
 
-/// Sums the figures of `owners` over `timeframe` ending `now`: each one's counters row and its day
-/// rows inside the window.
+/// Sums the figures of `owners` over `timeframe` ending `now`: each one's counters row and its row on
+/// each day of the window (a lookup per day: the day tables are keyed day first).
 fn sum_figures<K: FigureOwner>(
     txn: &redb::ReadTransaction,
     (counters, days, ratings): FigureTables<K>,
@@ -468,11 +489,13 @@ fn sum_figures<K: FigureOwner>(
         if let Some(value) = counters.get(owner)? {
             add_counts(&mut figures, value.value());
         }
-        for entry in days.range(owner.on(from)..=owner.on(to))? {
-            add_ticket_day(&mut figures, entry?.1.value());
-        }
-        for entry in ratings.range(owner.on(from)..=owner.on(to))? {
-            add_rating_day(&mut figures, entry?.1.value());
+        for day in from..=to {
+            if let Some(row) = days.get(owner.on(day))? {
+                add_ticket_day(&mut figures, row.value());
+            }
+            if let Some(row) = ratings.get(owner.on(day))? {
+                add_rating_day(&mut figures, row.value());
+            }
         }
     }
     Ok(figures)

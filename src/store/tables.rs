@@ -107,24 +107,28 @@ pub const ACCOUNT_EMAILS: TableDefinition<(&str, &str), ()> =
 pub const ORG_COUNTERS: TableDefinition<u64, (u64, u64, u64)> =
     TableDefinition::new("org_counters");
 
-/// Tickets created per organization per UTC day: (created, high/urgent created).
-pub const ORG_TICKET_DAYS: TableDefinition<(u64, i64), (u64, u64)> =
-    TableDefinition::new("org_ticket_days");
+/// Tickets created per UTC day per organization: (day, organization) -> (created, high/urgent created).
+///
+/// Day first (schema 3): a batch of tickets shares a few creation days, so it dirties a few adjacent
+/// leaves; keyed by organization first, every batch of a first sync rewrote most of the table.
+pub const ORG_TICKET_DAYS: TableDefinition<(i64, u64), (u64, u64)> =
+    TableDefinition::new("day_org_tickets");
 
 /// One day of ratings: (good, bad, high/urgent good, high/urgent bad).
 pub type RatingDay = (u64, u64, u64, u64);
 
-/// Ratings per organization per UTC day.
-pub const ORG_RATING_DAYS: TableDefinition<(u64, i64), RatingDay> =
-    TableDefinition::new("org_rating_days");
+/// Ratings per UTC day per organization: (day, organization), day first as in [`ORG_TICKET_DAYS`].
+pub const ORG_RATING_DAYS: TableDefinition<(i64, u64), RatingDay> =
+    TableDefinition::new("day_org_ratings");
 
 /// Current figures per (organization, requester): (open, total, open high/urgent).
 pub const USER_COUNTERS: TableDefinition<(u64, u64), (u64, u64, u64)> =
     TableDefinition::new("user_counters");
 
-/// Tickets created per (organization, requester) per UTC day.
-pub const USER_TICKET_DAYS: TableDefinition<(u64, u64, i64), (u64, u64)> =
-    TableDefinition::new("user_ticket_days");
+/// Tickets created per UTC day per (organization, requester): (day, organization, requester), day
+/// first as in [`ORG_TICKET_DAYS`].
+pub const USER_TICKET_DAYS: TableDefinition<(i64, u64, u64), (u64, u64)> =
+    TableDefinition::new("day_user_tickets");
 
 /// Calls macro `$each` with the names of the rollup tables and of the ticket -> ratings index: the
 /// derived state the nightly validation checks.
@@ -143,9 +147,9 @@ macro_rules! with_rollup_tables {
 }
 pub(crate) use with_rollup_tables;
 
-/// Ratings per (organization, requester) per UTC day.
-pub const USER_RATING_DAYS: TableDefinition<(u64, u64, i64), RatingDay> =
-    TableDefinition::new("user_rating_days");
+/// Ratings per UTC day per (organization, requester): (day, organization, requester).
+pub const USER_RATING_DAYS: TableDefinition<(i64, u64, u64), RatingDay> =
+    TableDefinition::new("day_user_ratings");
 
 /// The ratings of each ticket: (ticket id, rating id), so a ticket's change moves its ratings' contribution.
 pub const TICKET_RATINGS: TableDefinition<(u64, u64), ()> = TableDefinition::new("ticket_ratings");
@@ -193,6 +197,26 @@ pub mod schema1 {
     pub const ORG_EVENTS: TableDefinition<(u64, i64, u64), ()> = TableDefinition::new("org_events");
     /// Schema 1's index by time: (occurred ms, sequence number) -> organization id.
     pub const EVENT_TIMES: TableDefinition<(i64, u64), u64> = TableDefinition::new("event_times");
+}
+
+/// Schema 2's day rollups, keyed by owner first; rekeyed day first by the migration to schema 3.
+pub mod schema2 {
+    use redb::TableDefinition;
+
+    use super::RatingDay;
+
+    /// Schema 2's (organization, day) -> (created, high/urgent created).
+    pub const ORG_TICKET_DAYS: TableDefinition<(u64, i64), (u64, u64)> =
+        TableDefinition::new("org_ticket_days");
+    /// Schema 2's (organization, day) -> ratings.
+    pub const ORG_RATING_DAYS: TableDefinition<(u64, i64), RatingDay> =
+        TableDefinition::new("org_rating_days");
+    /// Schema 2's (organization, requester, day) -> (created, high/urgent created).
+    pub const USER_TICKET_DAYS: TableDefinition<(u64, u64, i64), (u64, u64)> =
+        TableDefinition::new("user_ticket_days");
+    /// Schema 2's (organization, requester, day) -> ratings.
+    pub const USER_RATING_DAYS: TableDefinition<(u64, u64, i64), RatingDay> =
+        TableDefinition::new("user_rating_days");
 }
 
 /// Accounts by owner: (lower-cased owner email, account id), for the portfolio feed.

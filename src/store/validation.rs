@@ -13,7 +13,6 @@
 //! A page applied between the two moves the rollups by deltas and bumps `ROLLUP_GENERATION`: the pass
 //! is done again (ranges already repaired stay right, as the deltas keep them). A reset of every rollup
 //! (a fresh integration) starts the check over.
-use std::collections::BTreeMap;
 use std::ops::{ControlFlow, RangeInclusive};
 
 use prost::Message;
@@ -237,14 +236,18 @@ fn sum_rows(txn: &ReadTransaction, first_org: u64, budget: usize) -> Result<Sums
     Ok(sums)
 }
 
-/// Compares the rows of `def` inside `range` with `expected` (summed deltas that `row` turns into row
-/// values; an all-zero row is no row), writes the expected ones and removes the others; returns how
-/// many rows differed.
+/// Compares the rows of `def` inside `range` that `covered` keeps with `expected` (summed deltas under
+/// their table keys, in key order, that `row` turns into row values; an all-zero row is no row), writes
+/// the expected ones and removes the others; returns how many rows differed.
+///
+/// The day tables are keyed day first, so a range of organizations is not a range of keys there: their
+/// whole key range is read and `covered` picks the pass's organizations.
 fn repair<K, V, D>(
     txn: &WriteTransaction,
     def: TableDefinition<'static, K, V>,
     range: RangeInclusive<K>,
-    expected: &BTreeMap<K, D>,
+    covered: impl Fn(&K) -> bool,
+    expected: &[(K, &D)],
     row: impl Fn(&D) -> V,
 ) -> Result<u64, StoreError>
 where
@@ -253,7 +256,7 @@ where
 {
     let mut wanted = expected
         .iter()
-        .map(|(key, delta)| (*key, row(delta)))
+        .map(|&(key, delta)| (key, row(delta)))
         .filter(|(_, value)| *value != V::default())
         .peekable();
     let mut fixes: Vec<(K, Option<V>)> = Vec::new();
@@ -262,6 +265,9 @@ where
         crate::background::step_aside();
         let (key, value) = entry?;
         let (key, value) = (key.value(), value.value());
+        if !covered(&key) {
+            continue;
+        }
         while let Some((missing, want)) = wanted.next_if(|(wanted, _)| *wanted < key) {
             fixes.push((missing, Some(want)));
         }
@@ -288,43 +294,51 @@ fn repair_range(txn: &WriteTransaction, sums: &Sums) -> Result<u64, StoreError> 
     let counters = |delta: &_| rollups::next_counters(Default::default(), delta, &mut 0);
     let ticket_day = |delta: &_| rollups::next_ticket_day(Default::default(), delta, &mut 0);
     let rating_day = |delta: &_| rollups::next_rating_day(Default::default(), delta, &mut 0);
-    let org_days = (first, i64::MIN)..=(last, i64::MAX);
-    let user_days = (first, 0, i64::MIN)..=(last, u64::MAX, i64::MAX);
+    let org_days = (i64::MIN, 0)..=(i64::MAX, u64::MAX);
+    let org_day_covered = |&(_, org): &(i64, u64)| (first..=last).contains(&org);
+    let user_days = (i64::MIN, 0, 0)..=(i64::MAX, u64::MAX, u64::MAX);
+    let user_day_covered = |&(_, org, _): &(i64, u64, u64)| (first..=last).contains(&org);
     Ok(repair(
         txn,
         tables::ORG_COUNTERS,
         first..=last,
-        &d.org_counters,
+        |_: &_| true,
+        &rollups::in_table_order(&d.org_counters, |org| org),
         counters,
     )? + repair(
         txn,
         tables::ORG_TICKET_DAYS,
         org_days.clone(),
-        &d.org_days,
+        org_day_covered,
+        &rollups::in_table_order(&d.org_days, rollups::org_day_key),
         ticket_day,
     )? + repair(
         txn,
         tables::ORG_RATING_DAYS,
         org_days,
-        &d.org_ratings,
+        org_day_covered,
+        &rollups::in_table_order(&d.org_ratings, rollups::org_day_key),
         rating_day,
     )? + repair(
         txn,
         tables::USER_COUNTERS,
         (first, 0)..=(last, u64::MAX),
-        &d.user_counters,
+        |_: &_| true,
+        &rollups::in_table_order(&d.user_counters, |owner| owner),
         counters,
     )? + repair(
         txn,
         tables::USER_TICKET_DAYS,
         user_days.clone(),
-        &d.user_days,
+        user_day_covered,
+        &rollups::in_table_order(&d.user_days, rollups::user_day_key),
         ticket_day,
     )? + repair(
         txn,
         tables::USER_RATING_DAYS,
         user_days,
-        &d.user_ratings,
+        user_day_covered,
+        &rollups::in_table_order(&d.user_ratings, rollups::user_day_key),
         rating_day,
     )?)
 }
