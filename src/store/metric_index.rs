@@ -476,12 +476,11 @@ impl<V: redb::Value + 'static> PerDay<V> {
         for entry in table.range((from, 0)..=(to, u64::MAX))? {
             let (key, value) = entry?;
             let (_, org) = key.value();
-            match sums.entry(org) {
-                std::collections::btree_map::Entry::Occupied(mut sum) => {
-                    sum.get_mut().add(value.value())
-                }
-                std::collections::btree_map::Entry::Vacant(slot) => {
-                    drop(slot.insert(value.value()))
+            let row = value.value();
+            match sums.get_mut(&org) {
+                Some(sum) => sum.add(row),
+                None => {
+                    sums.insert(org, row);
                 }
             }
         }

@@ -65,7 +65,7 @@ pub(super) fn events_to_timeline(txn: &WriteTransaction) -> Result<(), StoreErro
                 ..fact
             };
             timeline.insert(seq, entry.encode_to_vec().as_slice())?;
-            keys.insert((account.as_str(), key.as_str()), seq)?;
+            keys.insert((key.as_str(), account.as_str()), seq)?;
             by_account.insert((account.as_str(), entry.occurred_at_ms, seq), ())?;
             by_time.insert((entry.occurred_at_ms, seq), ())?;
         }
@@ -76,9 +76,20 @@ pub(super) fn events_to_timeline(txn: &WriteTransaction) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Schema 2 -> 3: the day rollups are keyed day first, so a batch of tickets created on a few days
-/// dirties a few adjacent leaves instead of most of each table. Every row moves as it is.
-pub(super) fn day_rollups_day_first(txn: &WriteTransaction) -> Result<(), StoreError> {
+/// Schema 2 -> 3: the day rollups are keyed day first, and the timeline's fact index fact key first, so
+/// a batch of tickets created on a few days dirties a few adjacent leaves instead of most of each
+/// table. Every row moves as it is.
+pub(super) fn batch_local_keys(txn: &WriteTransaction) -> Result<(), StoreError> {
+    {
+        let from = txn.open_table(schema2::TIMELINE_KEYS)?;
+        let mut to = txn.open_table(tables::TIMELINE_KEYS)?;
+        for row in from.iter()? {
+            let (key, seq) = row?;
+            let (account, fact) = key.value();
+            to.insert((fact, account), seq.value())?;
+        }
+    }
+    txn.delete_table(schema2::TIMELINE_KEYS)?;
     rekey(
         txn,
         schema2::ORG_TICKET_DAYS,
@@ -211,9 +222,9 @@ mod tests {
         );
     }
 
-    /// A schema 2 file's day rollups, keyed owner first, come back keyed day first with the same values.
+    /// A schema 2 file's day rollups and fact index come back keyed day (fact key) first with the same values.
     #[test]
-    fn day_rollups_are_rekeyed_day_first_with_their_values() {
+    fn day_rollups_and_fact_index_are_rekeyed_with_their_values() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let store = Store::open(dir.path()).expect("open");
@@ -232,6 +243,8 @@ mod tests {
                 user_ratings
                     .insert((100, 5, 19_999), (0, 1, 0, 0))
                     .expect("row");
+                let mut keys = txn.open_table(schema2::TIMELINE_KEYS).expect("t");
+                keys.insert(("acct", "t1:solved:9"), 4).expect("row");
             }
             txn.commit().expect("commit");
         }
@@ -278,9 +291,17 @@ mod tests {
                 .map(|v| v.value()),
             Some((0, 1, 0, 0))
         );
+        let keys = txn.open_table(tables::TIMELINE_KEYS).expect("t");
+        assert_eq!(
+            keys.get(("t1:solved:9", "acct"))
+                .expect("get")
+                .map(|v| v.value()),
+            Some(4)
+        );
         assert!(
             txn.open_table(schema2::ORG_TICKET_DAYS).is_err(),
             "schema 2 tables are gone"
         );
+        assert!(txn.open_table(schema2::TIMELINE_KEYS).is_err());
     }
 }

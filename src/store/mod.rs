@@ -217,7 +217,7 @@ impl Store {
                     if found == 1 {
                         migrate::events_to_timeline(&txn)?;
                     }
-                    migrate::day_rollups_day_first(&txn)?;
+                    migrate::batch_local_keys(&txn)?;
                     meta.insert(
                         meta_keys::SCHEMA_VERSION,
                         SCHEMA_VERSION.to_le_bytes().as_slice(),

@@ -168,8 +168,12 @@ pub const ORG_FACTS: TableDefinition<(u64, i64, &str), ()> = TableDefinition::ne
 /// encoded `EventRecord` with its account. An entry never changes once written.
 pub const TIMELINE: TableDefinition<u64, &[u8]> = TableDefinition::new("timeline");
 
-/// Which facts an account's timeline holds: (account id, fact key) -> sequence number (exactly once per pair).
-pub const TIMELINE_KEYS: TableDefinition<(&str, &str), u64> = TableDefinition::new("timeline_keys");
+/// Which accounts' timelines hold a fact: (fact key, account id) -> sequence number (exactly once per pair).
+///
+/// Fact key first (schema 3): a batch's facts come from tickets close in id, so their rows land on a few
+/// leaves; keyed by account first, every batch of a first sync rewrote most of the table.
+pub const TIMELINE_KEYS: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("fact_timelines");
 
 /// The timeline per account: (account id, occurred at in Unix ms, sequence number).
 pub const ACCOUNT_TIMELINE: TableDefinition<(&str, i64, u64), ()> =
@@ -214,6 +218,9 @@ pub mod schema2 {
     /// Schema 2's (organization, requester, day) -> (created, high/urgent created).
     pub const USER_TICKET_DAYS: TableDefinition<(u64, u64, i64), (u64, u64)> =
         TableDefinition::new("user_ticket_days");
+    /// Schema 2's (account id, fact key) -> sequence number.
+    pub const TIMELINE_KEYS: TableDefinition<(&str, &str), u64> =
+        TableDefinition::new("timeline_keys");
     /// Schema 2's (organization, requester, day) -> ratings.
     pub const USER_RATING_DAYS: TableDefinition<(u64, u64, i64), RatingDay> =
         TableDefinition::new("user_rating_days");

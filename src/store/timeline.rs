@@ -27,7 +27,7 @@ pub(crate) struct TimelineWriter<'txn> {
     meta: Table<'txn, &'static str, &'static [u8]>,
     seq: u64,
     appended: u64,
-    /// Rows of `TIMELINE_KEYS` appended and not written yet: (account id, fact key) -> sequence number.
+    /// Rows of `TIMELINE_KEYS` appended and not written yet: (fact key, account id) -> sequence number.
     new_keys: BTreeMap<(String, String), u64>,
     /// Rows of `ACCOUNT_TIMELINE` appended and not written yet.
     new_by_account: Vec<(String, i64, u64)>,
@@ -63,9 +63,9 @@ impl<'txn> TimelineWriter<'txn> {
         backfill: bool,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let key = (account.to_owned(), fact.key.clone());
+        let key = (fact.key.clone(), account.to_owned());
         if self.new_keys.contains_key(&key)
-            || self.keys.get((account, fact.key.as_str()))?.is_some()
+            || self.keys.get((fact.key.as_str(), account))?.is_some()
         {
             return Ok(false);
         }
@@ -99,10 +99,10 @@ impl<'txn> TimelineWriter<'txn> {
     /// Writes the rows keyed by account and the new sequence number; returns how many entries were appended.
     /// Nothing appended is stored until this runs.
     pub(crate) fn finish(mut self) -> Result<u64, StoreError> {
-        for ((account, fact_key), seq) in std::mem::take(&mut self.new_keys) {
+        for ((fact_key, account), seq) in std::mem::take(&mut self.new_keys) {
             crate::background::step_aside();
             self.keys
-                .insert((account.as_str(), fact_key.as_str()), seq)?;
+                .insert((fact_key.as_str(), account.as_str()), seq)?;
         }
         let mut by_account = std::mem::take(&mut self.new_by_account);
         by_account.sort_unstable();
@@ -187,7 +187,7 @@ pub(crate) fn hash_timeline_content(
     let mut keys = Vec::new();
     for entry in txn.open_table(tables::TIMELINE_KEYS)?.iter()? {
         let (key, seq) = entry?;
-        let (account, fact) = key.value();
+        let (fact, account) = key.value();
         keys.push(format!("{account}/{fact}->{:?}", known(seq.value())));
     }
     let mut by_account = Vec::new();
@@ -402,16 +402,16 @@ mod tests {
             .expect("iter")
             .map(|row| {
                 let (key, seq) = row.expect("row");
-                let (account, fact_key) = key.value();
-                ((account.to_owned(), fact_key.to_owned()), seq.value())
+                let (fact_key, account) = key.value();
+                ((fact_key.to_owned(), account.to_owned()), seq.value())
             })
             .collect();
         assert_eq!(
             keys,
             [
-                (("acct-a".to_owned(), "t7:created:1".to_owned()), 3),
-                (("acct-a".to_owned(), "t7:solved:2".to_owned()), 2),
-                (("acct-b".to_owned(), "t7:created:1".to_owned()), 1),
+                (("t7:created:1".to_owned(), "acct-a".to_owned()), 3),
+                (("t7:created:1".to_owned(), "acct-b".to_owned()), 1),
+                (("t7:solved:2".to_owned(), "acct-a".to_owned()), 2),
             ]
         );
         let by_account = read
