@@ -23,8 +23,9 @@ use super::{Store, StoreError};
 /// Where a ticket's figures go: (organization, requester); organization 0 (none) is not kept.
 pub(super) type Owner = (u64, u64);
 
-/// Deltas of one page (or of a rebuild), summed per key before they touch the tables; kept in key order so
-/// the writes walk each B-tree once from left to right.
+/// Deltas of one page (or of a rebuild), summed per owner-first key before they touch the tables; each
+/// table is written in its own key order ([`in_table_order`]), so the writes walk each B-tree once from
+/// left to right.
 #[derive(Debug, Default)]
 pub(super) struct Deltas {
     pub(super) org_counters: BTreeMap<u64, CounterDelta>,
