@@ -432,22 +432,33 @@ where
             return Ok(sums);
         }
         let table = txn.open_table(self.0)?;
-        let mut sums = Vec::new();
-        for &owner in owners {
-            let mut sum: Option<T> = None;
+        sum_per_owner(owners, |owner, add| {
             for entry in table.range(keys(owner))? {
-                let row = entry?.1.value();
-                match &mut sum {
-                    Some(sum) => sum.add(row),
-                    None => sum = Some(row),
-                }
+                add(entry?.1.value());
             }
-            if let Some(sum) = sum {
-                sums.push((owner, sum));
-            }
-        }
-        Ok(sums)
+            Ok(())
+        })
     }
+}
+
+/// The sums of the rows `rows_of` gives each of `owners` (passing them to its `add`), for the owners that
+/// have any, in the order of `owners`.
+fn sum_per_owner<T: SumRow>(
+    owners: &[u64],
+    mut rows_of: impl FnMut(u64, &mut dyn FnMut(T)) -> Result<(), StoreError>,
+) -> Result<Sums<T>, StoreError> {
+    let mut sums = Vec::new();
+    for &owner in owners {
+        let mut sum: Option<T> = None;
+        rows_of(owner, &mut |row| match &mut sum {
+            Some(sum) => sum.add(row),
+            None => sum = Some(row),
+        })?;
+        if let Some(sum) = sum {
+            sums.push((owner, sum));
+        }
+    }
+    Ok(sums)
 }
 
 /// A per-organization day table, keyed (day, organization).
@@ -504,23 +515,14 @@ impl<V: redb::Value + 'static> PerDay<V> {
             return Ok(sums);
         }
         let table = txn.open_table(self.0)?;
-        let mut sums = Vec::new();
-        for &owner in owners {
-            let mut sum: Option<T> = None;
+        sum_per_owner(owners, |owner, add| {
             for day in from..=to {
-                let Some(row) = table.get((day, owner))? else {
-                    continue;
-                };
-                match &mut sum {
-                    Some(sum) => sum.add(row.value()),
-                    None => sum = Some(row.value()),
+                if let Some(row) = table.get((day, owner))? {
+                    add(row.value());
                 }
             }
-            if let Some(sum) = sum {
-                sums.push((owner, sum));
-            }
-        }
-        Ok(sums)
+            Ok(())
+        })
     }
 }
 
