@@ -163,7 +163,7 @@ fn ticket_deleted(tickets: &redb::Table<u64, &[u8]>, id: u64) -> Result<bool, St
 /// random).
 struct FactTables<'txn> {
     events: Table<'txn, &'static str, &'static [u8]>,
-    org_facts: Table<'txn, (u64, i64, &'static str), ()>,
+    org_facts: Table<'txn, (i64, u64, i64, &'static str), ()>,
     /// Facts recorded and not written yet: fact key -> encoded `EventRecord`.
     new_events: BTreeMap<String, Vec<u8>>,
     /// Rows of `ORG_FACTS` recorded and not written yet.
@@ -205,12 +205,15 @@ impl<'txn> FactTables<'txn> {
             crate::background::step_aside();
             self.events.insert(key.as_str(), encoded.as_slice())?;
         }
-        let mut org_facts = std::mem::take(&mut self.new_org_facts);
+        let mut org_facts: Vec<(i64, u64, i64, String)> = std::mem::take(&mut self.new_org_facts)
+            .into_iter()
+            .map(|(org, at, key)| (tables::fact_day(at), org, at, key))
+            .collect();
         org_facts.sort_unstable();
-        for (org, occurred_at_ms, key) in org_facts {
+        for (day, org, occurred_at_ms, key) in org_facts {
             crate::background::step_aside();
             self.org_facts
-                .insert((org, occurred_at_ms, key.as_str()), ())?;
+                .insert((day, org, occurred_at_ms, key.as_str()), ())?;
         }
         Ok(())
     }

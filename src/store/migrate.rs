@@ -32,7 +32,12 @@ pub(super) fn events_to_timeline(txn: &WriteTransaction) -> Result<(), StoreErro
             };
             let fact = decode::<EventRecord>("events", &key, bytes.value())?;
             org_facts.insert(
-                (fact.organization_id, fact.occurred_at_ms, key.as_str()),
+                (
+                    tables::fact_day(fact.occurred_at_ms),
+                    fact.organization_id,
+                    fact.occurred_at_ms,
+                    key.as_str(),
+                ),
                 (),
             )?;
             let account = match matches.get(fact.organization_id)? {
@@ -90,6 +95,16 @@ pub(super) fn batch_local_keys(txn: &WriteTransaction) -> Result<(), StoreError>
         }
     }
     txn.delete_table(schema2::TIMELINE_KEYS)?;
+    {
+        let from = txn.open_table(schema2::ORG_FACTS)?;
+        let mut to = txn.open_table(tables::ORG_FACTS)?;
+        for row in from.iter()? {
+            let (key, _) = row?;
+            let (org, at, fact) = key.value();
+            to.insert((tables::fact_day(at), org, at, fact), ())?;
+        }
+    }
+    txn.delete_table(schema2::ORG_FACTS)?;
     rekey(
         txn,
         schema2::ORG_TICKET_DAYS,
@@ -245,6 +260,10 @@ mod tests {
                     .expect("row");
                 let mut keys = txn.open_table(schema2::TIMELINE_KEYS).expect("t");
                 keys.insert(("acct", "t1:solved:9"), 4).expect("row");
+                let mut facts = txn.open_table(schema2::ORG_FACTS).expect("t");
+                facts
+                    .insert((100, 2 * 86_400_000 + 5, "t1:solved:9"), ())
+                    .expect("row");
             }
             txn.commit().expect("commit");
         }
@@ -303,5 +322,11 @@ mod tests {
             "schema 2 tables are gone"
         );
         assert!(txn.open_table(schema2::TIMELINE_KEYS).is_err());
+        let facts = txn.open_table(tables::ORG_FACTS).expect("t");
+        assert!(facts
+            .get((2, 100, 2 * 86_400_000 + 5, "t1:solved:9"))
+            .expect("get")
+            .is_some());
+        assert!(txn.open_table(schema2::ORG_FACTS).is_err());
     }
 }

@@ -161,8 +161,19 @@ pub const USERS_BY_EMAIL: TableDefinition<(&str, u64), ()> = TableDefinition::ne
 /// A fact is kept whether or not its organization matches an account, so a later match can backfill it.
 pub const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
 
-/// Facts per organization: (organization id, occurred at in Unix ms, fact key), what a new match backfills.
-pub const ORG_FACTS: TableDefinition<(u64, i64, &str), ()> = TableDefinition::new("org_facts");
+/// Facts per organization: (UTC day, organization id, occurred at in Unix ms, fact key), what a new match
+/// backfills ([`fact_day`] gives the day).
+///
+/// Day first (schema 3): a batch's facts occurred on a few days, so they land on a few adjacent leaves;
+/// keyed by organization first, every batch of a first sync rewrote most of the table. A backfill looks
+/// up each day of the year for a few organizations, or reads the year once for many.
+pub const ORG_FACTS: TableDefinition<(i64, u64, i64, &str), ()> =
+    TableDefinition::new("day_org_facts");
+
+/// The UTC day number of a fact's `occurred_at` (Unix ms), the first part of its [`ORG_FACTS`] key.
+pub fn fact_day(occurred_at_ms: i64) -> i64 {
+    occurred_at_ms.div_euclid(24 * 60 * 60 * 1000)
+}
 
 /// The timeline: events as recorded for an account, by sequence number (the watch cursor); value: an
 /// encoded `EventRecord` with its account. An entry never changes once written.
@@ -218,6 +229,8 @@ pub mod schema2 {
     /// Schema 2's (organization, requester, day) -> (created, high/urgent created).
     pub const USER_TICKET_DAYS: TableDefinition<(u64, u64, i64), (u64, u64)> =
         TableDefinition::new("user_ticket_days");
+    /// Schema 2's facts per organization: (organization id, occurred at in Unix ms, fact key).
+    pub const ORG_FACTS: TableDefinition<(u64, i64, &str), ()> = TableDefinition::new("org_facts");
     /// Schema 2's (account id, fact key) -> sequence number.
     pub const TIMELINE_KEYS: TableDefinition<(&str, &str), u64> =
         TableDefinition::new("timeline_keys");

@@ -1,6 +1,6 @@
 //! The account timeline: a fact appended to an account's timeline exactly once, and an
 //! organization's past year of facts backfilled onto the account it newly matches (DESIGN 1.4).
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::Duration;
 use prost::Message;
@@ -131,27 +131,96 @@ pub(crate) fn backfill(
     }
     let horizon_ms =
         now_ms.saturating_sub(Duration::days(BACKFILL_HORIZON_DAYS).num_milliseconds());
-    let org_facts = txn.open_table(tables::ORG_FACTS)?;
+    let orgs: BTreeSet<u64> = pairs.iter().map(|(org, _)| *org).collect();
+    let keys_of = facts_since(&txn.open_table(tables::ORG_FACTS)?, &orgs, horizon_ms)?;
     let facts = txn.open_table(tables::EVENTS)?;
     let mut writer = TimelineWriter::open(txn)?;
     for (org, account) in pairs {
-        let mut keys = Vec::new();
-        for row in org_facts.range((*org, horizon_ms, "")..)? {
-            crate::background::step_aside();
-            let (key, _) = row?;
-            let (row_org, _, fact_key) = key.value();
-            if row_org != *org {
-                break;
-            }
-            keys.push(fact_key.to_owned());
-        }
-        for key in keys {
-            if let Some(fact) = super::codec::get_by_name::<EventRecord>(&facts, "events", &key)? {
+        for key in keys_of.get(org).into_iter().flatten() {
+            if let Some(fact) = super::codec::get_by_name::<EventRecord>(&facts, "events", key)? {
                 writer.append(&fact, account, true, now_ms)?;
             }
         }
     }
     writer.finish()
+}
+
+/// The keys of the facts of each of `orgs` that occurred from `horizon_ms` on, per organization in the order
+/// they occurred: a lookup per day that holds facts for each organization, or one read of those days when
+/// that reads fewer rows (a backfill of many organizations at once).
+fn facts_since(
+    table: &impl ReadableTable<(i64, u64, i64, &'static str), ()>,
+    orgs: &BTreeSet<u64>,
+    horizon_ms: i64,
+) -> Result<FactKeys, StoreError> {
+    let Some(days) = fact_days(table, horizon_ms)? else {
+        return Ok(FactKeys::new());
+    };
+    let day_count = u64::try_from(days.end() - days.start()).map_or(u64::MAX, |d| d + 1);
+    if (orgs.len() as u64).saturating_mul(day_count) <= table.len()? {
+        facts_by_lookups(table, orgs, horizon_ms, days)
+    } else {
+        facts_by_scan(table, orgs, horizon_ms, days)
+    }
+}
+
+/// Fact keys per organization, in the order the facts occurred.
+type FactKeys = HashMap<u64, Vec<String>>;
+
+/// The days from `horizon_ms`'s to the last one that holds a fact; `None` when no fact is that recent.
+fn fact_days(
+    table: &impl ReadableTable<(i64, u64, i64, &'static str), ()>,
+    horizon_ms: i64,
+) -> Result<Option<std::ops::RangeInclusive<i64>>, StoreError> {
+    let (Some(first), Some(last)) = (table.first()?, table.last()?) else {
+        return Ok(None);
+    };
+    let from = tables::fact_day(horizon_ms).max(first.0.value().0);
+    let to = last.0.value().0;
+    Ok((from <= to).then_some(from..=to))
+}
+
+/// [`facts_since`] by a lookup of each organization on each of `days`.
+fn facts_by_lookups(
+    table: &impl ReadableTable<(i64, u64, i64, &'static str), ()>,
+    orgs: &BTreeSet<u64>,
+    horizon_ms: i64,
+    days: std::ops::RangeInclusive<i64>,
+) -> Result<FactKeys, StoreError> {
+    let mut keys_of = FactKeys::new();
+    for day in days {
+        for &org in orgs {
+            for row in table.range((day, org, horizon_ms, "")..)? {
+                crate::background::step_aside();
+                let (key, _) = row?;
+                let (row_day, row_org, _, fact_key) = key.value();
+                if (row_day, row_org) != (day, org) {
+                    break;
+                }
+                keys_of.entry(org).or_default().push(fact_key.to_owned());
+            }
+        }
+    }
+    Ok(keys_of)
+}
+
+/// [`facts_since`] by one read of `days`, keeping the rows of `orgs`.
+fn facts_by_scan(
+    table: &impl ReadableTable<(i64, u64, i64, &'static str), ()>,
+    orgs: &BTreeSet<u64>,
+    horizon_ms: i64,
+    days: std::ops::RangeInclusive<i64>,
+) -> Result<FactKeys, StoreError> {
+    let mut keys_of = FactKeys::new();
+    for row in table.range((*days.start(), 0, i64::MIN, "")..)? {
+        crate::background::step_aside();
+        let (key, _) = row?;
+        let (_, org, at, fact_key) = key.value();
+        if at >= horizon_ms && orgs.contains(&org) {
+            keys_of.entry(org).or_default().push(fact_key.to_owned());
+        }
+    }
+    Ok(keys_of)
 }
 
 /// Hashes the timeline as content, whatever order its events were recorded in: each event under its account
@@ -512,5 +581,60 @@ mod tests {
             [(2, true)],
             "organization 1 has no name: unmatched, kept"
         );
+    }
+
+    /// Both ways of finding an organization's facts since the horizon give the same keys, in the order the
+    /// facts occurred, and leave out other organizations and facts before the horizon.
+    #[test]
+    fn facts_since_the_horizon_are_the_same_by_lookups_and_by_scan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        const DAY_MS: i64 = DAY * 1000;
+        let horizon_ms = 400 * DAY_MS + 5_000;
+        let txn = store.db().begin_write().expect("write");
+        {
+            let mut table = txn.open_table(super::tables::ORG_FACTS).expect("org facts");
+            let rows: [(u64, i64, &str); 8] = [
+                (7, 399 * DAY_MS, "old"),
+                (7, 400 * DAY_MS + 4_999, "just before the horizon"),
+                (7, 400 * DAY_MS + 5_000, "a"),
+                (7, 402 * DAY_MS + 1, "c"),
+                (7, 401 * DAY_MS + 9, "b"),
+                (8, 401 * DAY_MS, "other org"),
+                (9, 403 * DAY_MS, "x"),
+                (u64::MAX, 401 * DAY_MS, "y"),
+            ];
+            for (org, at, key) in rows {
+                table
+                    .insert((super::tables::fact_day(at), org, at, key), ())
+                    .expect("row");
+            }
+        }
+        {
+            let table = txn.open_table(super::tables::ORG_FACTS).expect("org facts");
+            let orgs: BTreeSet<u64> = [7, 9, u64::MAX].into();
+            let days = super::fact_days(&table, horizon_ms)
+                .expect("days")
+                .expect("some");
+            assert_eq!(days, 400..=403);
+            let lookups =
+                super::facts_by_lookups(&table, &orgs, horizon_ms, days.clone()).expect("lookups");
+            let scan = super::facts_by_scan(&table, &orgs, horizon_ms, days).expect("scan");
+            assert_eq!(lookups, scan);
+            let keys = |org: u64| lookups.get(&org).cloned().unwrap_or_default();
+            assert_eq!(keys(7), ["a", "b", "c"]);
+            assert_eq!(keys(9), ["x"]);
+            assert_eq!(keys(u64::MAX), ["y"]);
+            assert!(!lookups.contains_key(&8));
+            assert_eq!(
+                super::facts_since(&table, &orgs, horizon_ms).expect("since"),
+                lookups
+            );
+            assert_eq!(
+                super::fact_days(&table, 404 * DAY_MS).expect("days"),
+                None,
+                "no fact that recent"
+            );
+        }
     }
 }
