@@ -81,9 +81,9 @@ pub(super) fn events_to_timeline(txn: &WriteTransaction) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Schema 2 -> 3: the day rollups are keyed day first, and the timeline's fact index fact key first, so
-/// a batch of tickets created on a few days dirties a few adjacent leaves instead of most of each
-/// table. Every row moves as it is.
+/// Schema 2 -> 3: the day rollups and the facts per organization are keyed day first, and the timeline's
+/// fact index fact key first, so a batch of tickets created on a few days dirties a few adjacent leaves
+/// instead of most of each table. Every row moves as it is.
 pub(super) fn batch_local_keys(txn: &WriteTransaction) -> Result<(), StoreError> {
     {
         let from = txn.open_table(schema2::TIMELINE_KEYS)?;

@@ -180,6 +180,26 @@ fn fact_days(
     Ok((from <= to).then_some(from..=to))
 }
 
+/// Adds to `keys_of` the fact keys of `rows` that `keep` (given a row's day, organization and time) keeps,
+/// until it returns `None`.
+fn gather(
+    rows: redb::Range<'_, (i64, u64, i64, &'static str), ()>,
+    keys_of: &mut FactKeys,
+    keep: impl Fn(i64, u64, i64) -> Option<bool>,
+) -> Result<(), StoreError> {
+    for row in rows {
+        crate::background::step_aside();
+        let (key, _) = row?;
+        let (day, org, at, fact_key) = key.value();
+        match keep(day, org, at) {
+            None => break,
+            Some(true) => keys_of.entry(org).or_default().push(fact_key.to_owned()),
+            Some(false) => {}
+        }
+    }
+    Ok(())
+}
+
 /// [`facts_since`] by a lookup of each organization on each of `days`.
 fn facts_by_lookups(
     table: &impl ReadableTable<(i64, u64, i64, &'static str), ()>,
@@ -190,15 +210,10 @@ fn facts_by_lookups(
     let mut keys_of = FactKeys::new();
     for day in days {
         for &org in orgs {
-            for row in table.range((day, org, horizon_ms, "")..)? {
-                crate::background::step_aside();
-                let (key, _) = row?;
-                let (row_day, row_org, _, fact_key) = key.value();
-                if (row_day, row_org) != (day, org) {
-                    break;
-                }
-                keys_of.entry(org).or_default().push(fact_key.to_owned());
-            }
+            let rows = table.range((day, org, horizon_ms, "")..)?;
+            gather(rows, &mut keys_of, |row_day, row_org, _| {
+                ((row_day, row_org) == (day, org)).then_some(true)
+            })?;
         }
     }
     Ok(keys_of)
@@ -212,14 +227,10 @@ fn facts_by_scan(
     days: std::ops::RangeInclusive<i64>,
 ) -> Result<FactKeys, StoreError> {
     let mut keys_of = FactKeys::new();
-    for row in table.range((*days.start(), 0, i64::MIN, "")..)? {
-        crate::background::step_aside();
-        let (key, _) = row?;
-        let (_, org, at, fact_key) = key.value();
-        if at >= horizon_ms && orgs.contains(&org) {
-            keys_of.entry(org).or_default().push(fact_key.to_owned());
-        }
-    }
+    let rows = table.range((*days.start(), 0, i64::MIN, "")..)?;
+    gather(rows, &mut keys_of, |_, org, at| {
+        Some(at >= horizon_ms && orgs.contains(&org))
+    })?;
     Ok(keys_of)
 }
 
