@@ -51,8 +51,8 @@ const MIN_SCALE_RATIO: f64 = 0.7;
 const SCALE_BASE_TICKETS: u32 = 50_000;
 /// `ListAccountMetrics` pages read after the first one, same data.
 const LATER_LIST_PAGES: usize = 20;
-/// Peak RSS ceiling of the daemon.
-const MAX_PEAK_RSS_KIB: u64 = 100 * 1024;
+/// Peak RSS ceiling of the daemon: DESIGN section 5 says 100 MB, which is 95.4 MiB (not 100 MiB).
+const MAX_PEAK_RSS_KIB: u64 = 100_000_000 / 1024;
 /// The size at which DESIGN section 5 judges the memory bar of every phase, the validation included.
 const MEMORY_BAR_TICKETS: u32 = 1_000_000;
 /// Accounts `ListAccountMetrics` is timed over after the scale run's sync (DESIGN 5: 100,000 accounts).
@@ -792,7 +792,7 @@ fn report(results: &[Measurement]) {
     }
     for m in results {
         println!(
-            "{} peak RSS at N={}: {:.1} MiB (bar <= {:.0} MiB)",
+            "{} peak RSS at N={}: {:.1} MiB (bar <= 100 MB = {:.1} MiB)",
             verdict(m.peak_rss_kib <= MAX_PEAK_RSS_KIB),
             m.tickets,
             mib(m.peak_rss_kib),
@@ -836,7 +836,7 @@ fn report_validation(results: &[Measurement]) {
     match results.iter().find(|m| m.tickets == MEMORY_BAR_TICKETS) {
         Some(m) => match m.validation.peak_rss_kib {
             Some(kib) => println!(
-                "{} nightly validation peak RSS at N={MEMORY_BAR_TICKETS}: {:.1} MiB (bar <= {:.0} MiB)",
+                "{} nightly validation peak RSS at N={MEMORY_BAR_TICKETS}: {:.1} MiB (bar <= 100 MB = {:.1} MiB)",
                 verdict(kib <= MAX_PEAK_RSS_KIB),
                 mib(kib),
                 mib(MAX_PEAK_RSS_KIB)
@@ -847,7 +847,7 @@ fn report_validation(results: &[Measurement]) {
             for m in results {
                 if let Some(kib) = m.validation.peak_rss_kib {
                     println!(
-                        "{} nightly validation peak RSS at N={}: {:.1} MiB (bar <= {:.0} MiB, judged at N={MEMORY_BAR_TICKETS}, not run)",
+                        "{} nightly validation peak RSS at N={}: {:.1} MiB (bar <= 100 MB = {:.1} MiB, judged at N={MEMORY_BAR_TICKETS}, not run)",
                         verdict(kib <= MAX_PEAK_RSS_KIB),
                         m.tickets,
                         mib(kib),
