@@ -159,15 +159,14 @@ fn ticket_deleted(tickets: &redb::Table<u64, &[u8]>, id: u64) -> Result<bool, St
 }
 
 /// The tables a fact is built from and stored in. New facts are written at [`FactTables::finish`], each table
-/// in key order (see [`TimelineWriter`]: `ORG_FACTS` is keyed by organization, which a page's events hit at
-/// random).
+/// in key order (see [`TimelineWriter`]), so each B-tree is walked once from left to right.
 struct FactTables<'txn> {
     events: Table<'txn, &'static str, &'static [u8]>,
     org_facts: Table<'txn, (i64, u64, i64, &'static str), ()>,
     /// Facts recorded and not written yet: fact key -> encoded `EventRecord`.
     new_events: BTreeMap<String, Vec<u8>>,
-    /// Rows of `ORG_FACTS` recorded and not written yet.
-    new_org_facts: Vec<(u64, i64, String)>,
+    /// Rows of `ORG_FACTS` recorded and not written yet: (day, organization, occurred at, fact key).
+    new_org_facts: Vec<(i64, u64, i64, String)>,
     pending: Table<'txn, (u64, &'static str), tables::PendingRating>,
     matches: Table<'txn, u64, &'static [u8]>,
     tickets: Table<'txn, u64, &'static [u8]>,
@@ -205,10 +204,7 @@ impl<'txn> FactTables<'txn> {
             crate::background::step_aside();
             self.events.insert(key.as_str(), encoded.as_slice())?;
         }
-        let mut org_facts: Vec<(i64, u64, i64, String)> = std::mem::take(&mut self.new_org_facts)
-            .into_iter()
-            .map(|(org, at, key)| (tables::fact_day(at), org, at, key))
-            .collect();
+        let mut org_facts = std::mem::take(&mut self.new_org_facts);
         org_facts.sort_unstable();
         for (day, org, occurred_at_ms, key) in org_facts {
             crate::background::step_aside();
@@ -312,8 +308,12 @@ impl<'txn> FactTables<'txn> {
     ) -> Result<(), StoreError> {
         self.new_events
             .insert(fact.key.clone(), fact.encode_to_vec());
-        self.new_org_facts
-            .push((fact.organization_id, fact.occurred_at_ms, fact.key.clone()));
+        self.new_org_facts.push((
+            tables::fact_day(fact.occurred_at_ms),
+            fact.organization_id,
+            fact.occurred_at_ms,
+            fact.key.clone(),
+        ));
         if let Some(account) = self.account_of(fact.organization_id)? {
             timeline.append(fact, &account, fact.backfill, fact.detected_at_ms)?;
         }

@@ -214,7 +214,8 @@ pub mod schema1 {
     pub const EVENT_TIMES: TableDefinition<(i64, u64), u64> = TableDefinition::new("event_times");
 }
 
-/// Schema 2's day rollups, keyed by owner first; rekeyed day first by the migration to schema 3.
+/// Schema 2's tables keyed by owner first (the day rollups, the facts per organization) or by account first
+/// (the timeline's fact index); the migration to schema 3 rekeys them.
 pub mod schema2 {
     use redb::TableDefinition;
 

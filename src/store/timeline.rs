@@ -14,10 +14,11 @@ use super::StoreError;
 
 /// The timeline tables of one write transaction, and the sequence number they append from.
 ///
-/// The entries and the time index follow the sequence number, so they are written as they come. The two
-/// tables keyed by account are written at [`TimelineWriter::finish`], in key order: a page's events belong to
-/// accounts at random, and written as they come they dirtied leaves all over both trees, more of them than
-/// redb's write buffer holds, so leaves went to the file and were read back within one transaction.
+/// The entries and the time index follow the sequence number, so they are written as they come. The fact
+/// index and the rows keyed by account are written at [`TimelineWriter::finish`], in key order: a page's
+/// events belong to accounts at random, and written as they come they dirtied leaves all over the trees,
+/// more of them than redb's write buffer holds, so leaves went to the file and were read back within one
+/// transaction.
 pub(crate) struct TimelineWriter<'txn> {
     timeline: Table<'txn, u64, &'static [u8]>,
     keys: Table<'txn, (&'static str, &'static str), u64>,
