@@ -1,5 +1,6 @@
 //! Background threads (sync runs, and a simulator running beside the daemon) and the points where their
-//! long CPU-bound loops step aside for the threads that serve gRPC.
+//! long CPU-bound loops step aside for the threads that serve gRPC; and handing the memory their large
+//! writes freed back to the OS ([`memory`]).
 //!
 //! Background threads run under Linux's `SCHED_IDLE` policy ([`priority`]), raised for a while when other
 //! load on the host keeps them off the CPU ([`guard`]). `SCHED_IDLE` alone does not keep reads fast:
@@ -8,6 +9,7 @@
 //! `HZ=250`). A background thread therefore yields the core itself every [`STEP_ASIDE_EVERY`] of work;
 //! with nothing else runnable the yield returns at once, so an idle machine loses nothing measurable.
 pub mod guard;
+pub mod memory;
 pub mod own_load;
 pub mod priority;
 

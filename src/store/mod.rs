@@ -321,6 +321,8 @@ impl Store {
             return Err(refused);
         }
         txn.commit()?;
+        // The commit's buffers are freed now; without this glibc keeps most of them (see the module).
+        crate::background::memory::release_freed_memory();
         let shared = &self.reads;
         // The snapshot moves on first, then the figures: a reader that sees the new figure count is then sure
         // to read a snapshot holding this commit.
