@@ -8,6 +8,7 @@ use crate::domain::account::{validate_email, validate_id};
 use crate::domain::metrics::Timeframe;
 use crate::proto::v1 as pb;
 use crate::proto::v1::metrics_service_server::MetricsService;
+use crate::store::figures::AccountFigures;
 use crate::store::metric_index::{ListOrder, Position, SortMetric};
 use crate::store::rollups::Figures;
 use crate::store::Store;
@@ -86,16 +87,23 @@ fn account_metrics(
         .account_figures_cached(account_id, now)
         .map_err(from_store)?;
     crate::telemetry::figure_cache_lookup(cached);
-    Ok(found.map(|account| {
-        to_account_proto(
-            account_id,
-            &account.orgs,
-            &account.figures,
-            account.timeframe,
-            account.satisfaction,
-            now,
-        )
-    }))
+    Ok(found.map(|account| account_proto(account_id, &account, now)))
+}
+
+/// The message of an account's figures.
+fn account_proto(
+    account_id: &str,
+    account: &AccountFigures,
+    now: DateTime<Utc>,
+) -> pb::AccountMetrics {
+    to_account_proto(
+        account_id,
+        &account.orgs,
+        &account.figures,
+        account.timeframe,
+        account.satisfaction,
+        now,
+    )
 }
 
 fn to_account_proto(
@@ -255,10 +263,22 @@ impl MetricsService for Metrics {
         let account_id = request.into_inner().account_id;
         invalid_id("account_id", &account_id)?;
         let now = self.clock.now();
-        // Read on the serving thread: one account's figures are a handful of B-tree lookups in one read
-        // transaction (tens of microseconds, from redb's cache), less than a hop to the blocking pool costs;
-        // that hop set this call's tail latency (`cargo bench --bench metrics_load`).
-        let metrics = account_metrics(&self.store, &account_id, now)?;
+        // Figures the cache holds are served on this serving thread: a hop to the blocking pool would cost
+        // more than the lookup, and it set this call's tail latency (`cargo bench --bench metrics_load`).
+        // Figures to compute go to the blocking pool: reading them may wait on redb's locks held by a commit
+        // on the sync's idle-priority thread, which runs only when a core is free. Computed on this thread,
+        // such a wait (up to 10 ms, off-CPU profile of the bench, stop 17) held up every call queued behind it.
+        let metrics = match self.store.cached_account_figures(&account_id, now) {
+            Some(found) => {
+                crate::telemetry::figure_cache_lookup(true);
+                found.map(|account| account_proto(&account_id, &account, now))
+            }
+            None => {
+                let id = account_id.clone();
+                self.blocking(move |store| account_metrics(&store, &id, now))
+                    .await?
+            }
+        };
         metrics
             .map(Response::new)
             .ok_or_else(|| Status::not_found(format!("account_id: no account {account_id:?}")))

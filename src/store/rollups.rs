@@ -568,6 +568,16 @@ impl Store {
         Ok((figures, false))
     }
 
+    /// [`Store::account_figures`] if the figure cache holds them for `now`'s day, without touching the
+    /// database (`Some(None)`: no such account); `None` when they must be computed.
+    pub fn cached_account_figures(
+        &self,
+        account_id: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Option<AccountFigures>> {
+        self.cached_figures(account_id, Day::of(now).number())
+    }
+
     /// The figures of the Zendesk users `requesters` inside organizations `orgs`.
     pub fn user_figures(
         &self,
