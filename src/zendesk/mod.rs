@@ -24,6 +24,7 @@ pub mod payload;
 pub mod retry;
 pub mod settings;
 pub mod streams;
+pub mod timestamp;
 mod transport;
 
 pub use crate::secrets::Secret;

@@ -38,8 +38,10 @@ pub struct Ticket {
     #[serde(default)]
     pub organization_id: Option<u64>,
     /// When the ticket was created.
+    #[serde(deserialize_with = "super::timestamp::required")]
     pub created_at: Timestamp,
     /// Last update that created a ticket event (can be older than the export's `start_time`).
+    #[serde(deserialize_with = "super::timestamp::required")]
     pub updated_at: Timestamp,
     /// Unix seconds of the last change of any kind; keep the copy with the highest one.
     pub generated_timestamp: i64,
@@ -94,9 +96,10 @@ pub struct User {
     #[serde(default)]
     pub active: Option<bool>,
     /// When the user was created.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::timestamp::optional")]
     pub created_at: Option<Timestamp>,
     /// Last update; keep the copy with the newest one.
+    #[serde(deserialize_with = "super::timestamp::required")]
     pub updated_at: Timestamp,
 }
 
@@ -117,12 +120,13 @@ pub struct Organization {
     #[serde(default, deserialize_with = "null_as_default")]
     pub organization_fields: Map<String, Value>,
     /// When the organization was created.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::timestamp::optional")]
     pub created_at: Option<Timestamp>,
     /// Last update; keep the copy with the newest one.
+    #[serde(deserialize_with = "super::timestamp::required")]
     pub updated_at: Timestamp,
     /// Set when the organization was deleted (incremental export only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::timestamp::optional")]
     pub deleted_at: Option<Timestamp>,
 }
 
@@ -137,7 +141,7 @@ pub struct Group {
     #[serde(default)]
     pub deleted: bool,
     /// Last update.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::timestamp::optional")]
     pub updated_at: Option<Timestamp>,
 }
 
@@ -163,8 +167,10 @@ pub struct SatisfactionRating {
     #[serde(default)]
     pub group_id: Option<u64>,
     /// When the rating was created (offered).
+    #[serde(deserialize_with = "super::timestamp::required")]
     pub created_at: Timestamp,
     /// When the rating last changed (given); keep the copy with the newest one.
+    #[serde(deserialize_with = "super::timestamp::required")]
     pub updated_at: Timestamp,
 }
 
@@ -241,13 +247,13 @@ pub struct TicketMetricSet {
     #[serde(default)]
     pub replies: Option<u32>,
     /// When the ticket was last solved.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::timestamp::optional")]
     pub solved_at: Option<Timestamp>,
     /// When the status last changed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::timestamp::optional")]
     pub status_updated_at: Option<Timestamp>,
     /// Last update of the metric set.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::timestamp::optional")]
     pub updated_at: Option<Timestamp>,
 }
 
@@ -267,6 +273,7 @@ pub struct TicketMetricEvent {
     #[serde(rename = "type")]
     pub kind: String,
     /// When it happened.
+    #[serde(deserialize_with = "super::timestamp::required")]
     pub time: Timestamp,
 }
 
@@ -330,9 +337,9 @@ struct RawTicketEvent {
     ticket_id: u64,
     #[serde(default)]
     timestamp: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::timestamp::optional")]
     created_at: Option<Timestamp>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::timestamp::optional")]
     time: Option<Timestamp>,
     #[serde(default)]
     updater_id: Option<i64>,
@@ -384,6 +391,7 @@ pub struct TicketAudit {
 struct RawAudit {
     id: u64,
     ticket_id: u64,
+    #[serde(deserialize_with = "super::timestamp::required")]
     created_at: Timestamp,
     #[serde(default)]
     author_id: Option<i64>,
