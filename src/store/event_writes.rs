@@ -61,7 +61,7 @@ pub(crate) fn apply(
         for change in changes {
             crate::background::step_aside();
             let (must_read, latest) = ids.entry(change.ticket_id).or_insert((false, i64::MIN));
-            *must_read |= change.change.field == CHANGE_FIELD_PRIORITY;
+            *must_read |= moves_high_urgent(&change.change);
             *latest = (*latest).max(change.at);
         }
         let stored_tickets = txn.open_table(tables::TICKETS)?;
@@ -134,6 +134,16 @@ pub(crate) fn apply(
         }
     }
     record_new(txn, detected, &read, &arrived, ratings, context, now)
+}
+
+/// Whether `change` raises a ticket to high/urgent or lowers it from there (an unknown priority counts as such).
+///
+/// Only such a change can make a ticket high/urgent at a moment its current copy, not high/urgent, does not
+/// show: a priority created or changed below high (most tickets' creation) leaves the copy's word standing,
+/// and a first sync then reads the history of the tickets that are or were high/urgent, not of every ticket.
+fn moves_high_urgent(change: &ChangeRecord) -> bool {
+    let high_urgent = |code| Priority::from_code(code).is_none_or(Priority::is_high_or_urgent);
+    change.field == CHANGE_FIELD_PRIORITY && (high_urgent(change.from) || high_urgent(change.to))
 }
 
 /// The facts of a written record's previous and current copies.
@@ -577,6 +587,60 @@ mod tests {
             assert_eq!(found(&[]), Vec::<u64>::new());
         }
         drop(txn);
+    }
+
+    #[test]
+    fn only_a_priority_change_to_or_from_high_urgent_forces_a_history_read() {
+        use crate::store::zendesk_records::CHANGE_FIELD_STATUS;
+        let change = |field, from: Priority, to: Priority| ChangeRecord {
+            field,
+            from: from.code(),
+            to: to.code(),
+        };
+        let priority = CHANGE_FIELD_PRIORITY;
+        // Created below high, lowered or raised below high: the current copy tells.
+        assert!(!moves_high_urgent(&change(
+            priority,
+            Priority::None,
+            Priority::Normal
+        )));
+        assert!(!moves_high_urgent(&change(
+            priority,
+            Priority::Normal,
+            Priority::Low
+        )));
+        assert!(!moves_high_urgent(&change(
+            priority,
+            Priority::Low,
+            Priority::None
+        )));
+        // Created or raised to high/urgent, or lowered from there: the history must be read.
+        assert!(moves_high_urgent(&change(
+            priority,
+            Priority::None,
+            Priority::Urgent
+        )));
+        assert!(moves_high_urgent(&change(
+            priority,
+            Priority::Normal,
+            Priority::High
+        )));
+        assert!(moves_high_urgent(&change(
+            priority,
+            Priority::Urgent,
+            Priority::Normal
+        )));
+        let unknown = ChangeRecord {
+            field: priority,
+            from: Priority::Normal.code(),
+            to: 99,
+        };
+        assert!(moves_high_urgent(&unknown), "an unknown priority is read");
+        assert!(!moves_high_urgent(&ChangeRecord {
+            field: CHANGE_FIELD_STATUS,
+            from: 2,
+            to: 4,
+        }));
     }
 
     #[test]
