@@ -1,6 +1,6 @@
 //! Recording timeline events in the page transaction: detection from ticket history (or snapshots)
 //! and ratings, each event stored once under its deterministic key with the next log sequence number.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use prost::Message;
@@ -182,6 +182,17 @@ struct FactTables<'txn> {
     tickets: Table<'txn, u64, &'static [u8]>,
     users: Table<'txn, u64, &'static [u8]>,
     groups: Table<'txn, u64, &'static [u8]>,
+    /// What facts read of the tables nothing writes while they are recorded, read once per transaction: the
+    /// same agents, groups and organizations come back fact after fact.
+    looked_up: LookedUp,
+}
+
+/// Users (name, email), group names and organizations' matched accounts as read in this transaction.
+#[derive(Default)]
+struct LookedUp {
+    users: HashMap<u64, Option<(String, String)>>,
+    groups: HashMap<u64, Option<String>>,
+    accounts: HashMap<u64, Option<String>>,
 }
 
 impl<'txn> FactTables<'txn> {
@@ -196,6 +207,7 @@ impl<'txn> FactTables<'txn> {
             tickets: txn.open_table(tables::TICKETS)?,
             users: txn.open_table(tables::USERS)?,
             groups: txn.open_table(tables::GROUPS)?,
+            looked_up: LookedUp::default(),
         })
     }
 
@@ -225,23 +237,55 @@ impl<'txn> FactTables<'txn> {
     }
 
     /// The account `org` matches now, if any.
-    fn account_of(&self, org: u64) -> Result<Option<String>, StoreError> {
+    fn account_of(&mut self, org: u64) -> Result<Option<String>, StoreError> {
         if org == 0 {
             return Ok(None);
         }
-        let Some(bytes) = self.matches.get(org)? else {
-            return Ok(None);
+        if let Some(account) = self.looked_up.accounts.get(&org) {
+            return Ok(account.clone());
+        }
+        let account = match self.matches.get(org)? {
+            None => None,
+            Some(bytes) => {
+                match decode::<OrgMatchRecord>("org_matches", org, bytes.value())?.to_match() {
+                    OrgMatch::Matched { account_id } => Some(account_id),
+                    _ => None,
+                }
+            }
         };
-        let record = decode::<OrgMatchRecord>("org_matches", org, bytes.value())?;
-        Ok(match record.to_match() {
-            OrgMatch::Matched { account_id } => Some(account_id),
-            _ => None,
-        })
+        self.looked_up.accounts.insert(org, account.clone());
+        Ok(account)
+    }
+
+    /// The name and email of user `id`, if stored.
+    fn person(&mut self, id: u64) -> Result<Option<(String, String)>, StoreError> {
+        if let Some(person) = self.looked_up.users.get(&id) {
+            return Ok(person.clone());
+        }
+        let person = user(&self.users, id)?.map(|user| (user.name, user.email));
+        self.looked_up.users.insert(id, person.clone());
+        Ok(person)
+    }
+
+    /// The name of group `id`, if stored.
+    fn group_name(&mut self, id: u64) -> Result<Option<String>, StoreError> {
+        if id == 0 {
+            return Ok(None);
+        }
+        if let Some(name) = self.looked_up.groups.get(&id) {
+            return Ok(name.clone());
+        }
+        let name = match self.groups.get(id)? {
+            Some(bytes) => Some(decode::<GroupRecord>("groups", id, bytes.value())?.name),
+            None => None,
+        };
+        self.looked_up.groups.insert(id, name.clone());
+        Ok(name)
     }
 
     /// The fact of `event` on `ticket`, with the ticket's people and group as stored now.
     fn fact(
-        &self,
+        &mut self,
         event: &DetectedEvent,
         state: Option<TicketState>,
         ticket: &TicketRecord,
@@ -253,16 +297,9 @@ impl<'txn> FactTables<'txn> {
         } else {
             rating.map_or(0, |(_, _, requester)| requester)
         };
-        let requester = user(&self.users, requester_id)?;
-        let assignee = user(&self.users, ticket.assignee_id)?;
-        let group = match self.groups.get(ticket.group_id)? {
-            Some(bytes) if ticket.group_id != 0 => Some(decode::<GroupRecord>(
-                "groups",
-                ticket.group_id,
-                bytes.value(),
-            )?),
-            _ => None,
-        };
+        let requester = self.person(requester_id)?;
+        let assignee = self.person(ticket.assignee_id)?;
+        let group_name = self.group_name(ticket.group_id)?;
         let (status, priority) = match state {
             Some(TicketState { status, priority }) => {
                 (status.name().to_owned(), priority.name().to_owned())
@@ -298,12 +335,12 @@ impl<'txn> FactTables<'txn> {
             status,
             requester_name: requester
                 .as_ref()
-                .map(|u| u.name.clone())
+                .map(|(name, _)| name.clone())
                 .unwrap_or_default(),
-            requester_email: requester.map(|u| u.email).unwrap_or_default(),
+            requester_email: requester.map(|(_, email)| email).unwrap_or_default(),
             reported_at_ms: ticket.created_at.saturating_mul(1000),
-            group_name: group.map(|g| g.name).unwrap_or_default(),
-            assignee_name: assignee.map(|u| u.name).unwrap_or_default(),
+            group_name: group_name.unwrap_or_default(),
+            assignee_name: assignee.map(|(name, _)| name).unwrap_or_default(),
             key: event.key.clone(),
             account_id: String::new(),
             user_email: String::new(),

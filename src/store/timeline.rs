@@ -32,6 +32,9 @@ pub(crate) struct TimelineWriter<'txn> {
     new_keys: BTreeMap<(String, String), u64>,
     /// Rows of `ACCOUNT_TIMELINE` appended and not written yet.
     new_by_account: Vec<(String, i64, u64)>,
+    /// Whether (lower-cased email, account) is a user of the account, as read in this transaction (nothing
+    /// writes `ACCOUNT_EMAILS` while entries are appended; a requester comes back entry after entry).
+    users_of_accounts: HashMap<(String, String), bool>,
 }
 
 impl<'txn> TimelineWriter<'txn> {
@@ -53,6 +56,7 @@ impl<'txn> TimelineWriter<'txn> {
             appended: 0,
             new_keys: BTreeMap::new(),
             new_by_account: Vec::new(),
+            users_of_accounts: HashMap::new(),
         })
     }
 
@@ -72,12 +76,11 @@ impl<'txn> TimelineWriter<'txn> {
         }
         let email = fact.requester_email.to_lowercase();
         // Whether the requester is a user of the account is a fact of the moment it is recorded, like the rest.
-        let user_email =
-            if !email.is_empty() && self.emails.get((email.as_str(), account))?.is_some() {
-                email
-            } else {
-                String::new()
-            };
+        let user_email = if !email.is_empty() && self.is_user_of(&email, account)? {
+            email
+        } else {
+            String::new()
+        };
         self.seq += 1;
         let entry = EventRecord {
             seq: self.seq,
@@ -95,6 +98,17 @@ impl<'txn> TimelineWriter<'txn> {
         self.by_time.insert((entry.occurred_at_ms, self.seq), ())?;
         self.appended += 1;
         Ok(true)
+    }
+
+    /// Whether `email` (lower-cased) is a user of `account`.
+    fn is_user_of(&mut self, email: &str, account: &str) -> Result<bool, StoreError> {
+        let pair = (email.to_owned(), account.to_owned());
+        if let Some(&known) = self.users_of_accounts.get(&pair) {
+            return Ok(known);
+        }
+        let user = self.emails.get((email, account))?.is_some();
+        self.users_of_accounts.insert(pair, user);
+        Ok(user)
     }
 
     /// Writes the rows keyed by account and the new sequence number; returns how many entries were appended.
