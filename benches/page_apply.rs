@@ -261,7 +261,7 @@ fn apply_all(
                 organizations: envelope.organizations,
                 metric_sets: envelope.metric_sets,
             };
-            let mut page: PageWrite = convert::ticket_page(&envelope.tickets, &side_loads);
+            let mut page: PageWrite = convert::ticket_page(envelope.tickets, side_loads);
             page.cursors = vec![(
                 "tickets".into(),
                 envelope.after_cursor.unwrap_or_default().into_bytes(),
@@ -424,7 +424,7 @@ fn main() -> Result<(), BoxError> {
                 organizations: envelope.organizations,
                 metric_sets: envelope.metric_sets,
             };
-            let mut page = convert::ticket_page(&envelope.tickets, &side_loads);
+            let mut page = convert::ticket_page(envelope.tickets, side_loads);
             if keep_tickets {
                 page.users.clear();
                 page.organizations.clear();

@@ -17,9 +17,12 @@ pub fn priority(priority: Option<Priority>) -> Priority {
 }
 
 /// The stored form of a ticket, with its metric set if the page side-loaded one.
-pub fn ticket(ticket: &Ticket, metrics: Option<&TicketMetricSet>) -> TicketRecord {
+///
+/// The converters take the decoded records by value: their strings move into the stored form instead of being
+/// copied and then freed with the page (a ticket page side-loads about a thousand users and metric sets).
+pub fn ticket(ticket: Ticket, metrics: Option<&TicketMetricSet>) -> TicketRecord {
     TicketRecord {
-        subject: ticket.subject.clone().unwrap_or_default(),
+        subject: ticket.subject.unwrap_or_default(),
         status: ticket.status.code(),
         priority: priority(ticket.priority).code(),
         requester_id: ticket.requester_id.unwrap_or(0),
@@ -38,35 +41,35 @@ pub fn ticket(ticket: &Ticket, metrics: Option<&TicketMetricSet>) -> TicketRecor
 }
 
 /// The stored form of an organization; non-text custom fields are kept as their JSON text.
-pub fn organization(org: &Organization) -> OrganizationRecord {
+pub fn organization(org: Organization) -> OrganizationRecord {
     let fields = org
         .organization_fields
-        .iter()
+        .into_iter()
         .filter_map(|(key, value)| {
             let text = match value {
                 serde_json::Value::Null => return None,
-                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::String(text) => text,
                 other => other.to_string(),
             };
-            Some((key.clone(), text))
+            Some((key, text))
         })
         .collect();
     OrganizationRecord {
-        name: org.name.clone(),
-        external_id: org.external_id.clone().unwrap_or_default(),
+        name: org.name,
         has_external_id: org.external_id.is_some(),
-        domain_names: org.domain_names.clone(),
+        external_id: org.external_id.unwrap_or_default(),
+        domain_names: org.domain_names,
         fields,
         updated_at: org.updated_at.timestamp(),
     }
 }
 
 /// The stored form of a user.
-pub fn user(user: &User) -> ZendeskUserRecord {
+pub fn user(user: User) -> ZendeskUserRecord {
     ZendeskUserRecord {
-        name: user.name.clone().unwrap_or_default(),
-        email: user.email.clone().unwrap_or_default(),
-        role: user.role.clone().unwrap_or_default(),
+        name: user.name.unwrap_or_default(),
+        email: user.email.unwrap_or_default(),
+        role: user.role.unwrap_or_default(),
         organization_id: user.organization_id.unwrap_or(0),
         active: user.active.unwrap_or(true),
         updated_at: user.updated_at.timestamp(),
@@ -74,19 +77,19 @@ pub fn user(user: &User) -> ZendeskUserRecord {
 }
 
 /// The stored form of a group.
-pub fn group(group: &Group) -> GroupRecord {
+pub fn group(group: Group) -> GroupRecord {
     GroupRecord {
-        name: group.name.clone(),
+        name: group.name,
         deleted: group.deleted,
     }
 }
 
 /// The stored form of a satisfaction rating.
-pub fn rating(rating: &SatisfactionRating) -> RatingRecord {
+pub fn rating(rating: SatisfactionRating) -> RatingRecord {
     RatingRecord {
         ticket_id: rating.ticket_id,
         score: rating.score.as_str().to_owned(),
-        comment: rating.comment.clone().unwrap_or_default(),
+        comment: rating.comment.unwrap_or_default(),
         requester_id: rating.requester_id.unwrap_or(0),
         created_at: rating.created_at.timestamp(),
         updated_at: rating.updated_at.timestamp(),
@@ -95,25 +98,37 @@ pub fn rating(rating: &SatisfactionRating) -> RatingRecord {
 }
 
 /// A ticket export page with its side-loads, ready to apply.
-pub fn ticket_page(tickets: &[Ticket], side_loads: &TicketSideLoads) -> PageWrite {
+pub fn ticket_page(tickets: Vec<Ticket>, side_loads: TicketSideLoads) -> PageWrite {
     let metrics: std::collections::HashMap<u64, &TicketMetricSet> = side_loads
         .metric_sets
         .iter()
         .map(|m| (m.ticket_id, m))
         .collect();
+    let ticket_ratings = tickets.iter().filter_map(ticket_rating).collect();
     PageWrite {
         tickets: tickets
-            .iter()
-            .map(|t| (t.id, ticket(t, metrics.get(&t.id).copied())))
+            .into_iter()
+            .map(|t| {
+                let metric_set = metrics.get(&t.id).copied();
+                (t.id, ticket(t, metric_set))
+            })
             .collect(),
-        users: side_loads.users.iter().map(|u| (u.id, user(u))).collect(),
+        users: side_loads
+            .users
+            .into_iter()
+            .map(|u| (u.id, user(u)))
+            .collect(),
         organizations: side_loads
             .organizations
-            .iter()
+            .into_iter()
             .map(|o| (o.id, organization(o)))
             .collect(),
-        groups: side_loads.groups.iter().map(|g| (g.id, group(g))).collect(),
-        ticket_ratings: tickets.iter().filter_map(ticket_rating).collect(),
+        groups: side_loads
+            .groups
+            .into_iter()
+            .map(|g| (g.id, group(g)))
+            .collect(),
+        ticket_ratings,
         ..Default::default()
     }
 }

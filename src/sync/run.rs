@@ -597,8 +597,15 @@ impl Staged {
 }
 
 /// A page's records by id, as the store keeps them.
-fn by_id<R, T>(records: &[R], id: impl Fn(&R) -> u64, convert: impl Fn(&R) -> T) -> Vec<(u64, T)> {
-    records.iter().map(|r| (id(r), convert(r))).collect()
+fn by_id<R: Clone, T>(
+    records: &[R],
+    id: impl Fn(&R) -> u64,
+    convert: impl Fn(R) -> T,
+) -> Vec<(u64, T)> {
+    records
+        .iter()
+        .map(|r| (id(r), convert(r.clone())))
+        .collect()
 }
 
 /// The cursor `key` moves to with a page.
@@ -738,15 +745,17 @@ async fn tickets(
     let applied = drain(ctx, export, |page| {
         let span = tracing::debug_span!("page", number = page.number, tickets = page.records.len());
         let _entered = span.enter();
-        let mut write = convert::ticket_page(&page.records, &page.side_loads);
+        let times = super::progress::time_span(page.records.iter().map(|t| t.updated_at));
+        let tickets = page.records.len() as u64;
+        let mut write = convert::ticket_page(page.records, page.side_loads);
         write
             .cursors
             .push((key.into(), position_bytes(&page.position)));
         write.validation_run = validation_run;
         Staged {
-            times: super::progress::time_span(page.records.iter().map(|t| t.updated_at)),
+            times,
             write,
-            tickets: page.records.len() as u64,
+            tickets,
             end: page.end_of_stream,
             expected_pages: None,
         }
