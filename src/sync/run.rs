@@ -597,15 +597,8 @@ impl Staged {
 }
 
 /// A page's records by id, as the store keeps them.
-fn by_id<R: Clone, T>(
-    records: &[R],
-    id: impl Fn(&R) -> u64,
-    convert: impl Fn(R) -> T,
-) -> Vec<(u64, T)> {
-    records
-        .iter()
-        .map(|r| (id(r), convert(r.clone())))
-        .collect()
+fn by_id<R, T>(records: Vec<R>, id: impl Fn(&R) -> u64, convert: impl Fn(R) -> T) -> Vec<(u64, T)> {
+    records.into_iter().map(|r| (id(&r), convert(r))).collect()
 }
 
 /// The cursor `key` moves to with a page.
@@ -660,7 +653,7 @@ async fn drain_side<S, R, P>(
     ctx: &RunContext,
     stream: S,
     key: Option<&'static str>,
-    fill: impl Fn(&[R], &mut PageWrite),
+    fill: impl Fn(Vec<R>, &mut PageWrite),
 ) -> Result<(), RunError>
 where
     S: PageStream<Page = Page<R, P>>,
@@ -668,18 +661,20 @@ where
     R: super::progress::TimeOrdered,
 {
     drain(ctx, stream, |page| {
+        let times = super::progress::time_span(
+            page.records
+                .iter()
+                .filter_map(super::progress::TimeOrdered::updated_at),
+        );
+        let expected_pages = super::progress::pages_for(page.total, page.records.len());
         let mut write = PageWrite::default();
-        fill(&page.records, &mut write);
+        fill(page.records, &mut write);
         if let Some(key) = key {
             write.cursors = cursor(key, &page.position);
         }
         Staged {
-            times: super::progress::time_span(
-                page.records
-                    .iter()
-                    .filter_map(super::progress::TimeOrdered::updated_at),
-            ),
-            expected_pages: super::progress::pages_for(page.total, page.records.len()),
+            times,
+            expected_pages,
             ..Staged::records(write, page.end_of_stream)
         }
     })
@@ -694,7 +689,7 @@ async fn drain_export<T, S, R>(
     key: &'static str,
     start: T,
     open: impl FnOnce(&ZendeskClient, T) -> S,
-    fill: impl Fn(&[R], &mut PageWrite),
+    fill: impl Fn(Vec<R>, &mut PageWrite),
 ) -> Result<(), RunError>
 where
     T: serde::de::DeserializeOwned + serde::Serialize,
@@ -773,7 +768,7 @@ async fn ticket_events(ctx: &RunContext) -> Result<(), RunError> {
         start,
         open,
         |records, write| {
-            write.changes = convert::ticket_changes(records);
+            write.changes = convert::ticket_changes(&records);
         },
     )
     .await
@@ -813,7 +808,7 @@ async fn ratings(ctx: &RunContext, resuming: bool) -> Result<(), RunError> {
         } else {
             cursor(cursor_keys::RATINGS, &page.position)
         };
-        let ratings = by_id(&page.records, |r| r.id, convert::rating);
+        let ratings = by_id(page.records, |r| r.id, convert::rating);
         Staged::records(
             PageWrite {
                 ratings,

@@ -148,31 +148,30 @@ mod tests {
             .contains("trailing"));
     }
 
+    /// A ticket page whose ticket has `member` set to a string holding a byte that is not UTF-8.
+    fn page_with_invalid_utf8(member: &str) -> Vec<u8> {
+        let marker = "\u{fffd}";
+        let ticket = TICKET.replace(
+            r#""status""#,
+            &format!(r#""{member}": "caf{marker}", "status""#),
+        );
+        let mut body = format!(r#"{{"tickets": [{ticket}], "end_of_stream": true}}"#).into_bytes();
+        let at = body
+            .windows(marker.len())
+            .position(|window| window == marker.as_bytes())
+            .expect("marker");
+        body.splice(at..at + marker.len(), [0xff]);
+        assert!(std::str::from_utf8(&body).is_err());
+        body
+    }
+
     #[test]
     fn a_body_that_is_not_utf8_decodes_as_bytes_did() {
         // Invalid UTF-8 in a member zdsync skips is no error; in a field it keeps, it names the field.
-        let skipped = TICKET.replace(
-            r#""status""#,
-            "\"description\": \"caf\u{fffd}\", \"status\"",
-        );
-        let mut body = format!(r#"{{"tickets": [{skipped}], "end_of_stream": true}}"#).into_bytes();
-        let replacement = "\u{fffd}".as_bytes();
-        let at = body
-            .windows(replacement.len())
-            .position(|window| window == replacement)
-            .expect("marker");
-        body.splice(at..at + replacement.len(), [0xff]);
-        assert!(std::str::from_utf8(&body).is_err());
-        let page: TicketCursorPage = decode_json("tickets", &body).expect("skipped member");
+        let page: TicketCursorPage =
+            decode_json("tickets", &page_with_invalid_utf8("description")).expect("skipped member");
         assert_eq!(page.tickets[0].id, 41);
-        let kept = TICKET.replace(r#""status""#, "\"subject\": \"caf\u{fffd}\", \"status\"");
-        let mut body = format!(r#"{{"tickets": [{kept}], "end_of_stream": true}}"#).into_bytes();
-        let at = body
-            .windows(replacement.len())
-            .position(|window| window == replacement)
-            .expect("marker");
-        body.splice(at..at + replacement.len(), [0xff]);
-        match decode_json::<TicketCursorPage>("tickets", &body) {
+        match decode_json::<TicketCursorPage>("tickets", &page_with_invalid_utf8("subject")) {
             Err(ZendeskError::Malformed { detail, .. }) => {
                 assert!(detail.contains("tickets[0].subject"), "{detail}");
             }
