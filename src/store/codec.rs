@@ -31,11 +31,11 @@ pub(crate) fn get_by_id<M: Message + Default>(
 
 /// The record stored under `key` in `table` (named `name`), decoded; `None` when there is none.
 pub(crate) fn get_by_name<M: Message + Default>(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     name: &'static str,
     key: &str,
 ) -> Result<Option<M>, StoreError> {
-    let value = table.get(key)?;
+    let value = table.get(key.as_bytes())?;
     value
         .map(|bytes| decode::<M>(name, key, bytes.value()))
         .transpose()

@@ -86,6 +86,7 @@ impl Store {
     pub fn has_timeline(&self, account: &str) -> Result<bool, StoreError> {
         let txn = self.db().begin_read()?;
         let table = txn.open_table(tables::ACCOUNT_TIMELINE)?;
+        let account = account.as_bytes();
         let mut range = table.range((account, i64::MIN, 0)..=(account, i64::MAX, u64::MAX))?;
         Ok(range.next().transpose()?.is_some())
     }
@@ -168,7 +169,7 @@ impl Store {
                 // A max-heap of each account's next entry: the newest pops first.
                 let mut heap = BinaryHeap::new();
                 for account in &accounts {
-                    let account = account.as_str();
+                    let account = account.as_bytes();
                     let mut range = by_account
                         .range((account, low.0, low.1)..(account, high.0, high.1))?
                         .rev();

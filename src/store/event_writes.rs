@@ -171,7 +171,7 @@ fn ticket_deleted(tickets: &redb::Table<u64, &[u8]>, id: u64) -> Result<bool, St
 /// The tables a fact is built from and stored in. New facts are written at [`FactTables::finish`], each table
 /// in key order (see [`TimelineWriter`]), so each B-tree is walked once from left to right.
 struct FactTables<'txn> {
-    events: Table<'txn, &'static str, &'static [u8]>,
+    events: Table<'txn, &'static [u8], &'static [u8]>,
     org_facts: Table<'txn, (i64, u64, i64, &'static str), ()>,
     /// Facts recorded and not written yet: fact key -> encoded `EventRecord`.
     new_events: BTreeMap<String, Vec<u8>>,
@@ -217,14 +217,14 @@ impl<'txn> FactTables<'txn> {
 
     /// Whether the fact `key` is recorded already (in this transaction or before).
     fn known(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self.new_events.contains_key(key) || self.events.get(key)?.is_some())
+        Ok(self.new_events.contains_key(key) || self.events.get(key.as_bytes())?.is_some())
     }
 
     /// Writes the facts recorded, each table in key order.
     fn finish(mut self) -> Result<(), StoreError> {
         for (key, encoded) in std::mem::take(&mut self.new_events) {
             crate::background::step_aside();
-            self.events.insert(key.as_str(), encoded.as_slice())?;
+            self.events.insert(key.as_bytes(), encoded.as_slice())?;
         }
         let mut org_facts = std::mem::take(&mut self.new_org_facts);
         org_facts.sort_unstable();
@@ -777,7 +777,10 @@ mod tests {
         let read = store.db().begin_read().expect("read");
         let events = read.open_table(tables::EVENTS).expect("events");
         assert_eq!(events.len().expect("len"), facts_before + 1);
-        assert!(events.get("t5:solved:1799999970").expect("get").is_some());
+        assert!(events
+            .get("t5:solved:1799999970".as_bytes())
+            .expect("get")
+            .is_some());
         let org_facts = read.open_table(tables::ORG_FACTS).expect("org facts");
         assert_eq!(org_facts.len().expect("len"), facts_before + 1);
     }

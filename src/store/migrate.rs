@@ -1,13 +1,13 @@
 //! Schema migrations, each in the transaction that records the new version.
 use prost::Message;
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, TableHandle, WriteTransaction};
 
 use crate::domain::matching::OrgMatch;
 
 use super::codec::decode;
 use super::events::EventRecord;
 use super::matching::OrgMatchRecord;
-use super::tables::{self, schema1, schema2};
+use super::tables::{self, schema1, schema2, schema3};
 use super::StoreError;
 
 /// Schema 1 -> 2: events were attributed to accounts when read; now each timeline entry records its
@@ -16,11 +16,12 @@ use super::StoreError;
 pub(super) fn events_to_timeline(txn: &WriteTransaction) -> Result<(), StoreError> {
     {
         let log = txn.open_table(schema1::EVENT_LOG)?;
-        let facts = txn.open_table(tables::EVENTS)?;
+        let facts = txn.open_table(schema3::EVENTS)?;
         let matches = txn.open_table(tables::ORG_MATCHES)?;
         let emails = txn.open_table(tables::ACCOUNT_EMAILS)?;
         let mut org_facts = txn.open_table(tables::ORG_FACTS)?;
         let mut timeline = txn.open_table(tables::TIMELINE)?;
+        // Straight into schema 4's tables: redb must not free, later in this transaction, pages it allocated in it.
         let mut keys = txn.open_table(tables::TIMELINE_KEYS)?;
         let mut by_account = txn.open_table(tables::ACCOUNT_TIMELINE)?;
         let mut by_time = txn.open_table(tables::TIMELINE_TIMES)?;
@@ -70,8 +71,8 @@ pub(super) fn events_to_timeline(txn: &WriteTransaction) -> Result<(), StoreErro
                 ..fact
             };
             timeline.insert(seq, entry.encode_to_vec().as_slice())?;
-            keys.insert((key.as_str(), account.as_str()), seq)?;
-            by_account.insert((account.as_str(), entry.occurred_at_ms, seq), ())?;
+            keys.insert((key.as_bytes(), account.as_bytes()), seq)?;
+            by_account.insert((account.as_bytes(), entry.occurred_at_ms, seq), ())?;
             by_time.insert((entry.occurred_at_ms, seq), ())?;
         }
     }
@@ -87,11 +88,12 @@ pub(super) fn events_to_timeline(txn: &WriteTransaction) -> Result<(), StoreErro
 pub(super) fn batch_local_keys(txn: &WriteTransaction) -> Result<(), StoreError> {
     {
         let from = txn.open_table(schema2::TIMELINE_KEYS)?;
+        // Straight into schema 4's table, as in `events_to_timeline`.
         let mut to = txn.open_table(tables::TIMELINE_KEYS)?;
         for row in from.iter()? {
             let (key, seq) = row?;
             let (account, fact) = key.value();
-            to.insert((fact, account), seq.value())?;
+            to.insert((fact.as_bytes(), account.as_bytes()), seq.value())?;
         }
     }
     txn.delete_table(schema2::TIMELINE_KEYS)?;
@@ -129,6 +131,56 @@ pub(super) fn batch_local_keys(txn: &WriteTransaction) -> Result<(), StoreError>
         tables::USER_RATING_DAYS,
         |(org, requester, day)| (day, org, requester),
     )
+}
+
+/// Schema 3 -> 4: the facts and the timeline's fact and account indexes are keyed by bytes instead of `&str`
+/// (redb checks a `&str` key as UTF-8 on every comparison). Every row moves as it is; bytes sort as the
+/// strings did.
+///
+/// A file migrated from an older schema in the same transaction has no schema 3 timeline tables (the older
+/// migrations write schema 4's), so only the tables the file holds move.
+pub(super) fn byte_keys(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let held: std::collections::BTreeSet<String> = txn
+        .list_tables()?
+        .map(|table| table.name().to_owned())
+        .collect();
+    let holds = |table: &dyn TableHandle| held.contains(table.name());
+    if holds(&schema3::EVENTS) {
+        {
+            let from = txn.open_table(schema3::EVENTS)?;
+            let mut to = txn.open_table(tables::EVENTS)?;
+            for row in from.iter()? {
+                let (key, value) = row?;
+                to.insert(key.value().as_bytes(), value.value())?;
+            }
+        }
+        txn.delete_table(schema3::EVENTS)?;
+    }
+    if holds(&schema3::TIMELINE_KEYS) {
+        {
+            let from = txn.open_table(schema3::TIMELINE_KEYS)?;
+            let mut to = txn.open_table(tables::TIMELINE_KEYS)?;
+            for row in from.iter()? {
+                let (key, seq) = row?;
+                let (fact, account) = key.value();
+                to.insert((fact.as_bytes(), account.as_bytes()), seq.value())?;
+            }
+        }
+        txn.delete_table(schema3::TIMELINE_KEYS)?;
+    }
+    if holds(&schema3::ACCOUNT_TIMELINE) {
+        {
+            let from = txn.open_table(schema3::ACCOUNT_TIMELINE)?;
+            let mut to = txn.open_table(tables::ACCOUNT_TIMELINE)?;
+            for row in from.iter()? {
+                let (key, _) = row?;
+                let (account, at, seq) = key.value();
+                to.insert((account.as_bytes(), at, seq), ())?;
+            }
+        }
+        txn.delete_table(schema3::ACCOUNT_TIMELINE)?;
+    }
+    Ok(())
 }
 
 /// Copies every row of `old` into `new` under the key `key` gives, then deletes `old`.
@@ -170,7 +222,7 @@ mod tests {
             let txn = store.db().begin_write().expect("write");
             {
                 let mut log = txn.open_table(schema1::EVENT_LOG).expect("log");
-                let mut facts = txn.open_table(tables::EVENTS).expect("events");
+                let mut facts = txn.open_table(schema3::EVENTS).expect("events");
                 for (seq, org) in [(7_u64, 100_u64), (8, 200)] {
                     let key = format!("t{seq}:solved:1");
                     let fact = EventRecord {
@@ -312,7 +364,7 @@ mod tests {
         );
         let keys = txn.open_table(tables::TIMELINE_KEYS).expect("t");
         assert_eq!(
-            keys.get(("t1:solved:9", "acct"))
+            keys.get(("t1:solved:9".as_bytes(), "acct".as_bytes()))
                 .expect("get")
                 .map(|v| v.value()),
             Some(4)
@@ -328,5 +380,83 @@ mod tests {
             .expect("get")
             .is_some());
         assert!(txn.open_table(schema2::ORG_FACTS).is_err());
+    }
+
+    /// A schema 3 file's facts and timeline indexes come back keyed by bytes with the same rows, and the
+    /// store reads them as before.
+    #[test]
+    fn facts_and_timeline_indexes_move_to_byte_keys_with_their_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fact = EventRecord {
+            key: "t1:solved:9".into(),
+            ticket_id: 1,
+            organization_id: 100,
+            occurred_at_ms: 5,
+            ..Default::default()
+        };
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let txn = store.db().begin_write().expect("write");
+            {
+                let mut facts = txn.open_table(schema3::EVENTS).expect("t");
+                facts
+                    .insert("t1:solved:9", fact.encode_to_vec().as_slice())
+                    .expect("row");
+                facts
+                    .insert("t2:solved:9", fact.encode_to_vec().as_slice())
+                    .expect("row");
+                let mut keys = txn.open_table(schema3::TIMELINE_KEYS).expect("t");
+                keys.insert(("t1:solved:9", "acct"), 4).expect("row");
+                keys.insert(("t1:solved:9", "Ärger"), 6).expect("row");
+                let mut by_account = txn.open_table(schema3::ACCOUNT_TIMELINE).expect("t");
+                by_account.insert(("acct", 5, 4), ()).expect("row");
+                by_account.insert(("Ärger", 5, 6), ()).expect("row");
+            }
+            txn.commit().expect("commit");
+        }
+        crate::store::force_schema_version(dir.path(), 3).expect("schema 3");
+        let store = Store::open(dir.path()).expect("migrated");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        assert_eq!(
+            store
+                .event("t1:solved:9")
+                .expect("fact")
+                .map(|f| f.ticket_id),
+            Some(1)
+        );
+        assert!(store.has_timeline("Ärger").expect("timeline"));
+        assert!(!store.has_timeline("other").expect("timeline"));
+        let txn = store.db().begin_read().expect("read");
+        let facts = txn.open_table(tables::EVENTS).expect("t");
+        assert_eq!(redb::ReadableTableMetadata::len(&facts).expect("len"), 2);
+        let keys = txn.open_table(tables::TIMELINE_KEYS).expect("t");
+        let rows: Vec<(String, u64)> = keys
+            .iter()
+            .expect("iter")
+            .map(|row| {
+                let (key, seq) = row.expect("row");
+                let (fact, account) = key.value();
+                let pair = [fact, account].map(|part| std::str::from_utf8(part).expect("utf-8"));
+                (pair.join("/"), seq.value())
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("t1:solved:9/acct".to_owned(), 4),
+                ("t1:solved:9/Ärger".to_owned(), 6)
+            ]
+        );
+        let by_account = txn.open_table(tables::ACCOUNT_TIMELINE).expect("t");
+        assert_eq!(
+            redb::ReadableTableMetadata::len(&by_account).expect("len"),
+            2
+        );
+        assert!(
+            txn.open_table(schema3::EVENTS).is_err(),
+            "schema 3 tables are gone"
+        );
+        assert!(txn.open_table(schema3::TIMELINE_KEYS).is_err());
+        assert!(txn.open_table(schema3::ACCOUNT_TIMELINE).is_err());
     }
 }

@@ -39,7 +39,7 @@ pub use health::{FaultKind, WriteFault};
 use tables::{meta_keys, META};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Memory redb may use for its page cache (9/10 reads, 1/10 the write buffer of a transaction).
 pub const CACHE_BYTES: usize = 8 * 1024 * 1024;
@@ -213,11 +213,14 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
-                Some(found @ (1 | 2)) => {
+                Some(found @ 1..=3) => {
                     if found == 1 {
                         migrate::events_to_timeline(&txn)?;
                     }
-                    migrate::batch_local_keys(&txn)?;
+                    if found <= 2 {
+                        migrate::batch_local_keys(&txn)?;
+                    }
+                    migrate::byte_keys(&txn)?;
                     meta.insert(
                         meta_keys::SCHEMA_VERSION,
                         SCHEMA_VERSION.to_le_bytes().as_slice(),

@@ -373,7 +373,7 @@ impl Store {
         let facts = txn.open_table(tables::EVENTS)?;
         for entry in facts.iter()? {
             let (key, value) = entry?;
-            hasher.update(key.value().as_bytes());
+            hasher.update(key.value());
             hasher.update(without_detection_time(value.value())?);
         }
         super::timeline::hash_timeline_content(&txn, &mut hasher)?;

@@ -21,8 +21,8 @@ use super::StoreError;
 /// transaction.
 pub(crate) struct TimelineWriter<'txn> {
     timeline: Table<'txn, u64, &'static [u8]>,
-    keys: Table<'txn, (&'static str, &'static str), u64>,
-    by_account: Table<'txn, (&'static str, i64, u64), ()>,
+    keys: Table<'txn, (&'static [u8], &'static [u8]), u64>,
+    by_account: Table<'txn, (&'static [u8], i64, u64), ()>,
     by_time: Table<'txn, (i64, u64), ()>,
     emails: Table<'txn, (&'static str, &'static str), ()>,
     meta: Table<'txn, &'static str, &'static [u8]>,
@@ -70,7 +70,10 @@ impl<'txn> TimelineWriter<'txn> {
     ) -> Result<bool, StoreError> {
         let key = (fact.key.clone(), account.to_owned());
         if self.new_keys.contains_key(&key)
-            || self.keys.get((fact.key.as_str(), account))?.is_some()
+            || self
+                .keys
+                .get((fact.key.as_bytes(), account.as_bytes()))?
+                .is_some()
         {
             return Ok(false);
         }
@@ -117,14 +120,14 @@ impl<'txn> TimelineWriter<'txn> {
         for ((fact_key, account), seq) in std::mem::take(&mut self.new_keys) {
             crate::background::step_aside();
             self.keys
-                .insert((fact_key.as_str(), account.as_str()), seq)?;
+                .insert((fact_key.as_bytes(), account.as_bytes()), seq)?;
         }
         let mut by_account = std::mem::take(&mut self.new_by_account);
         by_account.sort_unstable();
         for (account, occurred_at_ms, seq) in by_account {
             crate::background::step_aside();
             self.by_account
-                .insert((account.as_str(), occurred_at_ms, seq), ())?;
+                .insert((account.as_bytes(), occurred_at_ms, seq), ())?;
         }
         if self.appended > 0 {
             self.meta
@@ -283,12 +286,17 @@ pub(crate) fn hash_timeline_content(
     for entry in txn.open_table(tables::TIMELINE_KEYS)?.iter()? {
         let (key, seq) = entry?;
         let (fact, account) = key.value();
+        let (fact, account) = (
+            String::from_utf8_lossy(fact),
+            String::from_utf8_lossy(account),
+        );
         keys.push(format!("{account}/{fact}->{:?}", known(seq.value())));
     }
     let mut by_account = Vec::new();
     for entry in txn.open_table(tables::ACCOUNT_TIMELINE)?.iter()? {
         let (key, _) = entry?;
         let (account, at, seq) = key.value();
+        let account = String::from_utf8_lossy(account);
         by_account.push(format!("{account}@{at}->{:?}", known(seq)));
     }
     let mut by_time = Vec::new();
@@ -498,7 +506,13 @@ mod tests {
             .map(|row| {
                 let (key, seq) = row.expect("row");
                 let (fact_key, account) = key.value();
-                ((fact_key.to_owned(), account.to_owned()), seq.value())
+                (
+                    (
+                        String::from_utf8_lossy(fact_key).into_owned(),
+                        String::from_utf8_lossy(account).into_owned(),
+                    ),
+                    seq.value(),
+                )
             })
             .collect();
         assert_eq!(
