@@ -287,9 +287,9 @@ async fn inspect_after_kill(
         ("groups", counts.groups, previous.groups),
         ("ratings", counts.ratings, previous.ratings),
         (
-            "ticket changes",
-            counts.ticket_changes,
-            previous.ticket_changes,
+            "tickets with history",
+            counts.tickets_with_history,
+            previous.tickets_with_history,
         ),
     ] {
         assert!(

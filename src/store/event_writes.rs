@@ -65,11 +65,11 @@ pub(crate) fn apply(
             *latest = (*latest).max(change.at);
         }
         let stored_tickets = txn.open_table(tables::TICKETS)?;
-        let stored_changes = txn.open_table(tables::TICKET_CHANGES)?;
+        let stored_history = txn.open_table(tables::TICKET_HISTORY)?;
         // A ticket stored after its changes (created while the run was between phases): its stored history was
         // never read with it, whatever its priority. Most new tickets have none yet (a first sync stores every
         // ticket before any change): one walk over their id range finds those that do.
-        for id in tickets_with_history(&stored_changes, &arrived)? {
+        for id in super::history::tickets_with_history(&stored_history, &arrived)? {
             ids.insert(id, (true, i64::MIN));
         }
         for (id, (must_read, latest_change)) in ids {
@@ -87,20 +87,10 @@ pub(crate) fn apply(
             if !must_read && snapshot_covers_page && !facts.priority.is_high_or_urgent() {
                 continue;
             }
-            let mut entries = Vec::new();
-            for row in
-                stored_changes.range((id, i64::MIN, 0, 0)..=(id, i64::MAX, u64::MAX, u32::MAX))?
-            {
-                let (key, value) = row?;
-                let (ticket_id, at, event_id, index) = key.value();
-                let change = decode::<ChangeRecord>(
-                    "ticket_changes",
-                    format_args!("{ticket_id}/{at}/{event_id}/{index}"),
-                    value.value(),
-                )?;
-                let entry = super::facts::stored_change((ticket_id, at, event_id, index), &change)?;
-                entries.push(entry);
-            }
+            let Some(history) = super::history::read(&stored_history, id)? else {
+                continue;
+            };
+            let entries = super::history::entries(id, &history)?;
             if entries.is_empty() {
                 continue;
             }
@@ -439,48 +429,6 @@ fn record_new(
     Ok(recorded)
 }
 
-/// Which of the `arrived` tickets have a stored change, in one walk over the changes of their id range.
-fn tickets_with_history(
-    changes: &Table<'_, (u64, i64, u64, u32), &'static [u8]>,
-    arrived: &BTreeSet<u64>,
-) -> Result<BTreeSet<u64>, StoreError> {
-    let mut with_history = BTreeSet::new();
-    let (Some(&first), Some(&last)) = (arrived.first(), arrived.last()) else {
-        return Ok(with_history);
-    };
-    let span = last - first;
-    if span / 8 > arrived.len() as u64 {
-        // Ids far apart (a validation that finds old tickets missing): a look per ticket walks less.
-        for &id in arrived {
-            if changes
-                .range((id, i64::MIN, 0, 0)..=(id, i64::MAX, u64::MAX, u32::MAX))?
-                .next()
-                .is_some()
-            {
-                with_history.insert(id);
-            }
-        }
-        return Ok(with_history);
-    }
-    let mut from = first;
-    // One row per ticket is enough: after a ticket's first row the walk goes on from the next ticket id.
-    while let Some(row) = changes
-        .range((from, i64::MIN, 0, 0)..=(last, i64::MAX, u64::MAX, u32::MAX))?
-        .next()
-    {
-        crate::background::step_aside();
-        let ticket_id = row?.0.value().0;
-        if arrived.contains(&ticket_id) {
-            with_history.insert(ticket_id);
-        }
-        match ticket_id.checked_add(1) {
-            Some(next) if next <= last => from = next,
-            _ => break,
-        }
-    }
-    Ok(with_history)
-}
-
 /// Which of the `arrived` tickets have bad ratings held for them, in one walk over the held ratings of their id
 /// range rather than a lookup per ticket: a page brings up to a thousand new tickets, and few have one.
 fn tickets_with_held_ratings(
@@ -590,40 +538,6 @@ mod tests {
 
     fn ids(list: &[u64]) -> BTreeSet<u64> {
         list.iter().copied().collect()
-    }
-
-    #[test]
-    fn stored_history_is_found_for_the_arrived_tickets_only() {
-        let (_dir, store) = scratch_store();
-        let txn = store.db().begin_write().expect("write");
-        {
-            let mut changes = txn.open_table(tables::TICKET_CHANGES).expect("changes");
-            for (ticket, at) in [
-                (3, 10),
-                (3, 20),
-                (5, 10),
-                (7, 5),
-                (7, 6),
-                (7, 7),
-                (u64::MAX, 1),
-            ] {
-                changes
-                    .insert((ticket, at, 1, 0), [].as_slice())
-                    .expect("insert");
-            }
-            let found = |arrived: &[u64]| {
-                tickets_with_history(&changes, &ids(arrived))
-                    .expect("walk")
-                    .into_iter()
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(found(&[2, 3, 4, 7]), [3, 7]);
-            assert_eq!(found(&[4, 6]), Vec::<u64>::new());
-            assert_eq!(found(&[5]), [5]);
-            assert_eq!(found(&[8, u64::MAX]), [u64::MAX]);
-            assert_eq!(found(&[]), Vec::<u64>::new());
-        }
-        drop(txn);
     }
 
     #[test]

@@ -125,7 +125,7 @@ pub(crate) fn rating_facts(id: u64, record: &RatingRecord) -> Result<RatingFacts
     })
 }
 
-/// Reads a stored change (key `(ticket, at, event id, index)` of `TICKET_CHANGES`).
+/// Reads a stored change of ticket `ticket_id` (at its position in the ticket's `TICKET_HISTORY` row).
 ///
 /// A status change with `from` code 0 is the ticket's `Create` entry.
 pub(crate) fn history_entry(
@@ -201,14 +201,14 @@ pub(crate) fn stored_rating(id: u64, record: &RatingRecord) -> Result<RatingFact
     rating_facts(id, record).map_err(|err| corrupt("ratings", id.to_string(), &err))
 }
 
-/// [`history_entry`] of a row of `TICKET_CHANGES`, an unreadable one reported as corrupt.
+/// [`history_entry`] of a change in `TICKET_HISTORY`, an unreadable one reported as corrupt.
 pub(crate) fn stored_change(
     (ticket_id, at, event_id, index): (u64, i64, u64, u32),
     record: &ChangeRecord,
 ) -> Result<HistoryEntry, StoreError> {
     history_entry(ticket_id, at, event_id, index, record).map_err(|err| {
         corrupt(
-            "ticket_changes",
+            "ticket_history",
             format!("{ticket_id}/{at}/{event_id}/{index}"),
             &err,
         )

@@ -7,7 +7,8 @@ use crate::domain::matching::OrgMatch;
 use super::codec::decode;
 use super::events::EventRecord;
 use super::matching::OrgMatchRecord;
-use super::tables::{self, schema1, schema2, schema3};
+use super::tables::{self, schema1, schema2, schema3, schema4};
+use super::zendesk_records::{ChangeRecord, HistoryChangeRecord, HistoryRecord};
 use super::StoreError;
 
 /// Schema 1 -> 2: events were attributed to accounts when read; now each timeline entry records its
@@ -180,6 +181,50 @@ pub(super) fn byte_keys(txn: &WriteTransaction) -> Result<(), StoreError> {
         }
         txn.delete_table(schema3::ACCOUNT_TIMELINE)?;
     }
+    Ok(())
+}
+
+/// Schema 4 -> 5: the change history is one row per ticket instead of one per change. The old rows come in
+/// key order, so each ticket's changes are already together and in order.
+pub(super) fn history_per_ticket(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let holds = txn
+        .list_tables()?
+        .any(|table| table.name() == schema4::TICKET_CHANGES.name());
+    if !holds {
+        return Ok(());
+    }
+    {
+        let from = txn.open_table(schema4::TICKET_CHANGES)?;
+        let mut to = txn.open_table(tables::TICKET_HISTORY)?;
+        let mut current: Option<(u64, HistoryRecord)> = None;
+        for row in from.iter()? {
+            let (key, value) = row?;
+            let (ticket_id, at, event_id, index) = key.value();
+            let change = decode::<ChangeRecord>(
+                "ticket_changes",
+                format_args!("{ticket_id}/{at}/{event_id}/{index}"),
+                value.value(),
+            )?;
+            if current.as_ref().is_some_and(|(id, _)| *id != ticket_id) {
+                if let Some((id, history)) = current.take() {
+                    to.insert(id, history.encode_to_vec().as_slice())?;
+                }
+            }
+            let (_, history) = current.get_or_insert_with(|| (ticket_id, HistoryRecord::default()));
+            history.changes.push(HistoryChangeRecord {
+                at,
+                event_id,
+                index,
+                field: change.field,
+                from: change.from,
+                to: change.to,
+            });
+        }
+        if let Some((id, history)) = current {
+            to.insert(id, history.encode_to_vec().as_slice())?;
+        }
+    }
+    txn.delete_table(schema4::TICKET_CHANGES)?;
     Ok(())
 }
 
@@ -458,5 +503,70 @@ mod tests {
         );
         assert!(txn.open_table(schema3::TIMELINE_KEYS).is_err());
         assert!(txn.open_table(schema3::ACCOUNT_TIMELINE).is_err());
+    }
+
+    /// A change's position in its ticket's history and the status it changed to.
+    type ChangeAt = ((i64, u64, u32), u32);
+
+    /// A schema 4 file's changes, one row each, come back as one history row per ticket, in order.
+    #[test]
+    fn changes_are_grouped_into_one_history_row_per_ticket() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let txn = store.db().begin_write().expect("write");
+            {
+                let mut changes = txn.open_table(schema4::TICKET_CHANGES).expect("t");
+                for (ticket, at, event, index, to) in [
+                    (3, 20, 9, 1, 4),
+                    (3, 10, 8, 0, 1),
+                    (3, 20, 9, 0, 2),
+                    (5, 7, 1, 0, 3),
+                ] {
+                    let change = ChangeRecord {
+                        field: 1,
+                        from: 0,
+                        to,
+                    };
+                    changes
+                        .insert(
+                            (ticket, at, event, index),
+                            change.encode_to_vec().as_slice(),
+                        )
+                        .expect("row");
+                }
+            }
+            txn.commit().expect("commit");
+        }
+        crate::store::force_schema_version(dir.path(), 4).expect("schema 4");
+        let store = Store::open(dir.path()).expect("migrated");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        let txn = store.db().begin_read().expect("read");
+        let histories = txn.open_table(tables::TICKET_HISTORY).expect("t");
+        let rows: Vec<(u64, Vec<ChangeAt>)> = histories
+            .iter()
+            .expect("iter")
+            .map(|row| {
+                let (ticket, value) = row.expect("row");
+                let history = HistoryRecord::decode(value.value()).expect("history");
+                let changes = history
+                    .changes
+                    .iter()
+                    .map(|change| (change.position(), change.to))
+                    .collect();
+                (ticket.value(), changes)
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (3, vec![((10, 8, 0), 1), ((20, 9, 0), 2), ((20, 9, 1), 4)]),
+                (5, vec![((7, 1, 0), 3)]),
+            ]
+        );
+        assert!(
+            txn.open_table(schema4::TICKET_CHANGES).is_err(),
+            "schema 4's table is gone"
+        );
     }
 }

@@ -15,6 +15,7 @@ pub mod events;
 pub mod facts;
 pub mod figures;
 pub mod health;
+mod history;
 pub mod matching;
 pub mod metric_index;
 mod migrate;
@@ -39,7 +40,7 @@ pub use health::{FaultKind, WriteFault};
 use tables::{meta_keys, META};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Memory redb may use for its page cache (9/10 reads, 1/10 the write buffer of a transaction).
 pub const CACHE_BYTES: usize = 8 * 1024 * 1024;
@@ -213,14 +214,17 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
-                Some(found @ 1..=3) => {
+                Some(found @ 1..=4) => {
                     if found == 1 {
                         migrate::events_to_timeline(&txn)?;
                     }
                     if found <= 2 {
                         migrate::batch_local_keys(&txn)?;
                     }
-                    migrate::byte_keys(&txn)?;
+                    if found <= 3 {
+                        migrate::byte_keys(&txn)?;
+                    }
+                    migrate::history_per_ticket(&txn)?;
                     meta.insert(
                         meta_keys::SCHEMA_VERSION,
                         SCHEMA_VERSION.to_le_bytes().as_slice(),
@@ -245,7 +249,7 @@ impl Store {
             txn.open_table(tables::USERS)?;
             txn.open_table(tables::GROUPS)?;
             txn.open_table(tables::RATINGS)?;
-            txn.open_table(tables::TICKET_CHANGES)?;
+            txn.open_table(tables::TICKET_HISTORY)?;
             txn.open_table(tables::VALIDATION_SEEN)?;
             txn.open_table(tables::ACCOUNT_KEYS)?;
             txn.open_table(tables::ORG_KEYS)?;

@@ -173,20 +173,10 @@ fn apply_in(
         }
     }
     {
-        let mut table = txn.open_table(tables::TICKET_CHANGES)?;
-        // The export is in time order, the table in ticket order: inserted as they come, the changes dirty
-        // leaves at random, and a batch's leaves outgrow redb's write buffer and go to the file and back. In key
-        // order (stable, so a repeated key keeps its last copy) the tree is walked once from left to right.
-        let mut in_key_order: Vec<&super::page::TicketChange> = page.changes.iter().collect();
-        in_key_order
-            .sort_by_key(|change| (change.ticket_id, change.at, change.event_id, change.index));
-        for change in in_key_order {
-            crate::background::step_aside();
-            table.insert(
-                (change.ticket_id, change.at, change.event_id, change.index),
-                change.change.encode_to_vec().as_slice(),
-            )?;
-        }
+        // The export is in time order, the table in ticket order: the tickets are written in id order, so the
+        // tree is walked once from left to right.
+        let mut table = txn.open_table(tables::TICKET_HISTORY)?;
+        super::history::write_changes(&mut table, &page.changes)?;
     }
     outcome.figure_inputs_written |= !written_tickets.is_empty() || !written_ratings.is_empty();
     // Derived state moves in the same transaction as the records it comes from.
@@ -346,15 +336,23 @@ impl Store {
                 hasher.update(value.value());
             }
         }
-        let changes = txn.open_table(tables::TICKET_CHANGES)?;
-        for entry in changes.iter()? {
-            let (key, value) = entry?;
-            let (ticket, at, event, index) = key.value();
-            hasher.update(ticket.to_le_bytes());
-            hasher.update(at.to_le_bytes());
-            hasher.update(event.to_le_bytes());
-            hasher.update(index.to_le_bytes());
-            hasher.update(value.value());
+        // Change by change, as when each had its own row (digests of both layouts compare).
+        let histories = txn.open_table(tables::TICKET_HISTORY)?;
+        for entry in histories.iter()? {
+            let (ticket, value) = entry?;
+            let ticket = ticket.value();
+            let history = super::codec::decode::<super::zendesk_records::HistoryRecord>(
+                "ticket_history",
+                ticket,
+                value.value(),
+            )?;
+            for change in &history.changes {
+                hasher.update(ticket.to_le_bytes());
+                hasher.update(change.at.to_le_bytes());
+                hasher.update(change.event_id.to_le_bytes());
+                hasher.update(change.index.to_le_bytes());
+                hasher.update(change.change().encode_to_vec());
+            }
         }
         let cursors = txn.open_table(tables::CURSORS)?;
         for entry in cursors.iter()? {

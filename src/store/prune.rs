@@ -6,16 +6,15 @@
 //! ticket and field, the last change before the horizon is kept (its `from`/`to` carry that state)
 //! and every earlier one goes; a history that starts mid-life is what detection already handles
 //! (`detect_from_history` reconstructs the state before the first kept change).
+use prost::Message;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::tables;
+use super::zendesk_records::{HistoryRecord, CHANGE_FIELD_PRIORITY};
 use super::{Store, StoreError};
 
 /// Tickets pruned per write transaction: small enough that admin writes and reads never wait long.
 const TICKETS_PER_TRANSACTION: usize = 2_000;
-
-/// A row of `TICKET_CHANGES`: (ticket id, Unix seconds, event id, index in the event).
-type ChangeKey = (u64, i64, u64, u32);
 
 /// How the database file's space is used (redb's own accounting), to tell data from free pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +41,7 @@ impl Store {
     }
 
     /// Deletes change history older than `horizon` (Unix seconds), keeping per ticket and field the
-    /// last change before it; returns how many rows went. Commits in chunks of tickets.
+    /// last change before it; returns how many changes went. Commits in chunks of tickets.
     pub fn prune_ticket_history(&self, horizon: i64) -> Result<u64, StoreError> {
         let mut removed = 0;
         let mut next_ticket = 0_u64;
@@ -64,52 +63,60 @@ impl Store {
 }
 
 /// Prunes the tickets from `first_ticket` on, at most [`TICKETS_PER_TRANSACTION`] of them; returns
-/// the rows removed and the ticket to continue from (`None` when the table is done).
+/// the changes removed and the ticket to continue from (`None` when the table is done).
 fn prune_chunk(
     txn: &WriteTransaction,
     first_ticket: u64,
     horizon: i64,
 ) -> Result<(u64, Option<u64>), StoreError> {
-    let mut table = txn.open_table(tables::TICKET_CHANGES)?;
-    let mut doomed: Vec<ChangeKey> = Vec::new();
+    let mut table = txn.open_table(tables::TICKET_HISTORY)?;
+    let mut pruned: Vec<(u64, HistoryRecord)> = Vec::new();
+    let mut removed = 0;
     let mut resume = None;
     {
-        let mut tickets_seen = 0;
-        let mut current: Option<u64> = None;
-        // Per field, the newest change before the horizon seen so far for the current ticket.
-        let mut kept: [Option<ChangeKey>; 2] = [None, None];
-        for row in table.range((first_ticket, i64::MIN, 0, 0)..)? {
+        for (tickets_seen, row) in table.range(first_ticket..)?.enumerate() {
             crate::background::step_aside();
-            let (key, value) = row?;
-            let key = key.value();
-            if current != Some(key.0) {
-                if tickets_seen == TICKETS_PER_TRANSACTION {
-                    resume = Some(key.0);
-                    break;
-                }
-                tickets_seen += 1;
-                current = Some(key.0);
-                kept = [None, None];
+            let (ticket, value) = row?;
+            let ticket = ticket.value();
+            if tickets_seen == TICKETS_PER_TRANSACTION {
+                resume = Some(ticket);
+                break;
             }
-            // Rows of a ticket come in time order: a later row past the horizon ends its pruning.
-            if key.1 >= horizon {
-                continue;
-            }
-            let change = super::codec::decode::<super::zendesk_records::ChangeRecord>(
-                "ticket_changes",
-                format_args!("{}/{}/{}/{}", key.0, key.1, key.2, key.3),
-                value.value(),
-            )?;
-            let slot = usize::from(change.field == super::zendesk_records::CHANGE_FIELD_PRIORITY);
-            if let Some(older) = kept[slot].replace(key) {
-                doomed.push(older);
+            let history =
+                super::codec::decode::<HistoryRecord>("ticket_history", ticket, value.value())?;
+            let before = history.changes.len();
+            let kept = prune_history(history, horizon);
+            if kept.changes.len() < before {
+                removed += (before - kept.changes.len()) as u64;
+                pruned.push((ticket, kept));
             }
         }
     }
-    for key in &doomed {
-        table.remove(key)?;
+    for (ticket, history) in &pruned {
+        table.insert(ticket, history.encode_to_vec().as_slice())?;
     }
-    Ok((doomed.len() as u64, resume))
+    Ok((removed, resume))
+}
+
+/// `history` without its changes older than `horizon` but the last one per field (the state they left).
+fn prune_history(history: HistoryRecord, horizon: i64) -> HistoryRecord {
+    // Per field, the position of the newest change before the horizon.
+    let mut newest_old: [Option<(i64, u64, u32)>; 2] = [None, None];
+    for change in &history.changes {
+        if change.at < horizon {
+            let slot = usize::from(change.field == CHANGE_FIELD_PRIORITY);
+            newest_old[slot] = newest_old[slot].max(Some(change.position()));
+        }
+    }
+    let changes = history
+        .changes
+        .into_iter()
+        .filter(|change| {
+            let slot = usize::from(change.field == CHANGE_FIELD_PRIORITY);
+            change.at >= horizon || newest_old[slot] == Some(change.position())
+        })
+        .collect();
+    HistoryRecord { changes }
 }
 
 #[cfg(test)]
@@ -134,14 +141,19 @@ mod tests {
     }
 
     fn rows(store: &Store) -> Vec<(u64, i64, u32)> {
-        crate::store::tests::rows_of(
-            store,
-            tables::TICKET_CHANGES,
-            |(ticket, at, _, _), value| {
-                let change = <ChangeRecord as prost::Message>::decode(value).expect("change");
-                (ticket, at, change.field)
-            },
-        )
+        let histories =
+            crate::store::tests::rows_of(store, tables::TICKET_HISTORY, |ticket, value| {
+                (ticket, HistoryRecord::decode(value).expect("history"))
+            });
+        histories
+            .into_iter()
+            .flat_map(|(ticket, history)| {
+                history
+                    .changes
+                    .into_iter()
+                    .map(move |change| (ticket, change.at, change.field))
+            })
+            .collect()
     }
 
     #[test]

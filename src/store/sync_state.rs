@@ -161,8 +161,8 @@ pub struct StoredCounts {
     pub groups: u64,
     /// Satisfaction ratings.
     pub ratings: u64,
-    /// Status and priority changes.
-    pub ticket_changes: u64,
+    /// Tickets with stored status and priority changes.
+    pub tickets_with_history: u64,
 }
 
 use super::codec::decode;
@@ -246,7 +246,7 @@ impl Store {
             users: txn.open_table(tables::USERS)?.len()?,
             groups: txn.open_table(tables::GROUPS)?.len()?,
             ratings: txn.open_table(tables::RATINGS)?.len()?,
-            ticket_changes: txn.open_table(tables::TICKET_CHANGES)?.len()?,
+            tickets_with_history: txn.open_table(tables::TICKET_HISTORY)?.len()?,
         })
     }
 
@@ -261,7 +261,7 @@ impl Store {
         for def in tables::ZENDESK_RECORDS {
             clear_table(&txn, def)?;
         }
-        clear_table(&txn, tables::TICKET_CHANGES)?;
+        clear_table(&txn, tables::TICKET_HISTORY)?;
         clear_table(&txn, tables::VALIDATION_SEEN)?;
         clear_table(&txn, tables::VALIDATION_PROGRESS)?;
         // Matches stay frozen (and rollups and events stay) so metrics and events remain readable after a delete.

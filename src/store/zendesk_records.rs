@@ -143,6 +143,54 @@ pub struct ChangeRecord {
     pub to: u32,
 }
 
+/// A ticket's stored status and priority changes (its row of `TICKET_HISTORY`), in the order of their
+/// (time, event id, index in the event).
+#[derive(Clone, PartialEq, Message)]
+pub struct HistoryRecord {
+    /// The changes, in order, each (time, event id, index) once.
+    #[prost(message, repeated, tag = "1")]
+    pub changes: Vec<HistoryChangeRecord>,
+}
+
+/// One change of a ticket's stored history.
+#[derive(Clone, PartialEq, Message)]
+pub struct HistoryChangeRecord {
+    /// When it happened (Unix seconds).
+    #[prost(int64, tag = "1")]
+    pub at: i64,
+    /// The Zendesk ticket event it belongs to.
+    #[prost(uint64, tag = "2")]
+    pub event_id: u64,
+    /// Position within the event.
+    #[prost(uint32, tag = "3")]
+    pub index: u32,
+    /// 1 status, 2 priority, as in `ChangeRecord`.
+    #[prost(uint32, tag = "4")]
+    pub field: u32,
+    /// Previous value code (0 when none).
+    #[prost(uint32, tag = "5")]
+    pub from: u32,
+    /// New value code.
+    #[prost(uint32, tag = "6")]
+    pub to: u32,
+}
+
+impl HistoryChangeRecord {
+    /// Where the change sorts in its ticket's history: (time, event id, index).
+    pub fn position(&self) -> (i64, u64, u32) {
+        (self.at, self.event_id, self.index)
+    }
+
+    /// The change itself.
+    pub fn change(&self) -> ChangeRecord {
+        ChangeRecord {
+            field: self.field,
+            from: self.from,
+            to: self.to,
+        }
+    }
+}
+
 /// Field code of a status change.
 pub const CHANGE_FIELD_STATUS: u32 = 1;
 /// Field code of a priority change.

@@ -1,0 +1,215 @@
+//! Per-ticket change history (`TICKET_HISTORY`): a page's changes merged into their tickets' rows, and a row
+//! read back as the entries detection takes.
+use std::collections::{BTreeMap, BTreeSet};
+
+use prost::Message;
+use redb::{ReadableTable, Table};
+
+use crate::domain::events::HistoryEntry;
+
+use super::codec::decode;
+use super::page::TicketChange;
+use super::zendesk_records::{HistoryChangeRecord, HistoryRecord};
+use super::StoreError;
+
+/// The name errors give the history table.
+const TABLE_NAME: &str = "ticket_history";
+
+impl From<&TicketChange> for HistoryChangeRecord {
+    fn from(change: &TicketChange) -> Self {
+        Self {
+            at: change.at,
+            event_id: change.event_id,
+            index: change.index,
+            field: change.change.field,
+            from: change.change.from,
+            to: change.change.to,
+        }
+    }
+}
+
+/// Writes `changes` (a page's, in any order) into their tickets' rows: one read and one write per ticket.
+pub(crate) fn write_changes(
+    table: &mut Table<'_, u64, &'static [u8]>,
+    changes: &[TicketChange],
+) -> Result<(), StoreError> {
+    let mut by_ticket: BTreeMap<u64, Vec<&TicketChange>> = BTreeMap::new();
+    for change in changes {
+        by_ticket.entry(change.ticket_id).or_default().push(change);
+    }
+    for (ticket_id, page_changes) in by_ticket {
+        crate::background::step_aside();
+        let stored = read(table, ticket_id)?;
+        let merged = merge(stored, &page_changes);
+        table.insert(ticket_id, merged.encode_to_vec().as_slice())?;
+    }
+    Ok(())
+}
+
+/// `stored` with `page_changes` added, in position order and each position once: a page's change replaces a
+/// stored one at the same (time, event id, index), and a later change of the page an earlier one.
+pub(crate) fn merge(
+    stored: Option<HistoryRecord>,
+    page_changes: &[&TicketChange],
+) -> HistoryRecord {
+    let mut all = stored.map(|record| record.changes).unwrap_or_default();
+    all.extend(
+        page_changes
+            .iter()
+            .map(|change| HistoryChangeRecord::from(*change)),
+    );
+    // Stable: of the changes at one position, the last added comes last.
+    all.sort_by_key(HistoryChangeRecord::position);
+    let mut changes: Vec<HistoryChangeRecord> = Vec::with_capacity(all.len());
+    for change in all {
+        match changes.last_mut() {
+            Some(last) if last.position() == change.position() => *last = change,
+            _ => changes.push(change),
+        }
+    }
+    HistoryRecord { changes }
+}
+
+/// The stored history of `ticket_id`, if it has one.
+pub(crate) fn read(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    ticket_id: u64,
+) -> Result<Option<HistoryRecord>, StoreError> {
+    table
+        .get(ticket_id)?
+        .map(|bytes| decode::<HistoryRecord>(TABLE_NAME, ticket_id, bytes.value()))
+        .transpose()
+}
+
+/// `record` (the history of `ticket_id`) as the entries detection reads; an unreadable change is corrupt.
+pub(crate) fn entries(
+    ticket_id: u64,
+    record: &HistoryRecord,
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    record
+        .changes
+        .iter()
+        .map(|change| {
+            super::facts::stored_change(
+                (ticket_id, change.at, change.event_id, change.index),
+                &change.change(),
+            )
+        })
+        .collect()
+}
+
+/// Which of the `arrived` tickets have a stored history: one walk over the rows of their id range, or a look
+/// per ticket when the ids are far apart (a validation that finds old tickets missing).
+pub(crate) fn tickets_with_history(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    arrived: &BTreeSet<u64>,
+) -> Result<BTreeSet<u64>, StoreError> {
+    let mut with_history = BTreeSet::new();
+    let (Some(&first), Some(&last)) = (arrived.first(), arrived.last()) else {
+        return Ok(with_history);
+    };
+    if (last - first) / 8 > arrived.len() as u64 {
+        for &id in arrived {
+            if table.get(id)?.is_some() {
+                with_history.insert(id);
+            }
+        }
+        return Ok(with_history);
+    }
+    for row in table.range(first..=last)? {
+        crate::background::step_aside();
+        let ticket_id = row?.0.value();
+        if arrived.contains(&ticket_id) {
+            with_history.insert(ticket_id);
+        }
+    }
+    Ok(with_history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::zendesk_records::ChangeRecord;
+
+    fn change(ticket_id: u64, at: i64, event_id: u64, index: u32, to: u32) -> TicketChange {
+        TicketChange {
+            ticket_id,
+            at,
+            event_id,
+            index,
+            change: ChangeRecord {
+                field: 1,
+                from: 1,
+                to,
+            },
+        }
+    }
+
+    fn positions_and_values(record: &HistoryRecord) -> Vec<((i64, u64, u32), u32)> {
+        record
+            .changes
+            .iter()
+            .map(|change| (change.position(), change.to))
+            .collect()
+    }
+
+    #[test]
+    fn a_page_merges_into_the_stored_history_in_order_and_replaces_a_change_at_the_same_position() {
+        let stored = merge(None, &[&change(7, 20, 2, 0, 2), &change(7, 10, 1, 0, 1)]);
+        assert_eq!(
+            positions_and_values(&stored),
+            [((10, 1, 0), 1), ((20, 2, 0), 2)]
+        );
+        let merged = merge(
+            Some(stored),
+            &[
+                &change(7, 15, 5, 1, 4),
+                &change(7, 20, 2, 0, 3),
+                &change(7, 15, 5, 0, 5),
+                &change(7, 20, 2, 0, 6),
+            ],
+        );
+        assert_eq!(
+            positions_and_values(&merged),
+            [
+                ((10, 1, 0), 1),
+                ((15, 5, 0), 5),
+                ((15, 5, 1), 4),
+                ((20, 2, 0), 6)
+            ],
+            "a re-fetched change replaces the stored one; of two in one page the later wins"
+        );
+    }
+
+    #[test]
+    fn stored_history_is_found_for_the_arrived_tickets_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::Store::open(dir.path()).expect("open");
+        let txn = store.db().begin_write().expect("write");
+        {
+            let mut table = txn
+                .open_table(crate::store::tables::TICKET_HISTORY)
+                .expect("history");
+            let changes: Vec<TicketChange> = [3, 5, 7, u64::MAX]
+                .into_iter()
+                .map(|ticket| change(ticket, 10, 1, 0, 2))
+                .collect();
+            write_changes(&mut table, &changes).expect("write");
+            let found = |arrived: &[u64]| {
+                tickets_with_history(&table, &arrived.iter().copied().collect())
+                    .expect("walk")
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(found(&[2, 3, 4, 7]), [3, 7]);
+            assert_eq!(found(&[4, 6]), Vec::<u64>::new());
+            assert_eq!(found(&[5]), [5]);
+            assert_eq!(found(&[8, u64::MAX]), [u64::MAX]);
+            assert_eq!(found(&[]), Vec::<u64>::new());
+            let history = read(&table, 7).expect("read").expect("row");
+            assert_eq!(positions_and_values(&history), [((10, 1, 0), 2)]);
+            assert_eq!(read(&table, 4).expect("read"), None);
+        }
+        drop(txn);
+    }
+}
