@@ -14,6 +14,7 @@ use crate::domain::matching::OrgMatch;
 use crate::domain::ticket::{Priority, Status};
 
 use super::facts::{stored_rating, stored_ticket};
+use super::history::Histories;
 use super::matching::OrgMatchRecord;
 use super::page::{PageContext, TicketChange, Written};
 use super::tables;
@@ -32,6 +33,7 @@ pub(crate) fn apply(
     tickets: &[Written<TicketRecord>],
     ratings: &[Written<RatingRecord>],
     changes: &[TicketChange],
+    histories: &Histories,
     context: &PageContext,
 ) -> Result<u64, StoreError> {
     let now = DateTime::from_timestamp_millis(context.now_ms).unwrap_or_default();
@@ -87,10 +89,19 @@ pub(crate) fn apply(
             if !must_read && snapshot_covers_page && !facts.priority.is_high_or_urgent() {
                 continue;
             }
-            let Some(history) = super::history::read(&stored_history, id)? else {
-                continue;
+            // The page's tickets' histories as just written; a ticket stored after its changes has its own.
+            let read_now;
+            let history = match histories.get(&id) {
+                Some(history) => history,
+                None => match super::history::read(&stored_history, id)? {
+                    Some(history) => {
+                        read_now = history;
+                        &read_now
+                    }
+                    None => continue,
+                },
             };
-            let entries = super::history::entries(id, &history)?;
+            let entries = super::history::entries(id, history)?;
             if entries.is_empty() {
                 continue;
             }
@@ -337,7 +348,8 @@ impl<'txn> FactTables<'txn> {
         })
     }
 
-    /// Stores `fact` and puts it on the timeline of the account its organization matches now.
+    /// Stores `fact`, which the store does not know yet ([`FactTables::known`]), and puts it on the timeline of
+    /// the account its organization matches now.
     fn record(
         &mut self,
         fact: &EventRecord,
@@ -352,7 +364,7 @@ impl<'txn> FactTables<'txn> {
             fact.key.clone(),
         ));
         if let Some(account) = self.account_of(fact.organization_id)? {
-            timeline.append(fact, &account, fact.backfill, fact.detected_at_ms)?;
+            timeline.append_new_fact(fact, &account, fact.backfill, fact.detected_at_ms)?;
         }
         Ok(())
     }

@@ -28,22 +28,28 @@ impl From<&TicketChange> for HistoryChangeRecord {
     }
 }
 
-/// Writes `changes` (a page's, in any order) into their tickets' rows: one read and one write per ticket.
+/// The histories of the tickets a page changed, as written: event detection reads them next.
+pub(crate) type Histories = BTreeMap<u64, HistoryRecord>;
+
+/// Writes `changes` (a page's, in any order) into their tickets' rows, one read and one write per ticket;
+/// returns the histories written.
 pub(crate) fn write_changes(
     table: &mut Table<'_, u64, &'static [u8]>,
     changes: &[TicketChange],
-) -> Result<(), StoreError> {
+) -> Result<Histories, StoreError> {
     let mut by_ticket: BTreeMap<u64, Vec<&TicketChange>> = BTreeMap::new();
     for change in changes {
         by_ticket.entry(change.ticket_id).or_default().push(change);
     }
+    let mut written = Histories::new();
     for (ticket_id, page_changes) in by_ticket {
         crate::background::step_aside();
         let stored = read(table, ticket_id)?;
         let merged = merge(stored, &page_changes);
         table.insert(ticket_id, merged.encode_to_vec().as_slice())?;
+        written.insert(ticket_id, merged);
     }
-    Ok(())
+    Ok(written)
 }
 
 /// `stored` with `page_changes` added, in position order and each position once: a page's change replaces a

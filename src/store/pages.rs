@@ -172,12 +172,10 @@ fn apply_in(
             }
         }
     }
-    {
-        // The export is in time order, the table in ticket order: the tickets are written in id order, so the
-        // tree is walked once from left to right.
-        let mut table = txn.open_table(tables::TICKET_HISTORY)?;
-        super::history::write_changes(&mut table, &page.changes)?;
-    }
+    // The export is in time order, the table in ticket order: the tickets are written in id order, so the
+    // tree is walked once from left to right.
+    let histories =
+        super::history::write_changes(&mut txn.open_table(tables::TICKET_HISTORY)?, &page.changes)?;
     outcome.figure_inputs_written |= !written_tickets.is_empty() || !written_ratings.is_empty();
     // Derived state moves in the same transaction as the records it comes from.
     let moved = super::rollups::apply(txn, &written_tickets, &written_ratings)?;
@@ -196,6 +194,7 @@ fn apply_in(
         &written_tickets,
         &written_ratings,
         &page.changes,
+        &histories,
         &page.context,
     )?;
     // Organizations newly matched backfill timelines too, so the sequence number is what tells.

@@ -77,6 +77,37 @@ impl<'txn> TimelineWriter<'txn> {
         {
             return Ok(false);
         }
+        self.push(key, fact, account, backfill, now_ms)?;
+        Ok(true)
+    }
+
+    /// Appends `fact`, recorded in this transaction for the first time, to `account`'s timeline without looking
+    /// for it there: a timeline entry is only ever made of a stored fact, and facts are never removed, so no
+    /// timeline holds a fact the store did not know.
+    pub(crate) fn append_new_fact(
+        &mut self,
+        fact: &EventRecord,
+        account: &str,
+        backfill: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let key = (fact.key.clone(), account.to_owned());
+        debug_assert!(
+            !self.new_keys.contains_key(&key),
+            "a new fact appended twice"
+        );
+        self.push(key, fact, account, backfill, now_ms)
+    }
+
+    /// Writes the timeline entry of `fact` for `account` under the next sequence number.
+    fn push(
+        &mut self,
+        key: (String, String),
+        fact: &EventRecord,
+        account: &str,
+        backfill: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let email = fact.requester_email.to_lowercase();
         // Whether the requester is a user of the account is a fact of the moment it is recorded, like the rest.
         let user_email = if !email.is_empty() && self.is_user_of(&email, account)? {
@@ -100,7 +131,7 @@ impl<'txn> TimelineWriter<'txn> {
             .push((entry.account_id, entry.occurred_at_ms, self.seq));
         self.by_time.insert((entry.occurred_at_ms, self.seq), ())?;
         self.appended += 1;
-        Ok(true)
+        Ok(())
     }
 
     /// Whether `email` (lower-cased) is a user of `account`.
