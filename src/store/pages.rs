@@ -178,7 +178,12 @@ fn apply_in(
         super::history::write_changes(&mut txn.open_table(tables::TICKET_HISTORY)?, &page.changes)?;
     outcome.figure_inputs_written |= !written_tickets.is_empty() || !written_ratings.is_empty();
     // Derived state moves in the same transaction as the records it comes from.
-    let moved = super::rollups::apply(txn, &written_tickets, &written_ratings)?;
+    let moved = super::rollups::apply(
+        txn,
+        &written_tickets,
+        &written_ratings,
+        page.context.first_sync,
+    )?;
     outcome.rollup_rows_drifted = moved.drifted;
     // A written organization may change which accounts match what; tickets and ratings move only their
     // organizations' rollups.

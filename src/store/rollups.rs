@@ -111,11 +111,12 @@ pub(super) fn decode_rating(id: u64, bytes: &[u8]) -> Result<RatingRecord, Store
 }
 
 /// Moves the rollups by what the page's written tickets and ratings changed; returns the rows that
-/// drifted (see [`settle`]).
+/// drifted (see [`settle`]). `new_days` says the page's day rows are mostly new (a first sync's).
 pub(crate) fn apply(
     txn: &WriteTransaction,
     tickets: &[Written<TicketRecord>],
     ratings: &[Written<RatingRecord>],
+    new_days: bool,
 ) -> Result<RollupsMoved, StoreError> {
     if tickets.is_empty() && ratings.is_empty() {
         return Ok(RollupsMoved::default());
@@ -218,7 +219,7 @@ pub(crate) fn apply(
         .chain(deltas.org_ratings.keys().map(|&(org, _)| org))
         .collect();
     Ok(RollupsMoved {
-        drifted: write(txn, &deltas)?,
+        drifted: write(txn, &deltas, new_days)?,
         orgs,
     })
 }
@@ -234,11 +235,32 @@ pub(crate) struct RollupsMoved {
 
 /// Adds each summed delta to its row (`$rows`: (table key, delta) in key order); a row that reaches all
 /// zeroes is removed.
+///
+/// With `$new_first` (rows a page mostly creates: a first sync's day rows) each row is written first as if
+/// it were new, and only a row that was there is read and written again: one B-tree walk for a new row
+/// where a read and a write take two. Where rows mostly exist, reading first is one walk less.
 macro_rules! merge_rows {
-    ($txn:expr, $table:expr, $rows:expr, $zero:expr, $next:path, $drift:ident) => {{
+    ($txn:expr, $table:expr, $rows:expr, $zero:expr, $next:path, $drift:ident, $new_first:expr) => {{
         let mut table = $txn.open_table($table)?;
         for &(key, delta) in $rows {
             crate::background::step_aside();
+            if $new_first {
+                let mut drift_if_new = 0;
+                let if_new = $next($zero, delta, &mut drift_if_new);
+                if if_new != $zero {
+                    let Some(old) = table.insert(key, if_new)?.map(|v| v.value()) else {
+                        $drift += drift_if_new;
+                        continue;
+                    };
+                    let next = $next(old, delta, &mut $drift);
+                    if next == $zero {
+                        table.remove(key)?;
+                    } else if next != if_new {
+                        table.insert(key, next)?;
+                    }
+                    continue;
+                }
+            }
             let old = table.get(key)?.map(|v| v.value()).unwrap_or_default();
             let next = $next(old, delta, &mut $drift);
             if next == old {
@@ -333,7 +355,8 @@ pub(super) fn user_day_key((org, requester, day): (u64, u64, i64)) -> (i64, u64,
 }
 
 /// Writes the summed deltas; returns how many rows drifted (a delta that did not fit).
-fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
+/// `new_days`: the day rows are mostly new (see [`merge_rows`]).
+fn write(txn: &WriteTransaction, deltas: &Deltas, new_days: bool) -> Result<u64, StoreError> {
     let mut drift = 0;
     merge_rows!(
         txn,
@@ -341,7 +364,8 @@ fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
         &in_table_order(&deltas.org_counters, |org| org),
         (0, 0, 0),
         next_counters,
-        drift
+        drift,
+        false
     );
     merge_rows!(
         txn,
@@ -349,7 +373,8 @@ fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
         &in_table_order(&deltas.user_counters, |owner| owner),
         (0, 0, 0),
         next_counters,
-        drift
+        drift,
+        false
     );
     merge_rows!(
         txn,
@@ -357,7 +382,8 @@ fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
         &in_table_order(&deltas.org_days, org_day_key),
         (0, 0),
         next_ticket_day,
-        drift
+        drift,
+        new_days
     );
     merge_rows!(
         txn,
@@ -365,7 +391,8 @@ fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
         &in_table_order(&deltas.user_days, user_day_key),
         (0, 0),
         next_ticket_day,
-        drift
+        drift,
+        new_days
     );
     merge_rows!(
         txn,
@@ -373,7 +400,8 @@ fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
         &in_table_order(&deltas.org_ratings, org_day_key),
         (0, 0, 0, 0),
         next_rating_day,
-        drift
+        drift,
+        new_days
     );
     merge_rows!(
         txn,
@@ -381,7 +409,8 @@ fn write(txn: &WriteTransaction, deltas: &Deltas) -> Result<u64, StoreError> {
         &in_table_order(&deltas.user_ratings, user_day_key),
         (0, 0, 0, 0),
         next_rating_day,
-        drift
+        drift,
+        new_days
     );
     Ok(drift)
 }
@@ -616,5 +645,60 @@ impl Store {
             Ok(())
         })?;
         Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::metrics::TicketDayDelta;
+
+    fn day_delta(created: i64) -> TicketDayDelta {
+        TicketDayDelta {
+            created,
+            high_urgent_created: 0,
+        }
+    }
+
+    /// Whether the day rows are written as if new first or read first, a new row, a row that was there, a row
+    /// that reaches zero and a delta that does not fit end the same.
+    #[test]
+    fn day_rows_are_created_summed_removed_and_drift_is_counted() {
+        for new_days in [true, false] {
+            day_rows_merge(new_days);
+        }
+    }
+
+    fn day_rows_merge(new_days: bool) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let txn = store.db().begin_write().expect("write");
+        {
+            let mut days = txn.open_table(tables::ORG_TICKET_DAYS).expect("days");
+            days.insert((10, 1), (2, 0)).expect("row");
+            days.insert((10, 2), (3, 0)).expect("row");
+        }
+        let mut deltas = Deltas::default();
+        deltas.org_days.insert((1, 10), day_delta(4)); // there: 2 + 4
+        deltas.org_days.insert((2, 10), day_delta(-3)); // there: 3 - 3, removed
+        deltas.org_days.insert((3, 10), day_delta(5)); // new
+        deltas.org_days.insert((4, 10), day_delta(-1)); // not there: drift, no row
+        deltas.org_days.insert((5, 10), day_delta(0)); // nothing
+        let drift = write(&txn, &deltas, new_days).expect("write");
+        assert_eq!(drift, 1, "only the delta below zero drifted");
+        let days = txn.open_table(tables::ORG_TICKET_DAYS).expect("days");
+        let rows: Vec<((i64, u64), (u64, u64))> = days
+            .iter()
+            .expect("iter")
+            .map(|row| {
+                let (key, value) = row.expect("row");
+                (key.value(), value.value())
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [((10, 1), (6, 0)), ((10, 3), (5, 0))],
+            "new_days {new_days}"
+        );
     }
 }
