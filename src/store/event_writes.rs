@@ -142,7 +142,7 @@ pub(crate) fn apply(
 /// Only such a change can make a ticket high/urgent at a moment its current copy, not high/urgent, does not
 /// show: a priority created or changed below high (most tickets' creation) leaves the copy's word standing,
 /// and a first sync then reads the history of the tickets that are or were high/urgent, not of every ticket.
-fn moves_high_urgent(change: &ChangeRecord) -> bool {
+pub(crate) fn moves_high_urgent(change: &ChangeRecord) -> bool {
     let high_urgent = |code| Priority::from_code(code).is_none_or(Priority::is_high_or_urgent);
     change.field == CHANGE_FIELD_PRIORITY && (high_urgent(change.from) || high_urgent(change.to))
 }

@@ -28,14 +28,16 @@ impl From<&TicketChange> for HistoryChangeRecord {
     }
 }
 
-/// The histories of the tickets a page changed, as written: event detection reads them next.
+/// Histories of tickets a page changed, as written: event detection reads them next.
 pub(crate) type Histories = BTreeMap<u64, HistoryRecord>;
 
 /// Writes `changes` (a page's, in any order) into their tickets' rows, one read and one write per ticket;
-/// returns the histories written.
+/// returns the histories written of the tickets whose page changes `keep` keeps (kept in memory until the
+/// page is recorded, so only those detection is sure to read).
 pub(crate) fn write_changes(
     table: &mut Table<'_, u64, &'static [u8]>,
     changes: &[TicketChange],
+    keep: impl Fn(&[&TicketChange]) -> bool,
 ) -> Result<Histories, StoreError> {
     let mut by_ticket: BTreeMap<u64, Vec<&TicketChange>> = BTreeMap::new();
     for change in changes {
@@ -47,7 +49,9 @@ pub(crate) fn write_changes(
         let stored = read(table, ticket_id)?;
         let merged = merge(stored, &page_changes);
         table.insert(ticket_id, merged.encode_to_vec().as_slice())?;
-        written.insert(ticket_id, merged);
+        if keep(&page_changes) {
+            written.insert(ticket_id, merged);
+        }
     }
     Ok(written)
 }
@@ -200,7 +204,9 @@ mod tests {
                 .into_iter()
                 .map(|ticket| change(ticket, 10, 1, 0, 2))
                 .collect();
-            write_changes(&mut table, &changes).expect("write");
+            let kept = write_changes(&mut table, &changes, |changes| changes[0].ticket_id == 5)
+                .expect("write");
+            assert_eq!(kept.keys().copied().collect::<Vec<_>>(), [5]);
             let found = |arrived: &[u64]| {
                 tickets_with_history(&table, &arrived.iter().copied().collect())
                     .expect("walk")

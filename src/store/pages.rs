@@ -173,9 +173,17 @@ fn apply_in(
         }
     }
     // The export is in time order, the table in ticket order: the tickets are written in id order, so the
-    // tree is walked once from left to right.
-    let histories =
-        super::history::write_changes(&mut txn.open_table(tables::TICKET_HISTORY)?, &page.changes)?;
+    // tree is walked once from left to right. Detection reads the history of every ticket a page moves to or
+    // from high/urgent: those are kept for it (all of them held 10 MiB more at 1,000,000 tickets).
+    let histories = super::history::write_changes(
+        &mut txn.open_table(tables::TICKET_HISTORY)?,
+        &page.changes,
+        |changes| {
+            changes
+                .iter()
+                .any(|change| super::event_writes::moves_high_urgent(&change.change))
+        },
+    )?;
     outcome.figure_inputs_written |= !written_tickets.is_empty() || !written_ratings.is_empty();
     // Derived state moves in the same transaction as the records it comes from.
     let moved = super::rollups::apply(
