@@ -1,5 +1,6 @@
 //! Recording timeline events in the page transaction: detection from ticket history (or snapshots)
 //! and ratings, each event stored once under its deterministic key with the next log sequence number.
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
@@ -89,19 +90,15 @@ pub(crate) fn apply(
             if !must_read && snapshot_covers_page && !facts.priority.is_high_or_urgent() {
                 continue;
             }
-            // The page's tickets' histories as just written; a ticket stored after its changes has its own.
-            let read_now;
+            // The histories the page just wrote and kept; any other is read.
             let history = match histories.get(&id) {
-                Some(history) => history,
+                Some(history) => Cow::Borrowed(history),
                 None => match super::history::read(&stored_history, id)? {
-                    Some(history) => {
-                        read_now = history;
-                        &read_now
-                    }
+                    Some(history) => Cow::Owned(history),
                     None => continue,
                 },
             };
-            let entries = super::history::entries(id, history)?;
+            let entries = super::history::entries(id, &history)?;
             if entries.is_empty() {
                 continue;
             }

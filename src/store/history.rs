@@ -17,14 +17,7 @@ const TABLE_NAME: &str = "ticket_history";
 
 impl From<&TicketChange> for HistoryChangeRecord {
     fn from(change: &TicketChange) -> Self {
-        Self {
-            at: change.at,
-            event_id: change.event_id,
-            index: change.index,
-            field: change.change.field,
-            from: change.change.from,
-            to: change.change.to,
-        }
+        Self::at_position((change.at, change.event_id, change.index), &change.change)
     }
 }
 

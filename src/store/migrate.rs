@@ -205,20 +205,18 @@ pub(super) fn history_per_ticket(txn: &WriteTransaction) -> Result<(), StoreErro
                 format_args!("{ticket_id}/{at}/{event_id}/{index}"),
                 value.value(),
             )?;
-            if current.as_ref().is_some_and(|(id, _)| *id != ticket_id) {
-                if let Some((id, history)) = current.take() {
-                    to.insert(id, history.encode_to_vec().as_slice())?;
+            let change = HistoryChangeRecord::at_position((at, event_id, index), &change);
+            match &mut current {
+                Some((id, history)) if *id == ticket_id => history.changes.push(change),
+                _ => {
+                    let next = HistoryRecord {
+                        changes: vec![change],
+                    };
+                    if let Some((id, history)) = current.replace((ticket_id, next)) {
+                        to.insert(id, history.encode_to_vec().as_slice())?;
+                    }
                 }
             }
-            let (_, history) = current.get_or_insert_with(|| (ticket_id, HistoryRecord::default()));
-            history.changes.push(HistoryChangeRecord {
-                at,
-                event_id,
-                index,
-                field: change.field,
-                from: change.from,
-                to: change.to,
-            });
         }
         if let Some((id, history)) = current {
             to.insert(id, history.encode_to_vec().as_slice())?;

@@ -10,7 +10,7 @@ use prost::Message;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::tables;
-use super::zendesk_records::{HistoryRecord, CHANGE_FIELD_PRIORITY};
+use super::zendesk_records::{HistoryChangeRecord, HistoryRecord, CHANGE_FIELD_PRIORITY};
 use super::{Store, StoreError};
 
 /// Tickets pruned per write transaction: small enough that admin writes and reads never wait long.
@@ -100,20 +100,17 @@ fn prune_chunk(
 
 /// `history` without its changes older than `horizon` but the last one per field (the state they left).
 fn prune_history(history: HistoryRecord, horizon: i64) -> HistoryRecord {
-    // Per field, the position of the newest change before the horizon.
+    // Per field (status, priority), the position of the newest change before the horizon.
+    let slot = |change: &HistoryChangeRecord| usize::from(change.field == CHANGE_FIELD_PRIORITY);
     let mut newest_old: [Option<(i64, u64, u32)>; 2] = [None, None];
-    for change in &history.changes {
-        if change.at < horizon {
-            let slot = usize::from(change.field == CHANGE_FIELD_PRIORITY);
-            newest_old[slot] = newest_old[slot].max(Some(change.position()));
-        }
+    for change in history.changes.iter().filter(|change| change.at < horizon) {
+        newest_old[slot(change)] = newest_old[slot(change)].max(Some(change.position()));
     }
     let changes = history
         .changes
         .into_iter()
         .filter(|change| {
-            let slot = usize::from(change.field == CHANGE_FIELD_PRIORITY);
-            change.at >= horizon || newest_old[slot] == Some(change.position())
+            change.at >= horizon || newest_old[slot(change)] == Some(change.position())
         })
         .collect();
     HistoryRecord { changes }

@@ -176,6 +176,18 @@ pub struct HistoryChangeRecord {
 }
 
 impl HistoryChangeRecord {
+    /// `change` at `(time, event id, index)` in its ticket's history.
+    pub fn at_position((at, event_id, index): (i64, u64, u32), change: &ChangeRecord) -> Self {
+        Self {
+            at,
+            event_id,
+            index,
+            field: change.field,
+            from: change.from,
+            to: change.to,
+        }
+    }
+
     /// Where the change sorts in its ticket's history: (time, event id, index).
     pub fn position(&self) -> (i64, u64, u32) {
         (self.at, self.event_id, self.index)
