@@ -28,15 +28,3 @@ pub(crate) fn get_by_id<M: Message + Default>(
         .map(|bytes| decode::<M>(name, id, bytes.value()))
         .transpose()
 }
-
-/// The record stored under `key` in `table` (named `name`), decoded; `None` when there is none.
-pub(crate) fn get_by_name<M: Message + Default>(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    name: &'static str,
-    key: &str,
-) -> Result<Option<M>, StoreError> {
-    let value = table.get(key.as_bytes())?;
-    value
-        .map(|bytes| decode::<M>(name, key, bytes.value()))
-        .transpose()
-}

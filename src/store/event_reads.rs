@@ -94,7 +94,7 @@ impl Store {
     /// One stored fact (an event as detected, before any account) by its key.
     pub fn event(&self, key: &str) -> Result<Option<EventRecord>, StoreError> {
         let txn = self.db().begin_read()?;
-        super::codec::get_by_name(&txn.open_table(tables::EVENTS)?, "events", key)
+        super::events::get_fact(&txn.open_table(tables::EVENTS)?, key)
     }
 
     /// The accounts a scope covers; `None` for every account.

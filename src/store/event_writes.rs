@@ -4,7 +4,6 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use prost::Message;
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::domain::events::{
@@ -349,11 +348,11 @@ impl<'txn> FactTables<'txn> {
     /// the account its organization matches now.
     fn record(
         &mut self,
-        fact: &EventRecord,
+        fact: &mut EventRecord,
         timeline: &mut TimelineWriter<'_>,
     ) -> Result<(), StoreError> {
         self.new_events
-            .insert(fact.key.clone(), fact.encode_to_vec());
+            .insert(fact.key.clone(), super::events::encode_fact(fact));
         self.new_org_facts.push((
             tables::fact_day(fact.occurred_at_ms),
             fact.organization_id,
@@ -420,14 +419,14 @@ fn record_new(
             }
             continue;
         };
-        let fact = facts.fact(
+        let mut fact = facts.fact(
             &event,
             state,
             ticket,
             rating.map(|r| (r.score.as_str(), r.comment.as_str(), r.requester_id)),
             context.now_ms,
         )?;
-        facts.record(&fact, &mut timeline)?;
+        facts.record(&mut fact, &mut timeline)?;
         recorded += 1;
     }
     for ticket_id in tickets_with_held_ratings(&facts.pending, arrived)? {
@@ -508,14 +507,14 @@ fn complete_pending(
             backfill,
             source: DetectionSource::Rating,
         };
-        let fact = facts.fact(
+        let mut fact = facts.fact(
             &event,
             None,
             &ticket,
             Some((score.as_str(), comment.as_str(), ticket.requester_id)),
             context.now_ms,
         )?;
-        facts.record(&fact, timeline)?;
+        facts.record(&mut fact, timeline)?;
         recorded += 1;
     }
     Ok(recorded)

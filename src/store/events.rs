@@ -89,6 +89,40 @@ pub struct EventRecord {
     pub user_email: String,
 }
 
+/// A fact's stored value in `EVENTS`: the record without its key, which is the row's key (schema 6; the
+/// key was a sixth of a fact's bytes). `fact` is as it was when this returns.
+pub(crate) fn encode_fact(fact: &mut EventRecord) -> Vec<u8> {
+    let key = std::mem::take(&mut fact.key);
+    let encoded = fact.encode_to_vec();
+    fact.key = key;
+    encoded
+}
+
+/// The fact stored under `key` with `bytes` as its value, its key restored.
+pub(crate) fn decode_fact(key: &[u8], bytes: &[u8]) -> Result<EventRecord, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        table: "events",
+        key: String::from_utf8_lossy(key).into_owned(),
+        detail,
+    };
+    let mut fact = EventRecord::decode(bytes).map_err(|err| corrupt(err.to_string()))?;
+    fact.key = std::str::from_utf8(key)
+        .map_err(|err| corrupt(err.to_string()))?
+        .to_owned();
+    Ok(fact)
+}
+
+/// The fact stored under `key` in `facts` (the `EVENTS` table), if any.
+pub(crate) fn get_fact(
+    facts: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    key: &str,
+) -> Result<Option<EventRecord>, StoreError> {
+    facts
+        .get(key.as_bytes())?
+        .map(|bytes| decode_fact(key.as_bytes(), bytes.value()))
+        .transpose()
+}
+
 /// The `TimelineEventKind` number of a kind (the contract's enum values).
 pub fn kind_number(kind: EventKind) -> u32 {
     match kind {
@@ -293,7 +327,10 @@ mod tests {
         let mut facts: Vec<EventRecord> = events
             .iter()
             .expect("iter")
-            .map(|row| EventRecord::decode(row.expect("row").1.value()).expect("decode"))
+            .map(|row| {
+                let (key, value) = row.expect("row");
+                decode_fact(key.value(), value.value()).expect("decode")
+            })
             .collect();
         facts.sort_by_key(|e| (e.occurred_at_ms, e.kind, e.ticket_id));
         facts

@@ -2,12 +2,10 @@
 //! read back as the entries detection takes.
 use std::collections::{BTreeMap, BTreeSet};
 
-use prost::Message;
 use redb::{ReadableTable, Table};
 
 use crate::domain::events::HistoryEntry;
 
-use super::codec::decode;
 use super::page::TicketChange;
 use super::zendesk_records::{HistoryChangeRecord, HistoryRecord};
 use super::StoreError;
@@ -80,8 +78,17 @@ pub(crate) fn read(
 ) -> Result<Option<HistoryRecord>, StoreError> {
     table
         .get(ticket_id)?
-        .map(|bytes| decode::<HistoryRecord>(TABLE_NAME, ticket_id, bytes.value()))
+        .map(|bytes| decode_row(ticket_id, bytes.value()))
         .transpose()
+}
+
+/// The stored row of `ticket_id` decoded; an unreadable one is corrupt.
+pub(crate) fn decode_row(ticket_id: u64, bytes: &[u8]) -> Result<HistoryRecord, StoreError> {
+    HistoryRecord::decode(bytes).map_err(|err| StoreError::Corrupt {
+        table: TABLE_NAME,
+        key: ticket_id.to_string(),
+        detail: err.to_string(),
+    })
 }
 
 /// `record` (the history of `ticket_id`) as the entries detection reads; an unreadable change is corrupt.
@@ -132,7 +139,8 @@ pub(crate) fn tickets_with_history(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::zendesk_records::ChangeRecord;
+    use crate::store::zendesk_records::{ChangeRecord, PackedHistory, Schema5HistoryRecord};
+    use prost::Message;
 
     fn change(ticket_id: u64, at: i64, event_id: u64, index: u32, to: u32) -> TicketChange {
         TicketChange {
@@ -154,6 +162,80 @@ mod tests {
             .iter()
             .map(|change| (change.position(), change.to))
             .collect()
+    }
+
+    /// A history as stored and read back: the same changes, whatever their times and ids (steps back
+    /// included), in under 60 % of the bytes of a message per change.
+    #[test]
+    fn a_packed_history_reads_back_as_written_in_fewer_bytes() {
+        let change = |at, event_id, index, field, to| HistoryChangeRecord {
+            at,
+            event_id,
+            index,
+            field,
+            from: 2,
+            to,
+        };
+        let history = HistoryRecord {
+            changes: vec![
+                change(-5, u64::MAX, 0, 1, 3),
+                change(1_700_000_000, 40_123_456_789, 0, 1, 2),
+                change(1_700_000_000, 40_123_456_789, 1, 2, 4),
+                change(1_700_003_600, 40_123_999_001, 0, 1, 6),
+                change(1_700_003_600, 7, 3, 2, 1),
+                change(i64::MAX, 0, u32::MAX, 2, 0),
+            ],
+        };
+        let packed = history.encode_to_vec();
+        assert_eq!(HistoryRecord::decode(&packed).expect("decode"), history);
+        assert_eq!(
+            HistoryRecord::decode(&HistoryRecord::default().encode_to_vec()).expect("empty"),
+            HistoryRecord::default()
+        );
+        let typical = HistoryRecord {
+            changes: (0..8)
+                .map(|step| {
+                    change(
+                        1_700_000_000 + step * 5_000,
+                        40_000_000_000 + step as u64 * 9_000,
+                        0,
+                        1,
+                        2,
+                    )
+                })
+                .collect(),
+        };
+        let as_messages = Schema5HistoryRecord {
+            changes: typical.changes.clone(),
+        };
+        assert!(
+            typical.encode_to_vec().len() * 5 < as_messages.encode_to_vec().len() * 3,
+            "{} packed against {} as messages",
+            typical.encode_to_vec().len(),
+            as_messages.encode_to_vec().len()
+        );
+    }
+
+    /// A row whose values are not six per change, or whose codes do not fit, is corrupt, named by table
+    /// and ticket.
+    #[test]
+    fn a_row_of_the_wrong_shape_is_corrupt() {
+        let short = PackedHistory {
+            values: vec![1, 2, 0, 1, 0],
+        };
+        let too_big = PackedHistory {
+            values: vec![1, 2, 0, 1, 0, i64::from(u32::MAX) + 1],
+        };
+        for (bad, says) in [(short, "six per change"), (too_big, "out of range")] {
+            match decode_row(42, &bad.encode_to_vec()) {
+                Err(StoreError::Corrupt { table, key, detail }) => {
+                    assert_eq!((table, key.as_str()), ("ticket_history", "42"));
+                    assert!(detail.contains(says), "{detail}");
+                }
+                other => panic!("expected a corrupt row, got {other:?}"),
+            }
+        }
+        assert!(decode_row(42, &[0xff, 0xff, 0xff]).is_err());
     }
 
     #[test]

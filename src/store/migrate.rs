@@ -8,7 +8,9 @@ use super::codec::decode;
 use super::events::EventRecord;
 use super::matching::OrgMatchRecord;
 use super::tables::{self, schema1, schema2, schema3, schema4};
-use super::zendesk_records::{ChangeRecord, HistoryChangeRecord, HistoryRecord};
+use super::zendesk_records::{
+    ChangeRecord, HistoryChangeRecord, HistoryRecord, Schema5HistoryRecord,
+};
 use super::StoreError;
 
 /// Schema 1 -> 2: events were attributed to accounts when read; now each timeline entry records its
@@ -135,8 +137,8 @@ pub(super) fn batch_local_keys(txn: &WriteTransaction) -> Result<(), StoreError>
 }
 
 /// Schema 3 -> 4: the facts and the timeline's fact and account indexes are keyed by bytes instead of `&str`
-/// (redb checks a `&str` key as UTF-8 on every comparison). Every row moves as it is; bytes sort as the
-/// strings did.
+/// (redb checks a `&str` key as UTF-8 on every comparison). Every row moves as it is, but the facts, which
+/// take schema 6's form; bytes sort as the strings did.
 ///
 /// A file migrated from an older schema in the same transaction has no schema 3 timeline tables (the older
 /// migrations write schema 4's), so only the tables the file holds move.
@@ -152,7 +154,10 @@ pub(super) fn byte_keys(txn: &WriteTransaction) -> Result<(), StoreError> {
             let mut to = txn.open_table(tables::EVENTS)?;
             for row in from.iter()? {
                 let (key, value) = row?;
-                to.insert(key.value().as_bytes(), value.value())?;
+                // Straight into schema 6's form: without the key in the value.
+                let key = key.value().as_bytes();
+                let mut fact = super::events::decode_fact(key, value.value())?;
+                to.insert(key, super::events::encode_fact(&mut fact).as_slice())?;
             }
         }
         txn.delete_table(schema3::EVENTS)?;
@@ -185,7 +190,8 @@ pub(super) fn byte_keys(txn: &WriteTransaction) -> Result<(), StoreError> {
 }
 
 /// Schema 4 -> 5: the change history is one row per ticket instead of one per change. The old rows come in
-/// key order, so each ticket's changes are already together and in order.
+/// key order, so each ticket's changes are already together and in order. The rows take schema 6's packed
+/// form straight away.
 pub(super) fn history_per_ticket(txn: &WriteTransaction) -> Result<(), StoreError> {
     let holds = txn
         .list_tables()?
@@ -224,6 +230,66 @@ pub(super) fn history_per_ticket(txn: &WriteTransaction) -> Result<(), StoreErro
     }
     txn.delete_table(schema4::TICKET_CHANGES)?;
     Ok(())
+}
+
+/// Rows rewritten per step of schema 6's migration: the rows read are held until written back.
+const REWRITE_CHUNK: usize = 10_000;
+
+/// Schema 5 -> 6: history rows are packed (`PackedHistory`) instead of a message per change. The values are
+/// rewritten in place, a chunk of rows at a time.
+pub(super) fn packed_history(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut table = txn.open_table(tables::TICKET_HISTORY)?;
+    let mut next = Some(0_u64);
+    while let Some(first) = next {
+        let mut rows = Vec::with_capacity(REWRITE_CHUNK);
+        for row in table.range(first..)?.take(REWRITE_CHUNK) {
+            let (ticket, value) = row?;
+            let ticket = ticket.value();
+            let old = decode::<Schema5HistoryRecord>("ticket_history", ticket, value.value())?;
+            let packed = HistoryRecord {
+                changes: old.changes,
+            };
+            rows.push((ticket, packed.encode_to_vec()));
+        }
+        next = match rows.last() {
+            Some((last, _)) if rows.len() == REWRITE_CHUNK => last.checked_add(1),
+            _ => None,
+        };
+        for (ticket, value) in rows {
+            table.insert(ticket, value.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// Schema 4 or 5 -> 6: facts are stored without their key, which is the row's key. The values are rewritten
+/// in place, a chunk of rows at a time.
+pub(super) fn facts_without_keys(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut table = txn.open_table(tables::EVENTS)?;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let mut rows = Vec::with_capacity(REWRITE_CHUNK);
+        let start = match &after {
+            Some(key) => std::ops::Bound::Excluded(key.as_slice()),
+            None => std::ops::Bound::Unbounded,
+        };
+        for row in table
+            .range::<&[u8]>((start, std::ops::Bound::Unbounded))?
+            .take(REWRITE_CHUNK)
+        {
+            let (key, value) = row?;
+            let mut fact = super::events::decode_fact(key.value(), value.value())?;
+            rows.push((key.value().to_vec(), super::events::encode_fact(&mut fact)));
+        }
+        let done = rows.len() < REWRITE_CHUNK;
+        for (key, value) in &rows {
+            table.insert(key.as_slice(), value.as_slice())?;
+        }
+        match rows.pop() {
+            Some((key, _)) if !done => after = Some(key),
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// Copies every row of `old` into `new` under the key `key` gives, then deletes `old`.
@@ -467,11 +533,25 @@ mod tests {
                 .map(|f| f.ticket_id),
             Some(1)
         );
+        assert_eq!(
+            store.event("t2:solved:9").expect("fact").map(|f| f.key),
+            Some("t2:solved:9".to_owned()),
+            "a fact's key is its row's"
+        );
         assert!(store.has_timeline("Ärger").expect("timeline"));
         assert!(!store.has_timeline("other").expect("timeline"));
         let txn = store.db().begin_read().expect("read");
         let facts = txn.open_table(tables::EVENTS).expect("t");
         assert_eq!(redb::ReadableTableMetadata::len(&facts).expect("len"), 2);
+        let stored = facts
+            .get("t1:solved:9".as_bytes())
+            .expect("get")
+            .expect("row");
+        assert_eq!(
+            EventRecord::decode(stored.value()).expect("fact").key,
+            "",
+            "straight into schema 6's form"
+        );
         let keys = txn.open_table(tables::TIMELINE_KEYS).expect("t");
         let rows: Vec<(String, u64)> = keys
             .iter()
@@ -566,5 +646,79 @@ mod tests {
             txn.open_table(schema4::TICKET_CHANGES).is_err(),
             "schema 4's table is gone"
         );
+    }
+
+    /// A schema 5 file's history rows (a message per change) come back packed with the same changes, and its
+    /// facts without their key in the value, read back with it; more rows than one rewrite step holds.
+    #[test]
+    fn schema_5_history_rows_are_packed_and_facts_lose_their_stored_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rows = REWRITE_CHUNK as u64 + 3;
+        let history_of = |ticket: u64| {
+            (0..3)
+                .map(|step| HistoryChangeRecord {
+                    at: 1_700_000_000 + i64::try_from(ticket * 10 + step).expect("small"),
+                    event_id: 30_000_000_000 - ticket - step,
+                    index: u32::try_from(step).expect("small"),
+                    field: 1 + u32::try_from(step % 2).expect("small"),
+                    from: 2,
+                    to: 3,
+                })
+                .collect::<Vec<_>>()
+        };
+        let key_of = |ticket: u64| format!("t{ticket}:created:{}", 1_700_000_000 + ticket);
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let txn = store.db().begin_write().expect("write");
+            {
+                let mut histories = txn.open_table(tables::TICKET_HISTORY).expect("t");
+                let mut facts = txn.open_table(tables::EVENTS).expect("t");
+                for ticket in 1..=rows {
+                    let old = Schema5HistoryRecord {
+                        changes: history_of(ticket),
+                    };
+                    histories
+                        .insert(ticket, old.encode_to_vec().as_slice())
+                        .expect("row");
+                    let fact = EventRecord {
+                        key: key_of(ticket),
+                        ticket_id: ticket,
+                        subject: "Printer on fire".into(),
+                        ..Default::default()
+                    };
+                    facts
+                        .insert(key_of(ticket).as_bytes(), fact.encode_to_vec().as_slice())
+                        .expect("row");
+                }
+            }
+            txn.commit().expect("commit");
+        }
+        crate::store::force_schema_version(dir.path(), 5).expect("schema 5");
+        let store = Store::open(dir.path()).expect("migrated");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        for ticket in [1, rows / 2, REWRITE_CHUNK as u64, rows] {
+            let fact = store.event(&key_of(ticket)).expect("read").expect("fact");
+            assert_eq!(
+                (fact.key, fact.ticket_id, fact.subject.as_str()),
+                (key_of(ticket), ticket, "Printer on fire")
+            );
+        }
+        let txn = store.db().begin_read().expect("read");
+        let histories = txn.open_table(tables::TICKET_HISTORY).expect("t");
+        let facts = txn.open_table(tables::EVENTS).expect("t");
+        let mut seen = 0;
+        for row in histories.iter().expect("iter") {
+            let (ticket, value) = row.expect("row");
+            let history = HistoryRecord::decode(value.value()).expect("packed");
+            assert_eq!(history.changes, history_of(ticket.value()));
+            seen += 1;
+        }
+        assert_eq!(seen, rows);
+        for row in facts.iter().expect("iter") {
+            let (_, value) = row.expect("row");
+            let stored = EventRecord::decode(value.value()).expect("fact");
+            assert_eq!(stored.key, "", "the key is the row's, not the value's");
+        }
+        assert_eq!(redb::ReadableTableMetadata::len(&facts).expect("len"), rows);
     }
 }

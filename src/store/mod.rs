@@ -40,7 +40,7 @@ pub use health::{FaultKind, WriteFault};
 use tables::{meta_keys, META};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Memory redb may use for its page cache (9/10 reads, 1/10 the write buffer of a transaction).
 pub const CACHE_BYTES: usize = 8 * 1024 * 1024;
@@ -214,17 +214,27 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
-                Some(found @ 1..=4) => {
+                Some(found @ 1..=5) => {
                     if found == 1 {
                         migrate::events_to_timeline(&txn)?;
                     }
                     if found <= 2 {
                         migrate::batch_local_keys(&txn)?;
                     }
+                    // Each step writes the newest form of what it writes, so no later step rewrites rows
+                    // this transaction wrote (redb must not free pages the transaction allocated).
                     if found <= 3 {
                         migrate::byte_keys(&txn)?;
                     }
-                    migrate::history_per_ticket(&txn)?;
+                    if found <= 4 {
+                        migrate::history_per_ticket(&txn)?;
+                    }
+                    if found >= 4 {
+                        migrate::facts_without_keys(&txn)?;
+                    }
+                    if found == 5 {
+                        migrate::packed_history(&txn)?;
+                    }
                     meta.insert(
                         meta_keys::SCHEMA_VERSION,
                         SCHEMA_VERSION.to_le_bytes().as_slice(),

@@ -353,11 +353,7 @@ impl Store {
         for entry in histories.iter()? {
             let (ticket, value) = entry?;
             let ticket = ticket.value();
-            let history = super::codec::decode::<super::zendesk_records::HistoryRecord>(
-                "ticket_history",
-                ticket,
-                value.value(),
-            )?;
+            let history = super::history::decode_row(ticket, value.value())?;
             for change in &history.changes {
                 hasher.update(ticket.to_le_bytes());
                 hasher.update(change.at.to_le_bytes());
@@ -374,9 +370,9 @@ impl Store {
         }
         // Derived state: the facts and the timelines (but for when they were recorded, which is the
         // wall clock of the run), the event counter and every rollup.
-        let without_detection_time = |bytes: &[u8]| -> Result<Vec<u8>, StoreError> {
-            let mut event =
-                super::codec::decode::<super::events::EventRecord>("events", "", bytes)?;
+        // Each fact with its key, however it was stored (schema 6 leaves the key out of the value).
+        let without_detection_time = |key: &[u8], bytes: &[u8]| -> Result<Vec<u8>, StoreError> {
+            let mut event = super::events::decode_fact(key, bytes)?;
             event.detected_at_ms = 0;
             Ok(event.encode_to_vec())
         };
@@ -384,7 +380,7 @@ impl Store {
         for entry in facts.iter()? {
             let (key, value) = entry?;
             hasher.update(key.value());
-            hasher.update(without_detection_time(value.value())?);
+            hasher.update(without_detection_time(key.value(), value.value())?);
         }
         super::timeline::hash_timeline_content(&txn, &mut hasher)?;
         // Tables of different key and value types: one call each, spelled once.

@@ -6,7 +6,6 @@
 //! ticket and field, the last change before the horizon is kept (its `from`/`to` carry that state)
 //! and every earlier one goes; a history that starts mid-life is what detection already handles
 //! (`detect_from_history` reconstructs the state before the first kept change).
-use prost::Message;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::tables;
@@ -82,8 +81,7 @@ fn prune_chunk(
                 resume = Some(ticket);
                 break;
             }
-            let history =
-                super::codec::decode::<HistoryRecord>("ticket_history", ticket, value.value())?;
+            let history = super::history::decode_row(ticket, value.value())?;
             let before = history.changes.len();
             let kept = prune_history(history, horizon);
             if kept.changes.len() < before {

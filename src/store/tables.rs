@@ -60,7 +60,7 @@ pub const ZENDESK_RECORDS: [TableDefinition<u64, &[u8]>; 5] =
     [TICKETS, ORGANIZATIONS, USERS, GROUPS, RATINGS];
 
 /// Status and priority changes from the ticket events export, one row per ticket (schema 5). Key: ticket
-/// id; value: an encoded `HistoryRecord`.
+/// id; value: a `HistoryRecord` as its `PackedHistory` (schema 6).
 ///
 /// A row per change cost a B-tree insert per change (a first sync's ticket events carry 1.33 changes each,
 /// about 5 per ticket): a third of its page apply. A ticket's changes mostly arrive together, around its
@@ -161,7 +161,7 @@ pub const TICKET_RATINGS: TableDefinition<(u64, u64), ()> = TableDefinition::new
 pub const USERS_BY_EMAIL: TableDefinition<(&str, u64), ()> = TableDefinition::new("users_by_email");
 
 /// Detected events (facts) by their deterministic key (its UTF-8 bytes); value: an encoded `EventRecord` with
-/// no account. A fact is kept whether or not its organization matches an account, so a later match can
+/// no account and, from schema 6, no key (it is the row's; `events::decode_fact` restores it). A fact is kept whether or not its organization matches an account, so a later match can
 /// backfill it.
 ///
 /// Keys are bytes, not `&str` (schema 4), here and in [`TIMELINE_KEYS`] and [`ACCOUNT_TIMELINE`]: redb checks

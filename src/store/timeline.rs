@@ -186,7 +186,7 @@ pub(crate) fn backfill(
     let mut writer = TimelineWriter::open(txn)?;
     for (org, account) in pairs {
         for key in keys_of.get(org).into_iter().flatten() {
-            if let Some(fact) = super::codec::get_by_name::<EventRecord>(&facts, "events", key)? {
+            if let Some(fact) = super::events::get_fact(&facts, key)? {
                 writer.append(&fact, account, true, now_ms)?;
             }
         }
