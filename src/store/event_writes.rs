@@ -348,11 +348,11 @@ impl<'txn> FactTables<'txn> {
     /// the account its organization matches now.
     fn record(
         &mut self,
-        fact: &mut EventRecord,
+        mut fact: EventRecord,
         timeline: &mut TimelineWriter<'_>,
     ) -> Result<(), StoreError> {
         self.new_events
-            .insert(fact.key.clone(), super::events::encode_fact(fact));
+            .insert(fact.key.clone(), super::events::encode_fact(&mut fact));
         self.new_org_facts.push((
             tables::fact_day(fact.occurred_at_ms),
             fact.organization_id,
@@ -360,7 +360,8 @@ impl<'txn> FactTables<'txn> {
             fact.key.clone(),
         ));
         if let Some(account) = self.account_of(fact.organization_id)? {
-            timeline.append_new_fact(fact, &account, fact.backfill, fact.detected_at_ms)?;
+            let (backfill, detected_at_ms) = (fact.backfill, fact.detected_at_ms);
+            timeline.append_new_fact(fact, &account, backfill, detected_at_ms)?;
         }
         Ok(())
     }
@@ -419,14 +420,14 @@ fn record_new(
             }
             continue;
         };
-        let mut fact = facts.fact(
+        let fact = facts.fact(
             &event,
             state,
             ticket,
             rating.map(|r| (r.score.as_str(), r.comment.as_str(), r.requester_id)),
             context.now_ms,
         )?;
-        facts.record(&mut fact, &mut timeline)?;
+        facts.record(fact, &mut timeline)?;
         recorded += 1;
     }
     for ticket_id in tickets_with_held_ratings(&facts.pending, arrived)? {
@@ -507,14 +508,14 @@ fn complete_pending(
             backfill,
             source: DetectionSource::Rating,
         };
-        let mut fact = facts.fact(
+        let fact = facts.fact(
             &event,
             None,
             &ticket,
             Some((score.as_str(), comment.as_str(), ticket.requester_id)),
             context.now_ms,
         )?;
-        facts.record(&mut fact, timeline)?;
+        facts.record(fact, timeline)?;
         recorded += 1;
     }
     Ok(recorded)

@@ -33,8 +33,9 @@ pub(crate) struct TimelineWriter<'txn> {
     /// Rows of `ACCOUNT_TIMELINE` appended and not written yet.
     new_by_account: Vec<(String, i64, u64)>,
     /// Whether (lower-cased email, account) is a user of the account, as read in this transaction (nothing
-    /// writes `ACCOUNT_EMAILS` while entries are appended; a requester comes back entry after entry).
-    users_of_accounts: HashMap<(String, String), bool>,
+    /// writes `ACCOUNT_EMAILS` while entries are appended; a requester comes back entry after entry). By
+    /// email, then account, so a lookup borrows both.
+    users_of_accounts: HashMap<String, HashMap<String, bool>>,
 }
 
 impl<'txn> TimelineWriter<'txn> {
@@ -63,7 +64,7 @@ impl<'txn> TimelineWriter<'txn> {
     /// Appends `fact` to `account`'s timeline unless it is there already; returns whether it was added.
     pub(crate) fn append(
         &mut self,
-        fact: &EventRecord,
+        fact: EventRecord,
         account: &str,
         backfill: bool,
         now_ms: i64,
@@ -86,7 +87,7 @@ impl<'txn> TimelineWriter<'txn> {
     /// timeline holds a fact the store did not know.
     pub(crate) fn append_new_fact(
         &mut self,
-        fact: &EventRecord,
+        fact: EventRecord,
         account: &str,
         backfill: bool,
         now_ms: i64,
@@ -103,7 +104,7 @@ impl<'txn> TimelineWriter<'txn> {
     fn push(
         &mut self,
         key: (String, String),
-        fact: &EventRecord,
+        fact: EventRecord,
         account: &str,
         backfill: bool,
         now_ms: i64,
@@ -122,7 +123,7 @@ impl<'txn> TimelineWriter<'txn> {
             user_email,
             backfill,
             detected_at_ms: now_ms,
-            ..fact.clone()
+            ..fact
         };
         self.timeline
             .insert(self.seq, entry.encode_to_vec().as_slice())?;
@@ -136,12 +137,18 @@ impl<'txn> TimelineWriter<'txn> {
 
     /// Whether `email` (lower-cased) is a user of `account`.
     fn is_user_of(&mut self, email: &str, account: &str) -> Result<bool, StoreError> {
-        let pair = (email.to_owned(), account.to_owned());
-        if let Some(&known) = self.users_of_accounts.get(&pair) {
+        if let Some(&known) = self
+            .users_of_accounts
+            .get(email)
+            .and_then(|accounts| accounts.get(account))
+        {
             return Ok(known);
         }
         let user = self.emails.get((email, account))?.is_some();
-        self.users_of_accounts.insert(pair, user);
+        self.users_of_accounts
+            .entry(email.to_owned())
+            .or_default()
+            .insert(account.to_owned(), user);
         Ok(user)
     }
 
@@ -187,7 +194,7 @@ pub(crate) fn backfill(
     for (org, account) in pairs {
         for key in keys_of.get(org).into_iter().flatten() {
             if let Some(fact) = super::events::get_fact(&facts, key)? {
-                writer.append(&fact, account, true, now_ms)?;
+                writer.append(fact, account, true, now_ms)?;
             }
         }
     }
@@ -513,17 +520,17 @@ mod tests {
         let txn = world.store.db().begin_write().expect("write");
         let mut writer = super::TimelineWriter::open(&txn).expect("open");
         assert!(writer
-            .append(&fact("t7:created:1", 2_000), "acct-b", false, 0)
+            .append(fact("t7:created:1", 2_000), "acct-b", false, 0)
             .expect("append"));
         assert!(writer
-            .append(&fact("t7:solved:2", 1_000), "acct-a", false, 0)
+            .append(fact("t7:solved:2", 1_000), "acct-a", false, 0)
             .expect("append"));
         // Not written to its table yet, and still known: the second copy is refused.
         assert!(!writer
-            .append(&fact("t7:created:1", 2_000), "acct-b", false, 0)
+            .append(fact("t7:created:1", 2_000), "acct-b", false, 0)
             .expect("again"));
         assert!(writer
-            .append(&fact("t7:created:1", 2_000), "acct-a", false, 0)
+            .append(fact("t7:created:1", 2_000), "acct-a", false, 0)
             .expect("other account"));
         assert_eq!(writer.finish().expect("finish"), 3);
         world.store.commit(txn).expect("commit");
