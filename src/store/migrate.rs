@@ -7,7 +7,7 @@ use crate::domain::matching::OrgMatch;
 use super::codec::decode;
 use super::events::EventRecord;
 use super::matching::OrgMatchRecord;
-use super::tables::{self, schema1, schema2, schema3, schema4};
+use super::tables::{self, schema1, schema2, schema3, schema4, schema6};
 use super::zendesk_records::{
     ChangeRecord, HistoryChangeRecord, HistoryRecord, Schema5HistoryRecord,
 };
@@ -24,8 +24,8 @@ pub(super) fn events_to_timeline(txn: &WriteTransaction) -> Result<(), StoreErro
         let emails = txn.open_table(tables::ACCOUNT_EMAILS)?;
         let mut org_facts = txn.open_table(tables::ORG_FACTS)?;
         let mut timeline = txn.open_table(tables::TIMELINE)?;
-        // Straight into schema 4's tables: redb must not free, later in this transaction, pages it allocated in it.
-        let mut keys = txn.open_table(tables::TIMELINE_KEYS)?;
+        // Straight into the newest timeline tables: redb must not free, later in this transaction, pages it
+        // allocated in it (and schema 7 keeps no index by fact).
         let mut by_account = txn.open_table(tables::ACCOUNT_TIMELINE)?;
         let mut by_time = txn.open_table(tables::TIMELINE_TIMES)?;
         for row in log.iter()? {
@@ -74,7 +74,6 @@ pub(super) fn events_to_timeline(txn: &WriteTransaction) -> Result<(), StoreErro
                 ..fact
             };
             timeline.insert(seq, entry.encode_to_vec().as_slice())?;
-            keys.insert((key.as_bytes(), account.as_bytes()), seq)?;
             by_account.insert((account.as_bytes(), entry.occurred_at_ms, seq), ())?;
             by_time.insert((entry.occurred_at_ms, seq), ())?;
         }
@@ -85,20 +84,10 @@ pub(super) fn events_to_timeline(txn: &WriteTransaction) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Schema 2 -> 3: the day rollups and the facts per organization are keyed day first, and the timeline's
-/// fact index fact key first, so a batch of tickets created on a few days dirties a few adjacent leaves
-/// instead of most of each table. Every row moves as it is.
+/// Schema 2 -> 3: the day rollups and the facts per organization are keyed day first, so a batch of tickets
+/// created on a few days dirties a few adjacent leaves instead of most of each table. Every row moves as it
+/// is; the timeline's index by fact goes (schema 7 keeps none).
 pub(super) fn batch_local_keys(txn: &WriteTransaction) -> Result<(), StoreError> {
-    {
-        let from = txn.open_table(schema2::TIMELINE_KEYS)?;
-        // Straight into schema 4's table, as in `events_to_timeline`.
-        let mut to = txn.open_table(tables::TIMELINE_KEYS)?;
-        for row in from.iter()? {
-            let (key, seq) = row?;
-            let (account, fact) = key.value();
-            to.insert((fact.as_bytes(), account.as_bytes()), seq.value())?;
-        }
-    }
     txn.delete_table(schema2::TIMELINE_KEYS)?;
     {
         let from = txn.open_table(schema2::ORG_FACTS)?;
@@ -163,15 +152,6 @@ pub(super) fn byte_keys(txn: &WriteTransaction) -> Result<(), StoreError> {
         txn.delete_table(schema3::EVENTS)?;
     }
     if holds(&schema3::TIMELINE_KEYS) {
-        {
-            let from = txn.open_table(schema3::TIMELINE_KEYS)?;
-            let mut to = txn.open_table(tables::TIMELINE_KEYS)?;
-            for row in from.iter()? {
-                let (key, seq) = row?;
-                let (fact, account) = key.value();
-                to.insert((fact.as_bytes(), account.as_bytes()), seq.value())?;
-            }
-        }
         txn.delete_table(schema3::TIMELINE_KEYS)?;
     }
     if holds(&schema3::ACCOUNT_TIMELINE) {
@@ -229,6 +209,13 @@ pub(super) fn history_per_ticket(txn: &WriteTransaction) -> Result<(), StoreErro
         }
     }
     txn.delete_table(schema4::TICKET_CHANGES)?;
+    Ok(())
+}
+
+/// Schema 4, 5 or 6 -> 7: the timeline's index by fact (`schema6::TIMELINE_KEYS`) goes. It cost an insert per
+/// timeline entry and only a backfill read it; `ACCOUNT_TIMELINE` answers the backfill as well.
+pub(super) fn drop_fact_index(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.delete_table(schema6::TIMELINE_KEYS)?;
     Ok(())
 }
 
@@ -471,12 +458,9 @@ mod tests {
                 .map(|v| v.value()),
             Some((0, 1, 0, 0))
         );
-        let keys = txn.open_table(tables::TIMELINE_KEYS).expect("t");
-        assert_eq!(
-            keys.get(("t1:solved:9".as_bytes(), "acct".as_bytes()))
-                .expect("get")
-                .map(|v| v.value()),
-            Some(4)
+        assert!(
+            txn.open_table(schema6::TIMELINE_KEYS).is_err(),
+            "schema 7 keeps no index by fact"
         );
         assert!(
             txn.open_table(schema2::ORG_TICKET_DAYS).is_err(),
@@ -552,23 +536,9 @@ mod tests {
             "",
             "straight into schema 6's form"
         );
-        let keys = txn.open_table(tables::TIMELINE_KEYS).expect("t");
-        let rows: Vec<(String, u64)> = keys
-            .iter()
-            .expect("iter")
-            .map(|row| {
-                let (key, seq) = row.expect("row");
-                let (fact, account) = key.value();
-                let pair = [fact, account].map(|part| std::str::from_utf8(part).expect("utf-8"));
-                (pair.join("/"), seq.value())
-            })
-            .collect();
-        assert_eq!(
-            rows,
-            [
-                ("t1:solved:9/acct".to_owned(), 4),
-                ("t1:solved:9/Ärger".to_owned(), 6)
-            ]
+        assert!(
+            txn.open_table(schema6::TIMELINE_KEYS).is_err(),
+            "schema 7 keeps no index by fact"
         );
         let by_account = txn.open_table(tables::ACCOUNT_TIMELINE).expect("t");
         assert_eq!(
@@ -720,5 +690,27 @@ mod tests {
             assert_eq!(stored.key, "", "the key is the row's, not the value's");
         }
         assert_eq!(redb::ReadableTableMetadata::len(&facts).expect("len"), rows);
+    }
+
+    /// A schema 6 file's index of the timeline by fact goes; the timeline stays, and a backfill still finds
+    /// the facts an account's timeline holds.
+    #[test]
+    fn schema_6_fact_index_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let txn = store.db().begin_write().expect("write");
+            {
+                let mut keys = txn.open_table(schema6::TIMELINE_KEYS).expect("t");
+                keys.insert(("t1:solved:9".as_bytes(), "acct".as_bytes()), 4)
+                    .expect("row");
+            }
+            txn.commit().expect("commit");
+        }
+        crate::store::force_schema_version(dir.path(), 6).expect("schema 6");
+        let store = Store::open(dir.path()).expect("migrated");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        let txn = store.db().begin_read().expect("read");
+        assert!(txn.open_table(schema6::TIMELINE_KEYS).is_err());
     }
 }

@@ -40,7 +40,7 @@ pub use health::{FaultKind, WriteFault};
 use tables::{meta_keys, META};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Memory redb may use for its page cache (9/10 reads, 1/10 the write buffer of a transaction).
 pub const CACHE_BYTES: usize = 8 * 1024 * 1024;
@@ -214,7 +214,7 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
-                Some(found @ 1..=5) => {
+                Some(found @ 1..=6) => {
                     if found == 1 {
                         migrate::events_to_timeline(&txn)?;
                     }
@@ -229,11 +229,14 @@ impl Store {
                     if found <= 4 {
                         migrate::history_per_ticket(&txn)?;
                     }
-                    if found >= 4 {
+                    if (4..=5).contains(&found) {
                         migrate::facts_without_keys(&txn)?;
                     }
                     if found == 5 {
                         migrate::packed_history(&txn)?;
+                    }
+                    if found >= 4 {
+                        migrate::drop_fact_index(&txn)?;
                     }
                     meta.insert(
                         meta_keys::SCHEMA_VERSION,
@@ -277,7 +280,6 @@ impl Store {
             txn.open_table(tables::EVENTS)?;
             txn.open_table(tables::ORG_FACTS)?;
             txn.open_table(tables::TIMELINE)?;
-            txn.open_table(tables::TIMELINE_KEYS)?;
             txn.open_table(tables::ACCOUNT_TIMELINE)?;
             txn.open_table(tables::TIMELINE_TIMES)?;
             txn.open_table(tables::PENDING_RATING_EVENTS)?;

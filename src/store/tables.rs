@@ -164,7 +164,7 @@ pub const USERS_BY_EMAIL: TableDefinition<(&str, u64), ()> = TableDefinition::ne
 /// no account and, from schema 6, no key (it is the row's; `events::decode_fact` restores it). A fact is kept whether or not its organization matches an account, so a later match can
 /// backfill it.
 ///
-/// Keys are bytes, not `&str` (schema 4), here and in [`TIMELINE_KEYS`] and [`ACCOUNT_TIMELINE`]: redb checks
+/// Keys are bytes, not `&str` (schema 4), here and in [`ACCOUNT_TIMELINE`]: redb checks
 /// a `&str` key as UTF-8 on every comparison, 7 % of an incremental sync's page apply (callgrind). Bytes
 /// sort as the strings do.
 pub const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("facts");
@@ -187,14 +187,10 @@ pub fn fact_day(occurred_at_ms: i64) -> i64 {
 /// encoded `EventRecord` with its account. An entry never changes once written.
 pub const TIMELINE: TableDefinition<u64, &[u8]> = TableDefinition::new("timeline");
 
-/// Which accounts' timelines hold a fact: (fact key, account id) -> sequence number (exactly once per pair).
-///
-/// Fact key first (schema 3): a batch's facts come from tickets close in id, so their rows land on a few
-/// leaves; keyed by account first, every batch of a first sync rewrote most of the table.
-pub const TIMELINE_KEYS: TableDefinition<(&[u8], &[u8]), u64> =
-    TableDefinition::new("fact_account_entries");
-
 /// The timeline per account: (account id, occurred at in Unix ms, sequence number).
+///
+/// Also how a backfill knows a fact is on an account's timeline already (schema 7): a fact's entries share
+/// its occurrence time, so the entries of (account, that time) are the only ones to look at.
 pub const ACCOUNT_TIMELINE: TableDefinition<(&[u8], i64, u64), ()> =
     TableDefinition::new("account_entries");
 
@@ -269,6 +265,16 @@ pub mod schema4 {
     /// Schema 4's (ticket id, Unix seconds, event id, index in the event) -> encoded `ChangeRecord`.
     pub const TICKET_CHANGES: TableDefinition<(u64, i64, u64, u32), &[u8]> =
         TableDefinition::new("ticket_changes");
+}
+
+/// Schema 6's index of the timeline by fact; the migration to schema 7 drops it.
+pub mod schema6 {
+    use redb::TableDefinition;
+
+    /// Schema 4 to 6's (fact key, account id) -> sequence number: an insert per timeline entry, read only
+    /// by a backfill, which [`super::ACCOUNT_TIMELINE`] answers as well.
+    pub const TIMELINE_KEYS: TableDefinition<(&[u8], &[u8]), u64> =
+        TableDefinition::new("fact_account_entries");
 }
 
 /// Accounts by owner: (lower-cased owner email, account id), for the portfolio feed.

@@ -1,6 +1,6 @@
 //! The account timeline: a fact appended to an account's timeline exactly once, and an
 //! organization's past year of facts backfilled onto the account it newly matches (DESIGN 1.4).
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::Duration;
 use prost::Message;
@@ -14,22 +14,21 @@ use super::StoreError;
 
 /// The timeline tables of one write transaction, and the sequence number they append from.
 ///
-/// The entries and the time index follow the sequence number, so they are written as they come. The fact
-/// index and the rows keyed by account are written at [`TimelineWriter::finish`], in key order: a page's
-/// events belong to accounts at random, and written as they come they dirtied leaves all over the trees,
-/// more of them than redb's write buffer holds, so leaves went to the file and were read back within one
-/// transaction.
+/// The entries and the time index follow the sequence number, so they are written as they come. The rows
+/// keyed by account are written at [`TimelineWriter::finish`], in key order: a page's events belong to
+/// accounts at random, and written as they come they dirtied leaves all over the tree, more of them than
+/// redb's write buffer holds, so leaves went to the file and were read back within one transaction.
 pub(crate) struct TimelineWriter<'txn> {
     timeline: Table<'txn, u64, &'static [u8]>,
-    keys: Table<'txn, (&'static [u8], &'static [u8]), u64>,
     by_account: Table<'txn, (&'static [u8], i64, u64), ()>,
     by_time: Table<'txn, (i64, u64), ()>,
     emails: Table<'txn, (&'static str, &'static str), ()>,
     meta: Table<'txn, &'static str, &'static [u8]>,
     seq: u64,
     appended: u64,
-    /// Rows of `TIMELINE_KEYS` appended and not written yet: (fact key, account id) -> sequence number.
-    new_keys: BTreeMap<(String, String), u64>,
+    /// (fact key, account id) of the entries appended in this transaction, whose rows keyed by account are
+    /// not written yet.
+    appended_pairs: HashSet<(String, String)>,
     /// Rows of `ACCOUNT_TIMELINE` appended and not written yet.
     new_by_account: Vec<(String, i64, u64)>,
     /// Whether (lower-cased email, account) is a user of the account, as read in this transaction (nothing
@@ -48,14 +47,13 @@ impl<'txn> TimelineWriter<'txn> {
         };
         Ok(Self {
             timeline: txn.open_table(tables::TIMELINE)?,
-            keys: txn.open_table(tables::TIMELINE_KEYS)?,
             by_account: txn.open_table(tables::ACCOUNT_TIMELINE)?,
             by_time: txn.open_table(tables::TIMELINE_TIMES)?,
             emails: txn.open_table(tables::ACCOUNT_EMAILS)?,
             meta,
             seq,
             appended: 0,
-            new_keys: BTreeMap::new(),
+            appended_pairs: HashSet::new(),
             new_by_account: Vec::new(),
             users_of_accounts: HashMap::new(),
         })
@@ -70,16 +68,31 @@ impl<'txn> TimelineWriter<'txn> {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let key = (fact.key.clone(), account.to_owned());
-        if self.new_keys.contains_key(&key)
-            || self
-                .keys
-                .get((fact.key.as_bytes(), account.as_bytes()))?
-                .is_some()
-        {
+        if self.appended_pairs.contains(&key) || self.holds(&fact, account)? {
             return Ok(false);
         }
         self.push(key, fact, account, backfill, now_ms)?;
         Ok(true)
+    }
+
+    /// Whether `account`'s stored timeline holds `fact`: its entries at the fact's occurrence time are the
+    /// only ones that can (a fact's time never changes), usually none or one.
+    fn holds(&self, fact: &EventRecord, account: &str) -> Result<bool, StoreError> {
+        let (account, at) = (account.as_bytes(), fact.occurred_at_ms);
+        for row in self
+            .by_account
+            .range((account, at, 0)..=(account, at, u64::MAX))?
+        {
+            let seq = row?.0.value().2;
+            let Some(bytes) = self.timeline.get(seq)? else {
+                continue;
+            };
+            let entry = super::codec::decode::<EventRecord>("timeline", seq, bytes.value())?;
+            if entry.key == fact.key {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Appends `fact`, recorded in this transaction for the first time, to `account`'s timeline without looking
@@ -94,7 +107,7 @@ impl<'txn> TimelineWriter<'txn> {
     ) -> Result<(), StoreError> {
         let key = (fact.key.clone(), account.to_owned());
         debug_assert!(
-            !self.new_keys.contains_key(&key),
+            !self.appended_pairs.contains(&key),
             "a new fact appended twice"
         );
         self.push(key, fact, account, backfill, now_ms)
@@ -127,7 +140,7 @@ impl<'txn> TimelineWriter<'txn> {
         };
         self.timeline
             .insert(self.seq, entry.encode_to_vec().as_slice())?;
-        self.new_keys.insert(key, self.seq);
+        self.appended_pairs.insert(key);
         self.new_by_account
             .push((entry.account_id, entry.occurred_at_ms, self.seq));
         self.by_time.insert((entry.occurred_at_ms, self.seq), ())?;
@@ -155,11 +168,6 @@ impl<'txn> TimelineWriter<'txn> {
     /// Writes the rows keyed by account and the new sequence number; returns how many entries were appended.
     /// Nothing appended is stored until this runs.
     pub(crate) fn finish(mut self) -> Result<u64, StoreError> {
-        for ((fact_key, account), seq) in std::mem::take(&mut self.new_keys) {
-            crate::background::step_aside();
-            self.keys
-                .insert((fact_key.as_bytes(), account.as_bytes()), seq)?;
-        }
         let mut by_account = std::mem::take(&mut self.new_by_account);
         by_account.sort_unstable();
         for (account, occurred_at_ms, seq) in by_account {
@@ -320,16 +328,6 @@ pub(crate) fn hash_timeline_content(
         hasher.update(format!("{account}/{key}={};", event.len()).as_bytes());
         hasher.update(event);
     }
-    let mut keys = Vec::new();
-    for entry in txn.open_table(tables::TIMELINE_KEYS)?.iter()? {
-        let (key, seq) = entry?;
-        let (fact, account) = key.value();
-        let (fact, account) = (
-            String::from_utf8_lossy(fact),
-            String::from_utf8_lossy(account),
-        );
-        keys.push(format!("{account}/{fact}->{:?}", known(seq.value())));
-    }
     let mut by_account = Vec::new();
     for entry in txn.open_table(tables::ACCOUNT_TIMELINE)?.iter()? {
         let (key, _) = entry?;
@@ -343,7 +341,6 @@ pub(crate) fn hash_timeline_content(
         by_time.push(format!("{at}->{:?}", known(seq)));
     }
     for (name, mut rows) in [
-        ("timeline_keys", keys),
         ("account_timeline", by_account),
         ("timeline_times", by_time),
     ] {
@@ -504,7 +501,8 @@ mod tests {
     }
 
     #[test]
-    fn a_fact_appended_twice_in_one_transaction_is_on_a_timeline_once() {
+    fn a_fact_appended_twice_is_on_a_timeline_once() {
+        use prost::Message;
         use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
         use crate::store::events::EventRecord;
@@ -536,43 +534,58 @@ mod tests {
         world.store.commit(txn).expect("commit");
 
         let read = world.store.db().begin_read().expect("read");
-        let keys: Vec<((String, String), u64)> = read
-            .open_table(tables::TIMELINE_KEYS)
-            .expect("keys")
+        let entries: Vec<(String, String, u64)> = read
+            .open_table(tables::TIMELINE)
+            .expect("timeline")
             .iter()
             .expect("iter")
             .map(|row| {
-                let (key, seq) = row.expect("row");
-                let (fact_key, account) = key.value();
-                (
-                    (
-                        String::from_utf8_lossy(fact_key).into_owned(),
-                        String::from_utf8_lossy(account).into_owned(),
-                    ),
-                    seq.value(),
-                )
+                let (seq, bytes) = row.expect("row");
+                let entry = EventRecord::decode(bytes.value()).expect("entry");
+                (entry.key, entry.account_id, seq.value())
             })
             .collect();
         assert_eq!(
-            keys,
+            entries,
             [
-                (("t7:created:1".to_owned(), "acct-a".to_owned()), 3),
-                (("t7:created:1".to_owned(), "acct-b".to_owned()), 1),
-                (("t7:solved:2".to_owned(), "acct-a".to_owned()), 2),
+                ("t7:created:1".to_owned(), "acct-b".to_owned(), 1),
+                ("t7:solved:2".to_owned(), "acct-a".to_owned(), 2),
+                ("t7:created:1".to_owned(), "acct-a".to_owned(), 3),
             ]
         );
+        drop(read);
+
+        // In a later transaction the stored timeline answers: the same pair again is refused; another fact
+        // at the same time, or the same fact for another account, goes on.
+        let txn = world.store.db().begin_write().expect("write");
+        let mut writer = super::TimelineWriter::open(&txn).expect("open");
+        assert!(!writer
+            .append(fact("t7:created:1", 2_000), "acct-b", false, 0)
+            .expect("stored pair"));
+        assert!(!writer
+            .append(fact("t7:solved:2", 1_000), "acct-a", false, 0)
+            .expect("stored pair"));
+        assert!(writer
+            .append(fact("t8:created:1", 2_000), "acct-b", false, 0)
+            .expect("same time, other fact"));
+        assert!(writer
+            .append(fact("t7:solved:2", 1_000), "acct-c", false, 0)
+            .expect("other account"));
+        assert_eq!(writer.finish().expect("finish"), 2);
+        world.store.commit(txn).expect("commit");
+        let read = world.store.db().begin_read().expect("read");
         let by_account = read
             .open_table(tables::ACCOUNT_TIMELINE)
             .expect("by account");
-        assert_eq!(by_account.len().expect("len"), 3);
+        assert_eq!(by_account.len().expect("len"), 5);
         assert_eq!(
             read.open_table(tables::TIMELINE)
                 .expect("timeline")
                 .len()
                 .expect("len"),
-            3
+            5
         );
-        assert_eq!(world.store.last_event_seq().expect("tip"), 3);
+        assert_eq!(world.store.last_event_seq().expect("tip"), 5);
     }
 
     #[test]
