@@ -244,6 +244,10 @@ macro_rules! merge_rows {
         let mut table = $txn.open_table($table)?;
         for &(key, delta) in $rows {
             crate::background::step_aside();
+            if moves_nothing(delta) {
+                // A zero delta moves no row: nothing to read, nothing to dirty.
+                continue;
+            }
             if $new_first {
                 let mut drift_if_new = 0;
                 let if_new = $next($zero, delta, &mut drift_if_new);
@@ -261,19 +265,50 @@ macro_rules! merge_rows {
                     continue;
                 }
             }
-            let old = table.get(key)?.map(|v| v.value()).unwrap_or_default();
-            let next = $next(old, delta, &mut $drift);
-            if next == old {
-                // An unchanged row is not rewritten: a copy-on-write page would be dirtied for nothing.
-                continue;
-            }
-            if next == $zero {
-                table.remove(key)?;
-            } else {
-                table.insert(key, next)?;
+            // A row is changed where it lies: one walk down the tree, and the value written in place (rollup
+            // values are fixed-width, so it always fits; a growing value would never split its leaf this way).
+            let stored = match table.get_mut(key)? {
+                Some(mut row) => {
+                    let old = row.value();
+                    let next = $next(old, delta, &mut $drift);
+                    if next == $zero {
+                        RowMerge::Remove
+                    } else {
+                        if next != old {
+                            row.insert(next)?;
+                        }
+                        RowMerge::Done
+                    }
+                }
+                None => RowMerge::Insert,
+            };
+            match stored {
+                RowMerge::Done => {}
+                RowMerge::Remove => drop(table.remove(key)?),
+                RowMerge::Insert => {
+                    let next = $next($zero, delta, &mut $drift);
+                    if next != $zero {
+                        table.insert(key, next)?;
+                    }
+                }
             }
         }
     }};
+}
+
+/// Whether `delta` is all zeroes: adding it changes no row and reports no drift.
+fn moves_nothing<D: Default + PartialEq>(delta: &D) -> bool {
+    *delta == D::default()
+}
+
+/// What [`merge_rows`] does with a row after it looked at the stored one.
+enum RowMerge {
+    /// Nothing more: the row was updated in place, or is unchanged.
+    Done,
+    /// The row reached all zeroes: it goes.
+    Remove,
+    /// There was no row: the delta makes a new one.
+    Insert,
 }
 
 /// A counters row: (open, total, open high/urgent).
@@ -677,6 +712,8 @@ mod tests {
             let mut days = txn.open_table(tables::ORG_TICKET_DAYS).expect("days");
             days.insert((10, 1), (2, 0)).expect("row");
             days.insert((10, 2), (3, 0)).expect("row");
+            days.insert((10, 6), (2, 0)).expect("row");
+            days.insert((10, 7), (1, 0)).expect("row");
         }
         let mut deltas = Deltas::default();
         deltas.org_days.insert((1, 10), day_delta(4)); // there: 2 + 4
@@ -684,8 +721,10 @@ mod tests {
         deltas.org_days.insert((3, 10), day_delta(5)); // new
         deltas.org_days.insert((4, 10), day_delta(-1)); // not there: drift, no row
         deltas.org_days.insert((5, 10), day_delta(0)); // nothing
+        deltas.org_days.insert((6, 10), day_delta(-5)); // there: 2 - 5, drift, clamped to zero, removed
+        deltas.org_days.insert((7, 10), day_delta(0)); // there, untouched
         let drift = write(&txn, &deltas, new_days).expect("write");
-        assert_eq!(drift, 1, "only the delta below zero drifted");
+        assert_eq!(drift, 2, "only the deltas below zero drifted");
         let days = txn.open_table(tables::ORG_TICKET_DAYS).expect("days");
         let rows: Vec<((i64, u64), (u64, u64))> = days
             .iter()
@@ -697,7 +736,7 @@ mod tests {
             .collect();
         assert_eq!(
             rows,
-            [((10, 1), (6, 0)), ((10, 3), (5, 0))],
+            [((10, 1), (6, 0)), ((10, 3), (5, 0)), ((10, 7), (1, 0))],
             "new_days {new_days}"
         );
     }
