@@ -204,28 +204,31 @@ impl HistoryRecord {
 
     /// A row as [`HistoryRecord::encode_to_vec`] stored it.
     pub fn decode(bytes: &[u8]) -> Result<Self, HistoryDecodeError> {
-        let values = PackedHistory::decode(bytes)?.values;
+        // A value takes a byte at least: one allocation holds them all.
+        let mut packed = PackedHistory {
+            values: Vec::with_capacity(bytes.len()),
+        };
+        packed.merge(bytes)?;
+        let values = packed.values;
         if values.len() % VALUES_PER_CHANGE != 0 {
             return Err(HistoryDecodeError::Length(values.len()));
         }
         let code =
             |value: i64| u32::try_from(value).map_err(|_| HistoryDecodeError::OutOfRange(value));
         let (mut at, mut event_id) = (0_i64, 0_u64);
-        let changes = values
-            .chunks_exact(VALUES_PER_CHANGE)
-            .map(|change| {
-                at = at.wrapping_add(change[0]);
-                event_id = event_id.wrapping_add(change[1] as u64);
-                Ok(HistoryChangeRecord {
-                    at,
-                    event_id,
-                    index: code(change[2])?,
-                    field: code(change[3])?,
-                    from: code(change[4])?,
-                    to: code(change[5])?,
-                })
-            })
-            .collect::<Result<_, HistoryDecodeError>>()?;
+        let mut changes = Vec::with_capacity(values.len() / VALUES_PER_CHANGE);
+        for change in values.chunks_exact(VALUES_PER_CHANGE) {
+            at = at.wrapping_add(change[0]);
+            event_id = event_id.wrapping_add(change[1] as u64);
+            changes.push(HistoryChangeRecord {
+                at,
+                event_id,
+                index: code(change[2])?,
+                field: code(change[3])?,
+                from: code(change[4])?,
+                to: code(change[5])?,
+            });
+        }
         Ok(Self { changes })
     }
 }
