@@ -692,8 +692,8 @@ mod tests {
         assert_eq!(redb::ReadableTableMetadata::len(&facts).expect("len"), rows);
     }
 
-    /// A schema 6 file's index of the timeline by fact goes; the timeline stays, and a backfill still finds
-    /// the facts an account's timeline holds.
+    /// A schema 6 file's index of the timeline by fact goes (a backfill reads the account's entries instead:
+    /// `timeline::tests::a_fact_appended_twice_is_on_a_timeline_once`).
     #[test]
     fn schema_6_fact_index_is_dropped() {
         let dir = tempfile::tempdir().expect("tempdir");
