@@ -210,7 +210,7 @@ impl HistoryRecord {
         };
         packed.merge(bytes)?;
         let values = packed.values;
-        if values.len() % VALUES_PER_CHANGE != 0 {
+        if !values.len().is_multiple_of(VALUES_PER_CHANGE) {
             return Err(HistoryDecodeError::Length(values.len()));
         }
         let code =
