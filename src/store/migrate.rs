@@ -268,14 +268,13 @@ pub(super) fn facts_without_keys(txn: &WriteTransaction) -> Result<(), StoreErro
             let mut fact = super::events::decode_fact(key.value(), value.value())?;
             rows.push((key.value().to_vec(), super::events::encode_fact(&mut fact)));
         }
-        let done = rows.len() < REWRITE_CHUNK;
         for (key, value) in &rows {
             table.insert(key.as_slice(), value.as_slice())?;
         }
-        match rows.pop() {
-            Some((key, _)) if !done => after = Some(key),
-            _ => return Ok(()),
+        if rows.len() < REWRITE_CHUNK {
+            return Ok(());
         }
+        after = rows.pop().map(|(key, _)| key);
     }
 }
 
@@ -309,51 +308,61 @@ mod tests {
     use crate::store::{Store, SCHEMA_VERSION};
     use redb::ReadableDatabase;
 
-    /// A schema 1 file with two logged events, one of an organization matched to `acct`.
-    #[test]
-    fn logged_events_move_to_the_timeline_of_their_current_account_with_their_numbers() {
+    /// A store whose file `fill` wrote in one transaction (tables of schema `version`), marked as of that
+    /// version and opened again, which migrates it; it has reached this build's schema.
+    fn migrated_from(
+        version: u32,
+        fill: impl FnOnce(&WriteTransaction),
+    ) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let store = Store::open(dir.path()).expect("open");
             let txn = store.db().begin_write().expect("write");
-            {
-                let mut log = txn.open_table(schema1::EVENT_LOG).expect("log");
-                let mut facts = txn.open_table(schema3::EVENTS).expect("events");
-                for (seq, org) in [(7_u64, 100_u64), (8, 200)] {
-                    let key = format!("t{seq}:solved:1");
-                    let fact = EventRecord {
-                        seq,
-                        ticket_id: seq,
-                        organization_id: org,
-                        occurred_at_ms: 1_000,
-                        requester_email: "Rita@Example.com".into(),
-                        key: key.clone(),
-                        ..Default::default()
-                    };
-                    facts
-                        .insert(key.as_str(), fact.encode_to_vec().as_slice())
-                        .expect("fact");
-                    log.insert(seq, key.as_str()).expect("log");
-                }
-                let matched = OrgMatchRecord {
-                    state: 1,
-                    account_id: "acct".into(),
-                    ..Default::default()
-                };
-                txn.open_table(tables::ORG_MATCHES)
-                    .expect("matches")
-                    .insert(100, matched.encode_to_vec().as_slice())
-                    .expect("match");
-                txn.open_table(tables::ACCOUNT_EMAILS)
-                    .expect("emails")
-                    .insert(("rita@example.com", "acct"), ())
-                    .expect("email");
-            }
+            fill(&txn);
             txn.commit().expect("commit");
         }
-        crate::store::force_schema_version(dir.path(), 1).expect("schema 1");
+        crate::store::force_schema_version(dir.path(), version).expect("schema");
         let store = Store::open(dir.path()).expect("migrated");
         assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        (dir, store)
+    }
+
+    /// A schema 1 file with two logged events, one of an organization matched to `acct`.
+    #[test]
+    fn logged_events_move_to_the_timeline_of_their_current_account_with_their_numbers() {
+        let (_dir, store) = migrated_from(1, |txn| {
+            let mut log = txn.open_table(schema1::EVENT_LOG).expect("log");
+            let mut facts = txn.open_table(schema3::EVENTS).expect("events");
+            for (seq, org) in [(7_u64, 100_u64), (8, 200)] {
+                let key = format!("t{seq}:solved:1");
+                let fact = EventRecord {
+                    seq,
+                    ticket_id: seq,
+                    organization_id: org,
+                    occurred_at_ms: 1_000,
+                    requester_email: "Rita@Example.com".into(),
+                    key: key.clone(),
+                    ..Default::default()
+                };
+                facts
+                    .insert(key.as_str(), fact.encode_to_vec().as_slice())
+                    .expect("fact");
+                log.insert(seq, key.as_str()).expect("log");
+            }
+            let matched = OrgMatchRecord {
+                state: 1,
+                account_id: "acct".into(),
+                ..Default::default()
+            };
+            txn.open_table(tables::ORG_MATCHES)
+                .expect("matches")
+                .insert(100, matched.encode_to_vec().as_slice())
+                .expect("match");
+            txn.open_table(tables::ACCOUNT_EMAILS)
+                .expect("emails")
+                .insert(("rita@example.com", "acct"), ())
+                .expect("email");
+        });
         let txn = store.db().begin_read().expect("read");
         let timeline = txn.open_table(tables::TIMELINE).expect("timeline");
         let entries: Vec<EventRecord> = timeline
@@ -388,36 +397,27 @@ mod tests {
     /// A schema 2 file's day rollups and fact index come back keyed day (fact key) first with the same values.
     #[test]
     fn day_rollups_and_fact_index_are_rekeyed_with_their_values() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let store = Store::open(dir.path()).expect("open");
-            let txn = store.db().begin_write().expect("write");
-            {
-                let mut org_days = txn.open_table(schema2::ORG_TICKET_DAYS).expect("t");
-                org_days.insert((100, 20_000), (3, 1)).expect("row");
-                org_days.insert((7, 20_001), (1, 0)).expect("row");
-                let mut org_ratings = txn.open_table(schema2::ORG_RATING_DAYS).expect("t");
-                org_ratings
-                    .insert((100, 19_999), (1, 2, 0, 1))
-                    .expect("row");
-                let mut user_days = txn.open_table(schema2::USER_TICKET_DAYS).expect("t");
-                user_days.insert((100, 5, 20_000), (2, 1)).expect("row");
-                let mut user_ratings = txn.open_table(schema2::USER_RATING_DAYS).expect("t");
-                user_ratings
-                    .insert((100, 5, 19_999), (0, 1, 0, 0))
-                    .expect("row");
-                let mut keys = txn.open_table(schema2::TIMELINE_KEYS).expect("t");
-                keys.insert(("acct", "t1:solved:9"), 4).expect("row");
-                let mut facts = txn.open_table(schema2::ORG_FACTS).expect("t");
-                facts
-                    .insert((100, 2 * 86_400_000 + 5, "t1:solved:9"), ())
-                    .expect("row");
-            }
-            txn.commit().expect("commit");
-        }
-        crate::store::force_schema_version(dir.path(), 2).expect("schema 2");
-        let store = Store::open(dir.path()).expect("migrated");
-        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        let (_dir, store) = migrated_from(2, |txn| {
+            let mut org_days = txn.open_table(schema2::ORG_TICKET_DAYS).expect("t");
+            org_days.insert((100, 20_000), (3, 1)).expect("row");
+            org_days.insert((7, 20_001), (1, 0)).expect("row");
+            let mut org_ratings = txn.open_table(schema2::ORG_RATING_DAYS).expect("t");
+            org_ratings
+                .insert((100, 19_999), (1, 2, 0, 1))
+                .expect("row");
+            let mut user_days = txn.open_table(schema2::USER_TICKET_DAYS).expect("t");
+            user_days.insert((100, 5, 20_000), (2, 1)).expect("row");
+            let mut user_ratings = txn.open_table(schema2::USER_RATING_DAYS).expect("t");
+            user_ratings
+                .insert((100, 5, 19_999), (0, 1, 0, 0))
+                .expect("row");
+            let mut keys = txn.open_table(schema2::TIMELINE_KEYS).expect("t");
+            keys.insert(("acct", "t1:solved:9"), 4).expect("row");
+            let mut facts = txn.open_table(schema2::ORG_FACTS).expect("t");
+            facts
+                .insert((100, 2 * 86_400_000 + 5, "t1:solved:9"), ())
+                .expect("row");
+        });
         let txn = store.db().begin_read().expect("read");
         let rows = |def| -> Vec<((i64, u64), (u64, u64))> {
             let table = txn.open_table(def).expect("table");
@@ -479,7 +479,6 @@ mod tests {
     /// store reads them as before.
     #[test]
     fn facts_and_timeline_indexes_move_to_byte_keys_with_their_rows() {
-        let dir = tempfile::tempdir().expect("tempdir");
         let fact = EventRecord {
             key: "t1:solved:9".into(),
             ticket_id: 1,
@@ -487,29 +486,21 @@ mod tests {
             occurred_at_ms: 5,
             ..Default::default()
         };
-        {
-            let store = Store::open(dir.path()).expect("open");
-            let txn = store.db().begin_write().expect("write");
-            {
-                let mut facts = txn.open_table(schema3::EVENTS).expect("t");
-                facts
-                    .insert("t1:solved:9", fact.encode_to_vec().as_slice())
-                    .expect("row");
-                facts
-                    .insert("t2:solved:9", fact.encode_to_vec().as_slice())
-                    .expect("row");
-                let mut keys = txn.open_table(schema3::TIMELINE_KEYS).expect("t");
-                keys.insert(("t1:solved:9", "acct"), 4).expect("row");
-                keys.insert(("t1:solved:9", "Ärger"), 6).expect("row");
-                let mut by_account = txn.open_table(schema3::ACCOUNT_TIMELINE).expect("t");
-                by_account.insert(("acct", 5, 4), ()).expect("row");
-                by_account.insert(("Ärger", 5, 6), ()).expect("row");
-            }
-            txn.commit().expect("commit");
-        }
-        crate::store::force_schema_version(dir.path(), 3).expect("schema 3");
-        let store = Store::open(dir.path()).expect("migrated");
-        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        let (_dir, store) = migrated_from(3, |txn| {
+            let mut facts = txn.open_table(schema3::EVENTS).expect("t");
+            facts
+                .insert("t1:solved:9", fact.encode_to_vec().as_slice())
+                .expect("row");
+            facts
+                .insert("t2:solved:9", fact.encode_to_vec().as_slice())
+                .expect("row");
+            let mut keys = txn.open_table(schema3::TIMELINE_KEYS).expect("t");
+            keys.insert(("t1:solved:9", "acct"), 4).expect("row");
+            keys.insert(("t1:solved:9", "Ärger"), 6).expect("row");
+            let mut by_account = txn.open_table(schema3::ACCOUNT_TIMELINE).expect("t");
+            by_account.insert(("acct", 5, 4), ()).expect("row");
+            by_account.insert(("Ärger", 5, 6), ()).expect("row");
+        });
         assert_eq!(
             store
                 .event("t1:solved:9")
@@ -559,36 +550,27 @@ mod tests {
     /// A schema 4 file's changes, one row each, come back as one history row per ticket, in order.
     #[test]
     fn changes_are_grouped_into_one_history_row_per_ticket() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let store = Store::open(dir.path()).expect("open");
-            let txn = store.db().begin_write().expect("write");
-            {
-                let mut changes = txn.open_table(schema4::TICKET_CHANGES).expect("t");
-                for (ticket, at, event, index, to) in [
-                    (3, 20, 9, 1, 4),
-                    (3, 10, 8, 0, 1),
-                    (3, 20, 9, 0, 2),
-                    (5, 7, 1, 0, 3),
-                ] {
-                    let change = ChangeRecord {
-                        field: 1,
-                        from: 0,
-                        to,
-                    };
-                    changes
-                        .insert(
-                            (ticket, at, event, index),
-                            change.encode_to_vec().as_slice(),
-                        )
-                        .expect("row");
-                }
+        let (_dir, store) = migrated_from(4, |txn| {
+            let mut changes = txn.open_table(schema4::TICKET_CHANGES).expect("t");
+            for (ticket, at, event, index, to) in [
+                (3, 20, 9, 1, 4),
+                (3, 10, 8, 0, 1),
+                (3, 20, 9, 0, 2),
+                (5, 7, 1, 0, 3),
+            ] {
+                let change = ChangeRecord {
+                    field: 1,
+                    from: 0,
+                    to,
+                };
+                changes
+                    .insert(
+                        (ticket, at, event, index),
+                        change.encode_to_vec().as_slice(),
+                    )
+                    .expect("row");
             }
-            txn.commit().expect("commit");
-        }
-        crate::store::force_schema_version(dir.path(), 4).expect("schema 4");
-        let store = Store::open(dir.path()).expect("migrated");
-        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        });
         let txn = store.db().begin_read().expect("read");
         let histories = txn.open_table(tables::TICKET_HISTORY).expect("t");
         let rows: Vec<(u64, Vec<ChangeAt>)> = histories
@@ -622,7 +604,6 @@ mod tests {
     /// facts without their key in the value, read back with it; more rows than one rewrite step holds.
     #[test]
     fn schema_5_history_rows_are_packed_and_facts_lose_their_stored_key() {
-        let dir = tempfile::tempdir().expect("tempdir");
         let rows = REWRITE_CHUNK as u64 + 3;
         let history_of = |ticket: u64| {
             (0..3)
@@ -637,35 +618,27 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let key_of = |ticket: u64| format!("t{ticket}:created:{}", 1_700_000_000 + ticket);
-        {
-            let store = Store::open(dir.path()).expect("open");
-            let txn = store.db().begin_write().expect("write");
-            {
-                let mut histories = txn.open_table(tables::TICKET_HISTORY).expect("t");
-                let mut facts = txn.open_table(tables::EVENTS).expect("t");
-                for ticket in 1..=rows {
-                    let old = Schema5HistoryRecord {
-                        changes: history_of(ticket),
-                    };
-                    histories
-                        .insert(ticket, old.encode_to_vec().as_slice())
-                        .expect("row");
-                    let fact = EventRecord {
-                        key: key_of(ticket),
-                        ticket_id: ticket,
-                        subject: "Printer on fire".into(),
-                        ..Default::default()
-                    };
-                    facts
-                        .insert(key_of(ticket).as_bytes(), fact.encode_to_vec().as_slice())
-                        .expect("row");
-                }
+        let (_dir, store) = migrated_from(5, |txn| {
+            let mut histories = txn.open_table(tables::TICKET_HISTORY).expect("t");
+            let mut facts = txn.open_table(tables::EVENTS).expect("t");
+            for ticket in 1..=rows {
+                let old = Schema5HistoryRecord {
+                    changes: history_of(ticket),
+                };
+                histories
+                    .insert(ticket, old.encode_to_vec().as_slice())
+                    .expect("row");
+                let fact = EventRecord {
+                    key: key_of(ticket),
+                    ticket_id: ticket,
+                    subject: "Printer on fire".into(),
+                    ..Default::default()
+                };
+                facts
+                    .insert(key_of(ticket).as_bytes(), fact.encode_to_vec().as_slice())
+                    .expect("row");
             }
-            txn.commit().expect("commit");
-        }
-        crate::store::force_schema_version(dir.path(), 5).expect("schema 5");
-        let store = Store::open(dir.path()).expect("migrated");
-        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        });
         for ticket in [1, rows / 2, REWRITE_CHUNK as u64, rows] {
             let fact = store.event(&key_of(ticket)).expect("read").expect("fact");
             assert_eq!(
@@ -696,20 +669,11 @@ mod tests {
     /// `timeline::tests::a_fact_appended_twice_is_on_a_timeline_once`).
     #[test]
     fn schema_6_fact_index_is_dropped() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let store = Store::open(dir.path()).expect("open");
-            let txn = store.db().begin_write().expect("write");
-            {
-                let mut keys = txn.open_table(schema6::TIMELINE_KEYS).expect("t");
-                keys.insert(("t1:solved:9".as_bytes(), "acct".as_bytes()), 4)
-                    .expect("row");
-            }
-            txn.commit().expect("commit");
-        }
-        crate::store::force_schema_version(dir.path(), 6).expect("schema 6");
-        let store = Store::open(dir.path()).expect("migrated");
-        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        let (_dir, store) = migrated_from(6, |txn| {
+            let mut keys = txn.open_table(schema6::TIMELINE_KEYS).expect("t");
+            keys.insert(("t1:solved:9".as_bytes(), "acct".as_bytes()), 4)
+                .expect("row");
+        });
         let txn = store.db().begin_read().expect("read");
         assert!(txn.open_table(schema6::TIMELINE_KEYS).is_err());
     }
