@@ -56,11 +56,22 @@ pub fn event_key(
     zendesk_timestamp: i64,
     extra: Option<&str>,
 ) -> String {
+    // Written piece by piece rather than with `format!`: a key per detected event, and the formatting
+    // machinery was 1.8 % of an incremental sync's page apply (callgrind).
     let word = kind.key_word();
-    match extra {
-        Some(extra) => format!("t{ticket_id}:{word}:{zendesk_timestamp}:{extra}"),
-        None => format!("t{ticket_id}:{word}:{zendesk_timestamp}"),
+    let mut numbers = itoa::Buffer::new();
+    let mut key = String::with_capacity(48 + extra.map_or(0, str::len));
+    key.push('t');
+    key.push_str(numbers.format(ticket_id));
+    key.push(':');
+    key.push_str(word);
+    key.push(':');
+    key.push_str(numbers.format(zendesk_timestamp));
+    if let Some(extra) = extra {
+        key.push(':');
+        key.push_str(extra);
     }
+    key
 }
 
 /// The deterministic key of a bad-rating event: `r{rating_id}:bad:{scored_at}` (Unix seconds of the

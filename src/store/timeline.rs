@@ -26,8 +26,8 @@ pub(crate) struct TimelineWriter<'txn> {
     meta: Table<'txn, &'static str, &'static [u8]>,
     seq: u64,
     appended: u64,
-    /// (fact key, account id) of the entries appended in this transaction, whose rows keyed by account are
-    /// not written yet.
+    /// (fact key, account id) of the entries [`TimelineWriter::append`] added in this transaction, whose rows
+    /// keyed by account are not written yet.
     appended_pairs: HashSet<(String, String)>,
     /// Rows of `ACCOUNT_TIMELINE` appended and not written yet.
     new_by_account: Vec<(String, i64, u64)>,
@@ -71,7 +71,7 @@ impl<'txn> TimelineWriter<'txn> {
         if self.appended_pairs.contains(&key) || self.holds(&fact, account)? {
             return Ok(false);
         }
-        self.push(key, fact, account, backfill, now_ms)?;
+        self.push(Some(key), fact, account, backfill, now_ms)?;
         Ok(true)
     }
 
@@ -105,18 +105,21 @@ impl<'txn> TimelineWriter<'txn> {
         backfill: bool,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let key = (fact.key.clone(), account.to_owned());
         debug_assert!(
-            !self.appended_pairs.contains(&key),
+            !self
+                .appended_pairs
+                .contains(&(fact.key.clone(), account.to_owned())),
             "a new fact appended twice"
         );
-        self.push(key, fact, account, backfill, now_ms)
+        self.push(None, fact, account, backfill, now_ms)
     }
 
-    /// Writes the timeline entry of `fact` for `account` under the next sequence number.
+    /// Writes the timeline entry of `fact` for `account` under the next sequence number; `pair` (fact key,
+    /// account) is remembered for [`TimelineWriter::append`]. A new fact's pair is not: no `append` can meet
+    /// it in this writer, as the fact was not stored when the writer opened.
     fn push(
         &mut self,
-        key: (String, String),
+        pair: Option<(String, String)>,
         fact: EventRecord,
         account: &str,
         backfill: bool,
@@ -140,7 +143,9 @@ impl<'txn> TimelineWriter<'txn> {
         };
         self.timeline
             .insert(self.seq, entry.encode_to_vec().as_slice())?;
-        self.appended_pairs.insert(key);
+        if let Some(pair) = pair {
+            self.appended_pairs.insert(pair);
+        }
         self.new_by_account
             .push((entry.account_id, entry.occurred_at_ms, self.seq));
         self.by_time.insert((entry.occurred_at_ms, self.seq), ())?;
