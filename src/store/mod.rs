@@ -28,6 +28,7 @@ mod rollup_generation;
 pub mod rollups;
 mod scan;
 pub mod settings_change;
+mod side_loads;
 pub mod sync_state;
 pub mod tables;
 mod timeline;
@@ -136,6 +137,9 @@ pub struct Store {
     event_tip: Arc<tokio::sync::watch::Sender<u64>>,
     /// What "now" is for writes that carry no time of their own (a re-match's backfill horizon).
     clock: crate::clock::SharedClock,
+    /// Fingerprints of the stored side-loaded users and organizations (see `side_loads`); locked by a page's
+    /// apply and a delete of the records before their write transaction begins.
+    side_loads: Arc<Mutex<side_loads::SideLoadFingerprints>>,
 }
 
 impl Store {
@@ -184,6 +188,7 @@ impl Store {
             }),
             event_tip: Arc::new(tokio::sync::watch::Sender::new(0)),
             clock: crate::clock::system(),
+            side_loads: Arc::default(),
         };
         store.prepare_schema(&path)?;
         store.event_tip.send_replace(store.last_event_seq()?);
@@ -551,6 +556,15 @@ impl Store {
 const MAX_CACHED_ACCOUNT_FIGURES: usize = 100_000;
 
 /// Locks `mutex`; its data stays consistent if a holder panicked (every update is a single assignment).
+impl Store {
+    /// The side-load fingerprints, locked; take it before beginning a write transaction that uses it.
+    pub(crate) fn side_load_fingerprints(
+        &self,
+    ) -> std::sync::MutexGuard<'_, side_loads::SideLoadFingerprints> {
+        locked(&self.side_loads)
+    }
+}
+
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -4,6 +4,7 @@ use redb::{ReadableDatabase, ReadableTable, Table, TableHandle, WriteTransaction
 
 use super::figures::FigureChange;
 use super::page::{ApplyOutcome, PageWrite, Written};
+use super::side_loads::{fingerprint, SeenSideLoads, SideLoad, SideLoadFingerprints};
 use super::tables;
 use super::zendesk_records::{RatingRecord, TicketRecord};
 use super::{Store, StoreError};
@@ -33,12 +34,23 @@ fn upsert_newest<M: Message + Default>(
     value: &M,
     version: impl Fn(&M) -> i64,
 ) -> Result<Upsert<M>, StoreError> {
+    upsert_encoded(table, name, key, value, &value.encode_to_vec(), version)
+}
+
+/// [`upsert_newest`] of `value`, whose stored bytes are `encoded`.
+fn upsert_encoded<M: Message + Default>(
+    table: &mut Table<u64, &[u8]>,
+    name: &'static str,
+    key: u64,
+    value: &M,
+    encoded: &[u8],
+    version: impl Fn(&M) -> i64,
+) -> Result<Upsert<M>, StoreError> {
     crate::background::step_aside();
-    let encoded = value.encode_to_vec();
     let previous: Option<M> = match table.get(key)? {
         // Side-loaded users and organizations come again with every page that mentions them; rewriting an
         // identical copy would dirty a copy-on-write page (and its indexes) for nothing.
-        Some(bytes) if bytes.value() == encoded.as_slice() => return Ok(Upsert::Unchanged),
+        Some(bytes) if bytes.value() == encoded => return Ok(Upsert::Unchanged),
         Some(bytes) => Some(super::codec::decode::<M>(name, key, bytes.value())?),
         None => None,
     };
@@ -47,16 +59,60 @@ fn upsert_newest<M: Message + Default>(
             return Ok(Upsert::Stale);
         }
     }
-    table.insert(key, encoded.as_slice())?;
+    table.insert(key, encoded)?;
     Ok(Upsert::Written(previous))
 }
 
-/// Applies `page` in `txn`; returns what it did, and what it changed of the inputs of account figures.
+/// The side-loads of one page against the fingerprints the store is known to hold.
+struct SideLoadCheck<'a> {
+    /// What committed pages found stored.
+    known: &'a SideLoadFingerprints,
+    /// What this page finds stored, recorded once it commits.
+    seen: SeenSideLoads,
+}
+
+impl SideLoadCheck<'_> {
+    /// [`upsert_newest`] of a side-loaded `value` of `kind`: a copy whose fingerprint the store is known to hold
+    /// is unchanged without a read of its table.
+    fn upsert<M: Message + Default>(
+        &mut self,
+        table: &mut Table<u64, &[u8]>,
+        kind: SideLoad,
+        key: u64,
+        value: &M,
+        version: impl Fn(&M) -> i64,
+    ) -> Result<Upsert<M>, StoreError> {
+        let encoded = value.encode_to_vec();
+        let fingerprint = fingerprint(&encoded);
+        if self.known.holds(kind, key, fingerprint) {
+            crate::background::step_aside();
+            return Ok(Upsert::Unchanged);
+        }
+        let name = match kind {
+            SideLoad::User => "users",
+            SideLoad::Organization => "organizations",
+        };
+        let upsert = upsert_encoded(table, name, key, value, &encoded, version)?;
+        // A stale copy leaves the stored one, whose fingerprint is not this one.
+        if !matches!(upsert, Upsert::Stale) {
+            self.seen.saw(kind, key, fingerprint);
+        }
+        Ok(upsert)
+    }
+}
+
+/// Applies `page` in `txn`; returns what it did, what it changed of the inputs of account figures, and the
+/// side-loads it found stored (`known`: those committed pages found).
 fn apply_in(
     txn: &WriteTransaction,
     page: &PageWrite,
-) -> Result<(ApplyOutcome, FigureChange), StoreError> {
+    known: &SideLoadFingerprints,
+) -> Result<(ApplyOutcome, FigureChange, SeenSideLoads), StoreError> {
     let mut outcome = ApplyOutcome::default();
+    let mut side_loads = SideLoadCheck {
+        known,
+        seen: SeenSideLoads::default(),
+    };
     let mut orgs_written = false;
     let seq_before = super::event_reads::last_seq_in(txn)?;
     {
@@ -69,7 +125,9 @@ fn apply_in(
         let key = super::matching::current_key(txn)?;
         let mut table = txn.open_table(tables::ORGANIZATIONS)?;
         for (id, org) in &page.organizations {
-            let upsert = upsert_newest(&mut table, "organizations", *id, org, |o| o.updated_at)?;
+            let upsert = side_loads.upsert(&mut table, SideLoad::Organization, *id, org, |o| {
+                o.updated_at
+            })?;
             outcome.stale_skipped += u64::from(matches!(upsert, Upsert::Stale));
             outcome.figure_inputs_written |= upsert.written();
             orgs_written |= upsert.written();
@@ -83,7 +141,9 @@ fn apply_in(
         let mut table = txn.open_table(tables::USERS)?;
         let mut by_email = txn.open_table(tables::USERS_BY_EMAIL)?;
         for (id, user) in &page.users {
-            let previous = match upsert_newest(&mut table, "users", *id, user, |u| u.updated_at)? {
+            let upsert =
+                side_loads.upsert(&mut table, SideLoad::User, *id, user, |u| u.updated_at)?;
+            let previous = match upsert {
                 Upsert::Written(previous) => previous,
                 Upsert::Stale => {
                     outcome.stale_skipped += 1;
@@ -243,7 +303,7 @@ fn apply_in(
             table.insert(key.as_str(), position.as_slice())?;
         }
     }
-    Ok((outcome, figure_change))
+    Ok((outcome, figure_change, side_loads.seen))
 }
 
 /// The rating copy a ticket's `satisfaction_rating` implies, when it shows another score than the stored one.
@@ -304,9 +364,14 @@ fn same_ticket(a: &TicketRecord, b: &TicketRecord) -> bool {
 impl Store {
     /// Applies one page in one durable write transaction: records (newest copy wins), changes and cursors.
     pub fn apply_page(&self, page: &PageWrite) -> Result<ApplyOutcome, StoreError> {
+        // Held through the commit, before the write transaction begins (as a delete of the records takes it):
+        // what the page found stored is recorded only once durable, and nothing deletes it in between.
+        let mut known = self.side_load_fingerprints();
         let txn = self.db().begin_write()?;
-        let (outcome, figure_change) = apply_in(&txn, page)?;
+        let (outcome, figure_change, seen) = apply_in(&txn, page, &known)?;
         self.commit_as(txn, figure_change)?;
+        known.record(seen);
+        drop(known);
         if outcome.match_inputs_written {
             self.reads.match_inputs_changed();
         }
@@ -431,6 +496,56 @@ mod tests {
             Some(b"c2".to_vec())
         );
         assert_eq!(store.stored_counts().expect("counts").tickets, 2);
+    }
+
+    /// A side-loaded user or organization is stored whenever the store does not hold it, even when an earlier
+    /// page brought the same bytes: after a delete of the integration's records, and after a page whose
+    /// commit failed.
+    #[test]
+    fn side_loads_are_stored_again_after_a_delete_and_after_a_failed_commit() {
+        use crate::store::zendesk_records::{OrganizationRecord, ZendeskUserRecord};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fault = crate::store::StorageFault::new();
+        let store = Store::open_with_fault(dir.path(), fault.clone()).expect("open");
+        let user = |id: u64| ZendeskUserRecord {
+            name: format!("user {id}"),
+            email: format!("u{id}@example.com"),
+            updated_at: 100,
+            ..Default::default()
+        };
+        let org = |id: u64| OrganizationRecord {
+            name: format!("org {id}"),
+            updated_at: 100,
+            ..Default::default()
+        };
+        let page = |id: u64| PageWrite {
+            users: vec![(id, user(id))],
+            organizations: vec![(id, org(id))],
+            ..Default::default()
+        };
+        let counts = |store: &Store| {
+            let counts = store.stored_counts().expect("counts");
+            (counts.users, counts.organizations)
+        };
+        store.apply_page(&page(1)).expect("apply");
+        store.apply_page(&page(1)).expect("the same again");
+        assert_eq!(counts(&store), (1, 1));
+        store.delete_integration_data().expect("delete");
+        assert_eq!(counts(&store), (0, 0));
+        store.apply_page(&page(1)).expect("apply after the delete");
+        assert_eq!(counts(&store), (1, 1), "stored again after the delete");
+
+        fault.fill_disk();
+        assert!(store.apply_page(&page(2)).is_err(), "the disk is full");
+        fault.clear();
+        assert!(store.recover().expect("recover"), "space was freed");
+        store
+            .apply_page(&page(2))
+            .expect("apply after the failed commit");
+        assert_eq!(counts(&store), (2, 2), "stored after the failed commit");
+        drop(store);
+        let reopened = Store::open(dir.path()).expect("reopen");
+        assert_eq!(counts(&reopened), (2, 2));
     }
 
     #[test]

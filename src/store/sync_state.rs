@@ -253,6 +253,9 @@ impl Store {
     /// Removes the integration: settings, sync state, cursors and every Zendesk record, in one transaction.
     /// Accounts, the last matches, rollups and timeline events stay readable.
     pub fn delete_integration_data(&self) -> Result<(), StoreError> {
+        // Before the transaction, as a page's apply takes it: no page records a fingerprint of a record this
+        // deletes.
+        let mut side_loads = self.side_load_fingerprints();
         let txn = self.db().begin_write()?;
         use super::clear_table;
         for def in [tables::INTEGRATION, tables::SYNC_STATE, tables::CURSORS] {
@@ -268,6 +271,7 @@ impl Store {
         clear_table(&txn, tables::ACCOUNT_KEYS)?;
         clear_table(&txn, tables::ORG_KEYS)?;
         self.commit(txn)?;
+        side_loads.clear();
         Ok(())
     }
 }
