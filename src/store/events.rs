@@ -453,6 +453,12 @@ mod tests {
         let events = all_events(&store);
         assert_eq!(events.len(), 4);
         assert_eq!((events[3].kind, events[3].backfill), (2, false));
+        assert!(
+            events[..3]
+                .iter()
+                .all(|fact| fact.detected_at_ms == NOW * 1000 && fact.backfill),
+            "a fact detected again keeps what it was first recorded with: {events:?}"
+        );
         assert_eq!(store.last_event_seq().expect("tip"), 4);
 
         // A restart: the counter and the keys survive, so nothing repeats.
