@@ -1,4 +1,6 @@
 //! Applying one fetched page: its records, the cursor that follows it and derived state, in ONE write transaction.
+use std::collections::HashSet;
+
 use prost::Message;
 use redb::{ReadableDatabase, ReadableTable, Table, TableHandle, WriteTransaction};
 
@@ -69,6 +71,8 @@ struct SideLoadCheck<'a> {
     known: &'a SideLoadFingerprints,
     /// What this page finds stored, recorded once it commits.
     seen: SeenSideLoads,
+    /// The records this page wrote: their stored copies are no longer what `known` says.
+    written: HashSet<(SideLoad, u64)>,
 }
 
 impl SideLoadCheck<'_> {
@@ -84,7 +88,7 @@ impl SideLoadCheck<'_> {
     ) -> Result<Upsert<M>, StoreError> {
         let encoded = value.encode_to_vec();
         let fingerprint = fingerprint(&encoded);
-        if self.known.holds(kind, key, fingerprint) {
+        if self.known.holds(kind, key, fingerprint) && !self.written.contains(&(kind, key)) {
             crate::background::step_aside();
             return Ok(Upsert::Unchanged);
         }
@@ -96,6 +100,9 @@ impl SideLoadCheck<'_> {
         // A stale copy leaves the stored one, whose fingerprint is not this one.
         if !matches!(upsert, Upsert::Stale) {
             self.seen.saw(kind, key, fingerprint);
+        }
+        if upsert.written() {
+            self.written.insert((kind, key));
         }
         Ok(upsert)
     }
@@ -112,6 +119,7 @@ fn apply_in(
     let mut side_loads = SideLoadCheck {
         known,
         seen: SeenSideLoads::default(),
+        written: HashSet::new(),
     };
     let mut orgs_written = false;
     let seq_before = super::event_reads::last_seq_in(txn)?;
@@ -546,6 +554,46 @@ mod tests {
         drop(store);
         let reopened = Store::open(dir.path()).expect("reopen");
         assert_eq!(counts(&reopened), (2, 2));
+    }
+
+    /// Two copies of one user in a page (two pages committed together) end as without fingerprints, the later
+    /// of two equal versions winning, also when the later one is the copy stored before the page.
+    #[test]
+    fn a_side_load_written_by_a_page_is_not_taken_for_its_fingerprint_within_it() {
+        use crate::store::zendesk_records::ZendeskUserRecord;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let copy = |name: &str| ZendeskUserRecord {
+            name: name.into(),
+            email: "u1@example.com".into(),
+            updated_at: 100,
+            ..Default::default()
+        };
+        let stored_name = |store: &Store| {
+            let txn = store.db().begin_read().expect("read");
+            super::super::codec::get_by_id::<ZendeskUserRecord>(
+                &txn.open_table(tables::USERS).expect("users"),
+                "users",
+                1,
+            )
+            .expect("get")
+            .expect("stored")
+            .name
+        };
+        let page = |names: &[&str]| PageWrite {
+            users: names.iter().map(|name| (1, copy(name))).collect(),
+            ..Default::default()
+        };
+        store.apply_page(&page(&["first"])).expect("apply");
+        store
+            .apply_page(&page(&["first"]))
+            .expect("fingerprint known");
+        store
+            .apply_page(&page(&["second", "first"]))
+            .expect("both copies");
+        assert_eq!(stored_name(&store), "first", "the later copy wins");
+        store.apply_page(&page(&["second"])).expect("apply");
+        assert_eq!(stored_name(&store), "second", "the fingerprint followed");
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub(crate) struct SideLoadFingerprints {
 }
 
 /// Which kind of side-loaded record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum SideLoad {
     /// A Zendesk user.
     User,
