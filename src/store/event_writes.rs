@@ -170,6 +170,8 @@ fn ticket_deleted(tickets: &redb::Table<u64, &[u8]>, id: u64) -> Result<bool, St
 struct FactTables<'txn> {
     events: Table<'txn, &'static [u8], &'static [u8]>,
     org_facts: Table<'txn, (i64, u64, i64, &'static str), ()>,
+    /// Facts recorded and not written yet: fact key -> encoded `EventRecord`.
+    new_events: BTreeMap<String, Vec<u8>>,
     /// Rows of `ORG_FACTS` recorded and not written yet: (day, organization, occurred at, fact key).
     new_org_facts: Vec<(i64, u64, i64, String)>,
     pending: Table<'txn, (u64, &'static str), tables::PendingRating>,
@@ -195,6 +197,7 @@ impl<'txn> FactTables<'txn> {
         Ok(Self {
             events: txn.open_table(tables::EVENTS)?,
             org_facts: txn.open_table(tables::ORG_FACTS)?,
+            new_events: BTreeMap::new(),
             new_org_facts: Vec::new(),
             pending: txn.open_table(tables::PENDING_RATING_EVENTS)?,
             matches: txn.open_table(tables::ORG_MATCHES)?,
@@ -209,8 +212,17 @@ impl<'txn> FactTables<'txn> {
         get_by_id(&self.tickets, "tickets", id)
     }
 
-    /// Writes the facts' rows of `ORG_FACTS` recorded, in key order.
+    /// Whether the fact `key` is recorded already (in this transaction or before).
+    fn known(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.new_events.contains_key(key) || self.events.get(key.as_bytes())?.is_some())
+    }
+
+    /// Writes the facts recorded, each table in key order.
     fn finish(mut self) -> Result<(), StoreError> {
+        for (key, encoded) in std::mem::take(&mut self.new_events) {
+            crate::background::step_aside();
+            self.events.insert(key.as_bytes(), encoded.as_slice())?;
+        }
         let mut org_facts = std::mem::take(&mut self.new_org_facts);
         org_facts.sort_unstable();
         for (day, org, occurred_at_ms, key) in org_facts {
@@ -332,27 +344,15 @@ impl<'txn> FactTables<'txn> {
         })
     }
 
-    /// Stores `fact` unless the store holds its key already (recorded before, or earlier in this transaction),
-    /// and puts a new one on the timeline of the account its organization matches now; returns whether it was
-    /// new.
-    ///
-    /// The insert is the check: a lookup first walked the same path twice, 4 % of an incremental sync's page
-    /// apply. A fact never changes once stored, so the copy an insert displaced goes back as it was (a fact
-    /// comes again only when Zendesk data does: a page fetched twice, a nightly validation).
+    /// Stores `fact`, which the store does not know yet ([`FactTables::known`]), and puts it on the timeline of
+    /// the account its organization matches now.
     fn record(
         &mut self,
         mut fact: EventRecord,
         timeline: &mut TimelineWriter<'_>,
-    ) -> Result<bool, StoreError> {
-        let encoded = super::events::encode_fact(&mut fact);
-        let displaced = self
-            .events
-            .insert(fact.key.as_bytes(), encoded.as_slice())?
-            .map(|stored| stored.value().to_vec());
-        if let Some(stored) = displaced {
-            self.events.insert(fact.key.as_bytes(), stored.as_slice())?;
-            return Ok(false);
-        }
+    ) -> Result<(), StoreError> {
+        self.new_events
+            .insert(fact.key.clone(), super::events::encode_fact(&mut fact));
         self.new_org_facts.push((
             tables::fact_day(fact.occurred_at_ms),
             fact.organization_id,
@@ -363,7 +363,7 @@ impl<'txn> FactTables<'txn> {
             let (backfill, detected_at_ms) = (fact.backfill, fact.detected_at_ms);
             timeline.append_new_fact(fact, &account, backfill, detected_at_ms)?;
         }
-        Ok(true)
+        Ok(())
     }
 }
 
@@ -391,7 +391,7 @@ fn record_new(
     let mut timeline = TimelineWriter::open(txn)?;
     let mut recorded = 0;
     for (event, state) in detected {
-        if event.occurred_at < horizon {
+        if event.occurred_at < horizon || facts.known(&event.key)? {
             continue;
         }
         let rating = event.rating_id.and_then(|id| ratings.get(&id).copied());
@@ -427,7 +427,8 @@ fn record_new(
             rating.map(|r| (r.score.as_str(), r.comment.as_str(), r.requester_id)),
             context.now_ms,
         )?;
-        recorded += u64::from(facts.record(fact, &mut timeline)?);
+        facts.record(fact, &mut timeline)?;
+        recorded += 1;
     }
     for ticket_id in tickets_with_held_ratings(&facts.pending, arrived)? {
         recorded += complete_pending(&mut facts, &mut timeline, ticket_id, horizon, context)?;
@@ -493,7 +494,7 @@ fn complete_pending(
         facts.pending.remove((ticket_id, key.as_str()))?;
         let occurred_at = DateTime::from_timestamp(at, 0).unwrap_or_default();
         // A rating of a ticket deleted in Zendesk yields nothing, like the ticket's transitions.
-        if !exists || occurred_at < horizon {
+        if !exists || occurred_at < horizon || facts.known(&key)? {
             continue;
         }
         let event = DetectedEvent {
@@ -514,7 +515,8 @@ fn complete_pending(
             Some((score.as_str(), comment.as_str(), ticket.requester_id)),
             context.now_ms,
         )?;
-        recorded += u64::from(facts.record(fact, timeline)?);
+        facts.record(fact, timeline)?;
+        recorded += 1;
     }
     Ok(recorded)
 }
