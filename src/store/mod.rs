@@ -555,7 +555,6 @@ impl Store {
 /// Most accounts whose figures the store keeps (see [`Store::cache_figures`]).
 const MAX_CACHED_ACCOUNT_FIGURES: usize = 100_000;
 
-/// Locks `mutex`; its data stays consistent if a holder panicked (every update is a single assignment).
 impl Store {
     /// The side-load fingerprints, locked; take it before beginning a write transaction that uses it.
     pub(crate) fn side_load_fingerprints(
@@ -565,6 +564,7 @@ impl Store {
     }
 }
 
+/// Locks `mutex`; its data stays consistent if a holder panicked (every update is a single assignment).
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
