@@ -43,6 +43,85 @@ impl Reader {
     }
 }
 
+/// A key of the timeline per account: (period, account id, occurred at, sequence number).
+type ByAccountKey = (i64, &'static [u8], i64, u64);
+
+/// The timeline per account as a read transaction sees it.
+type ByAccount = ReadOnlyTable<ByAccountKey, ()>;
+
+/// The first and last period `table` holds rows of; `None` when it is empty.
+fn stored_periods(table: &ByAccount) -> Result<Option<(i64, i64)>, StoreError> {
+    let (Some(first), Some(last)) = (table.first()?, table.last()?) else {
+        return Ok(None);
+    };
+    Ok(Some((first.0.value().0, last.0.value().0)))
+}
+
+/// One account's timeline rows from `low` to before `high` (occurred at, sequence number), newest first: a
+/// range of each period from the newest that can hold one to the oldest.
+struct AccountRows<'t> {
+    table: &'t ByAccount,
+    account: &'t [u8],
+    low: (i64, u64),
+    high: (i64, u64),
+    /// The period `rows` reads (or the next to read when it is `None`).
+    period: i64,
+    /// The oldest period to read.
+    oldest: i64,
+    rows: Option<std::iter::Rev<redb::Range<'static, ByAccountKey, ()>>>,
+}
+
+impl<'t> AccountRows<'t> {
+    /// The rows of `account` in `table`, whose rows span `periods` (first, last).
+    fn new(
+        table: &'t ByAccount,
+        account: &'t [u8],
+        low: (i64, u64),
+        high: (i64, u64),
+        periods: Option<(i64, i64)>,
+    ) -> Self {
+        // No period at all when the table is empty: the newest to read is then older than the oldest.
+        let (period, oldest) = periods.map_or((0, 1), |(first, last)| {
+            (
+                tables::timeline_period(high.0).min(last),
+                tables::timeline_period(low.0).max(first),
+            )
+        });
+        Self {
+            table,
+            account,
+            low,
+            high,
+            period,
+            oldest,
+            rows: None,
+        }
+    }
+
+    /// The next older row's (occurred at, sequence number), if any.
+    fn next(&mut self) -> Result<Option<(i64, u64)>, StoreError> {
+        loop {
+            if let Some(rows) = self.rows.as_mut() {
+                if let Some(row) = rows.next() {
+                    let (_, _, occurred_ms, seq) = row?.0.value();
+                    return Ok(Some((occurred_ms, seq)));
+                }
+                self.rows = None;
+                self.period -= 1;
+            }
+            if self.period < self.oldest {
+                return Ok(None);
+            }
+            let (period, account) = (self.period, self.account);
+            let rows = self.table.range(
+                (period, account, self.low.0, self.low.1)
+                    ..(period, account, self.high.0, self.high.1),
+            )?;
+            self.rows = Some(rows.rev());
+        }
+    }
+}
+
 fn matches_filter(record: &EventRecord, filter: &EventFilter) -> bool {
     (filter.kinds.is_empty() || filter.kinds.contains(&record.kind))
         && filter
@@ -86,9 +165,15 @@ impl Store {
     pub fn has_timeline(&self, account: &str) -> Result<bool, StoreError> {
         let txn = self.db().begin_read()?;
         let table = txn.open_table(tables::ACCOUNT_TIMELINE)?;
-        let account = account.as_bytes();
-        let mut range = table.range((account, i64::MIN, 0)..=(account, i64::MAX, u64::MAX))?;
-        Ok(range.next().transpose()?.is_some())
+        let periods = stored_periods(&table)?;
+        let mut rows = AccountRows::new(
+            &table,
+            account.as_bytes(),
+            (i64::MIN, 0),
+            (i64::MAX, u64::MAX),
+            periods,
+        );
+        Ok(rows.next()?.is_some())
     }
 
     /// One stored fact (an event as detected, before any account) by its key.
@@ -165,17 +250,15 @@ impl Store {
             }
             Some(accounts) => {
                 let by_account = txn.open_table(tables::ACCOUNT_TIMELINE)?;
+                let periods = stored_periods(&by_account)?;
                 let mut ranges = Vec::with_capacity(accounts.len());
                 // A max-heap of each account's next entry: the newest pops first.
                 let mut heap = BinaryHeap::new();
                 for account in &accounts {
-                    let account = account.as_bytes();
-                    let mut range = by_account
-                        .range((account, low.0, low.1)..(account, high.0, high.1))?
-                        .rev();
-                    if let Some(row) = range.next() {
-                        let (_, occurred_ms, seq) = row?.0.value();
-                        heap.push(((occurred_ms, seq), ranges.len()));
+                    let mut range =
+                        AccountRows::new(&by_account, account.as_bytes(), low, high, periods);
+                    if let Some(next) = range.next()? {
+                        heap.push((next, ranges.len()));
                     }
                     ranges.push(range);
                 }
@@ -188,9 +271,8 @@ impl Store {
                         last = Some(EventPosition { occurred_ms, seq });
                     }
                     if let Some(range) = ranges.get_mut(index) {
-                        if let Some(row) = range.next() {
-                            let (_, occurred_ms, seq) = row?.0.value();
-                            heap.push(((occurred_ms, seq), index));
+                        if let Some(next) = range.next()? {
+                            heap.push((next, index));
                         }
                     }
                 }

@@ -7,7 +7,7 @@ use crate::domain::matching::OrgMatch;
 use super::codec::decode;
 use super::events::EventRecord;
 use super::matching::OrgMatchRecord;
-use super::tables::{self, schema1, schema2, schema3, schema4, schema6};
+use super::tables::{self, schema1, schema2, schema3, schema4, schema6, schema7};
 use super::zendesk_records::{
     ChangeRecord, HistoryChangeRecord, HistoryRecord, Schema5HistoryRecord,
 };
@@ -74,7 +74,10 @@ pub(super) fn events_to_timeline(txn: &WriteTransaction) -> Result<(), StoreErro
                 ..fact
             };
             timeline.insert(seq, entry.encode_to_vec().as_slice())?;
-            by_account.insert((account.as_bytes(), entry.occurred_at_ms, seq), ())?;
+            by_account.insert(
+                tables::account_timeline_key(account.as_bytes(), entry.occurred_at_ms, seq),
+                (),
+            )?;
             by_time.insert((entry.occurred_at_ms, seq), ())?;
         }
     }
@@ -161,7 +164,10 @@ pub(super) fn byte_keys(txn: &WriteTransaction) -> Result<(), StoreError> {
             for row in from.iter()? {
                 let (key, _) = row?;
                 let (account, at, seq) = key.value();
-                to.insert((account.as_bytes(), at, seq), ())?;
+                to.insert(
+                    tables::account_timeline_key(account.as_bytes(), at, seq),
+                    (),
+                )?;
             }
         }
         txn.delete_table(schema3::ACCOUNT_TIMELINE)?;
@@ -216,6 +222,21 @@ pub(super) fn history_per_ticket(txn: &WriteTransaction) -> Result<(), StoreErro
 /// timeline entry and only a backfill read it; `ACCOUNT_TIMELINE` answers the backfill as well.
 pub(super) fn drop_fact_index(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.delete_table(schema6::TIMELINE_KEYS)?;
+    Ok(())
+}
+
+/// Schema 4 to 7 -> 8: the timeline per account is keyed by period first (see [`tables::ACCOUNT_TIMELINE`]).
+pub(super) fn timeline_periods(txn: &WriteTransaction) -> Result<(), StoreError> {
+    {
+        let from = txn.open_table(schema7::ACCOUNT_TIMELINE)?;
+        let mut to = txn.open_table(tables::ACCOUNT_TIMELINE)?;
+        for row in from.iter()? {
+            let (key, _) = row?;
+            let (account, at, seq) = key.value();
+            to.insert(tables::account_timeline_key(account, at, seq), ())?;
+        }
+    }
+    txn.delete_table(schema7::ACCOUNT_TIMELINE)?;
     Ok(())
 }
 
@@ -676,5 +697,94 @@ mod tests {
         });
         let txn = store.db().begin_read().expect("read");
         assert!(txn.open_table(schema6::TIMELINE_KEYS).is_err());
+    }
+
+    /// A schema 7 file's timeline per account comes back keyed by period, and reads as before: newest first
+    /// across periods (one before 1970 among them), page by page, and per account.
+    #[test]
+    fn schema_7_account_timeline_is_keyed_by_period_and_reads_the_same() {
+        use crate::store::events::{EventFilter, EventPosition, EventScope};
+        const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+        // (seq, account, occurred at): a's entries span four periods, b's one.
+        let entries: [(u64, &str, i64); 6] = [
+            (1, "acct-a", -5 * DAY_MS),
+            (2, "acct-a", 3 * DAY_MS),
+            (3, "acct-b", 3 * DAY_MS),
+            (4, "acct-a", 3 * DAY_MS),
+            (5, "acct-a", 40 * DAY_MS),
+            (6, "acct-a", 100 * DAY_MS),
+        ];
+        let (_dir, store) = migrated_from(7, |txn| {
+            let mut timeline = txn.open_table(tables::TIMELINE).expect("t");
+            let mut by_account = txn.open_table(schema7::ACCOUNT_TIMELINE).expect("t");
+            for (seq, account, at) in entries {
+                let entry = EventRecord {
+                    key: format!("t{seq}:solved:1"),
+                    seq,
+                    account_id: account.into(),
+                    occurred_at_ms: at,
+                    ..Default::default()
+                };
+                timeline
+                    .insert(seq, entry.encode_to_vec().as_slice())
+                    .expect("entry");
+                by_account
+                    .insert((account.as_bytes(), at, seq), ())
+                    .expect("row");
+            }
+        });
+        let filter = |account: &str| EventFilter {
+            scope: EventScope::Account(account.into()),
+            since_ms: None,
+            until_ms: None,
+            kinds: std::collections::BTreeSet::new(),
+        };
+        let seqs = |page: &crate::store::events::EventPage| -> Vec<u64> {
+            page.events.iter().map(|e| e.record.seq).collect()
+        };
+        let all = store
+            .list_events(&filter("acct-a"), None, 10)
+            .expect("list");
+        assert_eq!(seqs(&all), vec![6, 5, 4, 2, 1]);
+        assert_eq!(all.next, None);
+        let first = store.list_events(&filter("acct-a"), None, 2).expect("list");
+        assert_eq!(seqs(&first), vec![6, 5]);
+        assert_eq!(
+            first.next,
+            Some(EventPosition {
+                occurred_ms: 40 * DAY_MS,
+                seq: 5
+            })
+        );
+        let rest = store
+            .list_events(&filter("acct-a"), first.next, 10)
+            .expect("list");
+        assert_eq!(seqs(&rest), vec![4, 2, 1]);
+        let windowed = EventFilter {
+            since_ms: Some(0),
+            until_ms: Some(50 * DAY_MS),
+            ..filter("acct-a")
+        };
+        let window = store.list_events(&windowed, None, 10).expect("list");
+        assert_eq!(seqs(&window), vec![5, 4, 2]);
+        let b = store
+            .list_events(&filter("acct-b"), None, 10)
+            .expect("list");
+        assert_eq!(seqs(&b), vec![3]);
+        assert!(store.has_timeline("acct-b").expect("timeline"));
+        assert!(!store.has_timeline("acct-c").expect("timeline"));
+        let txn = store.db().begin_read().expect("read");
+        assert!(txn.open_table(schema7::ACCOUNT_TIMELINE).is_err());
+        let by_account = txn.open_table(tables::ACCOUNT_TIMELINE).expect("t");
+        let periods: Vec<i64> = by_account
+            .iter()
+            .expect("iter")
+            .map(|row| row.expect("row").0.value().0)
+            .collect();
+        assert_eq!(
+            periods,
+            vec![-1, 0, 0, 0, 1, 3],
+            "a (period, account, time, seq) row per entry"
+        );
     }
 }

@@ -41,7 +41,7 @@ pub use health::{FaultKind, WriteFault};
 use tables::{meta_keys, META};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// Memory redb may use for its page cache (9/10 reads, 1/10 the write buffer of a transaction).
 pub const CACHE_BYTES: usize = 8 * 1024 * 1024;
@@ -219,7 +219,7 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
-                Some(found @ 1..=6) => {
+                Some(found @ 1..=7) => {
                     if found == 1 {
                         migrate::events_to_timeline(&txn)?;
                     }
@@ -240,8 +240,11 @@ impl Store {
                     if found == 5 {
                         migrate::packed_history(&txn)?;
                     }
-                    if found >= 4 {
+                    if (4..=6).contains(&found) {
                         migrate::drop_fact_index(&txn)?;
+                    }
+                    if found >= 4 {
+                        migrate::timeline_periods(&txn)?;
                     }
                     meta.insert(
                         meta_keys::SCHEMA_VERSION,

@@ -20,7 +20,7 @@ use super::StoreError;
 /// redb's write buffer holds, so leaves went to the file and were read back within one transaction.
 pub(crate) struct TimelineWriter<'txn> {
     timeline: Table<'txn, u64, &'static [u8]>,
-    by_account: Table<'txn, (&'static [u8], i64, u64), ()>,
+    by_account: Table<'txn, (i64, &'static [u8], i64, u64), ()>,
     by_time: Table<'txn, (i64, u64), ()>,
     emails: Table<'txn, (&'static str, &'static str), ()>,
     meta: Table<'txn, &'static str, &'static [u8]>,
@@ -29,8 +29,9 @@ pub(crate) struct TimelineWriter<'txn> {
     /// (fact key, account id) of the entries [`TimelineWriter::append`] added in this transaction, whose rows
     /// keyed by account are not written yet.
     appended_pairs: HashSet<(String, String)>,
-    /// Rows of `ACCOUNT_TIMELINE` appended and not written yet.
-    new_by_account: Vec<(String, i64, u64)>,
+    /// Rows of `ACCOUNT_TIMELINE` appended and not written yet: (period, account id, occurred at, sequence
+    /// number), so they sort as the table does.
+    new_by_account: Vec<(i64, String, i64, u64)>,
     /// Whether (lower-cased email, account) is a user of the account, as read in this transaction (nothing
     /// writes `ACCOUNT_EMAILS` while entries are appended; a requester comes back entry after entry). By
     /// email, then account, so a lookup borrows both.
@@ -79,11 +80,11 @@ impl<'txn> TimelineWriter<'txn> {
     /// only ones that can (a fact's time never changes), usually none or one.
     fn holds(&self, fact: &EventRecord, account: &str) -> Result<bool, StoreError> {
         let (account, at) = (account.as_bytes(), fact.occurred_at_ms);
-        for row in self
-            .by_account
-            .range((account, at, 0)..=(account, at, u64::MAX))?
-        {
-            let seq = row?.0.value().2;
+        for row in self.by_account.range(
+            tables::account_timeline_key(account, at, 0)
+                ..=tables::account_timeline_key(account, at, u64::MAX),
+        )? {
+            let seq = row?.0.value().3;
             let Some(bytes) = self.timeline.get(seq)? else {
                 continue;
             };
@@ -146,8 +147,12 @@ impl<'txn> TimelineWriter<'txn> {
         if let Some(pair) = pair {
             self.appended_pairs.insert(pair);
         }
-        self.new_by_account
-            .push((entry.account_id, entry.occurred_at_ms, self.seq));
+        self.new_by_account.push((
+            tables::timeline_period(entry.occurred_at_ms),
+            entry.account_id,
+            entry.occurred_at_ms,
+            self.seq,
+        ));
         self.by_time.insert((entry.occurred_at_ms, self.seq), ())?;
         self.appended += 1;
         Ok(())
@@ -175,10 +180,10 @@ impl<'txn> TimelineWriter<'txn> {
     pub(crate) fn finish(mut self) -> Result<u64, StoreError> {
         let mut by_account = std::mem::take(&mut self.new_by_account);
         by_account.sort_unstable();
-        for (account, occurred_at_ms, seq) in by_account {
+        for (period, account, occurred_at_ms, seq) in by_account {
             crate::background::step_aside();
             self.by_account
-                .insert((account.as_bytes(), occurred_at_ms, seq), ())?;
+                .insert((period, account.as_bytes(), occurred_at_ms, seq), ())?;
         }
         if self.appended > 0 {
             self.meta
@@ -336,7 +341,7 @@ pub(crate) fn hash_timeline_content(
     let mut by_account = Vec::new();
     for entry in txn.open_table(tables::ACCOUNT_TIMELINE)?.iter()? {
         let (key, _) = entry?;
-        let (account, at, seq) = key.value();
+        let (_, account, at, seq) = key.value();
         let account = String::from_utf8_lossy(account);
         by_account.push(format!("{account}@{at}->{:?}", known(seq)));
     }
