@@ -335,6 +335,19 @@ impl Store {
     /// figures it may have changed are computed again.
     pub(crate) fn commit_as(
         &self,
+        txn: redb::WriteTransaction,
+        change: FigureChange,
+    ) -> Result<(), StoreError> {
+        self.commit_leaving_memory(txn, change)?;
+        // The commit's buffers are freed now; without this glibc keeps most of them (see the module).
+        crate::background::memory::release_freed_memory();
+        Ok(())
+    }
+
+    /// [`Store::commit_as`] without handing the memory freed back to the OS: the caller does, once it freed
+    /// what it staged for the commit too.
+    pub(crate) fn commit_leaving_memory(
+        &self,
         mut txn: redb::WriteTransaction,
         change: FigureChange,
     ) -> Result<(), StoreError> {
@@ -348,8 +361,6 @@ impl Store {
             return Err(refused);
         }
         txn.commit()?;
-        // The commit's buffers are freed now; without this glibc keeps most of them (see the module).
-        crate::background::memory::release_freed_memory();
         let shared = &self.reads;
         // The snapshot moves on first, then the figures: a reader that sees the new figure count is then sure
         // to read a snapshot holding this commit.
