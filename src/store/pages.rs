@@ -1,4 +1,5 @@
 //! Applying one fetched page: its records, the cursor that follows it and derived state, in ONE write transaction.
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use prost::Message;
@@ -81,12 +82,13 @@ impl SideLoadCheck<'_> {
     fn upsert<M: Message + Default>(
         &mut self,
         table: &mut Table<u64, &[u8]>,
-        kind: SideLoad,
-        key: u64,
+        (kind, key): (SideLoad, u64),
         value: &M,
+        encoded_ahead: Option<&[u8]>,
         version: impl Fn(&M) -> i64,
     ) -> Result<Upsert<M>, StoreError> {
-        let encoded = value.encode_to_vec();
+        let encoded =
+            encoded_ahead.map_or_else(|| Cow::Owned(value.encode_to_vec()), Cow::Borrowed);
         let fingerprint = fingerprint(&encoded);
         if self.known.holds(kind, key, fingerprint) && !self.written.contains(&(kind, key)) {
             crate::background::step_aside();
@@ -132,10 +134,14 @@ fn apply_in(
     {
         let key = super::matching::current_key(txn)?;
         let mut table = txn.open_table(tables::ORGANIZATIONS)?;
-        for (id, org) in &page.organizations {
-            let upsert = side_loads.upsert(&mut table, SideLoad::Organization, *id, org, |o| {
-                o.updated_at
-            })?;
+        for (index, (id, org)) in page.organizations.iter().enumerate() {
+            let upsert = side_loads.upsert(
+                &mut table,
+                (SideLoad::Organization, *id),
+                org,
+                page.encoded_organization(index),
+                |o| o.updated_at,
+            )?;
             outcome.stale_skipped += u64::from(matches!(upsert, Upsert::Stale));
             outcome.figure_inputs_written |= upsert.written();
             orgs_written |= upsert.written();
@@ -148,9 +154,14 @@ fn apply_in(
     {
         let mut table = txn.open_table(tables::USERS)?;
         let mut by_email = txn.open_table(tables::USERS_BY_EMAIL)?;
-        for (id, user) in &page.users {
-            let upsert =
-                side_loads.upsert(&mut table, SideLoad::User, *id, user, |u| u.updated_at)?;
+        for (index, (id, user)) in page.users.iter().enumerate() {
+            let upsert = side_loads.upsert(
+                &mut table,
+                (SideLoad::User, *id),
+                user,
+                page.encoded_user(index),
+                |u| u.updated_at,
+            )?;
             let previous = match upsert {
                 Upsert::Written(previous) => previous,
                 Upsert::Stale => {
@@ -182,10 +193,14 @@ fn apply_in(
         let mut seen = txn.open_table(tables::VALIDATION_SEEN)?;
         // In id order (stable, so two copies of one ticket keep their export order): each B-tree is then walked
         // once from left to right instead of at random.
-        let mut in_id_order: Vec<&(u64, TicketRecord)> = page.tickets.iter().collect();
-        in_id_order.sort_by_key(|(id, _)| *id);
-        for (id, ticket) in in_id_order {
-            let upsert = upsert_newest(&mut table, "tickets", *id, ticket, |t| {
+        let mut in_id_order: Vec<usize> = (0..page.tickets.len()).collect();
+        in_id_order.sort_by_key(|&index| page.tickets[index].0);
+        for index in in_id_order {
+            let (id, ticket) = &page.tickets[index];
+            let encoded = page
+                .encoded_ticket(index)
+                .map_or_else(|| Cow::Owned(ticket.encode_to_vec()), Cow::Borrowed);
+            let upsert = upsert_encoded(&mut table, "tickets", *id, ticket, &encoded, |t| {
                 t.generated_timestamp
             })?;
             // (changed a stored copy, added a ticket the store did not have)
@@ -563,6 +578,72 @@ mod tests {
         drop(store);
         let reopened = Store::open(dir.path()).expect("reopen");
         assert_eq!(counts(&reopened), (2, 2));
+    }
+
+    /// Records encoded ahead store exactly what the commit would have encoded, also when a batch mixes pages
+    /// encoded ahead with one that is not (whose bytes then line up with nothing and are dropped), and the
+    /// stored bytes are the ones handed in.
+    #[test]
+    fn records_encoded_ahead_store_the_same_as_records_encoded_at_the_commit() {
+        use crate::store::zendesk_records::{OrganizationRecord, ZendeskUserRecord};
+        let page = |first: u64| PageWrite {
+            // Out of id order, so the commit's id order must find each ticket's own bytes.
+            tickets: vec![
+                (first + 2, ticket(100, "c")),
+                (first, ticket(100, "a")),
+                (first + 1, ticket(100, "b")),
+            ],
+            users: vec![(
+                first,
+                ZendeskUserRecord {
+                    name: format!("user {first}"),
+                    updated_at: 1,
+                    ..Default::default()
+                },
+            )],
+            organizations: vec![(
+                first,
+                OrganizationRecord {
+                    name: format!("org {first}"),
+                    updated_at: 1,
+                    ..Default::default()
+                },
+            )],
+            ..Default::default()
+        };
+        let digest_of = |batch: &PageWrite| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Store::open(dir.path()).expect("open");
+            store.apply_page(batch).expect("apply");
+            store.content_digest().expect("digest")
+        };
+        let mut plain = page(10);
+        plain.append(page(20));
+        let mut ahead = PageWrite::default();
+        for first in [10, 20] {
+            let mut staged = page(first);
+            staged.encode_ahead();
+            ahead.append(staged);
+        }
+        assert_eq!(
+            ahead.encoded_ticket(5).map(<[u8]>::len),
+            Some(ticket(100, "b").encode_to_vec().len())
+        );
+        assert_eq!(digest_of(&ahead), digest_of(&plain));
+        let mut mixed = ahead.clone();
+        mixed.append(page(30));
+        assert_eq!(
+            mixed.encoded_ticket(0),
+            None,
+            "bytes that do not cover every record are dropped"
+        );
+        let mut plain_three = plain.clone();
+        plain_three.append(page(30));
+        assert_eq!(digest_of(&mixed), digest_of(&plain_three));
+        // The commit stores the bytes it was handed: bytes that differ from the record show in the digest.
+        let mut tampered = ahead;
+        tampered.encoded.tickets[0] = ticket(100, "other").encode_to_vec();
+        assert_ne!(digest_of(&tampered), digest_of(&plain));
     }
 
     /// Two copies of one user in a page (two pages committed together) end as without fingerprints, the later

@@ -48,7 +48,8 @@ struct InFlight {
 }
 
 impl Batch {
-    fn add(&mut self, page: PageWrite, tickets: u64) {
+    fn add(&mut self, mut page: PageWrite, tickets: u64) {
+        page.encode_ahead();
         self.records += page.commit_weight();
         self.pages += 1;
         self.tickets += tickets;
