@@ -66,6 +66,33 @@ fn upsert_encoded<M: Message + Default>(
     Ok(Upsert::Written(previous))
 }
 
+/// [`upsert_encoded`] for records a write mostly adds (a first sync's tickets): the record is inserted
+/// first, one B-tree walk where a lookup and an insert take two, and a stored copy the insert displaced is
+/// put back when it wins. Not for records mostly there already: putting a copy back still dirties its leaf.
+fn insert_first<M: Message + Default>(
+    table: &mut Table<u64, &[u8]>,
+    name: &'static str,
+    key: u64,
+    value: &M,
+    encoded: &[u8],
+    version: impl Fn(&M) -> i64,
+) -> Result<Upsert<M>, StoreError> {
+    crate::background::step_aside();
+    let displaced = table.insert(key, encoded)?.map(|old| old.value().to_vec());
+    let Some(bytes) = displaced else {
+        return Ok(Upsert::Written(None));
+    };
+    if bytes == encoded {
+        return Ok(Upsert::Unchanged);
+    }
+    let previous = super::codec::decode::<M>(name, key, &bytes)?;
+    if version(&previous) > version(value) {
+        table.insert(key, bytes.as_slice())?;
+        return Ok(Upsert::Stale);
+    }
+    Ok(Upsert::Written(Some(previous)))
+}
+
 /// The side-loads of one page against the fingerprints the store is known to hold.
 struct SideLoadCheck<'a> {
     /// What committed pages found stored.
@@ -200,9 +227,12 @@ fn apply_in(
             let encoded = page
                 .encoded_ticket(index)
                 .map_or_else(|| Cow::Owned(ticket.encode_to_vec()), Cow::Borrowed);
-            let upsert = upsert_encoded(&mut table, "tickets", *id, ticket, &encoded, |t| {
-                t.generated_timestamp
-            })?;
+            let version = |t: &TicketRecord| t.generated_timestamp;
+            let upsert = if page.context.first_sync {
+                insert_first(&mut table, "tickets", *id, ticket, &encoded, version)?
+            } else {
+                upsert_encoded(&mut table, "tickets", *id, ticket, &encoded, version)?
+            };
             // (changed a stored copy, added a ticket the store did not have)
             let (differs, added) = match &upsert {
                 Upsert::Stale => {
@@ -528,6 +558,44 @@ mod tests {
             Some(b"c2".to_vec())
         );
         assert_eq!(store.stored_counts().expect("counts").tickets, 2);
+    }
+
+    /// A first sync inserts its tickets before looking: a newer stored copy is put back and counted stale, the
+    /// same bytes count as unchanged, an older copy is replaced, as in any other sync.
+    #[test]
+    fn a_first_sync_keeps_the_newest_copy_when_it_inserts_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let first_sync = |tickets: Vec<(u64, TicketRecord)>| PageWrite {
+            tickets,
+            context: crate::store::page::PageContext {
+                first_sync: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let added = store
+            .apply_page(&first_sync(vec![
+                (1, ticket(100, "new")),
+                (2, ticket(100, "b")),
+            ]))
+            .expect("apply");
+        assert_eq!(added.tickets_written, 2);
+        let again = store
+            .apply_page(&first_sync(vec![
+                (1, ticket(50, "old")),
+                (2, ticket(100, "b")),
+                (3, ticket(1, "c")),
+            ]))
+            .expect("apply");
+        assert_eq!((again.stale_skipped, again.tickets_written), (1, 1));
+        assert_eq!(store.ticket(1).expect("get").expect("some").subject, "new");
+        let later = store
+            .apply_page(&first_sync(vec![(2, ticket(200, "b2"))]))
+            .expect("apply");
+        assert_eq!(later.tickets_written, 1);
+        assert_eq!(store.ticket(2).expect("get").expect("some").subject, "b2");
+        assert_eq!(store.stored_counts().expect("counts").tickets, 3);
     }
 
     /// A side-loaded user or organization is stored whenever the store does not hold it, even when an earlier
