@@ -37,19 +37,51 @@ fn upsert_newest<M: Message + Default>(
     value: &M,
     version: impl Fn(&M) -> i64,
 ) -> Result<Upsert<M>, StoreError> {
-    upsert_encoded(table, name, key, value, &value.encode_to_vec(), version)
+    upsert_encoded(
+        table,
+        (name, key),
+        value,
+        &value.encode_to_vec(),
+        version,
+        Lookup::First,
+    )
 }
 
-/// [`upsert_newest`] of `value`, whose stored bytes are `encoded`.
+/// How [`upsert_encoded`] finds a stored copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// Reads it first, and writes only when the new copy wins: for records mostly there already.
+    First,
+    /// Inserts first and puts a displaced copy back when it wins: one B-tree walk where a lookup and an insert
+    /// take two, for records a write mostly adds (a first sync's tickets). Putting a copy back still dirties
+    /// its leaf, so not for records mostly there.
+    InsertFirst,
+}
+
+/// [`upsert_newest`] of `value`, whose stored bytes are `encoded`, finding the stored copy as `lookup` says.
 fn upsert_encoded<M: Message + Default>(
     table: &mut Table<u64, &[u8]>,
-    name: &'static str,
-    key: u64,
+    (name, key): (&'static str, u64),
     value: &M,
     encoded: &[u8],
     version: impl Fn(&M) -> i64,
+    lookup: Lookup,
 ) -> Result<Upsert<M>, StoreError> {
     crate::background::step_aside();
+    if lookup == Lookup::InsertFirst {
+        let Some(bytes) = table.insert(key, encoded)?.map(|old| old.value().to_vec()) else {
+            return Ok(Upsert::Written(None));
+        };
+        if bytes == encoded {
+            return Ok(Upsert::Unchanged);
+        }
+        let previous = super::codec::decode::<M>(name, key, &bytes)?;
+        if version(&previous) > version(value) {
+            table.insert(key, bytes.as_slice())?;
+            return Ok(Upsert::Stale);
+        }
+        return Ok(Upsert::Written(Some(previous)));
+    }
     let previous: Option<M> = match table.get(key)? {
         // Side-loaded users and organizations come again with every page that mentions them; rewriting an
         // identical copy would dirty a copy-on-write page (and its indexes) for nothing.
@@ -66,33 +98,6 @@ fn upsert_encoded<M: Message + Default>(
     Ok(Upsert::Written(previous))
 }
 
-/// [`upsert_encoded`] for records a write mostly adds (a first sync's tickets): the record is inserted
-/// first, one B-tree walk where a lookup and an insert take two, and a stored copy the insert displaced is
-/// put back when it wins. Not for records mostly there already: putting a copy back still dirties its leaf.
-fn insert_first<M: Message + Default>(
-    table: &mut Table<u64, &[u8]>,
-    name: &'static str,
-    key: u64,
-    value: &M,
-    encoded: &[u8],
-    version: impl Fn(&M) -> i64,
-) -> Result<Upsert<M>, StoreError> {
-    crate::background::step_aside();
-    let displaced = table.insert(key, encoded)?.map(|old| old.value().to_vec());
-    let Some(bytes) = displaced else {
-        return Ok(Upsert::Written(None));
-    };
-    if bytes == encoded {
-        return Ok(Upsert::Unchanged);
-    }
-    let previous = super::codec::decode::<M>(name, key, &bytes)?;
-    if version(&previous) > version(value) {
-        table.insert(key, bytes.as_slice())?;
-        return Ok(Upsert::Stale);
-    }
-    Ok(Upsert::Written(Some(previous)))
-}
-
 /// The side-loads of one page against the fingerprints the store is known to hold.
 struct SideLoadCheck<'a> {
     /// What committed pages found stored.
@@ -104,8 +109,8 @@ struct SideLoadCheck<'a> {
 }
 
 impl SideLoadCheck<'_> {
-    /// [`upsert_newest`] of a side-loaded `value` of `kind`: a copy whose fingerprint the store is known to hold
-    /// is unchanged without a read of its table.
+    /// [`upsert_newest`] of a side-loaded `value` of `kind` (whose bytes are `encoded_ahead` when the page
+    /// has them): a copy whose fingerprint the store is known to hold is unchanged without a read of its table.
     fn upsert<M: Message + Default>(
         &mut self,
         table: &mut Table<u64, &[u8]>,
@@ -125,7 +130,7 @@ impl SideLoadCheck<'_> {
             SideLoad::User => "users",
             SideLoad::Organization => "organizations",
         };
-        let upsert = upsert_encoded(table, name, key, value, &encoded, version)?;
+        let upsert = upsert_encoded(table, (name, key), value, &encoded, version, Lookup::First)?;
         // A stale copy leaves the stored one, whose fingerprint is not this one.
         if !matches!(upsert, Upsert::Stale) {
             self.seen.saw(kind, key, fingerprint);
@@ -228,11 +233,19 @@ fn apply_in(
                 .encoded_ticket(index)
                 .map_or_else(|| Cow::Owned(ticket.encode_to_vec()), Cow::Borrowed);
             let version = |t: &TicketRecord| t.generated_timestamp;
-            let upsert = if page.context.first_sync {
-                insert_first(&mut table, "tickets", *id, ticket, &encoded, version)?
+            let lookup = if page.context.first_sync {
+                Lookup::InsertFirst
             } else {
-                upsert_encoded(&mut table, "tickets", *id, ticket, &encoded, version)?
+                Lookup::First
             };
+            let upsert = upsert_encoded(
+                &mut table,
+                ("tickets", *id),
+                ticket,
+                &encoded,
+                version,
+                lookup,
+            )?;
             // (changed a stored copy, added a ticket the store did not have)
             let (differs, added) = match &upsert {
                 Upsert::Stale => {
