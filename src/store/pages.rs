@@ -98,6 +98,11 @@ fn upsert_encoded<M: Message + Default>(
     Ok(Upsert::Written(previous))
 }
 
+/// A record's stored bytes: those encoded ahead when the page has them, else encoded now.
+fn stored_bytes<'a, M: Message>(encoded_ahead: Option<&'a [u8]>, record: &M) -> Cow<'a, [u8]> {
+    encoded_ahead.map_or_else(|| Cow::Owned(record.encode_to_vec()), Cow::Borrowed)
+}
+
 /// The side-loads of one page against the fingerprints the store is known to hold.
 struct SideLoadCheck<'a> {
     /// What committed pages found stored.
@@ -109,19 +114,17 @@ struct SideLoadCheck<'a> {
 }
 
 impl SideLoadCheck<'_> {
-    /// [`upsert_newest`] of a side-loaded `value` of `kind` (whose bytes are `encoded_ahead` when the page
-    /// has them): a copy whose fingerprint the store is known to hold is unchanged without a read of its table.
+    /// [`upsert_encoded`] of a side-loaded `value` of `kind`, whose stored bytes are `encoded`: a copy whose
+    /// fingerprint the store is known to hold is unchanged without a read of its table.
     fn upsert<M: Message + Default>(
         &mut self,
         table: &mut Table<u64, &[u8]>,
         (kind, key): (SideLoad, u64),
         value: &M,
-        encoded_ahead: Option<&[u8]>,
+        encoded: &[u8],
         version: impl Fn(&M) -> i64,
     ) -> Result<Upsert<M>, StoreError> {
-        let encoded =
-            encoded_ahead.map_or_else(|| Cow::Owned(value.encode_to_vec()), Cow::Borrowed);
-        let fingerprint = fingerprint(&encoded);
+        let fingerprint = fingerprint(encoded);
         if self.known.holds(kind, key, fingerprint) && !self.written.contains(&(kind, key)) {
             crate::background::step_aside();
             return Ok(Upsert::Unchanged);
@@ -130,7 +133,7 @@ impl SideLoadCheck<'_> {
             SideLoad::User => "users",
             SideLoad::Organization => "organizations",
         };
-        let upsert = upsert_encoded(table, (name, key), value, &encoded, version, Lookup::First)?;
+        let upsert = upsert_encoded(table, (name, key), value, encoded, version, Lookup::First)?;
         // A stale copy leaves the stored one, whose fingerprint is not this one.
         if !matches!(upsert, Upsert::Stale) {
             self.seen.saw(kind, key, fingerprint);
@@ -171,7 +174,7 @@ fn apply_in(
                 &mut table,
                 (SideLoad::Organization, *id),
                 org,
-                page.encoded_organization(index),
+                &stored_bytes(page.encoded_organization(index), org),
                 |o| o.updated_at,
             )?;
             outcome.stale_skipped += u64::from(matches!(upsert, Upsert::Stale));
@@ -191,7 +194,7 @@ fn apply_in(
                 &mut table,
                 (SideLoad::User, *id),
                 user,
-                page.encoded_user(index),
+                &stored_bytes(page.encoded_user(index), user),
                 |u| u.updated_at,
             )?;
             let previous = match upsert {
@@ -225,25 +228,21 @@ fn apply_in(
         let mut seen = txn.open_table(tables::VALIDATION_SEEN)?;
         // In id order (stable, so two copies of one ticket keep their export order): each B-tree is then walked
         // once from left to right instead of at random.
+        let lookup = if page.context.first_sync {
+            Lookup::InsertFirst
+        } else {
+            Lookup::First
+        };
         let mut in_id_order: Vec<usize> = (0..page.tickets.len()).collect();
         in_id_order.sort_by_key(|&index| page.tickets[index].0);
         for index in in_id_order {
             let (id, ticket) = &page.tickets[index];
-            let encoded = page
-                .encoded_ticket(index)
-                .map_or_else(|| Cow::Owned(ticket.encode_to_vec()), Cow::Borrowed);
-            let version = |t: &TicketRecord| t.generated_timestamp;
-            let lookup = if page.context.first_sync {
-                Lookup::InsertFirst
-            } else {
-                Lookup::First
-            };
             let upsert = upsert_encoded(
                 &mut table,
                 ("tickets", *id),
                 ticket,
-                &encoded,
-                version,
+                &stored_bytes(page.encoded_ticket(index), ticket),
+                |t| t.generated_timestamp,
                 lookup,
             )?;
             // (changed a stored copy, added a ticket the store did not have)
