@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use common::inproc::{
     self, configure_and_sync, new_ticket, organization_with_requester, sized, upsert_accounts,
-    upsert_accounts_named, wait_for_successful_runs, Harness, ADMIN_TOKEN,
+    wait_for_successful_runs, Harness, ADMIN_TOKEN,
 };
 use common::with_token;
 use rand::{Rng, SeedableRng};
@@ -44,20 +44,32 @@ fn expected(
     org_accounts: &HashMap<u64, String>,
     now: DateTime<Utc>,
 ) -> BTreeMap<String, Expected> {
+    expected_by(control, now, org_accounts.values().cloned(), |ticket| {
+        ticket["organization_id"]
+            .as_u64()
+            .and_then(|org| org_accounts.get(&org))
+            .cloned()
+    })
+}
+
+/// The figures of each of `buckets`, a ticket (and its ratings) counting in the bucket `bucket` gives it.
+fn expected_by(
+    control: &SimulatorControl,
+    now: DateTime<Utc>,
+    buckets: impl IntoIterator<Item = String>,
+    bucket: impl Fn(&serde_json::Value) -> Option<String>,
+) -> BTreeMap<String, Expected> {
     let window = Timeframe::from_days(30).expect("30").window(now);
-    let mut by_account: BTreeMap<String, Expected> = org_accounts
-        .values()
-        .map(|a| (a.clone(), Expected::default()))
+    let mut by_account: BTreeMap<String, Expected> = buckets
+        .into_iter()
+        .map(|a| (a, Expected::default()))
         .collect();
     let mut tickets: HashMap<u64, (Option<String>, bool, bool)> = HashMap::new();
     for id in control.ticket_ids() {
         let ticket = control.ticket_json(id).expect("ticket");
         let status = ticket["status"].as_str().expect("status");
         let hu = matches!(ticket["priority"].as_str(), Some("high" | "urgent"));
-        let account = ticket["organization_id"]
-            .as_u64()
-            .and_then(|org| org_accounts.get(&org))
-            .cloned();
+        let account = bucket(&ticket);
         let exists = status != "deleted";
         tickets.insert(id, (account.clone(), exists, hu));
         let (Some(account), true) = (account, exists) else {
@@ -121,9 +133,55 @@ async fn metrics_equal_a_direct_computation_after_random_mutations_and_syncs() {
     let mut ids: Vec<String> = org_accounts.values().cloned().collect();
     ids.sort();
     ids.dedup();
-    upsert_accounts_named(&daemon, &ids).await;
+    // Each account lists up to two of the requesters of its organizations' tickets as users: their figures
+    // (`GetUserMetrics`) are checked against the model too.
+    let mut account_users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut email_of: HashMap<u64, String> = HashMap::new();
+    for id in control.ticket_ids() {
+        let ticket = control.ticket_json(id).expect("ticket");
+        let (Some(org), Some(requester)) = (
+            ticket["organization_id"].as_u64(),
+            ticket["requester_id"].as_u64(),
+        ) else {
+            continue;
+        };
+        let Some(account) = org_accounts.get(&org) else {
+            continue;
+        };
+        let user = control.user_json(requester).expect("requester");
+        let email = user["email"].as_str().expect("email").to_lowercase();
+        email_of.insert(requester, email.clone());
+        let users = account_users.entry(account.clone()).or_default();
+        if users.len() < 2 && !users.contains(&email) {
+            users.push(email);
+        }
+    }
+    assert!(account_users.values().any(|users| users.len() == 2));
+    let accounts = ids
+        .iter()
+        .map(|id| pb::Account {
+            id: id.clone(),
+            name: id.clone(),
+            users: account_users
+                .get(id)
+                .into_iter()
+                .flatten()
+                .map(|email| pb::User {
+                    email: email.clone(),
+                    name: email.clone(),
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    upsert_accounts(&daemon, accounts).await;
     configure_and_sync(&mut client).await;
     let mut metrics = MetricsServiceClient::new(daemon.channel().await);
+    let user_key = |account: &str, email: &str| format!("{account} {email}");
+    let user_buckets: Vec<String> = account_users
+        .iter()
+        .flat_map(|(account, users)| users.iter().map(|email| user_key(account, email)))
+        .collect();
 
     let seed = 0x5eed_0007_u64;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -243,6 +301,48 @@ async fn metrics_equal_a_direct_computation_after_random_mutations_and_syncs() {
                 got.account_id
             );
             assert_eq!(got.timeframe_days, 30);
+        }
+        // Each listed user's figures: the tickets they asked in their account's organizations.
+        let want_users = expected_by(control, now, user_buckets.clone(), |ticket| {
+            let account = org_accounts.get(&ticket["organization_id"].as_u64()?)?;
+            let email = email_of.get(&ticket["requester_id"].as_u64()?)?;
+            account_users[account]
+                .contains(email)
+                .then(|| user_key(account, email))
+        });
+        assert!(want_users.values().any(|e| e.open > 0 && e.total > e.open));
+        for (account, users) in &account_users {
+            for email in users {
+                let got = metrics
+                    .get_user_metrics(with_token(
+                        pb::GetUserMetricsRequest {
+                            email: email.clone(),
+                            account_id: account.clone(),
+                        },
+                        ADMIN_TOKEN,
+                    ))
+                    .await
+                    .expect("user metrics")
+                    .into_inner();
+                let e = &want_users[&user_key(account, email)];
+                let seen = Expected {
+                    open: got.open_tickets,
+                    total: got.total_tickets,
+                    created: got.tickets_created,
+                    open_hu: got.open_high_urgent_tickets,
+                    hu_created: got.high_urgent_tickets_created,
+                    good: got.good_ratings,
+                    bad: got.bad_ratings,
+                    hu_good: e.hu_good,
+                    hu_bad: e.hu_bad,
+                };
+                assert_eq!(&seen, e, "round {round}, user {email} of {account}");
+                assert_eq!(
+                    got.satisfaction_score_high_urgent,
+                    score(e.hu_good, e.hu_bad),
+                    "round {round}, {email}"
+                );
+            }
         }
     }
 

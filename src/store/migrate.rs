@@ -7,7 +7,7 @@ use crate::domain::matching::OrgMatch;
 use super::codec::decode;
 use super::events::EventRecord;
 use super::matching::OrgMatchRecord;
-use super::tables::{self, schema1, schema2, schema3, schema4, schema6, schema7};
+use super::tables::{self, schema1, schema2, schema3, schema4, schema6, schema7, schema8};
 use super::zendesk_records::{
     ChangeRecord, HistoryChangeRecord, HistoryRecord, Schema5HistoryRecord,
 };
@@ -114,18 +114,10 @@ pub(super) fn batch_local_keys(txn: &WriteTransaction) -> Result<(), StoreError>
         tables::ORG_RATING_DAYS,
         |(org, day)| (day, org),
     )?;
-    rekey(
-        txn,
-        schema2::USER_TICKET_DAYS,
-        tables::USER_TICKET_DAYS,
-        |(org, requester, day)| (day, org, requester),
-    )?;
-    rekey(
-        txn,
-        schema2::USER_RATING_DAYS,
-        tables::USER_RATING_DAYS,
-        |(org, requester, day)| (day, org, requester),
-    )
+    // Schema 9 keeps no rollups per requester (see [`requester_index`]): they go rather than move.
+    txn.delete_table(schema2::USER_TICKET_DAYS)?;
+    txn.delete_table(schema2::USER_RATING_DAYS)?;
+    Ok(())
 }
 
 /// Schema 3 -> 4: the facts and the timeline's fact and account indexes are keyed by bytes instead of `&str`
@@ -237,6 +229,18 @@ pub(super) fn timeline_periods(txn: &WriteTransaction) -> Result<(), StoreError>
         }
     }
     txn.delete_table(schema7::ACCOUNT_TIMELINE)?;
+    Ok(())
+}
+
+/// Schema 1 to 8 -> 9: the rollups per (organization, requester) go, and the requester -> tickets index
+/// that a user's figures are computed from is built from the stored tickets (see
+/// [`tables::REQUESTER_TICKETS`]).
+pub(super) fn requester_index(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.delete_table(schema8::USER_COUNTERS)?;
+    txn.delete_table(schema8::USER_TICKET_DAYS)?;
+    txn.delete_table(schema8::USER_RATING_DAYS)?;
+    let rows = super::requester_tickets::build(txn)?;
+    tracing::info!(rows, "migration: requester -> tickets index built");
     Ok(())
 }
 
@@ -415,7 +419,8 @@ mod tests {
         );
     }
 
-    /// A schema 2 file's day rollups and fact index come back keyed day (fact key) first with the same values.
+    /// A schema 2 file's day rollups per organization and fact index come back keyed day (fact key) first with
+    /// the same values.
     #[test]
     fn day_rollups_and_fact_index_are_rekeyed_with_their_values() {
         let (_dir, store) = migrated_from(2, |txn| {
@@ -463,22 +468,18 @@ mod tests {
                 .map(|v| v.value()),
             Some((1, 2, 0, 1))
         );
-        let user_days = txn.open_table(tables::USER_TICKET_DAYS).expect("t");
-        assert_eq!(
-            user_days
-                .get((20_000, 100, 5))
-                .expect("get")
-                .map(|v| v.value()),
-            Some((2, 1))
-        );
-        let user_ratings = txn.open_table(tables::USER_RATING_DAYS).expect("t");
-        assert_eq!(
-            user_ratings
-                .get((19_999, 100, 5))
-                .expect("get")
-                .map(|v| v.value()),
-            Some((0, 1, 0, 0))
-        );
+        // Schema 9 keeps no rollups per requester: they are gone, not moved.
+        for gone in [
+            schema8::USER_TICKET_DAYS.name(),
+            schema2::USER_TICKET_DAYS.name(),
+        ] {
+            assert!(
+                !txn.list_tables()
+                    .expect("tables")
+                    .any(|table| table.name() == gone),
+                "{gone}"
+            );
+        }
         assert!(
             txn.open_table(schema6::TIMELINE_KEYS).is_err(),
             "schema 7 keeps no index by fact"
@@ -697,6 +698,65 @@ mod tests {
         });
         let txn = store.db().begin_read().expect("read");
         assert!(txn.open_table(schema6::TIMELINE_KEYS).is_err());
+    }
+
+    /// A schema 8 file's rollups per requester go, and the requester -> tickets index is built from its
+    /// tickets: a user's figures read the same as the rollups said.
+    #[test]
+    fn schema_8_rollups_per_requester_give_way_to_an_index_of_the_tickets() {
+        let now = 1_800_000_000;
+        let (_dir, store) = migrated_from(8, |txn| {
+            let mut tickets = txn.open_table(tables::TICKETS).expect("t");
+            for (id, requester) in [(1, 7), (2, 0), (70_000, 7), (3, 8)] {
+                let ticket = crate::store::zendesk_records::TicketRecord {
+                    status: 2,
+                    requester_id: requester,
+                    organization_id: 10,
+                    created_at: now - 86_400,
+                    updated_at: now - 86_400,
+                    ..Default::default()
+                };
+                tickets
+                    .insert(id, ticket.encode_to_vec().as_slice())
+                    .expect("ticket");
+            }
+            let mut counters = txn.open_table(schema8::USER_COUNTERS).expect("t");
+            counters.insert((10, 7), (2, 2, 0)).expect("row");
+            let mut days = txn.open_table(schema8::USER_TICKET_DAYS).expect("t");
+            days.insert((20_000, 10, 7), (2, 0)).expect("row");
+        });
+        let rows = crate::store::tests::rows_of(&store, tables::REQUESTER_TICKETS, |k, ()| k);
+        let key = crate::store::requester_tickets::key;
+        assert_eq!(rows, [key(1, 7), key(3, 8), key(70_000, 7)]);
+        let txn = store.db().begin_read().expect("read");
+        for gone in [
+            schema8::USER_COUNTERS.name(),
+            schema8::USER_TICKET_DAYS.name(),
+            schema8::USER_RATING_DAYS.name(),
+        ] {
+            assert!(
+                !txn.list_tables()
+                    .expect("tables")
+                    .any(|table| table.name() == gone),
+                "{gone}"
+            );
+        }
+        let figures = store
+            .user_figures(
+                &[10],
+                &[7],
+                crate::domain::metrics::Timeframe::from_days(7).expect("7"),
+                chrono::DateTime::from_timestamp(now, 0).expect("now"),
+            )
+            .expect("figures");
+        assert_eq!(
+            (
+                figures.counters.open,
+                figures.counters.total,
+                figures.created.created
+            ),
+            (2, 2, 2)
+        );
     }
 
     /// A schema 7 file's timeline per account comes back keyed by period, and reads as before: newest first

@@ -24,6 +24,7 @@ pub mod pages;
 pub mod prune;
 pub mod records;
 mod recovery;
+mod requester_tickets;
 mod rollup_generation;
 pub mod rollups;
 mod scan;
@@ -41,7 +42,7 @@ pub use health::{FaultKind, WriteFault};
 use tables::{meta_keys, META};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// Memory redb may use for its page cache (9/10 reads, 1/10 the write buffer of a transaction).
 pub const CACHE_BYTES: usize = 8 * 1024 * 1024;
@@ -219,7 +220,7 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
-                Some(found @ 1..=7) => {
+                Some(found @ 1..=8) => {
                     if found == 1 {
                         migrate::events_to_timeline(&txn)?;
                     }
@@ -243,9 +244,10 @@ impl Store {
                     if (4..=6).contains(&found) {
                         migrate::drop_fact_index(&txn)?;
                     }
-                    if found >= 4 {
+                    if (4..=7).contains(&found) {
                         migrate::timeline_periods(&txn)?;
                     }
+                    migrate::requester_index(&txn)?;
                     meta.insert(
                         meta_keys::SCHEMA_VERSION,
                         SCHEMA_VERSION.to_le_bytes().as_slice(),
@@ -280,9 +282,10 @@ impl Store {
             txn.open_table(tables::ORG_COUNTERS)?;
             txn.open_table(tables::ORG_TICKET_DAYS)?;
             txn.open_table(tables::ORG_RATING_DAYS)?;
-            txn.open_table(tables::USER_COUNTERS)?;
-            txn.open_table(tables::USER_TICKET_DAYS)?;
-            txn.open_table(tables::USER_RATING_DAYS)?;
+            txn.open_table(tables::REQUESTER_TICKETS)?;
+            txn.open_table(tables::FROZEN_USER_COUNTERS)?;
+            txn.open_table(tables::FROZEN_USER_TICKET_DAYS)?;
+            txn.open_table(tables::FROZEN_USER_RATING_DAYS)?;
             txn.open_table(tables::TICKET_RATINGS)?;
             txn.open_table(tables::USERS_BY_EMAIL)?;
             txn.open_table(tables::EVENTS)?;

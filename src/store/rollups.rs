@@ -2,7 +2,7 @@
 //! the windowed ones, moved by exact deltas in the page transaction. Accounts read them through their
 //! matched organizations, so a re-match moves nothing here.
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -20,21 +20,29 @@ use super::tables;
 use super::zendesk_records::{RatingRecord, TicketRecord};
 use super::{Store, StoreError};
 
-/// Where a ticket's figures go: (organization, requester); organization 0 (none) is not kept.
-pub(super) type Owner = (u64, u64);
-
 /// Deltas of one page (or of a rebuild), summed per owner-first key before they touch the tables; each
 /// table is written in its own key order ([`in_table_order`]), so the writes walk each B-tree once from
-/// left to right.
-#[derive(Debug, Default)]
-pub(super) struct Deltas {
-    pub(super) org_counters: BTreeMap<u64, CounterDelta>,
-    pub(super) org_days: BTreeMap<(u64, i64), TicketDayDelta>,
-    pub(super) org_ratings: BTreeMap<(u64, i64), RatingDayDelta>,
-    pub(super) user_counters: BTreeMap<(u64, u64), CounterDelta>,
-    pub(super) user_days: BTreeMap<(u64, u64, i64), TicketDayDelta>,
-    pub(super) user_ratings: BTreeMap<(u64, u64, i64), RatingDayDelta>,
+/// left to right. The owner `K` is an organization (the rollups) or an (organization, requester) pair (the
+/// figures of matched users frozen when the integration is deleted, see [`freeze_user_figures`]).
+#[derive(Debug)]
+pub(super) struct OwnerDeltas<K> {
+    pub(super) counters: BTreeMap<K, CounterDelta>,
+    pub(super) days: BTreeMap<(K, i64), TicketDayDelta>,
+    pub(super) ratings: BTreeMap<(K, i64), RatingDayDelta>,
 }
+
+impl<K> Default for OwnerDeltas<K> {
+    fn default() -> Self {
+        Self {
+            counters: BTreeMap::new(),
+            days: BTreeMap::new(),
+            ratings: BTreeMap::new(),
+        }
+    }
+}
+
+/// The rollups' deltas: per organization.
+pub(super) type Deltas = OwnerDeltas<u64>;
 
 fn add_counter(into: &mut CounterDelta, delta: &CounterDelta) {
     into.open += delta.open;
@@ -42,56 +50,41 @@ fn add_counter(into: &mut CounterDelta, delta: &CounterDelta) {
     into.open_high_urgent += delta.open_high_urgent;
 }
 
-impl Deltas {
+impl<K: FigureOwner> OwnerDeltas<K> {
+    /// Adds a ticket's counters and day deltas to `owner`'s (an owner without an organization keeps none).
     pub(super) fn ticket(
         &mut self,
-        owner: Owner,
+        owner: K,
         counters: &CounterDelta,
         days: &DayDeltas<TicketDayDelta>,
     ) {
-        let (org, requester) = owner;
-        if org == 0 {
+        if !owner.kept() {
             return;
         }
-        add_counter(self.org_counters.entry(org).or_default(), counters);
+        add_counter(self.counters.entry(owner).or_default(), counters);
         for (day, delta) in days.iter() {
-            let entry = self.org_days.entry((org, day.number())).or_default();
-            entry.created += delta.created;
-            entry.high_urgent_created += delta.high_urgent_created;
-        }
-        if requester == 0 {
-            return;
-        }
-        add_counter(self.user_counters.entry(owner).or_default(), counters);
-        for (day, delta) in days.iter() {
-            let entry = self
-                .user_days
-                .entry((org, requester, day.number()))
-                .or_default();
+            let entry = self.days.entry((owner, day.number())).or_default();
             entry.created += delta.created;
             entry.high_urgent_created += delta.high_urgent_created;
         }
     }
 
-    pub(super) fn rating(&mut self, owner: Owner, days: &DayDeltas<RatingDayDelta>) {
-        let (org, requester) = owner;
-        if org == 0 {
+    /// Adds a rating's day deltas to `owner`'s.
+    pub(super) fn rating(&mut self, owner: K, days: &DayDeltas<RatingDayDelta>) {
+        if !owner.kept() {
             return;
         }
         for (day, delta) in days.iter() {
             add_rating(
-                self.org_ratings.entry((org, day.number())).or_default(),
+                self.ratings.entry((owner, day.number())).or_default(),
                 &delta,
             );
-            if requester != 0 {
-                add_rating(
-                    self.user_ratings
-                        .entry((org, requester, day.number()))
-                        .or_default(),
-                    &delta,
-                );
-            }
         }
+    }
+
+    /// How many rows the deltas hold.
+    pub(super) fn rows(&self) -> usize {
+        self.counters.len() + self.days.len() + self.ratings.len()
     }
 }
 
@@ -102,8 +95,33 @@ fn add_rating(into: &mut RatingDayDelta, delta: &RatingDayDelta) {
     into.high_urgent_bad += delta.high_urgent_bad;
 }
 
-pub(super) fn owner_of(ticket: &TicketRecord) -> Owner {
-    (ticket.organization_id, ticket.requester_id)
+/// Adds what stored ticket `id` and its ratings (read through the ticket -> ratings index) make of the
+/// figures of `owner`, as if all were new: the rollup check's sums and a user's figures come from this.
+pub(super) fn add_ticket_and_ratings<K: FigureOwner>(
+    deltas: &mut OwnerDeltas<K>,
+    owner: K,
+    (id, ticket): (u64, &TicketRecord),
+    index: &impl ReadableTable<(u64, u64), ()>,
+    ratings: &impl ReadableTable<u64, &'static [u8]>,
+) -> Result<(), StoreError> {
+    let facts = stored_ticket(id, ticket)?;
+    let added = Contribution::of(&facts).added();
+    deltas.ticket(owner, &added.counters, &added.days);
+    for row in index.range((id, 0)..=(id, u64::MAX))? {
+        let rating_id = row?.0.value().1;
+        let Some(bytes) = ratings.get(rating_id)? else {
+            continue;
+        };
+        let rating = stored_rating(rating_id, &decode_rating(rating_id, bytes.value())?)?;
+        let added = RatingContribution::of(&rating, Some(&facts)).added();
+        deltas.rating(owner, &added.days);
+    }
+    Ok(())
+}
+
+/// The organization whose rollups a ticket's figures go to (0: none, kept nowhere).
+pub(super) fn org_of(ticket: &TicketRecord) -> u64 {
+    ticket.organization_id
 }
 
 pub(super) fn decode_rating(id: u64, bytes: &[u8]) -> Result<RatingRecord, StoreError> {
@@ -122,6 +140,7 @@ pub(crate) fn apply(
         return Ok(RollupsMoved::default());
     }
     super::rollup_generation::rollups_moved(txn)?;
+    super::requester_tickets::apply(txn, tickets)?;
     let mut deltas = Deltas::default();
     // Ratings written by this page still count as they were before it while their tickets move.
     let before_page: HashMap<u64, Option<&RatingRecord>> = ratings
@@ -140,8 +159,8 @@ pub(crate) fn apply(
             let new_facts = stored_ticket(*id, new)?;
             let old_contribution = old_facts.as_ref().map(Contribution::of).unwrap_or_default();
             let new_contribution = Contribution::of(&new_facts);
-            let old_owner = old.as_ref().map(owner_of).unwrap_or_default();
-            let new_owner = owner_of(new);
+            let old_owner = old.as_ref().map(org_of).unwrap_or_default();
+            let new_owner = org_of(new);
             if old_owner == new_owner {
                 let delta = Contribution::between(&old_contribution, &new_contribution);
                 deltas.ticket(new_owner, &delta.counters, &delta.days);
@@ -189,7 +208,7 @@ pub(crate) fn apply(
                 .as_ref()
                 .map(|t| stored_ticket(new.ticket_id, t))
                 .transpose()?;
-            let owner = ticket.as_ref().map(owner_of).unwrap_or_default();
+            let owner = ticket.as_ref().map(org_of).unwrap_or_default();
             if let Some(old) = old {
                 // The old copy counted against the ticket as it is now (the ticket loop kept it so).
                 let old_ticket = if old.ticket_id == new.ticket_id {
@@ -201,7 +220,7 @@ pub(crate) fn apply(
                 let old_owner = if old.ticket_id == new.ticket_id {
                     owner
                 } else {
-                    (0, 0)
+                    0
                 };
                 let removed =
                     RatingContribution::of(&stored_rating(*id, old)?, old_ticket.as_ref())
@@ -214,14 +233,14 @@ pub(crate) fn apply(
         }
     }
     let orgs = deltas
-        .org_counters
+        .counters
         .keys()
         .copied()
-        .chain(deltas.org_days.keys().map(|&(org, _)| org))
-        .chain(deltas.org_ratings.keys().map(|&(org, _)| org))
+        .chain(deltas.days.keys().map(|&(org, _)| org))
+        .chain(deltas.ratings.keys().map(|&(org, _)| org))
         .collect();
     Ok(RollupsMoved {
-        drifted: write(txn, &deltas, new_days)?,
+        drifted: deltas.write(txn, ORG_FIGURES, new_days)?,
         orgs,
     })
 }
@@ -352,6 +371,47 @@ enum RowMerge {
     Insert,
 }
 
+impl<K: FigureOwner> OwnerDeltas<K> {
+    /// Writes the summed deltas to `tables`; returns how many rows drifted (a delta that did not fit).
+    /// `new_days`: the day rows are mostly new (see [`merge_rows`]).
+    fn write(
+        &self,
+        txn: &WriteTransaction,
+        (counters, days, ratings): FigureTables<K>,
+        new_days: bool,
+    ) -> Result<u64, StoreError> {
+        let mut drift = 0;
+        merge_rows!(
+            txn,
+            counters,
+            &in_table_order(&self.counters, |owner| owner),
+            (0, 0, 0),
+            next_counters,
+            drift,
+            false
+        );
+        merge_rows!(
+            txn,
+            days,
+            &in_table_order(&self.days, day_key),
+            (0, 0),
+            next_ticket_day,
+            drift,
+            new_days
+        );
+        merge_rows!(
+            txn,
+            ratings,
+            &in_table_order(&self.ratings, day_key),
+            (0, 0, 0, 0),
+            next_rating_day,
+            drift,
+            new_days
+        );
+        Ok(drift)
+    }
+}
+
 /// A counters row: (open, total, open high/urgent).
 pub(super) type CounterRow = (u64, u64, u64);
 /// A ticket day row: (created, high/urgent created).
@@ -420,75 +480,58 @@ pub(super) fn in_table_order<K: Copy, L: Ord + Copy, D>(
     rows
 }
 
-/// The table key of an organization's day row: day first.
-pub(super) fn org_day_key((org, day): (u64, i64)) -> (i64, u64) {
-    (day, org)
+/// The table key of an owner's day row: day first.
+pub(super) fn day_key<K: FigureOwner>((owner, day): (K, i64)) -> K::Day {
+    owner.on(day)
 }
 
-/// The table key of a requester's day row: day first.
-pub(super) fn user_day_key((org, requester, day): (u64, u64, i64)) -> (i64, u64, u64) {
-    (day, org, requester)
-}
+/// Frozen user rows summed in memory at most before they are written (rows add up, so a write of part of
+/// the sums is as good as one of all of them).
+const FREEZE_ROWS_PER_WRITE: usize = 100_000;
 
-/// Writes the summed deltas; returns how many rows drifted (a delta that did not fit).
-/// `new_days`: the day rows are mostly new (see [`merge_rows`]).
-fn write(txn: &WriteTransaction, deltas: &Deltas, new_days: bool) -> Result<u64, StoreError> {
-    let mut drift = 0;
-    merge_rows!(
-        txn,
-        tables::ORG_COUNTERS,
-        &in_table_order(&deltas.org_counters, |org| org),
-        (0, 0, 0),
-        next_counters,
-        drift,
-        false
-    );
-    merge_rows!(
-        txn,
-        tables::USER_COUNTERS,
-        &in_table_order(&deltas.user_counters, |owner| owner),
-        (0, 0, 0),
-        next_counters,
-        drift,
-        false
-    );
-    merge_rows!(
-        txn,
-        tables::ORG_TICKET_DAYS,
-        &in_table_order(&deltas.org_days, org_day_key),
-        (0, 0),
-        next_ticket_day,
-        drift,
-        new_days
-    );
-    merge_rows!(
-        txn,
-        tables::USER_TICKET_DAYS,
-        &in_table_order(&deltas.user_days, user_day_key),
-        (0, 0),
-        next_ticket_day,
-        drift,
-        new_days
-    );
-    merge_rows!(
-        txn,
-        tables::ORG_RATING_DAYS,
-        &in_table_order(&deltas.org_ratings, org_day_key),
-        (0, 0, 0, 0),
-        next_rating_day,
-        drift,
-        new_days
-    );
-    merge_rows!(
-        txn,
-        tables::USER_RATING_DAYS,
-        &in_table_order(&deltas.user_ratings, user_day_key),
-        (0, 0, 0, 0),
-        next_rating_day,
-        drift,
-        new_days
-    );
-    Ok(drift)
+/// Freezes, from the stored tickets and ratings, the figures of every Zendesk user whose email an account
+/// lists (the only users `GetUserMetrics` answers for), before a delete of the integration drops the tickets
+/// they are computed from: one scan of the tickets, in bounded memory.
+pub(crate) fn freeze_user_figures(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let matched: HashSet<u64> = {
+        let emails = txn.open_table(tables::ACCOUNT_EMAILS)?;
+        let users = txn.open_table(tables::USERS_BY_EMAIL)?;
+        let mut listed: Vec<String> = Vec::new();
+        for row in emails.iter()? {
+            let email = row?.0.value().0.to_owned();
+            if listed.last() != Some(&email) {
+                listed.push(email);
+            }
+        }
+        let mut ids = HashSet::new();
+        for email in &listed {
+            ids.extend(super::scan::ids_under(&users, email)?);
+        }
+        ids
+    };
+    if matched.is_empty() {
+        return Ok(());
+    }
+    let tickets = txn.open_table(tables::TICKETS)?;
+    let index = txn.open_table(tables::TICKET_RATINGS)?;
+    let ratings = txn.open_table(tables::RATINGS)?;
+    let mut deltas = OwnerDeltas::<(u64, u64)>::default();
+    for entry in tickets.iter()? {
+        crate::background::step_aside();
+        let (id, bytes) = entry?;
+        let id = id.value();
+        let ticket = super::codec::decode::<TicketRecord>("tickets", id, bytes.value())?;
+        if !matched.contains(&ticket.requester_id) {
+            continue;
+        }
+        let owner = (ticket.organization_id, ticket.requester_id);
+        add_ticket_and_ratings(&mut deltas, owner, (id, &ticket), &index, &ratings)?;
+        if deltas.rows() >= FREEZE_ROWS_PER_WRITE {
+            std::mem::take(&mut deltas).write(txn, FROZEN_USER_FIGURES, false)?;
+        }
+    }
+    deltas.write(txn, FROZEN_USER_FIGURES, false)?;
+    Ok(())
 }
 
 /// Drops every rollup (a fresh integration starts from zero); a nightly check under way starts over.
@@ -497,10 +540,11 @@ pub(crate) fn clear_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     super::clear_table(txn, tables::ORG_COUNTERS)?;
     super::clear_table(txn, tables::ORG_TICKET_DAYS)?;
     super::clear_table(txn, tables::ORG_RATING_DAYS)?;
-    super::clear_table(txn, tables::USER_COUNTERS)?;
-    super::clear_table(txn, tables::USER_TICKET_DAYS)?;
-    super::clear_table(txn, tables::USER_RATING_DAYS)?;
+    super::clear_table(txn, tables::FROZEN_USER_COUNTERS)?;
+    super::clear_table(txn, tables::FROZEN_USER_TICKET_DAYS)?;
+    super::clear_table(txn, tables::FROZEN_USER_RATING_DAYS)?;
     super::clear_table(txn, tables::TICKET_RATINGS)?;
+    super::clear_table(txn, tables::REQUESTER_TICKETS)?;
     Ok(())
 }
 
@@ -536,17 +580,28 @@ pub(super) fn org_figures_in(
 }
 
 /// The key of one owner of figures (an organization, or a requester in one) in its counters table.
-trait FigureOwner: redb::Key + Copy + 'static + for<'a> Borrow<Self::SelfType<'a>> {
+pub(super) trait FigureOwner:
+    redb::Key + Ord + Copy + 'static + for<'a> Borrow<Self::SelfType<'a>>
+{
     /// The key of the owner's day rows: the day followed by the owner's key parts.
-    type Day: redb::Key + 'static + for<'a> Borrow<<Self::Day as redb::Value>::SelfType<'a>>;
+    type Day: redb::Key
+        + Ord
+        + Copy
+        + 'static
+        + for<'a> Borrow<<Self::Day as redb::Value>::SelfType<'a>>;
     /// The owner's row on `day`.
     fn on(self, day: i64) -> Self::Day;
+    /// Whether the owner keeps figures: one without an organization (0) keeps none.
+    fn kept(self) -> bool;
 }
 
 impl FigureOwner for u64 {
     type Day = (i64, u64);
     fn on(self, day: i64) -> (i64, u64) {
         (day, self)
+    }
+    fn kept(self) -> bool {
+        self != 0
     }
 }
 
@@ -555,10 +610,13 @@ impl FigureOwner for (u64, u64) {
     fn on(self, day: i64) -> (i64, u64, u64) {
         (day, self.0, self.1)
     }
+    fn kept(self) -> bool {
+        self.0 != 0 && self.1 != 0
+    }
 }
 
 /// One kind of owner's counters, ticket days and rating days.
-type FigureTables<K> = (
+pub(super) type FigureTables<K> = (
     TableDefinition<'static, K, CounterRow>,
     TableDefinition<'static, <K as FigureOwner>::Day, TicketDayRow>,
     TableDefinition<'static, <K as FigureOwner>::Day, tables::RatingDay>,
@@ -570,10 +628,11 @@ const ORG_FIGURES: FigureTables<u64> = (
     tables::ORG_RATING_DAYS,
 );
 
-const USER_FIGURES: FigureTables<(u64, u64)> = (
-    tables::USER_COUNTERS,
-    tables::USER_TICKET_DAYS,
-    tables::USER_RATING_DAYS,
+/// The figures of matched users frozen when the integration was deleted (its tickets went with it).
+const FROZEN_USER_FIGURES: FigureTables<(u64, u64)> = (
+    tables::FROZEN_USER_COUNTERS,
+    tables::FROZEN_USER_TICKET_DAYS,
+    tables::FROZEN_USER_RATING_DAYS,
 );
 
 /// Sums the figures of `owners` over `timeframe` ending `now`: each one's counters row and its row on
@@ -605,6 +664,29 @@ fn sum_figures<K: FigureOwner>(
         }
     }
     Ok(figures)
+}
+
+impl<K: FigureOwner> OwnerDeltas<K> {
+    /// The figures these deltas (all of them additions) make over `timeframe` ending `now`, every owner summed.
+    fn figures(&self, timeframe: Timeframe, now: DateTime<Utc>) -> Figures {
+        let window = timeframe.window(now);
+        let days = window.start().number()..=window.end().number();
+        let mut figures = Figures::default();
+        for delta in self.counters.values() {
+            add_counts(&mut figures, next_counters((0, 0, 0), delta, &mut 0));
+        }
+        for ((_, day), delta) in &self.days {
+            if days.contains(day) {
+                add_ticket_day(&mut figures, next_ticket_day((0, 0), delta, &mut 0));
+            }
+        }
+        for ((_, day), delta) in &self.ratings {
+            if days.contains(day) {
+                add_rating_day(&mut figures, next_rating_day((0, 0, 0, 0), delta, &mut 0));
+            }
+        }
+        figures
+    }
 }
 
 /// Adds one day bucket of created tickets: (created, high/urgent created).
@@ -683,7 +765,8 @@ impl Store {
         self.cached_figures(account_id, Day::of(now).number())
     }
 
-    /// The figures of the Zendesk users `requesters` inside organizations `orgs`.
+    /// The figures of the Zendesk users `requesters` inside organizations `orgs`: computed from their tickets
+    /// (found through the requester -> tickets index), plus what was frozen when an integration was deleted.
     pub fn user_figures(
         &self,
         orgs: &[u64],
@@ -691,16 +774,36 @@ impl Store {
         timeframe: Timeframe,
         now: DateTime<Utc>,
     ) -> Result<Figures, StoreError> {
+        let txn = self.db().begin_read()?;
         let owners = orgs
             .iter()
             .flat_map(|&org| requesters.iter().map(move |&requester| (org, requester)));
-        sum_figures(
-            &self.db().begin_read()?,
-            USER_FIGURES,
-            owners,
-            timeframe,
-            now,
-        )
+        let mut figures = sum_figures(&txn, FROZEN_USER_FIGURES, owners, timeframe, now)?;
+        let index = txn.open_table(tables::REQUESTER_TICKETS)?;
+        let tickets = txn.open_table(tables::TICKETS)?;
+        let ticket_ratings = txn.open_table(tables::TICKET_RATINGS)?;
+        let ratings = txn.open_table(tables::RATINGS)?;
+        let orgs: std::collections::HashSet<u64> = orgs.iter().copied().collect();
+        let mut wanted: Vec<u64> = requesters.iter().copied().filter(|&r| r != 0).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut deltas = Deltas::default();
+        for requester in wanted {
+            for id in super::requester_tickets::tickets_of(&index, requester)? {
+                let Some(bytes) = tickets.get(id)? else {
+                    continue;
+                };
+                let ticket = super::codec::decode::<TicketRecord>("tickets", id, bytes.value())?;
+                // The index moves with the ticket in one transaction; the check keeps it honest anyway.
+                if ticket.requester_id != requester || !orgs.contains(&ticket.organization_id) {
+                    continue;
+                }
+                let org = ticket.organization_id;
+                add_ticket_and_ratings(&mut deltas, org, (id, &ticket), &ticket_ratings, &ratings)?;
+            }
+        }
+        figures.add(&deltas.figures(timeframe, now));
+        Ok(figures)
     }
 
     /// Zendesk user ids with `email` (compared lower-cased).
@@ -728,6 +831,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::domain::metrics::TicketDayDelta;
+    use crate::store::zendesk_records::RatingRecord;
 
     fn day_delta(created: i64) -> TicketDayDelta {
         TicketDayDelta {
@@ -761,6 +865,132 @@ mod tests {
             .is_empty());
     }
 
+    const NOW: i64 = 1_800_000_000;
+    const DAY: i64 = 86_400;
+
+    /// An open ticket (status 2) of `org` asked by `requester`, `age` days old, of priority `priority`.
+    fn ticket(org: u64, requester: u64, age: i64, priority: u32) -> TicketRecord {
+        TicketRecord {
+            status: 2,
+            priority,
+            requester_id: requester,
+            organization_id: org,
+            created_at: NOW - age * DAY,
+            updated_at: NOW - age * DAY,
+            generated_timestamp: NOW - age * DAY,
+            ..Default::default()
+        }
+    }
+
+    /// A user's figures as (open, total, open high/urgent, created in 30 days, high/urgent created, good,
+    /// bad, high/urgent bad).
+    fn user(store: &Store, orgs: &[u64], requesters: &[u64]) -> [u64; 8] {
+        let now = DateTime::from_timestamp(NOW, 0).expect("now");
+        let timeframe = Timeframe::from_days(30).expect("30");
+        let f = store
+            .user_figures(orgs, requesters, timeframe, now)
+            .expect("figures");
+        [
+            f.counters.open,
+            f.counters.total,
+            f.counters.open_high_urgent,
+            f.created.created,
+            f.created.high_urgent_created,
+            f.ratings.good,
+            f.ratings.bad,
+            f.ratings.high_urgent_bad,
+        ]
+    }
+
+    /// A user's figures come from that user's tickets in the account's organizations, wherever their ids lie,
+    /// follow a ticket that changes requester, and stay the same once the integration is deleted (frozen),
+    /// until a new integration starts from zero.
+    #[test]
+    fn a_users_figures_follow_their_tickets_and_are_frozen_by_a_delete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let rating = |ticket_id: u64, score: &str| RatingRecord {
+            ticket_id,
+            score: score.into(),
+            created_at: NOW - DAY,
+            updated_at: NOW - DAY,
+            ..Default::default()
+        };
+        let first = crate::store::page::PageWrite {
+            tickets: vec![
+                (1, ticket(10, 7, 1, 4)), // urgent
+                (
+                    2,
+                    TicketRecord {
+                        status: 5,
+                        ..ticket(10, 7, 40, 2)
+                    },
+                ), // solved, 40 days old
+                (3, ticket(11, 7, 2, 2)), // another organization
+                (4, ticket(10, 8, 2, 2)), // another requester
+                (5, ticket(10, 8, 3, 3)), // moves to 7 below
+                (6, ticket(10, 7, 3, 2)), // moves to 8 below
+                (50_000, ticket(10, 7, 5, 2)), // blocks away
+                (9_000_000_000, ticket(10, 0, 5, 2)), // no requester
+            ],
+            ratings: vec![(1, rating(1, "bad")), (2, rating(6, "good"))],
+            ..Default::default()
+        };
+        store.apply_page(&first).expect("first");
+        assert_eq!(user(&store, &[10], &[7]), [3, 4, 1, 3, 1, 1, 1, 1]);
+        let moves = crate::store::page::PageWrite {
+            tickets: vec![
+                (
+                    5,
+                    TicketRecord {
+                        requester_id: 7,
+                        generated_timestamp: NOW,
+                        ..ticket(10, 8, 3, 3)
+                    },
+                ),
+                (
+                    6,
+                    TicketRecord {
+                        requester_id: 8,
+                        generated_timestamp: NOW,
+                        ..ticket(10, 7, 3, 2)
+                    },
+                ),
+            ],
+            ..Default::default()
+        };
+        store.apply_page(&moves).expect("moves");
+        let expected = [3, 4, 2, 3, 2, 0, 1, 1];
+        assert_eq!(user(&store, &[10], &[7]), expected);
+        assert_eq!(user(&store, &[10, 11], &[7]), [4, 5, 2, 4, 2, 0, 1, 1]);
+        assert_eq!(user(&store, &[10], &[8]), [2, 2, 0, 2, 0, 1, 0, 0]);
+        assert_eq!(user(&store, &[10], &[7, 8]), [5, 6, 2, 5, 2, 1, 1, 1]);
+        assert_eq!(user(&store, &[12], &[7]), [0; 8]);
+
+        // Only users an account lists are frozen: requester 7 is one, 8 is not.
+        let txn = store.db().begin_write().expect("write");
+        txn.open_table(tables::ACCOUNT_EMAILS)
+            .expect("t")
+            .insert(("ann@example.com", "acct"), ())
+            .expect("row");
+        let mut by_email = txn.open_table(tables::USERS_BY_EMAIL).expect("t");
+        by_email.insert(("ann@example.com", 7), ()).expect("row");
+        by_email.insert(("bob@example.com", 8), ()).expect("row");
+        drop(by_email);
+        store.commit(txn).expect("commit");
+        store.delete_integration_data().expect("delete");
+        assert_eq!(store.stored_counts().expect("counts").tickets, 0);
+        assert_eq!(user(&store, &[10], &[7]), expected, "frozen");
+        assert_eq!(user(&store, &[10], &[8]), [0; 8]);
+        let fresh = crate::store::sync_state::IntegrationRecord::default();
+        store.put_integration(&fresh).expect("configure");
+        assert_eq!(
+            user(&store, &[10], &[7]),
+            [0; 8],
+            "a new integration starts from zero"
+        );
+    }
+
     /// Whether the day rows are written as if new first or read first, a new row, a row that was there, a row
     /// that reaches zero and a delta that does not fit end the same.
     #[test]
@@ -782,14 +1012,14 @@ mod tests {
             days.insert((10, 7), (1, 0)).expect("row");
         }
         let mut deltas = Deltas::default();
-        deltas.org_days.insert((1, 10), day_delta(4)); // there: 2 + 4
-        deltas.org_days.insert((2, 10), day_delta(-3)); // there: 3 - 3, removed
-        deltas.org_days.insert((3, 10), day_delta(5)); // new
-        deltas.org_days.insert((4, 10), day_delta(-1)); // not there: drift, no row
-        deltas.org_days.insert((5, 10), day_delta(0)); // nothing
-        deltas.org_days.insert((6, 10), day_delta(-5)); // there: 2 - 5, drift, clamped to zero, removed
-        deltas.org_days.insert((7, 10), day_delta(0)); // there, untouched
-        let drift = write(&txn, &deltas, new_days).expect("write");
+        deltas.days.insert((1, 10), day_delta(4)); // there: 2 + 4
+        deltas.days.insert((2, 10), day_delta(-3)); // there: 3 - 3, removed
+        deltas.days.insert((3, 10), day_delta(5)); // new
+        deltas.days.insert((4, 10), day_delta(-1)); // not there: drift, no row
+        deltas.days.insert((5, 10), day_delta(0)); // nothing
+        deltas.days.insert((6, 10), day_delta(-5)); // there: 2 - 5, drift, clamped to zero, removed
+        deltas.days.insert((7, 10), day_delta(0)); // there, untouched
+        let drift = deltas.write(&txn, ORG_FIGURES, new_days).expect("write");
         assert_eq!(drift, 2, "only the deltas below zero drifted");
         let days = txn.open_table(tables::ORG_TICKET_DAYS).expect("days");
         let rows: Vec<((i64, u64), (u64, u64))> = days

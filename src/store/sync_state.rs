@@ -261,6 +261,9 @@ impl Store {
         for def in [tables::INTEGRATION, tables::SYNC_STATE, tables::CURSORS] {
             clear_table(&txn, def)?;
         }
+        // A user's figures are computed from the tickets, which go: those of matched users are kept frozen.
+        super::rollups::freeze_user_figures(&txn)?;
+        clear_table(&txn, tables::REQUESTER_TICKETS)?;
         for def in tables::ZENDESK_RECORDS {
             clear_table(&txn, def)?;
         }

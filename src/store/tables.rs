@@ -124,35 +124,49 @@ pub type RatingDay = (u64, u64, u64, u64);
 pub const ORG_RATING_DAYS: TableDefinition<(i64, u64), RatingDay> =
     TableDefinition::new("day_org_ratings");
 
-/// Current figures per (organization, requester): (open, total, open high/urgent).
-pub const USER_COUNTERS: TableDefinition<(u64, u64), (u64, u64, u64)> =
-    TableDefinition::new("user_counters");
+/// The tickets of each requester: (ticket id >> [`REQUESTER_BLOCK_BITS`], requester id, ticket id), read by
+/// `GetUserMetrics`, which computes one user's figures from that user's tickets (schema 9).
+///
+/// Schema 8 kept rollups per (organization, requester) instead, and every commit of a first sync moved the
+/// rows of some 6,000 requesters spread over all 100,000 of them at 1,000,000 tickets: `user_counters`
+/// alone rewrote all of its 1,240 leaves per commit, and the day rows per requester 370-1,380 more. The
+/// block of ticket ids first keeps a batch's rows together: tickets are numbered in creation order, and a
+/// batch's tickets were created within a few weeks, so its rows land on the leaves of a few blocks. One
+/// requester's rows are a range per block ([`super::requester_tickets::tickets_of`]).
+pub const REQUESTER_TICKETS: TableDefinition<(u64, u64, u64), ()> =
+    TableDefinition::new("block_requester_tickets");
 
-/// Tickets created per UTC day per (organization, requester): (day, organization, requester), day
-/// first as in [`ORG_TICKET_DAYS`].
-pub const USER_TICKET_DAYS: TableDefinition<(i64, u64, u64), (u64, u64)> =
-    TableDefinition::new("day_user_tickets");
+/// Ticket ids per block of [`REQUESTER_TICKETS`] keys: 2^12 = 4,096, so a requester's tickets among
+/// 1,000,000 are 245 ranges to read, and a batch's rows the leaves of its blocks alone.
+pub const REQUESTER_BLOCK_BITS: u32 = 12;
 
-/// Calls macro `$each` with the names of the rollup tables and of the ticket -> ratings index: the
-/// derived state the nightly validation checks.
+/// The figures of the Zendesk users matched to accounts, frozen when the integration was deleted (its tickets
+/// go, and `GetUserMetrics` reads these instead): (organization, requester) -> (open, total, open high/urgent).
+pub const FROZEN_USER_COUNTERS: TableDefinition<(u64, u64), (u64, u64, u64)> =
+    TableDefinition::new("frozen_user_counters");
+
+/// Tickets created per (day, organization, requester), frozen as [`FROZEN_USER_COUNTERS`].
+pub const FROZEN_USER_TICKET_DAYS: TableDefinition<(i64, u64, u64), (u64, u64)> =
+    TableDefinition::new("frozen_day_user_tickets");
+
+/// Ratings per (day, organization, requester), frozen as [`FROZEN_USER_COUNTERS`].
+pub const FROZEN_USER_RATING_DAYS: TableDefinition<(i64, u64, u64), RatingDay> =
+    TableDefinition::new("frozen_day_user_ratings");
+
+/// Calls macro `$each` with the names of the rollup tables and of the ticket -> ratings and requester ->
+/// tickets indexes: the derived state the nightly validation checks.
 macro_rules! with_rollup_tables {
     ($each:ident) => {
         $each!(
             ORG_COUNTERS,
             ORG_TICKET_DAYS,
             ORG_RATING_DAYS,
-            USER_COUNTERS,
-            USER_TICKET_DAYS,
-            USER_RATING_DAYS,
+            REQUESTER_TICKETS,
             TICKET_RATINGS
         )
     };
 }
 pub(crate) use with_rollup_tables;
-
-/// Ratings per UTC day per (organization, requester): (day, organization, requester).
-pub const USER_RATING_DAYS: TableDefinition<(i64, u64, u64), RatingDay> =
-    TableDefinition::new("day_user_ratings");
 
 /// The ratings of each ticket: (ticket id, rating id), so a ticket's change moves its ratings' contribution.
 pub const TICKET_RATINGS: TableDefinition<(u64, u64), ()> = TableDefinition::new("ticket_ratings");
@@ -339,4 +353,22 @@ pub mod validation_keys {
     pub const ROLLUPS_DRIFT: &str = "rollups_drift";
     /// 1 once every organization's rollups were compared.
     pub const ROLLUPS_DONE: &str = "rollups_done";
+}
+
+/// Schema 8's rollups per (organization, requester); the migration to schema 9 drops them for
+/// [`REQUESTER_TICKETS`].
+pub mod schema8 {
+    use redb::TableDefinition;
+
+    use super::RatingDay;
+
+    /// Schema 8's current figures per (organization, requester): (open, total, open high/urgent).
+    pub const USER_COUNTERS: TableDefinition<(u64, u64), (u64, u64, u64)> =
+        TableDefinition::new("user_counters");
+    /// Schema 8's tickets created per (day, organization, requester).
+    pub const USER_TICKET_DAYS: TableDefinition<(i64, u64, u64), (u64, u64)> =
+        TableDefinition::new("day_user_tickets");
+    /// Schema 8's ratings per (day, organization, requester).
+    pub const USER_RATING_DAYS: TableDefinition<(i64, u64, u64), RatingDay> =
+        TableDefinition::new("day_user_ratings");
 }

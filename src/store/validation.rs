@@ -18,9 +18,6 @@ use std::ops::{ControlFlow, RangeInclusive};
 use prost::Message;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-use crate::domain::metrics::{Contributes, Contribution, RatingContribution};
-
-use super::facts::{stored_rating, stored_ticket};
 use super::rollup_generation::generation;
 use super::rollups::{self, Deltas};
 use super::tables::{self, validation_keys as keys};
@@ -157,9 +154,7 @@ impl Sums {
     }
 
     fn rows(&self) -> usize {
-        let d = &self.deltas;
-        let organizations = d.org_counters.len() + d.org_days.len() + d.org_ratings.len();
-        organizations + d.user_counters.len() + d.user_days.len() + d.user_ratings.len()
+        self.deltas.rows()
     }
 
     /// Drops the last organizations' sums (and their range) while the sums hold more than the budget.
@@ -167,12 +162,9 @@ impl Sums {
         while self.rows() > self.budget {
             let d = &self.deltas;
             let last = [
-                d.org_counters.last_key_value().map(|(k, _)| *k),
-                d.org_days.last_key_value().map(|(k, _)| k.0),
-                d.org_ratings.last_key_value().map(|(k, _)| k.0),
-                d.user_counters.last_key_value().map(|(k, _)| k.0),
-                d.user_days.last_key_value().map(|(k, _)| k.0),
-                d.user_ratings.last_key_value().map(|(k, _)| k.0),
+                d.counters.last_key_value().map(|(k, _)| *k),
+                d.days.last_key_value().map(|(k, _)| k.0),
+                d.ratings.last_key_value().map(|(k, _)| k.0),
             ]
             .into_iter()
             .flatten()
@@ -182,12 +174,9 @@ impl Sums {
                 return;
             };
             let d = &mut self.deltas;
-            drop(d.org_counters.split_off(&last));
-            drop(d.org_days.split_off(&(last, i64::MIN)));
-            drop(d.org_ratings.split_off(&(last, i64::MIN)));
-            drop(d.user_counters.split_off(&(last, 0)));
-            drop(d.user_days.split_off(&(last, 0, i64::MIN)));
-            drop(d.user_ratings.split_off(&(last, 0, i64::MIN)));
+            drop(d.counters.split_off(&last));
+            drop(d.days.split_off(&(last, i64::MIN)));
+            drop(d.ratings.split_off(&(last, i64::MIN)));
             self.last_org = last - 1;
         }
     }
@@ -213,24 +202,10 @@ fn sum_rows(txn: &ReadTransaction, first_org: u64, budget: usize) -> Result<Sums
         if !sums.covers(ticket.organization_id) {
             continue;
         }
-        let facts = stored_ticket(id, &ticket)?;
-        let owner = rollups::owner_of(&ticket);
-        let added = Contribution::of(&facts).added();
-        sums.deltas.ticket(owner, &added.counters, &added.days);
         // The ticket's ratings through the index (put right when the check began, kept by every page):
         // each pass then reads only its own organizations' ratings.
-        for row in index.range((id, 0)..=(id, u64::MAX))? {
-            let rating_id = row?.0.value().1;
-            let Some(bytes) = ratings.get(rating_id)? else {
-                continue;
-            };
-            let rating = stored_rating(
-                rating_id,
-                &rollups::decode_rating(rating_id, bytes.value())?,
-            )?;
-            let added = RatingContribution::of(&rating, Some(&facts)).added();
-            sums.deltas.rating(owner, &added.days);
-        }
+        let org = rollups::org_of(&ticket);
+        rollups::add_ticket_and_ratings(&mut sums.deltas, org, (id, &ticket), &index, &ratings)?;
         sums.fit();
     }
     Ok(sums)
@@ -296,51 +271,70 @@ fn repair_range(txn: &WriteTransaction, sums: &Sums) -> Result<u64, StoreError> 
     let rating_day = |delta: &_| rollups::next_rating_day(Default::default(), delta, &mut 0);
     let org_days = (i64::MIN, 0)..=(i64::MAX, u64::MAX);
     let org_day_covered = |&(_, org): &(i64, u64)| (first..=last).contains(&org);
-    let user_days = (i64::MIN, 0, 0)..=(i64::MAX, u64::MAX, u64::MAX);
-    let user_day_covered = |&(_, org, _): &(i64, u64, u64)| (first..=last).contains(&org);
     Ok(repair(
         txn,
         tables::ORG_COUNTERS,
         first..=last,
         |_: &_| true,
-        &rollups::in_table_order(&d.org_counters, |org| org),
+        &rollups::in_table_order(&d.counters, |org| org),
         counters,
     )? + repair(
         txn,
         tables::ORG_TICKET_DAYS,
         org_days.clone(),
         org_day_covered,
-        &rollups::in_table_order(&d.org_days, rollups::org_day_key),
+        &rollups::in_table_order(&d.days, rollups::day_key),
         ticket_day,
     )? + repair(
         txn,
         tables::ORG_RATING_DAYS,
         org_days,
         org_day_covered,
-        &rollups::in_table_order(&d.org_ratings, rollups::org_day_key),
-        rating_day,
-    )? + repair(
-        txn,
-        tables::USER_COUNTERS,
-        (first, 0)..=(last, u64::MAX),
-        |_: &_| true,
-        &rollups::in_table_order(&d.user_counters, |owner| owner),
-        counters,
-    )? + repair(
-        txn,
-        tables::USER_TICKET_DAYS,
-        user_days.clone(),
-        user_day_covered,
-        &rollups::in_table_order(&d.user_days, rollups::user_day_key),
-        ticket_day,
-    )? + repair(
-        txn,
-        tables::USER_RATING_DAYS,
-        user_days,
-        user_day_covered,
-        &rollups::in_table_order(&d.user_ratings, rollups::user_day_key),
+        &rollups::in_table_order(&d.ratings, rollups::day_key),
         rating_day,
     )?)
+}
+
+/// Blocks of the requester -> tickets index compared per write transaction: 8,192 ticket ids.
+const INDEX_BLOCKS_PER_CHUNK: u64 = 2;
+
+/// Makes the requester -> tickets rows of the blocks from `first` on (at most [`INDEX_BLOCKS_PER_CHUNK`]) the
+/// ones their stored tickets make; returns the rows it changed and the next block holding a ticket or a row.
+fn index_requesters_chunk(
+    txn: &WriteTransaction,
+    first: u64,
+) -> Result<(u64, Option<u64>), StoreError> {
+    use super::requester_tickets::{self as index, LAST_BLOCK};
+    let last = first
+        .saturating_add(INDEX_BLOCKS_PER_CHUNK - 1)
+        .min(LAST_BLOCK);
+    let tickets = txn.open_table(tables::TICKETS)?;
+    let mut rows = txn.open_table(tables::REQUESTER_TICKETS)?;
+    let mut expected = std::collections::BTreeSet::new();
+    for entry in tickets.range(*index::ids_of(first).start()..=*index::ids_of(last).end())? {
+        crate::background::step_aside();
+        let (id, bytes) = entry?;
+        let id = id.value();
+        let requester =
+            super::codec::decode::<FigureFields>("tickets", id, bytes.value())?.requester_id;
+        if requester != 0 {
+            expected.insert(index::key(id, requester));
+        }
+    }
+    let changed = index::repair_blocks(&mut rows, first..=last, &expected)?;
+    if last == LAST_BLOCK {
+        return Ok((changed, None));
+    }
+    let after = last + 1;
+    let next_ticket = match tickets.range(*index::ids_of(after).start()..)?.next() {
+        Some(entry) => Some(index::block_of(entry?.0.value())),
+        None => None,
+    };
+    let next_row = match rows.range((after, 0, 0)..)?.next() {
+        Some(entry) => Some(entry?.0.value().0),
+        None => None,
+    };
+    Ok((changed, next_ticket.into_iter().chain(next_row).min()))
 }
 
 /// Puts back, from rating `first` on and for at most [`RECORDS_PER_CHUNK`] ratings, the index rows
@@ -463,6 +457,8 @@ impl Store {
         mut between: impl FnMut(RollupPass) -> ControlFlow<()>,
     ) -> Result<Option<u64>, StoreError> {
         let mut number = 0;
+        // Requester -> tickets rows put right: each is a user's figure gone wrong, so they count as drift.
+        let mut index_drift = 0;
         loop {
             let (first_org, drift) = {
                 let read = self.db().begin_read()?;
@@ -481,6 +477,7 @@ impl Store {
             let indexed_at = if first_org == 0 {
                 let before = generation(&self.db().begin_read()?.open_table(tables::META)?)?;
                 self.check_rating_index()?;
+                index_drift += self.check_requester_index()?;
                 Some(before)
             } else {
                 None
@@ -517,7 +514,7 @@ impl Store {
                 drop(txn);
                 continue;
             }
-            let differing = repair_range(&txn, &sums)?;
+            let differing = repair_range(&txn, &sums)? + std::mem::take(&mut index_drift);
             {
                 let mut table = txn.open_table(tables::VALIDATION_PROGRESS)?;
                 table.insert(keys::ROLLUPS_DRIFT, drift + differing)?;
@@ -554,6 +551,27 @@ impl Store {
         Ok(())
     }
 
+    /// Puts the requester -> tickets index right (what a user's figures are computed from), block by block,
+    /// each chunk in its own transaction; returns the rows it changed. Idempotent, as the rating index's check.
+    fn check_requester_index(&self) -> Result<u64, StoreError> {
+        let mut changed = 0;
+        let mut next = Some(0);
+        while let Some(first) = next {
+            let txn = self.db().begin_write()?;
+            let (fixed, resume) = index_requesters_chunk(&txn, first)?;
+            self.commit_or_drop(txn, fixed)?;
+            changed += fixed;
+            next = resume;
+        }
+        if changed > 0 {
+            tracing::warn!(
+                rows = changed,
+                "validation: requester -> tickets rows put right"
+            );
+        }
+        Ok(changed)
+    }
+
     /// Commits `txn` when it `fixed` something (the index moves no figure by itself), else drops it.
     fn commit_or_drop(&self, txn: WriteTransaction, fixed: u64) -> Result<(), StoreError> {
         if fixed > 0 {
@@ -575,6 +593,8 @@ mod tests {
     use crate::store::zendesk_records::RatingRecord;
 
     const DAY: i64 = 86_400;
+    /// Rows per pass of the check in these tests: some 5 per organization, so 30 organizations take 5 passes.
+    const PASS_ROWS: usize = 30;
     const NOW: i64 = 1_800_000_000;
 
     /// Ticket `id`: organization `1 + id % 30`, requester `1 + id % 7`, created over the last 60 days.
@@ -667,10 +687,11 @@ mod tests {
         };
         let lean = FigureFields::decode(full.encode_to_vec().as_slice()).expect("decode");
         assert_eq!(
-            stored_ticket(1, &lean.record()).expect("facts"),
-            stored_ticket(1, &full).expect("facts")
+            crate::store::facts::stored_ticket(1, &lean.record()).expect("facts"),
+            crate::store::facts::stored_ticket(1, &full).expect("facts")
         );
-        assert_eq!(rollups::owner_of(&lean.record()), rollups::owner_of(&full));
+        assert_eq!(rollups::org_of(&lean.record()), rollups::org_of(&full));
+        assert_eq!(lean.record().requester_id, full.requester_id);
     }
 
     #[test]
@@ -680,7 +701,7 @@ mod tests {
         store.reset_validation().expect("reset");
         let mut passes = Vec::new();
         let drift = store
-            .check_rollups(150, |pass| {
+            .check_rollups(PASS_ROWS, |pass| {
                 passes.push(pass);
                 if pass.number == 2 {
                     // Another thread pauses the schedule: it commits while the check stands between
@@ -708,7 +729,7 @@ mod tests {
         assert_eq!(rollup_rows(&store), kept);
         // Checked again, the validation under way reports what it found without another pass.
         let again = store
-            .check_rollups(150, |_| panic!("no pass once the check is done"))
+            .check_rollups(PASS_ROWS, |_| panic!("no pass once the check is done"))
             .expect("again");
         assert_eq!(again, Some(0));
     }
@@ -729,23 +750,28 @@ mod tests {
             let mut days = txn.open_table(tables::ORG_TICKET_DAYS).expect("table");
             let first = days.first().expect("first").expect("row").0.value();
             days.remove(first).expect("removed");
-            let mut users = txn.open_table(tables::USER_RATING_DAYS).expect("table");
-            let last = users.last().expect("last").expect("row").0.value();
-            users.insert(last, (9, 9, 9, 9)).expect("changed");
+            // A user's figures come from the requester -> tickets rows: one lost, one for a ticket
+            // the store does not have, blocks away.
+            let mut requesters = txn.open_table(tables::REQUESTER_TICKETS).expect("table");
+            let last = requesters.last().expect("last").expect("row").0.value();
+            requesters.remove(last).expect("requester row gone");
+            requesters
+                .insert(super::super::requester_tickets::key(90_000, 3), ())
+                .expect("stray requester row");
             let mut index = txn.open_table(tables::TICKET_RATINGS).expect("table");
             index.remove((3, 1)).expect("index row gone");
             index.insert((4, 1), ()).expect("stray index row");
         }
         store.commit(txn).expect("commit");
         assert_ne!(rollup_rows(&store), kept);
-        let (drift, passes) = check(&store, 150);
+        let (drift, passes) = check(&store, PASS_ROWS);
         assert_eq!(
-            drift, 5,
-            "five rollup rows differed; the index is not drift"
+            drift, 6,
+            "four rollup rows and two requester rows differed; the rating index is not drift"
         );
         assert!(passes > 3);
         assert_eq!(rollup_rows(&store), kept, "every row repaired");
-        assert_eq!(check(&store, 150).0, 0, "nothing left to repair");
+        assert_eq!(check(&store, PASS_ROWS).0, 0, "nothing left to repair");
         // One pass over everything finds the same rows.
         let txn = store.db().begin_write().expect("write");
         txn.open_table(tables::ORG_COUNTERS)
@@ -763,7 +789,7 @@ mod tests {
         store.reset_validation().expect("reset");
         let mut ranges = Vec::new();
         let drift = store
-            .check_rollups(150, |pass| {
+            .check_rollups(PASS_ROWS, |pass| {
                 ranges.push((pass.first_org, pass.last_org));
                 if pass.number == 3 {
                     // A ticket moves to an organization of this pass and another is solved.
@@ -804,7 +830,7 @@ mod tests {
         store.reset_validation().expect("reset");
         let mut firsts = Vec::new();
         let drift = store
-            .check_rollups(150, |pass| {
+            .check_rollups(PASS_ROWS, |pass| {
                 firsts.push(pass.first_org);
                 match pass.number {
                     // The first Configure drops every rollup (a fresh integration starts from zero).
@@ -851,7 +877,7 @@ mod tests {
         )
         .expect("copy");
         let reference = Store::open(reference_dir.path()).expect("open");
-        let (expected_drift, _) = check(&reference, 150);
+        let (expected_drift, _) = check(&reference, PASS_ROWS);
         assert!(expected_drift > 0);
 
         let mut store = Store::open(dir.path()).expect("open");
@@ -860,7 +886,7 @@ mod tests {
         let drift = loop {
             // Stops before the second pass of every life writes, then "restarts" on the file.
             let stopped = store
-                .check_rollups(150, |pass| {
+                .check_rollups(PASS_ROWS, |pass| {
                     if pass.number == 2 {
                         ControlFlow::Break(())
                     } else {
@@ -875,7 +901,7 @@ mod tests {
             drop(store);
             store = Store::open(dir.path()).expect("reopen");
         };
-        assert!(stops > 3, "{stops}");
+        assert!(stops > 3, "{stops} {drift} {expected_drift}");
         assert_eq!(drift, expected_drift);
         assert_eq!(
             store.content_digest().expect("digest"),
