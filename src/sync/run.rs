@@ -22,8 +22,22 @@ pub use super::run_types::{Phase, Progress, RunError, RunKind, RunSummary};
 /// transaction per fetched page rewrites every B-tree leaf the page touches, so several pages share one (each
 /// commit still carries the cursor that follows its last page).
 pub const BATCH_RECORDS: usize = 20_000;
+/// A stream's first commits take a smaller share of the bounds, doubling each commit: the first after
+/// 1/2^`RAMP_STEPS` of them, the `RAMP_STEPS`+1-th and later at the full bounds. The commit thread idles while
+/// a stream's first batch is fetched, and at 50,000 tickets a first batch of 100 ticket-event pages kept it idle
+/// for about 0.1 s; smaller first commits start it sooner, and the batches still grow to the bounds, which is
+/// what spares the rewrites of large tables.
+pub const RAMP_STEPS: u32 = 4;
 /// Staged pages are committed once the next fetch has taken this long.
 pub const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The (records, pages) a stream's batch holds at most once it started `commits` commits, `max_pages` being
+/// the configured bound: a share of [`BATCH_RECORDS`] and of `max_pages` that doubles from 1/2^[`RAMP_STEPS`]
+/// with each commit up to all of them (at least one page).
+fn ramped_bounds(commits: u32, max_pages: u64) -> (usize, u64) {
+    let shift = RAMP_STEPS.saturating_sub(commits);
+    ((BATCH_RECORDS >> shift).max(1), (max_pages >> shift).max(1))
+}
 
 /// Fetched pages waiting for their commit, and the commit running in the background.
 #[derive(Debug, Default)]
@@ -38,6 +52,8 @@ struct Batch {
     in_flight: Option<InFlight>,
     /// What the finished commits of this batch's stream did, summed.
     applied: ApplyOutcome,
+    /// Commits this stream started so far (the first ones are smaller: [`RAMP_STEPS`]).
+    commits: u32,
 }
 
 /// A commit running on the blocking pool; it counts itself in the run's progress once durable.
@@ -57,7 +73,8 @@ impl Batch {
     }
 
     fn is_full(&self, max_pages: u64) -> bool {
-        self.records >= BATCH_RECORDS || self.pages >= max_pages
+        let (records, pages) = ramped_bounds(self.commits, max_pages);
+        self.records >= records || self.pages >= pages
     }
 }
 
@@ -211,6 +228,7 @@ impl RunContext {
             return Ok(());
         }
         let mut write = std::mem::take(&mut batch.write);
+        batch.commits = batch.commits.saturating_add(1);
         let (pages, tickets) = (batch.pages, batch.tickets);
         (batch.pages, batch.tickets, batch.records) = (0, 0, 0);
         write.context = PageContext {
@@ -830,4 +848,37 @@ async fn ratings(ctx: &RunContext, resuming: bool) -> Result<(), RunError> {
     })
     .await
     .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream's bounds start at a sixteenth and double with each commit up to the configured ones; a bound
+    /// never falls below one page or one record.
+    #[test]
+    fn a_streams_first_commits_are_smaller_and_grow_to_the_bounds() {
+        let bounds: Vec<(usize, u64)> = (0..7).map(|commits| ramped_bounds(commits, 100)).collect();
+        assert_eq!(
+            bounds,
+            [
+                (BATCH_RECORDS / 16, 6),
+                (BATCH_RECORDS / 8, 12),
+                (BATCH_RECORDS / 4, 25),
+                (BATCH_RECORDS / 2, 50),
+                (BATCH_RECORDS, 100),
+                (BATCH_RECORDS, 100),
+                (BATCH_RECORDS, 100),
+            ]
+        );
+        assert_eq!(ramped_bounds(0, 1), (BATCH_RECORDS / 16, 1));
+        assert_eq!(ramped_bounds(u32::MAX, 1), (BATCH_RECORDS, 1));
+        let mut batch = Batch {
+            pages: 6,
+            ..Batch::default()
+        };
+        assert!(batch.is_full(100), "the first commit after 6 of 100 pages");
+        batch.commits = RAMP_STEPS;
+        assert!(!batch.is_full(100), "later ones after 100");
+    }
 }
