@@ -33,6 +33,24 @@ struct Expected {
     hu_bad: u64,
 }
 
+/// The figures of an `AccountMetrics` or `UserMetrics` answer as an [`Expected`]; the high/urgent rating
+/// counts, which the answers carry only as a score, are given.
+macro_rules! seen {
+    ($got:expr, $hu_good:expr, $hu_bad:expr) => {
+        Expected {
+            open: $got.open_tickets,
+            total: $got.total_tickets,
+            created: $got.tickets_created,
+            open_hu: $got.open_high_urgent_tickets,
+            hu_created: $got.high_urgent_tickets_created,
+            good: $got.good_ratings,
+            bad: $got.bad_ratings,
+            hu_good: $hu_good,
+            hu_bad: $hu_bad,
+        }
+    };
+}
+
 fn time(value: &serde_json::Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(value.as_str().expect("time"))
         .expect("rfc3339")
@@ -269,17 +287,7 @@ async fn metrics_equal_a_direct_computation_after_random_mutations_and_syncs() {
         }
         for got in &response.metrics {
             let e = &want[&got.account_id];
-            let seen = Expected {
-                open: got.open_tickets,
-                total: got.total_tickets,
-                created: got.tickets_created,
-                open_hu: got.open_high_urgent_tickets,
-                hu_created: got.high_urgent_tickets_created,
-                good: got.good_ratings,
-                bad: got.bad_ratings,
-                hu_good: 0,
-                hu_bad: 0,
-            };
+            let seen = seen!(got, 0, 0);
             let mut e_cmp = e.clone();
             e_cmp.hu_good = 0;
             e_cmp.hu_bad = 0;
@@ -325,17 +333,7 @@ async fn metrics_equal_a_direct_computation_after_random_mutations_and_syncs() {
                     .expect("user metrics")
                     .into_inner();
                 let e = &want_users[&user_key(account, email)];
-                let seen = Expected {
-                    open: got.open_tickets,
-                    total: got.total_tickets,
-                    created: got.tickets_created,
-                    open_hu: got.open_high_urgent_tickets,
-                    hu_created: got.high_urgent_tickets_created,
-                    good: got.good_ratings,
-                    bad: got.bad_ratings,
-                    hu_good: e.hu_good,
-                    hu_bad: e.hu_bad,
-                };
+                let seen = seen!(got, e.hu_good, e.hu_bad);
                 assert_eq!(&seen, e, "round {round}, user {email} of {account}");
                 assert_eq!(
                     got.satisfaction_score_high_urgent,

@@ -352,6 +352,18 @@ mod tests {
         (dir, store)
     }
 
+    /// Asserts that the file `txn` reads holds none of the tables named `gone`.
+    fn assert_gone(txn: &redb::ReadTransaction, gone: &[&str]) {
+        for name in gone {
+            assert!(
+                !txn.list_tables()
+                    .expect("tables")
+                    .any(|table| table.name() == *name),
+                "{name}"
+            );
+        }
+    }
+
     /// A schema 1 file with two logged events, one of an organization matched to `acct`.
     #[test]
     fn logged_events_move_to_the_timeline_of_their_current_account_with_their_numbers() {
@@ -469,17 +481,13 @@ mod tests {
             Some((1, 2, 0, 1))
         );
         // Schema 9 keeps no rollups per requester: they are gone, not moved.
-        for gone in [
-            schema8::USER_TICKET_DAYS.name(),
-            schema2::USER_TICKET_DAYS.name(),
-        ] {
-            assert!(
-                !txn.list_tables()
-                    .expect("tables")
-                    .any(|table| table.name() == gone),
-                "{gone}"
-            );
-        }
+        assert_gone(
+            &txn,
+            &[
+                schema8::USER_TICKET_DAYS.name(),
+                schema2::USER_TICKET_DAYS.name(),
+            ],
+        );
         assert!(
             txn.open_table(schema6::TIMELINE_KEYS).is_err(),
             "schema 7 keeps no index by fact"
@@ -729,18 +737,14 @@ mod tests {
         let key = crate::store::requester_tickets::key;
         assert_eq!(rows, [key(1, 7), key(3, 8), key(70_000, 7)]);
         let txn = store.db().begin_read().expect("read");
-        for gone in [
-            schema8::USER_COUNTERS.name(),
-            schema8::USER_TICKET_DAYS.name(),
-            schema8::USER_RATING_DAYS.name(),
-        ] {
-            assert!(
-                !txn.list_tables()
-                    .expect("tables")
-                    .any(|table| table.name() == gone),
-                "{gone}"
-            );
-        }
+        assert_gone(
+            &txn,
+            &[
+                schema8::USER_COUNTERS.name(),
+                schema8::USER_TICKET_DAYS.name(),
+                schema8::USER_RATING_DAYS.name(),
+            ],
+        );
         let figures = store
             .user_figures(
                 &[10],
