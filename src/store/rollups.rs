@@ -26,8 +26,11 @@ use super::{Store, StoreError};
 /// figures of matched users frozen when the integration is deleted, see [`freeze_user_figures`]).
 #[derive(Debug)]
 pub(super) struct OwnerDeltas<K> {
+    /// Current figures per owner.
     pub(super) counters: BTreeMap<K, CounterDelta>,
+    /// Tickets created per (owner, UTC day number).
     pub(super) days: BTreeMap<(K, i64), TicketDayDelta>,
+    /// Ratings per (owner, UTC day number).
     pub(super) ratings: BTreeMap<(K, i64), RatingDayDelta>,
 }
 
