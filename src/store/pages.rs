@@ -311,6 +311,7 @@ fn apply_in(
     )?;
     outcome.figure_inputs_written |= !written_tickets.is_empty() || !written_ratings.is_empty();
     // Derived state moves in the same transaction as the records it comes from.
+    super::requester_tickets::apply(txn, &written_tickets)?;
     let moved = super::rollups::apply(
         txn,
         &written_tickets,

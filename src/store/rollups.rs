@@ -1,6 +1,7 @@
-//! Per-organization (and per requester) rollups: counters for the current figures and UTC-day buckets for
-//! the windowed ones, moved by exact deltas in the page transaction. Accounts read them through their
-//! matched organizations, so a re-match moves nothing here.
+//! Per-organization rollups: counters for the current figures and UTC-day buckets for the windowed ones,
+//! moved by exact deltas in the page transaction. Accounts read them through their matched organizations, so
+//! a re-match moves nothing here. A user's figures are summed on read from the user's tickets (found through
+//! `requester_tickets`), plus those frozen when an integration was deleted.
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -143,7 +144,6 @@ pub(crate) fn apply(
         return Ok(RollupsMoved::default());
     }
     super::rollup_generation::rollups_moved(txn)?;
-    super::requester_tickets::apply(txn, tickets)?;
     let mut deltas = Deltas::default();
     // Ratings written by this page still count as they were before it while their tickets move.
     let before_page: HashMap<u64, Option<&RatingRecord>> = ratings
