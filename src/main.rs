@@ -53,31 +53,6 @@ enum Command {
     Login(zdsync::cli::login::LoginArgs),
 }
 
-/// Caps glibc's malloc at [`MALLOC_ARENAS`] arenas. glibc gives each thread that allocates under contention an
-/// arena of its own and rarely returns their memory, so with the runtime's workers and the blocking pool the
-/// daemon's peak RSS grew with the size of a sync: 55.6 -> 68.4 MiB from 50,000 to 200,000 tickets, 48.0 -> 52.4
-/// MiB with two arenas, at the same throughput (`cargo bench --bench initial_sync`).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas() {
-    // SAFETY: mallopt only changes allocator tuning; it is called before any other thread exists.
-    let accepted = unsafe { libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS) };
-    if accepted == 0 {
-        eprintln!(
-            "zdsync: glibc refused M_ARENA_MAX; memory use may grow with the number of threads"
-        );
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
-
-/// glibc malloc arenas. Two made the sync's fetch thread (decoding) and its commit thread (redb's page reads)
-/// wait on one arena's lock: futex waits and wakes from malloc were 6 % of the daemon's samples in a sync of
-/// 1,000,000 tickets (perf). Four: 1M synced in 60.7 s against 69.9 and 73.8 s with two, at the same peak RSS
-/// (75.2 MiB against 69.8 and 77.1), since the store trims every arena after each commit.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MALLOC_ARENAS: libc::c_int = 4;
-
 /// Runs the command; a failure is one plain line on stderr and exit code 1 (an operator's mistake is
 /// not a crash, so no backtrace even with `RUST_BACKTRACE` set).
 fn main() -> std::process::ExitCode {
@@ -91,7 +66,6 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    limit_malloc_arenas();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,90 +1,61 @@
-//! Handing memory that large writes freed back to the operating system.
+//! The process's memory allocator: jemalloc, set up to hand the memory large writes free back to the OS on
+//! its own.
 //!
-//! A commit of a sync allocates and frees tens of MiB (the staged pages, redb's dirty pages, encoded
-//! rows). glibc keeps freed memory for reuse: the top of its heap is returned only past a threshold that
-//! grows with the largest block ever freed (up to 64 MiB), and free pages in the middle of a heap are never
-//! returned on their own. Under heaptrack a first sync of 1,000,000 tickets peaked at 35 MiB of live heap
-//! against 80-90 MiB of RSS. `malloc_trim` after each commit returns both kinds (`benches/initial_sync.rs`,
-//! stop 17): peak RSS 82.4-83.9 -> 67.6-68.6 MiB at 1,000,000 tickets, 59.9-60.2 -> 49.4-51.3 MiB at 50,000,
-//! and 77.6-82.4 -> 61.3-62.4 MiB in the nightly validation at 1,000,000, at the same throughput. Trimming at
-//! most every 100 ms returned less of it at 50,000 tickets (60.0-62.8 MiB), where commits come faster.
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+//! A commit of a sync allocates and frees tens of MiB (the staged pages, redb's dirty pages and the pages
+//! its cache reads in, encoded rows). With glibc's allocator that churn cost about a sixth of the sync's
+//! CPU at 1,000,000 tickets (`_int_malloc`, `unlink_chunk`, `malloc_consolidate` and the rest: perf), and
+//! glibc kept the freed memory, so the daemon called `malloc_trim` after each commit to stay under the
+//! memory bar (issue #13, stops 16-23). jemalloc's size-class slabs make that churn cheap, and its
+//! background thread returns pages freed longer than [`DIRTY_DECAY_MS`] ago without a call from us.
+//!
+//! Measured (`benches/initial_sync.rs`, the 1,000,000 sync alone, stop 24): 30.1-34.7 s with glibc and the
+//! trim, 24.4-26.0 s with these options (the daemon's CPU 37.0-42.5 s -> 29.5-31.1 s), at a peak RSS of
+//! 76.2-82.9 MiB against 84.4-85.5. jemalloc's defaults (an arena per four threads a core, pages kept
+//! 10 s) were as fast but peaked at 109 MiB; keeping pages 1 s, 87 MiB.
+use std::ffi::{c_char, CStr};
 
-/// The least time between two trims of the process. A trim during a sync takes about 1.5 ms (median; 5.5 ms
-/// at the 90th percentile, on the sync's idle-priority thread), and only a burst of tiny commits (admin
-/// writes) could come faster than this; `page_apply` committing every page alone measured no cost.
-pub const MIN_TRIM_INTERVAL: Duration = Duration::from_millis(10);
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// The process's throttle: every caller of [`release_freed_memory`] shares it.
-static PROCESS_THROTTLE: TrimThrottle = TrimThrottle::new(MIN_TRIM_INTERVAL);
+/// How long jemalloc keeps pages freed for reuse before its background thread returns them to the OS.
+pub const DIRTY_DECAY_MS: u32 = 500;
 
-/// Returns freed heap memory to the operating system, at most once per [`MIN_TRIM_INTERVAL`] across the
-/// process; call it after a large write has dropped its buffers. Returns whether it trimmed.
-pub fn release_freed_memory() -> bool {
-    PROCESS_THROTTLE.release()
+/// jemalloc's options, as `MALLOC_CONF` spells them: two arenas (the daemon has two busy threads at most,
+/// and each arena keeps its own free pages), a background thread that returns freed pages, and returned
+/// pages given back at once rather than kept as "muzzy" (lazily freed) pages that still count in RSS on
+/// some kernels. `_RJEM_MALLOC_CONF` in the environment overrides them for a run.
+const OPTIONS: &CStr = c"narenas:2,background_thread:true,dirty_decay_ms:500,muzzy_decay_ms:0";
+
+/// A C string pointer that may live in a `static`: jemalloc reads it once, before `main`.
+#[repr(transparent)]
+pub struct ConfPointer(*const c_char);
+
+// SAFETY: the pointer is to a string literal, never written.
+unsafe impl Sync for ConfPointer {}
+
+/// The options jemalloc reads at start-up, under the name its prefixed build (`_rjem_`) looks for; it
+/// overrides jemalloc's weak default.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static MALLOC_CONF: ConfPointer = ConfPointer(OPTIONS.as_ptr());
+
+/// The allocator's options, as set here (for the log).
+pub fn options() -> &'static str {
+    OPTIONS.to_str().unwrap_or_default()
 }
 
-/// Lets one trim through per interval, whichever thread asks.
-#[derive(Debug)]
-pub struct TrimThrottle {
-    /// When the last trim began, in ms since [`epoch`]; `u64::MAX` before the first.
-    last_ms: AtomicU64,
-    /// The least time between two trims, in ms.
-    interval_ms: u64,
+/// The options jemalloc runs with, read back from it: (arenas, background thread, dirty decay in ms).
+pub fn effective_options() -> Result<(u32, bool, isize), tikv_jemalloc_ctl::Error> {
+    let arenas = tikv_jemalloc_ctl::opt::narenas::read()?;
+    let background = tikv_jemalloc_ctl::opt::background_thread::read()?;
+    // SAFETY: `opt.dirty_decay_ms` is an `ssize_t` (jemalloc's mallctl namespace).
+    let decay = unsafe { tikv_jemalloc_ctl::raw::read::<isize>(b"opt.dirty_decay_ms\0")? };
+    Ok((arenas, background, decay))
 }
 
-impl TrimThrottle {
-    /// A throttle that has not trimmed yet.
-    pub const fn new(interval: Duration) -> Self {
-        Self {
-            last_ms: AtomicU64::new(u64::MAX),
-            interval_ms: interval.as_millis() as u64,
-        }
-    }
-
-    /// Trims unless this throttle trimmed less than its interval ago; returns whether it trimmed.
-    pub fn release(&self) -> bool {
-        let now_ms = u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        let last = self.last_ms.load(Ordering::Relaxed);
-        if last != u64::MAX && now_ms.saturating_sub(last) < self.interval_ms {
-            return false;
-        }
-        // One caller trims; another that read the same `last` skips rather than trimming twice.
-        if self
-            .last_ms
-            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-        {
-            return false;
-        }
-        trim_heap();
-        true
-    }
-}
-
-/// A fixed instant the trim times are counted from.
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim_heap() {
-    // SAFETY: malloc_trim only walks glibc's own free lists under their locks; it touches no memory of ours.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// Other allocators (musl, macOS) have no `malloc_trim`; they return memory by their own rules.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim_heap() {}
-
-#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+#[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
 
     /// Resident memory of this process, in bytes.
     fn rss_bytes() -> u64 {
@@ -99,42 +70,43 @@ mod tests {
         pages * u64::try_from(page).expect("page size")
     }
 
+    /// The options above are the ones jemalloc runs with: the exported string reached it.
     #[test]
-    fn freed_holes_in_the_heap_go_back_to_the_os() {
-        // Its own thread, so the blocks come from one arena no other test allocates from.
-        let released = std::thread::spawn(|| {
-            const BLOCK: usize = 4096;
-            const BLOCKS: usize = 16 * 1024;
-            let mut blocks: Vec<Vec<u8>> = (0..BLOCKS).map(|i| vec![i as u8; BLOCK]).collect();
-            // Every 16th block stays, so no freed run reaches the top of the heap and glibc keeps them all
-            // (64 MiB allocated, 60 MiB freed in 60 KiB holes).
-            let mut kept = Vec::new();
-            for (index, block) in blocks.drain(..).enumerate() {
-                if index % 16 == 15 {
-                    kept.push(block);
-                }
-            }
-            let before = rss_bytes();
-            assert!(
-                TrimThrottle::new(MIN_TRIM_INTERVAL).release(),
-                "a new throttle trims"
-            );
-            let after = rss_bytes();
-            drop(kept);
-            before.saturating_sub(after)
-        })
-        .join()
-        .expect("thread");
-        assert!(
-            released >= 32 * 1024 * 1024,
-            "only {released} bytes of about 60 MiB freed went back"
+    fn jemalloc_runs_with_the_options_set_here() {
+        assert_eq!(
+            effective_options().expect("mallctl"),
+            (2, true, isize::try_from(DIRTY_DECAY_MS).expect("decay"))
         );
+        assert!(options().contains("background_thread:true"));
     }
 
     #[test]
-    fn a_second_call_within_the_interval_does_not_trim() {
-        let throttle = TrimThrottle::new(Duration::from_secs(3600));
-        assert!(throttle.release());
-        assert!(!throttle.release());
+    fn freed_holes_in_the_heap_go_back_to_the_os_without_a_call() {
+        const BLOCK: usize = 4096;
+        const BLOCKS: usize = 16 * 1024;
+        let mut blocks: Vec<Vec<u8>> = (0..BLOCKS).map(|i| vec![i as u8; BLOCK]).collect();
+        let peak = rss_bytes();
+        // Every 16th block stays, so the freed memory is holes between live blocks (64 MiB allocated, 60 MiB
+        // freed), which no allocator returns by shrinking the heap from its top.
+        let mut kept = Vec::new();
+        for (index, block) in blocks.drain(..).enumerate() {
+            if index % 16 == 15 {
+                kept.push(block);
+            }
+        }
+        drop(blocks);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let released = loop {
+            let released = peak.saturating_sub(rss_bytes());
+            if released >= 32 * 1024 * 1024 || Instant::now() > deadline {
+                break released;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        drop(kept);
+        assert!(
+            released >= 32 * 1024 * 1024,
+            "only {released} bytes of about 60 MiB freed went back within 30 s"
+        );
     }
 }

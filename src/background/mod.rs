@@ -1,6 +1,6 @@
 //! Background threads (sync runs, and a simulator running beside the daemon) and the points where their
-//! long CPU-bound loops step aside for the threads that serve gRPC; and handing the memory their large
-//! writes freed back to the OS ([`memory`]).
+//! long CPU-bound loops step aside for the threads that serve gRPC; and the allocator, which hands the memory
+//! their large writes free back to the OS ([`memory`]).
 //!
 //! Background threads run under Linux's `SCHED_IDLE` policy ([`priority`]), raised for a while when other
 //! load on the host keeps them off the CPU ([`guard`]). `SCHED_IDLE` alone does not keep reads fast:

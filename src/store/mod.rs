@@ -338,19 +338,6 @@ impl Store {
     /// figures it may have changed are computed again.
     pub(crate) fn commit_as(
         &self,
-        txn: redb::WriteTransaction,
-        change: FigureChange,
-    ) -> Result<(), StoreError> {
-        self.commit_leaving_memory(txn, change)?;
-        // The commit's buffers are freed now; without this glibc keeps most of them (see the module).
-        crate::background::memory::release_freed_memory();
-        Ok(())
-    }
-
-    /// [`Store::commit_as`] without handing the memory freed back to the OS: the caller does, once it freed
-    /// what it staged for the commit too.
-    pub(crate) fn commit_leaving_memory(
-        &self,
         mut txn: redb::WriteTransaction,
         change: FigureChange,
     ) -> Result<(), StoreError> {

@@ -430,21 +430,12 @@ fn same_ticket(a: &TicketRecord, b: &TicketRecord) -> bool {
 impl Store {
     /// Applies one page in one durable write transaction: records (newest copy wins), changes and cursors.
     pub fn apply_page(&self, page: &PageWrite) -> Result<ApplyOutcome, StoreError> {
-        let outcome = self.apply_page_leaving_memory(page)?;
-        crate::background::memory::release_freed_memory();
-        Ok(outcome)
-    }
-
-    /// [`Store::apply_page`] without handing the memory its commit freed back to the OS: the caller calls
-    /// [`crate::background::memory::release_freed_memory`] once it freed `page` too. A sync does so on its
-    /// lane's task, off the one thread every commit of the run goes through.
-    pub fn apply_page_leaving_memory(&self, page: &PageWrite) -> Result<ApplyOutcome, StoreError> {
         // Held through the commit, before the write transaction begins (as a delete of the records takes it):
         // what the page found stored is recorded only once durable, and nothing deletes it in between.
         let mut known = self.side_load_fingerprints();
         let txn = self.db().begin_write()?;
         let (outcome, figure_change, seen) = apply_in(&txn, page, &known)?;
-        self.commit_leaving_memory(txn, figure_change)?;
+        self.commit_as(txn, figure_change)?;
         known.record(seen);
         drop(known);
         if outcome.match_inputs_written {

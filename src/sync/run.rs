@@ -117,7 +117,7 @@ impl CommitWriter {
         let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
         let after = (totals.0 + pages, totals.1 + tickets);
         write.run_progress = Some(after);
-        let outcome = store.apply_page_leaving_memory(write)?;
+        let outcome = store.apply_page(write)?;
         *totals = after;
         {
             let mut p = progress.lock().unwrap_or_else(PoisonError::into_inner);
@@ -261,11 +261,9 @@ impl RunContext {
             .await
             .map_err(|err| RunError::Task(err.to_string()))?;
         // Freed here, on the lane's task, rather than on the commit thread, which every commit of the run
-        // goes through: at 1,000,000 tickets freeing a commit's pages was 5-6 % of that thread's samples, and
-        // handing freed memory back to the OS 2-4 % (perf); the lane's thread has time to spare while it
-        // waits for the next commit. The pages are freed first, so the trim returns them as well.
+        // goes through: at 1,000,000 tickets freeing a commit's pages was 5-6 % of that thread's samples
+        // (perf); the lane's thread has time to spare while it waits for the next commit.
         drop(applied);
-        crate::background::memory::release_freed_memory();
         let outcome = outcome?;
         batch.applied.tickets_drifted += outcome.tickets_drifted;
         batch.applied.tickets_drift_added += outcome.tickets_drift_added;
