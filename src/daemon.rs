@@ -272,6 +272,16 @@ pub async fn run_with_options(
         },
     ));
     tracing::info!(%addr, data_dir = %data_dir.display(), "zdsync listening");
+    // `_RJEM_MALLOC_CONF` may have overridden the built-in options: the log says what is in effect.
+    match crate::background::memory::effective_options() {
+        Ok((arenas, background_thread, dirty_decay_ms)) => tracing::debug!(
+            arenas,
+            background_thread,
+            dirty_decay_ms,
+            "allocator: jemalloc"
+        ),
+        Err(error) => tracing::debug!(%error, "cannot read the allocator's options"),
+    }
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     let watchdog = spawn_watchdog();
 
