@@ -10,8 +10,8 @@
 //!
 //! Measured (`benches/initial_sync.rs`, the 1,000,000 sync alone, stop 24): 30.1-34.7 s with glibc and the
 //! trim, 24.4-26.0 s with these options (the daemon's CPU 37.0-42.5 s -> 29.5-31.1 s), at a peak RSS of
-//! 76.2-82.9 MiB against 84.4-85.5. jemalloc's defaults (an arena per four threads a core, pages kept
-//! 10 s) were as fast but peaked at 109 MiB; keeping pages 1 s, 87 MiB.
+//! 76.2-82.9 MiB against 84.4-85.5. jemalloc's defaults (four arenas a core, pages kept 10 s)
+//! were as fast but peaked at 109 MiB; keeping pages 1 s, 87 MiB.
 use std::ffi::{c_char, CStr};
 
 #[global_allocator]
@@ -20,10 +20,11 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// How long jemalloc keeps pages freed for reuse before its background thread returns them to the OS.
 pub const DIRTY_DECAY_MS: u32 = 500;
 
-/// jemalloc's options, as `MALLOC_CONF` spells them: two arenas (the daemon has two busy threads at most,
-/// and each arena keeps its own free pages), a background thread that returns freed pages, and returned
-/// pages given back at once rather than kept as "muzzy" (lazily freed) pages that still count in RSS on
-/// some kernels. `_RJEM_MALLOC_CONF` in the environment overrides them for a run.
+/// jemalloc's options, as `MALLOC_CONF` spells them: two arenas (a sync keeps two threads busy, its fetch
+/// lane and its commit thread, and each arena keeps its own free pages; four were no faster and peaked 3 MiB
+/// higher), a background thread that returns freed pages, and pages returned at once rather than kept
+/// "muzzy" (`MADV_FREE`: counted in RSS until the kernel needs the memory). `_RJEM_MALLOC_CONF` in the
+/// environment overrides them for a run.
 const OPTIONS: &CStr = c"narenas:2,background_thread:true,dirty_decay_ms:500,muzzy_decay_ms:0";
 
 /// A C string pointer that may live in a `static`: jemalloc reads it once, before `main`.
