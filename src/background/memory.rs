@@ -29,7 +29,7 @@ const OPTIONS: &CStr = c"narenas:2,background_thread:true,dirty_decay_ms:500,muz
 
 /// A C string pointer that may live in a `static`: jemalloc reads it once, before `main`.
 #[repr(transparent)]
-pub struct ConfPointer(*const c_char);
+struct ConfPointer(*const c_char);
 
 // SAFETY: the pointer is to a string literal, never written.
 unsafe impl Sync for ConfPointer {}
@@ -37,10 +37,10 @@ unsafe impl Sync for ConfPointer {}
 /// The options jemalloc reads at start-up, under the name its prefixed build (`_rjem_`) looks for; it
 /// overrides jemalloc's weak default.
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static MALLOC_CONF: ConfPointer = ConfPointer(OPTIONS.as_ptr());
+static MALLOC_CONF: ConfPointer = ConfPointer(OPTIONS.as_ptr());
 
 /// The options jemalloc runs with, read back from it: (arenas, background thread, dirty decay in ms).
-/// They differ from [`MALLOC_CONF`] where `_RJEM_MALLOC_CONF` overrides it.
+/// They differ from the options set here where `_RJEM_MALLOC_CONF` overrides them.
 pub fn effective_options() -> Result<(u32, bool, isize), tikv_jemalloc_ctl::Error> {
     let arenas = tikv_jemalloc_ctl::opt::narenas::read()?;
     let background = tikv_jemalloc_ctl::opt::background_thread::read()?;
